@@ -1,0 +1,11 @@
+//! Beacon's wire vocabulary: etcd v2's error codes and JSON shapes.
+//!
+//! No logic and no I/O live here; the store, the server and (later) the client and
+//! `beaconctl` all speak these types, so that etcd's JSON is defined in one place.
+
+pub mod error;
+pub mod time;
+pub mod v2;
+
+pub use error::{ErrorCode, EtcdError};
+pub use v2::{Action, Event, NodeExtern};

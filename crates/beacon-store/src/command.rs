@@ -1,0 +1,80 @@
+//! What travels through the Raft log: a v2 keys write, or the leader's clock.
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of the replicated log, applied to the store in log order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A v2 keys request that goes through consensus (etcd's `RequestV2`).
+    Keys(KeysRequest),
+    /// The leader's wall clock: every key whose expiration is at or before `time_ns`
+    /// expires when this entry is applied, so all replicas expire the same keys at
+    /// the same index (etcd's `SYNC` request).
+    Sync {
+        /// Unix nanoseconds on the proposing leader.
+        time_ns: i64,
+    },
+}
+
+/// The HTTP method a keys request came with; it decides which store operation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    /// PUT: set, create, update or compare-and-swap.
+    Put,
+    /// POST: create an in-order key under the path.
+    Post,
+    /// DELETE: delete or compare-and-delete.
+    Delete,
+    /// GET with `quorum=true`: a read ordered through the log.
+    QuorumGet,
+}
+
+/// A v2 keys request, already parsed and validated at the edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysRequest {
+    /// Which operation.
+    pub method: Method,
+    /// The key, as the client sent it (the store cleans it).
+    pub path: String,
+    /// `value`.
+    pub value: String,
+    /// `dir`.
+    pub dir: bool,
+    /// `prevValue`; empty means absent, as in etcd.
+    pub prev_value: String,
+    /// `prevIndex`; 0 means absent, as in etcd.
+    pub prev_index: u64,
+    /// `prevExist`, when given.
+    pub prev_exist: Option<bool>,
+    /// Absolute expiration in Unix nanoseconds, stamped by the server that received
+    /// the request (`now + ttl`); `None` makes the node permanent.
+    pub expiration_ns: Option<i64>,
+    /// `refresh`: only the TTL changes and watchers are not woken.
+    pub refresh: bool,
+    /// `recursive`.
+    pub recursive: bool,
+    /// `sorted` (quorum reads).
+    pub sorted: bool,
+    /// Wall clock of the receiving server, used to render `ttl` in the response.
+    pub time_ns: i64,
+}
+
+impl KeysRequest {
+    /// A request with every option absent, for `method` on `path`.
+    pub fn new(method: Method, path: impl Into<String>, time_ns: i64) -> Self {
+        KeysRequest {
+            method,
+            path: path.into(),
+            value: String::new(),
+            dir: false,
+            prev_value: String::new(),
+            prev_index: 0,
+            prev_exist: None,
+            expiration_ns: None,
+            refresh: false,
+            recursive: false,
+            sorted: false,
+            time_ns,
+        }
+    }
+}

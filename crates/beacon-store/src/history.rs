@@ -1,0 +1,83 @@
+//! The last 1000 events, for watches that start at a past `waitIndex`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use beacon_api::{Action, ErrorCode, EtcdError, Event};
+
+use crate::HISTORY_EVENTS_MAX;
+
+/// A bounded queue of events in index order (etcd's `EventHistory`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct History {
+    events: VecDeque<Arc<Event>>,
+    /// Index of the oldest event kept; 0 before any event.
+    start_index: u64,
+    /// Index of the newest event; 0 before any event.
+    last_index: u64,
+}
+
+impl History {
+    pub fn add(&mut self, event: Arc<Event>) {
+        assert!(
+            event.index() > self.last_index,
+            "history must grow in index order: {} after {}",
+            event.index(),
+            self.last_index
+        );
+        if self.events.len() == HISTORY_EVENTS_MAX {
+            self.events.pop_front();
+        }
+        self.last_index = event.index();
+        self.events.push_back(event);
+        self.start_index = self.events.front().map_or(0, |e| e.index());
+    }
+
+    /// The first event at or after `index` that a watcher on `key` would see;
+    /// `Ok(None)` when it is still in the future, an error when it was dropped.
+    pub fn scan(
+        &self,
+        key: &str,
+        recursive: bool,
+        index: u64,
+    ) -> Result<Option<Arc<Event>>, EtcdError> {
+        if index < self.start_index {
+            return Err(EtcdError::request(
+                ErrorCode::EventIndexCleared,
+                format!(
+                    "the requested history has been cleared [{}/{}]",
+                    self.start_index, index
+                ),
+            ));
+        }
+        if index > self.last_index {
+            return Ok(None);
+        }
+        let prefix = if key.ends_with('/') {
+            key.to_string()
+        } else {
+            format!("{key}/")
+        };
+        let first = self.events.partition_point(|e| e.index() < index);
+        let found = self.events.range(first..).find(|e| {
+            if e.refresh {
+                return false;
+            }
+            let node_key = e.key();
+            let mut wanted = node_key == key || (recursive && node_key.starts_with(&prefix));
+            // A deleted or expired directory is news for every key below it. etcd
+            // compares raw prefixes here, so "/foobar" also matches a deleted "/foo".
+            if matches!(e.action, Action::Delete | Action::Expire) {
+                if let Some(prev) = &e.prev_node {
+                    wanted |= prev.dir && key.starts_with(prev.key.as_str());
+                }
+            }
+            wanted
+        });
+        Ok(found.cloned())
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = &Arc<Event>> {
+        self.events.iter()
+    }
+}

@@ -1,0 +1,657 @@
+//! The store: etcd v2's operations over the node tree, applied in log order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, KeysRequest, Method};
+use crate::history::History;
+use crate::node::{Kind, Node};
+use crate::path;
+use crate::stats::{Counters, Op, StoreStats};
+use crate::watch::{Hub, WatchSink, WatcherId};
+
+/// Expirations before 2000-01-01 are treated as permanent, as etcd does for times
+/// that lost their zero value on the way through JSON.
+const MIN_EXPIRE_NS: i64 = 946_684_800_000_000_000;
+
+/// What applying one log entry produced.
+// Nearly every entry is a keys request, so boxing its result would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// The outcome of a keys request, sent back to the client that proposed it.
+    Keys(Result<Event, EtcdError>),
+    /// A clock entry was applied (and maybe expired keys).
+    Synced,
+}
+
+/// etcd's v2 store. Deterministic: the same commands in the same order give the same
+/// tree, indexes and events on every replica.
+pub struct Store {
+    pub(crate) root: Node,
+    /// The etcd index: bumped by every change, including each expired key.
+    pub(crate) current_index: u64,
+    /// Nodes with a TTL, ordered by expiration, then path (ties expire in path order).
+    pub(crate) ttl_index: BTreeSet<(i64, String)>,
+    pub(crate) history: History,
+    hub: Hub,
+    pub(crate) counters: Counters,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store at index 0.
+    pub fn new() -> Store {
+        Store {
+            root: Node::new_dir(0, None),
+            current_index: 0,
+            ttl_index: BTreeSet::new(),
+            history: History::default(),
+            hub: Hub::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Applies one committed command. Everything it needs, time included, is in `cmd`.
+    pub fn apply(&mut self, cmd: &Command) -> Applied {
+        match cmd {
+            Command::Keys(req) => Applied::Keys(self.apply_keys(req)),
+            Command::Sync { time_ns } => {
+                self.delete_expired(*time_ns);
+                Applied::Synced
+            }
+        }
+    }
+
+    /// The etcd index.
+    pub fn current_index(&self) -> u64 {
+        self.current_index
+    }
+
+    /// Whether any node has a TTL, so the leader needs to keep proposing its clock.
+    pub fn has_ttl_keys(&self) -> bool {
+        !self.ttl_index.is_empty()
+    }
+
+    /// How many watchers wait.
+    pub fn watcher_count(&self) -> usize {
+        self.hub.count()
+    }
+
+    /// The counters for `/v2/stats/store`.
+    pub fn stats(&self) -> StoreStats {
+        self.counters.read(self.hub.count() as u64)
+    }
+
+    /// A plain (local) read; `now_ns` only renders TTLs.
+    pub fn get(
+        &self,
+        key: &str,
+        recursive: bool,
+        _sorted: bool,
+        now_ns: i64,
+    ) -> Result<Event, EtcdError> {
+        // Children are kept in name order, so every listing is already `sorted`.
+        let key = path::clean(key);
+        let result = lookup(&self.root, &key, self.current_index).map(|node| Event {
+            action: Action::Get,
+            node: Some(node.load(&key, recursive, now_ns)),
+            prev_node: None,
+            etcd_index: self.current_index,
+            refresh: false,
+        });
+        self.counters.record(Op::Get, result.is_ok());
+        result
+    }
+
+    /// Registers a watcher from `wait_index` (0: the next change). When the history
+    /// already holds a matching event it is delivered at once and, as in etcd, the
+    /// watcher is not registered (even a stream watcher). Returns the watcher's id and
+    /// the etcd index at registration (the watch response's `X-Etcd-Index`).
+    pub fn watch(
+        &mut self,
+        key: &str,
+        recursive: bool,
+        stream: bool,
+        wait_index: u64,
+        mut sink: Box<dyn WatchSink>,
+    ) -> Result<(WatcherId, u64), EtcdError> {
+        let key = path::clean(key);
+        let since_index = if wait_index == 0 {
+            self.current_index + 1
+        } else {
+            wait_index
+        };
+        let id = self.hub.next_id();
+        match self.history.scan(&key, recursive, since_index) {
+            Err(mut e) => {
+                e.index = self.current_index;
+                Err(e)
+            }
+            Ok(Some(event)) => {
+                sink.deliver(&event);
+                Ok((id, self.current_index))
+            }
+            Ok(None) => {
+                self.hub.add(id, &key, recursive, stream, since_index, sink);
+                Ok((id, self.current_index))
+            }
+        }
+    }
+
+    /// Removes a watcher whose client left; a no-op when it is already gone.
+    pub fn unwatch(&mut self, id: WatcherId) {
+        self.hub.remove(id);
+    }
+
+    fn apply_keys(&mut self, r: &KeysRequest) -> Result<Event, EtcdError> {
+        let now = r.time_ns;
+        let compare = r.prev_index > 0 || !r.prev_value.is_empty();
+        // The same dispatch as etcd's applierV2store.
+        match r.method {
+            Method::Post => self.create(&r.path, r.dir, &r.value, true, r.expiration_ns, now),
+            Method::Put => match r.prev_exist {
+                Some(true) if !compare => {
+                    self.update(&r.path, &r.value, r.expiration_ns, r.refresh, now)
+                }
+                Some(true) => self.compare_and_swap(r, now),
+                Some(false) => self.create(&r.path, r.dir, &r.value, false, r.expiration_ns, now),
+                None if compare => self.compare_and_swap(r, now),
+                None => self.set(&r.path, r.dir, &r.value, r.expiration_ns, r.refresh, now),
+            },
+            Method::Delete if compare => {
+                self.compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
+            }
+            Method::Delete => self.delete(&r.path, r.dir, r.recursive, now),
+            Method::QuorumGet => self.get(&r.path, r.recursive, r.sorted, now),
+        }
+    }
+
+    fn create(
+        &mut self,
+        key: &str,
+        dir: bool,
+        value: &str,
+        unique: bool,
+        expire_ns: Option<i64>,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let result = self.internal_create(
+            key,
+            dir,
+            value,
+            unique,
+            false,
+            expire_ns,
+            Action::Create,
+            now,
+        );
+        self.counters.record(Op::Create, result.is_ok());
+        let event = result?;
+        Ok(self.publish(event))
+    }
+
+    fn set(
+        &mut self,
+        key: &str,
+        dir: bool,
+        value: &str,
+        expire_ns: Option<i64>,
+        refresh: bool,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let result = (|| {
+            let clean = path::clean(key);
+            let existing = match lookup(&self.root, &clean, self.current_index) {
+                Ok(node) => Some(node.value().to_string()),
+                Err(e) if e.code == ErrorCode::KeyNotFound && !refresh => None,
+                Err(e) => return Err(e),
+            };
+            // A refresh keeps the value and only moves the expiration.
+            let value = match (&existing, refresh) {
+                (Some(old), true) => old.clone(),
+                _ => value.to_string(),
+            };
+            self.internal_create(key, dir, &value, false, true, expire_ns, Action::Set, now)
+        })();
+        self.counters.record(Op::Set, result.is_ok());
+        let mut event = result?;
+        event.refresh = refresh;
+        Ok(self.publish(event))
+    }
+
+    fn update(
+        &mut self,
+        key: &str,
+        value: &str,
+        expire_ns: Option<i64>,
+        refresh: bool,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let result = (|| {
+            let clean = path::clean(key);
+            let current = self.current_index;
+            if clean == "/" {
+                return Err(EtcdError::new(ErrorCode::RootReadOnly, "/", current));
+            }
+            let next = current + 1;
+            let node = lookup_mut(&mut self.root, &clean, current)?;
+            if node.is_dir() && !value.is_empty() {
+                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+            }
+            let prev = node.repr(&clean, false, now);
+            let value = if refresh {
+                node.value().to_string()
+            } else {
+                value.to_string()
+            };
+            // Like etcd, updating a directory's TTL leaves its modifiedIndex alone,
+            // while the event still reports the new index.
+            if let Kind::File(v) = &mut node.kind {
+                *v = value.clone();
+                node.modified_index = next;
+            }
+            let old_expire = node.expire_ns;
+            node.expire_ns = expire_ns;
+            let (expiration, ttl) = node.expiration_and_ttl(now);
+            let event_node = NodeExtern {
+                key: clean.clone(),
+                value: (!node.is_dir()).then_some(value),
+                dir: node.is_dir(),
+                expiration,
+                ttl,
+                modified_index: next,
+                created_index: node.created_index,
+                nodes: Vec::new(),
+            };
+            self.retime(&clean, old_expire, expire_ns);
+            self.current_index = next;
+            Ok(Event {
+                action: Action::Update,
+                node: Some(event_node),
+                prev_node: Some(prev),
+                etcd_index: next,
+                refresh,
+            })
+        })();
+        self.counters.record(Op::Update, result.is_ok());
+        Ok(self.publish(result?))
+    }
+
+    fn compare_and_swap(&mut self, r: &KeysRequest, now: i64) -> Result<Event, EtcdError> {
+        let result = (|| {
+            let clean = path::clean(&r.path);
+            let current = self.current_index;
+            if clean == "/" {
+                return Err(EtcdError::new(ErrorCode::RootReadOnly, "/", current));
+            }
+            let node = lookup_mut(&mut self.root, &clean, current)?;
+            if node.is_dir() {
+                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+            }
+            compare(node, &r.prev_value, r.prev_index, current)?;
+            let next = current + 1;
+            let prev = node.repr(&clean, false, now);
+            let value = if r.refresh {
+                node.value().to_string()
+            } else {
+                r.value.clone()
+            };
+            node.kind = Kind::File(value.clone());
+            node.modified_index = next;
+            let old_expire = node.expire_ns;
+            node.expire_ns = r.expiration_ns;
+            let (expiration, ttl) = node.expiration_and_ttl(now);
+            let event_node = NodeExtern {
+                key: clean.clone(),
+                value: Some(value),
+                expiration,
+                ttl,
+                modified_index: next,
+                created_index: node.created_index,
+                ..NodeExtern::default()
+            };
+            self.retime(&clean, old_expire, r.expiration_ns);
+            self.current_index = next;
+            Ok(Event {
+                action: Action::CompareAndSwap,
+                node: Some(event_node),
+                prev_node: Some(prev),
+                etcd_index: next,
+                refresh: r.refresh,
+            })
+        })();
+        self.counters.record(Op::CompareAndSwap, result.is_ok());
+        Ok(self.publish(result?))
+    }
+
+    fn delete(
+        &mut self,
+        key: &str,
+        dir: bool,
+        recursive: bool,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let result = (|| {
+            let clean = path::clean(key);
+            let current = self.current_index;
+            if clean == "/" {
+                return Err(EtcdError::new(ErrorCode::RootReadOnly, "/", current));
+            }
+            let dir = dir || recursive;
+            let node = lookup(&self.root, &clean, current)?;
+            if let Some(children) = node.children() {
+                if !dir {
+                    return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+                }
+                if !children.is_empty() && !recursive {
+                    return Err(EtcdError::new(ErrorCode::DirNotEmpty, clean, current));
+                }
+            }
+            let next = current + 1;
+            let event = Event {
+                action: Action::Delete,
+                node: Some(NodeExtern {
+                    key: clean.clone(),
+                    dir: node.is_dir(),
+                    modified_index: next,
+                    created_index: node.created_index,
+                    ..NodeExtern::default()
+                }),
+                prev_node: Some(node.repr(&clean, false, now)),
+                etcd_index: next,
+                refresh: false,
+            };
+            Ok((clean, event))
+        })();
+        self.counters.record(Op::Delete, result.is_ok());
+        let (clean, event) = result?;
+        Ok(self.remove_and_publish(&clean, event))
+    }
+
+    fn compare_and_delete(
+        &mut self,
+        key: &str,
+        prev_value: &str,
+        prev_index: u64,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let result = (|| {
+            // etcd has no read-only check here: "/" fails below as a directory.
+            let clean = path::clean(key);
+            let current = self.current_index;
+            let node = lookup(&self.root, &clean, current)?;
+            if node.is_dir() {
+                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+            }
+            compare(node, prev_value, prev_index, current)?;
+            let next = current + 1;
+            let event = Event {
+                action: Action::CompareAndDelete,
+                node: Some(NodeExtern {
+                    key: clean.clone(),
+                    modified_index: next,
+                    created_index: node.created_index,
+                    ..NodeExtern::default()
+                }),
+                prev_node: Some(node.repr(&clean, false, now)),
+                etcd_index: next,
+                refresh: false,
+            };
+            Ok((clean, event))
+        })();
+        self.counters.record(Op::CompareAndDelete, result.is_ok());
+        let (clean, event) = result?;
+        Ok(self.remove_and_publish(&clean, event))
+    }
+
+    /// Expires, in expiration order, every node whose time is at or before `cutoff_ns`.
+    fn delete_expired(&mut self, cutoff_ns: i64) {
+        while let Some((at, key)) = self.ttl_index.first().cloned() {
+            if at > cutoff_ns {
+                break;
+            }
+            let node = lookup(&self.root, &key, self.current_index)
+                .unwrap_or_else(|e| panic!("TTL index names {key}, which the tree lacks: {e}"));
+            let next = self.current_index + 1;
+            let event = Event {
+                action: Action::Expire,
+                node: Some(NodeExtern {
+                    key: key.clone(),
+                    dir: node.is_dir(),
+                    modified_index: next,
+                    created_index: node.created_index,
+                    ..NodeExtern::default()
+                }),
+                prev_node: Some(node.repr(&key, false, cutoff_ns)),
+                etcd_index: next,
+                refresh: false,
+            };
+            self.counters.record_expired();
+            self.remove_and_publish(&key, event);
+        }
+    }
+
+    /// etcd's `internalCreate`: makes missing parent directories, replaces a file
+    /// when `replace`, and bumps the index.
+    #[allow(clippy::too_many_arguments)]
+    fn internal_create(
+        &mut self,
+        key: &str,
+        dir: bool,
+        value: &str,
+        unique: bool,
+        replace: bool,
+        expire_ns: Option<i64>,
+        action: Action,
+        now: i64,
+    ) -> Result<Event, EtcdError> {
+        let current = self.current_index;
+        let next = current + 1;
+        let clean = if unique {
+            // In-order keys are named by the index that creates them, zero-padded to 20.
+            path::clean(&format!("{key}/{next:020}"))
+        } else {
+            path::clean(key)
+        };
+        if clean == "/" {
+            return Err(EtcdError::new(ErrorCode::RootReadOnly, "/", current));
+        }
+        let expire_ns = expire_ns.filter(|at| *at >= MIN_EXPIRE_NS);
+        let (dir_path, name) = path::split(&clean);
+        let children = ensure_dir(&mut self.root, dir_path, next, current)?;
+        let mut prev_node = None;
+        let mut replaced_expire = None;
+        if let Some(existing) = children.get(name) {
+            if !replace {
+                return Err(EtcdError::new(ErrorCode::NodeExist, clean, current));
+            }
+            if existing.is_dir() {
+                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+            }
+            prev_node = Some(existing.repr(&clean, false, now));
+            replaced_expire = existing.expire_ns;
+        }
+        let node = if dir {
+            Node::new_dir(next, expire_ns)
+        } else {
+            Node::new_file(value.to_string(), next, expire_ns)
+        };
+        let (expiration, ttl) = node.expiration_and_ttl(now);
+        children.insert(name.to_string(), node);
+        self.retime(&clean, replaced_expire, expire_ns);
+        self.current_index = next;
+        Ok(Event {
+            action,
+            node: Some(NodeExtern {
+                key: clean,
+                value: (!dir).then(|| value.to_string()),
+                dir,
+                expiration,
+                ttl,
+                modified_index: next,
+                created_index: next,
+                nodes: Vec::new(),
+            }),
+            prev_node,
+            etcd_index: next,
+            refresh: false,
+        })
+    }
+
+    /// Moves a node's entry in the TTL index from `old` to `new` expiration.
+    fn retime(&mut self, key: &str, old: Option<i64>, new: Option<i64>) {
+        if let Some(at) = old {
+            self.ttl_index.remove(&(at, key.to_string()));
+        }
+        if let Some(at) = new {
+            self.ttl_index.insert((at, key.to_string()));
+        }
+    }
+
+    /// Detaches the node at `key`, wakes the watchers of everything under it (children
+    /// first, as etcd's `node.Remove` calls back), then publishes the event.
+    fn remove_and_publish(&mut self, key: &str, event: Event) -> Event {
+        let (dir_path, name) = path::split(key);
+        let parent = lookup_mut(&mut self.root, dir_path, self.current_index)
+            .unwrap_or_else(|e| panic!("parent of {key} vanished: {e}"));
+        let Kind::Dir(children) = &mut parent.kind else {
+            panic!("parent of {key} is not a directory");
+        };
+        let removed = children
+            .remove(name)
+            .unwrap_or_else(|| panic!("{key} vanished"));
+        self.current_index = event.etcd_index;
+        let event = Arc::new(event);
+        let (ttl_index, hub) = (&mut self.ttl_index, &mut self.hub);
+        removed.walk_post_order(key, &mut |p, n| {
+            hub.notify_watchers(&event, p, true);
+            if let Some(at) = n.expire_ns {
+                ttl_index.remove(&(at, p.to_string()));
+            }
+        });
+        self.history.add(Arc::clone(&event));
+        self.hub.notify(&event);
+        Arc::unwrap_or_clone(event)
+    }
+
+    /// Records the event in the history and wakes its watchers; a refresh is recorded
+    /// but wakes nobody.
+    fn publish(&mut self, event: Event) -> Event {
+        let event = Arc::new(event);
+        self.history.add(Arc::clone(&event));
+        if !event.refresh {
+            self.hub.notify(&event);
+        }
+        Arc::unwrap_or_clone(event)
+    }
+
+    pub(crate) fn clear_watchers(&mut self) {
+        self.hub.clear();
+    }
+
+    pub(crate) fn replace_state(&mut self, root: Node, current_index: u64, history: History) {
+        let mut ttl_index = BTreeSet::new();
+        root.walk_post_order("/", &mut |p, n| {
+            if let Some(at) = n.expire_ns {
+                ttl_index.insert((at, p.to_string()));
+            }
+        });
+        self.root = root;
+        self.current_index = current_index;
+        self.history = history;
+        self.ttl_index = ttl_index;
+    }
+}
+
+/// etcd's `internalGet`: walks to the node at a clean path.
+fn lookup<'a>(root: &'a Node, clean: &str, index: u64) -> Result<&'a Node, EtcdError> {
+    let mut node = root;
+    let mut node_path = String::from("/");
+    for name in path::components(clean) {
+        let Kind::Dir(children) = &node.kind else {
+            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+        };
+        let child_path = path::join(&node_path, name);
+        node = children
+            .get(name)
+            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
+        node_path = child_path;
+    }
+    Ok(node)
+}
+
+/// `lookup` for changing the node.
+fn lookup_mut<'a>(root: &'a mut Node, clean: &str, index: u64) -> Result<&'a mut Node, EtcdError> {
+    let mut node = root;
+    let mut node_path = String::from("/");
+    for name in path::components(clean) {
+        let Kind::Dir(children) = &mut node.kind else {
+            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+        };
+        let child_path = path::join(&node_path, name);
+        node = children
+            .get_mut(name)
+            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
+        node_path = child_path;
+    }
+    Ok(node)
+}
+
+/// etcd's walk with `checkDir`: the children of the directory at `clean`, creating
+/// missing directories (permanent, at `new_index`) on the way.
+fn ensure_dir<'a>(
+    root: &'a mut Node,
+    clean: &str,
+    new_index: u64,
+    index: u64,
+) -> Result<&'a mut BTreeMap<String, Node>, EtcdError> {
+    let mut node = root;
+    let mut node_path = String::from("/");
+    for name in path::components(clean) {
+        node_path = path::join(&node_path, name);
+        let Kind::Dir(children) = &mut node.kind else {
+            unreachable!("ensure_dir only descends into directories");
+        };
+        let child = children
+            .entry(name.to_string())
+            .or_insert_with(|| Node::new_dir(new_index, None));
+        if !child.is_dir() {
+            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+        }
+        node = child;
+    }
+    match &mut node.kind {
+        Kind::Dir(children) => Ok(children),
+        Kind::File(_) => unreachable!("ensure_dir ends on a directory"),
+    }
+}
+
+/// etcd's `node.Compare` with its failure causes.
+fn compare(node: &Node, prev_value: &str, prev_index: u64, index: u64) -> Result<(), EtcdError> {
+    let index_ok = prev_index == 0 || node.modified_index == prev_index;
+    let value_ok = prev_value.is_empty() || node.value() == prev_value;
+    let cause = match (value_ok, index_ok) {
+        (true, true) => return Ok(()),
+        (true, false) => format!("[{} != {}]", prev_index, node.modified_index),
+        (false, true) => format!("[{} != {}]", prev_value, node.value()),
+        (false, false) => {
+            format!(
+                "[{} != {}] [{} != {}]",
+                prev_value,
+                node.value(),
+                prev_index,
+                node.modified_index
+            )
+        }
+    };
+    Err(EtcdError::new(ErrorCode::TestFailed, cause, index))
+}
