@@ -8,7 +8,7 @@ use beacon_api::Event;
 use crate::path;
 
 /// Where a watcher's events go. Called under the store's lock, so it must not block.
-pub trait WatchSink: Send + 'static {
+pub trait WatchSink: Send + Sync + 'static {
     /// Hands over one event; `false` when the receiver is gone or full, which ends the watch.
     fn deliver(&mut self, event: &Arc<Event>) -> bool;
 }

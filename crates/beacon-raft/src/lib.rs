@@ -1,0 +1,25 @@
+//! beacon-raft: every write goes through openraft before it reaches the store.
+//!
+//! The Raft log, vote and log markers live in fjall (`<data-dir>/member/raft`), the
+//! store is snapshotted to checksummed files (`<data-dir>/member/snap`), and
+//! [`RaftNode`] ties them to an openraft instance. For now the cluster has one member;
+//! the network sits behind a factory (`network.rs`) so a transport can be added.
+//!
+//! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
+//! running, holding the fjall database open, until it is shut down.
+
+mod error;
+mod log_store;
+mod network;
+mod node;
+mod snapshot_file;
+mod state_machine;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{OpenError, ProposeError, ShutdownError};
+pub use node::{Proposed, RaftConfig, RaftNode, RaftStatus};
+pub use snapshot_file::SnapshotFileError;
+pub use types::{NodeId, Request, Response, SharedStore, TypeConfig};

@@ -1,0 +1,289 @@
+//! The Raft log, the vote and the committed/purged markers, persisted in fjall.
+//!
+//! Two keyspaces: `log` maps a big-endian u64 index (so key order is log order) to the
+//! JSON of the entry; `meta` holds the vote, the last purged log id and the last
+//! committed log id. Durability: every append and every vote is followed by
+//! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
+//! openraft is told it is on disk. Truncation and purge are single atomic batches, so
+//! the log never has a hole, even across a crash.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::OpenError;
+use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
+
+const LOG_KEYSPACE: &str = "log";
+const META_KEYSPACE: &str = "meta";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+
+/// The fjall-backed log store; cheap to clone (handles are reference-counted), and a
+/// clone is also the log reader.
+#[derive(Clone)]
+pub struct LogStore {
+    path: PathBuf,
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+}
+
+/// The big-endian key of a log index.
+pub(crate) fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn key_index(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| invalid_data(format!("log key of {} bytes, expected 8", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> io::Result<Entry> {
+    let index = key_index(key)?;
+    let entry: Entry = serde_json::from_slice(value)
+        .map_err(|e| invalid_data(format!("log entry at index {index} does not decode: {e}")))?;
+    if entry.index() != index {
+        return Err(invalid_data(format!(
+            "log entry stored at index {index} claims index {}",
+            entry.index()
+        )));
+    }
+    Ok(entry)
+}
+
+impl LogStore {
+    /// Opens (or creates) the log at `path` and checks that it is readable and consistent:
+    /// every entry decodes, sits under its own index, and the indexes are contiguous after
+    /// the purge marker. fjall itself drops a torn last journal record on recovery.
+    pub fn open(path: &Path) -> Result<LogStore, OpenError> {
+        let db = Database::builder(path)
+            .open()
+            .map_err(|source| OpenError::LogOpen {
+                path: path.to_owned(),
+                source,
+            })?;
+        let keyspace = |name| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|source| OpenError::LogOpen {
+                    path: path.to_owned(),
+                    source,
+                })
+        };
+        let store = LogStore {
+            path: path.to_owned(),
+            log: keyspace(LOG_KEYSPACE)?,
+            meta: keyspace(META_KEYSPACE)?,
+            db,
+        };
+        store.verify().map_err(|e| OpenError::LogCorrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        Ok(store)
+    }
+
+    /// The fjall directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs everything written so far to disk (used at shutdown).
+    pub fn sync(&self) -> Result<(), fjall::Error> {
+        self.db.persist(PersistMode::SyncAll)
+    }
+
+    fn verify(&self) -> io::Result<()> {
+        self.read_vote_sync()?;
+        self.get_meta::<LogId>(KEY_COMMITTED)?;
+        let purged = self.get_meta::<LogId>(KEY_PURGED)?;
+        let mut expected = purged.as_ref().map(|p| p.index + 1);
+        for item in self.log.iter() {
+            let (k, v) = item.into_inner().map_err(io_other)?;
+            let entry = decode_entry(&k, &v)?;
+            if let Some(want) = expected {
+                if entry.index() != want {
+                    return Err(invalid_data(format!(
+                        "log has a hole: expected index {want}, found {}",
+                        entry.index()
+                    )));
+                }
+            }
+            expected = Some(entry.index() + 1);
+        }
+        Ok(())
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        let Some(bytes) = self.meta.get(key).map_err(io_other)? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            invalid_data(format!(
+                "meta key {:?} does not decode: {e}",
+                String::from_utf8_lossy(key)
+            ))
+        })?;
+        Ok(Some(value))
+    }
+
+    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(io_other)?;
+        self.meta.insert(key, bytes).map_err(io_other)
+    }
+
+    fn read_vote_sync(&self) -> io::Result<Option<Vote>> {
+        self.get_meta(KEY_VOTE)
+    }
+
+    /// fdatasync of fjall's journal, off the async runtime's worker threads.
+    async fn sync_data(&self) -> io::Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.persist(PersistMode::SyncData))
+            .await
+            .map_err(io_other)?
+            .map_err(io_other)
+    }
+
+    /// Removes the log entries in `range` together with an optional meta write, in one
+    /// atomic batch: a crash keeps either all of it or none of it, never a hole.
+    fn remove_range(
+        &self,
+        range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
+        purged: Option<&LogId>,
+    ) -> io::Result<()> {
+        let mut batch = self.db.batch();
+        if let Some(p) = purged {
+            batch.insert(
+                &self.meta,
+                KEY_PURGED,
+                serde_json::to_vec(p).map_err(io_other)?,
+            );
+        }
+        for item in self.log.range(range) {
+            let key = item.key().map_err(io_other)?;
+            batch.remove(&self.log, key);
+        }
+        batch.commit().map_err(io_other)
+    }
+}
+
+fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
+    let map = |b: Bound<&u64>| match b {
+        Bound::Included(i) => Bound::Included(index_key(*i)),
+        Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (map(range.start_bound()), map(range.end_bound()))
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let mut entries = Vec::new();
+        for item in self.log.range(to_key_range(&range)) {
+            let (k, v) = item.into_inner().map_err(io_other)?;
+            entries.push(decode_entry(&k, &v)?);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_vote_sync()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
+        let last_purged_log_id = self.get_meta::<LogId>(KEY_PURGED)?;
+        let last = match self.log.last_key_value() {
+            None => None,
+            Some(guard) => {
+                let (k, v) = guard.into_inner().map_err(io_other)?;
+                Some(decode_entry(&k, &v)?.log_id())
+            }
+        };
+        Ok(LogState {
+            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.put_meta(KEY_VOTE, vote)?;
+        // openraft requires the vote on disk before this returns.
+        self.sync_data().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not synced: it only bounds how far the log is replayed into the in-memory store
+        // at start-up. A stale value loses nothing; the rest is applied once this node is
+        // leader again and commits. It rides along with the next synced append or vote.
+        match committed {
+            Some(c) => self.put_meta(KEY_COMMITTED, &c),
+            None => self.meta.remove(KEY_COMMITTED).map_err(io_other),
+        }
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        self.get_meta(KEY_COMMITTED)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.db.batch();
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
+            batch.insert(&self.log, index_key(entry.index()), bytes);
+        }
+        // Written to the journal (and readable) before returning, as openraft requires.
+        batch.commit().map_err(io_other)?;
+        // The fdatasync runs off the runtime and only then reports the entries flushed, so
+        // the next append can be prepared meanwhile. A sync covers every earlier write in
+        // the journal, so completions out of order are still truthful.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let res = db.persist(PersistMode::SyncData).map_err(io_other);
+            callback.io_completed(res);
+        });
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        // Not synced on its own: the next append (which always follows a truncation
+        // before anything is acknowledged) is synced, and the journal is ordered.
+        self.remove_range(to_key_range(&(from..)), None)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let upto = log_id.index;
+        self.remove_range(to_key_range(&(..=upto)), Some(&log_id))
+    }
+}

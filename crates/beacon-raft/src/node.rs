@@ -1,0 +1,318 @@
+//! The node handle: opens the data directory, starts openraft over it, and is what the
+//! server proposes through and reads status from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use beacon_store::{Applied, Command, Store};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, Fatal, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+
+use crate::error::{OpenError, ProposeError, ShutdownError};
+use crate::log_store::LogStore;
+use crate::network::NetworkFactory;
+use crate::snapshot_file::SnapshotDir;
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, Raft, Request, SharedStore};
+
+/// How many log entries already in a snapshot stay in the log, like etcd's
+/// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
+const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// How a node is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    /// The data directory (`--data-dir`); the node uses `<data_dir>/member/{raft,snap}`.
+    pub data_dir: PathBuf,
+    /// This member's id.
+    pub node_id: u64,
+    /// This member's peer URL, recorded in the membership.
+    pub peer_url: String,
+    /// Applied entries between snapshots (`--snapshot-count`).
+    pub snapshot_count: u64,
+    /// Leader heartbeat period in milliseconds (`--heartbeat-interval`).
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout in milliseconds (`--election-timeout`).
+    pub election_timeout_ms: u64,
+}
+
+impl RaftConfig {
+    /// A config with etcd's defaults: snapshot every 100000 entries, 100 ms heartbeat,
+    /// 1000 ms election timeout.
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        node_id: u64,
+        peer_url: impl Into<String>,
+    ) -> RaftConfig {
+        RaftConfig {
+            data_dir: data_dir.into(),
+            node_id,
+            peer_url: peer_url.into(),
+            snapshot_count: 100_000,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+        }
+    }
+
+    fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let snapshot_count = self.snapshot_count.max(1);
+        openraft::Config {
+            cluster_name: "beacon".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            // openraft draws each timeout from [min, max); etcd randomizes over [t, 2t).
+            election_timeout_min: self.election_timeout_ms,
+            election_timeout_max: self.election_timeout_ms.saturating_mul(2),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
+            max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
+            // Purging only ever happens behind a snapshot, so purge as soon as one lands.
+            purge_batch_size: 1,
+            // The store is in memory: a restarted node must win an election (and so learn
+            // the commit index) before it serves as leader again.
+            enable_leader_restore: Some(false),
+            ..Default::default()
+        }
+        .validate()
+    }
+
+    /// How long `open` waits for this node to lead a single-member cluster.
+    fn leader_deadline(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_ms.saturating_mul(10).max(5000))
+    }
+}
+
+/// A snapshot of the node's Raft state, read from openraft's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// This member's id.
+    pub id: u64,
+    /// The leader this node knows of.
+    pub leader_id: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The last Raft index applied to the store (0 before any).
+    pub applied_index: u64,
+    /// The last Raft index known committed (0 before any).
+    pub commit_index: u64,
+}
+
+/// The outcome of a committed and applied proposal.
+#[derive(Debug, Clone)]
+pub struct Proposed {
+    /// What the store returned when it applied the command.
+    pub applied: Applied,
+    /// The Raft index of the entry.
+    pub raft_index: u64,
+    /// The Raft term of the entry.
+    pub raft_term: u64,
+}
+
+/// A handle on a running node; clones share it.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    store: SharedStore,
+    log: LogStore,
+    applied_index: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftNode {
+    /// Opens the data directory (fjall log, newest snapshot), starts openraft, forms a
+    /// single-member cluster `{node_id: peer_url}` on a fresh directory, and returns once
+    /// this node leads and has re-applied its log, or fails after a deadline.
+    pub async fn open(config: RaftConfig) -> Result<RaftNode, OpenError> {
+        let member = config.data_dir.join("member");
+        let raft_dir = member.join("raft");
+        let snap_dir = member.join("snap");
+        for dir in [&raft_dir, &snap_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let raft_config = Arc::new(config.openraft_config()?);
+
+        // fjall recovery and snapshot loading are blocking disk work.
+        let store: SharedStore = Arc::new(RwLock::new(Store::new()));
+        let (log, sm) = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let log = LogStore::open(&raft_dir)?;
+                let sm = StateMachine::open(store, SnapshotDir::new(snap_dir))?;
+                Ok::<_, OpenError>((log, sm))
+            })
+            .await
+            .map_err(|e| OpenError::Start(format!("storage open task failed: {e}")))??
+        };
+
+        let applied_index = sm.applied_index();
+        let raft = Raft::new(config.node_id, raft_config, NetworkFactory, log.clone(), sm)
+            .await
+            .map_err(|e| OpenError::Start(e.to_string()))?;
+        let node = RaftNode {
+            inner: Arc::new(Inner {
+                id: config.node_id,
+                raft,
+                store,
+                log,
+                applied_index,
+            }),
+        };
+        if let Err(e) = node.start(&config).await {
+            // Stop openraft's tasks so they release the data directory.
+            let _ = node.inner.raft.shutdown().await;
+            return Err(e);
+        }
+        Ok(node)
+    }
+
+    async fn start(&self, config: &RaftConfig) -> Result<(), OpenError> {
+        let raft = &self.inner.raft;
+        let id = config.node_id;
+        let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
+        if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
+            let members = BTreeMap::from([(id, BasicNode::new(&config.peer_url))]);
+            raft.initialize(members).await.map_err(|e| start_err(&e))?;
+            tracing::info!(node_id = id, peer_url = %config.peer_url, "initialized single-member cluster");
+        } else {
+            let voters: BTreeSet<NodeId> = {
+                let m = raft.metrics();
+                let m = m.borrow_watched();
+                m.membership_config.membership().voter_ids().collect()
+            };
+            if !voters.contains(&id) {
+                return Err(OpenError::NotAMember {
+                    path: config.data_dir.clone(),
+                    node_id: id,
+                    members: voters.into_iter().collect(),
+                });
+            }
+            if voters.len() > 1 {
+                // A real cluster elects on its own schedule; nothing to wait for here.
+                return Ok(());
+            }
+            // Sole voter: campaign now instead of idling through an election timeout.
+            raft.trigger()
+                .elect(false)
+                .await
+                .map_err(|e| start_err(&e))?;
+        }
+
+        let waited = config.leader_deadline();
+        let deadline = Instant::now() + waited;
+        let no_leader = |detail: String| OpenError::NoLeader {
+            node_id: id,
+            waited,
+            detail,
+        };
+        raft.wait(Some(waited))
+            .metrics(
+                |m| m.state == ServerState::Leader && m.current_leader == Some(id),
+                "become leader",
+            )
+            .await
+            .map_err(|e| no_leader(e.to_string()))?;
+        // Leading means the log is committed; wait until the store has applied all of it,
+        // so the first read after open sees every write made before the restart.
+        raft.wait_for_recovery(Some(deadline.saturating_duration_since(Instant::now())))
+            .await
+            .map_err(|e| no_leader(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Proposes `cmd` and resolves once it is committed and applied to the store.
+    pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        match self.inner.raft.client_write(Request(cmd)).await {
+            Ok(resp) => {
+                let applied = resp.data.ok_or_else(|| {
+                    // Normal entries always get `Some` from the state machine.
+                    ProposeError::Fatal(format!(
+                        "entry {} applied without a store result",
+                        resp.log_id
+                    ))
+                })?;
+                Ok(Proposed {
+                    applied,
+                    raft_index: resp.log_id.index,
+                    raft_term: resp.log_id.leader_id.term,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader_id: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+                Err(ProposeError::Discarded {
+                    leader_id: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(e)) => Err(ProposeError::Fatal(e.to_string())),
+            Err(RaftError::Fatal(Fatal::Stopped)) => Err(ProposeError::Stopped),
+            Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
+        }
+    }
+
+    /// The openraft handle, for tests that wait on metrics.
+    #[cfg(test)]
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The store, shared with the state machine: read under the read lock.
+    pub fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    /// This node's Raft state, from the latest metrics (no round trip to the Raft task).
+    /// `applied_index` comes from the state machine itself, so it is never behind a
+    /// `raft_index` that `propose` already returned; metrics are published later.
+    pub fn status(&self) -> RaftStatus {
+        let applied_index = self.inner.applied_index.load(Ordering::Acquire);
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        RaftStatus {
+            id: self.inner.id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            applied_index,
+            // Anything applied was committed, even if the metrics do not say so yet.
+            commit_index: m
+                .local_committed
+                .as_ref()
+                .map_or(0, |l| l.index)
+                .max(applied_index),
+        }
+    }
+
+    /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
+    pub async fn shutdown(&self) -> Result<(), ShutdownError> {
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| ShutdownError::Raft(e.to_string()))?;
+        let log = self.inner.log.clone();
+        let path = log.path().to_owned();
+        tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .map_err(|e| ShutdownError::Raft(e.to_string()))?
+            .map_err(|source| ShutdownError::Persist { path, source })
+    }
+}

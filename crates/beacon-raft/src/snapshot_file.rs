@@ -1,0 +1,245 @@
+//! Snapshot files in `<data-dir>/member/snap`: a checksummed container for the snapshot
+//! meta and the store bytes, written atomically, named so the newest is easy to find.
+//!
+//! Layout (integers big-endian):
+//!
+//! ```text
+//! magic "BCNSNAP\0" | version u32 | meta_len u32 | data_len u64 | meta (JSON) | data | xxh3-64
+//! ```
+//!
+//! The checksum covers every byte before it, so a flipped bit anywhere, a truncated or a
+//! padded file is reported instead of being loaded into the store.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::types::SnapshotMeta;
+
+const MAGIC: &[u8; 8] = b"BCNSNAP\0";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 4 + 8;
+const CHECKSUM_LEN: usize = 8;
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+
+/// What is wrong with a snapshot file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFileError {
+    /// The file could not be read.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+    /// Shorter than an empty snapshot.
+    #[error("file is {len} bytes, too short for a snapshot (at least {min})")]
+    TooShort {
+        /// Actual length.
+        len: u64,
+        /// Minimum length.
+        min: u64,
+    },
+    /// Not written by beacon.
+    #[error("not a beacon snapshot (bad magic bytes)")]
+    BadMagic,
+    /// Written by a newer beacon.
+    #[error("unsupported snapshot format version {0}")]
+    Version(u32),
+    /// The header's lengths disagree with the file size: truncated or padded.
+    #[error("file is {actual} bytes but its header describes {expected} (truncated or padded)")]
+    Length {
+        /// Size the header implies.
+        expected: u64,
+        /// Size on disk.
+        actual: u64,
+    },
+    /// The bytes changed after they were written.
+    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    Checksum {
+        /// Checksum in the file.
+        stored: u64,
+        /// Checksum of the bytes read.
+        computed: u64,
+    },
+    /// The checksum holds but the meta does not decode (a bug, not bit rot).
+    #[error("snapshot meta does not decode: {0}")]
+    Meta(#[from] serde_json::Error),
+}
+
+/// Encodes a snapshot file's bytes.
+pub fn encode(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
+    // Serializing openraft's meta types cannot fail: plain structs of integers and strings.
+    let meta_json = serde_json::to_vec(meta).expect("snapshot meta serializes to JSON");
+    let meta_len = u32::try_from(meta_json.len()).expect("snapshot meta under 4 GiB");
+    let mut buf = Vec::with_capacity(HEADER_LEN + meta_json.len() + data.len() + CHECKSUM_LEN);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&VERSION.to_be_bytes());
+    buf.extend_from_slice(&meta_len.to_be_bytes());
+    buf.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    buf.extend_from_slice(&meta_json);
+    buf.extend_from_slice(data);
+    let sum = xxh3_64(&buf);
+    buf.extend_from_slice(&sum.to_be_bytes());
+    buf
+}
+
+/// Decodes and verifies a snapshot file's bytes into its meta and store bytes.
+pub fn decode(mut bytes: Vec<u8>) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
+    let len = bytes.len() as u64;
+    let min = (HEADER_LEN + CHECKSUM_LEN) as u64;
+    if len < min {
+        return Err(SnapshotFileError::TooShort { len, min });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(SnapshotFileError::BadMagic);
+    }
+    let version = u32::from_be_bytes(array(&bytes[8..12]));
+    if version != VERSION {
+        return Err(SnapshotFileError::Version(version));
+    }
+    let meta_len = u64::from(u32::from_be_bytes(array(&bytes[12..16])));
+    let data_len = u64::from_be_bytes(array(&bytes[16..24]));
+    // Checked arithmetic: the lengths come from disk and may be garbage.
+    let expected = meta_len
+        .checked_add(data_len)
+        .and_then(|n| n.checked_add(min))
+        .unwrap_or(u64::MAX);
+    if expected != len {
+        return Err(SnapshotFileError::Length {
+            expected,
+            actual: len,
+        });
+    }
+    let body_end = bytes.len() - CHECKSUM_LEN;
+    let stored = u64::from_be_bytes(array(&bytes[body_end..]));
+    let computed = xxh3_64(&bytes[..body_end]);
+    if stored != computed {
+        return Err(SnapshotFileError::Checksum { stored, computed });
+    }
+    // Lengths were verified against the file size above, so these casts and slices hold.
+    let meta_end = HEADER_LEN + meta_len as usize;
+    let meta: SnapshotMeta = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])?;
+    bytes.truncate(body_end);
+    let data = bytes.split_off(meta_end);
+    Ok((meta, data))
+}
+
+fn array<const N: usize>(s: &[u8]) -> [u8; N] {
+    s.try_into().expect("slice length checked by caller")
+}
+
+/// A snapshot file found on disk: where it is and the log position its name claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Last log index the snapshot covers.
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// The snapshot directory: writes, lists, loads and prunes snapshot files.
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    path: PathBuf,
+}
+
+impl SnapshotDir {
+    /// A handle on `path`; it must exist.
+    pub fn new(path: impl Into<PathBuf>) -> SnapshotDir {
+        SnapshotDir { path: path.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a snapshot atomically: a temp file, fsync, rename, fsync of the directory,
+    /// so after a crash either the complete new file or no file is there.
+    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<PathBuf> {
+        let (term, index) = meta
+            .last_log_id
+            .as_ref()
+            .map(|l| (l.leader_id.term, l.index))
+            .unwrap_or((0, 0));
+        // etcd's naming: term then index, both fixed-width hex.
+        let name = format!("{term:016x}-{index:016x}");
+        let final_path = self.path.join(format!("{name}{SUFFIX}"));
+        let tmp_path = self.path.join(format!("{name}{TMP_SUFFIX}"));
+        {
+            let mut f = File::create(&tmp_path)?;
+            f.write_all(&encode(meta, data))?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp_path, &final_path)?;
+        File::open(&self.path)?.sync_all()?;
+        Ok(final_path)
+    }
+
+    /// The snapshot files, oldest first (by index, then term). Temp files and foreign
+    /// names are skipped.
+    pub fn list(&self) -> io::Result<Vec<SnapshotFile>> {
+        let mut files = Vec::new();
+        for dirent in fs::read_dir(&self.path)? {
+            let dirent = dirent?;
+            let name = dirent.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(SUFFIX) else {
+                continue;
+            };
+            let Some((term, index)) = stem.split_once('-') else {
+                continue;
+            };
+            let (Ok(term), Ok(index)) = (
+                u64::from_str_radix(term, 16),
+                u64::from_str_radix(index, 16),
+            ) else {
+                continue;
+            };
+            files.push(SnapshotFile {
+                index,
+                term,
+                path: dirent.path(),
+            });
+        }
+        files.sort_by_key(|f| (f.index, f.term));
+        Ok(files)
+    }
+
+    /// Reads and verifies one snapshot file.
+    pub fn load(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
+        decode(fs::read(path)?)
+    }
+
+    /// The newest snapshot file, if any (not yet read).
+    pub fn latest(&self) -> io::Result<Option<SnapshotFile>> {
+        Ok(self.list()?.pop())
+    }
+
+    /// Removes all but the newest `keep` snapshot files.
+    pub fn prune(&self, keep: usize) -> io::Result<()> {
+        let files = self.list()?;
+        let excess = files.len().saturating_sub(keep);
+        for f in &files[..excess] {
+            fs::remove_file(&f.path)?;
+        }
+        Ok(())
+    }
+
+    /// Removes temp files a crash left behind mid-write.
+    pub fn remove_temp_files(&self) -> io::Result<()> {
+        for dirent in fs::read_dir(&self.path)? {
+            let dirent = dirent?;
+            if dirent
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(TMP_SUFFIX))
+            {
+                fs::remove_file(dirent.path())?;
+            }
+        }
+        Ok(())
+    }
+}

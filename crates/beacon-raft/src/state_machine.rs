@@ -1,0 +1,239 @@
+//! The openraft state machine: applies committed entries to the shared `beacon_store`
+//! and turns it into snapshots and back.
+//!
+//! The store lives in memory; durability comes from the log plus snapshot files. At
+//! start-up the newest snapshot is loaded here, and openraft replays the log after it.
+
+use std::io;
+use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+
+use crate::error::OpenError;
+use crate::snapshot_file::SnapshotDir;
+use crate::types::{
+    io_other, LogId, Request, SharedStore, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    TypeConfig,
+};
+
+/// How many snapshot files to keep: the newest, plus one in case it is being read
+/// while the next is written.
+const SNAPSHOTS_TO_KEEP: usize = 2;
+
+/// The state machine: the shared store plus what openraft needs to know about it.
+pub struct StateMachine {
+    store: SharedStore,
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    snapshots: SnapshotDir,
+    /// `last_applied`'s index, readable without a round trip to the Raft task; set
+    /// before a proposal's response is sent, so a caller never sees it behind its own
+    /// write (openraft's metrics are published later and can lag).
+    applied_index: Arc<AtomicU64>,
+}
+
+impl StateMachine {
+    /// Builds the state machine over `store`, first loading the newest snapshot in
+    /// `snapshots` into it (a damaged snapshot is an error naming the file).
+    pub fn open(store: SharedStore, snapshots: SnapshotDir) -> Result<StateMachine, OpenError> {
+        let dir_err = |source| OpenError::DataDir {
+            path: snapshots.path().to_owned(),
+            source,
+        };
+        snapshots.remove_temp_files().map_err(dir_err)?;
+        let mut sm = StateMachine {
+            store,
+            last_applied: None,
+            last_membership: StoredMembership::default(),
+            snapshots: snapshots.clone(),
+            applied_index: Arc::default(),
+        };
+        let Some(file) = snapshots.latest().map_err(dir_err)? else {
+            return Ok(sm);
+        };
+        let (meta, data) =
+            SnapshotDir::load(&file.path).map_err(|source| OpenError::SnapshotCorrupt {
+                path: file.path.clone(),
+                source,
+            })?;
+        sm.write_store()
+            .map_err(|e| OpenError::Start(e.to_string()))?
+            .recover(&data)
+            .map_err(|source| OpenError::SnapshotRecover {
+                path: file.path.clone(),
+                source,
+            })?;
+        tracing::info!(path = %file.path.display(), last_log_id = ?meta.last_log_id, "loaded snapshot");
+        sm.set_last_applied(meta.last_log_id);
+        sm.last_membership = meta.last_membership;
+        Ok(sm)
+    }
+
+    /// The shared applied index (see the field).
+    pub fn applied_index(&self) -> Arc<AtomicU64> {
+        self.applied_index.clone()
+    }
+
+    fn set_last_applied(&mut self, log_id: Option<LogId>) {
+        self.applied_index
+            .store(log_id.as_ref().map_or(0, |l| l.index), Ordering::Release);
+        self.last_applied = log_id;
+    }
+
+    fn write_store(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, beacon_store::Store>> {
+        // A poisoned lock means a panic inside `Store::apply`; the store may be half
+        // updated, so stop Raft (storage error) rather than apply on top of it.
+        self.store
+            .write()
+            .map_err(|_| io_other("store lock poisoned by a panic during apply"))
+    }
+
+    fn meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.last_membership.clone(),
+        }
+    }
+
+    fn builder(&self) -> io::Result<SnapshotBuilder> {
+        // The store bytes are taken here, on the state machine task between two applies,
+        // because openraft runs `build_snapshot` on another task while applies go on:
+        // saving there could capture entries past `last_applied` and replay them twice.
+        let data = self
+            .store
+            .read()
+            .map_err(|_| io_other("store lock poisoned by a panic during apply"))?
+            .save();
+        Ok(SnapshotBuilder {
+            meta: self.meta(),
+            data,
+            snapshots: self.snapshots.clone(),
+        })
+    }
+}
+
+/// Writes one snapshot file from bytes captured when it was created.
+pub struct SnapshotBuilder {
+    meta: SnapshotMeta,
+    data: SnapshotData,
+    snapshots: SnapshotDir,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let meta = self.meta.clone();
+        let data = mem::take(&mut self.data);
+        let dir = self.snapshots.clone();
+        let (meta, data) = tokio::task::spawn_blocking(move || {
+            let path = dir.write(&meta, &data)?;
+            dir.prune(SNAPSHOTS_TO_KEEP)?;
+            tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
+            Ok::<_, io::Error>((meta, data))
+        })
+        .await
+        .map_err(io_other)??;
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.last_applied, self.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + openraft::OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let response = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(Request(cmd)) => Some(self.write_store()?.apply(&cmd)),
+                EntryPayload::Membership(m) => {
+                    self.last_membership = StoredMembership::new(Some(entry.log_id), m);
+                    None
+                }
+            };
+            self.set_last_applied(Some(entry.log_id));
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        // The trait gives no error path here; a poisoned store is reported by the next
+        // apply, so skipping this snapshot is enough.
+        match self.builder() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!("cannot snapshot: {e}");
+                None
+            }
+        }
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        match self.builder() {
+            Ok(b) => b,
+            // Only reachable after a panic inside the store; openraft's deprecated API has
+            // no way to report it.
+            Err(e) => panic!("cannot snapshot: {e}"),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        // Persist first: once the store moves on, this file is what a restart recovers from.
+        let dir = self.snapshots.clone();
+        let file_meta = meta.clone();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            dir.write(&file_meta, &snapshot)?;
+            dir.prune(1)?;
+            Ok::<_, io::Error>(snapshot)
+        })
+        .await
+        .map_err(io_other)??;
+        // Recovered in place, not swapped for a new Store: the server holds watchers on it.
+        self.write_store()?.recover(&snapshot).map_err(io_other)?;
+        self.set_last_applied(meta.last_log_id);
+        self.last_membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let dir = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(file) = dir.latest()? else {
+                return Ok(None);
+            };
+            let (meta, data) = SnapshotDir::load(&file.path)
+                .map_err(|e| io_other(format!("snapshot {}: {e}", file.path.display())))?;
+            Ok(Some(Snapshot {
+                meta,
+                snapshot: data,
+            }))
+        })
+        .await
+        .map_err(io_other)?
+    }
+}

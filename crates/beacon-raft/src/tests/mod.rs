@@ -1,0 +1,25 @@
+//! In-crate tests: openraft's storage suite on the fjall log store, snapshot file
+//! encoding, and whole-node restarts, snapshots and damaged data directories.
+
+mod node;
+mod snapshot_file;
+mod storage_suite;
+
+use std::path::Path;
+
+use beacon_store::{Command, KeysRequest, Method};
+
+/// A PUT of `value` at `key`.
+pub(crate) fn put(key: &str, value: &str) -> Command {
+    let mut req = KeysRequest::new(Method::Put, key, 1_000);
+    req.value = value.to_string();
+    Command::Keys(req)
+}
+
+/// A node config on `dir` with fast timeouts.
+pub(crate) fn config(dir: &Path) -> crate::RaftConfig {
+    let mut c = crate::RaftConfig::new(dir, 1, "http://127.0.0.1:2380");
+    c.heartbeat_interval_ms = 50;
+    c.election_timeout_ms = 300;
+    c
+}

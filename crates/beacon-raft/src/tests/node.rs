@@ -1,0 +1,313 @@
+//! Whole-node tests: restart, snapshot and purge, torn journal tail, damaged snapshot.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use beacon_store::Applied;
+use openraft::async_runtime::WatchReceiver;
+
+use super::{config, put};
+use crate::{OpenError, ProposeError, RaftConfig, RaftNode, SnapshotFileError};
+
+async fn propose_n(node: &RaftNode, from: usize, to: usize) {
+    for i in from..to {
+        let p = node
+            .propose(put(&format!("/k{i}"), &format!("v{i}")))
+            .await
+            .expect("propose");
+        assert!(matches!(p.applied, Applied::Keys(Ok(_))), "{:?}", p.applied);
+    }
+}
+
+fn value(node: &RaftNode, key: &str) -> Option<String> {
+    let store = node.store().read().expect("lock");
+    store.get(key, false, false, 0).ok()?.node?.value
+}
+
+fn current_index(node: &RaftNode) -> u64 {
+    node.store().read().expect("lock").current_index()
+}
+
+async fn reopen(cfg: &RaftConfig) -> RaftNode {
+    RaftNode::open(cfg.clone()).await.expect("reopen")
+}
+
+fn snap_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("member/snap"))
+        .expect("snap dir")
+        .map(|e| e.expect("dirent").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_node_leads_and_applies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = RaftNode::open(config(tmp.path())).await.expect("open");
+    let st = node.status();
+    assert_eq!(st.leader_id, Some(1));
+    assert!(st.term >= 1);
+    let p = node.propose(put("/a", "1")).await.expect("propose");
+    assert_eq!(p.raft_term, st.term);
+    let st2 = node.status();
+    assert!(st2.applied_index >= p.raft_index && st2.commit_index >= p.raft_index);
+    assert_eq!(value(&node, "/a").as_deref(), Some("1"));
+    node.shutdown().await.expect("shutdown");
+    assert_eq!(
+        node.propose(put("/b", "2")).await.unwrap_err(),
+        ProposeError::Stopped
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_rebuilds_store_from_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path());
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 25).await;
+    let (index, raft_index) = (current_index(&node), node.status().applied_index);
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    let node = reopen(&cfg).await;
+    assert_eq!(current_index(&node), index);
+    for i in 0..25 {
+        assert_eq!(value(&node, &format!("/k{i}")), Some(format!("v{i}")));
+    }
+    let p = node
+        .propose(put("/after", "x"))
+        .await
+        .expect("propose after restart");
+    assert!(p.raft_index > raft_index);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_purges_log_and_recovers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(tmp.path());
+    cfg.snapshot_count = 10;
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 45).await;
+    // Snapshots are built in the background; wait for one and the purge behind it.
+    let metrics = node.raft().metrics();
+    node.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.is_some() && m.purged.is_some(),
+            "snapshot and purge",
+        )
+        .await
+        .expect("snapshot taken and log purged");
+    let (snap, purged) = {
+        let m = metrics.borrow_watched();
+        (m.snapshot.expect("snapshot"), m.purged.expect("purged"))
+    };
+    // The log keeps `snapshot_count` entries behind the snapshot.
+    assert!(
+        purged.index < snap.index && snap.index - purged.index <= 10,
+        "{snap} {purged}"
+    );
+    let files = snap_files(tmp.path());
+    assert!(!files.is_empty() && files.len() <= 2, "{files:?}");
+    let index = current_index(&node);
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    // The purged entries are gone from fjall; only the snapshot can restore them.
+    let log = crate::log_store::LogStore::open(&tmp.path().join("member/raft")).expect("log");
+    let mut reader = log.clone();
+    let first = openraft::RaftLogReader::try_get_log_entries(&mut reader, 0..=purged.index)
+        .await
+        .expect("read");
+    assert!(
+        first.is_empty(),
+        "purged entries still present: {}",
+        first.len()
+    );
+    drop((log, reader));
+
+    let node = reopen(&cfg).await;
+    assert_eq!(current_index(&node), index);
+    for i in 0..45 {
+        assert_eq!(value(&node, &format!("/k{i}")), Some(format!("v{i}")));
+    }
+    node.shutdown().await.expect("shutdown");
+}
+
+/// The newest fjall journal file (by number) under the raft directory.
+fn newest_journal(dir: &Path) -> PathBuf {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read dir") {
+            let p = e.expect("dirent").path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "jnl") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&dir.join("member/raft"), &mut all);
+    all.into_iter()
+        .filter(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false))
+        .max_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok())
+        })
+        .expect("a journal file")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_journal_tail_is_recovered() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path());
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 10).await;
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    // A new journal is preallocated with zeros; recovery trims it to its last record and
+    // appends from there, so after one restart the file ends exactly at a record.
+    let node = reopen(&cfg).await;
+    propose_n(&node, 10, 20).await;
+    let index = current_index(&node);
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    // A crash mid-append leaves a partial record after the last complete one.
+    let jnl = newest_journal(tmp.path());
+    let mut bytes = std::fs::read(&jnl).expect("read journal");
+    assert!(
+        bytes.len() > 64 && bytes[bytes.len() - 64..].iter().any(|b| *b != 0),
+        "journal still preallocated"
+    );
+    bytes.extend_from_slice(&[0x01, 0x02, 0xff, 0x00, 0x17, 0x2a, 0x99, 0x03]);
+    std::fs::write(&jnl, &bytes).expect("append garbage");
+    let node = reopen(&cfg).await;
+    assert_eq!(current_index(&node), index);
+    assert_eq!(value(&node, "/k19").as_deref(), Some("v19"));
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    // The last record cut short: it is dropped, everything before it survives.
+    let jnl = newest_journal(tmp.path());
+    let len = std::fs::metadata(&jnl).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&jnl)
+        .expect("open journal");
+    f.set_len(len - 5).expect("truncate");
+    drop(f);
+    let node = reopen(&cfg).await;
+    assert!(
+        current_index(&node) >= index - 1,
+        "lost more than the torn record"
+    );
+    assert_eq!(value(&node, "/k18").as_deref(), Some("v18"));
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_snapshot_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(tmp.path());
+    cfg.snapshot_count = 5;
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 12).await;
+    node.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.snapshot.is_some(), "snapshot")
+        .await
+        .expect("snapshot taken");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+
+    let newest = snap_files(tmp.path()).pop().expect("a snapshot file");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&newest, &bytes).expect("write");
+    match RaftNode::open(cfg.clone()).await {
+        Err(OpenError::SnapshotCorrupt {
+            path,
+            source: SnapshotFileError::Checksum { .. },
+        }) => {
+            assert_eq!(path, newest);
+            let msg = OpenError::SnapshotCorrupt {
+                path,
+                source: SnapshotFileError::BadMagic,
+            }
+            .to_string();
+            assert!(msg.contains("member/snap"), "{msg}");
+        }
+        other => panic!("expected a checksum error, got {other:?}"),
+    }
+
+    // Truncated (e.g. disk full while copying a backup): reported too.
+    std::fs::write(&newest, &bytes[..bytes.len() / 3]).expect("write");
+    match RaftNode::open(cfg).await {
+        Err(
+            e @ OpenError::SnapshotCorrupt {
+                source: SnapshotFileError::Length { .. },
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains("truncated"), "{e}");
+        }
+        other => panic!("expected a length error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_node_id_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path());
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    let mut other = cfg;
+    other.node_id = 2;
+    match RaftNode::open(other).await {
+        Err(OpenError::NotAMember {
+            node_id: 2,
+            members,
+            ..
+        }) => assert_eq!(members, [1]),
+        other => panic!("expected NotAMember, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_log_entry_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path());
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 3).await;
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    {
+        // Valid for fjall, nonsense for us: an entry that does not decode.
+        let db = fjall::Database::builder(tmp.path().join("member/raft"))
+            .open()
+            .expect("fjall");
+        let log = db
+            .keyspace("log", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        log.insert(crate::log_store::index_key(3), b"{not json".to_vec())
+            .expect("insert");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    match RaftNode::open(cfg).await {
+        Err(e @ OpenError::LogCorrupt { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("member/raft") && msg.contains("index 3"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected LogCorrupt, got {other:?}"),
+    }
+}

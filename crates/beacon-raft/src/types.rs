@@ -1,0 +1,76 @@
+//! The openraft type configuration: what travels in the log, what comes back from
+//! applying it, and short aliases for the generic openraft types used across the crate.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use beacon_store::{Applied, Command, Store};
+use serde::{Deserialize, Serialize};
+
+/// The store shared between the state machine (writes, under the write lock) and the
+/// HTTP server (reads and watch registration).
+pub type SharedStore = Arc<RwLock<Store>>;
+
+/// A log payload: one store command.
+///
+/// A newtype because openraft requires `Display` on application data and the store's
+/// `Command` has none; `serde(transparent)` keeps the on-disk form that of `Command`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Request(pub Command);
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Short on purpose: openraft logs payloads, and values can be large.
+        match &self.0 {
+            Command::Keys(k) => write!(f, "keys {:?} {}", k.method, k.path),
+            Command::Sync { time_ns } => write!(f, "sync {time_ns}"),
+        }
+    }
+}
+
+/// What applying an entry returns: `Some` for a store command, `None` for the blank and
+/// membership entries openraft writes itself.
+pub type Response = Option<Applied>;
+
+openraft::declare_raft_types!(
+    /// Beacon's openraft type configuration (u64 node ids, `BasicNode` carrying the peer URL).
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+/// A member's id, as in etcd's member id.
+pub type NodeId = u64;
+/// A member's address record: `addr` is its peer URL.
+pub type Node = openraft::BasicNode;
+/// A log position: (leader term and id, index).
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+/// A log entry.
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+/// A persisted vote.
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+/// The membership config together with the log id that introduced it.
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+/// The bytes of a snapshot: exactly what `Store::save` produced.
+pub type SnapshotData = Vec<u8>;
+/// Which log position and membership a snapshot covers.
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot: its meta plus the store bytes.
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// The log state the log store reports to openraft.
+pub type LogState = openraft::LogState<TypeConfig>;
+/// The openraft handle, typed with our state machine.
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+
+/// Converts any error into the `io::Error` the openraft storage traits return.
+pub(crate) fn io_other(e: impl fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Builds an `InvalidData` error: bytes on disk that do not decode.
+pub(crate) fn invalid_data(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
