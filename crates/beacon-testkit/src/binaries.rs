@@ -1,0 +1,32 @@
+//! Where the `beacon` and `etcd` executables are.
+
+use std::path::PathBuf;
+
+/// Default location of the reference etcd (Debian's `etcd-server` package).
+const ETCD_DEFAULT: &str = "/usr/bin/etcd";
+
+/// The `beacon` binary: `$BEACON_BIN`, else `beacon` in the cargo target profile dir that
+/// holds the running test executable (`target/debug/deps/x-123` -> `target/debug/beacon`).
+pub fn beacon_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("BEACON_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("executable has a parent dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("beacon")
+}
+
+/// The `etcd` binary: `$ETCD_BIN`, else `/usr/bin/etcd`.
+pub fn etcd_bin() -> PathBuf {
+    std::env::var_os("ETCD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(ETCD_DEFAULT))
+}
+
+/// Whether the reference etcd binary exists.
+pub fn etcd_available() -> bool {
+    etcd_bin().is_file()
+}

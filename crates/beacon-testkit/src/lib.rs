@@ -1,0 +1,19 @@
+//! Test support for Beacon: free loopback ports, temporary directories, and handles on
+//! `beacon` and reference `etcd` processes that wait until ready and die on drop.
+
+mod binaries;
+mod http_probe;
+mod ports;
+mod process;
+mod temp_dir;
+
+pub use binaries::{beacon_bin, etcd_available, etcd_bin};
+pub use http_probe::{http_get, ProbeResponse};
+pub use ports::{free_port, free_ports};
+pub use process::{ServerKind, ServerProcess, READY_TIMEOUT};
+pub use temp_dir::TempDir;
+
+/// A running `beacon` process; see [`ServerProcess::beacon`].
+pub type BeaconProcess = ServerProcess;
+/// A running reference `etcd` process; see [`ServerProcess::etcd`].
+pub type EtcdProcess = ServerProcess;
