@@ -108,9 +108,24 @@ impl Event {
         self.action == Action::Create || (self.action == Action::Set && self.prev_node.is_none())
     }
 
-    /// The JSON line etcd writes: the body and a newline.
+    /// The JSON line etcd writes: the body and a newline. `refresh` is left out: etcd
+    /// copies events before writing them and its copy drops the flag, so no client ever
+    /// sees it (it only keeps refreshes out of watches).
     pub fn to_json_line(&self) -> String {
-        let mut line = serde_json::to_string(self).expect("event JSON always serializes");
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            action: Action,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            node: Option<&'a NodeExtern>,
+            #[serde(rename = "prevNode", skip_serializing_if = "Option::is_none")]
+            prev_node: Option<&'a NodeExtern>,
+        }
+        let wire = Wire {
+            action: self.action,
+            node: self.node.as_ref(),
+            prev_node: self.prev_node.as_ref(),
+        };
+        let mut line = serde_json::to_string(&wire).expect("event JSON always serializes");
         line.push('\n');
         line
     }

@@ -1,0 +1,4 @@
+//! Endpoints outside the v2 key space: `/version` and `/health`.
+
+pub mod health;
+pub mod version;

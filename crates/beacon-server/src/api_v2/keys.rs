@@ -1,0 +1,169 @@
+//! `/v2/keys`: etcd's `keysHandler`. Reads are local, writes and quorum reads go
+//! through consensus, `wait=true` becomes a watch.
+
+use axum::body::Body;
+use axum::response::Response;
+use beacon_api::{Action, ErrorCode, EtcdError, Event};
+use beacon_store::{Applied, Command, Method as StoreMethod};
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::error::{etcd_error, propose_failure};
+use super::params::{parse_key_params, KeyParams};
+use super::watch;
+use crate::consensus::{propose_with_timeout, ConsensusStatus};
+use crate::http::goform::{media_type, method_has_form_body, parse_form};
+use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
+use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::state::{now_ns, AppState};
+
+/// etcd's `Allow` list for the keys endpoint, in its order.
+const ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
+
+/// Serves one keys request; `key` is the cleaned path after `/v2/keys`, rooted.
+pub async fn serve(
+    state: &AppState,
+    method: http::Method,
+    headers: &HeaderMap,
+    raw_query: &str,
+    key: String,
+    body: Body,
+) -> Response {
+    let known = [
+        http::Method::HEAD,
+        http::Method::GET,
+        http::Method::PUT,
+        http::Method::POST,
+        http::Method::DELETE,
+    ];
+    if !known.contains(&method) {
+        return method_not_allowed(Some(ALLOW));
+    }
+    let mut resp = match handle(state, &method, headers, raw_query, key, body).await {
+        Ok(resp) => resp,
+        Err(e) => etcd_error(&e),
+    };
+    set_header(&mut resp, "x-etcd-cluster-id", state.cluster_id_hex());
+    resp
+}
+
+async fn handle(
+    state: &AppState,
+    method: &http::Method,
+    headers: &HeaderMap,
+    raw_query: &str,
+    key: String,
+    body: Body,
+) -> Result<Response, EtcdError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // Go reads the body only for form posts; anything else is left unread.
+    let reads_body = method_has_form_body(method)
+        && media_type(content_type.as_deref())
+            .is_ok_and(|mt| mt == "application/x-www-form-urlencoded");
+    let body_bytes = if reads_body {
+        match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => Err(()),
+            Err(e) => return Err(EtcdError::request(ErrorCode::InvalidForm, e.to_string())),
+        }
+    } else {
+        Ok(bytes::Bytes::new())
+    };
+    let form = parse_form(
+        method,
+        content_type.as_deref(),
+        body_bytes.as_deref().map_err(|_| ()),
+        raw_query,
+    )
+    .map_err(|cause| EtcdError::request(ErrorCode::InvalidForm, cause))?;
+    let params = parse_key_params(method, key, &form)?;
+    let now = now_ns();
+    match *method {
+        // etcd checks quorum before wait: `wait=true&quorum=true` is a quorum read.
+        http::Method::GET if params.quorum => {
+            propose(state, &params, StoreMethod::QuorumGet, now).await
+        }
+        http::Method::GET if params.wait => watch::start(
+            state,
+            &params.key,
+            params.recursive,
+            params.stream,
+            params.wait_index,
+        ),
+        http::Method::GET | http::Method::HEAD => {
+            let event = {
+                let store = state
+                    .consensus
+                    .store()
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner());
+                store.get(&params.key, params.recursive, params.sorted, now)?
+            };
+            Ok(event_response(&event, &state.status(), false))
+        }
+        http::Method::PUT => propose(state, &params, StoreMethod::Put, now).await,
+        http::Method::POST => propose(state, &params, StoreMethod::Post, now).await,
+        _ => propose(state, &params, StoreMethod::Delete, now).await,
+    }
+}
+
+async fn propose(
+    state: &AppState,
+    params: &KeyParams,
+    method: StoreMethod,
+    now: i64,
+) -> Result<Response, EtcdError> {
+    let cmd = Command::Keys(params.to_store_request(method, now));
+    let committed = propose_with_timeout(state.consensus.as_ref(), cmd, state.request_timeout)
+        .await
+        .map_err(|f| propose_failure(&f))?;
+    match committed.applied {
+        Applied::Keys(result) => {
+            let event = result?;
+            let mut status = state.status();
+            // etcd reports the commit index after the apply; never less than ours.
+            status.commit_index = status.commit_index.max(committed.raft_index);
+            status.term = status.term.max(committed.raft_term);
+            Ok(event_response(&event, &status, params.no_value_on_success))
+        }
+        Applied::Synced => Err(EtcdError::request(
+            ErrorCode::RaftInternal,
+            "received response with no Event/Watcher",
+        )),
+    }
+}
+
+/// etcd's `writeKeyEvent`: 201 for creations, the index headers, the event line.
+pub fn event_response(
+    event: &Event,
+    status: &ConsensusStatus,
+    no_value_on_success: bool,
+) -> Response {
+    let code = if event.is_created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let hide = no_value_on_success
+        && matches!(
+            event.action,
+            Action::Set | Action::CompareAndSwap | Action::Create | Action::Update
+        );
+    let line = if hide {
+        Event {
+            node: None,
+            prev_node: None,
+            ..event.clone()
+        }
+        .to_json_line()
+    } else {
+        event.to_json_line()
+    };
+    let mut resp = full(code, Some(APPLICATION_JSON), line);
+    set_header(&mut resp, "x-etcd-index", event.etcd_index);
+    set_header(&mut resp, "x-raft-index", status.commit_index);
+    set_header(&mut resp, "x-raft-term", status.term);
+    resp
+}

@@ -1,0 +1,430 @@
+//! Command-line flags, spelled as etcd spells them (`--name`, Go's `-name`, `ETCD_*`
+//! environment variables), validated into a [`Config`].
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::limits::ELECTION_TIMEOUT_MS_MAX;
+use crate::urls::{parse_list, FlagUrl};
+
+/// The flags, as clap sees them. Defaults are etcd's, except where noted.
+#[derive(Parser, Debug)]
+#[command(
+    name = "beacon",
+    version,
+    about = "A key-value store speaking etcd 3.4's v2 HTTP API."
+)]
+struct Flags {
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    name: String,
+    /// Path to the data directory [default: ./<name>.beacon].
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// URLs to listen on for client traffic (Beacon binds loopback by default).
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379"
+    )]
+    listen_client_urls: String,
+    /// Client URLs advertised to the cluster and clients.
+    #[arg(
+        long,
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    advertise_client_urls: String,
+    /// URLs to listen on for peer traffic.
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    listen_peer_urls: String,
+    /// Peer URLs advertised to the rest of the cluster.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    initial_advertise_peer_urls: String,
+    /// Initial cluster configuration: name=peerURL,... [default: <name>=<initial-advertise-peer-urls>].
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
+    /// Initial cluster state ('new' or 'existing').
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    initial_cluster_state: String,
+    /// Initial cluster token, mixed into member and cluster ids.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
+    initial_cluster_token: String,
+    /// Number of committed entries that trigger a snapshot.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    snapshot_count: u64,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to time out.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    election_timeout: u64,
+    /// Accept etcd v2 client requests (always on in Beacon; accepted for compatibility).
+    #[arg(long, env = "ETCD_ENABLE_V2", default_value = "true", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    enable_v2: bool,
+}
+
+/// Whether the member starts a new cluster or joins an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterState {
+    /// `new`.
+    New,
+    /// `existing`.
+    Existing,
+}
+
+/// The validated configuration of one member.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `--name`.
+    pub name: String,
+    /// `--data-dir`, defaulted.
+    pub data_dir: PathBuf,
+    /// Where to accept client connections.
+    pub listen_client_addrs: Vec<SocketAddr>,
+    /// `--advertise-client-urls`.
+    pub advertise_client_urls: Vec<String>,
+    /// `--listen-peer-urls`.
+    pub listen_peer_urls: Vec<FlagUrl>,
+    /// `--initial-advertise-peer-urls`.
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// `--initial-cluster` as (name, peer URL) pairs.
+    pub initial_cluster: Vec<(String, String)>,
+    /// `--initial-cluster-state`.
+    pub initial_cluster_state: ClusterState,
+    /// `--initial-cluster-token`.
+    pub initial_cluster_token: String,
+    /// `--snapshot-count`.
+    pub snapshot_count: u64,
+    /// `--heartbeat-interval`, ms.
+    pub heartbeat_interval_ms: u64,
+    /// `--election-timeout`, ms.
+    pub election_timeout_ms: u64,
+    /// `--enable-v2` (informational).
+    pub enable_v2: bool,
+}
+
+/// Why the flags were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// clap's own errors, and `--help`/`--version` (which are not failures).
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// A flag value etcd would also refuse, or one Beacon does not support.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// etcd flags Beacon does not implement: named in a clear error instead of clap's
+/// generic "unexpected argument".
+const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
+    "config-file",
+    "wal-dir",
+    "max-snapshots",
+    "max-wals",
+    "quota-backend-bytes",
+    "backend-batch-interval",
+    "backend-batch-limit",
+    "max-txn-ops",
+    "max-request-bytes",
+    "grpc-keepalive-min-time",
+    "grpc-keepalive-interval",
+    "grpc-keepalive-timeout",
+    "max-concurrent-streams",
+    "listen-metrics-urls",
+    "discovery",
+    "discovery-fallback",
+    "discovery-proxy",
+    "discovery-srv",
+    "discovery-srv-name",
+    "strict-reconfig-check",
+    "pre-vote",
+    "proxy",
+    "proxy-failure-wait",
+    "proxy-refresh-interval",
+    "proxy-dial-timeout",
+    "proxy-write-timeout",
+    "proxy-read-timeout",
+    "cert-file",
+    "key-file",
+    "client-cert-auth",
+    "client-crl-file",
+    "client-cert-allowed-hostname",
+    "trusted-ca-file",
+    "auto-tls",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-client-cert-auth",
+    "peer-trusted-ca-file",
+    "peer-auto-tls",
+    "peer-crl-file",
+    "peer-cert-allowed-cn",
+    "peer-cert-allowed-hostname",
+    "cipher-suites",
+    "cors",
+    "host-whitelist",
+    "logger",
+    "log-output",
+    "log-outputs",
+    "debug",
+    "log-level",
+    "log-package-levels",
+    "auto-compaction-retention",
+    "auto-compaction-mode",
+    "enable-pprof",
+    "metrics",
+    "auth-token",
+    "bcrypt-cost",
+    "auth-token-ttl",
+    "enable-grpc-gateway",
+    "unsafe-no-fsync",
+    "force-new-cluster",
+    "initial-election-tick-advance",
+];
+
+/// Go's flag package accepts `-name value` and `-name=value`; clap wants `--name`.
+/// A single dash followed by a word of two or more letters becomes a double dash.
+pub fn normalize_go_flags<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut rest_are_values = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let s = arg.to_string_lossy();
+        if i == 0 || rest_are_values {
+            out.push(arg);
+            continue;
+        }
+        if s == "--" {
+            rest_are_values = true;
+            out.push(arg);
+            continue;
+        }
+        let bytes = s.as_bytes();
+        let go_style = bytes.len() > 2
+            && bytes[0] == b'-'
+            && bytes[1].is_ascii_alphabetic()
+            && bytes[2].is_ascii_alphabetic();
+        if go_style {
+            let mut long = OsString::from("-");
+            long.push(&arg);
+            out.push(long);
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Go's `strconv.ParseBool`, for boolean flags such as `--enable-v2=false`.
+fn parse_go_bool(s: &str) -> Result<bool, String> {
+    crate::http::goform::parse_bool(s).ok_or_else(|| format!("invalid boolean value {s:?}"))
+}
+
+impl Config {
+    /// Parses and validates process arguments (the first is the program name).
+    pub fn from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Config, ConfigError> {
+        let args = normalize_go_flags(args);
+        for arg in args.iter().skip(1) {
+            let s = arg.to_string_lossy();
+            if s == "--" {
+                break;
+            }
+            if let Some(name) = s.strip_prefix("--") {
+                let name = name.split('=').next().unwrap_or("");
+                if UNSUPPORTED_ETCD_FLAGS.contains(&name) || name.starts_with("experimental-") {
+                    return Err(ConfigError::Invalid(format!(
+                        "flag --{name} is an etcd flag that beacon does not support yet"
+                    )));
+                }
+            }
+        }
+        let flags = Flags::try_parse_from(args)?;
+        Config::validate(flags).map_err(ConfigError::Invalid)
+    }
+
+    fn validate(f: Flags) -> Result<Config, String> {
+        let listen_client = parse_list("listen-client-urls", &f.listen_client_urls)?;
+        let listen_client_addrs = listen_client
+            .iter()
+            .map(FlagUrl::bind_addr)
+            .collect::<Result<Vec<_>, _>>()?;
+        let advertise_client_urls = parse_list("advertise-client-urls", &f.advertise_client_urls)?
+            .into_iter()
+            .map(|u| u.text)
+            .collect();
+        let listen_peer_urls = parse_list("listen-peer-urls", &f.listen_peer_urls)?;
+        for u in &listen_peer_urls {
+            u.bind_addr()?;
+        }
+        let initial_advertise_peer_urls: Vec<String> = parse_list(
+            "initial-advertise-peer-urls",
+            &f.initial_advertise_peer_urls,
+        )?
+        .into_iter()
+        .map(|u| u.text)
+        .collect();
+        let initial_cluster_text = f.initial_cluster.clone().unwrap_or_else(|| {
+            // etcd: with only --name given, the cluster is this member alone.
+            initial_advertise_peer_urls
+                .iter()
+                .map(|u| format!("{}={u}", f.name))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let initial_cluster = parse_initial_cluster(&initial_cluster_text)?;
+        let initial_cluster_state = match f.initial_cluster_state.as_str() {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => return Err(format!("unexpected clusterState {other:?}")),
+        };
+        if f.heartbeat_interval == 0 {
+            return Err(format!(
+                "--heartbeat-interval must be >0 (set to {}ms)",
+                f.heartbeat_interval
+            ));
+        }
+        if f.election_timeout == 0 {
+            return Err(format!(
+                "--election-timeout must be >0 (set to {}ms)",
+                f.election_timeout
+            ));
+        }
+        if 5 * f.heartbeat_interval > f.election_timeout {
+            return Err(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                f.election_timeout, f.heartbeat_interval
+            ));
+        }
+        if f.election_timeout > ELECTION_TIMEOUT_MS_MAX {
+            return Err(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than {}ms",
+                f.election_timeout, ELECTION_TIMEOUT_MS_MAX
+            ));
+        }
+        if f.name.is_empty() {
+            return Err("--name must not be empty".into());
+        }
+        let data_dir = f
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(format!("{}.beacon", f.name)));
+        Ok(Config {
+            name: f.name,
+            data_dir,
+            listen_client_addrs,
+            advertise_client_urls,
+            listen_peer_urls,
+            initial_advertise_peer_urls,
+            initial_cluster,
+            initial_cluster_state,
+            initial_cluster_token: f.initial_cluster_token,
+            snapshot_count: f.snapshot_count,
+            heartbeat_interval_ms: f.heartbeat_interval,
+            election_timeout_ms: f.election_timeout,
+            enable_v2: f.enable_v2,
+        })
+    }
+}
+
+/// `name=url,name=url` (a name may repeat for several peer URLs).
+fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, url) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster: {entry:?} is not of the form name=url"))?;
+        let url = parse_list("initial-cluster", url)?.remove(0);
+        out.push((name.to_string(), url.text));
+    }
+    if out.is_empty() {
+        return Err("--initial-cluster is empty".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut v = vec![OsString::from("beacon")];
+        v.extend(args.iter().map(OsString::from));
+        Config::from_args(v)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.beacon"));
+        assert_eq!(
+            c.listen_client_addrs,
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
+        assert_eq!(
+            c.initial_cluster,
+            vec![("default".to_string(), "http://localhost:2380".to_string())]
+        );
+        assert_eq!(c.snapshot_count, 100_000);
+        assert!(c.enable_v2);
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let c = parse(&[
+            "-name",
+            "n1",
+            "-data-dir=/tmp/d",
+            "--enable-v2=false",
+            "-snapshot-count",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.name, "n1");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
+        assert!(!c.enable_v2);
+        assert_eq!(c.snapshot_count, 5);
+        assert_eq!(c.initial_cluster[0].0, "n1");
+        assert!(parse(&["--enable-v2"]).unwrap().enable_v2);
+    }
+
+    #[test]
+    fn several_listen_urls() {
+        let c = parse(&[
+            "--listen-client-urls",
+            "http://127.0.0.1:1,http://127.0.0.2:2",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_client_addrs.len(), 2);
+    }
+
+    #[test]
+    fn refusals_are_clear() {
+        let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(msg(&["--cert-file", "x"]).contains("does not support"));
+        assert!(msg(&["-peer-auto-tls"]).contains("does not support"));
+        assert!(
+            msg(&["--listen-client-urls", "https://127.0.0.1:1"]).contains("TLS not supported yet")
+        );
+        assert!(msg(&["--election-timeout", "100"]).contains("at least as 5 times"));
+        assert!(msg(&["--initial-cluster-state", "old"]).contains("clusterState"));
+        assert!(matches!(
+            parse(&["--no-such-flag"]),
+            Err(ConfigError::Clap(_))
+        ));
+    }
+}

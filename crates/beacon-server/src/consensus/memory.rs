@@ -1,0 +1,65 @@
+//! An in-memory stand-in for consensus: applies each command to the store at once.
+//! Used by the handler tests and usable by any test that needs a server without Raft.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use beacon_store::{Command, Store};
+
+use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture, SharedStore};
+
+/// A single member that is always leader (unless told otherwise) and commits instantly.
+pub struct MemoryConsensus {
+    store: SharedStore,
+    id: u64,
+    raft_index: AtomicU64,
+    leader: AtomicBool,
+}
+
+impl MemoryConsensus {
+    /// A fresh empty store, led by member `id`.
+    pub fn new(id: u64) -> Self {
+        MemoryConsensus {
+            store: Arc::new(RwLock::new(Store::new())),
+            id,
+            raft_index: AtomicU64::new(1),
+            leader: AtomicBool::new(true),
+        }
+    }
+
+    /// Pretends the leader is lost (or regained); proposals fail while it is.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+    }
+}
+
+impl Consensus for MemoryConsensus {
+    fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    fn propose(&self, cmd: Command) -> ProposeFuture<'_> {
+        Box::pin(async move {
+            if !self.leader.load(Ordering::SeqCst) {
+                return Err(ProposeFailure::Timeout);
+            }
+            let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
+            let raft_index = self.raft_index.fetch_add(1, Ordering::SeqCst) + 1;
+            let applied = store.apply(&cmd);
+            Ok(Committed {
+                applied,
+                raft_index,
+                raft_term: 2,
+            })
+        })
+    }
+
+    fn status(&self) -> ConsensusStatus {
+        ConsensusStatus {
+            id: self.id,
+            leader_id: self.leader.load(Ordering::SeqCst).then_some(self.id),
+            term: 2,
+            commit_index: self.raft_index.load(Ordering::SeqCst),
+        }
+    }
+}

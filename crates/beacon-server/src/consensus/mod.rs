@@ -1,0 +1,89 @@
+//! The seam between the HTTP layer and consensus: a small trait that the Raft node
+//! implements in production and an in-memory fake implements in tests.
+
+mod memory;
+mod raft;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use beacon_store::{Applied, Command, Store};
+
+pub use memory::MemoryConsensus;
+pub use raft::RaftConsensus;
+
+/// The store shared by consensus (which applies) and the HTTP layer (which reads and
+/// registers watchers); the same type as `beacon_raft::SharedStore`.
+pub type SharedStore = Arc<RwLock<Store>>;
+
+/// A command that was committed and applied.
+#[derive(Debug)]
+pub struct Committed {
+    /// What applying it produced.
+    pub applied: Applied,
+    /// The log index it was committed at.
+    pub raft_index: u64,
+    /// The term it was committed in.
+    pub raft_term: u64,
+}
+
+/// What this node knows of the cluster right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsensusStatus {
+    /// This member's id.
+    pub id: u64,
+    /// The leader, if one is known.
+    pub leader_id: Option<u64>,
+    /// The current term (`X-Raft-Term`).
+    pub term: u64,
+    /// The commit index (`X-Raft-Index`, as etcd reports it).
+    pub commit_index: u64,
+}
+
+impl ConsensusStatus {
+    /// Whether this member leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader_id == Some(self.id)
+    }
+}
+
+/// Why a proposal did not complete; rendered as etcd's error 300 with these causes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeFailure {
+    /// No answer within the request timeout.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// Anything else the consensus layer reported.
+    #[error("etcdserver: {0}")]
+    Other(String),
+}
+
+/// A boxed proposal future, so the trait stays object-safe.
+pub type ProposeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Committed, ProposeFailure>> + Send + 'a>>;
+
+/// Consensus as the HTTP layer needs it.
+pub trait Consensus: Send + Sync + 'static {
+    /// The replicated store, for local reads and watches.
+    fn store(&self) -> &SharedStore;
+    /// Proposes `cmd`; resolves once it is committed and applied here.
+    fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
+    /// Leader, term and commit index.
+    fn status(&self) -> ConsensusStatus;
+}
+
+/// Proposes with a deadline, as etcd bounds every request by its `ReqTimeout`.
+pub async fn propose_with_timeout(
+    consensus: &dyn Consensus,
+    cmd: Command,
+    timeout: std::time::Duration,
+) -> Result<Committed, ProposeFailure> {
+    match tokio::time::timeout(timeout, consensus.propose(cmd)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProposeFailure::Timeout),
+    }
+}

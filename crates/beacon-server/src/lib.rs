@@ -1,0 +1,155 @@
+//! The Beacon server: etcd 3.4's v2 HTTP API over a Raft-replicated v2 store.
+//!
+//! [`run`] binds the client listeners, opens the Raft node and serves until the
+//! shutdown future resolves. [`serve`] does the serving part over any
+//! [`consensus::Consensus`], which is how tests run it without Raft.
+
+pub mod api;
+pub mod api_v2;
+pub mod cluster;
+pub mod config;
+pub mod consensus;
+pub mod expiry;
+pub mod http;
+pub mod limits;
+pub mod router;
+pub mod state;
+pub mod urls;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::consensus::{Consensus, RaftConsensus};
+use crate::state::AppState;
+
+/// Runs a member until `shutdown` resolves, then stops serving and shuts Raft down.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cluster = Cluster::bootstrap(
+        &config.initial_cluster,
+        &config.initial_cluster_token,
+        &config.name,
+        &config.advertise_client_urls,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let listeners = bind_all(&config.listen_client_addrs).await?;
+    let peer_url = config
+        .initial_advertise_peer_urls
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    let node = beacon_raft::RaftNode::open(beacon_raft::RaftConfig {
+        data_dir: config.data_dir.clone(),
+        node_id: cluster.local_id,
+        peer_url,
+        snapshot_count: config.snapshot_count,
+        heartbeat_interval_ms: config.heartbeat_interval_ms,
+        election_timeout_ms: config.election_timeout_ms,
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "opening the raft node in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    tracing::info!(
+        name = %config.name,
+        member_id = %cluster::id_hex(cluster.local_id),
+        cluster_id = %cluster::id_hex(cluster.id),
+        data_dir = %config.data_dir.display(),
+        "beacon started"
+    );
+    let consensus = Arc::new(RaftConsensus::new(node.clone()));
+    let served = serve(
+        consensus,
+        cluster,
+        listeners,
+        limits::request_timeout(config.election_timeout_ms),
+        shutdown,
+    )
+    .await;
+    let stopped = node
+        .shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("shutting raft down: {e:?}"));
+    served.and(stopped)
+}
+
+/// Binds every client address, failing with the address in the message.
+pub async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for client requests on {addr}"))?;
+        tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "serving client requests");
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
+/// then open watches end, new connections are refused and open ones get
+/// [`limits::SHUTDOWN_GRACE`] to finish.
+pub async fn serve(
+    consensus: Arc<dyn Consensus>,
+    cluster: Cluster,
+    listeners: Vec<TcpListener>,
+    request_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = Arc::new(AppState::new(
+        consensus,
+        cluster,
+        request_timeout,
+        stop_rx.clone(),
+    ));
+    let ticker = tokio::spawn(expiry::run(Arc::clone(&state), stop_rx.clone()));
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let app = router::router(Arc::clone(&state));
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, ending watches");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits::SHUTDOWN_GRACE, async {
+        let mut result = Ok(());
+        while let Some(joined) = servers.join_next().await {
+            if let Ok(Err(e)) = joined {
+                result = Err(anyhow::Error::new(e).context("serving client requests"));
+            }
+        }
+        result
+    })
+    .await;
+    servers.abort_all();
+    let _ = ticker.await;
+    match drained {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("connections still open after the shutdown grace period; closed them");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! Every limit and timeout of the server, in one place, with units in the names.
+
+use std::time::Duration;
+
+/// Largest form body read from a PUT/POST. etcd 3.4's v2 API has no limit of its own:
+/// Go's `Request.ParseForm` stops at 10 MiB and answers `http: POST too large`, and
+/// etcd turns that into error 210. We keep the same number so that any value real
+/// etcd accepts (2 MiB values work there) is accepted here too.
+pub const REQUEST_BODY_BYTES_MAX: usize = 10 << 20;
+
+/// Buffered events per watcher, as etcd's watcher channel (100). A watcher whose
+/// buffer is full is dropped by the store, which ends its response, as in etcd.
+pub const WATCH_EVENTS_BUFFERED_MAX: usize = 100;
+
+/// How many watchers may wait at once on this server. etcd has no limit; this one only
+/// guards memory. Beyond it a watch is refused with error 300 (HTTP 500).
+pub const WATCHERS_MAX: usize = 200_000;
+
+/// How long a watch response stays open without an event. etcd 3.4 uses
+/// `math.MaxInt64` nanoseconds (`defaultWatchTimeout`), i.e. never; so do we.
+pub const WATCH_TIMEOUT: Option<Duration> = None;
+
+/// How often the leader proposes its clock so that keys with a TTL expire.
+pub const EXPIRY_TICK: Duration = Duration::from_millis(500);
+
+/// How long a request waits for consensus, as etcd's `ReqTimeout`:
+/// 5 s for queueing and disk, plus two election timeouts for a possible election.
+pub fn request_timeout(election_timeout_ms: u64) -> Duration {
+    Duration::from_secs(5) + Duration::from_millis(2 * election_timeout_ms)
+}
+
+/// How long `/health` waits for its quorum read (etcd: 1 s).
+pub const HEALTH_QUORUM_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for open connections (watches included) to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// etcd's largest election timeout, in milliseconds (`maxElectionMs`).
+pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;

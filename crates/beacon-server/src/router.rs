@@ -1,0 +1,102 @@
+//! The top-level dispatcher, behaving as etcd's Go stack does before any handler:
+//! CORS headers on every answer, `OPTIONS` answered at once, the path percent-decoded
+//! (a bad escape is a bare 400), unclean paths redirected with 301 (`ServeMux`), then
+//! exact and subtree routes as etcd registers them; everything else is a 404.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::Router;
+use http::header::{HeaderValue, CONTENT_LENGTH};
+use http::StatusCode;
+use http_body::Body as _;
+
+use crate::api;
+use crate::api_v2::{keys, members, stats};
+use crate::http::gopath::{clean_rooted, escape_path, mux_clean, unescape};
+use crate::http::{bad_request_close, full, moved_permanently, not_found};
+use crate::state::AppState;
+
+/// The router serving the client API over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let head = req.method() == http::Method::HEAD;
+    let mut resp = route(&state, req).await;
+    // Go rejects a bad request line before etcd's CORS handler runs.
+    if resp.headers().get(http::header::CONNECTION).is_none() {
+        add_cors(&mut resp);
+    }
+    if head {
+        strip_body_for_head(&mut resp);
+    }
+    resp
+}
+
+async fn route(state: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let method = parts.method;
+    if method == http::Method::OPTIONS {
+        return full(StatusCode::OK, None, Body::empty());
+    }
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query().unwrap_or("");
+    let path = match unescape(raw_path, false) {
+        Ok(p) => String::from_utf8_lossy(&p).into_owned(),
+        Err(_) => return bad_request_close(),
+    };
+    let clean = mux_clean(&path);
+    if clean != path {
+        let mut location = escape_path(&clean);
+        if !raw_query.is_empty() {
+            location.push('?');
+            location.push_str(raw_query);
+        }
+        return moved_permanently(&method, &location);
+    }
+    match clean.as_str() {
+        "/version" => api::version::serve(&method),
+        "/health" => api::health::serve(state, &method).await,
+        "/v2/stats/store" => stats::serve(state, &method, "store"),
+        "/v2/stats/self" => stats::serve(state, &method, "self"),
+        "/v2/stats/leader" => stats::serve(state, &method, "leader"),
+        "/v2/machines" => members::serve_machines(state, &method),
+        "/v2/members" => members::serve_members(state, &method, ""),
+        p if p.starts_with("/v2/members/") => {
+            members::serve_members(state, &method, &p["/v2/members/".len()..])
+        }
+        p if p == "/v2/keys" || p.starts_with("/v2/keys/") => {
+            let key = clean_rooted(&p["/v2/keys".len()..]);
+            keys::serve(state, method, &parts.headers, raw_query, key, body).await
+        }
+        _ => not_found(),
+    }
+}
+
+/// etcd's default `--cors='*'` headers, on every response.
+fn add_cors(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+}
+
+/// Go answers HEAD with the headers of the GET, including the length the body would
+/// have had, and no body.
+fn strip_body_for_head(resp: &mut Response) {
+    if let Some(len) = resp.body().size_hint().exact() {
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    *resp.body_mut() = Body::empty();
+}

@@ -1,0 +1,84 @@
+//! What every handler shares: consensus, the cluster, counters for `/v2/stats/self`,
+//! and the shutdown signal that ends open watches.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use crate::consensus::{Consensus, ConsensusStatus};
+
+/// Shared state of one server.
+pub struct AppState {
+    /// Consensus and the store behind it.
+    pub consensus: Arc<dyn Consensus>,
+    /// Members and ids.
+    pub cluster: Cluster,
+    /// How long a request waits for consensus.
+    pub request_timeout: Duration,
+    /// Flips to `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// When this server started, and the leader it last saw, for `/v2/stats/self`.
+    pub leader_seen: Mutex<LeaderSeen>,
+    /// Start time, Unix nanoseconds.
+    pub start_ns: i64,
+}
+
+/// The last leader observed and since when (etcd's `leaderInfo`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LeaderSeen {
+    /// The leader id, if any was seen.
+    pub leader: Option<u64>,
+    /// When it was first seen, Unix nanoseconds.
+    pub since_ns: i64,
+}
+
+impl AppState {
+    /// State for a server over `consensus`.
+    pub fn new(
+        consensus: Arc<dyn Consensus>,
+        cluster: Cluster,
+        request_timeout: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let now = now_ns();
+        AppState {
+            consensus,
+            cluster,
+            request_timeout,
+            shutdown,
+            leader_seen: Mutex::new(LeaderSeen {
+                leader: None,
+                since_ns: now,
+            }),
+            start_ns: now,
+        }
+    }
+
+    /// The consensus status, noting a leader change for `/v2/stats/self`.
+    pub fn status(&self) -> ConsensusStatus {
+        let status = self.consensus.status();
+        let mut seen = self.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if status.leader_id.is_some() && status.leader_id != seen.leader {
+            *seen = LeaderSeen {
+                leader: status.leader_id,
+                since_ns: now_ns(),
+            };
+        }
+        status
+    }
+
+    /// The cluster id as etcd prints it in `X-Etcd-Cluster-Id`.
+    pub fn cluster_id_hex(&self) -> String {
+        crate::cluster::id_hex(self.cluster.id)
+    }
+}
+
+/// Wall clock in Unix nanoseconds (saturating far in the future, 0 before 1970).
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
