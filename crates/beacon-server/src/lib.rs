@@ -8,6 +8,7 @@ pub mod api;
 pub mod api_v2;
 pub mod cluster;
 pub mod config;
+pub mod conn;
 pub mod consensus;
 pub mod expiry;
 pub mod http;
@@ -118,37 +119,21 @@ pub async fn serve(
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let app = router::router(Arc::clone(&state));
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        servers.spawn(conn::serve_listener(listener, app, stop_rx.clone()));
     }
     shutdown.await;
     tracing::info!("shutting down: no new connections, ending watches");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(limits::SHUTDOWN_GRACE, async {
-        let mut result = Ok(());
-        while let Some(joined) = servers.join_next().await {
-            if let Ok(Err(e)) = joined {
-                result = Err(anyhow::Error::new(e).context("serving client requests"));
-            }
-        }
-        result
+        while servers.join_next().await.is_some() {}
     })
     .await;
     servers.abort_all();
     let _ = ticker.await;
-    match drained {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("connections still open after the shutdown grace period; closed them");
-            Ok(())
-        }
+    if drained.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; closed them");
     }
+    Ok(())
 }
 
 #[cfg(test)]

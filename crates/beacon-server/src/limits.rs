@@ -37,3 +37,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// etcd's largest election timeout, in milliseconds (`maxElectionMs`).
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
+
+/// How long a client may take to send a request head (hyper's `header_read_timeout`,
+/// and the first head a new connection sends). Bounds idle and slowloris connections.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of a new connection's first request is read to decide whether it is a
+/// watch; a longer head is handed to hyper as is.
+pub const REQUEST_HEAD_PEEK_BYTES_MAX: usize = 8 << 10;
+
+/// How many bytes a client may pipeline behind a pending watch before it is closed.
+pub const PIPELINED_BYTES_MAX: usize = 64 << 10;
+
+/// How long a write to a client may block (a client that stopped reading its watch).
+pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -12,7 +12,10 @@ pub fn beacon_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("executable has a parent dir").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("executable has a parent dir")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }

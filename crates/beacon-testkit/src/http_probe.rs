@@ -43,5 +43,8 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<ProbeResponse> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok(ProbeResponse { status, body: body.to_string() })
+    Ok(ProbeResponse {
+        status,
+        body: body.to_string(),
+    })
 }

@@ -18,6 +18,10 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect();
     listeners
         .iter()
-        .map(|l| l.local_addr().expect("local_addr of a bound listener").port())
+        .map(|l| {
+            l.local_addr()
+                .expect("local_addr of a bound listener")
+                .port()
+        })
         .collect()
 }

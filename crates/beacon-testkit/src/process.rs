@@ -156,7 +156,10 @@ impl ServerProcess {
     }
 
     fn spawn_and_wait(&mut self) -> std::io::Result<()> {
-        let log = File::options().create(true).append(true).open(self.log_path())?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         let child = Command::new(&self.bin)
             .args(self.args())
             .current_dir(self.temp.path())
@@ -189,9 +192,8 @@ impl ServerProcess {
     }
 
     fn is_ready(&self) -> bool {
-        let healthy = http_get(self.client_port, "/health").is_ok_and(|r| {
-            r.status == 200 && r.json().is_some_and(|j| j["health"] == "true")
-        });
+        let healthy = http_get(self.client_port, "/health")
+            .is_ok_and(|r| r.status == 200 && r.json().is_some_and(|j| j["health"] == "true"));
         if !healthy || self.kind == ServerKind::Beacon {
             return healthy;
         }

@@ -21,7 +21,10 @@ fn etcd_starts_restarts_and_keeps_data() {
     assert_eq!(http_get(port, "/health").unwrap().status, 200);
     assert!(etcd.data_dir().is_dir());
     etcd.kill9();
-    assert!(http_get(port, "/health").is_err(), "etcd still answers after kill9");
+    assert!(
+        http_get(port, "/health").is_err(),
+        "etcd still answers after kill9"
+    );
     etcd.restart().expect("restart etcd");
     assert_eq!(http_get(port, "/version").unwrap().status, 200);
 }

@@ -1,0 +1,83 @@
+//! A connection whose first request is a watch is answered by the lean path and then
+//! goes on serving: a request sent after the watch, or pipelined behind it, is answered
+//! on the same connection, as a Go server would.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use beacon_testkit::ServerProcess;
+
+#[test]
+fn watch_then_more_requests_on_one_connection() {
+    let server = ServerProcess::beacon_at(env!("CARGO_BIN_EXE_beacon")).expect("beacon starts");
+    let port = server.client_port();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The watch, with a plain GET pipelined right behind it.
+    write!(
+        conn,
+        "GET /v2/keys/conn/k?wait=true HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/keys/conn/k HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-etcd-index: "), "{head}");
+
+    let mut writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        writer,
+        "PUT /v2/keys/conn/k HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\nvalue=v"
+    )
+    .unwrap();
+    let mut sink = Vec::new();
+    writer.read_to_end(&mut sink).unwrap();
+
+    let event = read_chunked(&mut conn);
+    assert!(event.starts_with(r#"{"action":"set","node":{"key":"/conn/k","value":"v""#), "{event}");
+    // The pipelined GET is answered next, on the same connection.
+    let head = read_head(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // And a request sent afterwards too.
+    write!(conn, "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("\"etcdserver\":\"3.4.23\""), "{rest}");
+}
+
+fn read_head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).unwrap(), 1, "connection closed in a head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads one chunked body to its end and returns it.
+fn read_chunked(conn: &mut TcpStream) -> String {
+    let mut body = Vec::new();
+    loop {
+        let size_line = read_line(conn);
+        let size = usize::from_str_radix(size_line.trim(), 16).unwrap();
+        let mut chunk = vec![0u8; size + 2];
+        conn.read_exact(&mut chunk).unwrap();
+        if size == 0 {
+            return String::from_utf8(body).unwrap();
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+fn read_line(conn: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        assert_eq!(conn.read(&mut byte).unwrap(), 1);
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).unwrap()
+}
