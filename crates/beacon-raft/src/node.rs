@@ -132,6 +132,24 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
+/// The file that records a data directory's first successful start.
+const INITIALIZED_MARKER: &str = "initialized";
+
+/// Creates the marker durably: the file, then its directory entry.
+fn write_marker(path: &std::path::Path) -> Result<(), OpenError> {
+    let io_err = |source| OpenError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::File::create(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err)?;
+    let dir = path.parent().expect("the marker lives in member/");
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)
+}
+
 impl RaftNode {
     /// Opens the data directory (fjall log, newest snapshot), starts openraft, forms a
     /// single-member cluster `{node_id: peer_url}` on a fresh directory, and returns once
@@ -140,6 +158,10 @@ impl RaftNode {
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");
+        // Written once the first start succeeded: from then on, a directory without Raft
+        // state has lost files, and must not be mistaken for a fresh one.
+        let marker = member.join(INITIALIZED_MARKER);
+        let was_initialized = marker.exists();
         for dir in [&raft_dir, &snap_dir] {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
                 path: dir.clone(),
@@ -174,7 +196,11 @@ impl RaftNode {
                 applied_index,
             }),
         };
-        if let Err(e) = node.start(&config).await {
+        let started = match node.start(&config, was_initialized).await {
+            Ok(()) if !was_initialized => write_marker(&marker),
+            other => other,
+        };
+        if let Err(e) = started {
             // Stop openraft's tasks so they release the data directory.
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
@@ -182,11 +208,20 @@ impl RaftNode {
         Ok(node)
     }
 
-    async fn start(&self, config: &RaftConfig) -> Result<(), OpenError> {
+    async fn start(&self, config: &RaftConfig, was_initialized: bool) -> Result<(), OpenError> {
         let raft = &self.inner.raft;
         let id = config.node_id;
         let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
         if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
+            if was_initialized {
+                return Err(OpenError::LogCorrupt {
+                    path: config.data_dir.join("member").join("raft"),
+                    detail: format!(
+                        "this data directory was initialized (member/{INITIALIZED_MARKER} exists) \
+                         but holds no Raft state: its log files are missing"
+                    ),
+                });
+            }
             let members = BTreeMap::from([(id, BasicNode::new(&config.peer_url))]);
             raft.initialize(members).await.map_err(|e| start_err(&e))?;
             tracing::info!(node_id = id, peer_url = %config.peer_url, "initialized single-member cluster");

@@ -311,3 +311,22 @@ async fn garbage_log_entry_is_a_clear_error() {
         other => panic!("expected LogCorrupt, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_log_files_are_not_mistaken_for_a_fresh_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(tmp.path());
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 3).await;
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    // Losing the whole log must not quietly start an empty member in its place.
+    std::fs::remove_dir_all(tmp.path().join("member/raft")).expect("remove log");
+    match RaftNode::open(cfg).await {
+        Err(e @ OpenError::LogCorrupt { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("no Raft state"), "{msg}");
+        }
+        other => panic!("expected LogCorrupt, got {other:?}"),
+    }
+}
