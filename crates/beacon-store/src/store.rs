@@ -356,20 +356,7 @@ impl Store {
                     return Err(EtcdError::new(ErrorCode::DirNotEmpty, clean, current));
                 }
             }
-            let next = current + 1;
-            let event = Event {
-                action: Action::Delete,
-                node: Some(NodeExtern {
-                    key: clean.clone(),
-                    dir: node.is_dir(),
-                    modified_index: next,
-                    created_index: node.created_index,
-                    ..NodeExtern::default()
-                }),
-                prev_node: Some(node.repr(&clean, false, now)),
-                etcd_index: next,
-                refresh: false,
-            };
+            let event = removal_event(Action::Delete, &clean, node, current + 1, now);
             Ok((clean, event))
         })();
         self.counters.record(Op::Delete, result.is_ok());
@@ -393,19 +380,7 @@ impl Store {
                 return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
             }
             compare(node, prev_value, prev_index, current)?;
-            let next = current + 1;
-            let event = Event {
-                action: Action::CompareAndDelete,
-                node: Some(NodeExtern {
-                    key: clean.clone(),
-                    modified_index: next,
-                    created_index: node.created_index,
-                    ..NodeExtern::default()
-                }),
-                prev_node: Some(node.repr(&clean, false, now)),
-                etcd_index: next,
-                refresh: false,
-            };
+            let event = removal_event(Action::CompareAndDelete, &clean, node, current + 1, now);
             Ok((clean, event))
         })();
         self.counters.record(Op::CompareAndDelete, result.is_ok());
@@ -421,20 +396,13 @@ impl Store {
             }
             let node = lookup(&self.root, &key, self.current_index)
                 .unwrap_or_else(|e| panic!("TTL index names {key}, which the tree lacks: {e}"));
-            let next = self.current_index + 1;
-            let event = Event {
-                action: Action::Expire,
-                node: Some(NodeExtern {
-                    key: key.clone(),
-                    dir: node.is_dir(),
-                    modified_index: next,
-                    created_index: node.created_index,
-                    ..NodeExtern::default()
-                }),
-                prev_node: Some(node.repr(&key, false, cutoff_ns)),
-                etcd_index: next,
-                refresh: false,
-            };
+            let event = removal_event(
+                Action::Expire,
+                &key,
+                node,
+                self.current_index + 1,
+                cutoff_ns,
+            );
             self.counters.record_expired();
             self.remove_and_publish(&key, event);
         }
@@ -569,6 +537,25 @@ impl Store {
         self.current_index = current_index;
         self.history = history;
         self.ttl_index = ttl_index;
+    }
+}
+
+/// The event of a node's removal at index `next`: the node shown bare (key, `dir`,
+/// indexes), the removed node as `prevNode`, as etcd's delete, compareAndDelete and
+/// expire all report it.
+fn removal_event(action: Action, key: &str, node: &Node, next: u64, now: i64) -> Event {
+    Event {
+        action,
+        node: Some(NodeExtern {
+            key: key.to_string(),
+            dir: node.is_dir(),
+            modified_index: next,
+            created_index: node.created_index,
+            ..NodeExtern::default()
+        }),
+        prev_node: Some(node.repr(key, false, now)),
+        etcd_index: next,
+        refresh: false,
     }
 }
 
