@@ -8,6 +8,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../server.sh
+source "$here/../server.sh"
 target="${TARGET:-beacon}"
 port=2379
 dir_key=/v2/keys/services/service_a/datacenter_x
@@ -50,22 +52,7 @@ fi
 peer_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 client="http://127.0.0.1:$port"
 peer="http://127.0.0.1:$peer_port"
-flags=(--name default --data-dir "$work/data"
-  --listen-client-urls "$client" --advertise-client-urls "$client"
-  --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer"
-  --initial-cluster "default=$peer")
-case "$target" in
-  beacon)
-    bin="${BEACON_BIN:-}"
-    [[ -n "$bin" && -x "$bin" ]] || fail "set BEACON_BIN to the beacon binary (got '${bin}')"
-    ;;
-  etcd)
-    bin="${ETCD_BIN:-/usr/bin/etcd}"
-    [[ -x "$bin" ]] || fail "etcd not found at $bin"
-    flags=(--enable-v2=true "${flags[@]}")
-    ;;
-  *) fail "TARGET must be beacon or etcd, not '$target'" ;;
-esac
+server_command "$target" "$client" "$peer" "$work/data"
 
 echo "== node compat: starting $target ($bin) on $client"
 "$bin" "${flags[@]}" >"$work/server.log" 2>&1 &

@@ -6,6 +6,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../server.sh
+source "$here/../server.sh"
 target="${TARGET:-beacon}"
 venv="${BEACON_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/beacon-compat/python-venv}"
 
@@ -47,22 +49,7 @@ PY
 )
 client="http://127.0.0.1:$port"
 peer="http://127.0.0.1:$peer_port"
-flags=(--name default --data-dir "$work/data"
-  --listen-client-urls "$client" --advertise-client-urls "$client"
-  --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer"
-  --initial-cluster "default=$peer")
-case "$target" in
-  beacon)
-    bin="${BEACON_BIN:-}"
-    [[ -n "$bin" && -x "$bin" ]] || fail "set BEACON_BIN to the beacon binary (got '${bin}')"
-    ;;
-  etcd)
-    bin="${ETCD_BIN:-/usr/bin/etcd}"
-    [[ -x "$bin" ]] || fail "etcd not found at $bin"
-    flags=(--enable-v2=true "${flags[@]}")
-    ;;
-  *) fail "TARGET must be beacon or etcd, not '$target'" ;;
-esac
+server_command "$target" "$client" "$peer" "$work/data"
 
 echo "== python compat: starting $target ($bin) on $client"
 "$bin" "${flags[@]}" >"$work/server.log" 2>&1 &
