@@ -13,7 +13,8 @@ fn watch_then_more_requests_on_one_connection() {
     let server = ServerProcess::beacon_at(env!("CARGO_BIN_EXE_beacon")).expect("beacon starts");
     let port = server.client_port();
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     // The watch, with a plain GET pipelined right behind it.
     write!(
         conn,
@@ -22,8 +23,15 @@ fn watch_then_more_requests_on_one_connection() {
     .unwrap();
     let head = read_head(&mut conn);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("x-etcd-index: "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("x-etcd-index: "),
+        "{head}"
+    );
 
     let mut writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -35,12 +43,19 @@ fn watch_then_more_requests_on_one_connection() {
     writer.read_to_end(&mut sink).unwrap();
 
     let event = read_chunked(&mut conn);
-    assert!(event.starts_with(r#"{"action":"set","node":{"key":"/conn/k","value":"v""#), "{event}");
+    assert!(
+        event.starts_with(r#"{"action":"set","node":{"key":"/conn/k","value":"v""#),
+        "{event}"
+    );
     // The pipelined GET is answered next, on the same connection.
     let head = read_head(&mut conn);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     // And a request sent afterwards too.
-    write!(conn, "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).unwrap();
     let rest = String::from_utf8_lossy(&rest);
@@ -51,7 +66,11 @@ fn read_head(conn: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).unwrap(), 1, "connection closed in a head");
+        assert_eq!(
+            conn.read(&mut byte).unwrap(),
+            1,
+            "connection closed in a head"
+        );
         head.push(byte[0]);
     }
     String::from_utf8(head).unwrap()
