@@ -10,6 +10,7 @@
 
 mod error;
 mod log_store;
+mod log_sync;
 mod network;
 mod node;
 mod snapshot_file;

@@ -4,7 +4,7 @@
 //! JSON of the entry; `meta` holds the vote, the last purged log id and the last
 //! committed log id. Durability: every append and every vote is followed by
 //! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
-//! openraft is told it is on disk. Truncation and purge are single atomic batches, so
+//! openraft is told it is on disk; appends share those syncs (see `log_sync`). Truncation and purge are single atomic batches, so
 //! the log never has a hole, even across a crash.
 
 use std::fmt::Debug;
@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::OpenError;
+use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
 const LOG_KEYSPACE: &str = "log";
@@ -36,6 +37,7 @@ pub struct LogStore {
     db: Database,
     log: Keyspace,
     meta: Keyspace,
+    sync: LogSync,
 }
 
 /// The big-endian key of a log index.
@@ -81,11 +83,16 @@ impl LogStore {
                     source,
                 })
         };
+        let sync = LogSync::start(db.clone()).map_err(|source| OpenError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?;
         let store = LogStore {
             path: path.to_owned(),
             log: keyspace(LOG_KEYSPACE)?,
             meta: keyspace(META_KEYSPACE)?,
             db,
+            sync,
         };
         store.verify().map_err(|e| OpenError::LogCorrupt {
             path: path.to_owned(),
@@ -264,14 +271,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // Written to the journal (and readable) before returning, as openraft requires.
         batch.commit().map_err(io_other)?;
-        // The fdatasync runs off the runtime and only then reports the entries flushed, so
-        // the next append can be prepared meanwhile. A sync covers every earlier write in
-        // the journal, so completions out of order are still truthful.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let res = db.persist(PersistMode::SyncData).map_err(io_other);
-            callback.io_completed(res);
-        });
+        // Group commit: the sync thread reports these entries flushed after its next
+        // fdatasync, which it shares with every other append waiting by then.
+        self.sync.flushed_after_sync(callback);
         Ok(())
     }
 
