@@ -1,5 +1,54 @@
-//! beaconctl: placeholder until issue 3 brings its commands.
+//! `beaconctl`: etcdctl v2's commands (same flags, output, messages and exit codes) over
+//! `beacon-client`, plus `register` and `discover` for service discovery.
+
+mod cli;
+mod commands;
+mod context;
+mod fail;
+mod go_duration;
+mod go_json;
+mod output;
+mod signals;
+
+use std::io::Write;
+
+use clap::Parser;
+
 fn main() {
-    eprintln!("beaconctl: no commands yet");
-    std::process::exit(2);
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // etcdctl exits 1 on usage errors (0 for --help and --version).
+            let code = if e.use_stderr() {
+                fail::exit::BAD_ARGS
+            } else {
+                0
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error:  {e:#}");
+            fail::exit::BAD_ARGS
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(commands::run(cli));
+    let _ = std::io::stdout().flush();
+    Ok(match result {
+        Ok(()) => 0,
+        Err(fail) => {
+            eprint!("{}", fail.stderr);
+            fail.code
+        }
+    })
 }

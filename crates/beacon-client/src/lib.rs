@@ -1,0 +1,26 @@
+//! An async client for etcd's v2 HTTP API, as Beacon and etcd 3.4 serve it.
+//!
+//! [`Client`] holds a list of endpoints and tries them in turn, as etcd's own Go client
+//! does, when one cannot be reached. Every call but a watch has a deadline. Answers are
+//! a [`Response`] (the [`Event`] plus `X-Etcd-Index`); failures are an [`Error`] that
+//! tells an etcd error (parsed from the body, with its HTTP status) from a transport one.
+
+mod client;
+mod error;
+mod health;
+mod keys;
+mod members;
+mod options;
+mod response;
+mod transport;
+mod url;
+mod watch;
+
+pub use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
+pub use client::Client;
+pub use error::{ClusterErrors, EndpointError, EndpointErrorKind, Error};
+pub use health::Health;
+pub use members::Member;
+pub use options::{DeleteOptions, GetOptions, PrevExist, SetOptions, WatchOptions};
+pub use response::Response;
+pub use watch::Watcher;

@@ -1,0 +1,265 @@
+//! The command line: etcdctl v2's global flags and commands, plus `register` and
+//! `discover`. Positional arguments are optional here so that a missing one fails with
+//! etcdctl's own message and exit code rather than clap's.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::go_duration;
+
+/// beaconctl: a command-line client for Beacon and etcd's v2 API.
+#[derive(Debug, Parser)]
+#[command(name = "beaconctl", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Flags every command shares.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// etcdctl's global flags. Endpoints come from the first of `--endpoints`,
+/// `ETCDCTL_ENDPOINTS`, `--endpoint`, `ETCDCTL_ENDPOINT`, `--peers`, `ETCDCTL_PEERS`.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// A comma-delimited list of machine addresses in the cluster [default: http://127.0.0.1:2379]
+    #[arg(long, global = true, env = "ETCDCTL_ENDPOINTS")]
+    pub endpoints: Option<String>,
+    /// DEPRECATED - "--endpoints" should be used instead
+    #[arg(long, global = true, env = "ETCDCTL_ENDPOINT", hide = true)]
+    pub endpoint: Option<String>,
+    /// DEPRECATED - "--endpoints" should be used instead
+    #[arg(long, short = 'C', global = true, env = "ETCDCTL_PEERS", hide = true)]
+    pub peers: Option<String>,
+    /// Output response in the given format (simple, extended or json)
+    #[arg(long, short = 'o', global = true, default_value = "simple")]
+    pub output: String,
+    /// Connection timeout per request (Go duration, e.g. 2s, 500ms)
+    #[arg(long, global = true, default_value = "2s", value_parser = go_duration::parse)]
+    pub timeout: Duration,
+    /// Timeout for the command execution (except watch)
+    #[arg(long, global = true, default_value = "5s", value_parser = go_duration::parse)]
+    pub total_timeout: Duration,
+    /// Don't synchronize cluster information before sending request
+    #[arg(long, global = true)]
+    pub no_sync: bool,
+    /// Accepted for etcdctl compatibility; beaconctl prints no cURL commands
+    #[arg(long, global = true, hide = true)]
+    pub debug: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the health of the etcd cluster
+    ClusterHealth(ClusterHealthArgs),
+    /// Make a new key with a given value
+    Mk(MkArgs),
+    /// Make a new directory
+    Mkdir(TtlArgs),
+    /// Remove a key or a directory
+    Rm(RmArgs),
+    /// Removes the key if it is an empty directory or a key-value pair
+    Rmdir(KeyArgs),
+    /// Retrieve the value of a key
+    Get(GetArgs),
+    /// Retrieve a directory
+    Ls(LsArgs),
+    /// Set the value of a key
+    Set(SetArgs),
+    /// Create a new directory or update an existing directory TTL
+    Setdir(TtlArgs),
+    /// Update an existing key with a given value
+    Update(TtlArgs),
+    /// Update an existing directory
+    Updatedir(TtlArgs),
+    /// Watch a key for changes
+    Watch(WatchArgs),
+    /// Watch a key for changes and exec an executable
+    ExecWatch(ExecWatchArgs),
+    /// Member list
+    Member {
+        /// The member subcommand.
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Keep a service instance registered at /services/SERVICE/DC/ID until stopped
+    Register(RegisterArgs),
+    /// Print a service's live instances and follow them as they come and go
+    Discover(DiscoverArgs),
+}
+
+/// `member` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Enumerate existing cluster members
+    List(KeyArgs),
+}
+
+/// Just positional arguments.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// <key>
+    pub args: Vec<String>,
+}
+
+/// `--ttl` and positional arguments.
+#[derive(Debug, Args)]
+pub struct TtlArgs {
+    /// Key time-to-live in seconds
+    #[arg(long, default_value_t = 0)]
+    pub ttl: i64,
+    /// <key> [value]
+    pub args: Vec<String>,
+}
+
+/// `set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Key time-to-live in seconds
+    #[arg(long, default_value_t = 0)]
+    pub ttl: i64,
+    /// Previous value
+    #[arg(long, default_value = "")]
+    pub swap_with_value: String,
+    /// Previous index
+    #[arg(long, default_value_t = 0)]
+    pub swap_with_index: u64,
+    /// <key> <value>
+    pub args: Vec<String>,
+}
+
+/// `mk`.
+#[derive(Debug, Args)]
+pub struct MkArgs {
+    /// Create in-order key under directory <key>
+    #[arg(long)]
+    pub in_order: bool,
+    /// Key time-to-live in seconds
+    #[arg(long, default_value_t = 0)]
+    pub ttl: i64,
+    /// <key> <value>
+    pub args: Vec<String>,
+}
+
+/// `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Removes the key if it is an empty directory or a key-value pair
+    #[arg(long)]
+    pub dir: bool,
+    /// Removes the key and all child keys (if it is a directory)
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// Previous value
+    #[arg(long, default_value = "")]
+    pub with_value: String,
+    /// Previous index
+    #[arg(long, default_value_t = 0)]
+    pub with_index: u64,
+    /// <key>
+    pub args: Vec<String>,
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Returns result in sorted order
+    #[arg(long)]
+    pub sort: bool,
+    /// Require quorum for get request
+    #[arg(long, short = 'q')]
+    pub quorum: bool,
+    /// <key>
+    pub args: Vec<String>,
+}
+
+/// `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Returns result in sorted order
+    #[arg(long)]
+    pub sort: bool,
+    /// Returns all key names recursively for the given path
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// Append slash (/) to directories
+    #[arg(short = 'p')]
+    pub p: bool,
+    /// Require quorum for get request
+    #[arg(long, short = 'q')]
+    pub quorum: bool,
+    /// [key]
+    pub args: Vec<String>,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Forever watch a key until CTRL+C
+    #[arg(long, short = 'f')]
+    pub forever: bool,
+    /// Watch after the given index
+    #[arg(long, default_value_t = 0)]
+    pub after_index: u64,
+    /// Returns all values for key and child keys
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// <key>
+    pub args: Vec<String>,
+}
+
+/// `exec-watch`.
+#[derive(Debug, Args)]
+pub struct ExecWatchArgs {
+    /// Watch after the given index
+    #[arg(long, default_value_t = 0)]
+    pub after_index: u64,
+    /// Watch all values for key and child keys
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// <key> [--] <command> [args...]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// `cluster-health`.
+#[derive(Debug, Args)]
+pub struct ClusterHealthArgs {
+    /// Forever check the health every 10 second until CTRL+C
+    #[arg(long, short = 'f')]
+    pub forever: bool,
+    /// No arguments are taken.
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+}
+
+/// `register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Service name
+    pub service: String,
+    /// Instance address, host:port
+    pub addr: String,
+    /// Seconds the registration lives without a refresh; refreshed every ttl/3
+    #[arg(long)]
+    pub ttl: u64,
+    /// Datacenter the instance runs in
+    #[arg(long, default_value = "default")]
+    pub datacenter: String,
+    /// Instance id [default: random]
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+/// `discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Service name
+    pub service: String,
+    /// Print the current instances and exit instead of following changes
+    #[arg(long)]
+    pub once: bool,
+}
