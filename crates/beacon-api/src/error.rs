@@ -142,7 +142,9 @@ impl TryFrom<u16> for ErrorCode {
 }
 
 /// An etcd v2 error as it travels on the wire: `{"errorCode","message","cause","index"}`.
+/// Its serde form is that wire form, so clients parse error bodies straight into it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, serde::Deserialize)]
+#[serde(into = "WireError", try_from = "WireError")]
 #[error("{} ({cause})", code.message())]
 pub struct EtcdError {
     /// What went wrong.
@@ -170,24 +172,44 @@ impl EtcdError {
 
     /// The JSON body etcd sends, including its trailing newline.
     pub fn to_json_line(&self) -> String {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            #[serde(rename = "errorCode")]
-            error_code: u16,
-            message: &'a str,
-            #[serde(skip_serializing_if = "str::is_empty")]
-            cause: &'a str,
-            index: u64,
-        }
-        let mut line = serde_json::to_string(&Wire {
-            error_code: self.code.code(),
-            message: self.code.message(),
-            cause: &self.cause,
-            index: self.index,
-        })
-        .expect("error JSON always serializes");
+        let mut line = serde_json::to_string(self).expect("error JSON always serializes");
         line.push('\n');
         line
+    }
+}
+
+/// The wire shape of [`EtcdError`]; `message` is implied by the code when reading.
+#[derive(Serialize, serde::Deserialize)]
+struct WireError {
+    #[serde(rename = "errorCode")]
+    error_code: u16,
+    #[serde(default)]
+    message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    cause: String,
+    #[serde(default)]
+    index: u64,
+}
+
+impl From<EtcdError> for WireError {
+    fn from(e: EtcdError) -> WireError {
+        WireError {
+            error_code: e.code.code(),
+            message: e.code.message().to_string(),
+            cause: e.cause,
+            index: e.index,
+        }
+    }
+}
+
+impl TryFrom<WireError> for EtcdError {
+    type Error = String;
+    fn try_from(w: WireError) -> Result<EtcdError, String> {
+        Ok(EtcdError::new(
+            ErrorCode::try_from(w.error_code)?,
+            w.cause,
+            w.index,
+        ))
     }
 }
 
@@ -214,6 +236,8 @@ mod tests {
             e.to_json_line(),
             "{\"errorCode\":100,\"message\":\"Key not found\",\"cause\":\"/foo\",\"index\":7}\n"
         );
+        let parsed: EtcdError = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(parsed, e, "the wire form reads back");
         let e = EtcdError::request(ErrorCode::TtlNaN, "");
         assert_eq!(
             e.to_json_line(),

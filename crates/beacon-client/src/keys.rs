@@ -1,9 +1,8 @@
 //! The keys calls: get, set, create-in-order and delete, and reading their answers.
 
 use reqwest::Method;
-use serde::Deserialize;
 
-use beacon_api::{ErrorCode, EtcdError, Event};
+use beacon_api::{EtcdError, Event};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -165,22 +164,10 @@ pub(crate) fn parse_keys_response(raw: RawResponse) -> Result<Option<Response>, 
     }))
 }
 
-/// etcd's error body as sent; `EtcdError` itself is shaped for building, not reading.
-#[derive(Deserialize)]
-struct WireError {
-    #[serde(rename = "errorCode")]
-    error_code: u16,
-    #[serde(default)]
-    cause: String,
-    #[serde(default)]
-    index: u64,
-}
-
 fn parse_error_body(raw: &RawResponse) -> Result<Error, String> {
-    let wire: WireError = serde_json::from_slice(&raw.body).map_err(|e| e.to_string())?;
-    let code = ErrorCode::try_from(wire.error_code)?;
+    let error: EtcdError = serde_json::from_slice(&raw.body).map_err(|e| e.to_string())?;
     Ok(Error::Etcd {
         status: raw.status,
-        error: EtcdError::new(code, wire.cause, wire.index),
+        error,
     })
 }
