@@ -1,0 +1,168 @@
+//! `beacon-bench`: the load generator of bench/run. Each subcommand runs one workload
+//! against one server URL and prints its result as one JSON object on stdout; `report`
+//! turns the collected results into bench/RESULTS.md's tables.
+
+mod churn;
+mod client;
+mod fanout;
+mod histogram;
+mod keys;
+mod load;
+mod memory;
+mod ports;
+mod preload;
+mod procfs;
+mod report;
+mod wait;
+mod watch;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::client::Target;
+
+#[derive(Parser)]
+#[command(about = "Load generator for the Beacon vs etcd benchmark (see bench/run)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The server a workload runs against.
+#[derive(clap::Args)]
+struct Server {
+    /// Client URL, e.g. http://127.0.0.1:2379 (loopback only).
+    #[arg(long)]
+    url: String,
+    /// Server process id, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// PUT, GET or quorum GET at a fixed concurrency for a fixed time.
+    Load {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: load::LoadArgs,
+    },
+    /// TTL keys refreshed by many instances, watched by many watchers; expiry delay.
+    Churn {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: churn::ChurnArgs,
+    },
+    /// Many idle watchers (memory), then one write and the time to the last watcher.
+    Fanout {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+    },
+    /// Memory of the server with many keys (needs --pid).
+    Memory {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: memory::MemoryArgs,
+    },
+    /// Waits until the server is ready for a benchmark.
+    WaitReady {
+        #[command(flatten)]
+        server: Server,
+        #[arg(long, default_value_t = 60)]
+        timeout_seconds: u64,
+    },
+    /// Waits until GET of a key succeeds; prints the seconds since --since-epoch-ns.
+    WaitKey {
+        #[command(flatten)]
+        server: Server,
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        since_epoch_ns: u128,
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
+    /// Prints N free loopback ports, space-separated.
+    FreePorts {
+        #[arg(default_value_t = 2)]
+        n: usize,
+    },
+    /// Renders the results file (JSON lines) as Markdown tables on stdout.
+    Report {
+        #[arg(long)]
+        results: std::path::PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let output = runtime.block_on(execute(cli.command))?;
+    println!("{output}");
+    // Watch connections still open at the end are abandoned, not awaited.
+    runtime.shutdown_background();
+    Ok(())
+}
+
+async fn execute(command: Command) -> Result<String> {
+    let json = |v: Value| Ok(v.to_string());
+    match command {
+        Command::Load { server, args } => {
+            json(load::run(&Target::parse(&server.url)?, &args, server.pid).await?)
+        }
+        Command::Churn { server, args } => {
+            json(churn::run(&Target::parse(&server.url)?, &args, server.pid).await?)
+        }
+        Command::Fanout { server, args } => {
+            json(fanout::run(&Target::parse(&server.url)?, &args, server.pid).await?)
+        }
+        Command::Memory { server, args } => {
+            let pid = server.pid.context("memory needs --pid")?;
+            json(memory::run(&Target::parse(&server.url)?, &args, pid).await?)
+        }
+        Command::WaitReady {
+            server,
+            timeout_seconds,
+        } => json(
+            wait::ready(
+                &Target::parse(&server.url)?,
+                Duration::from_secs(timeout_seconds),
+            )
+            .await?,
+        ),
+        Command::WaitKey {
+            server,
+            path,
+            since_epoch_ns,
+            timeout_seconds,
+        } => {
+            let target = Target::parse(&server.url)?;
+            json(
+                wait::key(
+                    &target,
+                    &path,
+                    since_epoch_ns,
+                    Duration::from_secs(timeout_seconds),
+                )
+                .await?,
+            )
+        }
+        Command::FreePorts { n } => ports::free(n),
+        Command::Report { results } => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            report::render(&text)
+        }
+    }
+}
