@@ -89,13 +89,26 @@ pub async fn run(
 pub async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening for client requests on {addr}"))?;
+        let l =
+            listen(*addr).with_context(|| format!("listening for client requests on {addr}"))?;
         tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "serving client requests");
         listeners.push(l);
     }
     Ok(listeners)
+}
+
+/// Binds `addr` with address reuse and a deep accept queue: thousands of watchers
+/// connecting at once must not overflow it (tokio's default backlog is 128; Go, and so
+/// etcd, ask for the kernel's maximum).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(limits::LISTEN_BACKLOG)
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;

@@ -51,3 +51,6 @@ pub const PIPELINED_BYTES_MAX: usize = 64 << 10;
 
 /// How long a write to a client may block (a client that stopped reading its watch).
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pending connections the kernel may queue per listener (it caps this at somaxconn).
+pub const LISTEN_BACKLOG: u32 = 4096;
