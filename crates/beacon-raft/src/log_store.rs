@@ -163,21 +163,10 @@ impl LogStore {
             .map_err(io_other)
     }
 
-    /// Removes the log entries in `range` together with an optional meta write, in one
-    /// atomic batch: a crash keeps either all of it or none of it, never a hole.
-    fn remove_range(
-        &self,
-        range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
-        purged: Option<&LogId>,
-    ) -> io::Result<()> {
+    /// Removes the entries in `range` in one atomic batch (truncating the tail): a crash
+    /// keeps all of them or none, never a hole.
+    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> io::Result<()> {
         let mut batch = self.db.batch();
-        if let Some(p) = purged {
-            batch.insert(
-                &self.meta,
-                KEY_PURGED,
-                serde_json::to_vec(p).map_err(io_other)?,
-            );
-        }
         for item in self.log.range(range) {
             let key = item.key().map_err(io_other)?;
             batch.remove(&self.log, key);
@@ -281,11 +270,40 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         // Not synced on its own: the next append (which always follows a truncation
         // before anything is acknowledged) is synced, and the journal is ordered.
-        self.remove_range(to_key_range(&(from..)), None)
+        self.remove_range(to_key_range(&(from..)))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let upto = log_id.index;
-        self.remove_range(to_key_range(&(..=upto)), Some(&log_id))
+        let started = std::time::Instant::now();
+        // Where the live log starts: after the last purge (asking fjall for its first key
+        // would skip every tombstone left so far), or at its first entry before any purge.
+        let first = match self.get_meta::<LogId>(KEY_PURGED)? {
+            Some(purged) => purged.index + 1,
+            None => match self.log.first_key_value() {
+                Some(guard) => key_index(&guard.key().map_err(io_other)?)?,
+                None => upto + 1,
+            },
+        };
+        // The log is contiguous, so its keys are known without reading them. Scanning
+        // `..=upto` instead walked every tombstone earlier purges left behind, and each
+        // purge (inline in openraft's log I/O, stalling appends) grew slower.
+        let mut batch = self.db.batch();
+        batch.insert(
+            &self.meta,
+            KEY_PURGED,
+            serde_json::to_vec(&log_id).map_err(io_other)?,
+        );
+        for index in first..=upto {
+            batch.remove(&self.log, index_key(index));
+        }
+        batch.commit().map_err(io_other)?;
+        tracing::info!(
+            from = first,
+            upto,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "purged raft log"
+        );
+        Ok(())
     }
 }
