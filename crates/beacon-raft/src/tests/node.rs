@@ -28,6 +28,16 @@ fn current_index(node: &RaftNode) -> u64 {
     node.store().read().expect("lock").current_index()
 }
 
+/// A data directory holding a cleanly stopped node that committed three writes, ready
+/// for a test to damage.
+async fn stopped_node_with_three_entries(dir: &Path) -> RaftConfig {
+    let cfg = config(dir);
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    propose_n(&node, 0, 3).await;
+    node.shutdown().await.expect("shutdown");
+    cfg
+}
+
 async fn reopen(cfg: &RaftConfig) -> RaftNode {
     RaftNode::open(cfg.clone()).await.expect("reopen")
 }
@@ -283,11 +293,7 @@ async fn other_node_id_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_log_entry_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = config(tmp.path());
-    let node = RaftNode::open(cfg.clone()).await.expect("open");
-    propose_n(&node, 0, 3).await;
-    node.shutdown().await.expect("shutdown");
-    drop(node);
+    let cfg = stopped_node_with_three_entries(tmp.path()).await;
     {
         // Valid for fjall, nonsense for us: an entry that does not decode.
         let db = fjall::Database::builder(tmp.path().join("member/raft"))
@@ -315,11 +321,7 @@ async fn garbage_log_entry_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_log_files_are_not_mistaken_for_a_fresh_directory() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = config(tmp.path());
-    let node = RaftNode::open(cfg.clone()).await.expect("open");
-    propose_n(&node, 0, 3).await;
-    node.shutdown().await.expect("shutdown");
-    drop(node);
+    let cfg = stopped_node_with_three_entries(tmp.path()).await;
     // Losing the whole log must not quietly start an empty member in its place.
     std::fs::remove_dir_all(tmp.path().join("member/raft")).expect("remove log");
     match RaftNode::open(cfg).await {
