@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use beacon_server::config::{Config, ConfigError};
 
+// Every request allocates (headers, JSON, log entries); with glibc's malloc, allocation
+// and its consolidation were a fifth of the CPU on the write path under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args_os()) {
         Ok(c) => c,
