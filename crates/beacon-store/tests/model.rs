@@ -6,23 +6,10 @@ use std::collections::BTreeMap;
 
 use beacon_api::ErrorCode;
 use beacon_store::{Applied, Command, KeysRequest, Method, Store};
+use beacon_testkit::SeededRng;
 
 const T0: i64 = 1_795_494_600_000_000_000;
 const STEPS: usize = 5_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The model: each key's value and modified index.
 type Model = BTreeMap<String, (String, u64)>;
@@ -36,7 +23,7 @@ fn store_agrees_with_a_map_model() {
     println!(
         "seed {seed} (replay: BEACON_MODEL_SEED={seed} cargo test -p beacon-store --test model)"
     );
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
     let mut store = Store::new();
     let mut model = Model::new();
     let mut index = 0u64;

@@ -5,12 +5,14 @@ mod binaries;
 mod http_probe;
 mod ports;
 mod process;
+mod rng;
 mod temp_dir;
 
 pub use binaries::{beacon_bin, etcd_available, etcd_bin};
 pub use http_probe::{http_get, ProbeResponse};
 pub use ports::{free_port, free_ports};
 pub use process::{ServerKind, ServerProcess, READY_TIMEOUT};
+pub use rng::SeededRng;
 pub use temp_dir::TempDir;
 
 /// A running `beacon` process; see [`ServerProcess::beacon`].

@@ -10,23 +10,11 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use beacon_testkit::SeededRng;
+
 use super::harness;
 
 const REQUESTS: usize = 3_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"];
 const SEGMENTS: &[&str] = &[
@@ -79,7 +67,7 @@ const VALUES: &[&str] = &[
     "%00",
 ];
 
-fn random_request(rng: &mut Rng) -> (String, String, String) {
+fn random_request(rng: &mut SeededRng) -> (String, String, String) {
     let method = rng.pick(METHODS).to_string();
     let prefix = rng.pick(&[
         "/v2/keys",
@@ -91,21 +79,21 @@ fn random_request(rng: &mut Rng) -> (String, String, String) {
         "/v2/keys//",
     ]);
     let mut path = prefix.to_string();
-    for _ in 0..rng.next() % 4 {
+    for _ in 0..rng.next_u64() % 4 {
         path.push('/');
         path.push_str(rng.pick(SEGMENTS));
     }
     let mut query = Vec::new();
     let mut form = Vec::new();
-    for _ in 0..rng.next() % 5 {
+    for _ in 0..rng.next_u64() % 5 {
         let pair = format!("{}={}", rng.pick(PARAMS), rng.pick(VALUES));
-        if rng.next().is_multiple_of(2) {
+        if rng.next_u64().is_multiple_of(2) {
             query.push(pair);
         } else {
             form.push(pair);
         }
     }
-    if rng.next().is_multiple_of(10) {
+    if rng.next_u64().is_multiple_of(10) {
         query.push(rng.pick(&[";", "&&", "=", "a=%"]).to_string());
     }
     let uri = if query.is_empty() {
@@ -126,12 +114,12 @@ async fn random_requests_get_answers_not_panics() {
         "seed {seed} (replay: BEACON_GARBAGE_SEED={seed} cargo test -p beacon-server garbage)"
     );
     let h = harness();
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for i in 0..REQUESTS {
         let (method, uri, form) = random_request(&mut rng);
         let mut req = Request::builder().method(method.as_str()).uri(&uri);
-        if !rng.next().is_multiple_of(4) {
+        if !rng.next_u64().is_multiple_of(4) {
             req = req.header("content-type", "application/x-www-form-urlencoded");
         }
         let Ok(req) = req.body(Body::from(form.clone())) else {
