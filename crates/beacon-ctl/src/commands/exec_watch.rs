@@ -1,9 +1,9 @@
 //! `exec-watch <key> -- <command> [args...]`: run a command on every change of the key,
 //! with the change in `ETCD_WATCH_*` variables; runs until Ctrl-C.
 
-use beacon_client::{Response, WatchOptions};
+use beacon_client::Response;
 
-use super::watch::after_index;
+use super::watch::follow_files;
 use crate::cli::{ExecWatchArgs, Global};
 use crate::context::Ctx;
 use crate::fail::{exit, CmdResult, Fail};
@@ -13,30 +13,12 @@ pub async fn run(g: &Global, a: &ExecWatchArgs) -> CmdResult {
     let required = || Fail::error(exit::BAD_ARGS, "key and command to exec required");
     let (key, command) = split_args(&a.args).ok_or_else(required)?;
     let ctx = Ctx::synced(g).await?;
-    let opts = WatchOptions {
-        recursive: a.recursive,
-        wait_index: after_index(a.after_index),
-        timeout: None,
-    };
-    let mut watcher = ctx.client.watcher(&key, opts);
-    let follow = async {
-        loop {
-            let resp = watcher
-                .next()
-                .await
-                .map_err(|e| Fail::client(exit::SERVER_ERROR, &e))?;
-            let Some(node) = resp.node() else { continue };
-            if node.dir {
-                eprintln!("Ignored dir {} change", node.key);
-                continue;
-            }
-            spawn(&command, &resp)?;
-        }
-    };
-    tokio::select! {
-        result = follow => result,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-    }
+    let ignore_dir = |key: &str| eprintln!("Ignored dir {key} change");
+    follow_files(&ctx, &key, a.recursive, a.after_index, ignore_dir, |resp| {
+        spawn(&command, resp)?;
+        Ok(true)
+    })
+    .await
 }
 
 /// The key and the command. etcdctl's rule: with a `--` after the key, the command
