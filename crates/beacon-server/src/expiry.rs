@@ -22,7 +22,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
         // Also keeps the leader bookkeeping of /v2/stats/self current.
-        if !state.status().is_leader() {
+        if !state.status_noting_leader().is_leader() {
             continue;
         }
         let has_ttl = state

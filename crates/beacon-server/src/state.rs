@@ -23,6 +23,8 @@ pub struct AppState {
     pub leader_seen: Mutex<LeaderSeen>,
     /// Start time, Unix nanoseconds.
     pub start_ns: i64,
+    /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
+    cluster_id_hex: String,
 }
 
 /// The last leader observed and since when (etcd's `leaderInfo`).
@@ -44,6 +46,7 @@ impl AppState {
     ) -> Self {
         let now = now_ns();
         AppState {
+            cluster_id_hex: crate::cluster::id_hex(cluster.id),
             consensus,
             cluster,
             request_timeout,
@@ -56,8 +59,15 @@ impl AppState {
         }
     }
 
-    /// The consensus status, noting a leader change for `/v2/stats/self`.
+    /// The consensus status. Lock-free: every response reads it for its headers.
     pub fn status(&self) -> ConsensusStatus {
+        self.consensus.status()
+    }
+
+    /// The consensus status, noting a leader change for `/v2/stats/self`. Only the
+    /// expiry ticker (every tick) and that endpoint call it, keeping the lock off the
+    /// request path.
+    pub fn status_noting_leader(&self) -> ConsensusStatus {
         let status = self.consensus.status();
         let mut seen = self.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
         if status.leader_id.is_some() && status.leader_id != seen.leader {
@@ -70,8 +80,8 @@ impl AppState {
     }
 
     /// The cluster id as etcd prints it in `X-Etcd-Cluster-Id`.
-    pub fn cluster_id_hex(&self) -> String {
-        crate::cluster::id_hex(self.cluster.id)
+    pub fn cluster_id_hex(&self) -> &str {
+        &self.cluster_id_hex
     }
 }
 

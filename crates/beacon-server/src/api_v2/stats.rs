@@ -58,7 +58,7 @@ struct SelfStats<'a> {
 /// etcd's `ServerStats`. Append counters and rates are not tracked yet (0, and the
 /// rate fields are omitted, as etcd omits them when zero).
 fn self_stats(state: &AppState) -> String {
-    let status = state.status();
+    let status = state.status_noting_leader();
     let seen = *state.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
     let uptime_ns = now_ns().saturating_sub(seen.since_ns).max(0);
     let stats = SelfStats {
