@@ -124,7 +124,7 @@ async fn worker(
         }
         let key = load_key(rng.below(keys));
         let reply = match op {
-            Op::Put => conn.put(&key, form.clone()).await,
+            Op::Put => conn.put(&key, &form).await,
             Op::Get => conn.get(&key).await,
             Op::Qget => conn.get(&format!("{key}?quorum=true")).await,
         };

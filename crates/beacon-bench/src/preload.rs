@@ -40,7 +40,7 @@ pub async fn preload(
                 if i >= count || Instant::now() >= deadline {
                     return Ok(());
                 }
-                let reply = conn.put(&path_of(i), form.clone()).await?;
+                let reply = conn.put(&path_of(i), &form).await?;
                 if !(200..300).contains(&reply.status) {
                     bail!("preload PUT {} answered {}", path_of(i), reply.status);
                 }

@@ -3,11 +3,9 @@
 //! left the server's 1000-event history.
 
 use anyhow::{bail, Context, Result};
-use hyper::body::Incoming;
-use hyper::{Method, Response};
 use serde_json::Value;
 
-use crate::client::{read_reply, Conn};
+use crate::client::{Conn, Head};
 
 /// etcd's "The event in requested index is outdated and cleared" error code.
 pub const EVENT_INDEX_CLEARED: u64 = 401;
@@ -37,26 +35,22 @@ pub fn watch_path(dir: &str, wait_index: Option<u64>) -> String {
 /// Sends a watch and returns when the server has answered with its head; both etcd and
 /// Beacon send the head only once the watcher is registered, so from then on no event
 /// can be missed.
-pub async fn arm(
-    conn: &mut Conn,
-    dir: &str,
-    wait_index: Option<u64>,
-) -> Result<Response<Incoming>> {
-    conn.send(Method::GET, &watch_path(dir, wait_index), None)
+pub async fn arm(conn: &mut Conn, dir: &str, wait_index: Option<u64>) -> Result<Head> {
+    conn.send("GET", &watch_path(dir, wait_index), None)
         .await
         .context("sending a watch")
 }
 
 /// Waits for the body of an armed watch and parses it.
-pub async fn outcome(response: Response<Incoming>) -> Result<Outcome> {
-    let reply = read_reply(response).await?;
-    let json: Value = serde_json::from_slice(&reply.body)
-        .with_context(|| format!("watch body: {:?}", String::from_utf8_lossy(&reply.body)))?;
-    if reply.status != 200 {
+pub async fn outcome(conn: &mut Conn, head: Head) -> Result<Outcome> {
+    let body = conn.body(&head).await?;
+    let json: Value = serde_json::from_slice(&body)
+        .with_context(|| format!("watch body: {:?}", String::from_utf8_lossy(&body)))?;
+    if head.status != 200 {
         if json["errorCode"].as_u64() == Some(EVENT_INDEX_CLEARED) {
             return Ok(Outcome::Cleared);
         }
-        bail!("watch answered {}: {json}", reply.status);
+        bail!("watch answered {}: {json}", head.status);
     }
     let node = &json["node"];
     Ok(Outcome::Event(Event {

@@ -41,7 +41,7 @@ pub struct Report {
 
 /// Registers the instance again after its key was lost.
 async fn register(conn: &mut Conn, plan: &Plan) -> Result<()> {
-    let reply = conn.put(&plan.path, plan.register_form.clone()).await?;
+    let reply = conn.put(&plan.path, &plan.register_form).await?;
     anyhow::ensure!(
         reply.status < 300,
         "register {} answered {}",
@@ -62,7 +62,7 @@ pub async fn run(mut conn: Conn, plan: Plan) -> Result<Report> {
         }
         tokio::time::sleep_until(next.into()).await;
         let sent = Instant::now();
-        let reply = conn.put(&plan.path, refresh_form.clone()).await;
+        let reply = conn.put(&plan.path, &refresh_form).await;
         let answered = Instant::now();
         let counted = sent >= plan.start && answered <= plan.end;
         match reply {

@@ -59,7 +59,7 @@ pub async fn run(target: &Target, args: &ChurnArgs, pid: Option<u32>) -> Result<
     for (i, mut conn) in conns.drain(..).enumerate() {
         let (p, form) = (path(i), register_form.clone());
         registering.spawn(async move {
-            let reply = conn.put(&p, form).await?;
+            let reply = conn.put(&p, &form).await?;
             anyhow::ensure!(reply.status < 300, "register {p} answered {}", reply.status);
             Ok::<_, anyhow::Error>((i, conn))
         });

@@ -45,8 +45,8 @@ async fn follow(
     report: &mut Report,
 ) -> Result<()> {
     loop {
-        let response = arm(conn, dir, Some(index)).await?;
-        match outcome(response).await? {
+        let head = arm(conn, dir, Some(index)).await?;
+        match outcome(conn, head).await? {
             Outcome::Event(event) => {
                 let at = Instant::now();
                 report.events += 1;

@@ -34,7 +34,7 @@ pub struct FanoutArgs {
 pub async fn run(target: &Target, args: &FanoutArgs, pid: Option<u32>) -> Result<Value> {
     let mut writer = Conn::open(target).await?;
     let form = value_form(64, 3);
-    let seed = writer.put(&format!("{DIR}/seed"), form.clone()).await?;
+    let seed = writer.put(&format!("{DIR}/seed"), &form).await?;
     anyhow::ensure!(seed.status < 300, "seed PUT answered {}", seed.status);
     // Let the server settle after start-up and the first write before the baseline.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -79,7 +79,7 @@ pub async fn run(target: &Target, args: &FanoutArgs, pid: Option<u32>) -> Result
             );
         }
         let sent = Instant::now();
-        let reply = writer.put(&format!("{DIR}/x"), form.clone()).await?;
+        let reply = writer.put(&format!("{DIR}/x"), &form).await?;
         write_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(reply.status < 300, "fan-out PUT answered {}", reply.status);
         let mut arrivals = tally.take_arrivals(args.watchers).await?;

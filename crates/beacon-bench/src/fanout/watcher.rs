@@ -31,10 +31,9 @@ pub async fn run(
 ) -> Result<()> {
     let mut wait_index = None;
     for _ in 0..rounds {
-        let response =
-            tokio::time::timeout(EVENT_TIMEOUT, arm(&mut conn, &dir, wait_index)).await??;
+        let head = tokio::time::timeout(EVENT_TIMEOUT, arm(&mut conn, &dir, wait_index)).await??;
         let _ = notes.send(Note::Armed);
-        let event = match tokio::time::timeout(EVENT_TIMEOUT, outcome(response)).await?? {
+        let event = match tokio::time::timeout(EVENT_TIMEOUT, outcome(&mut conn, head)).await?? {
             Outcome::Event(event) => event,
             Outcome::Cleared => bail!("fan-out watcher fell out of the event history"),
         };
