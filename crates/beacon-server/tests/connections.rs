@@ -1,6 +1,7 @@
 //! A connection whose first request is a watch is answered by the lean path and then
 //! goes on serving: a request sent after the watch, or pipelined behind it, is answered
-//! on the same connection, as a Go server would.
+//! on the same connection, as a Go server would. A watcher re-arms on its connection,
+//! watch after watch, and each is answered in turn.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -60,6 +61,72 @@ fn watch_then_more_requests_on_one_connection() {
     conn.read_to_end(&mut rest).unwrap();
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.contains("\"etcdserver\":\"3.4.23\""), "{rest}");
+}
+
+#[test]
+fn watch_after_watch_on_one_connection() {
+    let server = ServerProcess::beacon_at(env!("CARGO_BIN_EXE_beacon")).expect("beacon starts");
+    let port = server.client_port();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut wait_index = None::<u64>;
+    for round in 0..3 {
+        let query = match wait_index {
+            Some(i) => format!("wait=true&recursive=true&waitIndex={i}"),
+            None => "wait=true&recursive=true".to_string(),
+        };
+        write!(
+            conn,
+            "GET /v2/keys/again?{query} HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let head = read_head(&mut conn);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        put(port, &format!("/v2/keys/again/k{round}"), "v");
+        let event = read_chunked(&mut conn);
+        let json: serde_json::Value = serde_json::from_str(&event).unwrap();
+        assert_eq!(json["node"]["key"], format!("/again/k{round}"), "{event}");
+        wait_index = Some(json["node"]["modifiedIndex"].as_u64().unwrap() + 1);
+    }
+    // A watch answered from the history at once, then a plain request, still on it.
+    write!(
+        conn,
+        "GET /v2/keys/again?wait=true&recursive=true&waitIndex=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    read_head(&mut conn);
+    let event = read_chunked(&mut conn);
+    assert!(event.contains(r#""key":"/again/k0""#), "{event}");
+    write!(
+        conn,
+        "GET /v2/keys/again/k2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert!(rest.contains(r#""key":"/again/k2""#), "{rest}");
+}
+
+/// A PUT on a connection of its own, read to its end.
+fn put(port: u16, path: &str, value: &str) {
+    let mut writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let form = format!("value={value}");
+    write!(
+        writer,
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    writer.read_to_end(&mut reply).unwrap();
+    assert!(
+        reply.starts_with(b"HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
 }
 
 fn read_head(conn: &mut TcpStream) -> String {

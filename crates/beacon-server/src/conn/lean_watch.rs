@@ -1,4 +1,4 @@
-//! The lean path for a connection whose first request is a watch: the router answers
+//! The lean path for a connection's plain watches: the router answers
 //! it as usual, but the response is written here, so that while the watch waits the
 //! connection holds only its socket and the watch body, not hyper's buffers.
 
@@ -17,7 +17,10 @@ use tower::ServiceExt as _;
 use crate::http::goform;
 use crate::limits::{CLIENT_WRITE_TIMEOUT, PIPELINED_BYTES_MAX};
 
-/// A parsed first request that the lean path will answer.
+/// The end of a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A parsed watch request that the lean path will answer.
 pub struct LeanRequest {
     request: http::Request<Body>,
     keep_alive: bool,
@@ -90,7 +93,8 @@ pub async fn answer(
     let mut body = body;
     let mut pending = Vec::new();
     let mut scratch = [0u8; 64];
-    loop {
+    let (mut ended, mut terminated) = (false, false);
+    while !ended {
         tokio::select! {
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => {
@@ -98,11 +102,16 @@ pub async fn answer(
                     if data.is_empty() {
                         continue;
                     }
-                    let bytes = if chunked { chunk(&data) } else { data.to_vec() };
+                    let mut bytes = if chunked { chunk(&data) } else { data.to_vec() };
+                    // A long poll's one event and the end of its body go in one write.
+                    if chunked && body.is_end_stream() {
+                        bytes.extend_from_slice(LAST_CHUNK);
+                        (ended, terminated) = (true, true);
+                    }
                     write(sock, &bytes).await.ok()?;
                 }
                 Some(Err(_)) => return None,
-                None => break,
+                None => ended = true,
             },
             // The client going away ends the watch: dropping the body unregisters it.
             read = sock.read(&mut scratch) => match read {
@@ -116,8 +125,8 @@ pub async fn answer(
             },
         }
     }
-    if chunked {
-        write(sock, b"0\r\n\r\n").await.ok()?;
+    if chunked && !terminated {
+        write(sock, LAST_CHUNK).await.ok()?;
     }
     if !keep_alive || stopping() {
         let _ = sock.shutdown().await;

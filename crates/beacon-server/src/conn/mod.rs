@@ -1,8 +1,8 @@
 //! Client connections. hyper serves HTTP/1.1, except for one case: an idle long-poll
 //! held by hyper keeps its read and write buffers (~20 KiB), and watches are the one
-//! request that waits for minutes, by the ten thousand. So a connection whose first
-//! request is a plain watch is answered by [`lean_watch`], which keeps only the socket
-//! and the watch body while it waits, and is handed to hyper afterwards.
+//! request that waits for minutes, by the ten thousand. So while a connection sends
+//! plain watches they are answered by [`lean_watch`], which keeps only the socket and
+//! the watch body while it waits; the first other request hands it to hyper for good.
 
 mod lean_watch;
 mod prefixed;
@@ -47,42 +47,61 @@ pub async fn serve_listener(listener: TcpListener, app: Router, stop: watch::Rec
 
 async fn serve_connection(mut sock: TcpStream, app: Router, stop: watch::Receiver<bool>) {
     let _ = sock.set_nodelay(true);
-    let mut head = Vec::with_capacity(1024);
-    let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, async {
+    let mut unread = Vec::with_capacity(1024);
+    // Watch after watch stays on the lean path: a watcher re-arms on the same connection,
+    // and handing each one to hyper after its first event would cost ~20 KiB of buffers
+    // per watcher, allocated (and page-faulted in) just as an event wakes thousands.
+    loop {
+        if !read_head(&mut sock, &mut unread).await {
+            return;
+        }
+        let Some(end) = head_end(&unread) else { break };
+        let Some(lean) = lean_watch::recognize(&unread[..end]) else {
+            break;
+        };
+        let rest = unread.split_off(end);
+        drop(unread);
+        let stopping = {
+            let stop = stop.clone();
+            move || *stop.borrow()
+        };
+        match lean_watch::answer(&mut sock, lean, app.clone(), stopping).await {
+            Some(pipelined) => unread = [rest, pipelined].concat(),
+            None => return,
+        }
+    }
+    // Boxed: inline, hyper's connection state would size every lean watcher's future.
+    Box::pin(serve_with_hyper(Prefixed::new(unread, sock), app, stop)).await;
+}
+
+/// Reads into `head` until it holds a whole request head or
+/// [`REQUEST_HEAD_PEEK_BYTES_MAX`] bytes; `false` when the client left or took longer
+/// than [`HEADER_READ_TIMEOUT`].
+async fn read_head(sock: &mut TcpStream, head: &mut Vec<u8>) -> bool {
+    let complete =
+        |head: &Vec<u8>| head_end(head).is_some() || head.len() >= REQUEST_HEAD_PEEK_BYTES_MAX;
+    if complete(head) {
+        return true;
+    }
+    let read = tokio::time::timeout(HEADER_READ_TIMEOUT, async {
         loop {
-            match sock.read_buf(&mut head).await {
+            match sock.read_buf(head).await {
                 Ok(0) | Err(_) => return false,
-                Ok(_) if head.windows(4).any(|w| w == b"\r\n\r\n") => return true,
-                Ok(_) if head.len() >= REQUEST_HEAD_PEEK_BYTES_MAX => return true,
+                Ok(_) if complete(head) => return true,
                 Ok(_) => {}
             }
         }
     })
     .await;
-    if !matches!(peeked, Ok(true)) {
-        return;
-    }
-    let mut unread = head;
-    if let Some(end) = unread
+    matches!(read, Ok(true))
+}
+
+/// Where the first request head in `bytes` ends (after its blank line), if it does.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 4)
-    {
-        if let Some(lean) = lean_watch::recognize(&unread[..end]) {
-            let rest = unread.split_off(end);
-            drop(unread);
-            let stopping = {
-                let stop = stop.clone();
-                move || *stop.borrow()
-            };
-            match lean_watch::answer(&mut sock, lean, app.clone(), stopping).await {
-                Some(pipelined) => unread = [rest, pipelined].concat(),
-                None => return,
-            }
-        }
-    }
-    // Boxed: inline, hyper's connection state would size every lean watcher's future.
-    Box::pin(serve_with_hyper(Prefixed::new(unread, sock), app, stop)).await;
 }
 
 /// Serves the rest of a connection with hyper until it closes or the server stops.
