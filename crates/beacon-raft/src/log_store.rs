@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::entry::RaftEntry;
@@ -19,6 +20,7 @@ use openraft::{OptionalSend, RaftLogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
@@ -38,6 +40,8 @@ pub struct LogStore {
     log: Keyspace,
     meta: Keyspace,
     sync: LogSync,
+    /// The newest entries, shared by every clone (the reader included).
+    cache: Arc<Mutex<EntryCache>>,
 }
 
 /// The big-endian key of a log index.
@@ -93,6 +97,7 @@ impl LogStore {
             meta: keyspace(META_KEYSPACE)?,
             db,
             sync,
+            cache: Arc::default(),
         };
         store.verify().map_err(|e| OpenError::LogCorrupt {
             path: path.to_owned(),
@@ -150,6 +155,12 @@ impl LogStore {
         self.meta.insert(key, bytes).map_err(io_other)
     }
 
+    fn cache(&self) -> MutexGuard<'_, EntryCache> {
+        // The cache is only ever left consistent (each method completes its update), so
+        // a panic elsewhere while it was held leaves nothing half-done.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn read_vote_sync(&self) -> io::Result<Option<Vote>> {
         self.get_meta(KEY_VOTE)
     }
@@ -189,6 +200,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
+        if let Some(entries) = self.cache().get(&range) {
+            return Ok(entries);
+        }
         let mut entries = Vec::new();
         for item in self.log.range(to_key_range(&range)) {
             let (k, v) = item.into_inner().map_err(io_other)?;
@@ -254,12 +268,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.db.batch();
+        let mut written = Vec::new();
         for entry in entries {
             let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
+            written.push((entry.clone(), bytes.len()));
             batch.insert(&self.log, index_key(entry.index()), bytes);
         }
         // Written to the journal (and readable) before returning, as openraft requires.
-        batch.commit().map_err(io_other)?;
+        let committed = batch.commit().map_err(io_other);
+        let mut cache = self.cache();
+        if committed.is_err() {
+            // Whatever fjall kept of a failed batch, the cache must not claim more.
+            cache.clear();
+        }
+        committed?;
+        for (entry, len) in written {
+            cache.push(entry, len);
+        }
+        drop(cache);
         // Group commit: the sync thread reports these entries flushed after its next
         // fdatasync, which it shares with every other append waiting by then.
         self.sync.flushed_after_sync(callback);
@@ -270,7 +296,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         // Not synced on its own: the next append (which always follows a truncation
         // before anything is acknowledged) is synced, and the journal is ordered.
-        self.remove_range(to_key_range(&(from..)))
+        let removed = self.remove_range(to_key_range(&(from..)));
+        self.cache().truncate_after(last_log_id.map(|l| l.index));
+        removed
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -297,7 +325,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for index in first..=upto {
             batch.remove(&self.log, index_key(index));
         }
-        batch.commit().map_err(io_other)?;
+        let committed = batch.commit().map_err(io_other);
+        self.cache().purge(upto);
+        committed?;
         tracing::info!(
             from = first,
             upto,

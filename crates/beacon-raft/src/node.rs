@@ -273,7 +273,7 @@ impl RaftNode {
 
     /// Proposes `cmd` and resolves once it is committed and applied to the store.
     pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
-        match self.inner.raft.client_write(Request(cmd)).await {
+        match self.inner.raft.client_write(Request(Arc::new(cmd))).await {
             Ok(resp) => {
                 let applied = resp.data.ok_or_else(|| {
                     // Normal entries always get `Some` from the state machine.

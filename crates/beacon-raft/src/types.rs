@@ -14,15 +14,28 @@ pub type SharedStore = Arc<RwLock<Store>>;
 /// A log payload: one store command.
 ///
 /// A newtype because openraft requires `Display` on application data and the store's
-/// `Command` has none; `serde(transparent)` keeps the on-disk form that of `Command`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Request(pub Command);
+/// `Command` has none. The command is shared: openraft clones entries (into the entry
+/// cache, into the apply batch), and a value may be megabytes. On disk it is exactly
+/// the command's own serde form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request(pub Arc<Command>);
+
+impl Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Command::deserialize(deserializer).map(|c| Request(Arc::new(c)))
+    }
+}
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Short on purpose: openraft logs payloads, and values can be large.
-        match &self.0 {
+        match &*self.0 {
             Command::Keys(k) => write!(f, "keys {:?} {}", k.method, k.path),
             Command::Sync { time_ns } => write!(f, "sync {time_ns}"),
         }
