@@ -4,7 +4,7 @@
 
 STARTED_PIDS=()
 
-# start_server KIND: starts a fresh server; sets SERVER_KIND, SERVER_DIR, SERVER_URL,
+# start_server KIND: starts a fresh server (beacon, etcd, or floor: the null server); sets SERVER_KIND, SERVER_DIR, SERVER_URL,
 # SERVER_PID, SERVER_CLIENT_PORT, SERVER_PEER_PORT, and waits until it is ready.
 start_server() {
     SERVER_KIND=$1
@@ -17,6 +17,13 @@ start_server() {
 # launch_server: (re)starts the server described by the SERVER_* variables.
 launch_server() {
     local peer=http://127.0.0.1:$SERVER_PEER_PORT bin args=()
+    if [[ $SERVER_KIND == floor ]]; then
+        # Not a store: answers every request at once (see crates/beacon-bench/src/null_server.rs).
+        "$BENCH" null-server --listen "127.0.0.1:$SERVER_CLIENT_PORT" >>"$SERVER_DIR/server.log" 2>&1 &
+        SERVER_PID=$!
+        STARTED_PIDS+=("$SERVER_PID")
+        return
+    fi
     case $SERVER_KIND in
         beacon) bin=$BEACON ;;
         etcd) bin=$ETCD; args+=(--enable-v2=true) ;;

@@ -43,6 +43,12 @@ expected; a build by someone else during a measurement is flagged with ⚠ inste
 - PUT/GET/quorum GET: \`${LOAD_ARGS[*]}\` (random keys, 64-byte values; GET runs
   preload every key first). Only requests sent after the warm-up and answered before
   the end count.
+- Floor: every PUT and GET load also ran against \`beacon-bench null-server\`, which
+  answers each request at once and stores nothing; its figures, under each of those
+  tables, are what the load generator, the kernel and loopback allow on this machine.
+  The load generator writes each request with one syscall and parses answers with
+  httparse (no HTTP library), so that it takes as little CPU from the servers as it can.
+- Why the targets that are not met are not, with profiles: \`bench/ANALYSIS.md\`.
 - Churn: \`${CHURN_ARGS[*]}\`; each instance has its own connection and refreshes with
   \`refresh=true&prevExist=true&ttl=\`; watchers re-watch from modifiedIndex+1 and GET to
   resync when told the index was cleared. The expire delay is the first watcher's
@@ -118,6 +124,17 @@ run_pair() {
     done
 }
 
+# run_floor ID SUBCOMMAND ARGS...: the same workload against the null server, the floor
+# of this machine under the figures of both servers.
+run_floor() {
+    echo "== $1 on the null server (floor)"
+    settle
+    start_server floor
+    wait_ready
+    measure "$@"
+    remove_server
+}
+
 # run_memory_restart: loads the keys, measures memory, then restarts on the same dir.
 run_memory_restart() {
     local kind t0 out kib rss busy
@@ -155,9 +172,11 @@ run_workloads() {
     local c
     for c in "${CONCURRENCIES[@]}"; do
         run_pair "put-c$c" load --op put --concurrency "$c" "${LOAD_ARGS[@]}"
+        run_floor "put-c$c" load --op put --concurrency "$c" "${LOAD_ARGS[@]}"
     done
     for c in "${CONCURRENCIES[@]}"; do
         run_pair "get-c$c" load --op get --concurrency "$c" "${LOAD_ARGS[@]}"
+        run_floor "get-c$c" load --op get --concurrency "$c" "${LOAD_ARGS[@]}"
     done
     run_pair qget-c16 load --op qget --concurrency 16 "${LOAD_ARGS[@]}"
     run_pair churn churn "${CHURN_ARGS[@]}"

@@ -9,6 +9,7 @@ mod histogram;
 mod keys;
 mod load;
 mod memory;
+mod null_server;
 mod ports;
 mod preload;
 mod procfs;
@@ -90,6 +91,12 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
     },
+    /// A server that answers every request at once: the floor under every figure.
+    NullServer {
+        /// Loopback address to listen on, e.g. 127.0.0.1:2379.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     /// Prints N free loopback ports, space-separated.
     FreePorts {
         #[arg(default_value_t = 2)]
@@ -104,6 +111,9 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::NullServer { listen } = cli.command {
+        return null_server::run(listen);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,6 +168,7 @@ async fn execute(command: Command) -> Result<String> {
                 .await?,
             )
         }
+        Command::NullServer { .. } => unreachable!("served before the runtime starts"),
         Command::FreePorts { n } => ports::free(n),
         Command::Report { results } => {
             let text = std::fs::read_to_string(&results)

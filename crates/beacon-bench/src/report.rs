@@ -188,6 +188,8 @@ fn title_of(workload: &str) -> String {
 struct Pair {
     beacon: Option<Value>,
     etcd: Option<Value>,
+    /// The same load against `beacon-bench null-server`, where it was run.
+    floor: Option<Value>,
     first: Option<String>,
     /// 1-minute load average just before each server's run, as (server, load).
     loads: Vec<(String, f64)>,
@@ -215,6 +217,10 @@ pub fn render(results_jsonl: &str) -> Result<String> {
             order.push(workload.clone());
         }
         let pair = pairs.entry(workload).or_default();
+        if server == "floor" {
+            pair.floor = Some(record["result"].clone());
+            continue;
+        }
         pair.first.get_or_insert(server.clone());
         if record["busy"].as_bool() == Some(true) {
             pair.busy.push(server.clone());
@@ -297,6 +303,9 @@ pub fn render(results_jsonl: &str) -> Result<String> {
                 )?;
             }
         }
+        if let Some(floor) = &pair.floor {
+            floor_note(&mut tables, floor, pair.etcd.as_ref())?;
+        }
         for (name, result) in [("Beacon", &pair.beacon), ("etcd", &pair.etcd)] {
             if let Some(rounds) = result
                 .as_ref()
@@ -321,6 +330,36 @@ pub fn render(results_jsonl: &str) -> Result<String> {
     Ok(format!(
         "## Targets of the issue\n\n{summary}{footnote}\n## Workloads\n\n{tables}"
     ))
+}
+
+/// What the same load gave against a server that does nothing, and so the best ratio
+/// to etcd that any server could reach on this machine.
+fn floor_note(out: &mut String, floor: &Value, etcd: Option<&Value>) -> Result<()> {
+    let figure = |v: Option<&Value>, key: &str| v.and_then(|v| v[key].as_f64());
+    let throughput = figure(Some(floor), "ops_per_sec");
+    let best = throughput
+        .zip(figure(etcd, "ops_per_sec"))
+        .filter(|(_, e)| *e > 0.0)
+        .map(|(f, e)| f / e);
+    let best_p99 = figure(Some(floor), "p99_ms")
+        .zip(figure(etcd, "p99_ms"))
+        .filter(|(_, e)| *e > 0.0)
+        .map(|(f, e)| f / e);
+    writeln!(
+        out,
+        "
+Floor: the same load against `beacon-bench null-server`, which answers every \
+         request at once and stores nothing: {} req/s, p50 {} ms, p99 {} ms, load generator \
+         CPU {} s. No server can beat that on this machine: the best possible Beacon/etcd \
+         here is {} for throughput and {} for p99.",
+        num(throughput),
+        num(figure(Some(floor), "p50_ms")),
+        num(figure(Some(floor), "p99_ms")),
+        num(figure(Some(floor), "client_cpu_s")),
+        best.map_or("–".into(), |r| format!("{r:.2}")),
+        best_p99.map_or("–".into(), |r| format!("{r:.2}")),
+    )?;
+    Ok(())
 }
 
 /// A figure with sensible precision for a table.
