@@ -332,8 +332,8 @@ pub fn render(results_jsonl: &str) -> Result<String> {
     ))
 }
 
-/// What the same load gave against a server that does nothing, and so the best ratio
-/// to etcd that any server could reach on this machine.
+/// What the same load gave against a server that does nothing, and so about the best
+/// ratio to etcd that a server could reach on this machine.
 fn floor_note(out: &mut String, floor: &Value, etcd: Option<&Value>) -> Result<()> {
     let figure = |v: Option<&Value>, key: &str| v.and_then(|v| v[key].as_f64());
     let throughput = figure(Some(floor), "ops_per_sec");
@@ -347,11 +347,11 @@ fn floor_note(out: &mut String, floor: &Value, etcd: Option<&Value>) -> Result<(
         .map(|(f, e)| f / e);
     writeln!(
         out,
-        "
-Floor: the same load against `beacon-bench null-server`, which answers every \
-         request at once and stores nothing: {} req/s, p50 {} ms, p99 {} ms, load generator \
-         CPU {} s. No server can beat that on this machine: the best possible Beacon/etcd \
-         here is {} for throughput and {} for p99.",
+        "\nFloor: the same load against `beacon-bench null-server`, which does no work at \
+         all (it answers each request at once and stores nothing, so it never syncs a \
+         write): {} req/s, p50 {} ms, p99 {} ms, load generator CPU {} s. A server doing \
+         real work can hardly beat it (runs vary by ±15%), so on this machine Beacon/etcd \
+         can reach about {} for throughput and {} for p99 at best.",
         num(throughput),
         num(figure(Some(floor), "p50_ms")),
         num(figure(Some(floor), "p99_ms")),
