@@ -80,7 +80,7 @@ pub enum OpenError {
 }
 
 /// Why a proposal did not produce a result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     /// This node is not the leader; nothing was appended. Retry on `leader_id`.
     #[error("not the leader (leader: {leader_id:?})")]
@@ -101,6 +101,10 @@ pub enum ProposeError {
     /// Raft stopped on an unrecoverable error (storage failure, panic); the node must restart.
     #[error("raft fatal error: {0}")]
     Fatal(String),
+    /// A follower could not get its proposal to the leader (or the leader's answer back);
+    /// the outcome is unknown, as after a timeout.
+    #[error("forwarding to the leader: {0}")]
+    Forward(String),
 }
 
 /// Why [`RaftNode::shutdown`](crate::RaftNode::shutdown) did not finish cleanly.

@@ -2,8 +2,8 @@
 //!
 //! The Raft log, vote and log markers live in fjall (`<data-dir>/member/raft`), the
 //! store is snapshotted to checksummed files (`<data-dir>/member/snap`), and
-//! [`RaftNode`] ties them to an openraft instance. For now the cluster has one member;
-//! the network sits behind a factory (`network.rs`) so a transport can be added.
+//! [`RaftNode`] ties them to an openraft instance. Members talk over HTTP on their peer
+//! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
@@ -12,8 +12,8 @@ mod entry_cache;
 mod error;
 mod log_store;
 mod log_sync;
-mod network;
 mod node;
+pub mod peer;
 mod snapshot_file;
 mod state_machine;
 mod types;

@@ -14,7 +14,8 @@ use openraft::{BasicNode, ServerState, SnapshotPolicy};
 
 use crate::error::{OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
-use crate::network::NetworkFactory;
+use crate::peer::forward_proposal;
+use crate::peer::NetworkFactory;
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Raft, Request, SharedStore};
@@ -22,6 +23,9 @@ use crate::types::{NodeId, Raft, Request, SharedStore};
 /// How many log entries already in a snapshot stay in the log, like etcd's
 /// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
 const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// How long a follower waits before forwarding again when the leader moved or is gone.
+const LEADER_RETRY: Duration = Duration::from_millis(25);
 
 /// How a node is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub struct RaftConfig {
     pub node_id: u64,
     /// This member's peer URL, recorded in the membership.
     pub peer_url: String,
+    /// Every member of the initial cluster (`--initial-cluster`) with its peer URL,
+    /// this one included. Used only when the data directory is fresh.
+    pub initial_members: BTreeMap<NodeId, String>,
     /// Applied entries between snapshots (`--snapshot-count`).
     pub snapshot_count: u64,
     /// Leader heartbeat period in milliseconds (`--heartbeat-interval`).
@@ -48,10 +55,12 @@ impl RaftConfig {
         node_id: u64,
         peer_url: impl Into<String>,
     ) -> RaftConfig {
+        let peer_url = peer_url.into();
         RaftConfig {
             data_dir: data_dir.into(),
             node_id,
-            peer_url: peer_url.into(),
+            initial_members: BTreeMap::from([(node_id, peer_url.clone())]),
+            peer_url,
             snapshot_count: 100_000,
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
@@ -68,6 +77,9 @@ impl RaftConfig {
             election_timeout_max: self.election_timeout_ms.saturating_mul(2),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
             max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
+            // Bounds an append message (see peer::MESSAGE_BYTES_MAX): entries hold at most
+            // one 10 MiB request each.
+            max_payload_entries: 64,
             // Purging only ever happens behind a snapshot, so purge as soon as one lands.
             purge_batch_size: 1,
             // The store is in memory: a restarted node must win an election (and so learn
@@ -100,7 +112,7 @@ pub struct RaftStatus {
 }
 
 /// The outcome of a committed and applied proposal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Proposed {
     /// What the store returned when it applied the command.
     pub applied: Applied,
@@ -122,6 +134,8 @@ struct Inner {
     store: SharedStore,
     log: LogStore,
     applied_index: Arc<AtomicU64>,
+    /// For proposals forwarded to the leader.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -184,7 +198,8 @@ impl RaftNode {
         };
 
         let applied_index = sm.applied_index();
-        let raft = Raft::new(config.node_id, raft_config, NetworkFactory, log.clone(), sm)
+        let network = NetworkFactory::new(config.node_id);
+        let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
         let node = RaftNode {
@@ -194,6 +209,7 @@ impl RaftNode {
                 store,
                 log,
                 applied_index,
+                http: crate::peer::http_client(),
             }),
         };
         let started = match node.start(&config, was_initialized).await {
@@ -222,9 +238,28 @@ impl RaftNode {
                     ),
                 });
             }
-            let members = BTreeMap::from([(id, BasicNode::new(&config.peer_url))]);
+            // Every member of a new cluster initializes with the same membership, as
+            // etcd's members all bootstrap from --initial-cluster; Raft's vote then
+            // elects exactly one leader.
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .initial_members
+                .iter()
+                .map(|(id, url)| (*id, BasicNode::new(url)))
+                .collect();
+            if !members.contains_key(&id) {
+                return Err(OpenError::NotAMember {
+                    path: config.data_dir.clone(),
+                    node_id: id,
+                    members: members.keys().copied().collect(),
+                });
+            }
+            let count = members.len();
             raft.initialize(members).await.map_err(|e| start_err(&e))?;
-            tracing::info!(node_id = id, peer_url = %config.peer_url, "initialized single-member cluster");
+            tracing::info!(node_id = id, peer_url = %config.peer_url, members = count, "initialized cluster");
+            if count > 1 {
+                // Peers elect a leader once they are all up; requests wait for it.
+                return Ok(());
+            }
         } else {
             let voters: BTreeSet<NodeId> = {
                 let m = raft.metrics();
@@ -271,9 +306,51 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Proposes `cmd` and resolves once it is committed and applied to the store.
+    /// Proposes `cmd` and resolves once it is committed and applied to this member's
+    /// store. On a follower the command is forwarded to the leader, and the answer waits
+    /// until this member has applied the entry too, so a read here sees the write.
     pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
-        match self.inner.raft.client_write(Request(Arc::new(cmd))).await {
+        let cmd = Arc::new(cmd);
+        // A leader that moved or went away (the proposal surely not sent) is followed
+        // until a new one is known; the caller's request timeout bounds the wait.
+        let deadline = Instant::now() + crate::peer::FORWARD_TIMEOUT;
+        while Instant::now() < deadline {
+            let leader = self.status().leader_id;
+            let Some(leader) = leader.filter(|l| *l != self.inner.id) else {
+                return self.propose_shared(Arc::clone(&cmd)).await;
+            };
+            let Some(peer_url) = self.peer_url_of(leader) else {
+                return Err(ProposeError::NotLeader {
+                    leader_id: Some(leader),
+                });
+            };
+            let proposed = match forward_proposal(
+                &self.inner.http,
+                &peer_url,
+                &cmd,
+                crate::peer::FORWARD_TIMEOUT,
+            )
+            .await
+            {
+                Err(ProposeError::NotLeader { .. }) => {
+                    tokio::time::sleep(LEADER_RETRY).await;
+                    continue;
+                }
+                other => other?,
+            };
+            self.wait_applied(proposed.raft_index).await?;
+            return Ok(proposed);
+        }
+        Err(ProposeError::NotLeader { leader_id: None })
+    }
+
+    /// Proposes on this member, which must be the leader (the peer API's entry point).
+    pub async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        self.propose_shared(Arc::new(cmd)).await
+    }
+
+    async fn propose_shared(&self, cmd: Arc<Command>) -> Result<Proposed, ProposeError> {
+        match self.inner.raft.client_write(Request(cmd)).await {
             Ok(resp) => {
                 let applied = resp.data.ok_or_else(|| {
                     // Normal entries always get `Some` from the state machine.
@@ -302,6 +379,35 @@ impl RaftNode {
             Err(RaftError::Fatal(Fatal::Stopped)) => Err(ProposeError::Stopped),
             Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
         }
+    }
+
+    /// The peer URL of member `id`, from the current membership.
+    fn peer_url_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Waits until this member's store has applied `raft_index`.
+    async fn wait_applied(&self, raft_index: u64) -> Result<(), ProposeError> {
+        if self.inner.applied_index.load(Ordering::Acquire) >= raft_index {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(crate::peer::FORWARD_TIMEOUT))
+            .applied_index_at_least(Some(raft_index), "forwarded proposal applied here")
+            .await
+            .map(|_| ())
+            .map_err(|e| ProposeError::Forward(format!("applying entry {raft_index} here: {e}")))
+    }
+
+    /// The openraft handle, for the peer API.
+    pub(crate) fn raft_handle(&self) -> &Raft {
+        &self.inner.raft
     }
 
     /// The openraft handle, for tests that wait on metrics.

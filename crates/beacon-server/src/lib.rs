@@ -42,14 +42,32 @@ pub async fn run(
     )
     .map_err(anyhow::Error::msg)?;
     let listeners = bind_all(&config.listen_client_addrs).await?;
+    let peer_addrs = config
+        .listen_peer_urls
+        .iter()
+        .map(|u| u.bind_addr().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let peer_listeners = bind_all(&peer_addrs)
+        .await
+        .context("binding --listen-peer-urls")?;
     let peer_url = config
         .initial_advertise_peer_urls
         .first()
         .cloned()
         .unwrap_or_default();
+    let initial_members = cluster
+        .members
+        .iter()
+        .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
+        .collect();
+    // Peers must be able to reach this member while it waits for a leader, so the peer
+    // API serves from the moment the node exists; it learns the node through a channel.
+    let (node_tx, node_rx) = tokio::sync::oneshot::channel::<beacon_raft::RaftNode>();
+    let peer_server = tokio::spawn(serve_peers(peer_listeners, node_rx));
     let node = beacon_raft::RaftNode::open(beacon_raft::RaftConfig {
         data_dir: config.data_dir.clone(),
         node_id: cluster.local_id,
+        initial_members,
         peer_url,
         snapshot_count: config.snapshot_count,
         heartbeat_interval_ms: config.heartbeat_interval_ms,
@@ -62,6 +80,8 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
+    // The receiver is gone only if the peer server failed; its error is in the log.
+    let _ = node_tx.send(node.clone());
     tracing::info!(
         name = %config.name,
         member_id = %cluster::id_hex(cluster.local_id),
@@ -82,7 +102,29 @@ pub async fn run(
         .shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("shutting raft down: {e:?}"));
+    peer_server.abort();
     served.and(stopped)
+}
+
+/// Serves the peer API (Raft messages, forwarded proposals) on every peer listener
+/// once the node is open. Until then, connecting peers wait in the accept backlog and
+/// their calls time out and are retried by openraft.
+async fn serve_peers(
+    listeners: Vec<TcpListener>,
+    node: tokio::sync::oneshot::Receiver<beacon_raft::RaftNode>,
+) {
+    let Ok(node) = node.await else { return };
+    let router = beacon_raft::peer::router(node);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let router = router.clone();
+        servers.spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "peer listener failed");
+            }
+        });
+    }
+    while servers.join_next().await.is_some() {}
 }
 
 /// Binds every client address, failing with the address in the message.

@@ -1,6 +1,7 @@
-//! A handle on one single-member server process (`beacon` or reference `etcd`) with a fresh
-//! data dir and loopback ports: it waits until the server is ready, can be SIGKILLed and
-//! restarted on the same dir and ports, and is killed on drop.
+//! A handle on one server process (`beacon` or reference `etcd`) with a fresh data dir
+//! and loopback ports: it waits until the server is ready, can be SIGKILLed and
+//! restarted on the same dir and ports, and is killed on drop. [`ServerProcess::cluster`]
+//! starts the members of one cluster together.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub struct ServerProcess {
     bin: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// `--name`.
+    name: String,
+    /// `--initial-cluster`; `None` for a single member.
+    initial_cluster: Option<String>,
     child: Option<Child>,
     // Declared last so the child is killed before its directory is removed.
     temp: TempDir,
@@ -70,11 +75,57 @@ impl ServerProcess {
             bin,
             client_port: ports[0],
             peer_port: ports[1],
+            name: "default".to_string(),
+            initial_cluster: None,
             child: None,
             temp: TempDir::new(prefix)?,
         };
         process.spawn_and_wait()?;
         Ok(process)
+    }
+
+    /// Starts the `n` members (named `m0`, `m1`, ...) of a new cluster of `kind`, all at
+    /// once (none can be ready before a quorum is up), and waits until each is ready.
+    pub fn cluster(
+        kind: ServerKind,
+        bin: PathBuf,
+        n: usize,
+    ) -> std::io::Result<Vec<ServerProcess>> {
+        if !bin.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("server binary {} not found", bin.display()),
+            ));
+        }
+        let ports = free_ports(2 * n);
+        let initial_cluster = (0..n)
+            .map(|i| format!("m{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut member = ServerProcess {
+                kind,
+                bin: bin.clone(),
+                client_port: ports[2 * i],
+                peer_port: ports[2 * i + 1],
+                name: format!("m{i}"),
+                initial_cluster: Some(initial_cluster.clone()),
+                child: None,
+                temp: TempDir::new(&format!("cluster-m{i}"))?,
+            };
+            member.spawn()?;
+            members.push(member);
+        }
+        for member in &mut members {
+            member.wait_ready()?;
+        }
+        Ok(members)
+    }
+
+    /// `--name`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Which server this is.
@@ -140,14 +191,18 @@ impl ServerProcess {
         if self.kind == ServerKind::Etcd {
             args.push("--enable-v2=true".to_string());
         }
+        let peer_of_one = format!("{}={peer}", self.name);
         for (flag, value) in [
-            ("--name", "default".to_string()),
+            ("--name", self.name.clone()),
             ("--data-dir", self.data_dir().display().to_string()),
             ("--listen-client-urls", client.clone()),
             ("--advertise-client-urls", client),
             ("--listen-peer-urls", peer.clone()),
             ("--initial-advertise-peer-urls", peer.clone()),
-            ("--initial-cluster", format!("default={peer}")),
+            (
+                "--initial-cluster",
+                self.initial_cluster.clone().unwrap_or(peer_of_one),
+            ),
         ] {
             args.push(flag.to_string());
             args.push(value);
@@ -156,6 +211,11 @@ impl ServerProcess {
     }
 
     fn spawn_and_wait(&mut self) -> std::io::Result<()> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -168,7 +228,7 @@ impl ServerProcess {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
-        self.wait_ready()
+        Ok(())
     }
 
     fn wait_ready(&mut self) -> std::io::Result<()> {

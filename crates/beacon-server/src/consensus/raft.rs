@@ -50,6 +50,12 @@ impl Consensus for RaftConsensus {
                         return Err(ProposeFailure::Other("leader changed".into()))
                     }
                     Err(ProposeError::Stopped) => return Err(ProposeFailure::Stopped),
+                    // The leader could not be reached: etcd's answer when a proposal
+                    // gets no result is a timeout.
+                    Err(ProposeError::Forward(e)) => {
+                        tracing::warn!(error = %e, "forwarding a proposal to the leader");
+                        return Err(ProposeFailure::Timeout);
+                    }
                     Err(e @ ProposeError::Fatal(_)) => {
                         return Err(ProposeFailure::Other(e.to_string()))
                     }

@@ -1,0 +1,265 @@
+//! The sending side: one `PeerClient` per peer, all sharing one pooled HTTP client.
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{OptionalSend, RaftNetworkV2};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SNAPSHOT_META_HEADER, SNAPSHOT_PATH,
+    TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+};
+use crate::error::ProposeError;
+use crate::node::Proposed;
+use crate::types::{Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use beacon_store::Command;
+
+/// Builds a client per peer; the peer's address is `node.addr` (its peer URL).
+#[derive(Debug, Clone)]
+pub struct NetworkFactory {
+    id: NodeId,
+    http: reqwest::Client,
+}
+
+impl NetworkFactory {
+    /// A factory for member `id`'s outgoing messages.
+    pub fn new(id: NodeId) -> NetworkFactory {
+        NetworkFactory {
+            id,
+            http: http_client(),
+        }
+    }
+}
+
+/// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
+/// timeout (an unreachable peer must fail fast so that openraft backs off).
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .expect("a client with no TLS and no proxy settings always builds")
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        PeerClient {
+            id: self.id,
+            target,
+            base: node.addr.trim_end_matches('/').to_string(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+/// A client for one peer.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    id: NodeId,
+    target: NodeId,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Why a call to a peer failed, before openraft's error types are chosen.
+enum CallError {
+    Timeout,
+    /// Could not connect, or the peer answered with an error: back off.
+    Unreachable(String),
+    /// The connection broke mid-call: retry at once.
+    Network(String),
+}
+
+impl PeerClient {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = serde_json::to_vec(request).map_err(|e| CallError::Network(e.to_string()))?;
+        let sent = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = sent.map_err(|e| classify(&e))?;
+        read_answer(response).await
+    }
+
+    fn rpc_error(&self, action: RPCTypes, timeout: Duration, e: CallError) -> RPCError<TypeConfig> {
+        match e {
+            CallError::Timeout => RPCError::Timeout(Timeout {
+                action,
+                id: self.id,
+                target: self.target,
+                timeout,
+            }),
+            CallError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(format!(
+                "member {:x} at {}: {m}",
+                self.target, self.base
+            ))),
+            CallError::Network(m) => RPCError::Network(NetworkError::from_string(format!(
+                "member {:x} at {}: {m}",
+                self.target, self.base
+            ))),
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> CallError {
+    if e.is_timeout() {
+        CallError::Timeout
+    } else if e.is_connect() {
+        CallError::Unreachable(e.to_string())
+    } else {
+        CallError::Network(e.to_string())
+    }
+}
+
+/// The peer answers 200 with the JSON of the result, or an error status with a text.
+async fn read_answer<Resp: DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<Resp, CallError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| classify(&e))?;
+    if !status.is_success() {
+        return Err(CallError::Unreachable(format!(
+            "answered {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| CallError::Network(format!("bad answer: {e}")))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(APPEND_PATH, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(VOTE_PATH, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(PRE_VOTE_PATH, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(TRANSFER_LEADER_PATH, &req, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::TransferLeader, ttl, e))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        let encode = |e: serde_json::Error| {
+            StreamingError::Network(NetworkError::from_string(e.to_string()))
+        };
+        let vote_json = serde_json::to_string(&vote).map_err(encode)?;
+        let meta_json = serde_json::to_string(&snapshot.meta).map_err(encode)?;
+        // The bytes move into the body: the snapshot is not copied for sending.
+        let send = self
+            .http
+            .post(format!("{}{SNAPSHOT_PATH}", self.base))
+            .header(VOTE_HEADER, vote_json)
+            .header(SNAPSHOT_META_HEADER, meta_json)
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .body(snapshot.snapshot)
+            .timeout(ttl)
+            .send();
+        let answer = async {
+            let response = send.await.map_err(|e| classify(&e))?;
+            read_answer::<SnapshotResponse<TypeConfig>>(response).await
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            answer = answer => answer.map_err(|e| match self.rpc_error(RPCTypes::InstallSnapshot, ttl, e) {
+                RPCError::Timeout(t) => StreamingError::Timeout(t),
+                RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+                RPCError::Network(n) => StreamingError::Network(n),
+                RPCError::RemoteError(r) => StreamingError::Network(NetworkError::from_string(r.to_string())),
+            }),
+        }
+    }
+}
+
+/// Sends `cmd` to the leader at `peer_url` to be proposed there.
+pub(crate) async fn forward_proposal(
+    http: &reqwest::Client,
+    peer_url: &str,
+    cmd: &Command,
+    timeout: Duration,
+) -> Result<Proposed, ProposeError> {
+    let url = format!("{}{}", peer_url.trim_end_matches('/'), super::PROPOSE_PATH);
+    let unreachable = |m: String| ProposeError::Forward(format!("leader at {peer_url}: {m}"));
+    let response = http
+        .post(url)
+        .json(cmd)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                // Never sent: the leader is gone; the caller waits for a new one.
+                ProposeError::NotLeader { leader_id: None }
+            } else {
+                unreachable(e.to_string())
+            }
+        })?;
+    match read_answer::<Result<Proposed, ProposeError>>(response).await {
+        Ok(result) => result,
+        Err(CallError::Timeout) => Err(unreachable("timed out".into())),
+        Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
+    }
+}

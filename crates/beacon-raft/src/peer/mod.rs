@@ -1,0 +1,44 @@
+//! The peer transport: openraft's messages between members, as HTTP/1.1 requests on
+//! the members' peer URLs (`--listen-peer-urls`), plus proposals a follower forwards to
+//! the leader.
+//!
+//! Every message is one POST: JSON for the small ones; the snapshot's bytes as the
+//! body itself, with its meta and the sender's vote in headers, so that neither side
+//! holds it twice. Bodies are bounded (`*_BYTES_MAX`), every call has a timeout, and a
+//! peer that cannot be reached is reported `Unreachable`, which makes openraft back off
+//! and retry.
+
+mod client;
+mod server;
+
+pub use client::NetworkFactory;
+pub(crate) use client::{forward_proposal, http_client};
+pub use server::router;
+
+use std::time::Duration;
+
+/// The peer API's paths.
+pub(crate) const APPEND_PATH: &str = "/raft/append";
+pub(crate) const VOTE_PATH: &str = "/raft/vote";
+pub(crate) const PRE_VOTE_PATH: &str = "/raft/pre-vote";
+pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
+pub(crate) const TRANSFER_LEADER_PATH: &str = "/raft/transfer-leader";
+pub(crate) const PROPOSE_PATH: &str = "/raft/propose";
+
+/// Headers of a snapshot request: the sender's vote and the snapshot's meta, as JSON.
+pub(crate) const VOTE_HEADER: &str = "x-beacon-vote";
+pub(crate) const SNAPSHOT_META_HEADER: &str = "x-beacon-snapshot-meta";
+
+/// The largest append or proposal body accepted. An entry holds at most one request,
+/// itself bounded by etcd's 10 MiB form limit, and openraft sends at most
+/// `max_payload_entries` entries per append (set to 64 in `node.rs`).
+pub const MESSAGE_BYTES_MAX: usize = 1 << 30;
+/// The largest snapshot accepted: etcd's default backend quota (2 GiB) is the most a
+/// member is expected to hold.
+pub const SNAPSHOT_BYTES_MAX: usize = 2 << 30;
+
+/// How long to wait for a TCP connection to a peer.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a forwarded proposal may take, end to end; the client request that caused
+/// it has its own, shorter deadline.
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);

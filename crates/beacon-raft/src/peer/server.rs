@@ -1,0 +1,113 @@
+//! The receiving side: an axum router for the peer listener, handing each message to
+//! the local openraft instance.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    APPEND_PATH, MESSAGE_BYTES_MAX, PRE_VOTE_PATH, PROPOSE_PATH, SNAPSHOT_BYTES_MAX,
+    SNAPSHOT_META_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+};
+use crate::node::RaftNode;
+use crate::types::{Snapshot, SnapshotMeta, Vote};
+
+/// The routes a member serves on its peer URLs.
+pub fn router(node: RaftNode) -> Router {
+    Router::new()
+        .route(APPEND_PATH, post(append))
+        .route(VOTE_PATH, post(vote))
+        .route(PRE_VOTE_PATH, post(pre_vote))
+        .route(TRANSFER_LEADER_PATH, post(transfer_leader))
+        .route(PROPOSE_PATH, post(propose))
+        .layer(DefaultBodyLimit::max(MESSAGE_BYTES_MAX))
+        // Routed after the layer above, so that this one keeps its own, larger limit.
+        .route(
+            SNAPSHOT_PATH,
+            post(snapshot).layer(DefaultBodyLimit::max(SNAPSHOT_BYTES_MAX)),
+        )
+        .with_state(node)
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("bad message: {e}"))
+}
+
+fn bad_request(why: String) -> Response {
+    (StatusCode::BAD_REQUEST, why).into_response()
+}
+
+fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
+    match result {
+        Ok(value) => match serde_json::to_vec(&value) {
+            Ok(json) => (StatusCode::OK, json).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        // The local Raft stopped or failed: the sender backs off and retries.
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(node): State<RaftNode>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => answer(node.raft_handle().append_entries(rpc).await),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn vote(State(node): State<RaftNode>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => answer(node.raft_handle().vote(rpc).await),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn pre_vote(State(node): State<RaftNode>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => answer(node.raft_handle().pre_vote(rpc).await),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn transfer_leader(State(node): State<RaftNode>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(req) => answer(node.raft_handle().handle_transfer_leader(req).await),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
+    let vote: Vote = match decode(header(VOTE_HEADER)) {
+        Ok(v) => v,
+        Err(why) => return bad_request(why),
+    };
+    let meta: SnapshotMeta = match decode(header(SNAPSHOT_META_HEADER)) {
+        Ok(m) => m,
+        Err(why) => return bad_request(why),
+    };
+    let snapshot = Snapshot {
+        meta,
+        // Uniquely owned after the body was collected, so this takes the buffer as is.
+        snapshot: Vec::from(body),
+    };
+    answer(
+        node.raft_handle()
+            .install_full_snapshot(vote, snapshot)
+            .await,
+    )
+}
+
+/// A follower's forwarded proposal. The answer is always 200 with a `Result`, so that
+/// the follower can tell "not the leader any more" from a broken call.
+async fn propose(State(node): State<RaftNode>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(cmd) => answer::<_, std::convert::Infallible>(Ok(node.propose_here(cmd).await)),
+        Err(why) => bad_request(why),
+    }
+}
