@@ -72,9 +72,15 @@ impl RaftConfig {
         openraft::Config {
             cluster_name: "beacon".to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
-            // openraft draws each timeout from [min, max); etcd randomizes over [t, 2t).
-            election_timeout_min: self.election_timeout_ms,
-            election_timeout_max: self.election_timeout_ms.saturating_mul(2),
+            // etcd draws a follower's timeout from [t, 2t) but lets a vote through once
+            // t has passed since the voter last heard the leader. openraft's vote lease
+            // is its `election_timeout_max`, so [t/2, t) gives the same lease, t, and a
+            // new leader within about 2t of the old one's last heartbeat.
+            election_timeout_min: (self.election_timeout_ms / 2).max(1),
+            election_timeout_max: self.election_timeout_ms.max(2),
+            // etcd 3.4 enables pre-vote by default: a member cut off and back does not
+            // bump the term and depose a healthy leader.
+            enable_pre_vote: Some(true),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
             max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
             // Bounds an append message (see peer::MESSAGE_BYTES_MAX): entries hold at most

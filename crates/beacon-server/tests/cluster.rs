@@ -170,7 +170,8 @@ async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
         .collect();
 
     // Two writers on the followers, each key written once; acknowledged keys recorded.
-    let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    // (key, when it was sent, when it was acknowledged)
+    let acked = Arc::new(Mutex::new(Vec::<(String, Instant, Instant)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for (w, base) in follower_urls.iter().enumerate() {
@@ -181,9 +182,10 @@ async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
                     break;
                 }
                 let key = format!("load/w{w}-{n}");
+                let sent = Instant::now();
                 if let Ok(r) = put(&http, &base, &key, "x").await {
                     if r["action"] == "set" {
-                        acked.lock().unwrap().push((key, Instant::now()));
+                        acked.lock().unwrap().push((key, sent, Instant::now()));
                     }
                 }
             }
@@ -209,22 +211,26 @@ async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
     // Writes resume through a new leader.
     let before = acked.lock().unwrap().len();
     wait_acked(before + 50).await;
+    // Writes sent before the kill may still be acknowledged after it (they had
+    // committed); the failover is how long the first write sent after it took.
     let resumed = acked
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, at)| *at)
-        .find(|at| *at > killed_at)
-        .expect("a write after the kill");
+        .filter(|(_, sent, _)| *sent > killed_at)
+        .map(|(_, _, at)| *at)
+        .min()
+        .expect("a write sent after the kill");
     let failover = resumed - killed_at;
+    eprintln!("writes resumed {failover:?} after the leader was killed");
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await.unwrap();
     }
-    // etcd's default election timeout is 1 s; the issue asks for writes back within 2 s.
-    // openraft's lease and randomized timeout make it ~3 s today (see the issue notes).
+    // Within twice the election timeout (etcd's default, 1 s), plus slack for a busy
+    // machine: the election itself takes 0.5-2 s after the last heartbeat.
     assert!(
-        failover < Duration::from_secs(6),
+        failover < Duration::from_secs(3),
         "writes resumed only after {failover:?}"
     );
 
@@ -233,30 +239,39 @@ async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(k, _)| k.clone())
+        .map(|(k, _, _)| k.clone())
         .collect();
     for base in &follower_urls {
-        let listing = get_json(&http, &format!("{base}/v2/keys/load?recursive=true")).await;
-        let present: std::collections::HashSet<String> = listing["node"]["nodes"]
-            .as_array()
-            .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter_map(|n| {
-                        n["key"]
-                            .as_str()
-                            .map(|k| k.trim_start_matches('/').to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let missing: Vec<&String> = keys.iter().filter(|k| !present.contains(*k)).collect();
-        assert!(
-            missing.is_empty(),
-            "{base} lost {} acknowledged writes, e.g. {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
+        // The member that acknowledged a write has it; the other may apply it a moment
+        // later, so give it a deadline rather than one look.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let listing = get_json(&http, &format!("{base}/v2/keys/load?recursive=true")).await;
+            let present: std::collections::HashSet<String> = listing["node"]["nodes"]
+                .as_array()
+                .map(|nodes| {
+                    nodes
+                        .iter()
+                        .filter_map(|n| {
+                            n["key"]
+                                .as_str()
+                                .map(|k| k.trim_start_matches('/').to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let missing: Vec<&String> = keys.iter().filter(|k| !present.contains(*k)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} lost {} acknowledged writes, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // The killed member comes back with its data dir and catches up.
