@@ -36,6 +36,8 @@ pub struct ServerProcess {
     name: String,
     /// `--initial-cluster`; `None` for a single member.
     initial_cluster: Option<String>,
+    /// Flags added after the ones every member gets.
+    extra_args: Vec<String>,
     child: Option<Child>,
     // Declared last so the child is killed before its directory is removed.
     temp: TempDir,
@@ -77,6 +79,7 @@ impl ServerProcess {
             peer_port: ports[1],
             name: "default".to_string(),
             initial_cluster: None,
+            extra_args: Vec::new(),
             child: None,
             temp: TempDir::new(prefix)?,
         };
@@ -90,6 +93,16 @@ impl ServerProcess {
         kind: ServerKind,
         bin: PathBuf,
         n: usize,
+    ) -> std::io::Result<Vec<ServerProcess>> {
+        ServerProcess::cluster_with(kind, bin, n, &[])
+    }
+
+    /// [`ServerProcess::cluster`], with `extra_args` given to every member.
+    pub fn cluster_with(
+        kind: ServerKind,
+        bin: PathBuf,
+        n: usize,
+        extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
@@ -111,6 +124,7 @@ impl ServerProcess {
                 peer_port: ports[2 * i + 1],
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
+                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 child: None,
                 temp: TempDir::new(&format!("cluster-m{i}"))?,
             };
@@ -207,6 +221,7 @@ impl ServerProcess {
             args.push(flag.to_string());
             args.push(value);
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
