@@ -103,6 +103,20 @@ impl PeerClient {
         read_answer(response).await
     }
 
+    /// One JSON message within openraft's deadline for it.
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        action: RPCTypes,
+        request: &Req,
+        option: RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(path, request, ttl)
+            .await
+            .map_err(|e| self.rpc_error(action, ttl, e))
+    }
+
     fn rpc_error(&self, action: RPCTypes, timeout: Duration, e: CallError) -> RPCError<TypeConfig> {
         match e {
             CallError::Timeout => RPCError::Timeout(Timeout {
@@ -156,10 +170,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        self.call(APPEND_PATH, &rpc, ttl)
+        self.rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
             .await
-            .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
     }
 
     async fn vote(
@@ -167,10 +179,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        self.call(VOTE_PATH, &rpc, ttl)
-            .await
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+        self.rpc(VOTE_PATH, RPCTypes::Vote, &rpc, option).await
     }
 
     async fn pre_vote(
@@ -178,10 +187,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        self.call(PRE_VOTE_PATH, &rpc, ttl)
-            .await
-            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+        self.rpc(PRE_VOTE_PATH, RPCTypes::Vote, &rpc, option).await
     }
 
     async fn transfer_leader(
@@ -189,10 +195,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        self.call(TRANSFER_LEADER_PATH, &req, ttl)
+        self.rpc(TRANSFER_LEADER_PATH, RPCTypes::TransferLeader, &req, option)
             .await
-            .map_err(|e| self.rpc_error(RPCTypes::TransferLeader, ttl, e))
     }
 
     async fn full_snapshot(

@@ -53,32 +53,34 @@ fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response 
     }
 }
 
-async fn append(State(node): State<RaftNode>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(rpc) => answer(node.raft_handle().append_entries(rpc).await),
+/// Decodes a JSON message, hands it to the local Raft, and answers with the result.
+async fn relay<Req, T, E, Fut>(body: &[u8], call: impl FnOnce(Req) -> Fut) -> Response
+where
+    Req: DeserializeOwned,
+    T: Serialize,
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match decode(body) {
+        Ok(request) => answer(call(request).await),
         Err(why) => bad_request(why),
     }
+}
+
+async fn append(State(node): State<RaftNode>, body: Bytes) -> Response {
+    relay(&body, |rpc| node.raft_handle().append_entries(rpc)).await
 }
 
 async fn vote(State(node): State<RaftNode>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(rpc) => answer(node.raft_handle().vote(rpc).await),
-        Err(why) => bad_request(why),
-    }
+    relay(&body, |rpc| node.raft_handle().vote(rpc)).await
 }
 
 async fn pre_vote(State(node): State<RaftNode>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(rpc) => answer(node.raft_handle().pre_vote(rpc).await),
-        Err(why) => bad_request(why),
-    }
+    relay(&body, |rpc| node.raft_handle().pre_vote(rpc)).await
 }
 
 async fn transfer_leader(State(node): State<RaftNode>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(req) => answer(node.raft_handle().handle_transfer_leader(req).await),
-        Err(why) => bad_request(why),
-    }
+    relay(&body, |req| node.raft_handle().handle_transfer_leader(req)).await
 }
 
 async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
@@ -106,8 +108,8 @@ async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes)
 /// A follower's forwarded proposal. The answer is always 200 with a `Result`, so that
 /// the follower can tell "not the leader any more" from a broken call.
 async fn propose(State(node): State<RaftNode>, body: Bytes) -> Response {
-    match decode(&body) {
-        Ok(cmd) => answer::<_, std::convert::Infallible>(Ok(node.propose_here(cmd).await)),
-        Err(why) => bad_request(why),
-    }
+    relay(&body, |cmd| async move {
+        Ok::<_, std::convert::Infallible>(node.propose_here(cmd).await)
+    })
+    .await
 }
