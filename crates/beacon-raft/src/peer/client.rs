@@ -261,8 +261,8 @@ pub(crate) async fn forward_proposal(
                 unreachable(e.to_string())
             }
         })?;
-    match read_answer::<Result<Proposed, ProposeError>>(response).await {
-        Ok(result) => result,
+    match read_answer::<super::ForwardAnswer>(response).await {
+        Ok(answer) => answer.into_result(),
         Err(CallError::Timeout) => Err(unreachable("timed out".into())),
         Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
     }

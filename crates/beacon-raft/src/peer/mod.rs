@@ -17,6 +17,12 @@ pub use server::router;
 
 use std::time::Duration;
 
+use beacon_store::Applied;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProposeError;
+use crate::node::Proposed;
+
 /// The peer API's paths.
 pub(crate) const APPEND_PATH: &str = "/raft/append";
 pub(crate) const VOTE_PATH: &str = "/raft/vote";
@@ -42,3 +48,71 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a forwarded proposal may take, end to end; the client request that caused
 /// it has its own, shorter deadline.
 pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The leader's answer to a forwarded proposal. An event's `etcd_index` (the store's
+/// index when it happened, sent as `X-Etcd-Index`) is not part of its wire JSON, so it
+/// travels beside it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ForwardAnswer {
+    result: Result<Proposed, ProposeError>,
+    event_etcd_index: Option<u64>,
+}
+
+impl ForwardAnswer {
+    pub(crate) fn new(result: Result<Proposed, ProposeError>) -> ForwardAnswer {
+        let event_etcd_index = match &result {
+            Ok(Proposed {
+                applied: Applied::Keys(Ok(event)),
+                ..
+            }) => Some(event.etcd_index),
+            _ => None,
+        };
+        ForwardAnswer {
+            result,
+            event_etcd_index,
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<Proposed, ProposeError> {
+        let mut result = self.result;
+        if let (
+            Ok(Proposed {
+                applied: Applied::Keys(Ok(event)),
+                ..
+            }),
+            Some(index),
+        ) = (&mut result, self.event_etcd_index)
+        {
+            event.etcd_index = index;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use beacon_api::{Action, Event};
+
+    #[test]
+    fn a_forwarded_event_keeps_its_etcd_index() {
+        let event = Event {
+            action: Action::Set,
+            node: None,
+            prev_node: None,
+            etcd_index: 42,
+            refresh: false,
+        };
+        let proposed = Proposed {
+            applied: Applied::Keys(Ok(event)),
+            raft_index: 7,
+            raft_term: 2,
+        };
+        let json = serde_json::to_vec(&ForwardAnswer::new(Ok(proposed))).unwrap();
+        let back: ForwardAnswer = serde_json::from_slice(&json).unwrap();
+        match back.into_result().unwrap().applied {
+            Applied::Keys(Ok(event)) => assert_eq!(event.etcd_index, 42),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -10,6 +10,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::ForwardAnswer;
 use super::{
     APPEND_PATH, MESSAGE_BYTES_MAX, PRE_VOTE_PATH, PROPOSE_PATH, SNAPSHOT_BYTES_MAX,
     SNAPSHOT_META_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
@@ -109,7 +110,7 @@ async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes)
 /// the follower can tell "not the leader any more" from a broken call.
 async fn propose(State(node): State<RaftNode>, body: Bytes) -> Response {
     relay(&body, |cmd| async move {
-        Ok::<_, std::convert::Infallible>(node.propose_here(cmd).await)
+        Ok::<_, std::convert::Infallible>(ForwardAnswer::new(node.propose_here(cmd).await))
     })
     .await
 }
