@@ -142,6 +142,8 @@ struct Inner {
     applied_index: Arc<AtomicU64>,
     /// For proposals forwarded to the leader.
     http: reqwest::Client,
+    /// `--election-timeout`: how long a leadership transfer may take at shutdown.
+    election_timeout: Duration,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -216,6 +218,7 @@ impl RaftNode {
                 log,
                 applied_index,
                 http: crate::peer::http_client(),
+                election_timeout: Duration::from_millis(config.election_timeout_ms),
             }),
         };
         let started = match node.start(&config, was_initialized).await {
@@ -448,8 +451,57 @@ impl RaftNode {
         }
     }
 
+    /// On a leader with other voters: hands leadership to the voter that has replicated
+    /// the most and waits (up to an election timeout) until it leads, as etcd does on a
+    /// graceful stop, so that the cluster does not sit out an election timeout first.
+    async fn hand_over_leadership(&self) {
+        let id = self.inner.id;
+        let target = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.current_leader != Some(id) {
+                return;
+            }
+            let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+            m.replication.as_ref().and_then(|replication| {
+                replication
+                    .iter()
+                    .filter(|(peer, _)| **peer != id && voters.contains(*peer))
+                    .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
+                    .map(|(peer, _)| *peer)
+            })
+        };
+        let Some(target) = target else { return };
+        if self
+            .inner
+            .raft
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let moved = self
+            .inner
+            .raft
+            .wait(Some(self.inner.election_timeout))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != id),
+                "leadership handed over",
+            )
+            .await;
+        match moved {
+            Ok(_) => {
+                tracing::info!(to = %format!("{target:x}"), "handed leadership over before stopping")
+            }
+            Err(e) => tracing::warn!(error = %e, "leadership transfer at shutdown did not finish"),
+        }
+    }
+
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
+        self.hand_over_leadership().await;
         self.inner
             .raft
             .shutdown()

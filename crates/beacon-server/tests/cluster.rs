@@ -388,3 +388,47 @@ async fn a_member_far_behind_catches_up_from_a_snapshot() {
         members[behind].log_tail(30)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
+    let mut members = cluster(3);
+    let http = http();
+    let refs: Vec<&ServerProcess> = members.iter().collect();
+    let lead = leader(&http, &refs).await;
+    let follower = members[(lead + 1) % 3].client_url();
+    put(&http, &follower, "handover/before", "x").await.unwrap();
+
+    // SIGTERM on a thread: the stop waits for the hand-over, and writes run meanwhile.
+    let mut leaving = members.remove(lead);
+    let stopping = std::thread::spawn(move || leaving.terminate(Duration::from_secs(10)));
+    let mut last_ack = Instant::now();
+    let mut longest_gap = Duration::ZERO;
+    let mut n = 0;
+    // Writes go on until the old leader has exited and a write succeeded after that.
+    // No gap between acknowledgements may come near an election timeout (1 s): an
+    // election after a timeout could not be that quick (the vote lease alone is 1 s).
+    loop {
+        n += 1;
+        let exited = stopping.is_finished();
+        if let Ok(r) = put(&http, &follower, &format!("handover/k{n}"), "x").await {
+            if r["action"] == "set" {
+                longest_gap = longest_gap.max(last_ack.elapsed());
+                last_ack = Instant::now();
+                if exited {
+                    break;
+                }
+            }
+        }
+        assert!(n < 100_000, "writes did not resume");
+        assert!(
+            last_ack.elapsed() < Duration::from_secs(10),
+            "writes stopped"
+        );
+    }
+    assert!(stopping.join().unwrap(), "the leader exited on SIGTERM");
+    eprintln!("longest gap between writes while the leader stopped: {longest_gap:?}");
+    assert!(
+        longest_gap < Duration::from_millis(900),
+        "a gap of {longest_gap:?}"
+    );
+}

@@ -192,6 +192,28 @@ impl ServerProcess {
         }
     }
 
+    /// Sends SIGTERM (a graceful stop) and waits up to `timeout` for the process to exit;
+    /// returns whether it did (it is SIGKILLed otherwise).
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        // std has no SIGTERM; `kill` is in every base system the tests run on.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
     /// Kills the server if it runs, then starts it again on the same data dir and ports.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.kill9();
