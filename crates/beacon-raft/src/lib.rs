@@ -23,5 +23,6 @@ mod tests;
 
 pub use error::{OpenError, ProposeError, ShutdownError};
 pub use node::{Proposed, RaftConfig, RaftNode, RaftStatus};
+pub use peer::FollowerStats;
 pub use snapshot_file::SnapshotFileError;
 pub use types::{NodeId, Request, Response, SharedStore, TypeConfig};

@@ -144,6 +144,8 @@ struct Inner {
     http: reqwest::Client,
     /// `--election-timeout`: how long a leadership transfer may take at shutdown.
     election_timeout: Duration,
+    /// What this member measured of its messages to the others (while leading).
+    peer_stats: Arc<crate::peer::PeerStats>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -207,6 +209,7 @@ impl RaftNode {
 
         let applied_index = sm.applied_index();
         let network = NetworkFactory::new(config.node_id);
+        let peer_stats = network.stats();
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
@@ -219,6 +222,7 @@ impl RaftNode {
                 applied_index,
                 http: crate::peer::http_client(),
                 election_timeout: Duration::from_millis(config.election_timeout_ms),
+                peer_stats,
             }),
         };
         let started = match node.start(&config, was_initialized).await {
@@ -412,6 +416,12 @@ impl RaftNode {
             .await
             .map(|_| ())
             .map_err(|e| ProposeError::Forward(format!("applying entry {raft_index} here: {e}")))
+    }
+
+    /// Per follower: append-entries calls and their latency, as this member measured
+    /// them while it led (etcd's `/v2/stats/leader`).
+    pub fn follower_stats(&self) -> BTreeMap<NodeId, crate::peer::FollowerStats> {
+        self.inner.peer_stats.snapshot()
     }
 
     /// The openraft handle, for the peer API.

@@ -155,6 +155,30 @@ async fn three_members_form_replicate_and_forward_writes() {
             .await;
         }
     }
+
+    // The leader's view of its followers, as etcd's /v2/stats/leader; followers refuse.
+    let stats = get_json(
+        &http,
+        &format!("{}/v2/stats/leader", members[lead].client_url()),
+    )
+    .await;
+    let followers = stats["followers"].as_object().expect("followers");
+    assert_eq!(followers.len(), 2, "{stats}");
+    for (id, f) in followers {
+        assert!(f["counts"]["success"].as_u64().unwrap() > 0, "{id}: {f}");
+        assert!(f["latency"]["average"].as_f64().unwrap() > 0.0, "{id}: {f}");
+        assert!(
+            f["latency"]["minimum"].as_f64() <= f["latency"]["maximum"].as_f64(),
+            "{id}: {f}"
+        );
+    }
+    let follower = &members[(lead + 1) % 3];
+    let refused = http
+        .get(format!("{}/v2/stats/leader", follower.client_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

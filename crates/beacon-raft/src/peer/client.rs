@@ -1,6 +1,7 @@
 //! The sending side: one `PeerClient` per peer, all sharing one pooled HTTP client.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::errors::{
@@ -15,6 +16,7 @@ use openraft::{OptionalSend, RaftNetworkV2};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::PeerStats;
 use super::{
     APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SNAPSHOT_META_HEADER, SNAPSHOT_PATH,
     TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
@@ -29,6 +31,7 @@ use beacon_store::Command;
 pub struct NetworkFactory {
     id: NodeId,
     http: reqwest::Client,
+    stats: Arc<PeerStats>,
 }
 
 impl NetworkFactory {
@@ -37,7 +40,13 @@ impl NetworkFactory {
         NetworkFactory {
             id,
             http: http_client(),
+            stats: Arc::default(),
         }
+    }
+
+    /// The figures its clients record of their append-entries calls.
+    pub fn stats(&self) -> Arc<PeerStats> {
+        Arc::clone(&self.stats)
     }
 }
 
@@ -61,6 +70,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             base: node.addr.trim_end_matches('/').to_string(),
             http: self.http.clone(),
+            stats: Arc::clone(&self.stats),
         }
     }
 }
@@ -72,6 +82,7 @@ pub struct PeerClient {
     target: NodeId,
     base: String,
     http: reqwest::Client,
+    stats: Arc<PeerStats>,
 }
 
 /// Why a call to a peer failed, before openraft's error types are chosen.
@@ -170,8 +181,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
-            .await
+        let started = std::time::Instant::now();
+        let result = self
+            .rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
+            .await;
+        match &result {
+            Ok(_) => self.stats.succeeded(self.target, started.elapsed()),
+            Err(_) => self.stats.failed(self.target),
+        }
+        result
     }
 
     async fn vote(

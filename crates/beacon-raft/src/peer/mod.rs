@@ -10,10 +10,12 @@
 
 mod client;
 mod server;
+mod stats;
 
 pub use client::NetworkFactory;
 pub(crate) use client::{forward_proposal, http_client};
 pub use server::router;
+pub use stats::{FollowerStats, PeerStats};
 
 use std::time::Duration;
 

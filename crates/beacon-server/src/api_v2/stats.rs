@@ -87,13 +87,29 @@ fn leader_stats(state: &AppState) -> Response {
     if !status.is_leader() {
         return json_message(StatusCode::FORBIDDEN, "not current leader");
     }
-    // Per-follower latency and counts are not measured yet: followers show zeros.
+    let measured = state.consensus.follower_stats();
     let followers: std::collections::BTreeMap<String, FollowerStats> = state
         .cluster
         .members
         .iter()
         .filter(|m| m.id != state.cluster.local_id)
-        .map(|m| (id_hex(m.id), FollowerStats::default()))
+        .map(|m| {
+            let f = measured.get(&m.id).cloned().unwrap_or_default();
+            let stats = FollowerStats {
+                latency: LatencyStats {
+                    current: GoFloat(f.current_ms),
+                    average: GoFloat(f.average_ms),
+                    standard_deviation: GoFloat(f.standard_deviation_ms),
+                    minimum: GoFloat(f.minimum_ms),
+                    maximum: GoFloat(f.maximum_ms),
+                },
+                counts: CountsStats {
+                    fail: f.fail,
+                    success: f.success,
+                },
+            };
+            (id_hex(m.id), stats)
+        })
         .collect();
     let body = LeaderStats {
         leader: id_hex(state.cluster.local_id),
@@ -112,24 +128,39 @@ struct LeaderStats {
     followers: std::collections::BTreeMap<String, FollowerStats>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct FollowerStats {
     latency: LatencyStats,
     counts: CountsStats,
 }
 
-/// Milliseconds in etcd (floats); integers here so zeros print as Go prints them (`0`).
-#[derive(Serialize, Default)]
+/// Milliseconds, as etcd's float64 fields.
+#[derive(Serialize)]
 struct LatencyStats {
-    current: u64,
-    average: u64,
+    current: GoFloat,
+    average: GoFloat,
     #[serde(rename = "standardDeviation")]
-    standard_deviation: u64,
-    minimum: u64,
-    maximum: u64,
+    standard_deviation: GoFloat,
+    minimum: GoFloat,
+    maximum: GoFloat,
 }
 
-#[derive(Serialize, Default)]
+/// A float printed as Go's encoding/json prints a float64: whole numbers without a
+/// fraction (`0`, and etcd's starting minimum `9223372036854775808`), others shortest.
+struct GoFloat(f64);
+
+impl Serialize for GoFloat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
+            serializer.serialize_u64(v as u64)
+        } else {
+            serializer.serialize_f64(v)
+        }
+    }
+}
+
+#[derive(Serialize)]
 struct CountsStats {
     fail: u64,
     success: u64,

@@ -74,6 +74,11 @@ pub trait Consensus: Send + Sync + 'static {
     fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
     /// Leader, term and commit index.
     fn status(&self) -> ConsensusStatus;
+    /// Per follower (by member id), what this member measured of its messages to it
+    /// while leading; empty without peers.
+    fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// Proposes with a deadline, as etcd bounds every request by its `ReqTimeout`.

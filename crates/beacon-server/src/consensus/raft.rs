@@ -64,6 +64,10 @@ impl Consensus for RaftConsensus {
         })
     }
 
+    fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
+        self.node.follower_stats()
+    }
+
     fn status(&self) -> ConsensusStatus {
         let s = self.node.status();
         ConsensusStatus {
