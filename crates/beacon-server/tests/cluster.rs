@@ -1,4 +1,4 @@
-//! Real three-member clusters of `beacon` processes on loopback: they form from etcd's
+//! Real three- and five-member clusters of `beacon` processes on loopback: they form from etcd's
 //! flags, replicate, answer writes on any member (followers forward them to the
 //! leader), survive SIGKILL of the leader under writes without losing an acknowledged
 //! write, keep watches and TTLs going across the leader change, and a killed member
@@ -455,4 +455,35 @@ async fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
         longest_gap < Duration::from_millis(900),
         "a gap of {longest_gap:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_keep_writing_with_two_down() {
+    let mut members = cluster(5);
+    let http = http();
+    let refs: Vec<&ServerProcess> = members.iter().collect();
+    let lead = leader(&http, &refs).await;
+    // Two members down, the leader among them: three of five are still a quorum.
+    let down = [lead, (lead + 1) % 5];
+    for i in down {
+        members[i].kill9();
+    }
+    let alive: Vec<usize> = (0..5).filter(|i| !down.contains(i)).collect();
+    for &i in &alive {
+        let r = put(&http, &members[i].client_url(), &format!("five/k{i}"), "x")
+            .await
+            .unwrap();
+        assert_eq!(r["action"], "set", "member {i}: {r}");
+    }
+    for &i in &alive {
+        for &j in &alive {
+            wait_value(&http, &members[i].client_url(), &format!("five/k{j}"), "x").await;
+        }
+    }
+    // A third one down leaves two of five: no quorum, and a write times out as etcd's do.
+    members[alive[0]].kill9();
+    let r = put(&http, &members[alive[1]].client_url(), "five/none", "x")
+        .await
+        .unwrap();
+    assert_eq!(r["errorCode"], 300, "{r}");
 }
