@@ -140,7 +140,7 @@ struct Inner {
     store: SharedStore,
     log: LogStore,
     applied_index: Arc<AtomicU64>,
-    /// For proposals forwarded to the leader.
+    /// For proposals forwarded to the leader: the peer clients' own pool.
     http: reqwest::Client,
     /// `--election-timeout`: how long a leadership transfer may take at shutdown.
     election_timeout: Duration,
@@ -209,7 +209,7 @@ impl RaftNode {
 
         let applied_index = sm.applied_index();
         let network = NetworkFactory::new(config.node_id);
-        let peer_stats = network.stats();
+        let (peer_http, peer_stats) = (network.http(), network.stats());
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
@@ -220,7 +220,7 @@ impl RaftNode {
                 store,
                 log,
                 applied_index,
-                http: crate::peer::http_client(),
+                http: peer_http,
                 election_timeout: Duration::from_millis(config.election_timeout_ms),
                 peer_stats,
             }),

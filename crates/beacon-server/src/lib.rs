@@ -60,10 +60,6 @@ pub async fn run(
         .iter()
         .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
         .collect();
-    // Peers must be able to reach this member while it waits for a leader, so the peer
-    // API serves from the moment the node exists; it learns the node through a channel.
-    let (node_tx, node_rx) = tokio::sync::oneshot::channel::<beacon_raft::RaftNode>();
-    let peer_server = tokio::spawn(serve_peers(peer_listeners, node_rx));
     let node = beacon_raft::RaftNode::open(beacon_raft::RaftConfig {
         data_dir: config.data_dir.clone(),
         node_id: cluster.local_id,
@@ -80,8 +76,10 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    // The receiver is gone only if the peer server failed; its error is in the log.
-    let _ = node_tx.send(node.clone());
+    // The peer listeners were bound before the node opened, so peers that connected
+    // meanwhile wait in the backlog. In a cluster `open` returns before any leader
+    // exists (electing one needs this API), so the peer API serves from here on.
+    let peer_server = tokio::spawn(serve_peers(peer_listeners, node.clone()));
     tracing::info!(
         name = %config.name,
         member_id = %cluster::id_hex(cluster.local_id),
@@ -106,14 +104,8 @@ pub async fn run(
     served.and(stopped)
 }
 
-/// Serves the peer API (Raft messages, forwarded proposals) on every peer listener
-/// once the node is open. Until then, connecting peers wait in the accept backlog and
-/// their calls time out and are retried by openraft.
-async fn serve_peers(
-    listeners: Vec<TcpListener>,
-    node: tokio::sync::oneshot::Receiver<beacon_raft::RaftNode>,
-) {
-    let Ok(node) = node.await else { return };
+/// Serves the peer API (Raft messages, forwarded proposals) on every peer listener.
+async fn serve_peers(listeners: Vec<TcpListener>, node: beacon_raft::RaftNode) {
     let router = beacon_raft::peer::router(node);
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {

@@ -44,6 +44,11 @@ impl NetworkFactory {
         }
     }
 
+    /// The pooled HTTP client its peer clients share; the node forwards proposals on it.
+    pub(crate) fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// The figures its clients record of their append-entries calls.
     pub fn stats(&self) -> Arc<PeerStats> {
         Arc::clone(&self.stats)
@@ -52,7 +57,7 @@ impl NetworkFactory {
 
 /// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
 /// timeout (an unreachable peer must fail fast so that openraft backs off).
-pub(crate) fn http_client() -> reqwest::Client {
+fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -85,35 +90,39 @@ pub struct PeerClient {
     stats: Arc<PeerStats>,
 }
 
-/// Why a call to a peer failed, before openraft's error types are chosen.
+/// Why a call to a peer failed, before openraft's (or the forwarder's) error types are
+/// chosen.
 enum CallError {
+    /// No connection could be made, so nothing was sent.
+    NotSent { timed_out: bool, message: String },
+    /// No answer in time.
     Timeout,
-    /// Could not connect, or the peer answered with an error: back off.
+    /// The peer answered with an error: back off.
     Unreachable(String),
     /// The connection broke mid-call: retry at once.
     Network(String),
 }
 
-impl PeerClient {
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        path: &str,
-        request: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, CallError> {
-        let body = serde_json::to_vec(request).map_err(|e| CallError::Network(e.to_string()))?;
-        let sent = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .timeout(timeout)
-            .send()
-            .await;
-        let response = sent.map_err(|e| classify(&e))?;
-        read_answer(response).await
-    }
+/// POSTs `request` as JSON to `url` and decodes the JSON answer, within `timeout`.
+async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
+    http: &reqwest::Client,
+    url: String,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp, CallError> {
+    let body = serde_json::to_vec(request).map_err(|e| CallError::Network(e.to_string()))?;
+    let sent = http
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .timeout(timeout)
+        .send()
+        .await;
+    let response = sent.map_err(|e| classify(&e))?;
+    read_answer(response).await
+}
 
+impl PeerClient {
     /// One JSON message within openraft's deadline for it.
     async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -123,20 +132,27 @@ impl PeerClient {
         option: RPCOption,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let ttl = option.hard_ttl();
-        self.call(path, request, ttl)
+        post_json(&self.http, format!("{}{path}", self.base), request, ttl)
             .await
             .map_err(|e| self.rpc_error(action, ttl, e))
     }
 
     fn rpc_error(&self, action: RPCTypes, timeout: Duration, e: CallError) -> RPCError<TypeConfig> {
         match e {
-            CallError::Timeout => RPCError::Timeout(Timeout {
+            CallError::Timeout
+            | CallError::NotSent {
+                timed_out: true, ..
+            } => RPCError::Timeout(Timeout {
                 action,
                 id: self.id,
                 target: self.target,
                 timeout,
             }),
-            CallError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(format!(
+            CallError::Unreachable(m)
+            | CallError::NotSent {
+                timed_out: false,
+                message: m,
+            } => RPCError::Unreachable(Unreachable::from_string(format!(
                 "member {:x} at {}: {m}",
                 self.target, self.base
             ))),
@@ -149,10 +165,13 @@ impl PeerClient {
 }
 
 fn classify(e: &reqwest::Error) -> CallError {
-    if e.is_timeout() {
+    if e.is_connect() {
+        CallError::NotSent {
+            timed_out: e.is_timeout(),
+            message: e.to_string(),
+        }
+    } else if e.is_timeout() {
         CallError::Timeout
-    } else if e.is_connect() {
-        CallError::Unreachable(e.to_string())
     } else {
         CallError::Network(e.to_string())
     }
@@ -265,22 +284,10 @@ pub(crate) async fn forward_proposal(
 ) -> Result<Proposed, ProposeError> {
     let url = format!("{}{}", peer_url.trim_end_matches('/'), super::PROPOSE_PATH);
     let unreachable = |m: String| ProposeError::Forward(format!("leader at {peer_url}: {m}"));
-    let response = http
-        .post(url)
-        .json(cmd)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                // Never sent: the leader is gone; the caller waits for a new one.
-                ProposeError::NotLeader { leader_id: None }
-            } else {
-                unreachable(e.to_string())
-            }
-        })?;
-    match read_answer::<super::ForwardAnswer>(response).await {
+    match post_json::<_, super::ForwardAnswer>(http, url, cmd, timeout).await {
         Ok(answer) => answer.into_result(),
+        // Never sent: the leader is gone; the caller waits for a new one.
+        Err(CallError::NotSent { .. }) => Err(ProposeError::NotLeader { leader_id: None }),
         Err(CallError::Timeout) => Err(unreachable("timed out".into())),
         Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
     }

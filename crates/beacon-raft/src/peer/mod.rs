@@ -12,8 +12,8 @@ mod client;
 mod server;
 mod stats;
 
+pub(crate) use client::forward_proposal;
 pub use client::NetworkFactory;
-pub(crate) use client::{forward_proposal, http_client};
 pub use server::router;
 pub use stats::{FollowerStats, PeerStats};
 
