@@ -49,7 +49,7 @@ async fn self_stats(http: &reqwest::Client, base: &str) -> (String, String) {
 }
 
 /// The index of the member that leads, as the members agree.
-async fn leader(http: &reqwest::Client, members: &[&ServerProcess]) -> usize {
+async fn leader(http: &reqwest::Client, members: &[ServerProcess]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut ids = Vec::new();
@@ -111,8 +111,7 @@ async fn three_members_form_replicate_and_forward_writes() {
         cluster_ids.iter().all(|c| *c == cluster_ids[0]),
         "{cluster_ids:?}"
     );
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
 
     // A write on every member, leader and followers alike; each answer carries its own
     // index, and every member ends up with all of them.
@@ -185,8 +184,7 @@ async fn three_members_form_replicate_and_forward_writes() {
 async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
     let mut members = cluster(3);
     let http = http();
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
     let follower_urls: Vec<String> = members
         .iter()
         .enumerate()
@@ -309,8 +307,7 @@ async fn leader_sigkill_under_writes_loses_no_acknowledged_write() {
 async fn watches_and_ttls_carry_on_across_a_leader_change() {
     let mut members = cluster(3);
     let http = http();
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
     let follower = members[(lead + 1) % 3].client_url();
 
     // A key with a TTL, written through the follower.
@@ -386,8 +383,7 @@ async fn a_member_far_behind_catches_up_from_a_snapshot() {
     )
     .expect("the cluster starts");
     let http = http();
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
     let behind = (lead + 1) % 3;
     members[behind].kill9();
     let base = members[lead].client_url();
@@ -417,8 +413,7 @@ async fn a_member_far_behind_catches_up_from_a_snapshot() {
 async fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
     let mut members = cluster(3);
     let http = http();
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
     let follower = members[(lead + 1) % 3].client_url();
     put(&http, &follower, "handover/before", "x").await.unwrap();
 
@@ -461,8 +456,7 @@ async fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
 async fn five_members_keep_writing_with_two_down() {
     let mut members = cluster(5);
     let http = http();
-    let refs: Vec<&ServerProcess> = members.iter().collect();
-    let lead = leader(&http, &refs).await;
+    let lead = leader(&http, &members).await;
     // Two members down, the leader among them: three of five are still a quorum.
     let down = [lead, (lead + 1) % 5];
     for i in down {
