@@ -4,6 +4,7 @@
 //! `beaconctl` all speak these types, so that etcd's JSON is defined in one place.
 
 pub mod error;
+pub mod peer_url;
 pub mod time;
 pub mod v2;
 

@@ -26,6 +26,17 @@ pub enum Error {
         /// Why the answer was rejected.
         reason: String,
     },
+    /// The members API refused a change; its `message`, as etcd's client shows it.
+    #[error("{message}")]
+    Members {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The `message` of the answer.
+        message: String,
+    },
+    /// The members API answered with a status etcd's client does not expect.
+    #[error("unexpected status code {0}")]
+    UnexpectedStatus(u16),
     /// An endpoint URL could not be parsed.
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),

@@ -115,6 +115,7 @@ impl Client {
             target: key.to_string(),
             query,
             form,
+            json: None,
             timeout: Some(self.inner.timeout),
             one_shot,
         }

@@ -20,6 +20,8 @@ pub(crate) struct Request {
     pub(crate) target: String,
     pub(crate) query: Vec<(&'static str, String)>,
     pub(crate) form: Option<Vec<(&'static str, String)>>,
+    /// A JSON body (the members API); `form` takes precedence.
+    pub(crate) json: Option<String>,
     /// `None`: no deadline (watches).
     pub(crate) timeout: Option<Duration>,
     /// A request that may have changed the store is not sent again to another endpoint
@@ -109,6 +111,10 @@ impl Client {
                     "application/x-www-form-urlencoded",
                 )
                 .body(body);
+        } else if let Some(json) = &req.json {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json.clone());
         }
         if let Some(timeout) = req.timeout {
             builder = builder.timeout(timeout);

@@ -79,7 +79,7 @@ pub enum Command {
     Watch(WatchArgs),
     /// Watch a key for changes and exec an executable
     ExecWatch(ExecWatchArgs),
-    /// Member list
+    /// Member add, remove and list subcommands
     Member {
         /// The member subcommand.
         #[command(subcommand)]
@@ -96,6 +96,12 @@ pub enum Command {
 pub enum MemberCommand {
     /// Enumerate existing cluster members
     List(KeyArgs),
+    /// Add a new member to the etcd cluster: <name> <peerURL>
+    Add(KeyArgs),
+    /// Remove an existing member from the etcd cluster: <memberID>
+    Remove(KeyArgs),
+    /// Update an existing member in the etcd cluster: <memberID> <peerURLs>
+    Update(KeyArgs),
 }
 
 /// Just positional arguments.

@@ -255,6 +255,55 @@ fn member_list_and_cluster_health() {
     );
 }
 
+/// A member added to a one-member Beacon joins as a learner, so the cluster keeps its
+/// quorum while the new member is not running, and it can be removed again.
+#[test]
+fn member_add_update_and_remove() {
+    let server = beacon();
+    let ep = server.client_url();
+    let new_peer = format!("http://127.0.0.1:{}", beacon_testkit::free_port());
+    let added = ctl(&ep, &["member", "add", "newbie", &new_peer]);
+    assert_eq!(added.code, 0, "{added:?}");
+    let id = added
+        .stdout
+        .strip_prefix("Added member named newbie with ID ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{added:?}"))
+        .to_string();
+    assert!(
+        added.stdout.contains("\n\nETCD_NAME=\"newbie\"\n"),
+        "{added:?}"
+    );
+    assert!(
+        added.stdout.contains(&format!("newbie={new_peer}")),
+        "{added:?}"
+    );
+    assert!(
+        added
+            .stdout
+            .ends_with("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"),
+        "{added:?}"
+    );
+    let list = ctl(&ep, &["member", "list"]);
+    let unstarted = format!("{id}[unstarted]: peerURLs={new_peer}\n");
+    assert!(list.stdout.contains(&unstarted), "{list:?}");
+    // Still writable: the learner does not count toward the quorum.
+    assert_eq!(ctl(&ep, &["set", "/after-add", "x"]).code, 0);
+    let again = ctl(&ep, &["member", "add", "again", &new_peer]);
+    assert_eq!(again.code, 1, "{again:?}");
+    let moved = format!("http://127.0.0.1:{}", beacon_testkit::free_port());
+    assert_eq!(
+        ctl(&ep, &["member", "update", &id, &moved]),
+        ok(&format!("Updated member with ID {id} in cluster\n"))
+    );
+    assert_eq!(
+        ctl(&ep, &["member", "remove", &id]),
+        ok(&format!("Removed member {id} from cluster\n"))
+    );
+    let list = ctl(&ep, &["member", "list"]);
+    assert_eq!(list.stdout.lines().count(), 1, "{list:?}");
+}
+
 #[test]
 fn endpoints_are_tried_in_turn() {
     let server = beacon();

@@ -12,6 +12,7 @@ mod entry_cache;
 mod error;
 mod log_store;
 mod log_sync;
+mod membership;
 mod node;
 pub mod peer;
 mod snapshot_file;
@@ -22,7 +23,8 @@ mod types;
 mod tests;
 
 pub use error::{OpenError, ProposeError, ShutdownError};
+pub use membership::{MemberChange, MemberInfo, MembershipError};
 pub use node::{Proposed, RaftConfig, RaftNode, RaftStatus};
 pub use peer::FollowerStats;
 pub use snapshot_file::SnapshotFileError;
-pub use types::{NodeId, Request, Response, SharedStore, TypeConfig};
+pub use types::{Member, NodeId, Request, Response, SharedStore, TypeConfig};

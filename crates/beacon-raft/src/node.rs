@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use beacon_store::{Applied, Command, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, Fatal, RaftError};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use openraft::{ServerState, SnapshotPolicy};
 
 use crate::error::{OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
@@ -18,7 +18,7 @@ use crate::peer::forward_proposal;
 use crate::peer::NetworkFactory;
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::StateMachine;
-use crate::types::{NodeId, Raft, Request, SharedStore};
+use crate::types::{Member, NodeId, Raft, Request, SharedStore};
 
 /// How many log entries already in a snapshot stay in the log, like etcd's
 /// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
@@ -36,9 +36,15 @@ pub struct RaftConfig {
     pub node_id: u64,
     /// This member's peer URL, recorded in the membership.
     pub peer_url: String,
-    /// Every member of the initial cluster (`--initial-cluster`) with its peer URL,
-    /// this one included. Used only when the data directory is fresh.
-    pub initial_members: BTreeMap<NodeId, String>,
+    /// Every member of the initial cluster (`--initial-cluster`) with its name and peer
+    /// URLs, this one included. Used only when the data directory is fresh and
+    /// `join_existing` is false.
+    pub initial_members: BTreeMap<NodeId, Member>,
+    /// `--initial-cluster-state existing`: this member was added to a running cluster
+    /// and waits for the leader to send it the log, instead of bootstrapping one.
+    pub join_existing: bool,
+    /// The cluster id, which the peer API reports (`X-Etcd-Cluster-ID`).
+    pub cluster_id: u64,
     /// Applied entries between snapshots (`--snapshot-count`).
     pub snapshot_count: u64,
     /// Leader heartbeat period in milliseconds (`--heartbeat-interval`).
@@ -59,7 +65,12 @@ impl RaftConfig {
         RaftConfig {
             data_dir: data_dir.into(),
             node_id,
-            initial_members: BTreeMap::from([(node_id, peer_url.clone())]),
+            initial_members: BTreeMap::from([(
+                node_id,
+                Member::with_peer_urls(vec![peer_url.clone()]),
+            )]),
+            join_existing: false,
+            cluster_id: 0,
             peer_url,
             snapshot_count: 100_000,
             heartbeat_interval_ms: 100,
@@ -146,6 +157,10 @@ struct Inner {
     election_timeout: Duration,
     /// What this member measured of its messages to the others (while leading).
     peer_stats: Arc<crate::peer::PeerStats>,
+    /// The cluster id, for the peer API's member list.
+    cluster_id: u64,
+    /// Flips to `true` once this member has applied its own removal.
+    removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -213,6 +228,7 @@ impl RaftNode {
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
+        let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -223,10 +239,15 @@ impl RaftNode {
                 http: peer_http,
                 election_timeout: Duration::from_millis(config.election_timeout_ms),
                 peer_stats,
+                cluster_id: config.cluster_id,
+                removed: Arc::clone(&removed),
             }),
         };
+        // A member that joins a running cluster has joined once it has applied the
+        // entry that added it; until then a restart joins afresh.
+        let joining = config.join_existing && !was_initialized;
         let started = match node.start(&config, was_initialized).await {
-            Ok(()) if !was_initialized => write_marker(&marker),
+            Ok(()) if !was_initialized && !joining => write_marker(&marker),
             other => other,
         };
         if let Err(e) = started {
@@ -234,7 +255,51 @@ impl RaftNode {
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
         }
+        let on_joined = move || {
+            if joining {
+                match write_marker(&marker) {
+                    Ok(()) => tracing::info!("joined the cluster"),
+                    Err(e) => tracing::error!(error = %e, "recording that this member joined"),
+                }
+            }
+        };
+        tokio::spawn(crate::membership::watch_membership(
+            node.inner.raft.clone(),
+            config.node_id,
+            !joining,
+            on_joined,
+            removed,
+        ));
         Ok(node)
+    }
+
+    /// Resolves once this member has applied its own removal from the cluster: it
+    /// must then stop, as etcd's removed members do.
+    pub async fn removed(&self) {
+        let mut removed = self.inner.removed.subscribe();
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
+    /// Records that this member was removed (applied, or told by the leader).
+    pub(crate) fn mark_removed(&self) {
+        if !self.inner.removed.send_replace(true) {
+            tracing::warn!("this member was removed from the cluster");
+        }
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The cluster id given at open.
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    /// The pooled client for calls to peers.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     async fn start(&self, config: &RaftConfig, was_initialized: bool) -> Result<(), OpenError> {
@@ -251,14 +316,14 @@ impl RaftNode {
                     ),
                 });
             }
+            if config.join_existing {
+                tracing::info!(node_id = %format!("{id:x}"), "joining a running cluster: waiting for the leader");
+                return Ok(());
+            }
             // Every member of a new cluster initializes with the same membership, as
             // etcd's members all bootstrap from --initial-cluster; Raft's vote then
             // elects exactly one leader.
-            let members: BTreeMap<NodeId, BasicNode> = config
-                .initial_members
-                .iter()
-                .map(|(id, url)| (*id, BasicNode::new(url)))
-                .collect();
+            let members = config.initial_members.clone();
             if !members.contains_key(&id) {
                 return Err(OpenError::NotAMember {
                     path: config.data_dir.clone(),
@@ -274,19 +339,27 @@ impl RaftNode {
                 return Ok(());
             }
         } else {
-            let voters: BTreeSet<NodeId> = {
+            let (voters, members): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
                 let m = raft.metrics();
                 let m = m.borrow_watched();
-                m.membership_config.membership().voter_ids().collect()
+                let membership = m.membership_config.membership();
+                (
+                    membership.voter_ids().collect(),
+                    membership.nodes().map(|(id, _)| *id).collect(),
+                )
             };
-            if !voters.contains(&id) {
+            if !members.contains(&id) {
+                if config.join_existing && !was_initialized {
+                    // Restarted while still receiving the log that adds it.
+                    return Ok(());
+                }
                 return Err(OpenError::NotAMember {
                     path: config.data_dir.clone(),
                     node_id: id,
-                    members: voters.into_iter().collect(),
+                    members: members.into_iter().collect(),
                 });
             }
-            if voters.len() > 1 {
+            if voters.len() > 1 || !voters.contains(&id) {
                 // A real cluster elects on its own schedule; nothing to wait for here.
                 return Ok(());
             }
@@ -395,13 +468,13 @@ impl RaftNode {
     }
 
     /// The peer URL of member `id`, from the current membership.
-    fn peer_url_of(&self, id: NodeId) -> Option<String> {
+    pub(crate) fn peer_url_of(&self, id: NodeId) -> Option<String> {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         m.membership_config
             .membership()
             .get_node(&id)
-            .map(|n| n.addr.clone())
+            .map(|n| n.peer_url().to_owned())
     }
 
     /// Waits until this member's store has applied `raft_index`.

@@ -42,23 +42,60 @@ impl fmt::Display for Request {
     }
 }
 
+/// A member as the membership records it: what etcd keeps as a member's raft
+/// attributes (peer URLs) and attributes (name and client URLs, which the member
+/// publishes once it runs). Kept in openraft's membership, so that it is replicated,
+/// snapshotted and changed by the same joint-consensus entries as the voter sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `--name`; empty until the member publishes it.
+    pub name: String,
+    /// Where peers reach it, sorted; the first is the one used.
+    pub peer_urls: Vec<String>,
+    /// Its client URLs; empty until the member publishes them.
+    pub client_urls: Vec<String>,
+}
+
+impl Member {
+    /// A member known only by its peer URLs (not yet started, or not yet published).
+    pub fn with_peer_urls(mut peer_urls: Vec<String>) -> Member {
+        peer_urls.sort();
+        Member {
+            name: String::new(),
+            peer_urls,
+            client_urls: Vec::new(),
+        }
+    }
+
+    /// The URL its peers send to.
+    pub fn peer_url(&self) -> &str {
+        self.peer_urls.first().map_or("", String::as_str)
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.peer_urls.join(","))
+    }
+}
+
 /// What applying an entry returns: `Some` for a store command, `None` for the blank and
 /// membership entries openraft writes itself.
 pub type Response = Option<Applied>;
 
 openraft::declare_raft_types!(
-    /// Beacon's openraft type configuration (u64 node ids, `BasicNode` carrying the peer URL).
+    /// Beacon's openraft type configuration (u64 node ids, a [`Member`] per node).
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = Member,
 );
 
 /// A member's id, as in etcd's member id.
 pub type NodeId = u64;
-/// A member's address record: `addr` is its peer URL.
-pub type Node = openraft::BasicNode;
+/// A member's record in the membership.
+pub type Node = Member;
 /// A log position: (leader term and id, index).
 pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
 /// A log entry.

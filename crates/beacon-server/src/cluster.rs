@@ -1,5 +1,5 @@
-//! Member and cluster ids, derived as etcd derives them, and the member list shown by
-//! `/v2/members` and `/v2/machines`.
+//! Member and cluster ids, derived as etcd derives them, and the members as
+//! `/v2/members` and `/v2/machines` show them.
 //!
 //! etcd names a bootstrapping member by the first 8 bytes (big-endian) of SHA-1 over
 //! its sorted peer URLs and the cluster token, and the cluster by SHA-1 over the sorted
@@ -14,23 +14,36 @@ pub struct Member {
     pub name: String,
     /// Peer URLs, sorted.
     pub peer_urls: Vec<String>,
-    /// Client URLs; only known for the local member until members publish them.
+    /// Client URLs; empty until the member publishes them.
     pub client_urls: Vec<String>,
 }
 
-/// The cluster as configured at bootstrap.
+/// The cluster as this member knows it at start: the ids, and the initial members.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     /// The cluster id (`X-Etcd-Cluster-Id`).
     pub id: u64,
     /// This member's id.
     pub local_id: u64,
-    /// Every member, sorted by id as etcd lists them.
+    /// This member's `--name`.
+    pub local_name: String,
+    /// The members of `--initial-cluster`, sorted by id as etcd lists them; the live
+    /// list comes from consensus.
     pub members: Vec<Member>,
 }
 
 /// etcd's member id for a bootstrapping member.
 pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
+    hashed_id(peer_urls, token, None)
+}
+
+/// etcd's id for a member added at runtime: the peer URLs and the time of the request
+/// (`NewMember` with the v2 API's empty cluster name).
+pub fn added_member_id(peer_urls: &[String], unix_secs: i64) -> u64 {
+    hashed_id(peer_urls, "", Some(unix_secs))
+}
+
+fn hashed_id(peer_urls: &[String], token: &str, unix_secs: Option<i64>) -> u64 {
     let mut urls = peer_urls.to_vec();
     urls.sort();
     let mut h = sha1_smol::Sha1::new();
@@ -38,6 +51,9 @@ pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
         h.update(u.as_bytes());
     }
     h.update(token.as_bytes());
+    if let Some(secs) = unix_secs {
+        h.update(secs.to_string().as_bytes());
+    }
     first_u64(&h.digest().bytes())
 }
 
@@ -118,31 +134,20 @@ impl Cluster {
         Ok(Cluster {
             id: cluster_id(&ids),
             local_id,
+            local_name: local_name.to_string(),
             members,
         })
     }
+}
 
-    /// A member by id.
-    pub fn member(&self, id: u64) -> Option<&Member> {
-        self.members.iter().find(|m| m.id == id)
-    }
-
-    /// The local member.
-    pub fn local(&self) -> &Member {
-        // bootstrap() guarantees the local member is present.
-        self.member(self.local_id).unwrap_or(&self.members[0])
-    }
-
-    /// Every client URL, sorted (etcd's `ClientURLs`).
-    pub fn client_urls(&self) -> Vec<String> {
-        let mut urls: Vec<String> = self
-            .members
-            .iter()
-            .flat_map(|m| m.client_urls.iter().cloned())
-            .collect();
-        urls.sort();
-        urls
-    }
+/// Every client URL of `members`, sorted (etcd's `ClientURLs`).
+pub fn client_urls(members: &[Member]) -> Vec<String> {
+    let mut urls: Vec<String> = members
+        .iter()
+        .flat_map(|m| m.client_urls.iter().cloned())
+        .collect();
+    urls.sort();
+    urls
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod consensus;
 pub mod expiry;
 pub mod http;
+pub mod identity;
 pub mod limits;
 pub mod router;
 pub mod state;
@@ -34,7 +35,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let cluster = Cluster::bootstrap(
+    let bootstrap = Cluster::bootstrap(
         &config.initial_cluster,
         &config.initial_cluster_token,
         &config.name,
@@ -55,15 +56,18 @@ pub async fn run(
         .first()
         .cloned()
         .unwrap_or_default();
-    let initial_members = cluster
-        .members
-        .iter()
-        .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
-        .collect();
+    let identity = identity::resolve(&config, &bootstrap).await?;
+    let cluster = Cluster {
+        id: identity.cluster_id,
+        local_id: identity.member_id,
+        ..bootstrap.clone()
+    };
     let node = beacon_raft::RaftNode::open(beacon_raft::RaftConfig {
         data_dir: config.data_dir.clone(),
         node_id: cluster.local_id,
-        initial_members,
+        initial_members: identity::initial_members(&bootstrap),
+        join_existing: config.initial_cluster_state == config::ClusterState::Existing,
+        cluster_id: cluster.id,
         peer_url,
         snapshot_count: config.snapshot_count,
         heartbeat_interval_ms: config.heartbeat_interval_ms,
@@ -87,21 +91,67 @@ pub async fn run(
         data_dir = %config.data_dir.display(),
         "beacon started"
     );
+    let publisher = tokio::spawn(publish(
+        node.clone(),
+        beacon_raft::MemberChange::Publish {
+            id: cluster.local_id,
+            name: config.name.clone(),
+            client_urls: config.advertise_client_urls.clone(),
+        },
+    ));
     let consensus = Arc::new(RaftConsensus::new(node.clone()));
+    let (removed_tx, mut removed_rx) = watch::channel(false);
+    let stop = {
+        let node = node.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = node.removed() => { let _ = removed_tx.send(true); }
+            }
+        }
+    };
     let served = serve(
         consensus,
         cluster,
         listeners,
         limits::request_timeout(config.election_timeout_ms),
-        shutdown,
+        stop,
     )
     .await;
+    publisher.abort();
     let stopped = node
         .shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("shutting raft down: {e:?}"));
     peer_server.abort();
+    if *removed_rx.borrow_and_update() {
+        // etcd's removed member logs this and exits 0: stopping was the right outcome.
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "the member has been permanently removed from the cluster; \
+             the data-dir used by this member must be removed"
+        );
+    }
     served.and(stopped)
+}
+
+/// How long to wait between attempts to publish this member's attributes.
+const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Publishes this member's name and client URLs to the cluster once a leader exists,
+/// retrying until it is recorded (etcd's `publish`), so that `/v2/members` and
+/// `/v2/machines` show them on every member.
+async fn publish(node: beacon_raft::RaftNode, change: beacon_raft::MemberChange) {
+    loop {
+        match node.change_members(change.clone()).await {
+            Ok(()) => {
+                tracing::info!("published this member's name and client URLs to the cluster");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "publishing member attributes; will retry"),
+        }
+        tokio::time::sleep(PUBLISH_RETRY).await;
+    }
 }
 
 /// Serves the peer API (Raft messages, forwarded proposals) on every peer listener.

@@ -65,9 +65,10 @@ async fn route(state: &AppState, req: Request) -> Response {
         "/v2/stats/self" => stats::serve(state, &method, "self"),
         "/v2/stats/leader" => stats::serve(state, &method, "leader"),
         "/v2/machines" => members::serve_machines(state, &method),
-        "/v2/members" => members::serve_members(state, &method, ""),
+        "/v2/members" => members::serve_members(state, &method, &parts.headers, "", body).await,
         p if p.starts_with("/v2/members/") => {
-            members::serve_members(state, &method, &p["/v2/members/".len()..])
+            let rest = &p["/v2/members/".len()..];
+            members::serve_members(state, &method, &parts.headers, rest, body).await
         }
         p if p == "/v2/keys" || p.starts_with("/v2/keys/") => {
             let key = clean_rooted(&p["/v2/keys".len()..]);

@@ -8,84 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use beacon_testkit::{ServerKind, ServerProcess};
 use serde_json::Value;
+use support::{get_json, http, leader, put, wait_value};
 
 fn cluster(n: usize) -> Vec<ServerProcess> {
     ServerProcess::cluster(ServerKind::Beacon, env!("CARGO_BIN_EXE_beacon").into(), n)
         .expect("the cluster starts")
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn put(http: &reqwest::Client, base: &str, key: &str, value: &str) -> reqwest::Result<Value> {
-    http.put(format!("{base}/v2/keys/{key}"))
-        .form(&[("value", value)])
-        .send()
-        .await?
-        .json()
-        .await
-}
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// Member id and leader id as `/v2/stats/self` reports them.
-async fn self_stats(http: &reqwest::Client, base: &str) -> (String, String) {
-    let s = get_json(http, &format!("{base}/v2/stats/self")).await;
-    (
-        s["id"].as_str().unwrap_or_default().to_string(),
-        s["leaderInfo"]["leader"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-/// The index of the member that leads, as the members agree.
-async fn leader(http: &reqwest::Client, members: &[ServerProcess]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut ids = Vec::new();
-        let mut leaders = Vec::new();
-        for m in members {
-            let (id, leader) = self_stats(http, &m.client_url()).await;
-            ids.push(id);
-            leaders.push(leader);
-        }
-        if leaders.iter().all(|l| !l.is_empty() && *l == leaders[0]) {
-            if let Some(i) = ids.iter().position(|id| *id == leaders[0]) {
-                return i;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no agreed leader: ids {ids:?}, leaders {leaders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until `GET key` on `base` answers `value` (a follower applies a little later).
-async fn wait_value(http: &reqwest::Client, base: &str, key: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = get_json(http, &format!("{base}/v2/keys/{key}")).await;
-        if v["node"]["value"] == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{base} never had {key}={value}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +268,9 @@ async fn watches_and_ttls_carry_on_across_a_leader_change() {
                     continue;
                 };
                 let event: Value = resp.json().await.unwrap();
-                let index = event["node"]["modifiedIndex"].as_u64().expect("an event");
+                let index = event["node"]["modifiedIndex"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("not an event: {event}"));
                 seen.push((
                     event["action"].as_str().unwrap().to_string(),
                     event["node"]["key"].as_str().unwrap().to_string(),
@@ -352,7 +285,9 @@ async fn watches_and_ttls_carry_on_across_a_leader_change() {
     members[lead].kill9();
     // A write after the kill goes through whichever member leads next.
     let r = put(&http, &follower, "svc/after", "x").await.unwrap();
-    let after = r["node"]["modifiedIndex"].as_u64().expect("an index");
+    let after = r["node"]["modifiedIndex"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the write after the kill: {r}"));
 
     let seen = watcher.await.unwrap();
     // The new leader keeps time going: the TTL key expires although its leader died,

@@ -137,6 +137,64 @@ impl ServerProcess {
         Ok(members)
     }
 
+    /// Starts a member that was added to a running cluster (`POST /v2/members`) on the
+    /// ports it was added with, with `--initial-cluster-state existing`; waits until it
+    /// is ready (it has heard from the leader).
+    pub fn join(
+        kind: ServerKind,
+        bin: PathBuf,
+        name: &str,
+        ports: (u16, u16),
+        cluster: &[&ServerProcess],
+        extra_args: &[&str],
+    ) -> std::io::Result<ServerProcess> {
+        let (client_port, peer_port) = ports;
+        let mut initial_cluster: Vec<String> = cluster
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        initial_cluster.push(format!("{name}=http://127.0.0.1:{peer_port}"));
+        let mut args = vec![
+            "--initial-cluster-state".to_string(),
+            "existing".to_string(),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut member = ServerProcess {
+            kind,
+            bin,
+            client_port,
+            peer_port,
+            name: name.to_string(),
+            initial_cluster: Some(initial_cluster.join(",")),
+            extra_args: args,
+            child: None,
+            temp: TempDir::new(&format!("cluster-{name}"))?,
+        };
+        member.spawn_and_wait()?;
+        Ok(member)
+    }
+
+    /// The peer URL it listens on and advertises.
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `--name`.
     pub fn name(&self) -> &str {
         &self.name

@@ -40,9 +40,12 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Update(a) => update::run(g, a).await,
         Command::Watch(a) => watch::run(g, a).await,
         Command::ExecWatch(a) => exec_watch::run(g, a).await,
-        Command::Member {
-            command: MemberCommand::List(a),
-        } => member::list(g, a).await,
+        Command::Member { command } => match command {
+            MemberCommand::List(a) => member::list(g, a).await,
+            MemberCommand::Add(a) => member::add(g, a).await,
+            MemberCommand::Remove(a) => member::remove(g, a).await,
+            MemberCommand::Update(a) => member::update(g, a).await,
+        },
         Command::Register(a) => register::run(g, a).await,
         Command::Discover(a) => discover::run(g, a).await,
     }

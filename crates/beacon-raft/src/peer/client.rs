@@ -22,11 +22,12 @@ use super::{
     TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
 use crate::error::ProposeError;
+use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
 use crate::node::Proposed;
 use crate::types::{Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 use beacon_store::Command;
 
-/// Builds a client per peer; the peer's address is `node.addr` (its peer URL).
+/// Builds a client per peer; the peer's address is its first peer URL.
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     id: NodeId,
@@ -73,7 +74,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             id: self.id,
             target,
-            base: node.addr.trim_end_matches('/').to_string(),
+            base: node.peer_url().trim_end_matches('/').to_string(),
             http: self.http.clone(),
             stats: Arc::clone(&self.stats),
         }
@@ -291,4 +292,79 @@ pub(crate) async fn forward_proposal(
         Err(CallError::Timeout) => Err(unreachable("timed out".into())),
         Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
     }
+}
+
+/// Sends a membership change to the leader at `peer_url` to be made there.
+pub(crate) async fn forward_member_change(
+    http: &reqwest::Client,
+    peer_url: &str,
+    change: &MemberChange,
+    timeout: Duration,
+) -> Result<(), MembershipError> {
+    let url = format!("{}{}", peer_url.trim_end_matches('/'), super::MEMBERS_PATH);
+    match post_json::<_, Result<(), MembershipError>>(http, url, change, timeout).await {
+        Ok(answer) => answer,
+        // Never sent: look for the new leader.
+        Err(CallError::NotSent { .. }) => Err(MembershipError::Other(NOT_LEADER.into())),
+        Err(CallError::Timeout | CallError::Unreachable(_) | CallError::Network(_)) => {
+            Err(MembershipError::Timeout)
+        }
+    }
+}
+
+/// Reads a running member's list of members and its cluster id (etcd's peer
+/// `GET /members`), as a member joining with `--initial-cluster-state existing` does.
+pub async fn fetch_members(
+    http: &reqwest::Client,
+    peer_url: &str,
+    timeout: Duration,
+) -> Result<(u64, Vec<super::ListedMember>), String> {
+    let url = format!(
+        "{}{}",
+        peer_url.trim_end_matches('/'),
+        super::MEMBER_LIST_PATH
+    );
+    let response = http
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("answered {}", response.status()));
+    }
+    let cluster_id = response
+        .headers()
+        .get("x-etcd-cluster-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .ok_or("no valid X-Etcd-Cluster-ID header")?;
+    let members = response.json().await.map_err(|e| e.to_string())?;
+    Ok((cluster_id, members))
+}
+
+/// A client for one-off calls to peers outside a running node (start-up discovery).
+pub fn discovery_client() -> reqwest::Client {
+    http_client()
+}
+
+/// How long the leader keeps telling a removed member that it was removed.
+const NOTIFY_REMOVED_FOR: Duration = Duration::from_secs(10);
+
+/// Tells member `id` at `peer_url` that it was removed, retrying for a while; a member
+/// that is down learns it from its peers' refusals when it comes back (not yet) or
+/// stays harmlessly outside the cluster.
+pub(crate) async fn notify_removed(http: reqwest::Client, peer_url: String, id: NodeId) {
+    let url = format!("{}{}", peer_url.trim_end_matches('/'), super::REMOVED_PATH);
+    let deadline = std::time::Instant::now() + NOTIFY_REMOVED_FOR;
+    while std::time::Instant::now() < deadline {
+        if post_json::<_, ()>(&http, url.clone(), &id, CONNECT_TIMEOUT)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::warn!(member = %format!("{id:x}"), "could not tell a removed member that it was removed");
 }

@@ -12,9 +12,9 @@ mod client;
 mod server;
 mod stats;
 
-pub(crate) use client::forward_proposal;
-pub use client::NetworkFactory;
-pub use server::router;
+pub use client::{discovery_client, fetch_members, NetworkFactory};
+pub(crate) use client::{forward_member_change, forward_proposal, notify_removed};
+pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 
 use std::time::Duration;
@@ -32,6 +32,10 @@ pub(crate) const PRE_VOTE_PATH: &str = "/raft/pre-vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 pub(crate) const TRANSFER_LEADER_PATH: &str = "/raft/transfer-leader";
 pub(crate) const PROPOSE_PATH: &str = "/raft/propose";
+pub(crate) const MEMBERS_PATH: &str = "/raft/members";
+pub(crate) const REMOVED_PATH: &str = "/raft/removed";
+/// etcd's peer handler path for the member list, which a joining member reads.
+pub const MEMBER_LIST_PATH: &str = "/members";
 
 /// Headers of a snapshot request: the sender's vote and the snapshot's meta, as JSON.
 pub(crate) const VOTE_HEADER: &str = "x-beacon-vote";

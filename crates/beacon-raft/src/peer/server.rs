@@ -5,16 +5,18 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::ForwardAnswer;
 use super::{
-    APPEND_PATH, MESSAGE_BYTES_MAX, PRE_VOTE_PATH, PROPOSE_PATH, SNAPSHOT_BYTES_MAX,
-    SNAPSHOT_META_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+    APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH, MESSAGE_BYTES_MAX, PRE_VOTE_PATH, PROPOSE_PATH,
+    REMOVED_PATH, SNAPSHOT_BYTES_MAX, SNAPSHOT_META_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH,
+    VOTE_HEADER, VOTE_PATH,
 };
+use crate::membership::{MembershipError, NOT_LEADER};
 use crate::node::RaftNode;
 use crate::types::{Snapshot, SnapshotMeta, Vote};
 
@@ -26,6 +28,9 @@ pub fn router(node: RaftNode) -> Router {
         .route(PRE_VOTE_PATH, post(pre_vote))
         .route(TRANSFER_LEADER_PATH, post(transfer_leader))
         .route(PROPOSE_PATH, post(propose))
+        .route(MEMBERS_PATH, post(change_members))
+        .route(REMOVED_PATH, post(removed))
+        .route(MEMBER_LIST_PATH, get(member_list))
         .layer(DefaultBodyLimit::max(MESSAGE_BYTES_MAX))
         // Routed after the layer above, so that this one keeps its own, larger limit.
         .route(
@@ -111,6 +116,74 @@ async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes)
 async fn propose(State(node): State<RaftNode>, body: Bytes) -> Response {
     relay(&body, |cmd| async move {
         Ok::<_, std::convert::Infallible>(ForwardAnswer::new(node.propose_here(cmd).await))
+    })
+    .await
+}
+
+/// A follower's forwarded membership change; answered like a forwarded proposal.
+async fn change_members(State(node): State<RaftNode>, body: Bytes) -> Response {
+    relay(&body, |change| async move {
+        let deadline = std::time::Instant::now() + super::FORWARD_TIMEOUT;
+        let result = if node.status().leader_id == Some(node.id()) {
+            node.change_here(&change, deadline).await
+        } else {
+            Err(MembershipError::Other(NOT_LEADER.into()))
+        };
+        Ok::<_, std::convert::Infallible>(result)
+    })
+    .await
+}
+
+/// One member as etcd's peer `/members` lists it.
+#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ListedMember {
+    /// The member id (a JSON number, as etcd's peer API sends it).
+    pub id: u64,
+    /// Its peer URLs.
+    #[serde(rename = "peerURLs")]
+    pub peer_urls: Vec<String>,
+    /// Its name, empty until it publishes it.
+    pub name: String,
+    /// Its client URLs, empty until it publishes them.
+    #[serde(rename = "clientURLs")]
+    pub client_urls: Vec<String>,
+}
+
+/// etcd's peer `GET /members`: the member list and the cluster id, which a member
+/// started with `--initial-cluster-state existing` reads to learn who it is.
+async fn member_list(State(node): State<RaftNode>) -> Response {
+    let members: Vec<ListedMember> = node
+        .members()
+        .into_iter()
+        .map(|m| ListedMember {
+            id: m.id,
+            peer_urls: m.member.peer_urls,
+            name: m.member.name,
+            client_urls: m.member.client_urls,
+        })
+        .collect();
+    match serde_json::to_vec(&members) {
+        Ok(json) => (
+            StatusCode::OK,
+            [
+                ("content-type", "application/json".to_string()),
+                ("x-etcd-cluster-id", format!("{:x}", node.cluster_id())),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The leader's word that this member was removed: it stops, as etcd's members stop
+/// when their peers answer them "removed member".
+async fn removed(State(node): State<RaftNode>, body: Bytes) -> Response {
+    relay(&body, |id: crate::types::NodeId| async move {
+        if id == node.id() {
+            node.mark_removed();
+        }
+        Ok::<_, std::convert::Infallible>(())
     })
     .await
 }

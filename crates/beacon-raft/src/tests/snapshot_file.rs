@@ -1,6 +1,6 @@
 //! The snapshot container: round trip and every kind of damage it must report.
 
-use openraft::{BasicNode, LogId, Membership, StoredMembership};
+use openraft::{LogId, Membership, StoredMembership};
 
 use crate::snapshot_file::{decode, encode, SnapshotDir, SnapshotFileError};
 use crate::types::SnapshotMeta;
@@ -12,7 +12,10 @@ fn meta(term: u64, index: u64) -> SnapshotMeta {
     );
     let membership = Membership::new(
         vec![[1u64].into()],
-        std::collections::BTreeMap::from([(1u64, BasicNode::new("http://a"))]),
+        std::collections::BTreeMap::from([(
+            1u64,
+            crate::types::Member::with_peer_urls(vec!["http://a".into()]),
+        )]),
     )
     .expect("valid membership");
     SnapshotMeta {

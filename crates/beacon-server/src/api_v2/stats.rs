@@ -62,7 +62,7 @@ fn self_stats(state: &AppState) -> String {
     let seen = *state.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
     let uptime_ns = now_ns().saturating_sub(seen.since_ns).max(0);
     let stats = SelfStats {
-        name: &state.cluster.local().name,
+        name: &state.cluster.local_name,
         id: id_hex(state.cluster.local_id),
         state: if status.is_leader() {
             "StateLeader"
@@ -89,8 +89,8 @@ fn leader_stats(state: &AppState) -> Response {
     }
     let measured = state.consensus.follower_stats();
     let followers: std::collections::BTreeMap<String, FollowerStats> = state
-        .cluster
-        .members
+        .consensus
+        .members()
         .iter()
         .filter(|m| m.id != state.cluster.local_id)
         .map(|m| {

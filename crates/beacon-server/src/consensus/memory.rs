@@ -12,6 +12,7 @@ use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture
 pub struct MemoryConsensus {
     store: SharedStore,
     id: u64,
+    members: Vec<crate::cluster::Member>,
     raft_index: AtomicU64,
     leader: AtomicBool,
 }
@@ -22,9 +23,16 @@ impl MemoryConsensus {
         MemoryConsensus {
             store: Arc::new(RwLock::new(Store::new())),
             id,
+            members: Vec::new(),
             raft_index: AtomicU64::new(1),
             leader: AtomicBool::new(true),
         }
+    }
+
+    /// The same, listing `members` as the cluster (which never changes).
+    pub fn with_members(mut self, members: Vec<crate::cluster::Member>) -> Self {
+        self.members = members;
+        self
     }
 
     /// Pretends the leader is lost (or regained); proposals fail while it is.
@@ -51,6 +59,18 @@ impl Consensus for MemoryConsensus {
                 raft_index,
                 raft_term: 2,
             })
+        })
+    }
+
+    fn members(&self) -> Vec<crate::cluster::Member> {
+        self.members.clone()
+    }
+
+    fn change_members(&self, _change: beacon_raft::MemberChange) -> super::MembersFuture<'_> {
+        Box::pin(async {
+            Err(beacon_raft::MembershipError::Other(
+                "membership changes need a Raft cluster".into(),
+            ))
         })
     }
 

@@ -62,6 +62,10 @@ pub enum ProposeFailure {
     Other(String),
 }
 
+/// A boxed membership-change future.
+pub type MembersFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), beacon_raft::MembershipError>> + Send + 'a>>;
+
 /// A boxed proposal future, so the trait stays object-safe.
 pub type ProposeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Committed, ProposeFailure>> + Send + 'a>>;
@@ -74,6 +78,11 @@ pub trait Consensus: Send + Sync + 'static {
     fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
     /// Leader, term and commit index.
     fn status(&self) -> ConsensusStatus;
+    /// The members, sorted by id, as this member knows them now.
+    fn members(&self) -> Vec<crate::cluster::Member>;
+    /// Adds, removes or updates a member, or publishes one's attributes; resolves once
+    /// the change is committed.
+    fn change_members(&self, change: beacon_raft::MemberChange) -> MembersFuture<'_>;
     /// Per follower (by member id), what this member measured of its messages to it
     /// while leading; empty without peers.
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {

@@ -64,6 +64,23 @@ impl Consensus for RaftConsensus {
         })
     }
 
+    fn members(&self) -> Vec<crate::cluster::Member> {
+        self.node
+            .members()
+            .into_iter()
+            .map(|m| crate::cluster::Member {
+                id: m.id,
+                name: m.member.name,
+                peer_urls: m.member.peer_urls,
+                client_urls: m.member.client_urls,
+            })
+            .collect()
+    }
+
+    fn change_members(&self, change: beacon_raft::MemberChange) -> super::MembersFuture<'_> {
+        Box::pin(self.node.change_members(change))
+    }
+
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
         self.node.follower_stats()
     }

@@ -34,7 +34,8 @@ pub fn harness() -> Harness {
         &["http://127.0.0.1:23790".into()],
     )
     .expect("cluster");
-    let consensus = Arc::new(MemoryConsensus::new(cluster.local_id));
+    let consensus =
+        Arc::new(MemoryConsensus::new(cluster.local_id).with_members(cluster.members.clone()));
     let (stop, stop_rx) = tokio_watch::channel(false);
     let state = Arc::new(AppState::new(
         consensus.clone(),

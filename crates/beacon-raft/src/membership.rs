@@ -1,0 +1,460 @@
+//! Membership at runtime: the member list, changes to it (add, remove, update, publish)
+//! made on the leader with etcd's checks, and the leader's promotion of learners.
+//!
+//! A member added at runtime joins as a learner: it receives the log (or a snapshot)
+//! without counting toward the quorum, and the leader promotes it to voter once it has
+//! caught up, so that adding a member that is not running yet, or is still far behind,
+//! never costs the cluster its quorum.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::raft::Precondition;
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+
+use crate::node::RaftNode;
+use crate::types::{Member, NodeId, Raft};
+
+/// How long a membership change may take, retries included.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait before retrying a change that raced another one.
+const CHANGE_RETRY: Duration = Duration::from_millis(20);
+/// How far behind the leader's log a learner may be and still be promoted.
+const PROMOTE_LAG: u64 = 1000;
+/// How often the leader looks for learners to promote when nothing else happens.
+const PROMOTE_TICK: Duration = Duration::from_millis(200);
+
+/// One member as listed: its id, its record, and whether it votes yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The member id.
+    pub id: NodeId,
+    /// Name, peer and client URLs.
+    pub member: Member,
+    /// Still catching up: does not count toward the quorum.
+    pub is_learner: bool,
+}
+
+/// A change to the member list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// A new member with these peer URLs; it joins as a learner.
+    Add {
+        /// The id given to it.
+        id: NodeId,
+        /// Its peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// Removes a member (voter or learner).
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+    /// Replaces a member's peer URLs.
+    Update {
+        /// The member.
+        id: NodeId,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// A running member's name and client URLs (etcd's `publish`).
+    Publish {
+        /// The member.
+        id: NodeId,
+        /// `--name`.
+        name: String,
+        /// `--advertise-client-urls`.
+        client_urls: Vec<String>,
+    },
+}
+
+/// Why a membership change was refused or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MembershipError {
+    /// The id is already a member.
+    #[error("membership: ID exists")]
+    IdExists,
+    /// Another member already has one of the peer URLs.
+    #[error("membership: peerURL exists")]
+    PeerUrlExists,
+    /// No member has this id.
+    #[error("membership: ID not found")]
+    IdNotFound,
+    /// The change would leave no voter.
+    #[error("membership: the last voter cannot be removed")]
+    LastVoter,
+    /// No leader took the change in time (or it was lost in a leader change): it may
+    /// or may not have happened.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// openraft refused the change for another reason.
+    #[error("etcdserver: {0}")]
+    Other(String),
+}
+
+/// The member list of a membership config, sorted by id.
+pub(crate) fn list(membership: &openraft::Membership<NodeId, Member>) -> Vec<MemberInfo> {
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, member)| MemberInfo {
+            id: *id,
+            member: member.clone(),
+            is_learner: !voters.contains(id),
+        })
+        .collect()
+}
+
+/// What `change` asks of openraft, given the current membership; `None` when it is
+/// already in effect. Checks what etcd checks before proposing.
+fn plan(
+    change: &MemberChange,
+    membership: &openraft::Membership<NodeId, Member>,
+) -> Result<Option<ChangeMembers<NodeId, Member>>, MembershipError> {
+    let urls_taken = |urls: &[String], except: NodeId| {
+        membership
+            .nodes()
+            .filter(|(id, _)| **id != except)
+            .any(|(_, m)| m.peer_urls.iter().any(|u| urls.contains(u)))
+    };
+    let existing = |id: &NodeId| membership.get_node(id).ok_or(MembershipError::IdNotFound);
+    let set =
+        |id: NodeId, member: Member| Some(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])));
+    match change {
+        MemberChange::Add { id, peer_urls } => {
+            if membership.get_node(id).is_some() {
+                return Err(MembershipError::IdExists);
+            }
+            if urls_taken(peer_urls, *id) {
+                return Err(MembershipError::PeerUrlExists);
+            }
+            let member = Member::with_peer_urls(peer_urls.clone());
+            Ok(Some(ChangeMembers::AddNodes(BTreeMap::from([(
+                *id, member,
+            )]))))
+        }
+        MemberChange::Remove { id } => {
+            existing(id)?;
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            if !voters.contains(id) {
+                return Ok(Some(ChangeMembers::RemoveNodes(BTreeSet::from([*id]))));
+            }
+            if voters.len() == 1 {
+                return Err(MembershipError::LastVoter);
+            }
+            Ok(Some(ChangeMembers::RemoveVoters(BTreeSet::from([*id]))))
+        }
+        MemberChange::Update { id, peer_urls } => {
+            let current = existing(id)?;
+            if urls_taken(peer_urls, *id) {
+                return Err(MembershipError::PeerUrlExists);
+            }
+            let updated = Member {
+                peer_urls: Member::with_peer_urls(peer_urls.clone()).peer_urls,
+                ..current.clone()
+            };
+            Ok((updated != *current).then(|| set(*id, updated)).flatten())
+        }
+        MemberChange::Publish {
+            id,
+            name,
+            client_urls,
+        } => {
+            let current = existing(id)?;
+            let updated = Member {
+                name: name.clone(),
+                client_urls: client_urls.clone(),
+                ..current.clone()
+            };
+            Ok((updated != *current).then(|| set(*id, updated)).flatten())
+        }
+    }
+}
+
+/// Whether a change failed only because another one got there first, so that it may
+/// be planned again against the new membership.
+fn raced(e: &RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> bool {
+    matches!(
+        e,
+        RaftError::APIError(
+            ClientWriteError::PreconditionFailed(_)
+                | ClientWriteError::ChangeMembershipError(
+                    openraft::errors::ChangeMembershipError::InProgress(_)
+                )
+        )
+    )
+}
+
+impl RaftNode {
+    /// Every member, voters and learners, sorted by id, as this member's latest
+    /// membership config has them.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let metrics = self.raft_handle().metrics();
+        let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+        list(m.membership_config.membership())
+    }
+
+    /// Makes `change` on the leader (forwarding it from a follower) and returns once it
+    /// is committed.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), MembershipError> {
+        let deadline = Instant::now() + CHANGE_TIMEOUT;
+        while Instant::now() < deadline {
+            let leader = self.status().leader_id;
+            let Some(leader) = leader else {
+                tokio::time::sleep(CHANGE_RETRY).await;
+                continue;
+            };
+            let result = if leader == self.id() {
+                self.change_here(&change, deadline).await
+            } else {
+                let Some(url) = self.peer_url_of(leader) else {
+                    return Err(MembershipError::Timeout);
+                };
+                crate::peer::forward_member_change(self.http(), &url, &change, CHANGE_TIMEOUT).await
+            };
+            match result {
+                Err(MembershipError::Other(e)) if e == NOT_LEADER => {
+                    tokio::time::sleep(CHANGE_RETRY).await;
+                }
+                other => return other,
+            }
+        }
+        Err(MembershipError::Timeout)
+    }
+
+    /// Makes `change` on this member, which must lead (the peer API's entry point).
+    pub(crate) async fn change_here(
+        &self,
+        change: &MemberChange,
+        deadline: Instant,
+    ) -> Result<(), MembershipError> {
+        let raft = self.raft_handle();
+        loop {
+            let (log_id, plan, removed_url) = {
+                let metrics = raft.metrics();
+                let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+                let stored = &m.membership_config;
+                let removed_url = match change {
+                    MemberChange::Remove { id } => stored
+                        .membership()
+                        .get_node(id)
+                        .map(|m| m.peer_url().to_owned()),
+                    _ => None,
+                };
+                (
+                    *stored.log_id(),
+                    plan(change, stored.membership())?,
+                    removed_url,
+                )
+            };
+            let Some(plan) = plan else { return Ok(()) };
+            let guard = Precondition::LastMembershipLogId {
+                last_membership_log_id: log_id,
+            };
+            match raft.change_membership_if(plan, false, [guard]).await {
+                Ok(_) => {
+                    tracing::info!(?change, "membership changed");
+                    if let (MemberChange::Remove { id }, Some(url)) = (change, removed_url) {
+                        // Replication to it has stopped, so it may never apply its own
+                        // removal: tell it (etcd's peers answer it "410 removed member").
+                        let http = self.http().clone();
+                        tokio::spawn(crate::peer::notify_removed(http, url, *id));
+                    }
+                    return Ok(());
+                }
+                Err(e) if raced(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(CHANGE_RETRY).await;
+                }
+                Err(e) if raced(&e) => return Err(MembershipError::Timeout),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    return Err(MembershipError::Other(NOT_LEADER.into()))
+                }
+                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                    return Err(MembershipError::Timeout)
+                }
+                Err(RaftError::Fatal(openraft::errors::Fatal::Stopped)) => {
+                    return Err(MembershipError::Stopped)
+                }
+                Err(e) => return Err(MembershipError::Other(e.to_string())),
+            }
+        }
+    }
+}
+
+/// The reason a forwarded change names when it reached a member that no longer leads;
+/// the sender looks for the new leader.
+pub(crate) const NOT_LEADER: &str = "not the leader";
+
+/// While this member leads, promotes each learner that has caught up to a voter, and
+/// watches for this member's own removal; ends when openraft stops.
+pub(crate) async fn watch_membership(
+    raft: Raft,
+    id: NodeId,
+    mut seen_self: bool,
+    on_joined: impl Fn() + Send + 'static,
+    removed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        let (promote, guard, in_membership) = {
+            let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+            let stored = &m.membership_config;
+            let applied = m.last_applied.as_ref().map_or(0, |l| l.index);
+            let settled = stored.log_id().as_ref().is_some_and(|l| l.index <= applied);
+            let in_membership = settled.then(|| stored.membership().get_node(&id).is_some());
+            let promote = if m.current_leader == Some(id) {
+                caught_up_learners(&m, stored.membership())
+            } else {
+                BTreeSet::new()
+            };
+            let guard = Precondition::LastMembershipLogId {
+                last_membership_log_id: *stored.log_id(),
+            };
+            (promote, guard, in_membership)
+        };
+        match in_membership {
+            Some(true) if !seen_self => {
+                seen_self = true;
+                on_joined();
+            }
+            Some(false) if seen_self => {
+                if !removed.send_replace(true) {
+                    tracing::warn!("this member was removed from the cluster");
+                }
+                return;
+            }
+            _ => {}
+        }
+        if !promote.is_empty() {
+            match raft
+                .change_membership_if(ChangeMembers::AddVoterIds(promote.clone()), false, [guard])
+                .await
+            {
+                Ok(_) => tracing::info!(?promote, "promoted caught-up learners to voters"),
+                Err(e) if raced(&e) => {}
+                Err(e) => tracing::warn!(error = %e, "promoting learners"),
+            }
+        }
+        let changed = tokio::time::timeout(
+            PROMOTE_TICK,
+            openraft::async_runtime::WatchReceiver::changed(&mut metrics),
+        )
+        .await;
+        if let Ok(Err(_)) = changed {
+            return; // openraft stopped
+        }
+    }
+}
+
+/// The learners whose replication is within [`PROMOTE_LAG`] of the leader's log.
+fn caught_up_learners(
+    m: &openraft::RaftMetrics<crate::TypeConfig>,
+    membership: &openraft::Membership<NodeId, Member>,
+) -> BTreeSet<NodeId> {
+    let Some(replication) = m.replication.as_ref() else {
+        return BTreeSet::new();
+    };
+    // Only from a settled, uniform config: a joint one is still being changed.
+    if membership.get_joint_config().len() != 1 {
+        return BTreeSet::new();
+    }
+    let last = m.last_log_index.unwrap_or(0);
+    membership
+        .learner_ids()
+        .filter(|id| {
+            replication
+                .get(id)
+                .and_then(|matched| matched.as_ref())
+                .is_some_and(|l| l.index + PROMOTE_LAG >= last)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(voters: &[u64], learners: &[u64]) -> openraft::Membership<NodeId, Member> {
+        let nodes: BTreeMap<NodeId, Member> = voters
+            .iter()
+            .chain(learners)
+            .map(|id| {
+                (
+                    *id,
+                    Member::with_peer_urls(vec![format!("http://127.0.0.1:{id}")]),
+                )
+            })
+            .collect();
+        openraft::Membership::new(vec![voters.iter().copied().collect()], nodes).unwrap()
+    }
+
+    #[test]
+    fn adding_refuses_a_taken_id_or_peer_url() {
+        let m = membership(&[1, 2], &[]);
+        let add = |id, url: &str| MemberChange::Add {
+            id,
+            peer_urls: vec![url.into()],
+        };
+        assert_eq!(
+            plan(&add(1, "http://x"), &m).unwrap_err(),
+            MembershipError::IdExists
+        );
+        assert_eq!(
+            plan(&add(3, "http://127.0.0.1:2"), &m).unwrap_err(),
+            MembershipError::PeerUrlExists
+        );
+        assert!(matches!(
+            plan(&add(3, "http://127.0.0.1:3"), &m),
+            Ok(Some(ChangeMembers::AddNodes(_)))
+        ));
+    }
+
+    #[test]
+    fn removing_a_voter_a_learner_or_nobody() {
+        let m = membership(&[1, 2], &[3]);
+        let remove = |id| plan(&MemberChange::Remove { id }, &m);
+        assert!(matches!(
+            remove(1),
+            Ok(Some(ChangeMembers::RemoveVoters(_)))
+        ));
+        assert!(matches!(remove(3), Ok(Some(ChangeMembers::RemoveNodes(_)))));
+        assert_eq!(remove(9).unwrap_err(), MembershipError::IdNotFound);
+        let alone = membership(&[1], &[]);
+        assert_eq!(
+            plan(&MemberChange::Remove { id: 1 }, &alone).unwrap_err(),
+            MembershipError::LastVoter
+        );
+    }
+
+    #[test]
+    fn updating_or_publishing_what_is_already_there_is_a_no_op() {
+        let m = membership(&[1, 2], &[]);
+        let same = MemberChange::Update {
+            id: 1,
+            peer_urls: vec!["http://127.0.0.1:1".into()],
+        };
+        assert!(plan(&same, &m).unwrap().is_none());
+        let taken = MemberChange::Update {
+            id: 1,
+            peer_urls: vec!["http://127.0.0.1:2".into()],
+        };
+        assert_eq!(
+            plan(&taken, &m).unwrap_err(),
+            MembershipError::PeerUrlExists
+        );
+        let publish = MemberChange::Publish {
+            id: 2,
+            name: "b".into(),
+            client_urls: vec!["http://127.0.0.1:9".into()],
+        };
+        assert!(matches!(
+            plan(&publish, &m),
+            Ok(Some(ChangeMembers::SetNodes(_)))
+        ));
+    }
+}
