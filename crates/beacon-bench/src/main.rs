@@ -4,6 +4,7 @@
 
 mod churn;
 mod client;
+mod failover;
 mod fanout;
 mod histogram;
 mod keys;
@@ -72,6 +73,17 @@ enum Command {
         server: Server,
         #[command(flatten)]
         args: memory::MemoryArgs,
+    },
+    /// SIGKILL of a cluster's leader under writes; time until writes are acked again.
+    Failover {
+        #[command(flatten)]
+        args: failover::FailoverArgs,
+    },
+    /// Prints the client URL of the member that leads (waits up to 20 s for one).
+    Leader {
+        /// Every member's client URL, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        urls: Vec<String>,
     },
     /// Waits until the server is ready for a benchmark.
     WaitReady {
@@ -167,6 +179,11 @@ async fn execute(command: Command) -> Result<String> {
                 )
                 .await?,
             )
+        }
+        Command::Failover { args } => json(failover::run(&args).await?),
+        Command::Leader { urls } => {
+            let (_, url) = failover::wait_leader(&urls, Duration::from_secs(20)).await?;
+            Ok(url)
         }
         Command::NullServer { .. } => unreachable!("served before the runtime starts"),
         Command::FreePorts { n } => ports::free(n),

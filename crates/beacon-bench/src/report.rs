@@ -66,7 +66,25 @@ fn metrics_of(workload: &str) -> Vec<Metric> {
             m("client_cpu_s", "load generator CPU (s)", None),
         ];
     }
+    if workload.starts_with("c3-put") {
+        return vec![
+            m("ops_per_sec", "throughput (req/s)", None),
+            m("p50_ms", "p50 latency (ms)", None),
+            m("p99_ms", "p99 latency (ms)", None),
+            m("max_ms", "max latency (ms)", None),
+            m("errors", "errors", None),
+        ];
+    }
     match workload {
+        "c3-failover" => vec![
+            m(
+                "failover_ms_median",
+                "leader SIGKILL → first write acked, median of rounds (ms)",
+                None,
+            ),
+            m("failover_ms_max", "the same, worst round (ms)", None),
+            m("rounds", "rounds", None),
+        ],
         "churn" => vec![
             m("refresh_per_sec", "refreshes sustained (/s)", None),
             m("refresh_p50_ms", "refresh p50 (ms)", None),
@@ -176,6 +194,10 @@ fn title_of(workload: &str) -> String {
         w if w.starts_with("get-") => format!("v2 GET, {}", conns(w)),
         w if w.starts_with("qget-") => format!("v2 quorum GET, {}", conns(w)),
         "churn" => "Service-discovery churn".to_string(),
+        "c3-put-c16-leader" => "3 members: v2 PUT to the leader, 16 connections".to_string(),
+        "c3-put-c64-leader" => "3 members: v2 PUT to the leader, 64 connections".to_string(),
+        "c3-put-c16-follower" => "3 members: v2 PUT through a follower, 16 connections".to_string(),
+        "c3-failover" => "3 members: failover after SIGKILL of the leader".to_string(),
         "fanout" => "Watch fan-out".to_string(),
         "memory" => "Memory with many keys".to_string(),
         "restart" => "Restart with the memory workload's data dir".to_string(),
@@ -309,6 +331,13 @@ pub fn render(results_jsonl: &str) -> Result<String> {
         for (name, result) in [("Beacon", &pair.beacon), ("etcd", &pair.etcd)] {
             if let Some(rounds) = result
                 .as_ref()
+                .and_then(|v| v["failover_ms_rounds"].as_array())
+            {
+                let list: Vec<String> = rounds.iter().map(|r| num(r.as_f64())).collect();
+                writeln!(tables, "\n{name}'s rounds (ms): {}", list.join(", "))?;
+            }
+            if let Some(rounds) = result
+                .as_ref()
                 .and_then(|v| v["fanout_last_ms_rounds"].as_array())
             {
                 let list: Vec<String> = rounds.iter().map(|r| num(r.as_f64())).collect();
@@ -327,6 +356,13 @@ pub fn render(results_jsonl: &str) -> Result<String> {
     } else {
         ""
     };
+    if !summary.contains("| yes |")
+        && !summary.contains("| **no** |")
+        && !summary.contains("no data |")
+    {
+        // Only workloads without targets (the cluster runs): the tables alone.
+        return Ok(format!("{tables}{footnote}"));
+    }
     Ok(format!(
         "## Targets of the issue\n\n{summary}{footnote}\n## Workloads\n\n{tables}"
     ))
