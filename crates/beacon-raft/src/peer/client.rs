@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::PeerStats;
 use super::{
-    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SNAPSHOT_META_HEADER, SNAPSHOT_PATH,
-    TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SERVER_FROM_HEADER, SNAPSHOT_META_HEADER,
+    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
 use crate::error::ProposeError;
 use crate::node::Proposed;
@@ -39,7 +39,7 @@ impl NetworkFactory {
     pub fn new(id: NodeId) -> NetworkFactory {
         NetworkFactory {
             id,
-            http: http_client(),
+            http: http_client(id),
             stats: Arc::default(),
         }
     }
@@ -57,8 +57,17 @@ impl NetworkFactory {
 
 /// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
 /// timeout (an unreachable peer must fail fast so that openraft backs off).
-fn http_client() -> reqwest::Client {
+fn http_client(id: NodeId) -> reqwest::Client {
+    // Every POST names its sender, as etcd's rafthttp does, so that whoever sits between
+    // two members (a fault-injecting proxy in tests) knows which link a request is on.
+    let mut from = http::HeaderMap::new();
+    from.insert(
+        SERVER_FROM_HEADER,
+        http::HeaderValue::from_str(&format!("{id:x}"))
+            .expect("a hex number is a valid header value"),
+    );
     reqwest::Client::builder()
+        .default_headers(from)
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
