@@ -1,0 +1,165 @@
+//! What the fault and linearizability tests share: a cluster behind a fault proxy,
+//! leader discovery among a subset of members, writes, and convergence checks.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use beacon_testkit::{FaultProxy, ServerKind, ServerProcess};
+use serde_json::Value;
+
+/// `n` members whose peer traffic passes through a fault proxy seeded with `seed`.
+pub fn cluster_behind_proxies(n: usize, seed: u64) -> (FaultProxy, Vec<ServerProcess>) {
+    ServerProcess::cluster_behind_proxies(
+        ServerKind::Beacon,
+        env!("CARGO_BIN_EXE_beacon").into(),
+        n,
+        &[],
+        seed,
+    )
+    .expect("the cluster starts behind its proxy")
+}
+
+/// A client whose every request gives up after `timeout`.
+pub fn http(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
+}
+
+/// `PUT /v2/keys/<key> value=<value>`, the answer's JSON.
+pub async fn put(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    value: &str,
+) -> reqwest::Result<Value> {
+    http.put(format!("{base}/v2/keys/{key}"))
+        .form(&[("value", value)])
+        .send()
+        .await?
+        .json()
+        .await
+}
+
+/// Writes `key` through member `base` until a write is acknowledged, or panics at
+/// `deadline`; returns the acknowledged answer.
+pub async fn put_until_ok(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    value: &str,
+    deadline: Instant,
+) -> Value {
+    loop {
+        let answer = put(http, base, key, value).await;
+        if let Ok(r) = &answer {
+            if r["action"] == "set" {
+                return r.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}: {key} never written: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Member id and the leader it knows, as `/v2/stats/self` reports them (`None` when
+/// the member does not answer).
+pub async fn self_stats(http: &reqwest::Client, base: &str) -> Option<(String, String)> {
+    let s: Value = http
+        .get(format!("{base}/v2/stats/self"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((
+        s["id"].as_str()?.to_string(),
+        s["leaderInfo"]["leader"].as_str()?.to_string(),
+    ))
+}
+
+/// The index of the member the members in `among` agree leads, itself one of them;
+/// panics after `within`.
+pub async fn leader_among(
+    http: &reqwest::Client,
+    members: &[ServerProcess],
+    among: &[usize],
+    within: Duration,
+) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut views = Vec::new();
+        for &i in among {
+            views.push(self_stats(http, &members[i].client_url()).await);
+        }
+        let leaders: Vec<&str> = views.iter().flatten().map(|(_, l)| l.as_str()).collect();
+        if leaders.len() == among.len() && leaders.iter().all(|l| *l == leaders[0]) {
+            if let Some(k) = views.iter().flatten().position(|(id, _)| id == leaders[0]) {
+                return among[k];
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members {among:?} agree on no leader among them: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every key under `dir` on member `base`, sorted, with its value and modifiedIndex;
+/// `None` when the member does not answer.
+pub async fn listing(
+    http: &reqwest::Client,
+    base: &str,
+    dir: &str,
+) -> Option<Vec<(String, String, u64)>> {
+    let v: Value = http
+        .get(format!("{base}/v2/keys/{dir}?recursive=true&sorted=true"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    if v["errorCode"] == 100 {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    for n in v["node"]["nodes"].as_array()? {
+        out.push((
+            n["key"].as_str()?.to_string(),
+            n["value"].as_str().unwrap_or_default().to_string(),
+            n["modifiedIndex"].as_u64()?,
+        ));
+    }
+    Some(out)
+}
+
+/// Waits until every member lists the same keys, values and indexes under `dir`, and
+/// returns that listing; panics after `within`.
+pub async fn wait_converged(
+    http: &reqwest::Client,
+    members: &[ServerProcess],
+    dir: &str,
+    within: Duration,
+) -> Vec<(String, String, u64)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut all = Vec::new();
+        for m in members {
+            all.push(listing(http, &m.client_url(), dir).await);
+        }
+        if all[0].is_some() && all.iter().all(|l| *l == all[0]) {
+            return all[0].clone().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never converged on /{dir}: {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
