@@ -1,14 +1,18 @@
-//! Test support for Beacon: free loopback ports, temporary directories, and handles on
-//! `beacon` and reference `etcd` processes that wait until ready and die on drop.
+//! Test support for Beacon: free loopback ports, temporary directories, handles on
+//! `beacon` and reference `etcd` processes that wait until ready and die on drop, and a
+//! fault-injecting proxy for the peer traffic of a test cluster.
 
 mod binaries;
+mod fault_proxy;
 mod http_probe;
 mod ports;
 mod process;
+mod proxied_cluster;
 mod rng;
 mod temp_dir;
 
 pub use binaries::{beacon_bin, etcd_available, etcd_bin};
+pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
 pub use http_probe::{http_get, ProbeResponse};
 pub use ports::{free_port, free_ports};
 pub use process::{ServerKind, ServerProcess, READY_TIMEOUT};

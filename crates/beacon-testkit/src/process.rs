@@ -25,6 +25,16 @@ pub enum ServerKind {
     Etcd,
 }
 
+/// The ports of one cluster member.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemberPorts {
+    pub client: u16,
+    /// `--listen-peer-urls`.
+    pub peer: u16,
+    /// `--initial-advertise-peer-urls` and the member's `--initial-cluster` entry.
+    pub advertise_peer: u16,
+}
+
 /// A running server process, killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -32,6 +42,8 @@ pub struct ServerProcess {
     bin: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// The peer port in `--initial-advertise-peer-urls`: `peer_port`, or a proxy's.
+    advertise_peer_port: u16,
     /// `--name`.
     name: String,
     /// `--initial-cluster`; `None` for a single member.
@@ -77,6 +89,7 @@ impl ServerProcess {
             bin,
             client_port: ports[0],
             peer_port: ports[1],
+            advertise_peer_port: ports[1],
             name: "default".to_string(),
             initial_cluster: None,
             extra_args: Vec::new(),
@@ -104,24 +117,45 @@ impl ServerProcess {
         n: usize,
         extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
+        let ports = free_ports(2 * n);
+        let layout: Vec<MemberPorts> = (0..n)
+            .map(|i| MemberPorts {
+                client: ports[2 * i],
+                peer: ports[2 * i + 1],
+                advertise_peer: ports[2 * i + 1],
+            })
+            .collect();
+        ServerProcess::cluster_on(kind, bin, &layout, extra_args)
+    }
+
+    /// Starts one member per entry of `layout` (member `i` named `m{i}`), each listening
+    /// on its own ports and known to the others by its `advertise_peer` port.
+    pub(crate) fn cluster_on(
+        kind: ServerKind,
+        bin: PathBuf,
+        layout: &[MemberPorts],
+        extra_args: &[&str],
+    ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("server binary {} not found", bin.display()),
             ));
         }
-        let ports = free_ports(2 * n);
-        let initial_cluster = (0..n)
-            .map(|i| format!("m{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+        let initial_cluster = layout
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{}", p.advertise_peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut members = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut members = Vec::with_capacity(layout.len());
+        for (i, ports) in layout.iter().enumerate() {
             let mut member = ServerProcess {
                 kind,
                 bin: bin.clone(),
-                client_port: ports[2 * i],
-                peer_port: ports[2 * i + 1],
+                client_port: ports.client,
+                peer_port: ports.peer,
+                advertise_peer_port: ports.advertise_peer,
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
@@ -164,6 +198,7 @@ impl ServerProcess {
             bin,
             client_port,
             peer_port,
+            advertise_peer_port: peer_port,
             name: name.to_string(),
             initial_cluster: Some(initial_cluster.join(",")),
             extra_args: args,
@@ -174,9 +209,9 @@ impl ServerProcess {
         Ok(member)
     }
 
-    /// The peer URL it listens on and advertises.
+    /// The peer URL it advertises (its own, or its fault proxy's).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://127.0.0.1:{}", self.advertise_peer_port)
     }
 
     /// Waits up to `timeout` for the process to exit on its own; its status if it did.
@@ -281,18 +316,19 @@ impl ServerProcess {
     fn args(&self) -> Vec<String> {
         let client = self.client_url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let advertised_peer = format!("http://127.0.0.1:{}", self.advertise_peer_port);
         let mut args = Vec::new();
         if self.kind == ServerKind::Etcd {
             args.push("--enable-v2=true".to_string());
         }
-        let peer_of_one = format!("{}={peer}", self.name);
+        let peer_of_one = format!("{}={advertised_peer}", self.name);
         for (flag, value) in [
             ("--name", self.name.clone()),
             ("--data-dir", self.data_dir().display().to_string()),
             ("--listen-client-urls", client.clone()),
             ("--advertise-client-urls", client),
-            ("--listen-peer-urls", peer.clone()),
-            ("--initial-advertise-peer-urls", peer.clone()),
+            ("--listen-peer-urls", peer),
+            ("--initial-advertise-peer-urls", advertised_peer),
             (
                 "--initial-cluster",
                 self.initial_cluster.clone().unwrap_or(peer_of_one),

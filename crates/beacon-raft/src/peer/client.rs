@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::PeerStats;
 use super::{
-    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SNAPSHOT_META_HEADER, SNAPSHOT_PATH,
-    TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SERVER_FROM_HEADER, SNAPSHOT_META_HEADER,
+    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
 use crate::error::ProposeError;
 use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
@@ -40,7 +40,7 @@ impl NetworkFactory {
     pub fn new(id: NodeId) -> NetworkFactory {
         NetworkFactory {
             id,
-            http: http_client(),
+            http: http_client(id),
             stats: Arc::default(),
         }
     }
@@ -58,13 +58,26 @@ impl NetworkFactory {
 
 /// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
 /// timeout (an unreachable peer must fail fast so that openraft backs off).
-fn http_client() -> reqwest::Client {
+fn http_client(id: NodeId) -> reqwest::Client {
+    // Every POST names its sender, as etcd's rafthttp does, so that whoever sits between
+    // two members (a fault-injecting proxy in tests) knows which link a request is on.
+    let mut from = http::HeaderMap::new();
+    from.insert(
+        SERVER_FROM_HEADER,
+        http::HeaderValue::from_str(&format!("{id:x}"))
+            .expect("a hex number is a valid header value"),
+    );
+    client_builder()
+        .default_headers(from)
+        .build()
+        .expect("a client with no TLS and no proxy settings always builds")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .expect("a client with no TLS and no proxy settings always builds")
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -345,7 +358,9 @@ pub async fn fetch_members(
 
 /// A client for one-off calls to peers outside a running node (start-up discovery).
 pub fn discovery_client() -> reqwest::Client {
-    http_client()
+    client_builder()
+        .build()
+        .expect("a client with no TLS and no proxy settings always builds")
 }
 
 /// How long the leader keeps telling a removed member that it was removed.

@@ -40,6 +40,9 @@ pub const MEMBER_LIST_PATH: &str = "/members";
 /// Headers of a snapshot request: the sender's vote and the snapshot's meta, as JSON.
 pub(crate) const VOTE_HEADER: &str = "x-beacon-vote";
 pub(crate) const SNAPSHOT_META_HEADER: &str = "x-beacon-snapshot-meta";
+/// The sender's member id in lower-case hex, on every peer request (etcd's rafthttp
+/// sends the same header).
+pub const SERVER_FROM_HEADER: &str = "x-server-from";
 
 /// The largest append or proposal body accepted. An entry holds at most one request,
 /// itself bounded by etcd's 10 MiB form limit, and openraft sends at most

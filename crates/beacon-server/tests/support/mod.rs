@@ -1,11 +1,13 @@
-//! What the cluster tests share: an HTTP client, v2 reads and writes, and waits on
+//! What the cluster, membership, fault and linearizability tests share: HTTP clients,
+//! v2 reads and writes, leader discovery, clusters behind a fault proxy, and waits on
 //! conditions with deadlines.
 
-#![allow(dead_code)] // each test file uses its own subset
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::ServerProcess;
+use beacon_testkit::{FaultProxy, ServerKind, ServerProcess};
 use serde_json::Value;
 
 pub fn http() -> reqwest::Client {
@@ -33,18 +35,6 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-/// Member id and leader id as `/v2/stats/self` reports them.
-pub async fn self_stats(http: &reqwest::Client, base: &str) -> (String, String) {
-    let s = get_json(http, &format!("{base}/v2/stats/self")).await;
-    (
-        s["id"].as_str().unwrap_or_default().to_string(),
-        s["leaderInfo"]["leader"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
 /// The index of the member that leads, as the members agree.
 pub async fn leader(http: &reqwest::Client, members: &[ServerProcess]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -52,7 +42,7 @@ pub async fn leader(http: &reqwest::Client, members: &[ServerProcess]) -> usize 
         let mut ids = Vec::new();
         let mut leaders = Vec::new();
         for m in members {
-            let (id, leader) = self_stats(http, &m.client_url()).await;
+            let (id, leader) = self_stats(http, &m.client_url()).await.unwrap_or_default();
             ids.push(id);
             leaders.push(leader);
         }
@@ -82,5 +72,145 @@ pub async fn wait_value(http: &reqwest::Client, base: &str, key: &str, value: &s
             "{base} never had {key}={value}: {v}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` members whose peer traffic passes through a fault proxy seeded with `seed`.
+pub fn cluster_behind_proxies(n: usize, seed: u64) -> (FaultProxy, Vec<ServerProcess>) {
+    ServerProcess::cluster_behind_proxies(
+        ServerKind::Beacon,
+        env!("CARGO_BIN_EXE_beacon").into(),
+        n,
+        &[],
+        seed,
+    )
+    .expect("the cluster starts behind its proxy")
+}
+
+/// A client whose every request gives up after `timeout`.
+pub fn http_with_timeout(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
+}
+
+/// Writes `key` through member `base` until a write is acknowledged, or panics at
+/// `deadline`; returns the acknowledged answer.
+pub async fn put_until_ok(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    value: &str,
+    deadline: Instant,
+) -> Value {
+    loop {
+        let answer = put(http, base, key, value).await;
+        if let Ok(r) = &answer {
+            if r["action"] == "set" {
+                return r.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}: {key} never written: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Member id and the leader it knows, as `/v2/stats/self` reports them (`None` when
+/// the member does not answer).
+pub async fn self_stats(http: &reqwest::Client, base: &str) -> Option<(String, String)> {
+    let s: Value = http
+        .get(format!("{base}/v2/stats/self"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((
+        s["id"].as_str()?.to_string(),
+        s["leaderInfo"]["leader"].as_str()?.to_string(),
+    ))
+}
+
+/// The index of the member the members in `among` agree leads, itself one of them;
+/// panics after `within`.
+pub async fn leader_among(
+    http: &reqwest::Client,
+    members: &[ServerProcess],
+    among: &[usize],
+    within: Duration,
+) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut views = Vec::new();
+        for &i in among {
+            views.push(self_stats(http, &members[i].client_url()).await);
+        }
+        let leaders: Vec<&str> = views.iter().flatten().map(|(_, l)| l.as_str()).collect();
+        if leaders.len() == among.len() && leaders.iter().all(|l| *l == leaders[0]) {
+            if let Some(k) = views.iter().flatten().position(|(id, _)| id == leaders[0]) {
+                return among[k];
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members {among:?} agree on no leader among them: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every key under `dir` on member `base`, sorted, with its value and modifiedIndex;
+/// `None` when the member does not answer.
+pub async fn listing(
+    http: &reqwest::Client,
+    base: &str,
+    dir: &str,
+) -> Option<Vec<(String, String, u64)>> {
+    let v: Value = http
+        .get(format!("{base}/v2/keys/{dir}?recursive=true&sorted=true"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    if v["errorCode"] == 100 {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    for n in v["node"]["nodes"].as_array()? {
+        out.push((
+            n["key"].as_str()?.to_string(),
+            n["value"].as_str().unwrap_or_default().to_string(),
+            n["modifiedIndex"].as_u64()?,
+        ));
+    }
+    Some(out)
+}
+
+/// Waits until every member lists the same keys, values and indexes under `dir`, and
+/// returns that listing; panics after `within`.
+pub async fn wait_converged(
+    http: &reqwest::Client,
+    members: &[ServerProcess],
+    dir: &str,
+    within: Duration,
+) -> Vec<(String, String, u64)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut all = Vec::new();
+        for m in members {
+            all.push(listing(http, &m.client_url(), dir).await);
+        }
+        if all[0].is_some() && all.iter().all(|l| *l == all[0]) {
+            return all[0].clone().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never converged on /{dir}: {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
