@@ -180,7 +180,14 @@ pub async fn listing(
         return Some(Vec::new());
     }
     let mut out = Vec::new();
-    for n in v["node"]["nodes"].as_array()? {
+    // An empty directory has no `nodes` at all (every key under it was deleted).
+    let empty = Vec::new();
+    let nodes = match v["node"]["nodes"].as_array() {
+        Some(nodes) => nodes,
+        None if v["node"]["dir"] == true => &empty,
+        None => return None,
+    };
+    for n in nodes {
         out.push((
             n["key"].as_str()?.to_string(),
             n["value"].as_str().unwrap_or_default().to_string(),
