@@ -322,18 +322,33 @@ async fn a_member_far_behind_catches_up_from_a_snapshot() {
     let behind = (lead + 1) % 3;
     members[behind].kill9();
     let base = members[lead].client_url();
-    for i in 0..400 {
+    let mut written = 0;
+    // The leader purges behind a snapshot only while no replication to the dead
+    // member is in flight over those entries, so keep writing until it has purged
+    // well past what the dead member has (openraft's own log line; openraft is pinned).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while written < 400 || purged_upto(&members[lead]) < 100 {
+        assert!(Instant::now() < deadline, "the leader never purged its log");
+        let i = written;
         let r = put(&http, &base, &format!("bulk/k{i:03}"), &format!("v{i}"))
             .await
             .unwrap();
         assert_eq!(r["action"], "set", "{r}");
+        written += 1;
     }
+    let last = written - 1;
     members[behind].restart().expect("the member restarts");
     let back = members[behind].client_url();
-    wait_value(&http, &back, "bulk/k399", "v399").await;
+    wait_value(
+        &http,
+        &back,
+        &format!("bulk/k{last:03}"),
+        &format!("v{last}"),
+    )
+    .await;
     let listing = get_json(&http, &format!("{back}/v2/keys/bulk?recursive=true")).await;
     let n = listing["node"]["nodes"].as_array().map_or(0, Vec::len);
-    assert_eq!(n, 400, "the member that was behind has every key");
+    assert_eq!(n, written, "the member that was behind has every key");
     // It got there by a snapshot: the leader had purged the entries it missed.
     // (openraft's own log line; openraft is pinned to one version.)
     let log = std::fs::read_to_string(members[behind].log_path()).unwrap_or_default();
@@ -415,4 +430,15 @@ async fn five_members_keep_writing_with_two_down() {
         .await
         .unwrap();
     assert_eq!(r["errorCode"], 300, "{r}");
+}
+
+/// The highest log index `member` says it purged up to, from openraft's
+/// "purge log, last_purged: ..., purge_upto: T1-N<id>.<index>" line; 0 before any.
+fn purged_upto(member: &ServerProcess) -> u64 {
+    let log = std::fs::read_to_string(member.log_path()).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| l.split("purge_upto: ").nth(1))
+        .filter_map(|rest| rest.trim().rsplit('.').next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }
