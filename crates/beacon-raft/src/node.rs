@@ -520,9 +520,22 @@ impl RaftNode {
         let applied_index = self.inner.applied_index.load(Ordering::Acquire);
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
+        // etcd's check-quorum: a leader that has not heard from a quorum for an election
+        // timeout steps down. openraft keeps the role but refuses proposals once its
+        // quorum lease (the election timeout) runs out; report it without a leader, as
+        // etcd's stepped-down leader is, so /health, stats and forwarding agree.
+        let lease_lost = m.state == ServerState::Leader
+            && m.membership_config
+                .membership()
+                .voter_ids()
+                .nth(1)
+                .is_some()
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|t| openraft::Instant::elapsed(&**t) > self.inner.election_timeout);
         RaftStatus {
             id: self.inner.id,
-            leader_id: m.current_leader,
+            leader_id: m.current_leader.filter(|_| !lease_lost),
             term: m.current_term,
             applied_index,
             // Anything applied was committed, even if the metrics do not say so yet.

@@ -65,6 +65,28 @@ async fn an_isolated_leader_is_replaced_and_follows_after_the_heal() {
         put_until_ok(&http, &base, &format!("f/during-m{i}"), "x", deadline).await;
     }
     assert_not_acknowledged(&stuck.await.unwrap(), "a write on the isolated leader");
+    // Check-quorum: cut off from a quorum for an election timeout, the old leader no
+    // longer says it leads (etcd's steps down to follower).
+    let cut_off = members[old].client_url();
+    let deadline_state = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s: serde_json::Value = http
+            .get(format!("{cut_off}/v2/stats/self"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["state"] == "StateFollower" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline_state,
+            "the isolated leader still leads: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     proxy.heal();
     // The old leader hears the new term and follows; pre-vote keeps it from deposing
