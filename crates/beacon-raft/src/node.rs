@@ -83,12 +83,14 @@ impl RaftConfig {
         openraft::Config {
             cluster_name: "beacon".to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
-            // etcd draws a follower's timeout from [t, 2t) but lets a vote through once
-            // t has passed since the voter last heard the leader. openraft's vote lease
-            // is its `election_timeout_max`, so [t/2, t) gives the same lease, t, and a
-            // new leader within about 2t of the old one's last heartbeat.
-            election_timeout_min: (self.election_timeout_ms / 2).max(1),
-            election_timeout_max: self.election_timeout_ms.max(2),
+            // etcd draws a follower's timeout from [t, 2t) after the last heartbeat, and
+            // voters refuse a candidate for t after hearing the leader. An openraft
+            // follower campaigns at its vote lease (`election_timeout_max`) plus a draw
+            // from [min, max) after the last heartbeat, so max = t and min just above the
+            // heartbeat (openraft's floor) give the same lease, t, and campaigns spread
+            // over (t + h, 2t): etcd's failover time, with less chance of a split vote.
+            election_timeout_min: self.heartbeat_interval_ms + 1,
+            election_timeout_max: self.election_timeout_ms.max(self.heartbeat_interval_ms + 2),
             // etcd 3.4 enables pre-vote by default: a member cut off and back does not
             // bump the term and depose a healthy leader.
             enable_pre_vote: Some(true),
@@ -403,7 +405,15 @@ impl RaftNode {
         while Instant::now() < deadline {
             let leader = self.status().leader_id;
             let Some(leader) = leader.filter(|l| *l != self.inner.id) else {
-                return self.propose_shared(Arc::clone(&cmd)).await;
+                match self.propose_shared(Arc::clone(&cmd)).await {
+                    // openraft already knows a leader our metrics do not show yet
+                    // (an election just ended): nothing was appended, so forward.
+                    Err(ProposeError::NotLeader { leader_id: Some(l) }) if l != self.inner.id => {
+                        tokio::time::sleep(LEADER_RETRY).await;
+                        continue;
+                    }
+                    other => return other,
+                }
             };
             let Some(peer_url) = self.peer_url_of(leader) else {
                 return Err(ProposeError::NotLeader {
