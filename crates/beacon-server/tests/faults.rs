@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    cluster_behind_proxies, http_with_timeout, leader_among, put, put_until_ok, wait_converged,
+    cluster_behind_proxies, http_with_timeout, leader_among, put, put_until_ok, try_get_json,
+    wait_converged,
 };
 
 /// The proxy's seed (it drives delays and drops): `BEACON_FAULTS_SEED`, or the clock.
@@ -70,20 +71,13 @@ async fn an_isolated_leader_is_replaced_and_follows_after_the_heal() {
     let cut_off = members[old].client_url();
     let deadline_state = Instant::now() + Duration::from_secs(5);
     loop {
-        let s: serde_json::Value = http
-            .get(format!("{cut_off}/v2/stats/self"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if s["state"] == "StateFollower" {
+        let s = try_get_json(&http, &format!("{cut_off}/v2/stats/self")).await;
+        if s.as_ref().is_some_and(|s| s["state"] == "StateFollower") {
             break;
         }
         assert!(
             Instant::now() < deadline_state,
-            "the isolated leader still leads: {s}"
+            "the isolated leader still leads: {s:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

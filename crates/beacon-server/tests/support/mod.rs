@@ -116,17 +116,15 @@ pub async fn put_until_ok(
     }
 }
 
+/// `GET url` as JSON; `None` when the member does not answer (or not with JSON).
+pub async fn try_get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
+}
+
 /// Member id and the leader it knows, as `/v2/stats/self` reports them (`None` when
 /// the member does not answer).
 pub async fn self_stats(http: &reqwest::Client, base: &str) -> Option<(String, String)> {
-    let s: Value = http
-        .get(format!("{base}/v2/stats/self"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let s = try_get_json(http, &format!("{base}/v2/stats/self")).await?;
     Some((
         s["id"].as_str()?.to_string(),
         s["leaderInfo"]["leader"].as_str()?.to_string(),
@@ -168,14 +166,11 @@ pub async fn listing(
     base: &str,
     dir: &str,
 ) -> Option<Vec<(String, String, u64)>> {
-    let v: Value = http
-        .get(format!("{base}/v2/keys/{dir}?recursive=true&sorted=true"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let v = try_get_json(
+        http,
+        &format!("{base}/v2/keys/{dir}?recursive=true&sorted=true"),
+    )
+    .await?;
     if v["errorCode"] == 100 {
         return Some(Vec::new());
     }
