@@ -61,6 +61,12 @@ pub enum OpenError {
         /// The voters recorded in the log or snapshot.
         members: Vec<u64>,
     },
+    /// This member was removed from the cluster; its data directory must be removed.
+    #[error("member {node_id:x} has been permanently removed from the cluster")]
+    Removed {
+        /// This member's id.
+        node_id: u64,
+    },
     /// The timing or snapshot settings were rejected by openraft.
     #[error("invalid raft configuration: {0}")]
     Config(#[from] openraft::ConfigError),

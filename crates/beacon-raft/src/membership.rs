@@ -82,6 +82,9 @@ pub enum MembershipError {
     /// No member has this id.
     #[error("membership: ID not found")]
     IdNotFound,
+    /// The id belonged to a member that was removed; it cannot come back.
+    #[error("membership: ID removed")]
+    IdRemoved,
     /// The change would leave no voter.
     #[error("membership: the last voter cannot be removed")]
     LastVoter,
@@ -234,6 +237,15 @@ impl RaftNode {
         deadline: Instant,
     ) -> Result<(), MembershipError> {
         let raft = self.raft_handle();
+        let target = match change {
+            MemberChange::Add { id, .. }
+            | MemberChange::Remove { id }
+            | MemberChange::Update { id, .. }
+            | MemberChange::Publish { id, .. } => *id,
+        };
+        if self.is_removed(target) {
+            return Err(MembershipError::IdRemoved);
+        }
         loop {
             let (log_id, plan, removed_url) = {
                 let metrics = raft.metrics();

@@ -225,12 +225,12 @@ impl RaftNode {
         };
 
         let applied_index = sm.applied_index();
-        let network = NetworkFactory::new(config.node_id);
+        let removed = Arc::new(tokio::sync::watch::Sender::new(false));
+        let network = NetworkFactory::new(config.node_id, Arc::clone(&removed));
         let (peer_http, peer_stats) = (network.http(), network.stats());
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
-        let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -287,6 +287,15 @@ impl RaftNode {
         if !self.inner.removed.send_replace(true) {
             tracing::warn!("this member was removed from the cluster");
         }
+    }
+
+    /// Whether member `id` was removed from the cluster (as of this member's store).
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.inner
+            .store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_member_removed(id)
     }
 
     /// This member's id.
@@ -351,6 +360,9 @@ impl RaftNode {
                 )
             };
             if !members.contains(&id) {
+                if self.is_removed(id) {
+                    return Err(OpenError::Removed { node_id: id });
+                }
                 if config.join_existing && !was_initialized {
                     // Restarted while still receiving the log that adds it.
                     return Ok(());

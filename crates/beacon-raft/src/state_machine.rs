@@ -165,6 +165,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(Request(cmd)) => Some(self.write_store()?.apply(&cmd)),
                 EntryPayload::Membership(m) => {
+                    // Who left the membership is out for good, as etcd records it:
+                    // their ids are refused from then on (see `RaftNode::is_removed`).
+                    let removed: Vec<u64> = self
+                        .last_membership
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .filter(|id| m.get_node(id).is_none())
+                        .collect();
+                    if !removed.is_empty() {
+                        self.write_store()?.record_removed_members(removed);
+                    }
                     self.last_membership = StoredMembership::new(Some(entry.log_id), m);
                     None
                 }

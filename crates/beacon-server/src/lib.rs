@@ -73,13 +73,19 @@ pub async fn run(
         heartbeat_interval_ms: config.heartbeat_interval_ms,
         election_timeout_ms: config.election_timeout_ms,
     })
-    .await
-    .map_err(|e| {
-        anyhow::anyhow!(
+    .await;
+    let node = match node {
+        Ok(node) => node,
+        // etcd's removed member that restarts on its old data stops and exits 0.
+        Err(e @ beacon_raft::OpenError::Removed { .. }) => {
+            removed_warning(&config.data_dir, &e);
+            return Ok(());
+        }
+        Err(e) => anyhow::bail!(
             "opening the raft node in {}: {e}",
             config.data_dir.display()
-        )
-    })?;
+        ),
+    };
     // The peer listeners were bound before the node opened, so peers that connected
     // meanwhile wait in the backlog. In a cluster `open` returns before any leader
     // exists (electing one needs this API), so the peer API serves from here on.
@@ -126,13 +132,19 @@ pub async fn run(
     peer_server.abort();
     if *removed_rx.borrow_and_update() {
         // etcd's removed member logs this and exits 0: stopping was the right outcome.
-        tracing::warn!(
-            data_dir = %config.data_dir.display(),
-            "the member has been permanently removed from the cluster; \
-             the data-dir used by this member must be removed"
-        );
+        removed_warning(&config.data_dir, &"removed while running");
     }
     served.and(stopped)
+}
+
+/// What a removed member says before it exits 0, as etcd's does.
+fn removed_warning(data_dir: &std::path::Path, why: &dyn std::fmt::Display) {
+    tracing::warn!(
+        data_dir = %data_dir.display(),
+        %why,
+        "the member has been permanently removed from the cluster; \
+         the data-dir used by this member must be removed"
+    );
 }
 
 /// How long to wait between attempts to publish this member's attributes.

@@ -192,14 +192,33 @@ async fn a_member_is_added_at_runtime_and_removed_again() {
     .await;
     put(&http, &follower, "after-remove", "ok").await.unwrap();
     wait_value(&http, &joined.client_url(), "after-remove", "ok").await;
+    // The id is gone for good, as in etcd: removing it again is 410, updating it 500.
     let r = http
         .delete(format!("{follower}/v2/members/{gone_id}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.status().as_u16(), 410);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({ "message": format!("No such member: {gone_id}") })
+        json!({ "message": format!("Member permanently removed: {gone_id}") })
     );
+    let r = http
+        .put(format!("{follower}/v2/members/{gone_id}"))
+        .json(&json!({ "peerURLs": ["http://127.0.0.1:1"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    // Restarted on its old data, the removed member stops again at once and exits 0.
+    let restarted = members[2]
+        .restart()
+        .expect_err("a removed member does not serve");
+    assert!(
+        restarted
+            .to_string()
+            .contains("exited early with exit status: 0"),
+        "{restarted}"
+    );
+    assert!(log_of(&members[2]).matches("permanently removed").count() >= 2);
 }

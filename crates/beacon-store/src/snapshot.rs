@@ -49,6 +49,9 @@ struct Saved {
     nodes: Vec<SavedNode>,
     history: Vec<Event>,
     stats: StoreStats,
+    /// Absent in snapshots written before members could be removed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    removed_members: std::collections::BTreeSet<u64>,
 }
 
 impl Store {
@@ -62,6 +65,7 @@ impl Store {
             nodes,
             history: self.history.events().map(|e| (**e).clone()).collect(),
             stats: self.stats(),
+            removed_members: self.removed_members.clone(),
         };
         serde_json::to_vec(&saved).expect("store state always serializes")
     }
@@ -116,6 +120,7 @@ impl Store {
         self.clear_watchers();
         self.replace_state(root, saved.current_index, history);
         self.counters.restore(&saved.stats);
+        self.removed_members = saved.removed_members;
         Ok(())
     }
 }

@@ -39,6 +39,9 @@ pub struct Store {
     pub(crate) history: History,
     hub: Hub,
     pub(crate) counters: Counters,
+    /// Members removed from the cluster, for good (etcd's `/0/removed_members`): their
+    /// ids are never reused, and their messages are refused.
+    pub(crate) removed_members: BTreeSet<u64>,
 }
 
 impl Default for Store {
@@ -57,6 +60,7 @@ impl Store {
             history: History::default(),
             hub: Hub::default(),
             counters: Counters::default(),
+            removed_members: BTreeSet::new(),
         }
     }
 
@@ -69,6 +73,16 @@ impl Store {
                 Applied::Synced
             }
         }
+    }
+
+    /// Records members removed by an applied membership change.
+    pub fn record_removed_members(&mut self, ids: impl IntoIterator<Item = u64>) {
+        self.removed_members.extend(ids);
+    }
+
+    /// Whether member `id` was removed from the cluster.
+    pub fn is_member_removed(&self, id: u64) -> bool {
+        self.removed_members.contains(&id)
     }
 
     /// The etcd index.

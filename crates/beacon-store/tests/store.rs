@@ -377,6 +377,22 @@ fn snapshot_round_trips_tree_index_history_and_ttls() {
 }
 
 #[test]
+fn removed_members_survive_a_snapshot_and_older_snapshots_have_none() {
+    let mut s = Store::new();
+    set(&mut s, "/a", "1");
+    let before = s.save();
+    s.record_removed_members([0x2e12, 7]);
+    assert!(s.is_member_removed(7) && !s.is_member_removed(8));
+    let mut back = Store::new();
+    back.recover(&s.save()).unwrap();
+    assert!(back.is_member_removed(0x2e12) && back.is_member_removed(7));
+    // A snapshot without the field (written before members could be removed) reads.
+    let mut old = Store::new();
+    old.recover(&before).unwrap();
+    assert!(!old.is_member_removed(7));
+}
+
+#[test]
 fn same_commands_give_same_state() {
     // Determinism: two replicas fed the same log agree byte for byte.
     let mut seed = 0x2545_f491_4f6c_dd1du64;

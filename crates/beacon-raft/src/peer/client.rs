@@ -33,15 +33,19 @@ pub struct NetworkFactory {
     id: NodeId,
     http: reqwest::Client,
     stats: Arc<PeerStats>,
+    /// Set when a peer answers that this member was removed.
+    removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl NetworkFactory {
-    /// A factory for member `id`'s outgoing messages.
-    pub fn new(id: NodeId) -> NetworkFactory {
+    /// A factory for member `id`'s outgoing messages; `removed` is set when a peer
+    /// answers that this member was removed from the cluster.
+    pub fn new(id: NodeId, removed: Arc<tokio::sync::watch::Sender<bool>>) -> NetworkFactory {
         NetworkFactory {
             id,
             http: http_client(id),
             stats: Arc::default(),
+            removed,
         }
     }
 
@@ -90,6 +94,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             base: node.peer_url().trim_end_matches('/').to_string(),
             http: self.http.clone(),
             stats: Arc::clone(&self.stats),
+            removed: Arc::clone(&self.removed),
         }
     }
 }
@@ -102,6 +107,7 @@ pub struct PeerClient {
     base: String,
     http: reqwest::Client,
     stats: Arc<PeerStats>,
+    removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Why a call to a peer failed, before openraft's (or the forwarder's) error types are
@@ -115,6 +121,8 @@ enum CallError {
     Unreachable(String),
     /// The connection broke mid-call: retry at once.
     Network(String),
+    /// The peer refused: this member was removed from the cluster (etcd's 410).
+    Removed,
 }
 
 /// POSTs `request` as JSON to `url` and decodes the JSON answer, within `timeout`.
@@ -174,6 +182,18 @@ impl PeerClient {
                 "member {:x} at {}: {m}",
                 self.target, self.base
             ))),
+            CallError::Removed => {
+                if !self.removed.send_replace(true) {
+                    tracing::warn!(
+                        peer = %format!("{:x}", self.target),
+                        "a peer says this member was removed from the cluster"
+                    );
+                }
+                RPCError::Unreachable(Unreachable::from_string(format!(
+                    "member {:x} refuses this removed member",
+                    self.target
+                )))
+            }
         }
     }
 }
@@ -196,6 +216,9 @@ async fn read_answer<Resp: DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<Resp, CallError> {
     let status = response.status();
+    if status == http::StatusCode::GONE {
+        return Err(CallError::Removed);
+    }
     let bytes = response.bytes().await.map_err(|e| classify(&e))?;
     if !status.is_success() {
         return Err(CallError::Unreachable(format!(
@@ -304,6 +327,7 @@ pub(crate) async fn forward_proposal(
         Err(CallError::NotSent { .. }) => Err(ProposeError::NotLeader { leader_id: None }),
         Err(CallError::Timeout) => Err(unreachable("timed out".into())),
         Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
+        Err(CallError::Removed) => Err(unreachable("this member was removed".into())),
     }
 }
 
@@ -319,9 +343,12 @@ pub(crate) async fn forward_member_change(
         Ok(answer) => answer,
         // Never sent: look for the new leader.
         Err(CallError::NotSent { .. }) => Err(MembershipError::Other(NOT_LEADER.into())),
-        Err(CallError::Timeout | CallError::Unreachable(_) | CallError::Network(_)) => {
-            Err(MembershipError::Timeout)
-        }
+        Err(
+            CallError::Timeout
+            | CallError::Unreachable(_)
+            | CallError::Network(_)
+            | CallError::Removed,
+        ) => Err(MembershipError::Timeout),
     }
 }
 

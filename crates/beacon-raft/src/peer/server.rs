@@ -73,15 +73,33 @@ where
     }
 }
 
-async fn append(State(node): State<RaftNode>, body: Bytes) -> Response {
+/// etcd's answer to a message from a removed member: 410 "removed member", which
+/// makes the sender stop.
+fn refuse_removed(node: &RaftNode, headers: &HeaderMap) -> Option<Response> {
+    let from = headers.get(super::SERVER_FROM_HEADER)?.to_str().ok()?;
+    let from = u64::from_str_radix(from, 16).ok()?;
+    node.is_removed(from)
+        .then(|| (StatusCode::GONE, "removed member\n").into_response())
+}
+
+async fn append(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse_removed(&node, &headers) {
+        return refused;
+    }
     relay(&body, |rpc| node.raft_handle().append_entries(rpc)).await
 }
 
-async fn vote(State(node): State<RaftNode>, body: Bytes) -> Response {
+async fn vote(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse_removed(&node, &headers) {
+        return refused;
+    }
     relay(&body, |rpc| node.raft_handle().vote(rpc)).await
 }
 
-async fn pre_vote(State(node): State<RaftNode>, body: Bytes) -> Response {
+async fn pre_vote(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse_removed(&node, &headers) {
+        return refused;
+    }
     relay(&body, |rpc| node.raft_handle().pre_vote(rpc)).await
 }
 

@@ -146,6 +146,10 @@ async fn remove(state: &AppState, id: u64) -> Response {
     {
         Ok(()) => full(StatusCode::NO_CONTENT, None, Body::empty()),
         Err(MembershipError::IdNotFound) => no_such_member(&id_hex(id)),
+        Err(MembershipError::IdRemoved) => json_message(
+            StatusCode::GONE,
+            &format!("Member permanently removed: {}", id_hex(id)),
+        ),
         Err(e) => internal_error("removing a member", &e),
     }
 }
