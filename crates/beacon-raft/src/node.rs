@@ -161,7 +161,8 @@ struct Inner {
     peer_stats: Arc<crate::peer::PeerStats>,
     /// The cluster id, for the peer API's member list.
     cluster_id: u64,
-    /// Flips to `true` once this member has applied its own removal.
+    /// Flips to `true` once this member knows it was removed: it applied its removal,
+    /// the leader told it, or a peer refused it with 410.
     removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -282,7 +283,7 @@ impl RaftNode {
         let _ = removed.wait_for(|r| *r).await;
     }
 
-    /// Records that this member was removed (applied, or told by the leader).
+    /// Records that this member was removed (the leader told it so).
     pub(crate) fn mark_removed(&self) {
         if !self.inner.removed.send_replace(true) {
             tracing::warn!("this member was removed from the cluster");
