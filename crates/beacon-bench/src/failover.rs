@@ -135,22 +135,15 @@ pub async fn run(args: &FailoverArgs) -> Result<Value> {
     let Some(resumed) = resumed else {
         bail!("no write sent after the kill was acknowledged within {deadline:?}");
     };
-    let (new_leader, _) = wait_leader(
-        &args
-            .urls
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != lead)
-            .map(|(_, u)| u.clone())
-            .collect::<Vec<_>>(),
-        Duration::from_secs(5),
-    )
-    .await?;
+    let survivors: Vec<usize> = (0..args.urls.len()).filter(|i| *i != lead).collect();
+    let survivor_urls: Vec<String> = survivors.iter().map(|i| args.urls[*i].clone()).collect();
+    let (k, _) = wait_leader(&survivor_urls, Duration::from_secs(5)).await?;
+    let new_leader = survivors[k];
     Ok(json!({
         "killed_member": lead,
         "failover_ms": resumed.as_secs_f64() * 1000.0,
         "writes_sent": n,
         "acked_before_kill": acked_before,
-        "new_leader_among_survivors": new_leader,
+        "new_leader": new_leader,
     }))
 }
