@@ -70,10 +70,14 @@ pub async fn serve_members(
         http::Method::PUT | http::Method::DELETE if rest.is_empty() => {
             go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         }
-        _ => match u64::from_str_radix(rest, 16) {
-            Err(_) => no_such_member(rest),
-            Ok(id) if *method == http::Method::DELETE => remove(state, id).await,
-            Ok(id) => update(state, id, headers, body).await,
+        // Go's ParseUint takes no sign, where Rust's takes a '+'.
+        _ => match u64::from_str_radix(rest, 16)
+            .ok()
+            .filter(|_| !rest.starts_with('+'))
+        {
+            None => no_such_member(rest),
+            Some(id) if *method == http::Method::DELETE => remove(state, id).await,
+            Some(id) => update(state, id, headers, body).await,
         },
     };
     set_header(&mut resp, "x-etcd-cluster-id", state.cluster_id_hex());
