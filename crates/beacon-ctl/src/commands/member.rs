@@ -40,16 +40,26 @@ pub async fn list(g: &Global, a: &KeyArgs) -> CmdResult {
     Ok(())
 }
 
-/// A call bounded by the command's total timeout; its error as etcdctl prints it.
+/// A call bounded by the command's total timeout; its error as the text etcdctl shows.
+async fn error_text<T>(
+    ctx: &Ctx,
+    call: impl std::future::Future<Output = Result<T, beacon_client::Error>>,
+) -> Result<T, String> {
+    match crate::context::within(ctx.total_timeout, call).await {
+        Err(_) => Err(DEADLINE_EXCEEDED.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// The same, failing with that text alone on a line.
 async fn bounded<T>(
     ctx: &Ctx,
     call: impl std::future::Future<Output = Result<T, beacon_client::Error>>,
 ) -> Result<T, Fail> {
-    match crate::context::within(ctx.total_timeout, call).await {
-        Err(_) => Err(Fail::line(exit::BAD_ARGS, DEADLINE_EXCEEDED)),
-        Ok(Err(e)) => Err(Fail::line(exit::BAD_ARGS, e)),
-        Ok(Ok(v)) => Ok(v),
-    }
+    error_text(ctx, call)
+        .await
+        .map_err(|e| Fail::line(exit::BAD_ARGS, e))
 }
 
 /// Runs `member add <name> <peerURL>`: adds the member, then prints the settings it
@@ -87,18 +97,10 @@ pub async fn remove(g: &Global, a: &KeyArgs) -> CmdResult {
         return Err(Fail::line(exit::BAD_ARGS, "Provide a single member ID"));
     };
     let ctx = Ctx::synced(g).await?;
-    let members = match crate::context::within(ctx.total_timeout, ctx.client.members()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            let text = format!("Error while verifying ID against known members: {e}");
-            return Err(Fail::line(exit::BAD_ARGS, text));
-        }
-        Err(_) => {
-            let text =
-                format!("Error while verifying ID against known members: {DEADLINE_EXCEEDED}");
-            return Err(Fail::line(exit::BAD_ARGS, text));
-        }
-    };
+    let members = error_text(&ctx, ctx.client.members()).await.map_err(|e| {
+        let text = format!("Error while verifying ID against known members: {e}");
+        Fail::line(exit::BAD_ARGS, text)
+    })?;
     let mut stderr = String::new();
     for m in members.iter().filter(|m| m.name == *id) {
         stderr.push_str(&format!(
@@ -114,18 +116,12 @@ pub async fn remove(g: &Global, a: &KeyArgs) -> CmdResult {
         return Err(Fail::raw(exit::BAD_ARGS, stderr));
     }
     eprint!("{stderr}");
-    match crate::context::within(ctx.total_timeout, ctx.client.remove_member(id)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
+    error_text(&ctx, ctx.client.remove_member(id))
+        .await
+        .map_err(|e| {
             let text = format!("Received an error trying to remove member {id}: {e}");
-            return Err(Fail::raw(exit::BAD_ARGS, text));
-        }
-        Err(_) => {
-            let text =
-                format!("Received an error trying to remove member {id}: {DEADLINE_EXCEEDED}");
-            return Err(Fail::raw(exit::BAD_ARGS, text));
-        }
-    }
+            Fail::raw(exit::BAD_ARGS, text)
+        })?;
     println!("Removed member {id} from cluster");
     Ok(())
 }
