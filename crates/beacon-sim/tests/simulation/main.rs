@@ -85,8 +85,8 @@ fn summary(r: &Report) -> String {
     format!(
         "seed {}: {:?}{} | {} ops (set {set:?} get {get:?} cas {cas:?} delete {delete:?}; \
          ok/failed/unknown) | applied {} | faults: {partitions} partitions, {holds} holds, \
-         {crashes} crashes, {slow} slow | {} restarts, {} snapshots installed | latency \
-         <= {:?}, fail rate {} | {:?} simulated in {:?}",
+         {crashes} crashes, {slow} slow | {} restarts, snapshots {} built {} installed | \
+         latency <= {:?}, fail rate {} | {:?} simulated in {:?}",
         r.seed,
         r.verdict,
         if r.violations.is_empty() {
@@ -97,7 +97,8 @@ fn summary(r: &Report) -> String {
         r.records.len(),
         r.applied,
         r.restarts,
-        r.snapshots_installed,
+        r.snapshots.0,
+        r.snapshots.1,
         r.network.0,
         r.network.1,
         r.simulated,

@@ -63,10 +63,10 @@ pub struct Report {
     pub simulated: Duration,
     /// Wall time, checks included.
     pub wall: Duration,
-    /// Member restarts and snapshot installs, over all members.
+    /// Member restarts, over all members.
     pub restarts: u32,
-    /// Snapshots installed from a leader, over all members.
-    pub snapshots_installed: u32,
+    /// Snapshots built and snapshots installed from a leader, over all members.
+    pub snapshots: (u32, u32),
     /// The highest applied index.
     pub applied: u64,
     /// porcupine's verdict.
@@ -178,7 +178,10 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     }
     let views = observed.members.values();
     let restarts = views.clone().map(|v| v.starts.saturating_sub(1)).sum();
-    let snapshots_installed = views.clone().map(|v| v.snapshots_installed).sum();
+    let snapshots = (
+        views.clone().map(|v| v.snapshots_built).sum(),
+        views.clone().map(|v| v.snapshots_installed).sum(),
+    );
     let applied = views.map(|v| v.applied).max().unwrap_or(0);
     let applied_log = observed
         .applied
@@ -195,7 +198,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         simulated,
         wall: started.elapsed(),
         restarts,
-        snapshots_installed,
+        snapshots,
         applied,
         verdict,
         violations,
