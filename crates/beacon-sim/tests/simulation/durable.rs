@@ -56,6 +56,12 @@ pub struct MemberView {
     pub snapshots_installed: u32,
     /// Snapshots it built.
     pub snapshots_built: u32,
+    /// Set by the nemesis: stop gracefully (hand leadership over first).
+    pub stop_requested: bool,
+    /// Set by the member once it is ready to stop.
+    pub ready_to_stop: bool,
+    /// Graceful stops in which it handed leadership over.
+    pub handovers: u32,
 }
 
 /// One applied entry, as every member must apply it at its index.

@@ -26,6 +26,7 @@ mod network;
 mod propose;
 mod run;
 mod state_machine;
+mod stop;
 mod types;
 mod wire;
 
@@ -81,11 +82,11 @@ fn run_seeds(seeds: &[u64], opts: &Options) -> Vec<Report> {
 
 fn summary(r: &Report) -> String {
     let [set, get, cas, delete] = r.tally;
-    let [partitions, holds, crashes, slow] = r.faults;
+    let [partitions, holds, crashes, slow, stops] = r.faults;
     format!(
         "seed {}: {:?}{} | {} ops (set {set:?} get {get:?} cas {cas:?} delete {delete:?}; \
          ok/failed/unknown) | applied {} | faults: {partitions} partitions, {holds} holds, \
-         {crashes} crashes, {slow} slow | {} restarts, snapshots {} built {} installed | \
+         {crashes} crashes, {slow} slow, {stops} stops | {} restarts, {} hand-overs | snapshots {} built {} installed | \
          latency <= {:?}, fail rate {} | {:?} simulated in {:?}",
         r.seed,
         r.verdict,
@@ -96,7 +97,8 @@ fn summary(r: &Report) -> String {
         },
         r.records.len(),
         r.applied,
-        r.restarts,
+        r.restarts.0,
+        r.restarts.1,
         r.snapshots.0,
         r.snapshots.1,
         r.network.0,

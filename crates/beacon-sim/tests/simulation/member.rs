@@ -67,7 +67,13 @@ pub async fn run(setup: MemberSetup) -> turmoil::Result {
         sm,
     )
     .await?;
-    lock(&setup.observer).member(id).starts += 1;
+    {
+        let mut observed = lock(&setup.observer);
+        let view = observed.member(id);
+        view.starts += 1;
+        view.stop_requested = false;
+        view.ready_to_stop = false;
+    }
     if !raft.is_initialized().await? {
         // Every member initializes with the same membership, as production's members
         // all bootstrap from --initial-cluster.
@@ -93,10 +99,22 @@ pub async fn run(setup: MemberSetup) -> turmoil::Result {
 }
 
 /// Copies the member's Raft metrics into the observer, for the nemesis (which member
-/// leads) and the convergence check.
+/// leads) and the convergence check, and stops gracefully when the nemesis asks.
 async fn publish_view(ctx: Arc<MemberCtx>, observer: Observer) {
     let metrics = ctx.raft.metrics();
     loop {
+        let stop = {
+            let mut observed = lock(&observer);
+            let view = observed.member(ctx.id);
+            std::mem::take(&mut view.stop_requested)
+        };
+        if stop {
+            let handed_over = crate::stop::hand_over_leadership(&ctx).await;
+            let mut observed = lock(&observer);
+            let view = observed.member(ctx.id);
+            view.ready_to_stop = true;
+            view.handovers += u32::from(handed_over);
+        }
         let (leader, term, last_log) = {
             let m = metrics.borrow_watched();
             (

@@ -23,10 +23,13 @@ pub enum Fault {
     Crash(u64),
     /// Every link gets this much latency at most.
     Slow(Duration),
+    /// A member stops gracefully, as on SIGTERM (a leader hands leadership over
+    /// first), and restarts from its disk on heal.
+    Stop(u64),
 }
 
 /// How many of each fault were injected, in `Fault`'s order.
-pub type FaultCounts = [u32; 4];
+pub type FaultCounts = [u32; 5];
 
 /// The nemesis of one run.
 pub struct Nemesis {
@@ -38,6 +41,9 @@ pub struct Nemesis {
     network: (Duration, f64),
     active: Option<Fault>,
     next_at: Duration,
+    /// A graceful stop under way: the member, and when to stop it even if it has not
+    /// finished handing over.
+    stopping: Option<(u64, Duration)>,
     /// How many of each fault were injected.
     pub counts: FaultCounts,
 }
@@ -61,7 +67,8 @@ impl Nemesis {
             active: None,
             // Let the first leader be elected in peace.
             next_at: Duration::from_secs(1),
-            counts: [0; 4],
+            stopping: None,
+            counts: [0; 5],
         }
     }
 
@@ -71,18 +78,29 @@ impl Nemesis {
 
     /// Called between steps: starts or ends a fault when its time has come.
     pub fn step(&mut self, sim: &mut Sim<'_>, now: Duration, observer: &Observer) {
+        if let Some((member, deadline)) = self.stopping {
+            if now >= deadline || lock(observer).member(member).ready_to_stop {
+                self.stopping = None;
+                self.crash(sim, &host_name(member));
+            }
+        }
         if now < self.next_at {
             return;
         }
         if self.active.is_some() {
-            self.heal(sim);
+            self.heal(sim, observer);
             self.next_at = now + self.between(300, 1500);
             return;
         }
         let fault = self.choose(observer);
-        self.inject(sim, &fault);
+        self.inject(sim, &fault, now, observer);
+        // A stop lasts until the member is down for a while.
+        let lasts = match fault {
+            Fault::Stop(_) => self.between(2300, 3500),
+            _ => self.between(300, 2500),
+        };
         self.active = Some(fault);
-        self.next_at = now + self.between(300, 2500);
+        self.next_at = now + lasts;
     }
 
     fn choose(&mut self, observer: &Observer) -> Fault {
@@ -95,7 +113,7 @@ impl Nemesis {
         let random_member = |rng: &mut SeededRng, members: &[u64]| {
             members[rng.below(members.len() as u64) as usize]
         };
-        let kinds = if self.crashes { 5 } else { 4 };
+        let kinds = if self.crashes { 6 } else { 4 };
         match self.rng.below(kinds) {
             // Isolate the leader (or anyone, when none is known).
             0 => Fault::Partition(vec![
@@ -116,6 +134,8 @@ impl Nemesis {
                 Fault::Hold(a, random_member(&mut self.rng, &others))
             }
             3 => Fault::Slow(self.between(50, 400)),
+            // A graceful stop matters most on the leader, which hands over first.
+            4 => Fault::Stop(leader.unwrap_or_else(|| random_member(&mut self.rng, &self.members))),
             _ => Fault::Crash(
                 if self.rng.below(2) == 0 { leader } else { None }
                     .unwrap_or_else(|| random_member(&mut self.rng, &self.members)),
@@ -123,7 +143,7 @@ impl Nemesis {
         }
     }
 
-    fn inject(&mut self, sim: &mut Sim<'_>, fault: &Fault) {
+    fn inject(&mut self, sim: &mut Sim<'_>, fault: &Fault, now: Duration, observer: &Observer) {
         match fault {
             Fault::Partition(side) => {
                 self.counts[0] += 1;
@@ -145,11 +165,17 @@ impl Nemesis {
                 self.counts[3] += 1;
                 sim.set_max_message_latency(*max);
             }
+            Fault::Stop(m) => {
+                self.counts[4] += 1;
+                lock(observer).member(*m).stop_requested = true;
+                // The hand-over waits at most an election timeout; give it one more.
+                self.stopping = Some((*m, now + Duration::from_secs(2)));
+            }
         }
     }
 
     /// Ends the active fault, if any.
-    pub fn heal(&mut self, sim: &mut Sim<'_>) {
+    pub fn heal(&mut self, sim: &mut Sim<'_>, observer: &Observer) {
         match self.active.take() {
             None => {}
             Some(Fault::Partition(side)) => {
@@ -161,6 +187,17 @@ impl Nemesis {
             }
             Some(Fault::Hold(a, b)) => sim.release(host_name(a), host_name(b)),
             Some(Fault::Crash(m)) => sim.bounce(host_name(m)),
+            Some(Fault::Stop(m)) => {
+                if self.stopping.take().is_none() {
+                    sim.bounce(host_name(m));
+                } else {
+                    // Healed before it stopped: it keeps running, and the request is void.
+                    let mut observed = lock(observer);
+                    let view = observed.member(m);
+                    view.stop_requested = false;
+                    view.ready_to_stop = false;
+                }
+            }
             Some(Fault::Slow(_)) => sim.set_max_message_latency(self.network.0),
         }
     }

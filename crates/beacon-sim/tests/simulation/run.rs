@@ -63,8 +63,8 @@ pub struct Report {
     pub simulated: Duration,
     /// Wall time, checks included.
     pub wall: Duration,
-    /// Member restarts, over all members.
-    pub restarts: u32,
+    /// Member restarts, and leaderships handed over at a graceful stop, over all members.
+    pub restarts: (u32, u32),
     /// Snapshots built and snapshots installed from a leader, over all members.
     pub snapshots: (u32, u32),
     /// The highest applied index.
@@ -177,7 +177,10 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         ));
     }
     let views = observed.members.values();
-    let restarts = views.clone().map(|v| v.starts.saturating_sub(1)).sum();
+    let restarts = (
+        views.clone().map(|v| v.starts.saturating_sub(1)).sum(),
+        views.clone().map(|v| v.handovers).sum(),
+    );
     let snapshots = (
         views.clone().map(|v| v.snapshots_built).sum(),
         views.clone().map(|v| v.snapshots_installed).sum(),
@@ -224,7 +227,7 @@ fn drive(
         nemesis.step(sim, sim.elapsed(), observer);
         step(sim)?;
     }
-    nemesis.heal(sim);
+    nemesis.heal(sim, observer);
     sim.set_fail_rate(0.0);
     for (i, a) in hosts.iter().enumerate() {
         for b in &hosts[i + 1..] {
