@@ -59,10 +59,10 @@ pub fn acknowledged_writes_kept(records: &[Record], observed: &Observed) -> Vec<
             continue;
         };
         let value = match &r.op.op {
-            Op::Set { value } | Op::Cas { value, .. } => Some(format!("\"{value}\"")),
+            Op::Set { value } | Op::Cas { value, .. } => Some(value.as_str()),
             _ => None,
         };
-        let same_value = value.is_none_or(|v| entry.payload.contains(&v));
+        let same_value = value.is_none_or(|v| written_value(&entry.payload) == Some(v.into()));
         if entry.log_id.leader_id.term != term || !same_value {
             lost.push(format!(
                 "acknowledged write {:?} at {term}-{index} but {} {} was applied there",
@@ -140,4 +140,12 @@ fn values(store: &std::sync::Mutex<beacon_store::Store>, keys: usize) -> Vec<Opt
                 .and_then(|n| n.value)
         })
         .collect()
+}
+
+/// The value a keys command writes, from an applied entry's payload JSON.
+fn written_value(payload: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(payload).ok()?;
+    json.pointer("/Normal/Keys/value")?
+        .as_str()
+        .map(str::to_string)
 }
