@@ -45,6 +45,17 @@ pub fn linearizable(records: &[Record]) -> (CheckResult, Duration) {
     (verdict, started.elapsed())
 }
 
+/// Writes porcupine's visualization of a rejected history to the temporary directory
+/// and says where.
+pub fn visualize(seed: u64, records: &[Record]) -> String {
+    let (_, info) = porcupine_rs::check_operations_info_timeout(&history(records), CHECKER_TIMEOUT);
+    let path = std::env::temp_dir().join(format!("beacon-sim-{seed}.html"));
+    match porcupine_rs::visualize_path(&info, &path) {
+        Ok(()) => format!("visualization: {}", path.display()),
+        Err(e) => format!("writing {}: {e}", path.display()),
+    }
+}
+
 /// Every acknowledged write is the entry applied at the index it was acknowledged
 /// with, on the members that applied that index.
 pub fn acknowledged_writes_kept(records: &[Record], observed: &Observed) -> Vec<String> {

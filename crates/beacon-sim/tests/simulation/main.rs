@@ -129,6 +129,9 @@ fn seeded_runs_under_faults_are_safe_and_linearizable() {
     );
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.passed()).collect();
     for r in &failed {
+        if r.verdict == CheckResult::Illegal {
+            eprintln!("seed {}: {}", r.seed, check::visualize(r.seed, &r.records));
+        }
         eprintln!(
             "FAILED seed {}: replay with BEACON_SIM_SEED={} BEACON_SIM_SECS={} \
              BEACON_SIM_MEMBERS={} cargo test -p beacon-sim --test simulation \
