@@ -78,7 +78,8 @@ impl RaftConfig {
         }
     }
 
-    fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+    /// The openraft settings these give (the simulation in beacon-sim runs with them too).
+    pub fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
         let snapshot_count = self.snapshot_count.max(1);
         openraft::Config {
             cluster_name: "beacon".to_string(),
