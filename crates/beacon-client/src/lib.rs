@@ -6,11 +6,13 @@
 //! tells an etcd error (parsed from the body, with its HTTP status) from a transport one.
 
 mod client;
+pub mod discovery;
 mod error;
 mod health;
 mod keys;
 mod members;
 mod options;
+mod registration;
 mod response;
 mod transport;
 mod url;
@@ -18,9 +20,11 @@ mod watch;
 
 pub use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
 pub use client::Client;
+pub use discovery::{Discovery, DiscoveryConfig, Instance, InstanceInfo};
 pub use error::{ClusterErrors, EndpointError, EndpointErrorKind, Error};
 pub use health::Health;
 pub use members::Member;
 pub use options::{DeleteOptions, GetOptions, PrevExist, SetOptions, WatchOptions};
+pub use registration::{Registration, RegistrationConfig};
 pub use response::Response;
 pub use watch::Watcher;

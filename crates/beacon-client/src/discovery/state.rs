@@ -1,0 +1,206 @@
+//! The pure half of discovery: what the registry says, what callers were told, and the
+//! changes that take one to the other. No I/O and no clock: time is passed in.
+//!
+//! Two views are kept apart on purpose. `registry` is the latest truth read from the
+//! store; `published` is what the consumer of the change stream holds. Every update
+//! recomputes the difference, so a re-list after a history gap, a watch timeout or a
+//! member failover emits exactly the changes the consumer is missing: none lost, none
+//! repeated, in the order they are computed.
+//!
+//! A removal that would take away more than a configured share of the instances within
+//! one grace period is *held*: the consumer keeps the instances until the removal has
+//! been true for the whole grace period. A registry-side accident (a recursive delete,
+//! every TTL lapsing while the registry was down) then does not empty every caller's
+//! list at once, and instances that re-register in time are never removed at all.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use beacon_api::{Action, Event, NodeExtern};
+
+use super::instance::{Instance, InstanceInfo};
+
+/// A change to hand to the consumer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A new instance, or new information for a known key.
+    Insert(Instance),
+    /// The instance under this key is gone.
+    Remove(String),
+}
+
+/// Discovery's two views and the removals held back.
+#[derive(Debug)]
+pub struct DiscoveryState {
+    registry: BTreeMap<String, InstanceInfo>,
+    published: BTreeMap<String, InstanceInfo>,
+    /// Keys gone from the registry but still published, with when they may go.
+    held: BTreeMap<String, Instant>,
+    /// When recent removals were published, oldest first, for the share rule.
+    recent_removals: VecDeque<Instant>,
+    max_removed_share: f64,
+    grace: Duration,
+}
+
+impl DiscoveryState {
+    /// Empty views; a removal of more than `max_removed_share` of the set within `grace`
+    /// waits for `grace`.
+    pub fn new(max_removed_share: f64, grace: Duration) -> DiscoveryState {
+        assert!(
+            (0.0..=1.0).contains(&max_removed_share),
+            "a share is between 0 and 1"
+        );
+        DiscoveryState {
+            registry: BTreeMap::new(),
+            published: BTreeMap::new(),
+            held: BTreeMap::new(),
+            recent_removals: VecDeque::new(),
+            max_removed_share,
+            grace,
+        }
+    }
+
+    /// Replaces the registry view by a listing (the node of a recursive GET, or `None`
+    /// when the prefix does not exist) and returns the changes to publish.
+    pub fn relist(&mut self, root: Option<&NodeExtern>, now: Instant) -> Vec<Change> {
+        self.registry.clear();
+        if let Some(root) = root {
+            collect_leaves(root, &mut self.registry);
+        }
+        self.reconcile(now)
+    }
+
+    /// Applies one watch event to the registry view and returns the changes to publish.
+    pub fn apply(&mut self, event: &Event, now: Instant) -> Vec<Change> {
+        let Some(node) = &event.node else {
+            return Vec::new();
+        };
+        match event.action {
+            Action::Get => return Vec::new(),
+            Action::Set | Action::Create | Action::Update | Action::CompareAndSwap => {
+                if node.dir {
+                    // A directory made or re-timed: its children are unchanged.
+                    return Vec::new();
+                }
+                match node.value.as_deref().and_then(InstanceInfo::parse) {
+                    Some(info) => {
+                        self.registry.insert(node.key.clone(), info);
+                    }
+                    // A key that no longer holds an instance is not one.
+                    None => {
+                        self.registry.remove(&node.key);
+                    }
+                }
+            }
+            Action::Delete | Action::CompareAndDelete | Action::Expire => {
+                self.registry.remove(&node.key);
+                // A directory takes everything under it along.
+                let dir = format!("{}/", node.key.trim_end_matches('/'));
+                self.registry.retain(|k, _| !k.starts_with(&dir));
+            }
+        }
+        self.reconcile(now)
+    }
+
+    /// Publishes held removals whose grace period is over; call at [`Self::next_deadline`].
+    pub fn tick(&mut self, now: Instant) -> Vec<Change> {
+        self.reconcile(now)
+    }
+
+    /// When the earliest held removal may be published.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.held.values().min().copied()
+    }
+
+    /// The instances the consumer holds.
+    pub fn published(&self) -> impl Iterator<Item = Instance> + '_ {
+        self.published.iter().map(|(key, info)| Instance {
+            key: key.clone(),
+            info: info.clone(),
+        })
+    }
+
+    /// How many published instances the registry no longer lists.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    fn reconcile(&mut self, now: Instant) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (key, info) in &self.registry {
+            self.held.remove(key);
+            if self.published.get(key) != Some(info) {
+                self.published.insert(key.clone(), info.clone());
+                changes.push(Change::Insert(Instance {
+                    key: key.clone(),
+                    info: info.clone(),
+                }));
+            }
+        }
+        while self
+            .recent_removals
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.grace)
+        {
+            self.recent_removals.pop_front();
+        }
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|k| !self.registry.contains_key(*k))
+            .cloned()
+            .collect();
+        let (due, undecided): (Vec<String>, Vec<String>) = gone
+            .into_iter()
+            .partition(|k| self.held.get(k).is_some_and(|t| *t <= now));
+        let fresh: Vec<String> = undecided
+            .into_iter()
+            .filter(|k| !self.held.contains_key(k))
+            .collect();
+        if !fresh.is_empty() {
+            // Everything removed lately, held, or about to go, against the set as it was
+            // before those removals.
+            let recent = self.recent_removals.len();
+            let before = self.published.len() + recent;
+            let removing = recent + self.held.len() + fresh.len();
+            if removing as f64 > self.max_removed_share * before as f64 {
+                for key in fresh {
+                    self.held.insert(key, now + self.grace);
+                }
+            } else {
+                changes.extend(self.remove(fresh, now));
+            }
+        }
+        changes.extend(self.remove(due, now));
+        debug_assert!(
+            self.held.keys().all(|k| self.published.contains_key(k)),
+            "a held removal is of a published instance"
+        );
+        changes
+    }
+
+    fn remove(&mut self, keys: Vec<String>, now: Instant) -> Vec<Change> {
+        keys.into_iter()
+            .map(|key| {
+                self.held.remove(&key);
+                self.published.remove(&key);
+                self.recent_removals.push_back(now);
+                Change::Remove(key)
+            })
+            .collect()
+    }
+}
+
+fn collect_leaves(node: &NodeExtern, into: &mut BTreeMap<String, InstanceInfo>) {
+    if node.dir {
+        for child in &node.nodes {
+            collect_leaves(child, into);
+        }
+    } else if let Some(info) = node.value.as_deref().and_then(InstanceInfo::parse) {
+        into.insert(node.key.clone(), info);
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
