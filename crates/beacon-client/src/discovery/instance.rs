@@ -47,6 +47,21 @@ impl InstanceInfo {
         }
     }
 
+    /// An instance at `host:port` (`[v6]:port` too); the port must be a number.
+    pub fn from_addr(addr: &str) -> Result<InstanceInfo, String> {
+        let bad = || format!("invalid address {addr:?}: want host:port");
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(InstanceInfo::new(host, port))
+    }
+
     /// Reads a registry value; `None` when it is not an instance's JSON.
     pub fn parse(value: &str) -> Option<InstanceInfo> {
         serde_json::from_str(value).ok()
@@ -118,6 +133,17 @@ mod tests {
         assert!(zero.authority().is_none());
         let words = InstanceInfo::parse(r#"{"hostname":"h","port":"http"}"#).unwrap();
         assert!(words.authority().is_none());
+    }
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        let v4 = InstanceInfo::from_addr("10.0.0.1:8080").unwrap();
+        assert_eq!(v4, InstanceInfo::new("10.0.0.1", 8080));
+        let v6 = InstanceInfo::from_addr("[::1]:80").unwrap();
+        assert_eq!(v6.authority().unwrap().as_str(), "[::1]:80");
+        assert!(InstanceInfo::from_addr("nohost").is_err());
+        assert!(InstanceInfo::from_addr("h:notaport").is_err());
+        assert!(InstanceInfo::from_addr(":80").is_err());
     }
 
     #[test]
