@@ -4,7 +4,11 @@
 //! does, when one cannot be reached. Every call but a watch has a deadline. Answers are
 //! a [`Response`] (the [`Event`] plus `X-Etcd-Index`); failures are an [`Error`] that
 //! tells an etcd error (parsed from the body, with its HTTP status) from a transport one.
+//!
+//! [`balance`] is the caller's side of service discovery: a balancing, failure-accruing,
+//! retrying client over a tower `Discover` of instances.
 
+pub mod balance;
 mod client;
 pub mod discovery;
 mod error;

@@ -1,0 +1,168 @@
+//! `Accrual`: the tower service in front of one instance that applies failure accrual.
+//!
+//! It is only the glue between tower and the board: `poll_ready` asks the board whether
+//! the instance may take a request and, when not, waits on a real timer (the end of the
+//! backoff) and on the board's change notification (panic mode, end of a probe), so that
+//! the balancer polls it again by itself. Each response future reports its outcome.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::Sleep;
+use tower::Service;
+
+use super::board::{Board, InstanceId};
+use super::classify::Classify;
+use super::health::{Admit, Ticket};
+
+/// One instance's service, ready only while failure accrual trusts the instance.
+pub struct Accrual<S, C> {
+    inner: S,
+    classify: C,
+    board: Arc<Board>,
+    id: InstanceId,
+    /// Ends the wait for the backoff; kept to reuse its timer entry.
+    backoff: Option<Pin<Box<Sleep>>>,
+    /// Armed before the board is asked, so a change in between is not missed.
+    changed: Option<Pin<Box<OwnedNotified>>>,
+}
+
+impl<S, C> Accrual<S, C> {
+    /// Puts `inner` on `board` under the discovery `key`, trusted.
+    pub fn new(inner: S, classify: C, board: Arc<Board>, key: String) -> Self {
+        let id = board.register(key, Instant::now());
+        Self {
+            inner,
+            classify,
+            board,
+            id,
+            backoff: None,
+            changed: None,
+        }
+    }
+}
+
+impl<S, C> Drop for Accrual<S, C> {
+    fn drop(&mut self) {
+        // The balancer drops the service when discovery removes or replaces the instance.
+        self.board.deregister(self.id);
+    }
+}
+
+impl<S, C, Req> Service<Req> for Accrual<S, C>
+where
+    S: Service<Req>,
+    C: Classify<S::Response>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = AccrualFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            let changed = self
+                .changed
+                .get_or_insert_with(|| Box::pin(self.board.changed().notified_owned()));
+            changed.as_mut().enable();
+            let wake_at = match self.board.admit(self.id, Instant::now()) {
+                Admit::Ready => break,
+                Admit::NotUntil(until) => Some(until),
+                Admit::AwaitProbe => None,
+            };
+            if changed.as_mut().poll(cx).is_ready() {
+                self.changed = None;
+                continue;
+            }
+            if let Some(until) = wake_at {
+                let until = tokio::time::Instant::from_std(until);
+                let sleep = match &mut self.backoff {
+                    Some(sleep) => {
+                        sleep.as_mut().reset(until);
+                        sleep
+                    }
+                    none => none.insert(Box::pin(tokio::time::sleep_until(until))),
+                };
+                if sleep.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
+            }
+            return Poll::Pending;
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let outcome = self.board.start(self.id).map(|ticket| Outcome {
+            board: self.board.clone(),
+            id: self.id,
+            ticket,
+            recorded: false,
+        });
+        AccrualFuture {
+            inner: self.inner.call(request),
+            classify: self.classify.clone(),
+            outcome,
+        }
+    }
+}
+
+/// Reports a request's outcome to the board exactly once.
+struct Outcome {
+    board: Arc<Board>,
+    id: InstanceId,
+    ticket: Ticket,
+    recorded: bool,
+}
+
+impl Outcome {
+    fn record(&mut self, success: bool) {
+        if !self.recorded {
+            self.recorded = true;
+            self.board
+                .record(self.id, self.ticket, success, Instant::now());
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        // Dropped unanswered: the attempt timed out (or the caller gave up). Count it as a
+        // failure, which also frees the probe slot if this was the probe.
+        self.record(false);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of an [`Accrual`] service; reports the outcome when it resolves or drops.
+    pub struct AccrualFuture<F, C> {
+        #[pin]
+        inner: F,
+        classify: C,
+        outcome: Option<Outcome>,
+    }
+}
+
+impl<F, C, Res, E> Future for AccrualFuture<F, C>
+where
+    F: Future<Output = Result<Res, E>>,
+    C: Classify<Res>,
+{
+    type Output = Result<Res, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        let success = match &result {
+            Ok(response) => !this.classify.is_failure(response),
+            Err(_) => false,
+        };
+        if let Some(outcome) = this.outcome.as_mut() {
+            outcome.record(success);
+        }
+        Poll::Ready(result)
+    }
+}

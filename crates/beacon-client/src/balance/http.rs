@@ -1,0 +1,132 @@
+//! `HttpClient`: the balancer stack over HTTP/1, with retries.
+//!
+//! Every instance shares one hyper-util connection pool (keep-alive, idle connections
+//! closed after `pool_idle_timeout`); an instance's service only points the request at
+//! its authority. Callers write requests with any authority (or none): the path and query
+//! are kept and the balancer picks where they go.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::TryStream;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::discover::Change;
+use tower::retry::Retry;
+use tower::{BoxError, Service};
+
+use super::board::InstanceState;
+use super::classify::ServerErrors;
+use super::config::BalanceConfig;
+use super::error::BalanceError;
+use super::retry::RetryPolicy;
+use super::stack::Balanced;
+
+/// A balanced, retrying HTTP/1 client over discovered instances; clones share everything.
+#[derive(Clone)]
+pub struct HttpClient {
+    service: Retry<RetryPolicy, Balanced<Request<Bytes>, Response<Incoming>>>,
+    balanced: Balanced<Request<Bytes>, Response<Incoming>>,
+}
+
+impl HttpClient {
+    /// Balances over the `host:port` targets `discover` lists; needs a tokio runtime.
+    pub fn new<D, K>(discover: D, config: BalanceConfig) -> Result<Self, BalanceError>
+    where
+        D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
+        K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    {
+        config.validate()?;
+        let mut connector = HttpConnector::new();
+        // Small request/response exchanges: Nagle's delay would only add latency.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.attempt_timeout));
+        let pool = Client::builder(TokioExecutor::new())
+            // Without a timer hyper-util never closes idle connections.
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_idle_per_instance_max)
+            .build(connector);
+        let make = move |authority: &Authority| Instance {
+            pool: pool.clone(),
+            authority: authority.clone(),
+        };
+        let balanced = Balanced::new(discover, make, ServerErrors, &config)?;
+        let service = Retry::new(RetryPolicy::new(&config.retry), balanced.clone());
+        Ok(Self { service, balanced })
+    }
+
+    /// Every instance's failure-accrual state, ordered by discovery key.
+    pub fn instances(&self) -> Vec<InstanceState> {
+        self.balanced.instances()
+    }
+
+    /// Whether most instances are untrusted, so that all of them are used.
+    pub fn is_panicking(&self) -> bool {
+        self.balanced.is_panicking()
+    }
+}
+
+impl Service<Request<Bytes>> for HttpClient {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = tower::retry::future::ResponseFuture<
+        RetryPolicy,
+        Balanced<Request<Bytes>, Response<Incoming>>,
+        Request<Bytes>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        self.service.call(request)
+    }
+}
+
+/// One instance: the shared pool, aimed at the instance's authority.
+#[derive(Clone)]
+struct Instance {
+    pool: Client<HttpConnector, Full<Bytes>>,
+    authority: Authority,
+}
+
+impl Service<Request<Bytes>> for Instance {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pool is always ready; an error here would drop the instance from the
+        // balancer until discovery listed it again.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        let pool = self.pool.clone();
+        let host = HeaderValue::from_str(self.authority.as_str());
+        Box::pin(async move {
+            parts.uri = Uri::from_parts(uri)?;
+            parts.headers.insert(header::HOST, host?);
+            let request = Request::from_parts(parts, Full::new(body));
+            Ok(pool.request(request).await?)
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! The caller's side of service discovery: balance requests over discovered instances.
+//!
+//! Finagle's client stack, out of tower's parts. Discovery (a tower `Discover` of
+//! `Change<key, target>`) feeds a power-of-two-choices balancer over peak-EWMA load; failure
+//! accrual ejects an instance that fails too often and probes it back after a backoff; panic
+//! mode uses every instance when most are ejected; each attempt has a timeout; failed requests
+//! that are safe to repeat are retried within a budget so retries cannot snowball into an
+//! outage. [`HttpClient`] puts it together over a pooled HTTP/1 client; [`Balanced`] is the
+//! protocol-free stack a gRPC channel can reuse.
+
+mod accrual;
+mod backoff;
+mod board;
+mod classify;
+mod config;
+mod error;
+mod feed;
+mod health;
+mod http;
+mod retry;
+mod stack;
+mod window;
+
+pub use board::{HealthState, InstanceState};
+pub use classify::{Classify, ErrorsOnly, ServerErrors};
+pub use config::{AccrualConfig, BackoffConfig, BalanceConfig, RetryConfig};
+pub use error::BalanceError;
+pub use http::HttpClient;
+pub use retry::RetryPolicy;
+pub use stack::Balanced;
