@@ -16,7 +16,7 @@ use tokio::time::Sleep;
 use tower::Service;
 
 use super::board::{Board, InstanceId};
-use super::classify::Classify;
+use super::classify::{Classify, Outcome};
 use super::health::{Admit, Ticket};
 
 /// One instance's service, ready only while failure accrual trusts the instance.
@@ -56,7 +56,7 @@ impl<S, C> Drop for Accrual<S, C> {
 impl<S, C, Req> Service<Req> for Accrual<S, C>
 where
     S: Service<Req>,
-    C: Classify<S::Response>,
+    C: Classify<S::Response, S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -96,7 +96,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let outcome = self.board.start(self.id).map(|ticket| Outcome {
+        let report = self.board.start(self.id).map(|ticket| Report {
             board: self.board.clone(),
             id: self.id,
             ticket,
@@ -105,34 +105,34 @@ where
         AccrualFuture {
             inner: self.inner.call(request),
             classify: self.classify.clone(),
-            outcome,
+            report,
         }
     }
 }
 
 /// Reports a request's outcome to the board exactly once.
-struct Outcome {
+struct Report {
     board: Arc<Board>,
     id: InstanceId,
     ticket: Ticket,
     recorded: bool,
 }
 
-impl Outcome {
-    fn record(&mut self, success: bool) {
+impl Report {
+    fn record(&mut self, outcome: Outcome) {
         if !self.recorded {
             self.recorded = true;
             self.board
-                .record(self.id, self.ticket, success, Instant::now());
+                .record(self.id, self.ticket, outcome, Instant::now());
         }
     }
 }
 
-impl Drop for Outcome {
+impl Drop for Report {
     fn drop(&mut self) {
         // Dropped unanswered: the attempt timed out (or the caller gave up). Count it as a
         // failure, which also frees the probe slot if this was the probe.
-        self.record(false);
+        self.record(Outcome::Failure);
     }
 }
 
@@ -142,26 +142,26 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         classify: C,
-        outcome: Option<Outcome>,
+        report: Option<Report>,
     }
 }
 
 impl<F, C, Res, E> Future for AccrualFuture<F, C>
 where
     F: Future<Output = Result<Res, E>>,
-    C: Classify<Res>,
+    C: Classify<Res, E>,
 {
     type Output = Result<Res, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        let success = match &result {
-            Ok(response) => !this.classify.is_failure(response),
-            Err(_) => false,
+        let outcome = match &result {
+            Ok(response) => this.classify.response(response),
+            Err(error) => this.classify.error(error),
         };
-        if let Some(outcome) = this.outcome.as_mut() {
-            outcome.record(success);
+        if let Some(report) = this.report.as_mut() {
+            report.record(outcome);
         }
         Poll::Ready(result)
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
+use super::classify::Outcome;
 use super::config::AccrualConfig;
 use super::health::{Admit, Health, State, Ticket};
 
@@ -132,13 +133,13 @@ impl Board {
     }
 
     /// Records a request's outcome and wakes waiting instances if anything changed.
-    pub(crate) fn record(&self, id: InstanceId, ticket: Ticket, success: bool, now: Instant) {
+    pub(crate) fn record(&self, id: InstanceId, ticket: Ticket, outcome: Outcome, now: Instant) {
         let mut entries = self.lock();
         let Some(entry) = entries.by_id.get_mut(&id) else {
             return;
         };
         let was_trusted = entry.health.is_trusted();
-        if !entry.health.record(ticket, success, now) {
+        if !entry.health.record(ticket, outcome, now) {
             return;
         }
         match (was_trusted, entry.health.is_trusted()) {
@@ -222,7 +223,7 @@ mod tests {
     fn eject(board: &Board, id: InstanceId, now: Instant) {
         for _ in 0..5 {
             let ticket = board.start(id).expect("registered");
-            board.record(id, ticket, false, now);
+            board.record(id, ticket, Outcome::Failure, now);
         }
     }
 

@@ -4,13 +4,14 @@
 //! and no sleeping. The service side (`accrual.rs`) asks [`Health::admit`] before saying it is
 //! ready, takes a [`Ticket`] per request and gives it back with the outcome.
 //!
-//! Trusted -> (5 failures in a row, or success rate under 80% over >= 10 requests in the
-//! window) -> Ejected for a jittered backoff -> Probation: one probe request -> success:
+//! Trusted -> (5 failures in a row, success rate under 80% over >= 10 requests in the
+//! window, or one unreachable) -> Ejected for a jittered backoff -> Probation: one probe request -> success:
 //! Trusted, failure: Ejected with the next, longer backoff.
 
 use std::time::{Duration, Instant};
 
 use super::backoff::{backoff_delay, Jitter};
+use super::classify::Outcome;
 use super::config::AccrualConfig;
 use super::window::{Tally, Window};
 
@@ -135,13 +136,14 @@ impl Health {
     }
 
     /// Judges a request's outcome; returns whether the state changed.
-    pub fn record(&mut self, ticket: Ticket, success: bool, now: Instant) -> bool {
+    pub fn record(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) -> bool {
         // A slow answer from before the last change says nothing about the instance now.
         if ticket.generation != self.generation {
             return false;
         }
+        let success = outcome == Outcome::Success;
         match (self.state, ticket.probe, success) {
-            (State::Trusted, _, _) => self.account(success, now),
+            (State::Trusted, _, _) => self.account(outcome, now),
             (_, true, true) => {
                 self.trust();
                 true
@@ -161,7 +163,8 @@ impl Health {
         }
     }
 
-    fn account(&mut self, success: bool, now: Instant) -> bool {
+    fn account(&mut self, outcome: Outcome, now: Instant) -> bool {
+        let success = outcome == Outcome::Success;
         self.window.record(now, success);
         if success {
             self.consecutive_failures = 0;
@@ -171,7 +174,10 @@ impl Health {
         let tally = self.window.tally(now);
         let rate_too_low = tally.total() >= self.config.window_requests_min
             && f64::from(tally.successes) < self.config.success_rate_min * f64::from(tally.total());
-        if self.consecutive_failures >= self.config.consecutive_failures_max || rate_too_low {
+        if outcome == Outcome::Unreachable
+            || self.consecutive_failures >= self.config.consecutive_failures_max
+            || rate_too_low
+        {
             self.backoff_step = 0;
             self.eject(now);
             return true;
@@ -209,7 +215,15 @@ mod tests {
     fn request(h: &mut Health, now: Instant, success: bool) {
         assert_eq!(h.admit(now, false), Admit::Ready, "request not admitted");
         let ticket = h.start();
-        h.record(ticket, success, now);
+        h.record(ticket, outcome(success), now);
+    }
+
+    fn outcome(success: bool) -> Outcome {
+        if success {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        }
     }
 
     fn ejected_until(h: &Health) -> Instant {
@@ -308,7 +322,7 @@ mod tests {
         assert_eq!(h.admit(until, false), Admit::Ready);
         assert_eq!(h.state(), State::Probation { probing: false });
         let probe = h.start();
-        assert!(h.record(probe, true, until));
+        assert!(h.record(probe, Outcome::Success, until));
         assert!(h.is_trusted());
         assert_eq!(h.tally(until).total(), 0);
         // The backoff starts over: the next ejection waits about 1 s again.
@@ -361,10 +375,10 @@ mod tests {
         assert_eq!(h.admit(until, true), Admit::Ready);
         let other = h.start();
         assert!(
-            !h.record(other, false, until),
+            !h.record(other, Outcome::Failure, until),
             "a panic-mode failure changes nothing"
         );
-        assert!(h.record(probe, false, until));
+        assert!(h.record(probe, Outcome::Failure, until));
         assert!(matches!(h.state(), State::Ejected { .. }));
     }
 
@@ -376,13 +390,22 @@ mod tests {
             request(&mut h, now, false);
         }
         assert!(
-            !h.record(stale, true, now),
+            !h.record(stale, Outcome::Success, now),
             "a request from before the ejection is stale"
         );
         assert!(!h.is_trusted());
         assert_eq!(h.admit(now, true), Admit::Ready);
         let panic_request = h.start();
-        assert!(h.record(panic_request, true, now));
+        assert!(h.record(panic_request, Outcome::Success, now));
         assert!(h.is_trusted());
+    }
+
+    #[test]
+    fn an_unreachable_instance_is_ejected_at_once() {
+        let (mut h, now) = health();
+        request(&mut h, now, true);
+        let ticket = h.start();
+        assert!(h.record(ticket, Outcome::Unreachable, now));
+        assert!(matches!(h.state(), State::Ejected { .. }));
     }
 }

@@ -22,7 +22,7 @@ mod stack;
 mod window;
 
 pub use board::{HealthState, InstanceState};
-pub use classify::{Classify, ErrorsOnly, ServerErrors};
+pub use classify::{Classify, ErrorsOnly, Outcome, ServerErrors};
 pub use config::{AccrualConfig, BackoffConfig, BalanceConfig, RetryConfig};
 pub use error::BalanceError;
 pub use http::HttpClient;

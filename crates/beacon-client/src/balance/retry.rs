@@ -7,9 +7,7 @@
 //! traffic plus 10 a second: when an outage makes everything fail, retries cannot multiply
 //! the load on what is left.
 
-use std::error::Error as StdError;
 use std::future::{ready, Ready};
-use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,6 +16,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 use tower::BoxError;
 
+use super::classify::never_sent;
 use super::config::RetryConfig;
 use super::error::BalanceError;
 
@@ -96,28 +95,11 @@ impl<B> Policy<Request<Bytes>, Response<B>, BoxError> for RetryPolicy {
     }
 }
 
-/// Whether an error surely happened before the request was sent: it could not connect.
-fn never_sent(error: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(hyper) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
-            if hyper.is_connect() {
-                return true;
-            }
-        }
-        if let Some(io) = error.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::ConnectionRefused {
-                return true;
-            }
-        }
-        next = error.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use std::io;
 
     use super::*;
 

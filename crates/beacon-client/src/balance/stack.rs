@@ -70,7 +70,7 @@ where
         S: Service<Req, Response = Res> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError> + Send + Sync + 'static,
-        C: Classify<Res>,
+        C: Classify<Res, S::Error>,
     {
         config.validate()?;
         let board = Arc::new(Board::new(config.accrual.clone(), config.panic_threshold));
@@ -138,6 +138,10 @@ impl<Req, Res> Service<Req> for Balanced<Req, Res> {
 
 /// Fails a request at once when discovery lists no instance, rather than letting it wait
 /// in the balancer until its timeout; just after startup it waits for discovery a little.
+///
+/// A request still waiting when discovery drops the last instance fails too. That also
+/// cancels a request already sent to that instance: tower's buffer does not say which
+/// stage a request is in, and waiting out the timeout would be the worse of the two.
 #[derive(Clone)]
 struct Guard<S> {
     inner: S,
@@ -172,7 +176,11 @@ where
                     return Err(BalanceError::NoInstances.into());
                 }
             }
-            inner.oneshot(request).await
+            tokio::select! {
+                biased;
+                response = inner.oneshot(request) => response,
+                _ = discovered.wait_for(|n| *n == 0) => Err(BalanceError::NoInstances.into()),
+            }
         })
     }
 }
