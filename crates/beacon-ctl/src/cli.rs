@@ -89,6 +89,8 @@ pub enum Command {
     Register(RegisterArgs),
     /// Print a service's live instances and follow them as they come and go
     Discover(DiscoverArgs),
+    /// Serve a local HTTP/1.1 reverse proxy over a service's discovered instances
+    Proxy(ProxyArgs),
 }
 
 /// `member` subcommands.
@@ -268,4 +270,63 @@ pub struct DiscoverArgs {
     /// Print the current instances and exit instead of following changes
     #[arg(long)]
     pub once: bool,
+}
+
+/// `proxy`: every flag has the client framework's default.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Service name: its instances are every key under /services/SERVICE/
+    pub service: String,
+    /// Address to serve on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Only use instances of this datacenter
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// Deadline of one attempt at an instance (Go duration)
+    #[arg(long, default_value = "2s", value_parser = go_duration::parse)]
+    pub attempt_timeout: Duration,
+    /// Attempts per request, the first included; retried are requests that never reached
+    /// an instance, and idempotent ones that got 503 or timed out
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: usize,
+    /// Retries allowed as a fraction of requests (tower's TpsBudget)
+    #[arg(long, default_value_t = 0.2)]
+    pub retry_ratio: f32,
+    /// Retries allowed per second on top of the ratio
+    #[arg(long, default_value_t = 10)]
+    pub retry_min_per_sec: u32,
+    /// Consecutive failures that eject an instance
+    #[arg(long, default_value_t = 5)]
+    pub failure_threshold: u32,
+    /// Success rate under which an instance is ejected
+    #[arg(long, default_value_t = 0.8)]
+    pub success_rate: f64,
+    /// Window the success rate is measured over (Go duration, whole seconds)
+    #[arg(long, default_value = "30s", value_parser = go_duration::parse)]
+    pub success_window: Duration,
+    /// Requests the window must hold before its success rate counts
+    #[arg(long, default_value_t = 10)]
+    pub success_min_requests: u32,
+    /// First wait of an ejected instance before its probe (Go duration)
+    #[arg(long, default_value = "1s", value_parser = go_duration::parse)]
+    pub eject_backoff: Duration,
+    /// Longest wait of an ejected instance before its probe (Go duration)
+    #[arg(long, default_value = "30s", value_parser = go_duration::parse)]
+    pub eject_backoff_max: Duration,
+    /// Above this share of ejected instances, every instance is used (panic mode)
+    #[arg(long, default_value_t = 0.5)]
+    pub panic_threshold: f64,
+    /// A removal of more than this share of the instances waits for --removal-grace
+    #[arg(long, default_value_t = 0.5)]
+    pub removal_share: f64,
+    /// How long a large removal must hold before it is applied (Go duration)
+    #[arg(long, default_value = "15s", value_parser = go_duration::parse)]
+    pub removal_grace: Duration,
+    /// Largest request body, in bytes
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// Client connections served at once
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
 }

@@ -8,6 +8,7 @@ mod fail;
 mod go_duration;
 mod go_json;
 mod output;
+mod proxy;
 mod signals;
 
 use std::io::Write;
@@ -39,9 +40,25 @@ fn main() {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // Long-running commands log to stderr (instance changes, ejections, failed
+    // refreshes); the others print only etcdctl's output.
+    let serving = matches!(cli.command, cli::Command::Proxy(_));
+    let default_level = if serving { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
+        )
+        .init();
+    // The proxy serves many connections at once; every other command is one client.
+    let runtime = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()?;
     let result = runtime.block_on(commands::run(cli));
     let _ = std::io::stdout().flush();
     Ok(match result {

@@ -11,6 +11,12 @@ pub fn beacon_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("BEACON_BIN") {
         return PathBuf::from(path);
     }
+    workspace_bin("beacon")
+}
+
+/// A binary of this workspace by name, from the cargo target profile dir that holds the
+/// running test executable (`cargo test --workspace` builds every binary).
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let mut dir = exe
         .parent()
@@ -19,7 +25,7 @@ pub fn beacon_bin() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("beacon")
+    dir.join(name)
 }
 
 /// The `etcd` binary: `$ETCD_BIN`, else `/usr/bin/etcd`.

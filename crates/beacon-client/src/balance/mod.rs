@@ -19,6 +19,7 @@ mod health;
 mod http;
 mod retry;
 mod stack;
+mod untried;
 mod window;
 
 pub use board::{HealthState, InstanceState};

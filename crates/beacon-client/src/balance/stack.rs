@@ -1,8 +1,8 @@
 //! The balancer stack, generic over what an instance is (HTTP today, gRPC later).
 //!
-//! Per instance: `PeakEwma(Accrual(S))`, so p2c compares latency-weighted load and skips
-//! instances failure accrual does not trust. Over them: tower's p2c `Balance`, behind a
-//! `Buffer` (the balancer is neither `Clone` nor shareable; the buffer's worker task owns
+//! Per instance: `Untried(PeakEwma(Accrual(S)))`, so p2c compares latency-weighted load
+//! (trying a new instance first) and skips instances failure accrual does not trust.
+//! Over them: tower's p2c `Balance`, behind a `Buffer` (the balancer is neither `Clone` nor shareable; the buffer's worker task owns
 //! it), behind a check that fails at once when discovery lists no instance, behind a
 //! per-attempt `Timeout`. Retries are the caller's (see `retry.rs`), around this stack, so
 //! each attempt is balanced, guarded and timed on its own.
@@ -31,6 +31,7 @@ use super::classify::Classify;
 use super::config::BalanceConfig;
 use super::error::BalanceError;
 use super::feed;
+use super::untried::Untried;
 
 /// A balanced, guarded and timed service over discovery's instances; cheap to clone.
 pub struct Balanced<Req, Res> {
@@ -86,12 +87,12 @@ where
                     instance_board.clone(),
                     key.to_string(),
                 );
-                PeakEwma::new(
+                Untried::new(PeakEwma::new(
                     accrual,
                     default_rtt,
                     decay_ns,
                     CompleteOnResponse::default(),
-                )
+                ))
             },
             board.clone(),
             config.discover_changes_max,

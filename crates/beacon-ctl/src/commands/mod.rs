@@ -9,6 +9,7 @@ mod ls;
 mod member;
 mod mk;
 mod mkdir;
+mod proxy;
 mod register;
 mod rm;
 mod rmdir;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         },
         Command::Register(a) => register::run(g, a).await,
         Command::Discover(a) => discover::run(g, a).await,
+        Command::Proxy(a) => proxy::run(g, a).await,
     }
 }
 

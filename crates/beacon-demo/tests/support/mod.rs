@@ -1,7 +1,11 @@
 //! Shared by the client framework's integration tests: registries to run against,
 //! clients, and waiting on a discovery stream with a deadline.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+mod instance;
+
+pub use instance::{InstanceOptions, InstanceProcess};
 
 use std::time::Duration;
 

@@ -1,0 +1,153 @@
+//! One proxied request: read the body (bounded), strip hop-by-hop headers, call the
+//! balanced client, and stream the chosen instance's answer back.
+//!
+//! The body is read whole because a retry must be able to send it again; the limit
+//! keeps that from being a way to exhaust memory. Failures become short plain-text
+//! answers: `503` when no instance can take the request, `504` when the instance did
+//! not answer in time, `502` for any other upstream failure.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tower::{BoxError, Service, ServiceExt};
+
+use beacon_client::balance::BalanceError;
+
+/// The body type the proxy answers with.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Headers that describe one connection, not the message; never forwarded (RFC 9110
+/// 7.6.1), along with any header the `Connection` header names.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Forwards `req` through `client`; never fails, failures are answers.
+pub async fn forward<S>(
+    client: S,
+    req: Request<Incoming>,
+    max_body: usize,
+    service: &str,
+) -> Response<ProxyBody>
+where
+    S: Service<Request<Bytes>, Response = Response<Incoming>, Error = BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {max_body} bytes\n"),
+            );
+        }
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request: {e}\n"),
+            )
+        }
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    // The instance is the new authority; the client sets Host from it.
+    parts.headers.remove(header::HOST);
+    // The body was read whole: its length is now known, whatever the framing was.
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    if !body.is_empty() || parts.headers.contains_key(header::CONTENT_LENGTH) {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let upstream = Request::from_parts(parts, body);
+    match client.oneshot(upstream).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+        }
+        Err(e) => failure(&e, service),
+    }
+}
+
+/// The answer for a request no instance answered.
+fn failure(e: &BoxError, service: &str) -> Response<ProxyBody> {
+    match e.downcast_ref::<BalanceError>() {
+        Some(BalanceError::NoInstances) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no instance of {service} is available\n"),
+        ),
+        Some(BalanceError::Timeout(_)) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("{service}: the instance did not answer in time\n"),
+        ),
+        _ => text(StatusCode::BAD_GATEWAY, format!("{service}: {e}\n")),
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-trace"),
+        );
+        h.insert("x-trace", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn failures_map_to_gateway_statuses() {
+        let none: BoxError = Box::new(BalanceError::NoInstances);
+        assert_eq!(
+            failure(&none, "web").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let other: BoxError = "connection reset".into();
+        assert_eq!(failure(&other, "web").status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,106 @@
+//! The proxy's listener: HTTP/1.1 with keep-alive, a bound on open connections and on
+//! the time a client may take to send a request head, and a bounded graceful stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower::{BoxError, Service};
+
+use super::forward::{forward, ProxyBody};
+
+/// The listener's limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub connections_max: usize,
+    /// Largest request body, in bytes.
+    pub body_bytes_max: usize,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// How long open connections may finish after the stop signal.
+    pub drain_timeout: Duration,
+}
+
+/// Serves until `stop` resolves, then lets open connections finish within the drain
+/// timeout.
+pub async fn serve<S>(
+    listener: TcpListener,
+    client: S,
+    service: String,
+    limits: Limits,
+    stop: impl Future<Output = ()>,
+) where
+    S: Service<Request<Bytes>, Response = Response<Incoming>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    assert!(limits.connections_max > 0, "a proxy serves connections");
+    let permits = Arc::new(Semaphore::new(limits.connections_max));
+    let service: Arc<str> = service.into();
+    let mut conns = JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
+        let (sock, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors or reset before accept: keep serving.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            () = &mut stop => break,
+        };
+        let _ = sock.set_nodelay(true);
+        let client = client.clone();
+        let service = service.clone();
+        let limits = limits.clone();
+        conns.spawn(async move {
+            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let client = client.clone();
+                let service = service.clone();
+                async move {
+                    Ok::<Response<ProxyBody>, Infallible>(
+                        forward(client, req, limits.body_bytes_max, &service).await,
+                    )
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(sock), handler);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+            drop(permit);
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(limits.drain_timeout, async {
+        while conns.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        tracing::warn!(open = conns.len(), "stopping with connections still open");
+    }
+}
