@@ -243,6 +243,26 @@ async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool
     }
 }
 
+#[test]
+fn the_client_can_be_shared_and_needs_a_runtime() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<HttpClient>();
+    let (_changes, stream) = discovery();
+    let outside = HttpClient::new(stream, BalanceConfig::default());
+    assert!(matches!(outside, Err(BalanceError::NoRuntime)));
+    let (_changes, stream) = discovery();
+    let bad = BalanceConfig {
+        panic_threshold: 2.0,
+        ..BalanceConfig::default()
+    };
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async { HttpClient::new(stream, bad).map(|_| ()) });
+    assert!(matches!(built, Err(BalanceError::InvalidConfig(_))));
+}
+
 #[tokio::test]
 async fn a_refusing_instance_is_ejected_and_no_request_fails() {
     let mut dead = Server::start("a", healthy()).await;

@@ -166,3 +166,112 @@ where
         Poll::Ready(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::time::Duration;
+
+    use tower::BoxError;
+
+    use super::*;
+    use crate::balance::board::HealthState;
+    use crate::balance::classify::ErrorsOnly;
+    use crate::balance::config::AccrualConfig;
+
+    type Failing = tower::util::ServiceFn<fn(()) -> std::future::Ready<Result<(), BoxError>>>;
+
+    fn failing() -> Failing {
+        tower::service_fn(|()| std::future::ready(Err("down".into())))
+    }
+
+    fn board(backoff: Duration) -> Arc<Board> {
+        let mut accrual = AccrualConfig::default();
+        accrual.backoff.initial = backoff;
+        accrual.backoff.max = backoff;
+        Arc::new(Board::new(accrual, 0.5))
+    }
+
+    async fn eject(service: &mut Accrual<Failing, ErrorsOnly>) {
+        for _ in 0..5 {
+            poll_fn(|cx| service.poll_ready(cx)).await.expect("ready");
+            assert!(service.call(()).await.is_err());
+        }
+    }
+
+    fn is_ready(service: &mut Accrual<Failing, ErrorsOnly>) -> bool {
+        let waker = std::task::Waker::noop();
+        service
+            .poll_ready(&mut Context::from_waker(waker))
+            .is_ready()
+    }
+
+    #[tokio::test]
+    async fn an_ejected_instance_wakes_the_balancer_when_its_backoff_ends() {
+        let board = board(Duration::from_millis(50));
+        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
+        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
+        eject(&mut service).await;
+        assert!(!is_ready(&mut service), "ejected, not ready");
+        // Only the timer can wake this: nothing else happens on the board.
+        let ready =
+            tokio::time::timeout(Duration::from_secs(2), poll_fn(|cx| service.poll_ready(cx)))
+                .await;
+        assert!(matches!(ready, Ok(Ok(()))), "probation never came");
+        // The probe is taken; nobody else may go until it ends.
+        let probe = service.call(());
+        assert!(!is_ready(&mut service), "a second probe must wait");
+        assert!(probe.await.is_err());
+        assert!(!is_ready(&mut service), "a failed probe ejects again");
+    }
+
+    #[tokio::test]
+    async fn panic_mode_wakes_ejected_instances() {
+        let board = board(Duration::from_secs(30));
+        let mut a = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
+        let mut b = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
+        let _c = Accrual::new(failing(), ErrorsOnly, board.clone(), "c".into());
+        eject(&mut a).await;
+        let waiting = tokio::spawn(async move {
+            poll_fn(|cx| a.poll_ready(cx)).await.expect("ready");
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "1 of 3 ejected: a waits out its 30 s backoff"
+        );
+        eject(&mut b).await;
+        assert!(board.is_panicking());
+        let woken = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+        assert!(matches!(woken, Ok(Ok(()))), "panic mode did not wake a");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_probe_counts_as_failed_and_frees_the_slot() {
+        let board = board(Duration::from_millis(20));
+        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
+        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
+        eject(&mut service).await;
+        let ready =
+            tokio::time::timeout(Duration::from_secs(2), poll_fn(|cx| service.poll_ready(cx)))
+                .await;
+        assert!(matches!(ready, Ok(Ok(()))), "probation never came");
+        // The attempt timeout drops the probe's future unanswered.
+        drop(service.call(()));
+        let states = board.snapshot();
+        assert!(
+            matches!(states[0].health, HealthState::Ejected { .. }),
+            "{states:?}"
+        );
+        assert_eq!(states[0].ejections, 2);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_instance_leaves_the_board() {
+        let board = board(Duration::from_secs(1));
+        let a = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
+        assert_eq!(board.snapshot().len(), 1);
+        drop(a);
+        assert!(board.snapshot().is_empty());
+    }
+}

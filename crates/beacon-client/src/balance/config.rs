@@ -22,6 +22,10 @@ pub struct BalanceConfig {
     /// Above this fraction of untrusted instances, every instance is used (panic mode).
     pub panic_threshold: f64,
     /// Round-trip time assumed for an instance that has not answered yet (peak EWMA).
+    ///
+    /// Set near the fleet's usual latency: much higher, and a new instance loses every p2c
+    /// comparison until the estimate decays; much lower, and it draws a burst of requests
+    /// before its first answer.
     pub load_default_rtt: Duration,
     /// How fast the peak EWMA forgets an old round-trip time.
     pub load_decay: Duration,

@@ -16,6 +16,9 @@ pub enum BalanceError {
     /// The instance (or the connection to it) failed the request.
     #[error("the instance failed the request: {0}")]
     Upstream(#[source] BoxError),
+    /// The client was built outside a tokio runtime, which its tasks need.
+    #[error("the balancer must be built inside a tokio runtime")]
+    NoRuntime,
     /// The configuration was rejected before anything started.
     #[error("invalid balance configuration: {0}")]
     InvalidConfig(&'static str),

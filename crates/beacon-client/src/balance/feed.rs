@@ -21,6 +21,8 @@ use super::board::Board;
 ///
 /// `wrap` builds an instance's service from its key and target. Discovery errors are
 /// skipped: the last known instances stay in use, as Finagle keeps its last good set.
+/// At most `changes_max` changes wait for the balancer; past that (an idle balancer and
+/// a busy discovery) the task waits too, so changes arrive late but are never lost.
 pub(crate) fn spawn<D, K, T, W, S>(
     discover: D,
     wrap: W,

@@ -74,6 +74,8 @@ where
         C: Classify<Res, S::Error>,
     {
         config.validate()?;
+        // Buffer::new and our discovery task would panic without one.
+        tokio::runtime::Handle::try_current().map_err(|_| BalanceError::NoRuntime)?;
         let board = Arc::new(Board::new(config.accrual.clone(), config.panic_threshold));
         let default_rtt = config.load_default_rtt;
         let decay_ns = config.load_decay.as_nanos() as f64;
