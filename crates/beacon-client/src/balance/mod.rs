@@ -15,6 +15,8 @@ mod classify;
 mod config;
 mod error;
 mod feed;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod health;
 mod http;
 mod retry;
@@ -26,6 +28,8 @@ pub use board::{HealthState, InstanceState};
 pub use classify::{Classify, ErrorsOnly, Outcome, ServerErrors};
 pub use config::{AccrualConfig, BackoffConfig, BalanceConfig, RetryConfig};
 pub use error::BalanceError;
+#[cfg(feature = "grpc")]
+pub use grpc::GrpcChannel;
 pub use http::HttpClient;
 pub use retry::RetryPolicy;
 pub use stack::Balanced;

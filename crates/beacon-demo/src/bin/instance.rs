@@ -3,7 +3,8 @@
 //! Every request gets `200` with the instance id as the body, after `--delay-ms`; with
 //! `--fail-every N`, every Nth request gets `500` instead. The first line on stdout is
 //! `listening on <addr>`, so a test that asked for port 0 learns the port.
-//! SIGTERM or Ctrl-C deregisters and exits; SIGKILL leaves the key to expire.
+//! With `--grpc` it serves gRPC's health service instead, tagging every answer with
+//! its id. SIGTERM or Ctrl-C deregisters and exits; SIGKILL leaves the key to expire.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,10 @@ struct Args {
     /// Serve without registering
     #[arg(long)]
     no_register: bool,
+    /// Serve gRPC's health service (tonic-health) instead of HTTP/1.1; every answer
+    /// carries the instance id in the `x-instance-id` metadata
+    #[arg(long)]
+    grpc: bool,
 }
 
 struct Behaviour {
@@ -88,12 +93,37 @@ async fn main() -> anyhow::Result<()> {
         println!("registered {}", registration.key());
         Some(registration)
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    if args.grpc {
+        serve_grpc(listener, &id).await?;
+    } else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await?;
+    }
     if let Some(registration) = registration {
         registration.deregister().await?;
     }
+    Ok(())
+}
+
+async fn serve_grpc(listener: tokio::net::TcpListener, id: &str) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let id = axum::http::HeaderValue::from_str(id).context("instance id as metadata")?;
+    let tag = tower::util::MapResponseLayer::new(move |mut resp: axum::http::Response<_>| {
+        resp.headers_mut().insert("x-instance-id", id.clone());
+        resp
+    });
+    tonic::transport::Server::builder()
+        .layer(tag)
+        .add_service(health)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown(),
+        )
+        .await?;
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub struct InstanceOptions {
     pub ttl: Option<u64>,
     /// Datacenter (default dc1).
     pub datacenter: Option<String>,
+    /// Serve gRPC health instead of HTTP.
+    pub grpc: bool,
 }
 
 impl InstanceProcess {
@@ -39,6 +41,7 @@ impl InstanceProcess {
             .args(["--fail-every", &opts.fail_every.to_string()])
             .args(["--ttl", &opts.ttl.unwrap_or(10).to_string()])
             .args(["--datacenter", opts.datacenter.as_deref().unwrap_or("dc1")])
+            .args(opts.grpc.then_some("--grpc"))
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
