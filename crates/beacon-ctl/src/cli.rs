@@ -290,6 +290,9 @@ pub struct ProxyArgs {
     /// an instance, and idempotent ones that got 503 or timed out
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
+    /// Response statuses that retry an idempotent request on another instance
+    #[arg(long, default_value = "503", value_delimiter = ',')]
+    pub retry_statuses: Vec<u16>,
     /// Retries allowed as a fraction of requests (tower's TpsBudget)
     #[arg(long, default_value_t = 0.2)]
     pub retry_ratio: f32,

@@ -172,6 +172,8 @@ pub struct RetryConfig {
     pub budget_min_per_sec: u32,
     /// Retries allowed as a fraction of first attempts.
     pub budget_ratio: f32,
+    /// Response statuses after which an idempotent request is retried (default: 503).
+    pub retry_statuses: Vec<u16>,
 }
 
 impl Default for RetryConfig {
@@ -181,6 +183,7 @@ impl Default for RetryConfig {
             budget_ttl: Duration::from_secs(10),
             budget_min_per_sec: 10,
             budget_ratio: 0.2,
+            retry_statuses: vec![503],
         }
     }
 }

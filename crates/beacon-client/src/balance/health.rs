@@ -5,8 +5,9 @@
 //! ready, takes a [`Ticket`] per request and gives it back with the outcome.
 //!
 //! Trusted -> (5 failures in a row, success rate under 80% over >= 10 requests in the
-//! window, or one unreachable) -> Ejected for a jittered backoff -> Probation: one probe request -> success:
-//! Trusted, failure: Ejected with the next, longer backoff.
+//! window, or one unreachable) -> Ejected for a jittered backoff -> Probation: one probe
+//! request -> success: Trusted, failure: Ejected with the next, longer backoff. An
+//! ejection within a window of the return to trust also takes the next, longer backoff.
 
 use std::time::{Duration, Instant};
 
@@ -61,8 +62,12 @@ pub struct Health {
     generation: u64,
     consecutive_failures: u32,
     window: Window,
-    /// Ejections since the instance was last trusted, minus one: the backoff exponent.
+    /// The backoff exponent: ejections in a row, counting one that follows a return to
+    /// trust within a window (an instance failing half its requests passes its probe half
+    /// the time, and must not start again from the shortest backoff each time).
     backoff_step: u32,
+    /// When the instance last came back from an ejection.
+    trusted_again_at: Option<Instant>,
     ejections: u64,
     jitter: Jitter,
 }
@@ -78,6 +83,7 @@ impl Health {
             consecutive_failures: 0,
             window,
             backoff_step: 0,
+            trusted_again_at: None,
             ejections: 0,
             jitter: Jitter::new(),
         }
@@ -145,7 +151,7 @@ impl Health {
         match (self.state, ticket.probe, success) {
             (State::Trusted, _, _) => self.account(outcome, now),
             (_, true, true) => {
-                self.trust();
+                self.trust(now);
                 true
             }
             (_, true, false) => {
@@ -155,7 +161,7 @@ impl Health {
             }
             // A request sent in panic mode succeeded: as good as a probe.
             (_, false, true) => {
-                self.trust();
+                self.trust(now);
                 true
             }
             // A panic-mode failure while already out changes nothing, not even the backoff.
@@ -178,7 +184,14 @@ impl Health {
             || self.consecutive_failures >= self.config.consecutive_failures_max
             || rate_too_low
         {
-            self.backoff_step = 0;
+            let relapse = self
+                .trusted_again_at
+                .is_some_and(|t| now.saturating_duration_since(t) < self.config.window);
+            self.backoff_step = if relapse {
+                self.backoff_step.saturating_add(1)
+            } else {
+                0
+            };
             self.eject(now);
             return true;
         }
@@ -193,11 +206,11 @@ impl Health {
         self.ejections += 1;
     }
 
-    fn trust(&mut self) {
+    fn trust(&mut self, now: Instant) {
         self.state = State::Trusted;
         self.generation += 1;
         self.consecutive_failures = 0;
-        self.backoff_step = 0;
+        self.trusted_again_at = Some(now);
         self.window.clear();
     }
 }
@@ -325,12 +338,36 @@ mod tests {
         assert!(h.record(probe, Outcome::Success, until));
         assert!(h.is_trusted());
         assert_eq!(h.tally(until).total(), 0);
-        // The backoff starts over: the next ejection waits about 1 s again.
+        // Trusted for a whole window: the next ejection starts over at about 1 s.
+        let later = until + AccrualConfig::default().window;
         for _ in 0..5 {
-            request(&mut h, until, false);
+            request(&mut h, later, false);
         }
-        let wait = ejected_until(&h) - until;
+        let wait = ejected_until(&h) - later;
         assert!(wait <= Duration::from_millis(1200), "{wait:?}");
+    }
+
+    #[test]
+    fn a_relapse_soon_after_the_probe_takes_the_next_backoff() {
+        let (mut h, mut now) = health();
+        let mut waits = vec![];
+        // Passes every probe, then fails again at once: half its requests fail.
+        for _ in 0..4 {
+            for _ in 0..5 {
+                request(&mut h, now, false);
+            }
+            let until = ejected_until(&h);
+            waits.push((until - now).as_secs_f64());
+            now = until;
+            request(&mut h, now, true);
+            assert!(h.is_trusted());
+        }
+        for (step, base) in [1.0, 2.0, 4.0, 8.0].iter().enumerate() {
+            assert!(
+                waits[step] >= base * 0.8 - 1e-9 && waits[step] <= base * 1.2 + 1e-9,
+                "step {step}: {waits:?}"
+            );
+        }
     }
 
     #[test]

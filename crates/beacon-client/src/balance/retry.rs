@@ -2,7 +2,8 @@
 //!
 //! A request is retried when it surely never reached an instance (the connection was
 //! refused or could not be made: safe whatever the method), or when its method is
-//! idempotent and the instance answered 503 or the attempt timed out. Each retry withdraws
+//! idempotent and the instance answered 503 (or another configured status) or the attempt
+//! timed out. Each retry withdraws
 //! from a `TpsBudget` that every first attempt deposits into, so retries stay under 20% of
 //! traffic plus 10 a second: when an outage makes everything fail, retries cannot multiply
 //! the load on what is left.
@@ -11,7 +12,7 @@ use std::future::{ready, Ready};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 use tower::BoxError;
@@ -25,6 +26,8 @@ use super::error::BalanceError;
 pub struct RetryPolicy {
     budget: Arc<TpsBudget>,
     attempts_max: usize,
+    /// Statuses that retry an idempotent request (503 unless configured otherwise).
+    statuses: Arc<[u16]>,
     /// Attempts made so far for this request; the policy is cloned per request.
     attempts: usize,
 }
@@ -39,15 +42,16 @@ impl RetryPolicy {
                 config.budget_ratio,
             )),
             attempts_max: config.attempts_max,
+            statuses: config.retry_statuses.as_slice().into(),
             attempts: 1,
         }
     }
 
     /// Whether this outcome may be retried at all, budget aside.
-    fn is_retryable<B>(method: &Method, result: &Result<Response<B>, BoxError>) -> bool {
+    fn is_retryable<B>(&self, method: &Method, result: &Result<Response<B>, BoxError>) -> bool {
         match result {
             Ok(response) => {
-                response.status() == StatusCode::SERVICE_UNAVAILABLE && method.is_idempotent()
+                method.is_idempotent() && self.statuses.contains(&response.status().as_u16())
             }
             Err(error) => {
                 never_sent(error.as_ref())
@@ -66,7 +70,7 @@ impl<B> Policy<Request<Bytes>, Response<B>, BoxError> for RetryPolicy {
         request: &mut Request<Bytes>,
         result: &mut Result<Response<B>, BoxError>,
     ) -> Option<Self::Future> {
-        if self.attempts >= self.attempts_max || !Self::is_retryable(request.method(), result) {
+        if self.attempts >= self.attempts_max || !self.is_retryable(request.method(), result) {
             return None;
         }
         // An empty budget means the fleet is failing broadly: answer now instead.
@@ -102,6 +106,7 @@ mod tests {
     use std::io;
 
     use super::*;
+    use http::StatusCode;
 
     /// The policy's `clone_request` with the response type pinned for inference.
     fn clone_req(policy: &mut RetryPolicy, request: &Request<Bytes>) -> Option<Request<Bytes>> {
@@ -166,6 +171,18 @@ mod tests {
         assert!(!retries(&mut p, Method::GET, status(200)));
         let none: Result<Response<()>, BoxError> = Err(Box::new(BalanceError::NoInstances));
         assert!(!retries(&mut p, Method::GET, none));
+    }
+
+    #[test]
+    fn configured_statuses_retry_idempotent_requests_only() {
+        let config = RetryConfig {
+            retry_statuses: vec![500, 503],
+            ..RetryConfig::default()
+        };
+        let mut p = RetryPolicy::new(&config);
+        assert!(retries(&mut p, Method::GET, status(500)));
+        assert!(!retries(&mut p, Method::POST, status(500)));
+        assert!(!retries(&mut p, Method::GET, status(502)));
     }
 
     #[test]

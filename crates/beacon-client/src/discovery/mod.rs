@@ -82,7 +82,8 @@ impl Discovery {
         }
     }
 
-    /// The instances published so far (empty until the first listing).
+    /// The instances published so far (empty until the first listing), including any
+    /// whose change the stream has yet to deliver.
     pub fn instances(&self) -> Vec<Instance> {
         self.published.borrow().clone().unwrap_or_default()
     }

@@ -104,6 +104,9 @@ async fn publish(
     if changes.is_empty() && !first_listing {
         return !tx.is_closed();
     }
+    // The set first: whoever reads it after taking a change from the stream sees that
+    // change in it.
+    set.send_replace(Some(state.published().collect()));
     for change in changes {
         match &change {
             Change::Insert(i) => {
@@ -115,7 +118,6 @@ async fn publish(
             return false;
         }
     }
-    set.send_replace(Some(state.published().collect()));
     true
 }
 

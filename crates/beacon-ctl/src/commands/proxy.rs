@@ -88,6 +88,7 @@ fn balance_config(a: &ProxyArgs) -> BalanceConfig {
             attempts_max: a.max_attempts,
             budget_min_per_sec: a.retry_min_per_sec,
             budget_ratio: a.retry_ratio,
+            retry_statuses: a.retry_statuses.clone(),
             ..RetryConfig::default()
         },
         ..BalanceConfig::default()
