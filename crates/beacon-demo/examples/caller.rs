@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use beacon_client::balance::{BalanceConfig, HttpClient};
-use beacon_client::{Client, Discovery, DiscoveryConfig};
+use beacon_client::Client;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -25,11 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = args.next().unwrap_or_else(|| "demo".into());
     let requests: usize = args.next().map_or(Ok(50), |n| n.parse())?;
 
-    // The registry, the instances under /services/<service>/, and a balanced client.
+    // The registry, and a client balanced over the instances under /services/<service>/.
     let registry = Client::new(vec![endpoint], Duration::from_secs(2))?;
-    let prefix = format!("/services/{service}");
-    let discovery = Discovery::start(registry, &prefix, DiscoveryConfig::default());
-    let client = HttpClient::new(discovery.authorities(), BalanceConfig::default())?;
+    let client = HttpClient::for_service(registry, &service, BalanceConfig::default())?;
 
     let mut answered = BTreeMap::<String, usize>::new();
     for i in 0..requests {

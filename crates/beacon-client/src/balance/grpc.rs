@@ -33,6 +33,21 @@ pub struct GrpcChannel {
 }
 
 impl GrpcChannel {
+    /// Balances over every instance of `service` (any datacenter) that `registry` lists,
+    /// with discovery's defaults; needs a tokio runtime.
+    pub fn for_service(
+        registry: crate::Client,
+        service: &str,
+        config: BalanceConfig,
+    ) -> Result<Self, BalanceError> {
+        let discovery = crate::Discovery::start(
+            registry,
+            &crate::discovery::service_prefix(service, None),
+            crate::DiscoveryConfig::default(),
+        );
+        Self::new(discovery.authorities(), config)
+    }
+
     /// Balances over the `host:port` targets `discover` lists (plain-text HTTP/2);
     /// needs a tokio runtime.
     pub fn new<D, K>(discover: D, config: BalanceConfig) -> Result<Self, BalanceError>

@@ -39,6 +39,21 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// Balances over every instance of `service` (any datacenter) that `registry` lists,
+    /// with discovery's defaults; needs a tokio runtime.
+    pub fn for_service(
+        registry: crate::Client,
+        service: &str,
+        config: BalanceConfig,
+    ) -> Result<Self, BalanceError> {
+        let discovery = crate::Discovery::start(
+            registry,
+            &crate::discovery::service_prefix(service, None),
+            crate::DiscoveryConfig::default(),
+        );
+        Self::new(discovery.authorities(), config)
+    }
+
     /// Balances over the `host:port` targets `discover` lists; needs a tokio runtime.
     pub fn new<D, K>(discover: D, config: BalanceConfig) -> Result<Self, BalanceError>
     where

@@ -27,6 +27,16 @@ pub use state::{Change, DiscoveryState};
 
 use crate::client::Client;
 
+/// Where a service's instances live: `/services/<service>`, or
+/// `/services/<service>/<datacenter>` for one datacenter.
+pub fn service_prefix(service: &str, datacenter: Option<&str>) -> String {
+    let service = service.trim_matches('/');
+    match datacenter {
+        Some(dc) => format!("/services/{service}/{}", dc.trim_matches('/')),
+        None => format!("/services/{service}"),
+    }
+}
+
 /// How discovery behaves; `Default` gives the documented defaults.
 #[derive(Clone, Debug)]
 pub struct DiscoveryConfig {

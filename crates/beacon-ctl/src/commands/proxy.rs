@@ -7,6 +7,7 @@
 use beacon_client::balance::{
     AccrualConfig, BackoffConfig, BalanceConfig, HttpClient, RetryConfig,
 };
+use beacon_client::discovery::service_prefix;
 use beacon_client::{Discovery, DiscoveryConfig};
 use std::time::Duration;
 
@@ -39,10 +40,7 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
         ));
     }
     let service = a.service.trim_matches('/');
-    let prefix = match &a.datacenter {
-        Some(dc) => format!("/services/{service}/{}", dc.trim_matches('/')),
-        None => format!("/services/{service}"),
-    };
+    let prefix = service_prefix(service, a.datacenter.as_deref());
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .map_err(|e| Fail::error(exit::BAD_ARGS, format!("listening on {}: {e}", a.listen)))?;
