@@ -1,12 +1,16 @@
 //! `discover SERVICE`: print a service's live instances, then follow them. Output lines
 //! are `+ <dc>/<id> <host:port>` when an instance appears or changes and `- <dc>/<id>`
 //! when it goes; the first lines are the instances found at start.
+//!
+//! Following is the client library's [`Discovery`] (list, watch, re-list after a
+//! history gap, back off while the cluster is away), with no removal held back: the
+//! command shows the registry as it is.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use beacon_api::{Action, Event, NodeExtern};
-use beacon_client::{ErrorCode, GetOptions, WatchOptions};
+use beacon_client::{Discovery, DiscoveryConfig, ErrorCode, GetOptions, InstanceInfo};
+use futures_util::StreamExt;
+use tower::discover::Change;
 
 use super::service::{display_value, service_dir};
 use crate::cli::{DiscoverArgs, Global};
@@ -14,135 +18,77 @@ use crate::context::Ctx;
 use crate::fail::{exit, CmdResult, Fail};
 use crate::signals::shutdown;
 
-/// Pause before watching again after the cluster could not be reached.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// Instance key -> stored value.
-type Instances = BTreeMap<String, String>;
-
 /// Runs `discover`.
 pub async fn run(g: &Global, a: &DiscoverArgs) -> CmdResult {
     let dir = service_dir(&a.service);
     let ctx = Ctx::synced(g).await?;
-    let (mut instances, index) = list(&ctx, &dir).await?;
-    for (key, value) in &instances {
-        println!("+ {} {}", relative(&dir, key), display_value(value));
-    }
+    // Listed here even when following, so an unreachable cluster fails the command as
+    // etcdctl's would, instead of being retried quietly.
+    let instances = list(&ctx, &dir).await?;
     if a.once {
+        for (key, value) in &instances {
+            println!("+ {} {}", relative(&dir, key), display_value(value));
+        }
         return Ok(());
     }
-    let opts = WatchOptions {
-        recursive: true,
-        wait_index: Some(index + 1),
-        timeout: None,
+    let config = DiscoveryConfig {
+        max_removed_share: 1.0,
+        ..DiscoveryConfig::default()
     };
-    let mut watcher = ctx.client.watcher(&dir, opts);
+    let mut discovery = Discovery::start(ctx.client.clone(), &dir, config);
     let follow = async {
-        loop {
-            match watcher.next().await {
-                Ok(resp) => apply(&dir, &mut instances, &resp.event),
-                // The history moved past us: list again and report the difference.
-                Err(e) if e.is_code(ErrorCode::EventIndexCleared) => {
-                    let (fresh, index) = list(&ctx, &dir).await?;
-                    print_diff(&dir, &instances, &fresh);
-                    instances = fresh;
-                    watcher.set_wait_index(Some(index + 1));
+        while let Some(Ok(change)) = discovery.next().await {
+            match change {
+                Change::Insert(key, instance) => {
+                    let value = instance.info.to_json();
+                    println!("+ {} {}", relative(&dir, &key), display_value(&value));
                 }
-                Err(e @ beacon_client::Error::Etcd { .. }) => {
-                    return Err(Fail::client(exit::SERVER_ERROR, &e));
-                }
-                Err(e) => {
-                    eprint!("{}", Fail::client(exit::SERVER_ERROR, &e).stderr);
-                    tokio::time::sleep(RETRY_DELAY).await;
-                }
+                Change::Remove(key) => println!("- {}", relative(&dir, &key)),
             }
         }
     };
     tokio::select! {
-        result = follow => result,
+        () = follow => Ok(()),
         () = shutdown() => Ok(()),
     }
 }
 
-/// The instances under `dir` and the etcd index they were read at.
-async fn list(ctx: &Ctx, dir: &str) -> Result<(Instances, u64), Fail> {
+/// The instances under `dir` (key -> stored value).
+async fn list(ctx: &Ctx, dir: &str) -> Result<BTreeMap<String, String>, Fail> {
     let opts = GetOptions {
         recursive: true,
         sorted: true,
         quorum: true,
     };
     let got = crate::context::within(ctx.total_timeout, ctx.client.get(dir, &opts)).await;
-    match got {
-        Ok(Ok(resp)) => {
-            let mut instances = Instances::new();
-            if let Some(node) = resp.node() {
-                collect(node, &mut instances);
-            }
-            Ok((instances, resp.etcd_index))
-        }
-        // No instance was ever registered: an empty set, as of the error's index.
+    let root = match got {
+        Ok(Ok(resp)) => resp.event.node,
+        // No instance was ever registered: an empty set.
         Ok(Err(beacon_client::Error::Etcd { error, .. }))
             if error.code == ErrorCode::KeyNotFound =>
         {
-            Ok((Instances::new(), error.index))
+            None
         }
-        Ok(Err(e)) => Err(Fail::client(exit::SERVER_ERROR, &e)),
-        Err(_) => Err(Fail::error(
-            exit::SERVER_ERROR,
-            crate::fail::DEADLINE_EXCEEDED,
-        )),
-    }
-}
-
-fn collect(node: &NodeExtern, into: &mut Instances) {
-    if node.dir {
-        for child in &node.nodes {
-            collect(child, into);
+        Ok(Err(e)) => return Err(Fail::client(exit::SERVER_ERROR, &e)),
+        Err(_) => {
+            return Err(Fail::error(
+                exit::SERVER_ERROR,
+                crate::fail::DEADLINE_EXCEEDED,
+            ))
         }
-    } else {
-        into.insert(node.key.clone(), node.value.clone().unwrap_or_default());
-    }
-}
-
-/// Applies one watch event to the set, printing what changed.
-fn apply(dir: &str, instances: &mut Instances, event: &Event) {
-    let Some(node) = &event.node else { return };
-    match event.action {
-        Action::Set | Action::Create | Action::Update | Action::CompareAndSwap => {
-            if node.dir {
-                return;
-            }
-            let value = node.value.clone().unwrap_or_default();
-            if instances.get(&node.key) != Some(&value) {
-                println!("+ {} {}", relative(dir, &node.key), display_value(&value));
-                instances.insert(node.key.clone(), value);
+    };
+    let mut instances = BTreeMap::new();
+    let mut pending: Vec<_> = root.into_iter().collect();
+    while let Some(node) = pending.pop() {
+        if node.dir {
+            pending.extend(node.nodes);
+        } else if let Some(value) = node.value {
+            if InstanceInfo::parse(&value).is_some() {
+                instances.insert(node.key, value);
             }
         }
-        Action::Delete | Action::Expire | Action::CompareAndDelete => {
-            let prefix = format!("{}/", node.key);
-            let gone: Vec<String> = instances
-                .keys()
-                .filter(|k| **k == node.key || k.starts_with(&prefix))
-                .cloned()
-                .collect();
-            for key in gone {
-                instances.remove(&key);
-                println!("- {}", relative(dir, &key));
-            }
-        }
-        Action::Get => {}
     }
-}
-
-fn print_diff(dir: &str, old: &Instances, new: &Instances) {
-    for key in old.keys().filter(|k| !new.contains_key(*k)) {
-        println!("- {}", relative(dir, key));
-    }
-    for (key, value) in new {
-        if old.get(key) != Some(value) {
-            println!("+ {} {}", relative(dir, key), display_value(value));
-        }
-    }
+    Ok(instances)
 }
 
 /// `dc1/i-1` for `/services/web/dc1/i-1`.
@@ -155,53 +101,9 @@ fn relative<'a>(dir: &str, key: &'a str) -> &'a str {
 mod tests {
     use super::*;
 
-    fn event(action: Action, key: &str, value: Option<&str>, dir: bool) -> Event {
-        Event {
-            action,
-            node: Some(NodeExtern {
-                key: key.into(),
-                value: value.map(str::to_string),
-                dir,
-                ..Default::default()
-            }),
-            prev_node: None,
-            etcd_index: 0,
-            refresh: false,
-        }
-    }
-
     #[test]
-    fn events_add_and_remove_instances() {
-        let dir = "/services/web";
-        let mut set = Instances::new();
-        apply(
-            dir,
-            &mut set,
-            &event(Action::Set, "/services/web/dc1/a", Some("x"), false),
-        );
-        apply(
-            dir,
-            &mut set,
-            &event(Action::Create, "/services/web/dc1/b", Some("y"), false),
-        );
-        apply(
-            dir,
-            &mut set,
-            &event(Action::Create, "/services/web/dc2/c", Some("z"), false),
-        );
-        assert_eq!(set.len(), 3);
-        apply(
-            dir,
-            &mut set,
-            &event(Action::Expire, "/services/web/dc1/a", None, false),
-        );
-        assert!(!set.contains_key("/services/web/dc1/a"));
-        apply(
-            dir,
-            &mut set,
-            &event(Action::Delete, "/services/web/dc2", None, true),
-        );
-        assert_eq!(set.keys().collect::<Vec<_>>(), vec!["/services/web/dc1/b"]);
-        assert_eq!(relative(dir, "/services/web/dc1/b"), "dc1/b");
+    fn keys_print_relative_to_the_service() {
+        assert_eq!(relative("/services/web", "/services/web/dc1/a"), "dc1/a");
+        assert_eq!(relative("/services/web", "/elsewhere/x"), "/elsewhere/x");
     }
 }
