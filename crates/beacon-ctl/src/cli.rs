@@ -332,4 +332,7 @@ pub struct ProxyArgs {
     /// Client connections served at once
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Worker threads, each with its own balancer [default: one per CPU]
+    #[arg(long)]
+    pub workers: Option<usize>,
 }

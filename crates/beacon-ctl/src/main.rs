@@ -51,14 +51,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 .unwrap_or_else(|_| default_level.into()),
         )
         .init();
-    // The proxy serves many connections at once; every other command is one client.
-    let runtime = if serving {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    }
-    .enable_all()
-    .build()?;
+    // The proxy runs its own worker threads (see commands/proxy.rs).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(commands::run(cli));
     let _ = std::io::stdout().flush();
     Ok(match result {

@@ -15,6 +15,7 @@ mod instance;
 mod state;
 mod watch;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -149,6 +150,52 @@ impl InstancesWatcher {
             .await
             .is_ok_and(|r| r.is_ok())
     }
+
+    /// The published set as a `Discover` stream of HTTP authorities, for one more
+    /// balancer: each call makes an independent stream, so one discovery can feed a
+    /// balancer per thread. Changes that come faster than the stream is read are
+    /// coalesced (the stream diffs whole sets), which a balancer does not mind.
+    pub fn authorities(
+        self,
+    ) -> impl futures_util::Stream<
+        Item = Result<tower::discover::Change<String, http::uri::Authority>, Infallible>,
+    > + Send
+           + 'static {
+        type Set = BTreeMap<String, http::uri::Authority>;
+        let start = (self.0, Set::new(), VecDeque::new(), true);
+        futures_util::stream::unfold(
+            start,
+            |(mut rx, mut last, mut queue, mut fresh)| async move {
+                loop {
+                    if let Some(change) = queue.pop_front() {
+                        return Some((Ok(change), (rx, last, queue, fresh)));
+                    }
+                    if !fresh && rx.changed().await.is_err() {
+                        return None;
+                    }
+                    fresh = false;
+                    let next: Set = rx
+                        .borrow_and_update()
+                        .iter()
+                        .flatten()
+                        .filter_map(|i| Some((i.key.clone(), i.info.authority()?)))
+                        .collect();
+                    for key in last.keys().filter(|k| !next.contains_key(*k)) {
+                        queue.push_back(tower::discover::Change::Remove(key.clone()));
+                    }
+                    for (key, authority) in &next {
+                        if last.get(key) != Some(authority) {
+                            queue.push_back(tower::discover::Change::Insert(
+                                key.clone(),
+                                authority.clone(),
+                            ));
+                        }
+                    }
+                    last = next;
+                }
+            },
+        )
+    }
 }
 
 /// A [`Discovery`] whose services are HTTP authorities (`host:port`).
@@ -188,5 +235,42 @@ impl futures_util::Stream for Authorities {
             tower::discover::Change::Remove(key) => tower::discover::Change::Remove(key),
         };
         Poll::Ready(Some(Ok(mapped)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn instance(key: &str, port: u16) -> Instance {
+        Instance {
+            key: key.to_string(),
+            info: InstanceInfo::new("127.0.0.1", port),
+        }
+    }
+
+    fn describe(change: tower::discover::Change<String, http::uri::Authority>) -> String {
+        match change {
+            tower::discover::Change::Insert(k, a) => format!("+{k}={a}"),
+            tower::discover::Change::Remove(k) => format!("-{k}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_watcher_stream_diffs_the_published_sets() {
+        let (set, rx) = signal::channel(None);
+        let mut stream = Box::pin(InstancesWatcher(rx).authorities());
+        let mut next = async || describe(stream.next().await.unwrap().unwrap());
+        set.send_replace(Some(vec![instance("a", 1)]));
+        assert_eq!(next().await, "+a=127.0.0.1:1");
+        set.send_replace(Some(vec![instance("a", 2), instance("b", 3)]));
+        assert_eq!(next().await, "+a=127.0.0.1:2");
+        assert_eq!(next().await, "+b=127.0.0.1:3");
+        set.send_replace(Some(Vec::new()));
+        assert_eq!(next().await, "-a");
+        assert_eq!(next().await, "-b");
+        drop(set);
+        assert!(stream.next().await.is_none(), "ends with the discovery");
     }
 }
