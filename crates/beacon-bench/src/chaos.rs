@@ -274,7 +274,10 @@ async fn worker(
         let counted = due >= clock.counted_from && (rate > 0.0 || answered <= clock.end);
         let failure = match outcome {
             Ok(Ok((c, reply))) => {
-                conn = Some(c);
+                // A connection the proxy is closing is replaced before the next request.
+                if !reply.close {
+                    conn = Some(c);
+                }
                 let ok = (200..300).contains(&reply.status);
                 if counted {
                     let body = String::from_utf8_lossy(&reply.body);
