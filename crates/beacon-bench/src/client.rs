@@ -56,6 +56,9 @@ impl Target {
 pub struct Head {
     pub status: u16,
     pub etcd_index: Option<u64>,
+    /// The server said `Connection: close`: no further request may use this connection
+    /// (nginx, for one, closes a keep-alive connection after 1,000 requests).
+    pub close: bool,
     framing: Framing,
 }
 
@@ -69,6 +72,8 @@ enum Framing {
 pub struct Reply {
     pub status: u16,
     pub etcd_index: Option<u64>,
+    /// See [`Head::close`].
+    pub close: bool,
     pub body: Bytes,
 }
 
@@ -156,6 +161,7 @@ impl Conn {
             Ok(Reply {
                 status: head.status,
                 etcd_index: head.etcd_index,
+                close: head.close,
                 body,
             })
         };
@@ -258,6 +264,7 @@ fn head_of(response: &httparse::Response) -> Result<Head> {
     let status = response.code.context("no status")?;
     let mut etcd_index = None;
     let mut framing = None;
+    let mut close = false;
     for header in response.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(header.value)?.trim().parse()?;
@@ -269,6 +276,8 @@ fn head_of(response: &httparse::Response) -> Result<Head> {
                 header.value
             );
             framing = Some(Framing::Chunked);
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close = header.value.eq_ignore_ascii_case(b"close");
         } else if header.name.eq_ignore_ascii_case("x-etcd-index") {
             etcd_index = std::str::from_utf8(header.value)
                 .ok()
@@ -283,6 +292,7 @@ fn head_of(response: &httparse::Response) -> Result<Head> {
     Ok(Head {
         status,
         etcd_index,
+        close,
         framing,
     })
 }

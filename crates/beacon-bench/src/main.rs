@@ -2,6 +2,7 @@
 //! against one server URL and prints its result as one JSON object on stdout; `report`
 //! turns the collected results into bench/RESULTS.md's tables.
 
+mod chaos;
 mod churn;
 mod client;
 mod failover;
@@ -52,6 +53,14 @@ enum Command {
         server: Server,
         #[command(flatten)]
         args: load::LoadArgs,
+    },
+    /// GETs through a proxy (bench/chaos): success rate, latency, share per instance id.
+    Chaos {
+        /// The proxy's URL, e.g. http://127.0.0.1:8080 (loopback only).
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        args: chaos::ChaosArgs,
     },
     /// TTL keys refreshed by many instances, watched by many watchers; expiry delay.
     Churn {
@@ -143,6 +152,7 @@ async fn execute(command: Command) -> Result<String> {
         Command::Load { server, args } => {
             json(load::run(&Target::parse(&server.url)?, &args, server.pid).await?)
         }
+        Command::Chaos { url, args } => json(chaos::run(&Target::parse(&url)?, &args).await?),
         Command::Churn { server, args } => {
             json(churn::run(&Target::parse(&server.url)?, &args, server.pid).await?)
         }
