@@ -66,10 +66,12 @@ remove_server() {
     rm -rf "$SERVER_DIR"
 }
 
-# kill_all_servers: for the EXIT trap; SIGKILLs every pid this run started, by pid.
+# kill_all_servers: for the EXIT trap; SIGKILLs every pid this run started, by pid, and
+# their children first (a SIGKILLed nginx master leaves its workers running).
 kill_all_servers() {
     local pid
     for pid in "${STARTED_PIDS[@]}"; do
+        pkill -KILL -P "$pid" 2>/dev/null || true
         kill -KILL "$pid" 2>/dev/null || true
     done
 }

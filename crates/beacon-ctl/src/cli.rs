@@ -332,6 +332,9 @@ pub struct ProxyArgs {
     /// Client connections served at once
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Idle keep-alive connections kept per instance and worker
+    #[arg(long, default_value_t = 256)]
+    pub pool_idle_max: usize,
     /// Worker threads, each with its own balancer [default: one per CPU]
     #[arg(long)]
     pub workers: Option<usize>,

@@ -52,7 +52,7 @@ impl Default for BalanceConfig {
             accrual: AccrualConfig::default(),
             retry: RetryConfig::default(),
             pool_idle_timeout: Duration::from_secs(90),
-            pool_idle_per_instance_max: 32,
+            pool_idle_per_instance_max: 256,
         }
     }
 }

@@ -174,6 +174,7 @@ fn balance_config(a: &ProxyArgs) -> BalanceConfig {
     BalanceConfig {
         attempt_timeout: a.attempt_timeout,
         panic_threshold: a.panic_threshold,
+        pool_idle_per_instance_max: a.pool_idle_max,
         accrual: AccrualConfig {
             consecutive_failures_max: a.failure_threshold,
             success_rate_min: a.success_rate,
