@@ -31,7 +31,15 @@ struct Entries {
     by_id: HashMap<InstanceId, Entry>,
     untrusted: usize,
     panic: bool,
+    /// The health of instances discovery removed lately, by key, with when they left: a
+    /// key removed and listed again (its registration expired in a registry outage and
+    /// came back) keeps its record instead of starting trusted with the shortest backoff.
+    departed: HashMap<String, (Instant, Health)>,
 }
+
+/// Departed records kept at most; past it an arbitrary one is forgotten (the bound
+/// matters, not which record goes).
+const DEPARTED_MAX: usize = 1024;
 
 /// Shared state of one balancer's instances.
 #[derive(Debug)]
@@ -99,7 +107,18 @@ impl Board {
         let mut entries = self.lock();
         let id = entries.next_id;
         entries.next_id += 1;
-        let health = Health::new(self.accrual.clone(), now);
+        let window = self.accrual.window;
+        entries
+            .departed
+            .retain(|_, (left, _)| now.saturating_duration_since(*left) < window);
+        let live = entries.by_id.values().any(|e| e.key == key);
+        let health = match entries.departed.remove(&key) {
+            Some((_, health)) if !live => health,
+            _ => Health::new(self.accrual.clone(), now),
+        };
+        if !health.is_trusted() {
+            entries.untrusted += 1;
+        }
         entries.by_id.insert(id, Entry { key, health });
         self.update_panic(&mut entries);
         id
@@ -107,11 +126,23 @@ impl Board {
 
     /// Removes an instance discovery dropped (or replaced).
     pub(crate) fn deregister(&self, id: InstanceId) {
+        self.deregister_at(id, Instant::now());
+    }
+
+    /// [`Board::deregister`] at `now`.
+    pub(crate) fn deregister_at(&self, id: InstanceId, now: Instant) {
         let mut entries = self.lock();
         if let Some(entry) = entries.by_id.remove(&id) {
             if !entry.health.is_trusted() {
                 entries.untrusted -= 1;
             }
+            if entries.departed.len() >= DEPARTED_MAX {
+                let any = entries.departed.keys().next().cloned();
+                if let Some(key) = any {
+                    entries.departed.remove(&key);
+                }
+            }
+            entries.departed.insert(entry.key, (now, entry.health));
             self.update_panic(&mut entries);
         }
     }
@@ -255,6 +286,28 @@ mod tests {
         assert!(matches!(states[0].health, HealthState::Ejected { .. }));
         assert_eq!(states[0].ejections, 1);
         assert_eq!(states[1].health, HealthState::Trusted);
+    }
+
+    #[test]
+    fn a_key_that_leaves_and_returns_keeps_its_record_for_a_window() {
+        let board = Board::new(AccrualConfig::default(), 0.5);
+        let now = Instant::now();
+        let keep = board.register("keep".to_string(), now);
+        let flaky = board.register("flaky".to_string(), now);
+        eject(&board, flaky, now);
+        board.deregister_at(flaky, now);
+        let back = board.register("flaky".to_string(), now);
+        assert!(
+            matches!(board.admit(back, now), Admit::NotUntil(_)),
+            "still ejected after coming back"
+        );
+        assert_eq!(board.snapshot().iter().map(|s| s.ejections).sum::<u64>(), 1);
+        // Gone for longer than the window: a fresh start.
+        board.deregister_at(back, now);
+        let later = now + AccrualConfig::default().window;
+        let fresh = board.register("flaky".to_string(), later);
+        assert_eq!(board.admit(fresh, later), Admit::Ready);
+        assert_eq!(board.admit(keep, later), Admit::Ready);
     }
 
     #[test]
