@@ -34,6 +34,7 @@ struct Entries {
     /// The health of instances discovery removed lately, by key, with when they left: a
     /// key removed and listed again (its registration expired in a registry outage and
     /// came back) keeps its record instead of starting trusted with the shortest backoff.
+    /// A key listed again with a new address is taken for the same instance, moved.
     departed: HashMap<String, (Instant, Health)>,
 }
 
@@ -111,11 +112,18 @@ impl Board {
         entries
             .departed
             .retain(|_, (left, _)| now.saturating_duration_since(*left) < window);
-        let live = entries.by_id.values().any(|e| e.key == key);
-        let health = match entries.departed.remove(&key) {
-            Some((_, health)) if !live => health,
-            _ => Health::new(self.accrual.clone(), now),
-        };
+        // The balancer may drop a removed instance's service only after its replacement
+        // registered (a service waiting out a backoff is dropped when next polled), so a
+        // live entry of the same key counts as a record too.
+        let live = entries
+            .by_id
+            .values()
+            .find(|e| e.key == key)
+            .map(|e| e.health.clone());
+        let departed = entries.departed.remove(&key).map(|(_, health)| health);
+        let health = live
+            .or(departed)
+            .unwrap_or_else(|| Health::new(self.accrual.clone(), now));
         if !health.is_trusted() {
             entries.untrusted += 1;
         }
@@ -302,6 +310,15 @@ mod tests {
             "still ejected after coming back"
         );
         assert_eq!(board.snapshot().iter().map(|s| s.ejections).sum::<u64>(), 1);
+        // Listed again before the balancer dropped the old service: the same record.
+        let twin = board.register("flaky".to_string(), now);
+        let ejected = board
+            .snapshot()
+            .iter()
+            .filter(|s| matches!(s.health, HealthState::Ejected { .. }))
+            .count();
+        assert_eq!(ejected, 2, "the twin inherits the ejection");
+        board.deregister_at(twin, now);
         // Gone for longer than the window: a fresh start.
         board.deregister_at(back, now);
         let later = now + AccrualConfig::default().window;
