@@ -46,12 +46,10 @@ impl HttpClient {
         service: &str,
         config: BalanceConfig,
     ) -> Result<Self, BalanceError> {
-        let discovery = crate::Discovery::start(
-            registry,
-            &crate::discovery::service_prefix(service, None),
-            crate::DiscoveryConfig::default(),
-        );
-        Self::new(discovery.authorities(), config)
+        Self::new(
+            crate::Discovery::of_service(registry, service).authorities(),
+            config,
+        )
     }
 
     /// Balances over the `host:port` targets `discover` lists; needs a tokio runtime.

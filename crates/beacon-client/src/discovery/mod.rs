@@ -93,6 +93,16 @@ impl Discovery {
         }
     }
 
+    /// Starts discovering every instance of `service` (any datacenter) with the
+    /// default configuration.
+    pub fn of_service(client: Client, service: &str) -> Discovery {
+        Discovery::start(
+            client,
+            &service_prefix(service, None),
+            DiscoveryConfig::default(),
+        )
+    }
+
     /// The instances published so far (empty until the first listing), including any
     /// whose change the stream has yet to deliver.
     pub fn instances(&self) -> Vec<Instance> {
