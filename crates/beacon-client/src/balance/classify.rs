@@ -49,11 +49,7 @@ impl<B> Classify<http::Response<B>, BoxError> for ServerErrors {
     }
 
     fn error(&self, error: &BoxError) -> Outcome {
-        if never_sent(error.as_ref()) {
-            Outcome::Unreachable
-        } else {
-            Outcome::Failure
-        }
+        error_outcome(error)
     }
 }
 
@@ -62,6 +58,15 @@ impl<B> Classify<http::Response<B>, BoxError> for ServerErrors {
 pub struct ErrorsOnly;
 
 impl<Res, E> Classify<Res, E> for ErrorsOnly {}
+
+/// What an error says: unreachable when nothing was sent, a failure otherwise.
+pub(crate) fn error_outcome(error: &BoxError) -> Outcome {
+    if never_sent(error.as_ref()) {
+        Outcome::Unreachable
+    } else {
+        Outcome::Failure
+    }
+}
 
 /// Whether an error surely happened before the request was sent: it could not connect.
 pub(crate) fn never_sent(error: &(dyn StdError + 'static)) -> bool {

@@ -21,7 +21,7 @@ use tower::discover::Change;
 use tower::{BoxError, Service, ServiceExt};
 
 use super::board::InstanceState;
-use super::classify::{never_sent, Classify, Outcome};
+use super::classify::{error_outcome, Classify, Outcome};
 use super::config::BalanceConfig;
 use super::error::BalanceError;
 use super::stack::Balanced;
@@ -53,7 +53,6 @@ impl GrpcChannel {
         D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
         K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     {
-        config.validate()?;
         let connect_timeout = config.attempt_timeout;
         let make = move |authority: &Authority| {
             let uri = http::Uri::builder()
@@ -143,10 +142,6 @@ impl Classify<Response<Body>, BoxError> for GrpcErrors {
     }
 
     fn error(&self, error: &BoxError) -> Outcome {
-        if never_sent(error.as_ref()) {
-            Outcome::Unreachable
-        } else {
-            Outcome::Failure
-        }
+        error_outcome(error)
     }
 }

@@ -58,7 +58,8 @@ impl HttpClient {
         D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
         K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     {
-        config.validate()?;
+        // `Balanced::new` validates the config: nothing before it can fail on a bad one,
+        // and `RetryPolicy::new`, whose budget would panic on one, runs after it.
         let mut connector = HttpConnector::new();
         // Small request/response exchanges: Nagle's delay would only add latency.
         connector.set_nodelay(true);

@@ -12,7 +12,9 @@ use beacon_client::{Discovery, DiscoveryConfig, ErrorCode, GetOptions, InstanceI
 use futures_util::StreamExt;
 use tower::discover::Change;
 
-use super::service::{display_value, service_dir};
+use beacon_client::discovery::service_prefix;
+
+use super::service::display_value;
 use crate::cli::{DiscoverArgs, Global};
 use crate::context::Ctx;
 use crate::fail::{exit, CmdResult, Fail};
@@ -20,7 +22,7 @@ use crate::signals::shutdown;
 
 /// Runs `discover`.
 pub async fn run(g: &Global, a: &DiscoverArgs) -> CmdResult {
-    let dir = service_dir(&a.service);
+    let dir = service_prefix(&a.service, None);
     let ctx = Ctx::synced(g).await?;
     // Listed here even when following, so an unreachable cluster fails the command as
     // etcdctl's would, instead of being retried quietly.

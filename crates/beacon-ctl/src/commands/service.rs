@@ -1,12 +1,7 @@
-//! The service registry layout shared by `register` and `discover`: an instance lives at
+//! How `discover` shows an instance: an instance lives at
 //! `/services/<service>/<datacenter>/<id>` with value `{"hostname":..,"port":".."}`.
 
 use beacon_client::InstanceInfo;
-
-/// The directory holding a service's instances.
-pub fn service_dir(service: &str) -> String {
-    format!("/services/{}", service.trim_matches('/'))
-}
 
 /// How an instance's stored value is shown: `host:port`, or the raw value if it is not
 /// an instance record.
