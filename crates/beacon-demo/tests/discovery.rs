@@ -128,7 +128,10 @@ async fn discovery_and_registration_survive_the_loss_of_a_member() {
     let endpoints: Vec<String> = members.iter().map(|m| m.client_url()).collect();
     let c = client(&endpoints);
     let mut discovery = Discovery::start(c.clone(), WEB, DiscoveryConfig::default());
-    let _a = Registration::register(c.clone(), config("a", 1001))
+    // A TTL longer than a failover (up to twice the 1 s election timeout): with 2 s a
+    // refresh stuck behind the dead leader could let the key lapse.
+    let ttl = Duration::from_secs(5);
+    let _a = Registration::register(c.clone(), config("a", 1001).with_ttl(ttl))
         .await
         .unwrap();
     assert_eq!(
@@ -137,7 +140,7 @@ async fn discovery_and_registration_survive_the_loss_of_a_member() {
     );
     // The client starts with the first endpoint: that is the member both use.
     members[0].kill9();
-    let _b = Registration::register(c.clone(), config("b", 1002))
+    let _b = Registration::register(c.clone(), config("b", 1002).with_ttl(ttl))
         .await
         .unwrap();
     assert_eq!(
@@ -145,7 +148,7 @@ async fn discovery_and_registration_survive_the_loss_of_a_member() {
         ["+/services/web/dc1/b"]
     );
     // Both keys stay refreshed through the survivors well past their TTL.
-    let quiet = next_change(&mut discovery, Duration::from_secs(3)).await;
+    let quiet = next_change(&mut discovery, ttl + Duration::from_secs(1)).await;
     assert!(quiet.is_none(), "unexpected change {quiet:?}");
 }
 
