@@ -32,9 +32,8 @@ pub struct Accrual<S, C> {
 }
 
 impl<S, C> Accrual<S, C> {
-    /// Puts `inner` on `board` under the discovery `key`, trusted.
-    pub fn new(inner: S, classify: C, board: Arc<Board>, key: String) -> Self {
-        let id = board.register(key, Instant::now());
+    /// Judges `inner` by the record `id` on `board` (the instance's listing keeps it there).
+    pub(crate) fn new(inner: S, classify: C, board: Arc<Board>, id: InstanceId) -> Self {
         Self {
             inner,
             classify,
@@ -43,13 +42,6 @@ impl<S, C> Accrual<S, C> {
             backoff: None,
             changed: None,
         }
-    }
-}
-
-impl<S, C> Drop for Accrual<S, C> {
-    fn drop(&mut self) {
-        // The balancer drops the service when discovery removes or replaces the instance.
-        self.board.deregister(self.id);
     }
 }
 
@@ -209,8 +201,10 @@ mod tests {
     #[tokio::test]
     async fn an_ejected_instance_wakes_the_balancer_when_its_backoff_ends() {
         let board = board(Duration::from_millis(50));
-        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
-        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
+        let service_listed = board.list("a".into());
+        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), service_listed.id());
+        let trusted_listed = board.list("b".into());
+        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), trusted_listed.id());
         eject(&mut service).await;
         assert!(!is_ready(&mut service), "ejected, not ready");
         // Only the timer can wake this: nothing else happens on the board.
@@ -228,9 +222,12 @@ mod tests {
     #[tokio::test]
     async fn panic_mode_wakes_ejected_instances() {
         let board = board(Duration::from_secs(30));
-        let mut a = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
-        let mut b = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
-        let _c = Accrual::new(failing(), ErrorsOnly, board.clone(), "c".into());
+        let a_listed = board.list("a".into());
+        let mut a = Accrual::new(failing(), ErrorsOnly, board.clone(), a_listed.id());
+        let b_listed = board.list("b".into());
+        let mut b = Accrual::new(failing(), ErrorsOnly, board.clone(), b_listed.id());
+        let c_listed = board.list("c".into());
+        let _c = Accrual::new(failing(), ErrorsOnly, board.clone(), c_listed.id());
         eject(&mut a).await;
         let waiting = tokio::spawn(async move {
             poll_fn(|cx| a.poll_ready(cx)).await.expect("ready");
@@ -249,8 +246,10 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_probe_counts_as_failed_and_frees_the_slot() {
         let board = board(Duration::from_millis(20));
-        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
-        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), "b".into());
+        let service_listed = board.list("a".into());
+        let mut service = Accrual::new(failing(), ErrorsOnly, board.clone(), service_listed.id());
+        let trusted_listed = board.list("b".into());
+        let _trusted = Accrual::new(failing(), ErrorsOnly, board.clone(), trusted_listed.id());
         eject(&mut service).await;
         let ready =
             tokio::time::timeout(Duration::from_secs(2), poll_fn(|cx| service.poll_ready(cx)))
@@ -264,14 +263,5 @@ mod tests {
             "{states:?}"
         );
         assert_eq!(states[0].ejections, 2);
-    }
-
-    #[tokio::test]
-    async fn a_dropped_instance_leaves_the_board() {
-        let board = board(Duration::from_secs(1));
-        let a = Accrual::new(failing(), ErrorsOnly, board.clone(), "a".into());
-        assert_eq!(board.snapshot().len(), 1);
-        drop(a);
-        assert!(board.snapshot().is_empty());
     }
 }

@@ -1,34 +1,41 @@
-//! The balancer's shared view of its instances: who is trusted, and are we panicking?
+//! The instances' shared record: who is trusted, and are we panicking?
 //!
-//! One board per balancer. Each instance's [`Health`] lives here rather than inside its
-//! service so that panic mode (more than `panic_threshold` of the instances untrusted) can be
-//! decided over all of them under one lock, and so that callers can read a snapshot.
-//! Changes that may make a waiting instance ready (panic mode flips, a probe ends) wake every
-//! waiting instance through one `Notify`; they re-check and most go back to sleep.
+//! One board per balancer, or one for several balancers over the same instances (the
+//! proxy's workers share one, so an instance is judged on all the traffic it gets and is
+//! probed once, not once per worker). Each instance's [`Health`] lives here rather than
+//! inside its service so that panic mode (more than `panic_threshold` of the instances
+//! untrusted) can be decided over all of them under one lock, and so that callers can read
+//! a snapshot. Records follow discovery (see `feed.rs`), not the balancer's services, which
+//! it may drop late; every balancer listing the same key shares one record.
+//! Changes that may make a waiting instance ready (panic mode flips, a probe ends) wake
+//! every waiting instance through one `Notify`; they re-check and most go back to sleep.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::classify::Outcome;
-use super::config::AccrualConfig;
+use super::config::{AccrualConfig, BalanceConfig};
 use super::health::{Admit, Health, State, Ticket};
 
-/// Identifies one instance's entry on the board (discovery keys may come back).
+/// Identifies one discovery key's record on the board while any service uses it.
 pub(crate) type InstanceId = u64;
 
 #[derive(Debug)]
-struct Entry {
+struct Record {
     key: String,
     health: Health,
+    /// Balancers whose discovery lists this key.
+    users: usize,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
     next_id: InstanceId,
-    by_id: HashMap<InstanceId, Entry>,
+    by_id: HashMap<InstanceId, Record>,
+    by_key: HashMap<String, InstanceId>,
     untrusted: usize,
     panic: bool,
     /// The health of instances discovery removed lately, by key, with when they left: a
@@ -38,11 +45,31 @@ struct Entries {
     departed: HashMap<String, (Instant, Health)>,
 }
 
+/// An instance discovery lists, on the board until dropped (when discovery removes it).
+#[derive(Debug)]
+pub(crate) struct Listed {
+    board: Arc<Board>,
+    id: InstanceId,
+}
+
+impl Listed {
+    /// The instance's record on the board.
+    pub(crate) fn id(&self) -> InstanceId {
+        self.id
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.board.deregister(self.id);
+    }
+}
+
 /// Departed records kept at most; past it an arbitrary one is forgotten (the bound
 /// matters, not which record goes).
 const DEPARTED_MAX: usize = 1024;
 
-/// Shared state of one balancer's instances.
+/// Failure accrual's record of a set of instances, shared by the balancers over them.
 #[derive(Debug)]
 pub struct Board {
     entries: Mutex<Entries>,
@@ -50,8 +77,6 @@ pub struct Board {
     panic_threshold: f64,
     /// Woken when an instance that waits might have become ready.
     changed: Arc<Notify>,
-    /// Instances discovery currently lists; read by requests to fail fast on zero.
-    discovered: watch::Sender<usize>,
 }
 
 /// One instance as the board sees it, for logs and tests.
@@ -86,6 +111,11 @@ pub enum HealthState {
 }
 
 impl Board {
+    /// An empty board for balancers built with `config` (its accrual and panic settings).
+    pub fn shared(config: &BalanceConfig) -> Arc<Self> {
+        Arc::new(Self::new(config.accrual.clone(), config.panic_threshold))
+    }
+
     /// An empty board.
     pub(crate) fn new(accrual: AccrualConfig, panic_threshold: f64) -> Self {
         Self {
@@ -93,8 +123,12 @@ impl Board {
             accrual,
             panic_threshold,
             changed: Arc::new(Notify::new()),
-            discovered: watch::Sender::new(0),
         }
+    }
+
+    /// Whether `config` judges instances as this board does.
+    pub(crate) fn judges_as(&self, config: &BalanceConfig) -> bool {
+        self.accrual == config.accrual && self.panic_threshold == config.panic_threshold
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -103,36 +137,51 @@ impl Board {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a trusted instance.
+    /// Puts the instance discovery lists under `key` on the board until the result drops.
+    pub(crate) fn list(self: &Arc<Self>, key: String) -> Listed {
+        Listed {
+            board: self.clone(),
+            id: self.register(key, Instant::now()),
+        }
+    }
+
+    /// Adds a listing of the instance under `key`: its live record if another balancer
+    /// has one, else its record from before it left, else a trusted one.
     pub(crate) fn register(&self, key: String, now: Instant) -> InstanceId {
         let mut entries = self.lock();
+        if let Some(&id) = entries.by_key.get(&key) {
+            let record = entries.by_id.get_mut(&id).expect("by_key names a record");
+            record.users += 1;
+            return id;
+        }
         let id = entries.next_id;
         entries.next_id += 1;
         let window = self.accrual.window;
         entries
             .departed
             .retain(|_, (left, _)| now.saturating_duration_since(*left) < window);
-        // The balancer may drop a removed instance's service only after its replacement
-        // registered (a service waiting out a backoff is dropped when next polled), so a
-        // live entry of the same key counts as a record too.
-        let live = entries
-            .by_id
-            .values()
-            .find(|e| e.key == key)
-            .map(|e| e.health.clone());
-        let departed = entries.departed.remove(&key).map(|(_, health)| health);
-        let health = live
-            .or(departed)
+        let health = entries
+            .departed
+            .remove(&key)
+            .map(|(_, health)| health)
             .unwrap_or_else(|| Health::new(self.accrual.clone(), now));
         if !health.is_trusted() {
             entries.untrusted += 1;
         }
-        entries.by_id.insert(id, Entry { key, health });
+        entries.by_key.insert(key.clone(), id);
+        entries.by_id.insert(
+            id,
+            Record {
+                key,
+                health,
+                users: 1,
+            },
+        );
         self.update_panic(&mut entries);
         id
     }
 
-    /// Removes an instance discovery dropped (or replaced).
+    /// Removes a listing; the record goes with the last one.
     pub(crate) fn deregister(&self, id: InstanceId) {
         self.deregister_at(id, Instant::now());
     }
@@ -140,19 +189,28 @@ impl Board {
     /// [`Board::deregister`] at `now`.
     pub(crate) fn deregister_at(&self, id: InstanceId, now: Instant) {
         let mut entries = self.lock();
-        if let Some(entry) = entries.by_id.remove(&id) {
-            if !entry.health.is_trusted() {
-                entries.untrusted -= 1;
-            }
-            if entries.departed.len() >= DEPARTED_MAX {
-                let any = entries.departed.keys().next().cloned();
-                if let Some(key) = any {
-                    entries.departed.remove(&key);
-                }
-            }
-            entries.departed.insert(entry.key, (now, entry.health));
-            self.update_panic(&mut entries);
+        let Some(record) = entries.by_id.get_mut(&id) else {
+            debug_assert!(false, "deregistering an unknown instance");
+            return;
+        };
+        assert!(record.users > 0, "a record without users was kept");
+        record.users -= 1;
+        if record.users > 0 {
+            return;
         }
+        let record = entries.by_id.remove(&id).expect("just found");
+        entries.by_key.remove(&record.key);
+        if !record.health.is_trusted() {
+            entries.untrusted -= 1;
+        }
+        if entries.departed.len() >= DEPARTED_MAX {
+            let any = entries.departed.keys().next().cloned();
+            if let Some(key) = any {
+                entries.departed.remove(&key);
+            }
+        }
+        entries.departed.insert(record.key, (now, record.health));
+        self.update_panic(&mut entries);
     }
 
     /// Whether a request may go to the instance now (see [`Health::admit`]).
@@ -160,7 +218,7 @@ impl Board {
         let mut entries = self.lock();
         let panic = entries.panic;
         match entries.by_id.get_mut(&id) {
-            Some(entry) => entry.health.admit(now, panic),
+            Some(record) => record.health.admit(now, panic),
             // Not on the board any more: discovery removed it and the balancer will drop it.
             None => Admit::Ready,
         }
@@ -174,14 +232,14 @@ impl Board {
     /// Records a request's outcome and wakes waiting instances if anything changed.
     pub(crate) fn record(&self, id: InstanceId, ticket: Ticket, outcome: Outcome, now: Instant) {
         let mut entries = self.lock();
-        let Some(entry) = entries.by_id.get_mut(&id) else {
+        let Some(record) = entries.by_id.get_mut(&id) else {
             return;
         };
-        let was_trusted = entry.health.is_trusted();
-        if !entry.health.record(ticket, outcome, now) {
+        let was_trusted = record.health.is_trusted();
+        if !record.health.record(ticket, outcome, now) {
             return;
         }
-        match (was_trusted, entry.health.is_trusted()) {
+        match (was_trusted, record.health.is_trusted()) {
             (true, false) => entries.untrusted += 1,
             (false, true) => entries.untrusted -= 1,
             _ => {}
@@ -215,16 +273,6 @@ impl Board {
         self.changed.clone()
     }
 
-    /// Records how many instances discovery lists now.
-    pub(crate) fn set_discovered(&self, count: usize) {
-        self.discovered.send_replace(count);
-    }
-
-    /// Follows the number of instances discovery lists.
-    pub(crate) fn discovered(&self) -> watch::Receiver<usize> {
-        self.discovered.subscribe()
-    }
-
     /// Every instance's state, ordered by key.
     pub fn snapshot(&self) -> Vec<InstanceState> {
         let now = Instant::now();
@@ -232,11 +280,11 @@ impl Board {
         let mut states: Vec<InstanceState> = entries
             .by_id
             .values()
-            .map(|entry| {
-                let tally = entry.health.tally(now);
+            .map(|record| {
+                let tally = record.health.tally(now);
                 InstanceState {
-                    key: entry.key.clone(),
-                    health: match entry.health.state() {
+                    key: record.key.clone(),
+                    health: match record.health.state() {
                         State::Trusted => HealthState::Trusted,
                         State::Ejected { until } if until > now => HealthState::Ejected {
                             remaining: until - now,
@@ -245,8 +293,8 @@ impl Board {
                     },
                     window_successes: tally.successes,
                     window_failures: tally.failures,
-                    consecutive_failures: entry.health.consecutive_failures(),
-                    ejections: entry.health.ejections(),
+                    consecutive_failures: record.health.consecutive_failures(),
+                    ejections: record.health.ejections(),
                 }
             })
             .collect();
@@ -312,13 +360,13 @@ mod tests {
         assert_eq!(board.snapshot().iter().map(|s| s.ejections).sum::<u64>(), 1);
         // Listed again before the balancer dropped the old service: the same record.
         let twin = board.register("flaky".to_string(), now);
-        let ejected = board
-            .snapshot()
-            .iter()
-            .filter(|s| matches!(s.health, HealthState::Ejected { .. }))
-            .count();
-        assert_eq!(ejected, 2, "the twin inherits the ejection");
+        assert_eq!(twin, back, "one record per key");
+        assert!(matches!(board.admit(twin, now), Admit::NotUntil(_)));
         board.deregister_at(twin, now);
+        assert!(
+            matches!(board.admit(back, now), Admit::NotUntil(_)),
+            "the record stays while a service still uses it"
+        );
         // Gone for longer than the window: a fresh start.
         board.deregister_at(back, now);
         let later = now + AccrualConfig::default().window;
@@ -335,5 +383,43 @@ mod tests {
         eject(&board, id, now);
         assert!(board.is_panicking());
         assert_eq!(board.admit(id, now), Admit::Ready);
+    }
+
+    #[test]
+    fn balancers_sharing_a_board_judge_an_instance_together() {
+        let board = Board::new(AccrualConfig::default(), 0.5);
+        let now = Instant::now();
+        board.register("other".to_string(), now);
+        let worker0 = board.register("a".to_string(), now);
+        let worker1 = board.register("a".to_string(), now);
+        assert_eq!(worker0, worker1);
+        // Failures through either balancer count toward one ejection.
+        for id in [worker0, worker1, worker0, worker1, worker0] {
+            let ticket = board.start(id).expect("registered");
+            board.record(id, ticket, Outcome::Failure, now);
+        }
+        let State::Ejected { until } = board.lock().by_id[&worker0].health.state() else {
+            panic!("five failures through two balancers eject");
+        };
+        // One probe for all of them.
+        assert_eq!(board.admit(worker0, until), Admit::Ready);
+        let probe = board.start(worker0).expect("registered");
+        assert_eq!(board.admit(worker1, until), Admit::AwaitProbe);
+        board.record(worker0, probe, Outcome::Success, until);
+        assert_eq!(board.admit(worker1, until), Admit::Ready);
+        // The record outlives one balancer's service, not the last one's.
+        board.deregister_at(worker0, until);
+        assert_eq!(board.snapshot().len(), 2);
+        board.deregister_at(worker1, until);
+        assert_eq!(board.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn an_instance_leaves_the_board_when_its_listing_drops() {
+        let board = Arc::new(Board::new(AccrualConfig::default(), 0.5));
+        let a = board.list("a".to_string());
+        assert_eq!(board.snapshot().len(), 1);
+        drop(a);
+        assert!(board.snapshot().is_empty());
     }
 }

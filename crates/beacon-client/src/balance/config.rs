@@ -15,8 +15,8 @@ pub struct BalanceConfig {
     pub attempt_timeout: Duration,
     /// How long a request waits for discovery's first instance after the client is built.
     pub startup_wait: Duration,
-    /// Requests waiting for the balancer at once before callers see backpressure.
-    pub buffer_requests_max: usize,
+    /// Requests waiting at once for an instance to take them; more fail at once.
+    pub waiting_requests_max: usize,
     /// Instance changes queued between discovery and the balancer.
     pub discover_changes_max: usize,
     /// Above this fraction of untrusted instances, every instance is used (panic mode).
@@ -44,7 +44,7 @@ impl Default for BalanceConfig {
         Self {
             attempt_timeout: Duration::from_secs(2),
             startup_wait: Duration::from_secs(1),
-            buffer_requests_max: 1024,
+            waiting_requests_max: 1024,
             discover_changes_max: 1024,
             panic_threshold: 0.5,
             load_default_rtt: Duration::from_millis(30),
@@ -64,8 +64,8 @@ impl BalanceConfig {
         if self.attempt_timeout.is_zero() {
             return bad("attempt_timeout must be positive");
         }
-        if self.buffer_requests_max == 0 || self.discover_changes_max == 0 {
-            return bad("buffer_requests_max and discover_changes_max must be positive");
+        if self.waiting_requests_max == 0 || self.discover_changes_max == 0 {
+            return bad("waiting_requests_max and discover_changes_max must be positive");
         }
         if !(0.0..=1.0).contains(&self.panic_threshold) {
             return bad("panic_threshold must be within 0..=1");

@@ -16,6 +16,9 @@ pub enum BalanceError {
     /// The instance (or the connection to it) failed the request.
     #[error("the instance failed the request: {0}")]
     Upstream(#[source] BoxError),
+    /// Too many requests were already waiting for an instance to take them.
+    #[error("{0} requests are already waiting for an instance")]
+    Overloaded(usize),
     /// The client was built outside a tokio runtime, which its tasks need.
     #[error("the balancer must be built inside a tokio runtime")]
     NoRuntime,

@@ -8,6 +8,12 @@
 //! window, or one unreachable) -> Ejected for a jittered backoff -> Probation: one probe
 //! request -> success: Trusted, failure: Ejected with the next, longer backoff. An
 //! ejection within a window of the return to trust also takes the next, longer backoff.
+//!
+//! The success rate is the window's whatever happened in between: a probe's success makes
+//! the instance trusted again, not its past failures forgotten. So an instance that still
+//! fails as often as when it was ejected is ejected again at its next failure, while one
+//! that recovered soon outweighs its old failures with new successes (and they leave the
+//! window with time).
 
 use std::time::{Duration, Instant};
 
@@ -211,7 +217,7 @@ impl Health {
         self.generation += 1;
         self.consecutive_failures = 0;
         self.trusted_again_at = Some(now);
-        self.window.clear();
+        self.window.record(now, true);
     }
 }
 
@@ -322,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_success_restores_trust_and_resets_history() {
+    fn probe_success_restores_trust_but_not_the_success_rate() {
         let (mut h, now) = health();
         for _ in 0..5 {
             request(&mut h, now, false);
@@ -337,9 +343,13 @@ mod tests {
         let probe = h.start();
         assert!(h.record(probe, Outcome::Success, until));
         assert!(h.is_trusted());
-        assert_eq!(h.tally(until).total(), 0);
-        // Trusted for a whole window: the next ejection starts over at about 1 s.
+        assert_eq!(h.consecutive_failures(), 0);
+        let tally = h.tally(until);
+        assert_eq!((tally.successes, tally.failures), (1, 5));
+        // Trusted for a whole window: the old failures are gone, and the next ejection
+        // starts over at about 1 s.
         let later = until + AccrualConfig::default().window;
+        assert_eq!(h.tally(later).total(), 0);
         for _ in 0..5 {
             request(&mut h, later, false);
         }
@@ -348,12 +358,42 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_failing_half_its_requests_costs_one_failure_per_return() {
+        let (mut h, start) = health();
+        let mut now = start;
+        let mut failures = 0;
+        let mut returns = 0;
+        let mut sent = 0u64;
+        // Half of its requests fail, alternately; 100 requests a second whenever admitted.
+        while now < start + Duration::from_secs(20) {
+            if h.admit(now, false) == Admit::Ready {
+                if h.state() != State::Trusted {
+                    returns += 1;
+                }
+                let success = sent % 2 == 1;
+                sent += 1;
+                let ticket = h.start();
+                h.record(ticket, outcome(success), now);
+                failures += u32::from(!success);
+            }
+            now += Duration::from_millis(10);
+        }
+        // 6 failures before the first ejection (the rate counts from the 10th request on,
+        // and is judged at a failure), then one per return.
+        assert!(returns >= 3, "{returns} returns");
+        assert!(
+            failures <= 6 + returns,
+            "{failures} failures, {returns} returns"
+        );
+    }
+
+    #[test]
     fn a_relapse_soon_after_the_probe_takes_the_next_backoff() {
         let (mut h, mut now) = health();
         let mut waits = vec![];
         // Passes every probe, then fails again at once: half its requests fail.
         for _ in 0..4 {
-            for _ in 0..5 {
+            while h.is_trusted() {
                 request(&mut h, now, false);
             }
             let until = ejected_until(&h);

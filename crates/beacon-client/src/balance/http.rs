@@ -9,6 +9,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use tower::discover::Change;
 use tower::retry::Retry;
 use tower::{BoxError, Service};
 
-use super::board::InstanceState;
+use super::board::{Board, InstanceState};
 use super::classify::ServerErrors;
 use super::config::BalanceConfig;
 use super::error::BalanceError;
@@ -58,6 +59,22 @@ impl HttpClient {
         D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
         K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     {
+        let board = Board::shared(&config);
+        Self::with_board(discover, config, board)
+    }
+
+    /// [`HttpClient::new`], keeping failure accrual on `board` (made by [`Board::shared`]
+    /// with the same config), which clients over the same instances may share: each
+    /// instance is then judged on all their requests, and probed by one of them.
+    pub fn with_board<D, K>(
+        discover: D,
+        config: BalanceConfig,
+        board: Arc<Board>,
+    ) -> Result<Self, BalanceError>
+    where
+        D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
+        K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    {
         // `Balanced::new` validates the config: nothing before it can fail on a bad one,
         // and `RetryPolicy::new`, whose budget would panic on one, runs after it.
         let mut connector = HttpConnector::new();
@@ -74,7 +91,7 @@ impl HttpClient {
             pool: pool.clone(),
             authority: authority.clone(),
         };
-        let balanced = Balanced::new(discover, make, ServerErrors, &config)?;
+        let balanced = Balanced::with_board(discover, make, ServerErrors, &config, board)?;
         let service = Retry::new(RetryPolicy::new(&config.retry), balanced.clone());
         Ok(Self { service, balanced })
     }

@@ -20,11 +20,12 @@ mod grpc;
 mod health;
 mod http;
 mod retry;
+mod shared;
 mod stack;
 mod untried;
 mod window;
 
-pub use board::{HealthState, InstanceState};
+pub use board::{Board, HealthState, InstanceState};
 pub use classify::{Classify, ErrorsOnly, Outcome, ServerErrors};
 pub use config::{AccrualConfig, BackoffConfig, BalanceConfig, RetryConfig};
 pub use error::BalanceError;

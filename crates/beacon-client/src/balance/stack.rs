@@ -2,9 +2,9 @@
 //!
 //! Per instance: `Untried(PeakEwma(Accrual(S)))`, so p2c compares latency-weighted load
 //! (trying a new instance first) and skips instances failure accrual does not trust.
-//! Over them: tower's p2c `Balance`, behind a `Buffer` (the balancer is neither `Clone` nor shareable; the buffer's worker task owns
-//! it), behind a check that fails at once when discovery lists no instance, behind a
-//! per-attempt `Timeout`. Retries are the caller's (see `retry.rs`), around this stack, so
+//! Over them: tower's p2c `Balance`, shared in place by every clone (`shared.rs`, which
+//! also fails a request at once when discovery lists no instance), behind a per-attempt
+//! `Timeout`. Retries are the caller's (see `retry.rs`), around this stack, so
 //! each attempt is balanced, guarded and timed on its own.
 
 use std::fmt::Display;
@@ -18,7 +18,6 @@ use std::time::Instant;
 use futures_util::TryStream;
 use tokio::sync::watch;
 use tower::balance::p2c::Balance;
-use tower::buffer::Buffer;
 use tower::discover::Change;
 use tower::load::{CompleteOnResponse, PeakEwma};
 use tower::timeout::Timeout;
@@ -31,6 +30,7 @@ use super::classify::Classify;
 use super::config::BalanceConfig;
 use super::error::BalanceError;
 use super::feed;
+use super::shared::Shared;
 use super::untried::Untried;
 
 /// A balanced, guarded and timed service over discovery's instances; cheap to clone.
@@ -55,8 +55,7 @@ where
 {
     /// Balances over `discover`'s targets, each reached through `make(target)`.
     ///
-    /// Must be called inside a tokio runtime: it spawns the discovery reader and the
-    /// balancer's buffer worker.
+    /// Must be called inside a tokio runtime: it spawns the discovery reader.
     pub fn new<D, K, T, M, S, C>(
         discover: D,
         make: M,
@@ -73,22 +72,45 @@ where
         S::Error: Into<BoxError> + Send + Sync + 'static,
         C: Classify<Res, S::Error>,
     {
+        Self::with_board(discover, make, classify, config, Board::shared(config))
+    }
+
+    /// [`Balanced::new`], keeping failure accrual on `board`, which other balancers over the
+    /// same instances may share (made by [`Board::shared`] with the same config).
+    pub fn with_board<D, K, T, M, S, C>(
+        discover: D,
+        make: M,
+        classify: C,
+        config: &BalanceConfig,
+        board: Arc<Board>,
+    ) -> Result<Self, BalanceError>
+    where
+        D: TryStream<Ok = Change<K, T>> + Send + 'static,
+        K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+        T: Send + 'static,
+        M: Fn(&T) -> S + Send + 'static,
+        S: Service<Req, Response = Res> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + Sync + 'static,
+        C: Classify<Res, S::Error>,
+    {
         config.validate()?;
-        // Buffer::new and our discovery task would panic without one.
+        if !board.judges_as(config) {
+            return Err(BalanceError::InvalidConfig(
+                "a shared board must be made with the same accrual and panic settings",
+            ));
+        }
+        // Our discovery task would panic without one.
         tokio::runtime::Handle::try_current().map_err(|_| BalanceError::NoRuntime)?;
-        let board = Arc::new(Board::new(config.accrual.clone(), config.panic_threshold));
+        let (discovered, discovered_rx) = watch::channel(0);
         let default_rtt = config.load_default_rtt;
         let decay_ns = config.load_decay.as_nanos() as f64;
         let instance_board = board.clone();
         let instances = feed::spawn(
             discover,
-            move |key: &K, target: &T| {
-                let accrual = Accrual::new(
-                    make(target),
-                    classify.clone(),
-                    instance_board.clone(),
-                    key.to_string(),
-                );
+            move |target: &T, id| {
+                let accrual =
+                    Accrual::new(make(target), classify.clone(), instance_board.clone(), id);
                 Untried::new(PeakEwma::new(
                     accrual,
                     default_rtt,
@@ -97,17 +119,18 @@ where
                 ))
             },
             board.clone(),
+            discovered,
             config.discover_changes_max,
         );
-        let buffer = Buffer::new(Balance::new(instances), config.buffer_requests_max);
-        let guard = Guard {
-            inner: buffer,
-            discovered: board.discovered(),
-            startup_deadline: Instant::now() + config.startup_wait,
-        };
+        let shared = Shared::new(
+            Balance::new(instances),
+            discovered_rx,
+            Instant::now() + config.startup_wait,
+            config.waiting_requests_max,
+        );
         let timeout = config.attempt_timeout;
         let service =
-            Timeout::new(guard, timeout).map_err(move |e| BalanceError::from_attempt(e, timeout));
+            Timeout::new(shared, timeout).map_err(move |e| BalanceError::from_attempt(e, timeout));
         Ok(Self {
             service: BoxCloneSyncService::new(service),
             board,
@@ -136,54 +159,5 @@ impl<Req, Res> Service<Req> for Balanced<Req, Res> {
 
     fn call(&mut self, request: Req) -> Self::Future {
         self.service.call(request)
-    }
-}
-
-/// Fails a request at once when discovery lists no instance, rather than letting it wait
-/// in the balancer until its timeout; just after startup it waits for discovery a little.
-///
-/// A request still waiting when discovery drops the last instance fails too. That also
-/// cancels a request already sent to that instance: tower's buffer does not say which
-/// stage a request is in, and waiting out the timeout would be the worse of the two.
-#[derive(Clone)]
-struct Guard<S> {
-    inner: S,
-    discovered: watch::Receiver<usize>,
-    startup_deadline: Instant,
-}
-
-impl<S, Req> Service<Req> for Guard<S>
-where
-    S: Service<Req, Error = BoxError> + Clone + Send + 'static,
-    S::Future: Send,
-    Req: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The buffer's capacity is awaited inside the (timed) call instead.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let inner = self.inner.clone();
-        let mut discovered = self.discovered.clone();
-        let deadline = tokio::time::Instant::from_std(self.startup_deadline);
-        Box::pin(async move {
-            if *discovered.borrow_and_update() == 0 {
-                let first =
-                    tokio::time::timeout_at(deadline, discovered.wait_for(|n| *n > 0)).await;
-                if !matches!(first, Ok(Ok(_))) {
-                    return Err(BalanceError::NoInstances.into());
-                }
-            }
-            tokio::select! {
-                biased;
-                response = inner.oneshot(request) => response,
-                _ = discovered.wait_for(|n| *n == 0) => Err(BalanceError::NoInstances.into()),
-            }
-        })
     }
 }

@@ -82,11 +82,6 @@ impl Window {
                 failures: t.failures.saturating_add(b.failures),
             })
     }
-
-    /// Forgets every outcome, as when an instance earns trust back.
-    pub(crate) fn clear(&mut self) {
-        self.buckets.fill(Bucket::default());
-    }
 }
 
 #[cfg(test)]
@@ -120,7 +115,5 @@ mod tests {
                 failures: 0
             }
         );
-        window.clear();
-        assert_eq!(window.tally(at(100)).total(), 0);
     }
 }

@@ -4,16 +4,19 @@
 //! One discovery feeds a worker per CPU, each a single-threaded runtime with its own
 //! balancer, accepting on the same listening socket, as nginx's workers do: a request
 //! then never hops between threads on its way through the stack, which on a multi-threaded
-//! runtime cost more than the proxying itself. Each worker keeps its own failure accrual
-//! and retry budget.
+//! runtime cost more than the proxying itself. The workers share one failure-accrual
+//! board, so an instance is judged on all the traffic it gets and probed once; each keeps
+//! its own retry budget.
 //!
 //! Starting does not need the registry: the proxy answers `503` until discovery has
 //! listed an instance, and keeps the last known instances while the registry is away.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use beacon_client::balance::{
-    AccrualConfig, BackoffConfig, BalanceConfig, HttpClient, RetryConfig,
+    AccrualConfig, BackoffConfig, BalanceConfig, Board, HttpClient, RetryConfig,
 };
 use beacon_client::discovery::{service_prefix, InstancesWatcher};
 use beacon_client::{Discovery, DiscoveryConfig};
@@ -79,6 +82,7 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
         header_read_timeout: HEADER_READ_TIMEOUT,
         drain_timeout: DRAIN_TIMEOUT,
     };
+    let board = Board::shared(&config);
     let (stop, stopped) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -86,6 +90,7 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
             listener,
             watcher: watcher.clone(),
             config: config.clone(),
+            board: board.clone(),
             service: service.clone(),
             limits: limits.clone(),
             stopped: stopped.clone(),
@@ -143,6 +148,7 @@ struct Worker {
     listener: std::net::TcpListener,
     watcher: InstancesWatcher,
     config: BalanceConfig,
+    board: Arc<Board>,
     service: String,
     limits: Limits,
     stopped: watch::Receiver<bool>,
@@ -158,8 +164,9 @@ impl Worker {
         runtime.block_on(async move {
             let listener =
                 tokio::net::TcpListener::from_std(self.listener).map_err(|e| e.to_string())?;
-            let client = HttpClient::new(self.watcher.authorities(), self.config)
-                .map_err(|e| e.to_string())?;
+            let client =
+                HttpClient::with_board(self.watcher.authorities(), self.config, self.board)
+                    .map_err(|e| e.to_string())?;
             let mut stopped = self.stopped;
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;
