@@ -29,10 +29,7 @@ pub enum BalanceError {
 
 impl BalanceError {
     /// Gives an attempt's error its place in this enum, keeping the original as source.
-    pub(crate) fn from_attempt(error: BoxError, timeout: Duration) -> BoxError {
-        if error.is::<tower::timeout::error::Elapsed>() {
-            return Box::new(BalanceError::Timeout(timeout));
-        }
+    pub(crate) fn from_attempt(error: BoxError) -> BoxError {
         if error.is::<BalanceError>() {
             return error;
         }

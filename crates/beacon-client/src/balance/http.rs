@@ -6,20 +6,20 @@
 //! are kept and the balancer picks where they go.
 
 use std::fmt::Display;
-use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::TryFutureExt;
 use futures_util::TryStream;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::discover::Change;
 use tower::retry::Retry;
@@ -87,10 +87,7 @@ impl HttpClient {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_idle_per_instance_max)
             .build(connector);
-        let make = move |authority: &Authority| Instance {
-            pool: pool.clone(),
-            authority: authority.clone(),
-        };
+        let make = move |authority: &Authority| Instance::new(pool.clone(), authority.clone());
         let balanced = Balanced::with_board(discover, make, ServerErrors, &config, board)?;
         let service = Retry::new(RetryPolicy::new(&config.retry), balanced.clone());
         Ok(Self { service, balanced })
@@ -130,12 +127,30 @@ impl Service<Request<Bytes>> for HttpClient {
 struct Instance {
     pool: Client<HttpConnector, Full<Bytes>>,
     authority: Authority,
+    /// The `Host` header for it, made once (an authority is always a valid one).
+    host: Option<HeaderValue>,
 }
+
+impl Instance {
+    fn new(pool: Client<HttpConnector, Full<Bytes>>, authority: Authority) -> Self {
+        let host = HeaderValue::from_str(authority.as_str()).ok();
+        Self {
+            pool,
+            authority,
+            host,
+        }
+    }
+}
+
+type InstanceFuture = Either<
+    futures_util::future::MapErr<ResponseFuture, fn(hyper_util::client::legacy::Error) -> BoxError>,
+    std::future::Ready<Result<Response<Incoming>, BoxError>>,
+>;
 
 impl Service<Request<Bytes>> for Instance {
     type Response = Response<Incoming>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+    type Future = InstanceFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The pool is always ready; an error here would drop the instance from the
@@ -151,13 +166,24 @@ impl Service<Request<Bytes>> for Instance {
         if uri.path_and_query.is_none() {
             uri.path_and_query = Some(PathAndQuery::from_static("/"));
         }
-        let pool = self.pool.clone();
-        let host = HeaderValue::from_str(self.authority.as_str());
-        Box::pin(async move {
-            parts.uri = Uri::from_parts(uri)?;
-            parts.headers.insert(header::HOST, host?);
-            let request = Request::from_parts(parts, Full::new(body));
-            Ok(pool.request(request).await?)
-        })
+        let aimed = Uri::from_parts(uri)
+            .map_err(BoxError::from)
+            .and_then(|uri| {
+                let host = self
+                    .host
+                    .clone()
+                    .ok_or("the authority is not a Host header")?;
+                Ok((uri, host))
+            });
+        match aimed {
+            Ok((uri, host)) => {
+                parts.uri = uri;
+                parts.headers.insert(header::HOST, host);
+                let request = Request::from_parts(parts, Full::new(body));
+                let to_box: fn(hyper_util::client::legacy::Error) -> BoxError = |e| e.into();
+                Either::Left(self.pool.request(request).map_err(to_box))
+            }
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
     }
 }

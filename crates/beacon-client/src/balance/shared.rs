@@ -1,9 +1,9 @@
-//! `Shared`: one balancer that every clone calls in place, with no task in between.
+//! `Shared`: one balancer that every caller calls in place, with no task in between.
 //!
 //! tower's balancer is neither `Clone` nor shareable. tower's `Buffer` solves that by
 //! running it in a task of its own and sending every request there over a channel, so
-//! each request crossed two tasks and allocated a channel: a third of the proxy's own CPU
-//! per request. Here the clones share the balancer behind a mutex, held only for one
+//! each request crossed two tasks and allocated a channel. Here the callers share the
+//! balancer behind a mutex, held only for one
 //! `poll_ready` and the `call` that follows it (never across an await), so a ready
 //! balancer costs a request one uncontended lock.
 //!
@@ -30,21 +30,11 @@ use tower::{BoxError, Service};
 
 use super::error::BalanceError;
 
-/// A balancer shared by its clones; see the module documentation.
+/// A balancer shared by its callers; see the module documentation.
 pub(crate) struct Shared<B> {
     inner: Arc<Inner<B>>,
     discovered: watch::Receiver<usize>,
     startup_deadline: Instant,
-}
-
-impl<B> Clone for Shared<B> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            discovered: self.discovered.clone(),
-            startup_deadline: self.startup_deadline,
-        }
-    }
 }
 
 struct Inner<B> {
@@ -127,21 +117,12 @@ impl<B> Shared<B> {
     }
 }
 
-impl<B, Req> Service<Req> for Shared<B>
-where
-    B: Service<Req>,
-    B::Error: Into<BoxError>,
-{
-    type Response = B::Response;
-    type Error = BoxError;
-    type Future = Call<B, Req>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness is the balancer's, and is awaited inside the (timed) call.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
+impl<B> Shared<B> {
+    /// Starts `request` on its way: it waits for the balancer, then for the instance.
+    pub(crate) fn call<Req>(&self, request: Req) -> Call<B, Req>
+    where
+        B: Service<Req>,
+    {
         let listed = *self.discovered.borrow() > 0;
         let stage = if listed {
             Stage::Waiting
@@ -273,5 +254,105 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A balancer that is ready once `open` is set, waking whoever polled it last (as a
+    /// tower service does): only the shared waker can reach every waiting caller.
+    #[derive(Clone, Default)]
+    struct Gate {
+        open: Arc<AtomicBool>,
+        polled_by: Arc<Mutex<Option<Waker>>>,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            self.open.store(true, Ordering::SeqCst);
+            if let Some(waker) = self.polled_by.lock().unwrap().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl Service<u32> for Gate {
+        type Response = u32;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u32, BoxError>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            if self.open.load(Ordering::SeqCst) {
+                return Poll::Ready(Ok(()));
+            }
+            *self.polled_by.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+
+        fn call(&mut self, request: u32) -> Self::Future {
+            std::future::ready(Ok(request))
+        }
+    }
+
+    fn shared(
+        gate: Gate,
+        listed: usize,
+        waiting_max: usize,
+    ) -> (Shared<Gate>, watch::Sender<usize>) {
+        let (tx, rx) = watch::channel(listed);
+        (Shared::new(gate, rx, Instant::now(), waiting_max), tx)
+    }
+
+    #[tokio::test]
+    async fn every_waiting_caller_is_woken_when_the_balancer_becomes_ready() {
+        let gate = Gate::default();
+        let (shared, _tx) = shared(gate.clone(), 1, 16);
+        let callers: Vec<_> = (0..3).map(|i| tokio::spawn(shared.call(i))).collect();
+        tokio::task::yield_now().await;
+        assert!(
+            callers.iter().all(|c| !c.is_finished()),
+            "nothing is ready yet"
+        );
+        gate.open();
+        for (i, caller) in callers.into_iter().enumerate() {
+            let answer = tokio::time::timeout(Duration::from_secs(2), caller).await;
+            assert_eq!(
+                answer.expect("woken").expect("joined").expect("answered"),
+                i as u32
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_requests_are_bounded_and_fail_when_discovery_empties() {
+        let (shared, tx) = shared(Gate::default(), 1, 1);
+        let first = tokio::spawn(shared.call(1));
+        tokio::task::yield_now().await;
+        let second = shared.call(2).await;
+        assert!(
+            matches!(
+                second.unwrap_err().downcast_ref(),
+                Some(BalanceError::Overloaded(1))
+            ),
+            "a second waiting request is refused"
+        );
+        tx.send_replace(0);
+        let first = tokio::time::timeout(Duration::from_secs(2), first).await;
+        let error = first.expect("woken").expect("joined").unwrap_err();
+        assert!(matches!(
+            error.downcast_ref(),
+            Some(BalanceError::NoInstances)
+        ));
+        // And a new request fails at once.
+        let third = shared.call(3).await.unwrap_err();
+        assert!(matches!(
+            third.downcast_ref(),
+            Some(BalanceError::NoInstances)
+        ));
     }
 }

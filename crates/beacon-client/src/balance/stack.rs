@@ -3,8 +3,8 @@
 //! Per instance: `Untried(PeakEwma(Accrual(S)))`, so p2c compares latency-weighted load
 //! (trying a new instance first) and skips instances failure accrual does not trust.
 //! Over them: tower's p2c `Balance`, shared in place by every clone (`shared.rs`, which
-//! also fails a request at once when discovery lists no instance), behind a per-attempt
-//! `Timeout`. Retries are the caller's (see `retry.rs`), around this stack, so
+//! also fails a request at once when discovery lists no instance), each attempt under a
+//! timeout. Retries are the caller's (see `retry.rs`), around this stack, so
 //! each attempt is balanced, guarded and timed on its own.
 
 use std::fmt::Display;
@@ -13,16 +13,14 @@ use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStream;
 use tokio::sync::watch;
 use tower::balance::p2c::Balance;
 use tower::discover::Change;
 use tower::load::{CompleteOnResponse, PeakEwma};
-use tower::timeout::Timeout;
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, Service, ServiceExt};
+use tower::{BoxError, Service};
 
 use super::accrual::Accrual;
 use super::board::{Board, InstanceState};
@@ -35,16 +33,49 @@ use super::untried::Untried;
 
 /// A balanced, guarded and timed service over discovery's instances; cheap to clone.
 pub struct Balanced<Req, Res> {
-    service: BoxCloneSyncService<Req, Res, BoxError>,
+    // One pointer to clone: every request clones the service it is sent through (and the
+    // retry layer once more), so a clone must not allocate.
+    dispatch: Arc<dyn Dispatch<Req, Res>>,
     board: Arc<Board>,
 }
 
 impl<Req, Res> Clone for Balanced<Req, Res> {
     fn clone(&self) -> Self {
         Self {
-            service: self.service.clone(),
+            dispatch: self.dispatch.clone(),
             board: self.board.clone(),
         }
+    }
+}
+
+type BoxFuture<Res> = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
+
+/// The balancer with its type parameters (discovery, instance services) erased.
+trait Dispatch<Req, Res>: Send + Sync {
+    fn dispatch(&self, request: Req) -> BoxFuture<Res>;
+}
+
+/// Each attempt through the shared balancer, bounded by the attempt timeout.
+struct Timed<B> {
+    shared: Shared<B>,
+    timeout: Duration,
+}
+
+impl<B, Req, Res> Dispatch<Req, Res> for Timed<B>
+where
+    B: Service<Req, Response = Res, Error = BoxError> + Send + 'static,
+    B::Future: Send + 'static,
+    Req: Send + 'static,
+{
+    fn dispatch(&self, request: Req) -> BoxFuture<Res> {
+        let timeout = self.timeout;
+        let call = self.shared.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result.map_err(BalanceError::from_attempt),
+                Err(_) => Err(BalanceError::Timeout(timeout).into()),
+            }
+        })
     }
 }
 
@@ -128,11 +159,12 @@ where
             Instant::now() + config.startup_wait,
             config.waiting_requests_max,
         );
-        let timeout = config.attempt_timeout;
-        let service =
-            Timeout::new(shared, timeout).map_err(move |e| BalanceError::from_attempt(e, timeout));
+        let timed = Timed {
+            shared,
+            timeout: config.attempt_timeout,
+        };
         Ok(Self {
-            service: BoxCloneSyncService::new(service),
+            dispatch: Arc::new(timed),
             board,
         })
     }
@@ -151,13 +183,14 @@ where
 impl<Req, Res> Service<Req> for Balanced<Req, Res> {
     type Response = Res;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
+    type Future = BoxFuture<Res>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.service.poll_ready(cx)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is the balancer's, and is awaited inside the (timed) call.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        self.service.call(request)
+        self.dispatch.dispatch(request)
     }
 }
