@@ -2,8 +2,10 @@
 //!
 //! A request is retried when it surely never reached an instance (the connection was
 //! refused or could not be made: safe whatever the method), or when its method is
-//! idempotent and the instance answered 503 (or another configured status) or the attempt
-//! timed out. Each retry withdraws
+//! idempotent and the instance answered 503 (or another configured status), or failed
+//! before answering (the attempt timed out, or the connection broke, as when the instance
+//! is killed with the request in flight; nginx's `proxy_next_upstream error timeout` does
+//! the same for idempotent requests). Each retry withdraws
 //! from a `TpsBudget` that every first attempt deposits into, so retries stay under 20% of
 //! traffic plus 10 a second: when an outage makes everything fail, retries cannot multiply
 //! the load on what is left.
@@ -56,7 +58,10 @@ impl RetryPolicy {
             Err(error) => {
                 never_sent(error.as_ref())
                     || (method.is_idempotent()
-                        && matches!(error.downcast_ref(), Some(BalanceError::Timeout(_))))
+                        && matches!(
+                            error.downcast_ref(),
+                            Some(BalanceError::Timeout(_) | BalanceError::Upstream(_))
+                        ))
             }
         }
     }
@@ -134,6 +139,11 @@ mod tests {
         Err(Box::new(BalanceError::Upstream(Box::new(io))))
     }
 
+    fn broken() -> Result<Response<()>, BoxError> {
+        let io = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        Err(Box::new(BalanceError::Upstream(Box::new(io))))
+    }
+
     fn timeout() -> Result<Response<()>, BoxError> {
         Err(Box::new(BalanceError::Timeout(Duration::from_secs(2))))
     }
@@ -166,6 +176,14 @@ mod tests {
         assert!(
             retries(&mut p, Method::POST, refused()),
             "refused: never sent"
+        );
+        assert!(
+            retries(&mut p, Method::GET, broken()),
+            "an idempotent request on a broken connection"
+        );
+        assert!(
+            !retries(&mut p, Method::POST, broken()),
+            "a POST on a broken connection may have been applied"
         );
         assert!(!retries(&mut p, Method::GET, status(500)));
         assert!(!retries(&mut p, Method::GET, status(200)));
