@@ -73,6 +73,26 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// SIGTERM, then how long the proxy took to exit and its status (killed after 10 s).
+    fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let start = Instant::now();
+        // kill(1) rather than libc: the tests need no unsafe code for one signal.
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered");
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.child.try_wait().expect("child") {
+                return (start.elapsed(), status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the proxy did not exit within 10 s of SIGTERM");
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -132,5 +152,40 @@ fn the_proxy_refuses_oversized_bodies_and_bad_flags() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("panic_threshold"),
         "{out:?}"
+    );
+}
+
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_and_exits_at_once() {
+    let server = registry(beacon_testkit::ServerKind::Beacon);
+    let endpoint = server.client_url();
+    let mut proxy = Proxy::start(&endpoint, "web", &[]);
+    let _a = InstanceProcess::start("web", "a", &endpoint, &InstanceOptions::default());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.request("GET", "/", "").0 != 200 {
+        assert!(Instant::now() < deadline, "the instance never answered");
+    }
+    // A keep-alive client that got its answer and stays connected, idle.
+    let mut idle = TcpStream::connect(&proxy.addr).expect("proxy accepts");
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(idle, "GET / HTTP/1.1\r\nHost: proxy\r\n\r\n").unwrap();
+    let mut head = [0u8; 512];
+    let n = idle.read(&mut head).expect("an answer");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+
+    let (took, status) = proxy.terminate();
+    assert!(status.success(), "{status}");
+    // The drain allows 5 s; an idle connection must not hold the stop for it.
+    assert!(took < Duration::from_secs(2), "exited after {took:?}");
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty() || !rest.starts_with(b"HTTP"),
+        "no further answer: {rest:?}"
     );
 }

@@ -1,5 +1,7 @@
 //! The proxy's listener: HTTP/1.1 with keep-alive, a bound on open connections and on
-//! the time a client may take to send a request head, and a bounded graceful stop.
+//! the time a client may take to send a request head, and a bounded graceful stop: on
+//! the stop signal every connection finishes the request it is serving and closes (an
+//! idle keep-alive connection closes at once), within the drain timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +13,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::{BoxError, Service};
 
@@ -50,6 +52,8 @@ pub async fn serve<S>(
     let service: Arc<str> = service.into();
     let mut conns = JoinSet::new();
     let mut stop = std::pin::pin!(stop);
+    // Tells open connections to finish their request and close.
+    let (closing, closing_rx) = watch::channel(false);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -75,6 +79,7 @@ pub async fn serve<S>(
         let client = client.clone();
         let service = service.clone();
         let limits = limits.clone();
+        let mut closing = closing_rx.clone();
         conns.spawn(async move {
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let client = client.clone();
@@ -89,7 +94,15 @@ pub async fn serve<S>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(sock), handler);
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = async { drop(closing.wait_for(|c| *c).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "client connection ended");
             }
             drop(permit);
@@ -97,6 +110,7 @@ pub async fn serve<S>(
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
+    closing.send_replace(true);
     let drained = tokio::time::timeout(limits.drain_timeout, async {
         while conns.join_next().await.is_some() {}
     });
