@@ -134,32 +134,14 @@ async fn histories_under_faults_are_linearizable() {
     support::wait_converged(&everyone, &members, "lin", Duration::from_secs(20)).await;
 }
 
-/// The history for the checker: times in nanoseconds from the run's start; an unknown
-/// outcome returns after every known one, so it may take effect at any time after its
-/// call, or (for the history seen) never.
+/// The history for the checker (see `model::history`).
 fn history(records: &[Record]) -> Vec<Operation<KeysModel>> {
-    let nanos = |d: Duration| d.as_nanos() as i64;
-    // After every call too: an unknown operation called after the last known return
-    // must still return after its own call, or the checker sees an impossible history.
-    let end = records
-        .iter()
-        .flat_map(|r| [Some(r.called), r.returned])
-        .flatten()
-        .map(nanos)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Operation {
-            client_id: Some(r.client),
-            call_time: nanos(r.called),
-            return_time: r.returned.map_or(end + i as i64, nanos),
-            op: r.op.clone(),
-            metadata: None,
-        })
-        .collect()
+    model::history(records.iter().map(|r| model::Timed {
+        client: r.client,
+        called: r.called,
+        returned: r.returned,
+        op: &r.op,
+    }))
 }
 
 fn report(records: &[Record], tally: &Tally, faults: &[u64; 5], load: Duration) {

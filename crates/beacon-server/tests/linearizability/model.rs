@@ -4,6 +4,8 @@
 //! is `Unknown`: it returns at the end of the history, so the checker may place it
 //! anywhere after its call, or nowhere that matters.
 
+use std::time::Duration;
+
 use porcupine_rs::{Model, Operation};
 
 /// What a client did to one key and what it saw.
@@ -42,6 +44,39 @@ pub enum Outcome {
 pub struct KeyOp {
     pub key: usize,
     pub op: Op,
+}
+
+/// One operation as a client saw it: which client, when it called (time since the run
+/// began), when a definite answer came (`None`: never), and what it did and saw.
+pub struct Timed<'a> {
+    pub client: u32,
+    pub called: Duration,
+    pub returned: Option<Duration>,
+    pub op: &'a KeyOp,
+}
+
+/// The history for the checker, in nanoseconds: an operation without a definite answer
+/// returns after every call and every known return (each at its own instant), so it may
+/// take effect at any time after its call, or, for what clients saw, never.
+pub fn history<'a>(ops: impl Iterator<Item = Timed<'a>> + Clone) -> Vec<Operation<KeysModel>> {
+    let nanos = |d: Duration| d.as_nanos() as i64;
+    let end = ops
+        .clone()
+        .flat_map(|t| [Some(t.called), t.returned])
+        .flatten()
+        .map(nanos)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    ops.enumerate()
+        .map(|(i, t)| Operation {
+            client_id: Some(t.client),
+            call_time: nanos(t.called),
+            return_time: t.returned.map_or(end + i as i64, nanos),
+            op: t.op.clone(),
+            metadata: None,
+        })
+        .collect()
 }
 
 /// The per-key register model.

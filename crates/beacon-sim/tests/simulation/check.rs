@@ -7,35 +7,19 @@ use porcupine_rs::{CheckResult, Operation};
 
 use crate::client::Record;
 use crate::durable::{lock, Observed};
-use crate::model::{KeysModel, Op};
+use crate::model::{self, KeysModel, Op};
 
 /// How long porcupine may search; the histories are small.
 const CHECKER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The history for the checker: times in simulated nanoseconds; an unknown outcome
-/// returns after every known one (and after its own call), so it may take effect at any
-/// time after its call, or in effect never.
+/// The history for the checker, in simulated time (see `model::history`).
 pub fn history(records: &[Record]) -> Vec<Operation<KeysModel>> {
-    let nanos = |d: Duration| d.as_nanos() as i64;
-    let end = records
-        .iter()
-        .flat_map(|r| [Some(r.called), r.returned])
-        .flatten()
-        .map(nanos)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Operation {
-            client_id: Some(r.client),
-            call_time: nanos(r.called),
-            return_time: r.returned.map_or(end + i as i64, nanos),
-            op: r.op.clone(),
-            metadata: None,
-        })
-        .collect()
+    model::history(records.iter().map(|r| model::Timed {
+        client: r.client,
+        called: r.called,
+        returned: r.returned,
+        op: &r.op,
+    }))
 }
 
 /// porcupine's verdict on `records` and how long it took.
