@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use tower::discover::Change;
 use tower::{BoxError, Service, ServiceExt};
 
-use super::board::InstanceState;
+use super::board::{Board, InstanceState};
 use super::classify::{error_outcome, Classify, Outcome};
 use super::config::BalanceConfig;
 use super::error::BalanceError;
@@ -69,7 +69,8 @@ impl GrpcChannel {
                 channel: channel.map_err(|e| e.to_string()),
             }
         };
-        let balanced = Balanced::new(discover, make, GrpcErrors, &config)?;
+        let board = Board::shared(&config);
+        let balanced = Balanced::with_board(discover, make, GrpcErrors, &config, board)?;
         Ok(Self { balanced })
     }
 

@@ -75,7 +75,7 @@ impl HttpClient {
         D: TryStream<Ok = Change<K, Authority>> + Send + 'static,
         K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     {
-        // `Balanced::new` validates the config: nothing before it can fail on a bad one,
+        // `Balanced::with_board` validates the config: nothing before it can fail on a bad one,
         // and `RetryPolicy::new`, whose budget would panic on one, runs after it.
         let mut connector = HttpConnector::new();
         // Small request/response exchanges: Nagle's delay would only add latency.

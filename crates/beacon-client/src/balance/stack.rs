@@ -84,30 +84,11 @@ where
     Req: Send + 'static,
     Res: Send + 'static,
 {
-    /// Balances over `discover`'s targets, each reached through `make(target)`.
+    /// Balances over `discover`'s targets, each reached through `make(target)`, keeping
+    /// failure accrual on `board` (made by [`Board::shared`] with the same config), which
+    /// other balancers over the same instances may share.
     ///
     /// Must be called inside a tokio runtime: it spawns the discovery reader.
-    pub fn new<D, K, T, M, S, C>(
-        discover: D,
-        make: M,
-        classify: C,
-        config: &BalanceConfig,
-    ) -> Result<Self, BalanceError>
-    where
-        D: TryStream<Ok = Change<K, T>> + Send + 'static,
-        K: Hash + Eq + Clone + Display + Send + Sync + 'static,
-        T: Send + 'static,
-        M: Fn(&T) -> S + Send + 'static,
-        S: Service<Req, Response = Res> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError> + Send + Sync + 'static,
-        C: Classify<Res, S::Error>,
-    {
-        Self::with_board(discover, make, classify, config, Board::shared(config))
-    }
-
-    /// [`Balanced::new`], keeping failure accrual on `board`, which other balancers over the
-    /// same instances may share (made by [`Board::shared`] with the same config).
     pub fn with_board<D, K, T, M, S, C>(
         discover: D,
         make: M,
