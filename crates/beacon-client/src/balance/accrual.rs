@@ -55,6 +55,11 @@ where
     type Future = AccrualFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The common case, without arming the board's notification: that one is shared
+        // by every instance of every balancer on the board, and arming takes its lock.
+        if self.board.admit(self.id, Instant::now()) == Admit::Ready {
+            return self.inner.poll_ready(cx);
+        }
         loop {
             let changed = self
                 .changed
