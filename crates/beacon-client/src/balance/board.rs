@@ -11,6 +11,7 @@
 //! every waiting instance through one `Notify`; they re-check and most go back to sleep.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,28 @@ use super::health::{Admit, Health, State, Ticket};
 /// Identifies one discovery key's record on the board while any service uses it.
 pub(crate) type InstanceId = u64;
 
+/// Hashes the board's own sequential ids, looked up several times per request: they
+/// need spreading, not SipHash's protection from chosen keys.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the whole range.
+        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Debug)]
 struct Record {
     key: String,
@@ -34,7 +57,7 @@ struct Record {
 #[derive(Debug, Default)]
 struct Entries {
     next_id: InstanceId,
-    by_id: HashMap<InstanceId, Record>,
+    by_id: HashMap<InstanceId, Record, BuildHasherDefault<IdHasher>>,
     by_key: HashMap<String, InstanceId>,
     untrusted: usize,
     panic: bool,

@@ -23,8 +23,10 @@ use super::board::{Board, InstanceId, Listed};
 
 /// Starts the task that reads `discover` and returns the stream the balancer reads.
 ///
-/// `wrap` builds an instance's service from its target and its record on `board`. Discovery errors are
-/// skipped: the last known instances stay in use, as Finagle keeps its last good set.
+/// `wrap` builds an instance's service from its target and its record on `board`; the
+/// balancer knows each instance by that record's id (cheaper to hash, on every request,
+/// than the discovery key). Discovery errors are skipped: the last known instances stay in
+/// use, as Finagle keeps its last good set.
 /// At most `changes_max` changes wait for the balancer; past that (an idle balancer and
 /// a busy discovery) the task waits too, so changes arrive late but are never lost.
 pub(crate) fn spawn<D, K, T, W, S>(
@@ -33,7 +35,7 @@ pub(crate) fn spawn<D, K, T, W, S>(
     board: Arc<Board>,
     discovered: watch::Sender<usize>,
     changes_max: usize,
-) -> impl Stream<Item = Result<Change<K, S>, Infallible>> + Unpin + Send + 'static
+) -> impl Stream<Item = Result<Change<InstanceId, S>, Infallible>> + Unpin + Send + 'static
 where
     D: TryStream<Ok = Change<K, T>> + Send + 'static,
     K: Hash + Eq + Clone + Display + Send + 'static,
@@ -59,12 +61,12 @@ where
                             .entry(key.clone())
                             .or_insert_with(|| board.list(key.to_string()))
                             .id();
-                        Change::Insert(key, wrap(&target, id))
+                        Change::Insert(id, wrap(&target, id))
                     }
-                    Ok(Some(Change::Remove(key))) => {
-                        listed.remove(&key);
-                        Change::Remove(key)
-                    }
+                    Ok(Some(Change::Remove(key))) => match listed.remove(&key) {
+                        Some(listing) => Change::Remove(listing.id()),
+                        None => continue,
+                    },
                     // The stream ended: keep the instances we have.
                     Ok(None) => break,
                     Err(_) => continue,
