@@ -1,8 +1,10 @@
 //! `proxy-floor`: the least an HTTP/1.1 proxy built on hyper can cost, for
 //! `bench/proxy-cost`.
 //!
-//! One single-threaded worker; each client connection gets an upstream connection of its
-//! own and sends every request through it, one at a time, body streamed. No balancing,
+//! Single-threaded workers (one by default; `--workers N` for N, each on its own
+//! `SO_REUSEPORT` socket, as `beaconctl proxy` runs them); each client connection gets an
+//! upstream connection of its own and sends every request through it, one at a time,
+//! body streamed. No balancing,
 //! pool, retry, timeout, limit or header rewrite: what is left is hyper's server and client
 //! halves on tokio, the floor under `beaconctl proxy` (which adds everything this leaves
 //! out), as `beacon-bench null-server` is the floor under the store benchmarks. Not a
@@ -29,6 +31,9 @@ struct Args {
     /// The one server every request goes to (loopback only).
     #[arg(long)]
     upstream: SocketAddr,
+    /// Worker threads, each with its own listening socket on LISTEN.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
 }
 
 fn main() -> Result<()> {
@@ -37,19 +42,60 @@ fn main() -> Result<()> {
         args.listen.ip().is_loopback() && args.upstream.ip().is_loopback(),
         "loopback addresses only"
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve(args))
+    ensure!(
+        (1..=64).contains(&args.workers),
+        "--workers must be within 1..=64"
+    );
+    let listeners = reuse_port_listeners(args.listen, args.workers)?;
+    let workers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let upstream = args.upstream;
+            std::thread::spawn(move || -> Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(serve(listener, upstream))
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+    }
+    Ok(())
 }
 
-async fn serve(args: Args) -> Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+/// `count` listening sockets on the same address (`SO_REUSEPORT`; port 0 picks one port
+/// for all), so the kernel spreads connections over the workers.
+fn reuse_port_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> {
+    // tokio's TcpSocket registers with a runtime on listen; into_std undoes that.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let _guard = runtime.enter();
+    let mut addr = addr;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseport(true)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr).with_context(|| format!("bind {addr}"))?;
+        let listener = socket.listen(1024)?.into_std()?;
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+async fn serve(listener: std::net::TcpListener, upstream: SocketAddr) -> Result<()> {
+    let listener = TcpListener::from_std(listener)?;
     loop {
         let (client, _) = listener.accept().await?;
-        let upstream = args.upstream;
         tokio::spawn(async move {
             if let Err(e) = connection(client, upstream).await {
                 eprintln!("proxy-floor: {e:#}");
