@@ -3,8 +3,9 @@
 //!
 //! The body is read whole because a retry must be able to send it again; the limit
 //! keeps that from being a way to exhaust memory. Failures become short plain-text
-//! answers: `503` when no instance can take the request, `504` when the instance did
-//! not answer in time, `502` for any other upstream failure.
+//! answers: `503` when no instance can take the request (none listed, or too many
+//! requests already waiting for one), `504` when the instance did not answer in time,
+//! `502` for any other upstream failure.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -85,6 +86,10 @@ fn failure(e: &BoxError, service: &str) -> Response<ProxyBody> {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no instance of {service} is available\n"),
         ),
+        Some(BalanceError::Overloaded(waiting)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{service}: {waiting} requests are already waiting for an instance\n"),
+        ),
         Some(BalanceError::Timeout(_)) => text(
             StatusCode::GATEWAY_TIMEOUT,
             format!("{service}: the instance did not answer in time\n"),
@@ -156,6 +161,11 @@ mod tests {
         let none: BoxError = Box::new(BalanceError::NoInstances);
         assert_eq!(
             failure(&none, "web").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let busy: BoxError = Box::new(BalanceError::Overloaded(1024));
+        assert_eq!(
+            failure(&busy, "web").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         let other: BoxError = "connection reset".into();
