@@ -21,7 +21,7 @@ use super::classify::Outcome;
 use super::config::{AccrualConfig, BalanceConfig};
 use super::health::{Admit, Health, State, Ticket};
 
-/// Identifies one discovery key's record on the board while any service uses it.
+/// Identifies one discovery key's record on the board while any balancer lists the key.
 pub(crate) type InstanceId = u64;
 
 /// Hashes the board's own sequential ids, looked up several times per request: they
