@@ -4,11 +4,11 @@
 //! Single-threaded workers (one by default; `--workers N` for N, each on its own
 //! `SO_REUSEPORT` socket, as `beaconctl proxy` runs them); each client connection gets an
 //! upstream connection of its own and sends every request through it, one at a time,
-//! body streamed. No balancing,
-//! pool, retry, timeout, limit or header rewrite: what is left is hyper's server and client
-//! halves on tokio, the floor under `beaconctl proxy` (which adds everything this leaves
-//! out), as `beacon-bench null-server` is the floor under the store benchmarks. Not a
-//! proxy to deploy: an upstream failure just closes the client's connection.
+//! body streamed. No balancing, pool, retry, timeout, limit or header rewrite: what is
+//! left is hyper's server and client halves on tokio, the floor under `beaconctl proxy`
+//! (which adds everything this leaves out), as `beacon-bench null-server` is the floor
+//! under the store benchmarks. Not a proxy to deploy: an upstream failure just closes the
+//! client's connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
