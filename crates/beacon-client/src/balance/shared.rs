@@ -33,8 +33,6 @@ use super::error::BalanceError;
 /// A balancer shared by its callers; see the module documentation.
 pub(crate) struct Shared<B> {
     inner: Arc<Inner<B>>,
-    discovered: watch::Receiver<usize>,
-    startup_deadline: Instant,
 }
 
 struct Inner<B> {
@@ -42,6 +40,10 @@ struct Inner<B> {
     waiters: Arc<Waiters>,
     /// `waiters` as a waker, made once.
     waker: Waker,
+    /// How many instances discovery lists; cloned only by a request that must wait on it.
+    discovered: watch::Receiver<usize>,
+    /// Until then, a request finding no instance waits for discovery's first listing.
+    startup_deadline: Instant,
 }
 
 /// The callers waiting for the balancer to become ready.
@@ -110,9 +112,9 @@ impl<B> Shared<B> {
                 balancer: Mutex::new(balancer),
                 waker: Waker::from(waiters.clone()),
                 waiters,
+                discovered,
+                startup_deadline,
             }),
-            discovered,
-            startup_deadline,
         }
     }
 }
@@ -123,18 +125,16 @@ impl<B> Shared<B> {
     where
         B: Service<Req>,
     {
-        let listed = *self.discovered.borrow() > 0;
+        let listed = *self.inner.discovered.borrow() > 0;
         let stage = if listed {
             Stage::Waiting
-        } else if Instant::now() < self.startup_deadline {
+        } else if Instant::now() < self.inner.startup_deadline {
             Stage::Startup
         } else {
             Stage::NoInstances
         };
         Call {
             inner: self.inner.clone(),
-            discovered: self.discovered.clone(),
-            startup_deadline: self.startup_deadline,
             request: Some(request),
             stage,
             watch: None,
@@ -160,8 +160,6 @@ pin_project_lite::pin_project! {
     /// A request on its way through a [`Shared`] balancer.
     pub(crate) struct Call<B: Service<Req>, Req> {
         inner: Arc<Inner<B>>,
-        discovered: watch::Receiver<usize>,
-        startup_deadline: Instant,
         request: Option<Req>,
         stage: Stage,
         // Only while discovery is empty or the balancer is not ready: resolves when the
@@ -190,8 +188,8 @@ where
                 Stage::NoInstances => return Poll::Ready(Err(BalanceError::NoInstances.into())),
                 Stage::Startup => {
                     let watch = this.watch.get_or_insert_with(|| {
-                        let deadline = tokio::time::Instant::from_std(*this.startup_deadline);
-                        let mut discovered = this.discovered.clone();
+                        let deadline = tokio::time::Instant::from_std(this.inner.startup_deadline);
+                        let mut discovered = this.inner.discovered.clone();
                         Box::pin(async move {
                             let listed = discovered.wait_for(|n| *n > 0);
                             matches!(tokio::time::timeout_at(deadline, listed).await, Ok(Ok(_)))
@@ -238,7 +236,7 @@ where
                         Ok(true) => {}
                     }
                     let watch = this.watch.get_or_insert_with(|| {
-                        let mut discovered = this.discovered.clone();
+                        let mut discovered = this.inner.discovered.clone();
                         Box::pin(async move {
                             if discovered.wait_for(|n| *n == 0).await.is_err() {
                                 // Discovery ended and keeps its last instances.

@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use beacon_client::discovery::service_prefix;
 use beacon_client::{Discovery, DiscoveryConfig, ErrorCode, GetOptions, InstanceInfo};
 use futures_util::StreamExt;
 use tower::discover::Change;
-
-use beacon_client::discovery::service_prefix;
 
 use super::service::display_value;
 use crate::cli::{DiscoverArgs, Global};

@@ -11,9 +11,8 @@
 //! Starting does not need the registry: the proxy answers `503` until discovery has
 //! listed an instance, and keeps the last known instances while the registry is away.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use beacon_client::balance::{
     AccrualConfig, BackoffConfig, BalanceConfig, Board, HttpClient, RetryConfig,
