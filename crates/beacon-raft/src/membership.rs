@@ -269,8 +269,20 @@ impl RaftNode {
                 last_membership_log_id: log_id,
             };
             match raft.change_membership_if(plan, false, [guard]).await {
-                Ok(_) => {
+                Ok(response) => {
                     tracing::info!(?change, "membership changed");
+                    // Committed, but `members` reads this member's metrics, which publish
+                    // the new config a moment later: a list right after the answer (as
+                    // `member add` prints) must already show the change.
+                    let changed = response.log_id;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let _ = raft
+                        .wait(Some(left))
+                        .metrics(
+                            |m| m.membership_config.log_id().as_ref() >= Some(&changed),
+                            "the membership change in the metrics",
+                        )
+                        .await;
                     if let (MemberChange::Remove { id }, Some(url)) = (change, removed_url) {
                         // Replication to it has stopped, so it may never apply its own
                         // removal: tell it (etcd's peers answer it "410 removed member").
