@@ -24,6 +24,11 @@ use crate::types::{Member, NodeId, Raft, Request, SharedStore};
 /// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
 const CATCH_UP_ENTRIES: u64 = 5000;
 
+/// The default of `RaftConfig::proposal_bytes_max`: the client port's body limit
+/// (beacon-server's `REQUEST_BODY_BYTES_MAX`, Go's 10 MiB form limit in etcd), which
+/// the server passes in itself.
+pub const PROPOSAL_BYTES_MAX_DEFAULT: usize = 10 << 20;
+
 /// How long a follower waits before forwarding again when the leader moved or is gone.
 const LEADER_RETRY: Duration = Duration::from_millis(25);
 
@@ -51,6 +56,10 @@ pub struct RaftConfig {
     pub heartbeat_interval_ms: u64,
     /// Election timeout in milliseconds (`--election-timeout`).
     pub election_timeout_ms: u64,
+    /// The most value bytes (value plus prevValue) a proposal forwarded by a peer may
+    /// carry: the same limit the client port puts on a request body, so that a peer
+    /// can forward nothing a client could not have sent.
+    pub proposal_bytes_max: usize,
 }
 
 impl RaftConfig {
@@ -75,6 +84,7 @@ impl RaftConfig {
             snapshot_count: 100_000,
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
+            proposal_bytes_max: PROPOSAL_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -97,9 +107,9 @@ impl RaftConfig {
             enable_pre_vote: Some(true),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
             max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
-            // Bounds an append message (see peer::MESSAGE_BYTES_MAX): entries hold at most
-            // one 10 MiB request each.
-            max_payload_entries: 64,
+            // Bounds an append message (see peer::append_bytes_max): entries hold at most
+            // one request each, itself bounded like a client's.
+            max_payload_entries: crate::peer::APPEND_ENTRIES_MAX,
             // Purging only ever happens behind a snapshot, so purge as soon as one lands.
             purge_batch_size: 1,
             // The store is in memory: a restarted node must win an election (and so learn
@@ -165,6 +175,12 @@ struct Inner {
     /// Flips to `true` once this member knows it was removed: it applied its removal,
     /// the leader told it, or a peer refused it with 410.
     removed: Arc<tokio::sync::watch::Sender<bool>>,
+    /// See `RaftConfig::proposal_bytes_max`.
+    proposal_bytes_max: usize,
+    /// The snapshot directory, where a snapshot from the leader is received.
+    snapshots: SnapshotDir,
+    /// Held while a snapshot is received: one at a time, into one temporary file.
+    receiving_snapshot: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -215,11 +231,13 @@ impl RaftNode {
 
         // fjall recovery and snapshot loading are blocking disk work.
         let store: SharedStore = Arc::new(RwLock::new(Store::new()));
+        let snapshots = SnapshotDir::new(snap_dir);
         let (log, sm) = {
             let store = store.clone();
+            let snapshots = snapshots.clone();
             tokio::task::spawn_blocking(move || {
                 let log = LogStore::open(&raft_dir)?;
-                let sm = StateMachine::open(store, SnapshotDir::new(snap_dir))?;
+                let sm = StateMachine::open(store, snapshots)?;
                 Ok::<_, OpenError>((log, sm))
             })
             .await
@@ -228,7 +246,7 @@ impl RaftNode {
 
         let applied_index = sm.applied_index();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
-        let network = NetworkFactory::new(config.node_id, Arc::clone(&removed));
+        let network = NetworkFactory::new(config.node_id, config.cluster_id, Arc::clone(&removed));
         let (peer_http, peer_stats) = (network.http(), network.stats());
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
@@ -245,6 +263,9 @@ impl RaftNode {
                 peer_stats,
                 cluster_id: config.cluster_id,
                 removed: Arc::clone(&removed),
+                proposal_bytes_max: config.proposal_bytes_max,
+                snapshots,
+                receiving_snapshot: tokio::sync::Mutex::new(()),
             }),
         };
         // A member that joins a running cluster has joined once it has applied the
@@ -308,6 +329,39 @@ impl RaftNode {
     /// The cluster id given at open.
     pub fn cluster_id(&self) -> u64 {
         self.inner.cluster_id
+    }
+
+    /// Whether member `id` may send to this one: it is in the membership this member
+    /// knows (voter or learner, committed or not). A member that joins a running
+    /// cluster has no membership until the leader's first append, and cannot tell its
+    /// leader's id beforehand (`--initial-cluster` derives only the bootstrapped
+    /// members' ids, not those added later), so until then any sender of its cluster
+    /// is taken.
+    pub(crate) fn knows_member(&self, id: NodeId) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
+    }
+
+    /// See `RaftConfig::proposal_bytes_max`.
+    pub(crate) fn proposal_bytes_max(&self) -> usize {
+        self.inner.proposal_bytes_max
+    }
+
+    /// The snapshot directory.
+    pub(crate) fn snapshot_dir(&self) -> &SnapshotDir {
+        &self.inner.snapshots
+    }
+
+    /// The lock a snapshot receipt holds; `None` while another one is under way.
+    pub(crate) fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.inner.receiving_snapshot.try_lock().ok()
+    }
+
+    /// The last log position applied here, as openraft's metrics report it.
+    pub(crate) fn last_applied(&self) -> Option<crate::types::LogId> {
+        self.inner.raft.metrics().borrow_watched().last_applied
     }
 
     /// The pooled client for calls to peers.

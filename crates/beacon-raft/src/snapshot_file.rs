@@ -20,10 +20,15 @@ use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"BCNSNAP\0";
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 8 + 4 + 4 + 8;
-const CHECKSUM_LEN: usize = 8;
+/// The fixed header's length: magic, version, meta length, data length.
+pub(crate) const HEADER_LEN: usize = 8 + 4 + 4 + 8;
+/// The trailing checksum's length.
+pub(crate) const CHECKSUM_LEN: usize = 8;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
+/// The file a snapshot sent by the leader is received into before it is verified; a
+/// temp file, so a crash mid-receipt leaves nothing that start-up would load.
+const INCOMING_NAME: &str = "incoming.snap.tmp";
 
 /// What is wrong with a snapshot file.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,35 @@ pub fn encode(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
     let sum = xxh3_64(&buf);
     buf.extend_from_slice(&sum.to_be_bytes());
     buf
+}
+
+/// Checks a snapshot file's fixed header (magic and version) and returns the whole
+/// file's length that its lengths describe, so that a reader can refuse a file of the
+/// wrong size before reading the rest.
+pub(crate) fn encoded_len(header: &[u8; HEADER_LEN]) -> Result<u64, SnapshotFileError> {
+    if &header[..8] != MAGIC {
+        return Err(SnapshotFileError::BadMagic);
+    }
+    let version = u32::from_be_bytes(array(&header[8..12]));
+    if version != VERSION {
+        return Err(SnapshotFileError::Version(version));
+    }
+    let meta_len = u64::from(u32::from_be_bytes(array(&header[12..16])));
+    let data_len = u64::from_be_bytes(array(&header[16..24]));
+    // Checked arithmetic: the lengths come from outside and may be garbage.
+    Ok(meta_len
+        .checked_add(data_len)
+        .and_then(|n| n.checked_add((HEADER_LEN + CHECKSUM_LEN) as u64))
+        .unwrap_or(u64::MAX))
+}
+
+/// Whether `stored` (a file's last [`CHECKSUM_LEN`] bytes) is the checksum of the
+/// bytes before it, which `hasher` has seen.
+pub(crate) fn checksum_matches(
+    hasher: &xxhash_rust::xxh3::Xxh3,
+    stored: [u8; CHECKSUM_LEN],
+) -> bool {
+    hasher.digest() == u64::from_be_bytes(stored)
 }
 
 /// Decodes and verifies a snapshot file's bytes into its meta and store bytes.
@@ -154,6 +188,11 @@ impl SnapshotDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where a snapshot sent by the leader is received before it is verified.
+    pub(crate) fn incoming_path(&self) -> PathBuf {
+        self.path.join(INCOMING_NAME)
     }
 
     /// Writes a snapshot atomically: a temp file, fsync, rename, fsync of the directory,

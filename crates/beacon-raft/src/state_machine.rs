@@ -215,10 +215,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        // Persist first: once the store moves on, this file is what a restart recovers from.
+        // The peer API verified it already; a snapshot that does not decode must still
+        // never reach the disk, where it would replace the good ones.
         let dir = self.snapshots.clone();
         let file_meta = meta.clone();
         let snapshot = tokio::task::spawn_blocking(move || {
+            beacon_store::Store::new()
+                .recover(&snapshot)
+                .map_err(io_other)?;
+            // Persist (file and directory synced) before the older ones go: once the
+            // store moves on, this file is what a restart recovers from.
             dir.write(&file_meta, &snapshot)?;
             dir.prune(1)?;
             Ok::<_, io::Error>(snapshot)

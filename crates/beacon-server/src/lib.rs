@@ -72,6 +72,8 @@ pub async fn run(
         snapshot_count: config.snapshot_count,
         heartbeat_interval_ms: config.heartbeat_interval_ms,
         election_timeout_ms: config.election_timeout_ms,
+        // A peer may forward only what this port would take from a client.
+        proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
     })
     .await;
     let node = match node {
@@ -166,17 +168,13 @@ async fn publish(node: beacon_raft::RaftNode, change: beacon_raft::MemberChange)
     }
 }
 
-/// Serves the peer API (Raft messages, forwarded proposals) on every peer listener.
+/// Serves the peer API (Raft messages, forwarded proposals) on every peer listener,
+/// each with its own connection cap and timeouts, apart from the client port's.
 async fn serve_peers(listeners: Vec<TcpListener>, node: beacon_raft::RaftNode) {
     let router = beacon_raft::peer::router(node);
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
-        let router = router.clone();
-        servers.spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "peer listener failed");
-            }
-        });
+        servers.spawn(beacon_raft::peer::serve_listener(listener, router.clone()));
     }
     while servers.join_next().await.is_some() {}
 }

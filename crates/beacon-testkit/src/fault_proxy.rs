@@ -138,8 +138,11 @@ impl FaultProxy {
             .spawn(move || {
                 runtime.block_on(async move {
                     // No overall timeout: a forwarded proposal may wait long for its commit.
+                    // Idle pooled connections go well before a member closes them
+                    // (10 s, as etcd), so no request is sent on one being closed.
                     let http = reqwest::Client::builder()
                         .connect_timeout(Duration::from_secs(1))
+                        .pool_idle_timeout(Duration::from_secs(5))
                         .build()
                         .expect("a plain HTTP client builds");
                     for (to, (listener, target)) in listeners.into_iter().zip(targets).enumerate() {

@@ -18,12 +18,12 @@ use serde::Serialize;
 
 use super::PeerStats;
 use super::{
-    APPEND_PATH, CONNECT_TIMEOUT, PRE_VOTE_PATH, SERVER_FROM_HEADER, SNAPSHOT_META_HEADER,
-    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+    APPEND_PATH, CLUSTER_ID_HEADER, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, PRE_VOTE_PATH,
+    SERVER_FROM_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
 use crate::error::ProposeError;
 use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
-use crate::node::Proposed;
+use crate::node::{Proposed, RaftNode};
 use crate::types::{Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 use beacon_store::Command;
 
@@ -38,12 +38,16 @@ pub struct NetworkFactory {
 }
 
 impl NetworkFactory {
-    /// A factory for member `id`'s outgoing messages; `removed` is set when a peer
-    /// answers that this member was removed from the cluster.
-    pub fn new(id: NodeId, removed: Arc<tokio::sync::watch::Sender<bool>>) -> NetworkFactory {
+    /// A factory for the outgoing messages of member `id` of cluster `cluster_id`;
+    /// `removed` is set when a peer answers that this member was removed.
+    pub fn new(
+        id: NodeId,
+        cluster_id: u64,
+        removed: Arc<tokio::sync::watch::Sender<bool>>,
+    ) -> NetworkFactory {
         NetworkFactory {
             id,
-            http: http_client(id),
+            http: http_client(id, cluster_id),
             stats: Arc::default(),
             removed,
         }
@@ -62,17 +66,19 @@ impl NetworkFactory {
 
 /// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
 /// timeout (an unreachable peer must fail fast so that openraft backs off).
-fn http_client(id: NodeId) -> reqwest::Client {
-    // Every POST names its sender, as etcd's rafthttp does, so that whoever sits between
-    // two members (a fault-injecting proxy in tests) knows which link a request is on.
-    let mut from = http::HeaderMap::new();
-    from.insert(
-        SERVER_FROM_HEADER,
-        http::HeaderValue::from_str(&format!("{id:x}"))
-            .expect("a hex number is a valid header value"),
-    );
+fn http_client(id: NodeId, cluster_id: u64) -> reqwest::Client {
+    // Every request names its cluster and its sender, as etcd's rafthttp does: the
+    // receiver refuses other clusters and non-members, and whoever sits between two
+    // members (a fault-injecting proxy in tests) knows which link a request is on.
+    let hex = |n: u64| {
+        http::HeaderValue::from_str(&format!("{n:x}"))
+            .expect("a hex number is a valid header value")
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(SERVER_FROM_HEADER, hex(id));
+    headers.insert(CLUSTER_ID_HEADER, hex(cluster_id));
     client_builder()
-        .default_headers(from)
+        .default_headers(headers)
         .build()
         .expect("a client with no TLS and no proxy settings always builds")
 }
@@ -81,7 +87,7 @@ fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -285,15 +291,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             StreamingError::Network(NetworkError::from_string(e.to_string()))
         };
         let vote_json = serde_json::to_string(&vote).map_err(encode)?;
-        let meta_json = serde_json::to_string(&snapshot.meta).map_err(encode)?;
-        // The bytes move into the body: the snapshot is not copied for sending.
+        // The snapshot-file format: the receiver checks its length from the first bytes
+        // and its checksum before it decodes anything.
+        let body = crate::snapshot_file::encode(&snapshot.meta, &snapshot.snapshot);
+        drop(snapshot);
         let send = self
             .http
             .post(format!("{}{SNAPSHOT_PATH}", self.base))
             .header(VOTE_HEADER, vote_json)
-            .header(SNAPSHOT_META_HEADER, meta_json)
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
-            .body(snapshot.snapshot)
+            .body(body)
             .timeout(ttl)
             .send();
         let answer = async {
@@ -409,4 +416,29 @@ pub(crate) async fn notify_removed(http: reqwest::Client, peer_url: String, id: 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tracing::warn!(member = %format!("{id:x}"), "could not tell a removed member that it was removed");
+}
+
+/// Stops this member if member `from`, which said it was removed, confirms it: its
+/// member list, read from its peer URL as this member's membership records it, lacks
+/// this member. A forged notice names a peer that does not confirm it and is ignored;
+/// a real removal that cannot be confirmed now is learnt later from the peers' 410.
+pub(crate) async fn confirm_removal(node: RaftNode, from: NodeId) {
+    let Some(url) = node.peer_url_of(from) else {
+        return;
+    };
+    let listed = fetch_members(node.http(), &url, super::FORWARD_TIMEOUT).await;
+    let peer = format!("{from:x}");
+    match listed {
+        Ok((cluster_id, members))
+            if cluster_id == node.cluster_id() && !members.iter().any(|m| m.id == node.id()) =>
+        {
+            node.mark_removed();
+        }
+        Ok(_) => {
+            tracing::warn!(%peer, "ignored a removal notice the sender's member list does not confirm")
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "could not confirm a removal notice; ignored it")
+        }
+    }
 }

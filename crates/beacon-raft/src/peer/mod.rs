@@ -2,18 +2,26 @@
 //! the members' peer URLs (`--listen-peer-urls`), plus proposals a follower forwards to
 //! the leader.
 //!
-//! Every message is one POST: JSON for the small ones; the snapshot's bytes as the
-//! body itself, with its meta and the sender's vote in headers, so that neither side
-//! holds it twice. Bodies are bounded (`*_BYTES_MAX`), every call has a timeout, and a
+//! Every message is one POST: JSON for the small ones; a snapshot as the body itself,
+//! in the checksummed snapshot-file format, with the sender's vote in a header. Every
+//! message names its cluster (`X-Etcd-Cluster-ID`) and its sender (`X-Server-From`),
+//! as etcd's rafthttp does, and the receiver refuses another cluster's or a
+//! non-member's message before reading its body (`guard`). Bodies are bounded
+//! (`*_BYTES_MAX`), every call and every connection has a timeout (`listener`), and a
 //! peer that cannot be reached is reported `Unreachable`, which makes openraft back off
 //! and retry.
 
+mod body;
 mod client;
+mod guard;
+mod listener;
 mod server;
+mod snapshot_receive;
 mod stats;
 
 pub use client::{discovery_client, fetch_members, NetworkFactory};
 pub(crate) use client::{forward_member_change, forward_proposal, notify_removed};
+pub use listener::serve_listener;
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 
@@ -37,20 +45,67 @@ pub(crate) const REMOVED_PATH: &str = "/raft/removed";
 /// etcd's peer handler path for the member list, which a joining member reads.
 pub const MEMBER_LIST_PATH: &str = "/members";
 
-/// Headers of a snapshot request: the sender's vote and the snapshot's meta, as JSON.
+/// Header of a snapshot request: the sender's vote, as JSON.
 pub(crate) const VOTE_HEADER: &str = "x-beacon-vote";
-pub(crate) const SNAPSHOT_META_HEADER: &str = "x-beacon-snapshot-meta";
 /// The sender's member id in lower-case hex, on every peer request (etcd's rafthttp
 /// sends the same header).
 pub const SERVER_FROM_HEADER: &str = "x-server-from";
+/// The cluster id in lower-case hex, on every peer request and answer, as etcd's
+/// rafthttp sends it; a request naming another cluster is refused with 412.
+pub const CLUSTER_ID_HEADER: &str = "x-etcd-cluster-id";
 
-/// The largest append or proposal body accepted. An entry holds at most one request,
-/// itself bounded by etcd's 10 MiB form limit, and openraft sends at most
-/// `max_payload_entries` entries per append (set to 64 in `node.rs`).
-pub const MESSAGE_BYTES_MAX: usize = 1 << 30;
+/// The most entries openraft puts in one append (`max_payload_entries`). 64 keeps a
+/// busy leader's batches large enough for group commit, and bounds an append's body
+/// (see [`APPEND_BYTES_MAX`]).
+pub(crate) const APPEND_ENTRIES_MAX: u64 = 64;
+
+/// The largest body of a small message (vote, pre-vote, leadership transfer, member
+/// change, removal notice): etcd's rafthttp reads at most 64 KiB of a pipeline message
+/// (`connReadLimitByte`), and ours are a few hundred bytes of JSON.
+pub(crate) const SMALL_MESSAGE_BYTES_MAX: usize = 64 << 10;
+
+/// How many JSON bytes one value byte may take at most: a control character is
+/// escaped as `\u00XX`, six bytes.
+const JSON_BYTES_PER_VALUE_BYTE_MAX: usize = 6;
+
+/// The largest forwarded proposal (one command as JSON) for a given limit on the
+/// request's value bytes (the client port's body limit, `RaftConfig::proposal_bytes_max`):
+/// every value byte escaped, plus room for the other fields.
+pub(crate) fn proposal_body_bytes_max(proposal_bytes_max: usize) -> usize {
+    proposal_bytes_max
+        .saturating_mul(JSON_BYTES_PER_VALUE_BYTE_MAX)
+        .saturating_add(SMALL_MESSAGE_BYTES_MAX)
+}
+
+/// The largest append body: [`APPEND_ENTRIES_MAX`] entries, each at most one proposal
+/// (see [`proposal_body_bytes_max`]). That is what a legitimate leader may send; the
+/// sender is authenticated by its headers before a byte of the body is read.
+pub(crate) fn append_bytes_max(proposal_bytes_max: usize) -> usize {
+    proposal_body_bytes_max(proposal_bytes_max).saturating_mul(APPEND_ENTRIES_MAX as usize)
+}
+
 /// The largest snapshot accepted: etcd's default backend quota (2 GiB) is the most a
-/// member is expected to hold.
-pub const SNAPSHOT_BYTES_MAX: usize = 2 << 30;
+/// member is expected to hold. The body is streamed to a file, never held in memory
+/// whole before it is verified.
+pub const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
+
+/// How long a peer connection may sit idle between requests (or take to send a
+/// request head) before it is closed: etcd 3.4 closes an idle peer connection after
+/// 10 s (measured on 3.4.23; its peer listener sets 5 s read deadlines).
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may go without a byte arriving: etcd's `ConnReadTimeout`
+/// (5 s) on every read of a peer connection.
+pub(crate) const PEER_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many peer connections are served at once. A member keeps a few per peer (one
+/// replication stream, votes, forwarded proposals in flight), so a few hundred members'
+/// worth; beyond it new connections wait in the kernel's accept queue, so a flood of
+/// them can neither exhaust descriptors nor starve the client port (etcd has no cap of
+/// its own and relies on its timeouts).
+pub const PEER_CONNECTIONS_MAX: usize = 1024;
+/// How long a sender keeps an idle pooled connection: well under the receiver's
+/// [`PEER_IDLE_TIMEOUT`], so that a request is never sent on a connection the receiver
+/// is just closing.
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long to wait for a TCP connection to a peer.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,24 +1,30 @@
 //! The receiving side: an axum router for the peer listener, handing each message to
-//! the local openraft instance.
+//! the local openraft instance once its sender is known to be a member (`guard`), its
+//! body was read within its bound (`body`) and the message itself names the same
+//! sender.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use beacon_store::Command;
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::body::read_limited;
+use super::guard::{same_sender, sender, Refused};
 use super::ForwardAnswer;
 use super::{
-    APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH, MESSAGE_BYTES_MAX, PRE_VOTE_PATH, PROPOSE_PATH,
-    REMOVED_PATH, SNAPSHOT_BYTES_MAX, SNAPSHOT_META_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH,
-    VOTE_HEADER, VOTE_PATH,
+    append_bytes_max, proposal_body_bytes_max, APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH,
+    PRE_VOTE_PATH, PROPOSE_PATH, REMOVED_PATH, SMALL_MESSAGE_BYTES_MAX, SNAPSHOT_PATH,
+    TRANSFER_LEADER_PATH, VOTE_PATH,
 };
-use crate::membership::{MembershipError, NOT_LEADER};
+use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
 use crate::node::RaftNode;
-use crate::types::{Snapshot, SnapshotMeta, Vote};
+use crate::types::{NodeId, TypeConfig};
 
 /// The routes a member serves on its peer URLs.
 pub fn router(node: RaftNode) -> Router {
@@ -30,25 +36,16 @@ pub fn router(node: RaftNode) -> Router {
         .route(PROPOSE_PATH, post(propose))
         .route(MEMBERS_PATH, post(change_members))
         .route(REMOVED_PATH, post(removed))
+        .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot))
         .route(MEMBER_LIST_PATH, get(member_list))
-        .layer(DefaultBodyLimit::max(MESSAGE_BYTES_MAX))
-        // Routed after the layer above, so that this one keeps its own, larger limit.
-        .route(
-            SNAPSHOT_PATH,
-            post(snapshot).layer(DefaultBodyLimit::max(SNAPSHOT_BYTES_MAX)),
-        )
         .with_state(node)
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("bad message: {e}"))
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
+    serde_json::from_slice(body).map_err(|e| Refused::bad_request(format!("bad message: {e}\n")))
 }
 
-fn bad_request(why: String) -> Response {
-    (StatusCode::BAD_REQUEST, why).into_response()
-}
-
-fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
+pub(super) fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
     match result {
         Ok(value) => match serde_json::to_vec(&value) {
             Ok(json) => (StatusCode::OK, json).into_response(),
@@ -59,97 +56,102 @@ fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response 
     }
 }
 
-/// Decodes a JSON message, hands it to the local Raft, and answers with the result.
-async fn relay<Req, T, E, Fut>(body: &[u8], call: impl FnOnce(Req) -> Fut) -> Response
-where
-    Req: DeserializeOwned,
-    T: Serialize,
-    E: std::fmt::Display,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    match decode(body) {
-        Ok(request) => answer(call(request).await),
-        Err(why) => bad_request(why),
-    }
+/// The sender, checked, and the message, read within `limit` and decoded.
+async fn accept<T: DeserializeOwned>(
+    node: &RaftNode,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(NodeId, T), Refused> {
+    let from = sender(node, headers)?;
+    let bytes = read_limited(headers, body, limit).await?;
+    Ok((from, decode(&bytes)?))
 }
 
-/// etcd's answer to a message from a removed member: 410 "removed member", which
-/// makes the sender stop.
-fn refuse_removed(node: &RaftNode, headers: &HeaderMap) -> Option<Response> {
-    let from = headers.get(super::SERVER_FROM_HEADER)?.to_str().ok()?;
-    let from = u64::from_str_radix(from, 16).ok()?;
-    node.is_removed(from)
-        .then(|| (StatusCode::GONE, "removed member\n").into_response())
-}
-
-async fn append(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse_removed(&node, &headers) {
-        return refused;
-    }
-    relay(&body, |rpc| node.raft_handle().append_entries(rpc)).await
-}
-
-async fn vote(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse_removed(&node, &headers) {
-        return refused;
-    }
-    relay(&body, |rpc| node.raft_handle().vote(rpc)).await
-}
-
-async fn pre_vote(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse_removed(&node, &headers) {
-        return refused;
-    }
-    relay(&body, |rpc| node.raft_handle().pre_vote(rpc)).await
-}
-
-async fn transfer_leader(State(node): State<RaftNode>, body: Bytes) -> Response {
-    relay(&body, |req| node.raft_handle().handle_transfer_leader(req)).await
-}
-
-async fn snapshot(State(node): State<RaftNode>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| headers.get(name).map(|v| v.as_bytes()).unwrap_or_default();
-    let vote: Vote = match decode(header(VOTE_HEADER)) {
-        Ok(v) => v,
-        Err(why) => return bad_request(why),
+/// Unwraps a handler's early answer.
+macro_rules! or_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(refused) => return refused.into_response(),
+        }
     };
-    let meta: SnapshotMeta = match decode(header(SNAPSHOT_META_HEADER)) {
-        Ok(m) => m,
-        Err(why) => return bad_request(why),
-    };
-    let snapshot = Snapshot {
-        meta,
-        // Uniquely owned after the body was collected, so this takes the buffer as is.
-        snapshot: Vec::from(body),
-    };
-    answer(
-        node.raft_handle()
-            .install_full_snapshot(vote, snapshot)
-            .await,
-    )
+}
+
+async fn append(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let limit = append_bytes_max(node.proposal_bytes_max());
+    let (from, rpc): (_, AppendEntriesRequest<TypeConfig>) =
+        or_answer!(accept(&node, &headers, body, limit).await);
+    or_answer!(same_sender(&node, from, &rpc.vote));
+    answer(node.raft_handle().append_entries(rpc).await)
+}
+
+async fn vote(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let (from, rpc): (_, VoteRequest<TypeConfig>) =
+        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    or_answer!(same_sender(&node, from, &rpc.vote));
+    answer(node.raft_handle().vote(rpc).await)
+}
+
+async fn pre_vote(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let (from, rpc): (_, VoteRequest<TypeConfig>) =
+        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    or_answer!(same_sender(&node, from, &rpc.vote));
+    answer(node.raft_handle().pre_vote(rpc).await)
+}
+
+async fn transfer_leader(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let (from, req): (_, TransferLeaderRequest<TypeConfig>) =
+        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    or_answer!(same_sender(&node, from, req.from_leader()));
+    answer(node.raft_handle().handle_transfer_leader(req).await)
+}
+
+/// Why a forwarded command is refused before it reaches Raft: a peer may forward what
+/// a client could have sent to this member, and nothing else.
+fn refuse_command(cmd: &Command, bytes_max: usize) -> Option<String> {
+    match cmd {
+        // Time enters the store only from the leader's own expiry ticker; a forged
+        // `Sync` far in the future would expire every key with a TTL.
+        Command::Sync { .. } => {
+            Some("a Sync is proposed by the leader itself, never forwarded\n".into())
+        }
+        // The client port refuses a body over its limit; value and prevValue both came
+        // in that body, and the key in the URL is never longer than a body either.
+        Command::Keys(k)
+            if k.value.len() + k.prev_value.len() > bytes_max || k.path.len() > bytes_max =>
+        {
+            Some(format!("request larger than {bytes_max} bytes\n"))
+        }
+        Command::Keys(_) => None,
+    }
 }
 
 /// A follower's forwarded proposal. The answer is always 200 with a `Result`, so that
 /// the follower can tell "not the leader any more" from a broken call.
-async fn propose(State(node): State<RaftNode>, body: Bytes) -> Response {
-    relay(&body, |cmd| async move {
-        Ok::<_, std::convert::Infallible>(ForwardAnswer::new(node.propose_here(cmd).await))
-    })
-    .await
+async fn propose(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let bytes_max = node.proposal_bytes_max();
+    let limit = proposal_body_bytes_max(bytes_max);
+    let (_, cmd): (_, Command) = or_answer!(accept(&node, &headers, body, limit).await);
+    if let Some(why) = refuse_command(&cmd, bytes_max) {
+        return Refused::bad_request(why).into_response();
+    }
+    answer(Ok::<_, std::convert::Infallible>(ForwardAnswer::new(
+        node.propose_here(cmd).await,
+    )))
 }
 
 /// A follower's forwarded membership change; answered like a forwarded proposal.
-async fn change_members(State(node): State<RaftNode>, body: Bytes) -> Response {
-    relay(&body, |change| async move {
-        let deadline = std::time::Instant::now() + super::FORWARD_TIMEOUT;
-        let result = if node.status().leader_id == Some(node.id()) {
-            node.change_here(&change, deadline).await
-        } else {
-            Err(MembershipError::Other(NOT_LEADER.into()))
-        };
-        Ok::<_, std::convert::Infallible>(result)
-    })
-    .await
+async fn change_members(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let (_, change): (_, MemberChange) =
+        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    let deadline = std::time::Instant::now() + super::FORWARD_TIMEOUT;
+    let result = if node.status().leader_id == Some(node.id()) {
+        node.change_here(&change, deadline).await
+    } else {
+        Err(MembershipError::Other(NOT_LEADER.into()))
+    };
+    answer(Ok::<_, std::convert::Infallible>(result))
 }
 
 /// One member as etcd's peer `/members` lists it.
@@ -194,14 +196,15 @@ async fn member_list(State(node): State<RaftNode>) -> Response {
     }
 }
 
-/// The leader's word that this member was removed: it stops, as etcd's members stop
-/// when their peers answer them "removed member".
-async fn removed(State(node): State<RaftNode>, body: Bytes) -> Response {
-    relay(&body, |id: crate::types::NodeId| async move {
-        if id == node.id() {
-            node.mark_removed();
-        }
-        Ok::<_, std::convert::Infallible>(())
-    })
-    .await
+/// The leader's word that this member was removed. It is only a hint: the member
+/// stops once the sender's own member list (read from the sender's peer URL as this
+/// member's membership records it, not from the request) confirms it, so a forged
+/// notice cannot stop a member.
+async fn removed(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+    let (from, id): (_, NodeId) =
+        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    if id == node.id() {
+        tokio::spawn(super::client::confirm_removal(node.clone(), from));
+    }
+    answer(Ok::<_, std::convert::Infallible>(()))
 }

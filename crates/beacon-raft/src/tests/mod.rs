@@ -1,7 +1,9 @@
 //! In-crate tests: openraft's storage suite on the fjall log store, snapshot file
-//! encoding, and whole-node restarts, snapshots and damaged data directories.
+//! encoding, whole-node restarts, snapshots and damaged data directories, and the
+//! peer router against forged and mutated messages.
 
 mod node;
+mod peer;
 mod snapshot_file;
 mod storage_suite;
 
