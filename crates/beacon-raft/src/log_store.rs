@@ -137,6 +137,30 @@ impl LogStore {
         Ok(())
     }
 
+    /// The purge point, the last index and the committed index the log holds (for the
+    /// start-up coverage check; see `coverage`).
+    pub fn bounds(&self) -> io::Result<(Option<u64>, Option<u64>, Option<u64>)> {
+        let purged = self.get_meta::<LogId>(KEY_PURGED)?.map(|l| l.index);
+        let committed = self.get_meta::<LogId>(KEY_COMMITTED)?.map(|l| l.index);
+        let last = match self.log.last_key_value() {
+            None => None,
+            Some(guard) => Some(key_index(&guard.key().map_err(io_other)?)?),
+        };
+        Ok((purged, last.or(purged), committed))
+    }
+
+    /// The voters of the newest membership entry in the log, if it holds one. Reads
+    /// backwards from the end; only a `--force-new-cluster` start asks.
+    pub fn last_membership_voters(&self) -> io::Result<Option<Vec<u64>>> {
+        for item in self.log.iter().rev() {
+            let (k, v) = item.into_inner().map_err(io_other)?;
+            if let openraft::EntryPayload::Membership(m) = decode_entry(&k, &v)?.payload {
+                return Ok(Some(m.voter_ids().collect()));
+            }
+        }
+        Ok(None)
+    }
+
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
         let Some(bytes) = self.meta.get(key).map_err(io_other)? else {
             return Ok(None);

@@ -72,6 +72,7 @@ pub async fn run(
         snapshot_count: config.snapshot_count,
         heartbeat_interval_ms: config.heartbeat_interval_ms,
         election_timeout_ms: config.election_timeout_ms,
+        force_new_cluster: config.force_new_cluster,
     })
     .await;
     let node = match node {

@@ -7,7 +7,7 @@ use beacon_store::Applied;
 use openraft::async_runtime::WatchReceiver;
 
 use super::{config, put};
-use crate::{OpenError, ProposeError, RaftConfig, RaftNode, SnapshotFileError};
+use crate::{OpenError, ProposeError, RaftConfig, RaftNode};
 
 async fn propose_n(node: &RaftNode, from: usize, to: usize) {
     for i in from..to {
@@ -221,53 +221,56 @@ async fn torn_journal_tail_is_recovered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_snapshot_is_a_clear_error() {
+async fn corrupt_newest_snapshot_falls_back_then_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(tmp.path());
     cfg.snapshot_count = 5;
     let node = RaftNode::open(cfg.clone()).await.expect("open");
-    propose_n(&node, 0, 12).await;
+    propose_n(&node, 0, 14).await;
     node.raft()
         .wait(Some(Duration::from_secs(10)))
-        .metrics(|m| m.snapshot.is_some(), "snapshot")
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= 10),
+            "two snapshots",
+        )
         .await
-        .expect("snapshot taken");
+        .expect("snapshots taken");
+    let index = current_index(&node);
     node.shutdown().await.expect("shutdown");
     drop(node);
 
-    let newest = snap_files(tmp.path()).pop().expect("a snapshot file");
+    // A flipped bit in the newest: it is set aside, the older one and the log cover.
+    let mut files = snap_files(tmp.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let newest = files.pop().expect("newest");
     let mut bytes = std::fs::read(&newest).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&newest, &bytes).expect("write");
-    match RaftNode::open(cfg.clone()).await {
-        Err(OpenError::SnapshotCorrupt {
-            path,
-            source: SnapshotFileError::Checksum { .. },
-        }) => {
-            assert_eq!(path, newest);
-            let msg = OpenError::SnapshotCorrupt {
-                path,
-                source: SnapshotFileError::BadMagic,
-            }
-            .to_string();
-            assert!(msg.contains("member/snap"), "{msg}");
-        }
-        other => panic!("expected a checksum error, got {other:?}"),
-    }
+    let node = reopen(&cfg).await;
+    assert_eq!(current_index(&node), index);
+    assert_eq!(value(&node, "/k13").as_deref(), Some("v13"));
+    let mut broken = newest.clone().into_os_string();
+    broken.push(".broken");
+    assert!(PathBuf::from(broken).exists(), "set aside as .broken");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
 
-    // Truncated (e.g. disk full while copying a backup): reported too.
-    std::fs::write(&newest, &bytes[..bytes.len() / 3]).expect("write");
+    // Every snapshot truncated (e.g. disk full while copying a backup) while the log was
+    // purged behind them: the entries before the log are in no file, a clear error.
+    for f in snap_files(tmp.path()) {
+        let bytes = std::fs::read(&f).expect("read");
+        std::fs::write(&f, &bytes[..bytes.len() / 3]).expect("write");
+    }
     match RaftNode::open(cfg).await {
-        Err(
-            e @ OpenError::SnapshotCorrupt {
-                source: SnapshotFileError::Length { .. },
-                ..
-            },
-        ) => {
-            assert!(e.to_string().contains("truncated"), "{e}");
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("member/snap") && msg.contains("truncated"),
+                "{msg}"
+            );
         }
-        other => panic!("expected a length error, got {other:?}"),
+        other => panic!("expected MissingEntries, got {other:?}"),
     }
 }
 
@@ -324,11 +327,26 @@ async fn lost_log_files_are_not_mistaken_for_a_fresh_directory() {
     let cfg = stopped_node_with_three_entries(tmp.path()).await;
     // Losing the whole log must not quietly start an empty member in its place.
     std::fs::remove_dir_all(tmp.path().join("member/raft")).expect("remove log");
-    match RaftNode::open(cfg).await {
+    match RaftNode::open(cfg.clone()).await {
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("member/raft") && msg.contains("1..="), "{msg}");
+        }
+        other => panic!("expected MissingEntries, got {other:?}"),
+    }
+    // Without the committed marker too, the initialized marker still tells.
+    std::fs::remove_file(tmp.path().join("member/committed")).expect("remove marker");
+    match RaftNode::open(cfg.clone()).await {
         Err(e @ OpenError::LogCorrupt { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("no Raft state"), "{msg}");
         }
         other => panic!("expected LogCorrupt, got {other:?}"),
     }
+    // The operator's explicit choice: a new cluster over the empty directory.
+    let mut forced = cfg;
+    forced.force_new_cluster = true;
+    let node = reopen(&forced).await;
+    assert_eq!(value(&node, "/k0"), None);
+    node.shutdown().await.expect("shutdown");
 }
