@@ -158,6 +158,6 @@ pub enum ShutdownError {
         /// The fjall directory.
         path: PathBuf,
         /// What fjall reported.
-        source: fjall::Error,
+        source: std::io::Error,
     },
 }

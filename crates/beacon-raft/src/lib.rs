@@ -12,6 +12,7 @@ mod committed_marker;
 mod coverage;
 mod entry_cache;
 mod error;
+mod log_db;
 mod log_store;
 mod log_sync;
 mod membership;

@@ -657,6 +657,9 @@ impl RaftNode {
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
         self.hand_over_leadership().await;
+        // A log write waiting for disk space would hold openraft's core, and so its
+        // shutdown, forever: from here on it gives up instead.
+        self.inner.log.stop_retrying();
         self.inner
             .raft
             .shutdown()

@@ -58,6 +58,11 @@ impl Member {
         (self.client_port, self.peer_port)
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<client port>`.
     pub fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
