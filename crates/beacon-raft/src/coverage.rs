@@ -123,6 +123,9 @@ pub fn check(
                     voters,
                 });
             }
+            if log_committed.is_some_and(|c| c >= *range.start()) {
+                log.forget_committed().map_err(|e| corrupt(e.to_string()))?;
+            }
             tracing::warn!(
                 path = %raft_dir.display(),
                 first = *range.start(),

@@ -157,6 +157,14 @@ impl LogStore {
         Ok((purged, last.or(purged), committed))
     }
 
+    /// Forgets the committed index the log recorded (a `--force-new-cluster` start over
+    /// a log that lost entries up to it: openraft would try to apply them), durably.
+    pub fn forget_committed(&self) -> io::Result<()> {
+        let h = self.db.handles_blocking()?;
+        h.meta.remove(KEY_COMMITTED).map_err(io_other)?;
+        h.db.persist(PersistMode::SyncAll).map_err(io_other)
+    }
+
     /// The voters of the newest membership entry in the log, if it holds one. Reads
     /// backwards from the end; only a `--force-new-cluster` start asks.
     pub fn last_membership_voters(&self) -> io::Result<Option<Vec<u64>>> {

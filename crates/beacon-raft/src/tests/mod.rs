@@ -3,6 +3,7 @@
 
 mod node;
 mod snapshot_file;
+mod snapshot_mutations;
 mod storage_suite;
 
 use std::path::Path;

@@ -350,3 +350,47 @@ async fn lost_log_files_are_not_mistaken_for_a_fresh_directory() {
     assert_eq!(value(&node, "/k0"), None);
     node.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_cluster_accepts_a_log_that_lost_its_committed_tail() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = stopped_node_with_three_entries(tmp.path()).await;
+    let last = {
+        // The last two entries vanish while the log's committed index still names them.
+        let db = fjall::Database::builder(tmp.path().join("member/raft"))
+            .open()
+            .expect("fjall");
+        let log = db
+            .keyspace("log", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        let last = log.last_key_value().expect("entries").key().expect("key");
+        let last = u64::from_be_bytes(last.as_ref().try_into().expect("8 bytes"));
+        for i in last - 1..=last {
+            log.remove(crate::log_store::index_key(i)).expect("remove");
+        }
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+        last
+    };
+    match RaftNode::open(cfg.clone()).await {
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            let range = format!("entries {}..={last} are missing", last - 1);
+            assert!(msg.contains(&range) && msg.contains("member/raft"), "{msg}");
+        }
+        other => panic!("expected MissingEntries, got {other:?}"),
+    }
+    let mut forced = cfg.clone();
+    forced.force_new_cluster = true;
+    let node = reopen(&forced).await;
+    assert_eq!(value(&node, "/k0").as_deref(), Some("v0"));
+    assert_eq!(value(&node, "/k2"), None, "lost with its entry");
+    node.propose(put("/k2", "again"))
+        .await
+        .expect("writes go on");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    // The loss is recorded: the next start needs no flag.
+    let node = reopen(&cfg).await;
+    assert_eq!(value(&node, "/k2").as_deref(), Some("again"));
+    node.shutdown().await.expect("shutdown");
+}
