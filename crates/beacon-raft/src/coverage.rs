@@ -54,8 +54,8 @@ pub struct Checked {
 }
 
 /// Checks the opened log and state machine against the marker at `marker`. `force` is
-/// `--force-new-cluster`: a missing tail is then logged and accepted, on a member that
-/// is its cluster's only voter.
+/// `--force-new-cluster`: refused on a member whose cluster has other voters; otherwise
+/// a missing tail is logged and accepted.
 pub fn check(
     log: &LogStore,
     sm: &StateMachine,
@@ -85,8 +85,29 @@ pub fn check(
     let known = recorded.unwrap_or(0).max(log_committed.unwrap_or(0));
     let snapshot = sm.snapshot_index();
     let skipped = describe_skipped(sm.skipped());
+    if force {
+        // etcd's flag makes a one-member cluster of a member of any cluster; Beacon cannot
+        // yet rewrite a membership, so it refuses rather than ignore the flag.
+        let voters = log
+            .last_membership_voters()
+            .map_err(|e| corrupt(e.to_string()))?
+            .unwrap_or_else(|| sm.snapshot_voters());
+        if voters.iter().any(|v| *v != node_id) {
+            return Err(OpenError::ForceNewCluster {
+                path: raft_dir,
+                voters,
+            });
+        }
+    }
     match missing(known, snapshot, purged, log_last) {
-        None => Ok(Checked::default()),
+        None => {
+            if force {
+                tracing::info!(
+                    "--force-new-cluster: the data directory misses nothing; starting as usual"
+                );
+            }
+            Ok(Checked::default())
+        }
         Some(Missing::Hole(range)) => Err(OpenError::MissingEntries {
             path: sm.snapshot_dir().to_owned(),
             first: *range.start(),
@@ -113,16 +134,6 @@ pub fn check(
             ),
         }),
         Some(Missing::Tail(range)) => {
-            let voters = log
-                .last_membership_voters()
-                .map_err(|e| corrupt(e.to_string()))?
-                .unwrap_or_else(|| sm.snapshot_voters());
-            if voters.iter().any(|v| *v != node_id) {
-                return Err(OpenError::ForceNewCluster {
-                    path: raft_dir,
-                    voters,
-                });
-            }
             if log_committed.is_some_and(|c| c >= *range.start()) {
                 log.forget_committed().map_err(|e| corrupt(e.to_string()))?;
             }

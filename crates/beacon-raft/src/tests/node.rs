@@ -394,3 +394,31 @@ async fn force_new_cluster_accepts_a_log_that_lost_its_committed_tail() {
     assert_eq!(value(&node, "/k2").as_deref(), Some("again"));
     node.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_cluster_is_refused_on_a_member_with_other_voters() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(tmp.path());
+    // Three voters, two never started: open returns without a leader, as a member of a
+    // new cluster does.
+    for id in [2, 3] {
+        cfg.initial_members.insert(
+            id,
+            crate::Member::with_peer_urls(vec![format!("http://127.0.0.1:{}", 9 + id)]),
+        );
+    }
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    cfg.force_new_cluster = true;
+    match RaftNode::open(cfg).await {
+        Err(e @ OpenError::ForceNewCluster { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("not supported") && msg.contains("member/raft"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected ForceNewCluster, got {other:?}"),
+    }
+}
