@@ -75,93 +75,143 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
+/// Short timeouts: a request on the full disk fails after 5 s + 2 election timeouts.
+const TIMING: [&str; 4] = ["--heartbeat-interval", "50", "--election-timeout", "500"];
+
+/// A member on a tmpfs that a ballast file has filled, with a write already failed.
+struct FullDisk {
+    member: Member,
+    http: reqwest::Client,
+    ballast: PathBuf,
+    /// Keys acknowledged so far.
+    acked: Vec<String>,
+    // Declared after the member: fields drop in order, so the process is gone before
+    // the unmount.
+    _tmpfs: Tmpfs,
+    _temp: TempDir,
+}
+
+impl FullDisk {
+    /// `None` (after saying why) where a tmpfs cannot be mounted.
+    async fn new(test: &str) -> Option<FullDisk> {
+        let temp = TempDir::new("disk-full").expect("temp dir");
+        let tmpfs = match Tmpfs::mount(&temp.path().join("mnt")) {
+            Ok(t) => t,
+            Err(why) => {
+                eprintln!("SKIPPED {test}: cannot mount a tmpfs (needs root): {why}");
+                return None;
+            }
+        };
+        let data = tmpfs.mount_point.join("data");
+        let ballast = tmpfs.mount_point.join("ballast");
+        let mut member = Member::new(&data, &temp.path().join("log"));
+        member.start_ready(&TIMING);
+        let base = member.client_url();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let mut acked = Vec::new();
+        for i in 0..KEYS_BEFORE {
+            let (status, _) = member::put(&http, &base, &format!("before/{i}"), "v").await;
+            assert_eq!(status, 201);
+            acked.push(format!("before/{i}"));
+        }
+
+        // Fill the disk, and fill it again after each write that still found room.
+        assert!(fill(&ballast) > 0, "the ballast took some space");
+        let mut failure = None;
+        for i in 0..WRITES_UNTIL_FULL_MAX {
+            let key = format!("full/{i}");
+            let (status, body) = member::put(&http, &base, &key, &"x".repeat(4096)).await;
+            if status == 201 {
+                acked.push(key);
+                fill(&ballast);
+                continue;
+            }
+            failure = Some((status, body));
+            break;
+        }
+        let (status, body) = failure.expect("a write failed on the full disk");
+        // etcd's answer to a proposal that did not commit in time.
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["errorCode"], 300, "{body}");
+        assert!(
+            body["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("request timed out")),
+            "{body}"
+        );
+        Some(FullDisk {
+            member,
+            http,
+            ballast,
+            acked,
+            _tmpfs: tmpfs,
+            _temp: temp,
+        })
+    }
+
+    /// SIGTERM: exit 0 and no word of a poisoned lock or database.
+    fn stop_cleanly(&mut self) {
+        let status = self.member.terminate(STOP_TIMEOUT);
+        let log = self.member.log_text();
+        assert!(status.success(), "SIGTERM exits 0, got {status}:\n{log}");
+        assert!(
+            !log.to_lowercase().contains("poisoned"),
+            "the log mentions a poisoned lock or database:\n{log}"
+        );
+    }
+
+    /// Restarts and finds every acknowledged key.
+    async fn restart_with_every_ack(&mut self) {
+        self.member.start_ready(&TIMING);
+        let base = self.member.client_url();
+        for key in &self.acked {
+            assert!(
+                member::value(&self.http, &base, key).await.is_some(),
+                "acknowledged {key} lost"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_resume_after_a_full_disk_without_a_restart() {
-    let temp = TempDir::new("disk-full").expect("temp dir");
-    let tmpfs = match Tmpfs::mount(&temp.path().join("mnt")) {
-        Ok(t) => t,
-        Err(why) => {
-            eprintln!("SKIPPED writes_resume_after_a_full_disk_without_a_restart: cannot mount a tmpfs (needs root): {why}");
-            return;
-        }
+    let Some(mut disk) = FullDisk::new("writes_resume_after_a_full_disk_without_a_restart").await
+    else {
+        return;
     };
-    let data = tmpfs.mount_point.join("data");
-    let ballast = tmpfs.mount_point.join("ballast");
-    let mut m = Member::new(&data, &temp.path().join("log"));
-    // Short timeouts: a request on the full disk fails after 5 s + 2 election timeouts.
-    let timing = ["--heartbeat-interval", "50", "--election-timeout", "500"];
-    m.start_ready(&timing);
-    let base = m.client_url();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
-    let mut acked = Vec::new();
-    for i in 0..KEYS_BEFORE {
-        let (status, _) = member::put(&http, &base, &format!("before/{i}"), "v").await;
-        assert_eq!(status, 201);
-        acked.push(format!("before/{i}"));
-    }
-
-    // Fill the disk, and fill it again after each write that still found room.
-    assert!(fill(&ballast) > 0, "the ballast took some space");
-    let mut failure = None;
-    for i in 0..WRITES_UNTIL_FULL_MAX {
-        let key = format!("full/{i}");
-        let (status, body) = member::put(&http, &base, &key, &"x".repeat(4096)).await;
-        if status == 201 {
-            acked.push(key);
-            fill(&ballast);
-            continue;
-        }
-        failure = Some((status, body));
-        break;
-    }
-    let (status, body) = failure.expect("a write failed on the full disk");
-    // etcd's answer to a proposal that did not commit in time.
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["errorCode"], 300, "{body}");
-    assert!(
-        body["cause"]
-            .as_str()
-            .is_some_and(|c| c.contains("request timed out")),
-        "{body}"
-    );
-
     // Space is back: writes go through again, in the same process.
-    let pid = m.pid();
-    std::fs::remove_file(&ballast).expect("rm ballast");
+    let pid = disk.member.pid();
+    std::fs::remove_file(&disk.ballast).expect("rm ballast");
+    let base = disk.member.client_url();
     let started = Instant::now();
     loop {
-        let (status, _) = member::put(&http, &base, "after", "back").await;
+        let (status, _) = member::put(&disk.http, &base, "after", "back").await;
         if status == 201 {
-            acked.push("after".to_string());
+            disk.acked.push("after".to_string());
             break;
         }
         assert!(
             started.elapsed() < RESUME_DEADLINE,
             "writes did not resume within {RESUME_DEADLINE:?} (last status {status}):\n{}",
-            m.log_text()
+            disk.member.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(m.pid(), pid, "no restart");
+    assert_eq!(disk.member.pid(), pid, "no restart");
+    disk.stop_cleanly();
+    disk.restart_with_every_ack().await;
+}
 
-    let status = m.terminate(STOP_TIMEOUT);
-    let log = m.log_text();
-    assert!(status.success(), "SIGTERM exits 0, got {status}:\n{log}");
-    assert!(
-        !log.to_lowercase().contains("poisoned"),
-        "the log mentions a poisoned lock or database:\n{log}"
-    );
-
-    m.start_ready(&timing);
-    for key in &acked {
-        assert!(
-            member::value(&http, &m.client_url(), key).await.is_some(),
-            "acknowledged {key} lost"
-        );
-    }
-    drop(m);
-    drop(tmpfs);
+/// A write still waiting for space must not hold up a stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_full_disk_stops_cleanly() {
+    let Some(mut disk) = FullDisk::new("sigterm_on_a_full_disk_stops_cleanly").await else {
+        return;
+    };
+    disk.stop_cleanly();
+    std::fs::remove_file(&disk.ballast).expect("rm ballast");
+    disk.restart_with_every_ack().await;
 }
