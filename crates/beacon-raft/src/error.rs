@@ -49,6 +49,39 @@ pub enum OpenError {
         /// The store's reason.
         source: beacon_store::RecoverError,
     },
+    /// The snapshot and the log end before what this member knew committed, or have a
+    /// hole: acknowledged writes would be lost by starting.
+    #[error("data directory incomplete at {path}: entries {first}..={last} are missing: {detail}")]
+    MissingEntries {
+        /// The directory whose files are missing entries (`member/raft` or `member/snap`).
+        path: PathBuf,
+        /// First missing index.
+        first: u64,
+        /// Last missing index.
+        last: u64,
+        /// What was found and what the operator can do.
+        detail: String,
+    },
+    /// `member/committed` is unreadable or damaged.
+    #[error("committed marker {path} cannot be used: {detail}; start with --force-new-cluster to ignore it")]
+    Marker {
+        /// The marker file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// `--force-new-cluster` was given on a member that shares its cluster with other
+    /// voters; Beacon does not yet rewrite the membership to this member alone as etcd does.
+    #[error(
+        "--force-new-cluster on {path}: the membership has voters {voters:x?}, not only this member; \
+         shrinking a cluster to one member is not supported: remove the others first, or restore a backup"
+    )]
+    ForceNewCluster {
+        /// The Raft log directory.
+        path: PathBuf,
+        /// The voters recorded.
+        voters: Vec<u64>,
+    },
     /// The data directory belongs to a cluster this node id is not a member of.
     #[error(
         "data directory {path} has members {members:?}, which do not include node id {node_id:x}"
@@ -125,6 +158,6 @@ pub enum ShutdownError {
         /// The fjall directory.
         path: PathBuf,
         /// What fjall reported.
-        source: fjall::Error,
+        source: std::io::Error,
     },
 }

@@ -8,8 +8,11 @@
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
 
+mod committed_marker;
+mod coverage;
 mod entry_cache;
 mod error;
+mod log_db;
 mod log_store;
 mod log_sync;
 mod membership;

@@ -5,7 +5,9 @@
 //! committed log id. Durability: every append and every vote is followed by
 //! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
 //! openraft is told it is on disk; appends share those syncs (see `log_sync`). Truncation and purge are single atomic batches, so
-//! the log never has a hole, even across a crash.
+//! the log never has a hole, even across a crash. A write that fails (a full disk) is
+//! not reported to openraft, which would stop Raft for good: it waits and is retried
+//! over a re-opened database until it succeeds (see `log_db`).
 
 use std::fmt::Debug;
 use std::io;
@@ -13,7 +15,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{PersistMode, Slice};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -22,11 +24,10 @@ use serde::Serialize;
 
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
+use crate::log_db::{describe, Handles, LogDb};
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
-const LOG_KEYSPACE: &str = "log";
-const META_KEYSPACE: &str = "meta";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_PURGED: &[u8] = b"last_purged";
 const KEY_COMMITTED: &[u8] = b"committed";
@@ -36,9 +37,7 @@ const KEY_COMMITTED: &[u8] = b"committed";
 #[derive(Clone)]
 pub struct LogStore {
     path: PathBuf,
-    db: Database,
-    log: Keyspace,
-    meta: Keyspace,
+    db: Arc<LogDb>,
     sync: LogSync,
     /// The newest entries, shared by every clone (the reader included).
     cache: Arc<Mutex<EntryCache>>,
@@ -74,27 +73,16 @@ impl LogStore {
     /// every entry decodes, sits under its own index, and the indexes are contiguous after
     /// the purge marker. fjall itself drops a torn last journal record on recovery.
     pub fn open(path: &Path) -> Result<LogStore, OpenError> {
-        let db = Database::builder(path)
-            .open()
-            .map_err(|source| OpenError::LogOpen {
-                path: path.to_owned(),
-                source,
-            })?;
-        let keyspace = |name| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(|source| OpenError::LogOpen {
-                    path: path.to_owned(),
-                    source,
-                })
-        };
-        let sync = LogSync::start(db.clone()).map_err(|source| OpenError::DataDir {
+        let db = Arc::new(LogDb::open(path).map_err(|source| OpenError::LogOpen {
+            path: path.to_owned(),
+            source,
+        })?);
+        let sync = LogSync::start(Arc::clone(&db)).map_err(|source| OpenError::DataDir {
             path: path.to_owned(),
             source,
         })?;
         let store = LogStore {
             path: path.to_owned(),
-            log: keyspace(LOG_KEYSPACE)?,
-            meta: keyspace(META_KEYSPACE)?,
             db,
             sync,
             cache: Arc::default(),
@@ -111,17 +99,36 @@ impl LogStore {
         &self.path
     }
 
-    /// Syncs everything written so far to disk (used at shutdown).
-    pub fn sync(&self) -> Result<(), fjall::Error> {
-        self.db.persist(PersistMode::SyncAll)
+    /// Syncs everything written so far to disk (used at shutdown). After a write that
+    /// failed and was given up at shutdown there is nothing left to sync: everything
+    /// acknowledged was synced before it was, and the failed write never was.
+    pub fn sync(&self) -> io::Result<()> {
+        if self.db.is_failing() {
+            tracing::warn!(
+                path = %self.path.display(),
+                "the raft log's last write failed and was not retried before stopping; \
+                 nothing acknowledged is lost"
+            );
+            return Ok(());
+        }
+        let h = self.db.handles_blocking()?;
+        h.db.persist(PersistMode::SyncAll)
+            .map_err(|e| io_other(describe(&e)))
+    }
+
+    /// Makes a write that waits for the disk give up with its error (shutdown: openraft's
+    /// core must not wait on it forever).
+    pub fn stop_retrying(&self) {
+        self.db.stop_retrying();
     }
 
     fn verify(&self) -> io::Result<()> {
-        self.read_vote_sync()?;
-        self.get_meta::<LogId>(KEY_COMMITTED)?;
-        let purged = self.get_meta::<LogId>(KEY_PURGED)?;
+        let h = self.db.handles_blocking()?;
+        get_meta::<Vote>(&h, KEY_VOTE)?;
+        get_meta::<LogId>(&h, KEY_COMMITTED)?;
+        let purged = get_meta::<LogId>(&h, KEY_PURGED)?;
         let mut expected = purged.as_ref().map(|p| p.index + 1);
-        for item in self.log.iter() {
+        for item in h.log.iter() {
             let (k, v) = item.into_inner().map_err(io_other)?;
             let entry = decode_entry(&k, &v)?;
             if let Some(want) = expected {
@@ -137,22 +144,37 @@ impl LogStore {
         Ok(())
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
-        let Some(bytes) = self.meta.get(key).map_err(io_other)? else {
-            return Ok(None);
+    /// The purge point, the last index and the committed index the log holds (for the
+    /// start-up coverage check; see `coverage`).
+    pub fn bounds(&self) -> io::Result<(Option<u64>, Option<u64>, Option<u64>)> {
+        let h = self.db.handles_blocking()?;
+        let purged = get_meta::<LogId>(&h, KEY_PURGED)?.map(|l| l.index);
+        let committed = get_meta::<LogId>(&h, KEY_COMMITTED)?.map(|l| l.index);
+        let last = match h.log.last_key_value() {
+            None => None,
+            Some(guard) => Some(key_index(&guard.key().map_err(io_other)?)?),
         };
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            invalid_data(format!(
-                "meta key {:?} does not decode: {e}",
-                String::from_utf8_lossy(key)
-            ))
-        })?;
-        Ok(Some(value))
+        Ok((purged, last.or(purged), committed))
     }
 
-    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(io_other)?;
-        self.meta.insert(key, bytes).map_err(io_other)
+    /// Forgets the committed index the log recorded (a `--force-new-cluster` start over
+    /// a log that lost entries up to it: openraft would try to apply them), durably.
+    pub fn forget_committed(&self) -> io::Result<()> {
+        let h = self.db.handles_blocking()?;
+        h.meta.remove(KEY_COMMITTED).map_err(io_other)?;
+        h.db.persist(PersistMode::SyncAll).map_err(io_other)
+    }
+
+    /// The voters of the newest membership entry in the log, if it holds one. Reads
+    /// backwards from the end; only a `--force-new-cluster` start asks.
+    pub fn last_membership_voters(&self) -> io::Result<Option<Vec<u64>>> {
+        for item in self.db.handles_blocking()?.log.iter().rev() {
+            let (k, v) = item.into_inner().map_err(io_other)?;
+            if let openraft::EntryPayload::Membership(m) = decode_entry(&k, &v)?.payload {
+                return Ok(Some(m.voter_ids().collect()));
+            }
+        }
+        Ok(None)
     }
 
     fn cache(&self) -> MutexGuard<'_, EntryCache> {
@@ -161,29 +183,37 @@ impl LogStore {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn read_vote_sync(&self) -> io::Result<Option<Vote>> {
-        self.get_meta(KEY_VOTE)
+    /// A meta value read from the current database.
+    async fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        get_meta(&self.db.handles().await?, key)
     }
+}
 
-    /// fdatasync of fjall's journal, off the async runtime's worker threads.
-    async fn sync_data(&self) -> io::Result<()> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.persist(PersistMode::SyncData))
-            .await
-            .map_err(io_other)?
-            .map_err(io_other)
-    }
+fn get_meta<T: DeserializeOwned>(h: &Handles, key: &[u8]) -> io::Result<Option<T>> {
+    let Some(bytes) = h.meta.get(key).map_err(io_other)? else {
+        return Ok(None);
+    };
+    let value = serde_json::from_slice(&bytes).map_err(|e| {
+        invalid_data(format!(
+            "meta key {:?} does not decode: {e}",
+            String::from_utf8_lossy(key)
+        ))
+    })?;
+    Ok(Some(value))
+}
 
-    /// Removes the entries in `range` in one atomic batch (truncating the tail): a crash
-    /// keeps all of them or none, never a hole.
-    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> io::Result<()> {
-        let mut batch = self.db.batch();
-        for item in self.log.range(range) {
-            let key = item.key().map_err(io_other)?;
-            batch.remove(&self.log, key);
-        }
-        batch.commit().map_err(io_other)
+fn encode_meta<T: Serialize>(value: &T) -> io::Result<Slice> {
+    Ok(Slice::from(serde_json::to_vec(value).map_err(io_other)?))
+}
+
+/// Removes the entries in `range` in one atomic batch (truncating the tail): a crash
+/// keeps all of them or none, never a hole.
+fn remove_range(h: &Handles, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), fjall::Error> {
+    let mut batch = h.db.batch();
+    for item in h.log.range(range) {
+        batch.remove(&h.log, item.key()?);
     }
+    batch.commit()
 }
 
 fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
@@ -204,7 +234,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(entries);
         }
         let mut entries = Vec::new();
-        for item in self.log.range(to_key_range(&range)) {
+        for item in self.db.handles().await?.log.range(to_key_range(&range)) {
             let (k, v) = item.into_inner().map_err(io_other)?;
             entries.push(decode_entry(&k, &v)?);
         }
@@ -212,7 +242,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        self.read_vote_sync()
+        self.read_meta(KEY_VOTE).await
     }
 }
 
@@ -220,8 +250,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
-        let last_purged_log_id = self.get_meta::<LogId>(KEY_PURGED)?;
-        let last = match self.log.last_key_value() {
+        let h = self.db.handles().await?;
+        let last_purged_log_id = get_meta::<LogId>(&h, KEY_PURGED)?;
+        let last = match h.log.last_key_value() {
             None => None,
             Some(guard) => {
                 let (k, v) = guard.into_inner().map_err(io_other)?;
@@ -239,23 +270,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.put_meta(KEY_VOTE, vote)?;
-        // openraft requires the vote on disk before this returns.
-        self.sync_data().await
+        let bytes = encode_meta(vote)?;
+        // openraft requires the vote on disk before this returns: written and synced
+        // together, so a retry after a failed sync writes it again into the re-opened
+        // database rather than trusting what the failed one kept.
+        self.db
+            .write_retrying("saving the vote", |h| {
+                h.meta.insert(KEY_VOTE, bytes.clone())?;
+                h.db.persist(PersistMode::SyncData)
+            })
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not synced: it only bounds how far the log is replayed into the in-memory store
         // at start-up. A stale value loses nothing; the rest is applied once this node is
         // leader again and commits. It rides along with the next synced append or vote.
-        match committed {
-            Some(c) => self.put_meta(KEY_COMMITTED, &c),
-            None => self.meta.remove(KEY_COMMITTED).map_err(io_other),
-        }
+        let bytes = committed.as_ref().map(encode_meta).transpose()?;
+        self.db
+            .write_retrying("saving the committed index", |h| match &bytes {
+                Some(b) => h.meta.insert(KEY_COMMITTED, b.clone()),
+                None => h.meta.remove(KEY_COMMITTED),
+            })
+            .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        self.get_meta(KEY_COMMITTED)
+        self.read_meta(KEY_COMMITTED).await
     }
 
     async fn append<I>(
@@ -267,28 +308,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = self.db.batch();
         let mut written = Vec::new();
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
-            written.push((entry.clone(), bytes.len()));
-            batch.insert(&self.log, index_key(entry.index()), bytes);
+            // Encoded once: a `Slice` clone for a retry shares the bytes.
+            let bytes = Slice::from(serde_json::to_vec(&entry).map_err(io_other)?);
+            written.push((entry, bytes));
         }
+        let last_index = written.last().map(|(e, _)| e.index());
         // Written to the journal (and readable) before returning, as openraft requires.
-        let committed = batch.commit().map_err(io_other);
+        self.db
+            .write_retrying("appending to the raft log", |h| {
+                let mut batch = h.db.batch();
+                for (entry, bytes) in &written {
+                    batch.insert(&h.log, index_key(entry.index()), bytes.clone());
+                }
+                batch.commit().inspect_err(|_| {
+                    // Whatever fjall kept of a failed batch, the cache must not claim more.
+                    self.cache().clear();
+                })
+            })
+            .await?;
         let mut cache = self.cache();
-        if committed.is_err() {
-            // Whatever fjall kept of a failed batch, the cache must not claim more.
-            cache.clear();
-        }
-        committed?;
-        for (entry, len) in written {
-            cache.push(entry, len);
+        for (entry, bytes) in written {
+            cache.push(entry, bytes.len());
         }
         drop(cache);
         // Group commit: the sync thread reports these entries flushed after its next
         // fdatasync, which it shares with every other append waiting by then.
-        self.sync.flushed_after_sync(callback);
+        self.sync.flushed_after_sync(callback, last_index);
         Ok(())
     }
 
@@ -296,7 +343,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         // Not synced on its own: the next append (which always follows a truncation
         // before anything is acknowledged) is synced, and the journal is ordered.
-        let removed = self.remove_range(to_key_range(&(from..)));
+        let range = to_key_range(&(from..));
+        let removed = self
+            .db
+            .write_retrying("truncating the raft log", |h| remove_range(h, range))
+            .await;
         self.cache().truncate_after(last_log_id.map(|l| l.index));
         removed
     }
@@ -306,9 +357,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let started = std::time::Instant::now();
         // Where the live log starts: after the last purge (asking fjall for its first key
         // would skip every tombstone left so far), or at its first entry before any purge.
-        let first = match self.get_meta::<LogId>(KEY_PURGED)? {
+        let h = self.db.handles().await?;
+        let first = match get_meta::<LogId>(&h, KEY_PURGED)? {
             Some(purged) => purged.index + 1,
-            None => match self.log.first_key_value() {
+            None => match h.log.first_key_value() {
                 Some(guard) => key_index(&guard.key().map_err(io_other)?)?,
                 None => upto + 1,
             },
@@ -316,16 +368,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The log is contiguous, so its keys are known without reading them. Scanning
         // `..=upto` instead walked every tombstone earlier purges left behind, and each
         // purge (inline in openraft's log I/O, stalling appends) grew slower.
-        let mut batch = self.db.batch();
-        batch.insert(
-            &self.meta,
-            KEY_PURGED,
-            serde_json::to_vec(&log_id).map_err(io_other)?,
-        );
-        for index in first..=upto {
-            batch.remove(&self.log, index_key(index));
-        }
-        let committed = batch.commit().map_err(io_other);
+        drop(h);
+        let purged = encode_meta(&log_id)?;
+        let committed = self
+            .db
+            .write_retrying("purging the raft log", |h| {
+                let mut batch = h.db.batch();
+                batch.insert(&h.meta, KEY_PURGED, purged.clone());
+                for index in first..=upto {
+                    batch.remove(&h.log, index_key(index));
+                }
+                batch.commit()
+            })
+            .await;
         self.cache().purge(upto);
         committed?;
         tracing::info!(

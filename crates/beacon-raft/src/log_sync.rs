@@ -4,52 +4,97 @@
 //! The sync thread takes every callback queued so far, runs one fdatasync, and then
 //! reports all of them flushed. One sync covers every write made before it started,
 //! so under load many appends share one disk flush instead of each paying for its own.
+//!
+//! A failed sync (a full or failing disk) is retried over a re-opened database, as the
+//! log store's writes are (see `log_db`), instead of being reported to openraft, which
+//! would stop Raft for good. After a failed fsync the kernel may have dropped pages it
+//! could not write, so the re-opened log must still hold the last entry waiting here;
+//! if it does not, those appends are reported failed rather than claimed durable.
 
 use std::io;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use fjall::{Database, PersistMode};
+use fjall::PersistMode;
 use openraft::storage::IOFlushed;
 
+use crate::log_db::{LogDb, LOG_WRITE_RETRY_MS};
 use crate::types::TypeConfig;
+
+/// An append waiting for a sync, with the index of its last entry.
+type Waiting = (IOFlushed<TypeConfig>, Option<u64>);
 
 /// Appends waiting for a sync; dropping the last sender stops the thread.
 #[derive(Clone)]
 pub struct LogSync {
-    tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    tx: mpsc::Sender<Waiting>,
 }
 
 impl LogSync {
     /// Starts the sync thread for `db`.
-    pub fn start(db: Database) -> io::Result<LogSync> {
-        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+    pub fn start(db: Arc<LogDb>) -> io::Result<LogSync> {
+        let (tx, rx) = mpsc::channel::<Waiting>();
         thread::Builder::new()
             .name("raft-log-sync".into())
-            .spawn(move || run(db, rx))?;
+            .spawn(move || run(&db, rx))?;
         Ok(LogSync { tx })
     }
 
-    /// Reports `callback` flushed once everything written so far is on disk.
-    pub fn flushed_after_sync(&self, callback: IOFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(callback)) = self.tx.send(callback) {
+    /// Reports `callback` flushed once everything written so far is on disk;
+    /// `last_index` is the last entry its append wrote.
+    pub fn flushed_after_sync(&self, callback: IOFlushed<TypeConfig>, last_index: Option<u64>) {
+        if let Err(mpsc::SendError((callback, _))) = self.tx.send((callback, last_index)) {
             // Only after the thread died: say so rather than claim durability.
             callback.io_completed(Err(io::Error::other("raft log sync thread is gone")));
         }
     }
 }
 
-fn run(db: Database, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run(db: &LogDb, rx: mpsc::Receiver<Waiting>) {
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
-        match db.persist(PersistMode::SyncData) {
-            Ok(()) => waiting.into_iter().for_each(|cb| cb.io_completed(Ok(()))),
-            Err(e) => {
-                let message = format!("syncing the raft log: {e}");
-                for cb in waiting {
-                    cb.io_completed(Err(io::Error::other(message.clone())));
-                }
+        let last = waiting.iter().filter_map(|(_, i)| *i).max();
+        let result = sync(db, last);
+        for (cb, _) in waiting {
+            cb.io_completed(result.clone().map_err(io::Error::other));
+        }
+    }
+}
+
+/// Syncs the journal, retrying over a re-opened database until it works or the node
+/// stops; an error only if it stopped, or the re-opened log lost entry `last`.
+fn sync(db: &LogDb, last: Option<u64>) -> Result<(), String> {
+    loop {
+        let handles = db.handles_blocking().map_err(|e| e.to_string())?;
+        let generation = LogDb::generation(&handles);
+        let result = handles.db.persist(PersistMode::SyncData);
+        drop(handles);
+        let Err(e) = result else {
+            db.note("syncing the raft log", Ok(()));
+            return Ok(());
+        };
+        db.note("syncing the raft log", Err(&e));
+        if db.is_stopping() {
+            return Err(format!(
+                "syncing the raft log: {}",
+                crate::log_db::describe(&e)
+            ));
+        }
+        thread::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS));
+        db.reopen(Some(generation));
+        if let Some(last) = last {
+            let handles = db.handles_blocking().map_err(|e| e.to_string())?;
+            let kept = handles
+                .log
+                .contains_key(crate::log_store::index_key(last))
+                .map_err(|e| crate::log_db::describe(&e))?;
+            if !kept {
+                return Err(format!(
+                    "syncing the raft log failed and entry {last} did not survive re-opening it"
+                ));
             }
         }
     }

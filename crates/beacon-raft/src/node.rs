@@ -60,6 +60,9 @@ pub struct RaftConfig {
     /// carry: the same limit the client port puts on a request body, so that a peer
     /// can forward nothing a client could not have sent.
     pub proposal_bytes_max: usize,
+    /// `--force-new-cluster`: start over whatever the data directory holds, even when it
+    /// misses entries this member knew committed (see `coverage`).
+    pub force_new_cluster: bool,
 }
 
 impl RaftConfig {
@@ -85,6 +88,7 @@ impl RaftConfig {
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
             proposal_bytes_max: PROPOSAL_BYTES_MAX_DEFAULT,
+            force_new_cluster: false,
         }
     }
 
@@ -181,6 +185,9 @@ struct Inner {
     snapshots: SnapshotDir,
     /// Held while a snapshot is received: one at a time, into one temporary file.
     receiving_snapshot: tokio::sync::Mutex<()>,
+    /// `member/committed`, and the task that keeps it up to the applied index.
+    marker: PathBuf,
+    marker_task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -221,6 +228,7 @@ impl RaftNode {
         // state has lost files, and must not be mistaken for a fresh one.
         let marker = member.join(INITIALIZED_MARKER);
         let was_initialized = marker.exists();
+        let committed_marker = member.join(crate::committed_marker::COMMITTED_MARKER);
         for dir in [&raft_dir, &snap_dir] {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
                 path: dir.clone(),
@@ -232,13 +240,19 @@ impl RaftNode {
         // fjall recovery and snapshot loading are blocking disk work.
         let store: SharedStore = Arc::new(RwLock::new(Store::new()));
         let snapshots = SnapshotDir::new(snap_dir);
-        let (log, sm) = {
+        let (log, sm, checked) = {
             let store = store.clone();
             let snapshots = snapshots.clone();
+            let (committed_marker, id, force) = (
+                committed_marker.clone(),
+                config.node_id,
+                config.force_new_cluster,
+            );
             tokio::task::spawn_blocking(move || {
                 let log = LogStore::open(&raft_dir)?;
                 let sm = StateMachine::open(store, snapshots)?;
-                Ok::<_, OpenError>((log, sm))
+                let checked = crate::coverage::check(&log, &sm, &committed_marker, id, force)?;
+                Ok::<_, OpenError>((log, sm, checked))
             })
             .await
             .map_err(|e| OpenError::Start(format!("storage open task failed: {e}")))??
@@ -248,6 +262,12 @@ impl RaftNode {
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = NetworkFactory::new(config.node_id, config.cluster_id, Arc::clone(&removed));
         let (peer_http, peer_stats) = (network.http(), network.stats());
+        let marker_task = tokio::spawn(crate::committed_marker::keep_up(
+            committed_marker.clone(),
+            Arc::clone(&applied_index),
+            0,
+        ))
+        .abort_handle();
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
@@ -266,6 +286,8 @@ impl RaftNode {
                 proposal_bytes_max: config.proposal_bytes_max,
                 snapshots,
                 receiving_snapshot: tokio::sync::Mutex::new(()),
+                marker: committed_marker.clone(),
+                marker_task,
             }),
         };
         // A member that joins a running cluster has joined once it has applied the
@@ -275,8 +297,19 @@ impl RaftNode {
             Ok(()) if !was_initialized && !joining => write_marker(&marker),
             other => other,
         };
+        let started = match (started, checked.accepted_up_to) {
+            // The operator accepted the loss: from now on the marker says what is left,
+            // so the next start without the flag does not refuse again.
+            (Ok(()), Some(index)) => crate::committed_marker::write(&committed_marker, index)
+                .map_err(|source| OpenError::DataDir {
+                    path: committed_marker.clone(),
+                    source,
+                }),
+            (other, _) => other,
+        };
         if let Err(e) = started {
             // Stop openraft's tasks so they release the data directory.
+            node.inner.marker_task.abort();
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
         }
@@ -374,7 +407,9 @@ impl RaftNode {
         let id = config.node_id;
         let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
         if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
-            if was_initialized {
+            if was_initialized && config.force_new_cluster {
+                tracing::warn!("--force-new-cluster: no Raft state left; starting a new cluster");
+            } else if was_initialized {
                 return Err(OpenError::LogCorrupt {
                     path: config.data_dir.join("member").join("raft"),
                     detail: format!(
@@ -676,16 +711,33 @@ impl RaftNode {
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
         self.hand_over_leadership().await;
+        // A log write waiting for disk space would hold openraft's core, and so its
+        // shutdown, forever: from here on it gives up instead.
+        self.inner.log.stop_retrying();
         self.inner
             .raft
             .shutdown()
             .await
             .map_err(|e| ShutdownError::Raft(e.to_string()))?;
+        // Openraft has stopped: the applied index is final, so the marker can say it.
+        self.inner.marker_task.abort();
+        let applied = self.inner.applied_index.load(Ordering::Acquire);
         let log = self.inner.log.clone();
         let path = log.path().to_owned();
-        tokio::task::spawn_blocking(move || log.sync())
-            .await
-            .map_err(|e| ShutdownError::Raft(e.to_string()))?
-            .map_err(|source| ShutdownError::Persist { path, source })
+        let marker = self.inner.marker.clone();
+        tokio::task::spawn_blocking(move || {
+            log.sync()
+                .map_err(|source| ShutdownError::Persist { path, source })?;
+            if applied > 0 {
+                // Only behind is safe, so a failure (a full disk) is worth a warning,
+                // not a failed stop: the next start checks a little less.
+                if let Err(e) = crate::committed_marker::write(&marker, applied) {
+                    tracing::warn!(path = %marker.display(), error = %e, "final committed marker not written");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ShutdownError::Raft(e.to_string()))?
     }
 }

@@ -34,11 +34,45 @@ pub struct StateMachine {
     /// before a proposal's response is sent, so a caller never sees it behind its own
     /// write (openraft's metrics are published later and can lag).
     applied_index: Arc<AtomicU64>,
+    /// Snapshot files that did not load at open (set aside as `*.broken`).
+    skipped: Vec<SkippedSnapshot>,
+}
+
+/// A snapshot file `open` could not use, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedSnapshot {
+    /// Where the file was (it is now renamed with a `.broken` suffix).
+    pub path: std::path::PathBuf,
+    /// Why it did not load.
+    pub reason: String,
+}
+
+/// Reads, verifies and decodes one snapshot file into a store of its own, so a file that
+/// fails half way leaves nothing behind in the shared one.
+fn load_into_fresh_store(
+    path: &std::path::Path,
+) -> Result<(SnapshotMeta, beacon_store::Store), String> {
+    let (meta, data) = SnapshotDir::load(path).map_err(|e| e.to_string())?;
+    let mut store = beacon_store::Store::new();
+    store
+        .recover(&data)
+        .map_err(|e| format!("the store rejects its contents: {e}"))?;
+    Ok((meta, store))
+}
+
+/// Renames a snapshot that does not load to `<name>.broken` (etcd's habit), so it is kept
+/// for inspection but never listed, loaded or sent to a follower again.
+fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    let mut broken = path.as_os_str().to_owned();
+    broken.push(".broken");
+    let broken = std::path::PathBuf::from(broken);
+    std::fs::rename(path, &broken)?;
+    Ok(broken)
 }
 
 impl StateMachine {
     /// Builds the state machine over `store`, first loading the newest snapshot in
-    /// `snapshots` into it (a damaged snapshot is an error naming the file).
+    /// `snapshots` that loads into it; damaged ones are set aside (see [`Self::skipped`]).
     pub fn open(store: SharedStore, snapshots: SnapshotDir) -> Result<StateMachine, OpenError> {
         let dir_err = |source| OpenError::DataDir {
             path: snapshots.path().to_owned(),
@@ -51,26 +85,58 @@ impl StateMachine {
             last_membership: StoredMembership::default(),
             snapshots: snapshots.clone(),
             applied_index: Arc::default(),
+            skipped: Vec::new(),
         };
-        let Some(file) = snapshots.latest().map_err(dir_err)? else {
-            return Ok(sm);
-        };
-        let (meta, data) =
-            SnapshotDir::load(&file.path).map_err(|source| OpenError::SnapshotCorrupt {
-                path: file.path.clone(),
-                source,
-            })?;
-        sm.write_store()
-            .map_err(|e| OpenError::Start(e.to_string()))?
-            .recover(&data)
-            .map_err(|source| OpenError::SnapshotRecover {
-                path: file.path.clone(),
-                source,
-            })?;
-        tracing::info!(path = %file.path.display(), last_log_id = ?meta.last_log_id, "loaded snapshot");
-        sm.set_last_applied(meta.last_log_id);
-        sm.last_membership = meta.last_membership;
+        // Newest first; a file that does not load is set aside and the next older one
+        // is tried, as etcd's snapshotter does. Whether the older snapshot plus the log
+        // still cover everything committed is checked afterwards (`coverage`).
+        let mut files = snapshots.list().map_err(dir_err)?;
+        while let Some(file) = files.pop() {
+            match load_into_fresh_store(&file.path) {
+                Ok((meta, store)) => {
+                    *sm.write_store()
+                        .map_err(|e| OpenError::Start(e.to_string()))? = store;
+                    tracing::info!(path = %file.path.display(), last_log_id = ?meta.last_log_id, "loaded snapshot");
+                    sm.set_last_applied(meta.last_log_id);
+                    sm.last_membership = meta.last_membership;
+                    break;
+                }
+                Err(reason) => {
+                    let broken = set_aside(&file.path).map_err(dir_err)?;
+                    tracing::warn!(
+                        path = %file.path.display(),
+                        renamed_to = %broken.display(),
+                        %reason,
+                        "skipped a snapshot that does not load; trying an older one"
+                    );
+                    sm.skipped.push(SkippedSnapshot {
+                        path: file.path,
+                        reason,
+                    });
+                }
+            }
+        }
         Ok(sm)
+    }
+
+    /// The snapshot directory.
+    pub fn snapshot_dir(&self) -> &std::path::Path {
+        self.snapshots.path()
+    }
+
+    /// The snapshot files `open` set aside because they did not load, newest first.
+    pub fn skipped(&self) -> &[SkippedSnapshot] {
+        &self.skipped
+    }
+
+    /// The log position the loaded snapshot covers (`None` without one).
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.last_applied.as_ref().map(|l| l.index)
+    }
+
+    /// The voters of the newest membership the loaded snapshot records.
+    pub fn snapshot_voters(&self) -> Vec<u64> {
+        self.last_membership.membership().voter_ids().collect()
     }
 
     /// The shared applied index (see the field).

@@ -78,6 +78,11 @@ struct Flags {
     #[arg(long, env = "ETCD_ENABLE_V2", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     enable_v2: bool,
+    /// Start this member over whatever its data directory holds, even when it misses
+    /// entries it knew committed (etcd's recovery flag; Beacon: single-voter members only).
+    #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    force_new_cluster: bool,
 }
 
 /// Whether the member starts a new cluster or joins an existing one.
@@ -118,6 +123,8 @@ pub struct Config {
     pub election_timeout_ms: u64,
     /// `--enable-v2` (informational).
     pub enable_v2: bool,
+    /// `--force-new-cluster`: accept a data directory that misses committed entries.
+    pub force_new_cluster: bool,
 }
 
 /// Why the flags were refused.
@@ -194,7 +201,6 @@ const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
     "auth-token-ttl",
     "enable-grpc-gateway",
     "unsafe-no-fsync",
-    "force-new-cluster",
     "initial-election-tick-advance",
 ];
 
@@ -336,6 +342,7 @@ impl Config {
             heartbeat_interval_ms: f.heartbeat_interval,
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,
+            force_new_cluster: f.force_new_cluster,
         })
     }
 }
@@ -400,6 +407,18 @@ mod tests {
         assert_eq!(c.snapshot_count, 5);
         assert_eq!(c.initial_cluster[0].0, "n1");
         assert!(parse(&["--enable-v2"]).unwrap().enable_v2);
+        assert!(!c.force_new_cluster);
+        assert!(parse(&["-force-new-cluster"]).unwrap().force_new_cluster);
+        assert!(
+            parse(&["--force-new-cluster=true"])
+                .unwrap()
+                .force_new_cluster
+        );
+        assert!(
+            !parse(&["--force-new-cluster=false"])
+                .unwrap()
+                .force_new_cluster
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn run(
         election_timeout_ms: config.election_timeout_ms,
         // A peer may forward only what this port would take from a client.
         proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
+        force_new_cluster: config.force_new_cluster,
     })
     .await;
     let node = match node {

@@ -5,6 +5,7 @@
 mod node;
 mod peer;
 mod snapshot_file;
+mod snapshot_mutations;
 mod storage_suite;
 
 use std::path::Path;

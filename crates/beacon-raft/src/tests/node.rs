@@ -7,7 +7,7 @@ use beacon_store::Applied;
 use openraft::async_runtime::WatchReceiver;
 
 use super::{config, put};
-use crate::{OpenError, ProposeError, RaftConfig, RaftNode, SnapshotFileError};
+use crate::{OpenError, ProposeError, RaftConfig, RaftNode};
 
 async fn propose_n(node: &RaftNode, from: usize, to: usize) {
     for i in from..to {
@@ -221,53 +221,56 @@ async fn torn_journal_tail_is_recovered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_snapshot_is_a_clear_error() {
+async fn corrupt_newest_snapshot_falls_back_then_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(tmp.path());
     cfg.snapshot_count = 5;
     let node = RaftNode::open(cfg.clone()).await.expect("open");
-    propose_n(&node, 0, 12).await;
+    propose_n(&node, 0, 14).await;
     node.raft()
         .wait(Some(Duration::from_secs(10)))
-        .metrics(|m| m.snapshot.is_some(), "snapshot")
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= 10),
+            "two snapshots",
+        )
         .await
-        .expect("snapshot taken");
+        .expect("snapshots taken");
+    let index = current_index(&node);
     node.shutdown().await.expect("shutdown");
     drop(node);
 
-    let newest = snap_files(tmp.path()).pop().expect("a snapshot file");
+    // A flipped bit in the newest: it is set aside, the older one and the log cover.
+    let mut files = snap_files(tmp.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let newest = files.pop().expect("newest");
     let mut bytes = std::fs::read(&newest).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&newest, &bytes).expect("write");
-    match RaftNode::open(cfg.clone()).await {
-        Err(OpenError::SnapshotCorrupt {
-            path,
-            source: SnapshotFileError::Checksum { .. },
-        }) => {
-            assert_eq!(path, newest);
-            let msg = OpenError::SnapshotCorrupt {
-                path,
-                source: SnapshotFileError::BadMagic,
-            }
-            .to_string();
-            assert!(msg.contains("member/snap"), "{msg}");
-        }
-        other => panic!("expected a checksum error, got {other:?}"),
-    }
+    let node = reopen(&cfg).await;
+    assert_eq!(current_index(&node), index);
+    assert_eq!(value(&node, "/k13").as_deref(), Some("v13"));
+    let mut broken = newest.clone().into_os_string();
+    broken.push(".broken");
+    assert!(PathBuf::from(broken).exists(), "set aside as .broken");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
 
-    // Truncated (e.g. disk full while copying a backup): reported too.
-    std::fs::write(&newest, &bytes[..bytes.len() / 3]).expect("write");
+    // Every snapshot truncated (e.g. disk full while copying a backup) while the log was
+    // purged behind them: the entries before the log are in no file, a clear error.
+    for f in snap_files(tmp.path()) {
+        let bytes = std::fs::read(&f).expect("read");
+        std::fs::write(&f, &bytes[..bytes.len() / 3]).expect("write");
+    }
     match RaftNode::open(cfg).await {
-        Err(
-            e @ OpenError::SnapshotCorrupt {
-                source: SnapshotFileError::Length { .. },
-                ..
-            },
-        ) => {
-            assert!(e.to_string().contains("truncated"), "{e}");
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("member/snap") && msg.contains("truncated"),
+                "{msg}"
+            );
         }
-        other => panic!("expected a length error, got {other:?}"),
+        other => panic!("expected MissingEntries, got {other:?}"),
     }
 }
 
@@ -324,11 +327,98 @@ async fn lost_log_files_are_not_mistaken_for_a_fresh_directory() {
     let cfg = stopped_node_with_three_entries(tmp.path()).await;
     // Losing the whole log must not quietly start an empty member in its place.
     std::fs::remove_dir_all(tmp.path().join("member/raft")).expect("remove log");
-    match RaftNode::open(cfg).await {
+    match RaftNode::open(cfg.clone()).await {
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("member/raft") && msg.contains("1..="), "{msg}");
+        }
+        other => panic!("expected MissingEntries, got {other:?}"),
+    }
+    // Without the committed marker too, the initialized marker still tells.
+    std::fs::remove_file(tmp.path().join("member/committed")).expect("remove marker");
+    match RaftNode::open(cfg.clone()).await {
         Err(e @ OpenError::LogCorrupt { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("no Raft state"), "{msg}");
         }
         other => panic!("expected LogCorrupt, got {other:?}"),
+    }
+    // The operator's explicit choice: a new cluster over the empty directory.
+    let mut forced = cfg;
+    forced.force_new_cluster = true;
+    let node = reopen(&forced).await;
+    assert_eq!(value(&node, "/k0"), None);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_cluster_accepts_a_log_that_lost_its_committed_tail() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = stopped_node_with_three_entries(tmp.path()).await;
+    let last = {
+        // The last two entries vanish while the log's committed index still names them.
+        let db = fjall::Database::builder(tmp.path().join("member/raft"))
+            .open()
+            .expect("fjall");
+        let log = db
+            .keyspace("log", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        let last = log.last_key_value().expect("entries").key().expect("key");
+        let last = u64::from_be_bytes(last.as_ref().try_into().expect("8 bytes"));
+        for i in last - 1..=last {
+            log.remove(crate::log_store::index_key(i)).expect("remove");
+        }
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+        last
+    };
+    match RaftNode::open(cfg.clone()).await {
+        Err(e @ OpenError::MissingEntries { .. }) => {
+            let msg = e.to_string();
+            let range = format!("entries {}..={last} are missing", last - 1);
+            assert!(msg.contains(&range) && msg.contains("member/raft"), "{msg}");
+        }
+        other => panic!("expected MissingEntries, got {other:?}"),
+    }
+    let mut forced = cfg.clone();
+    forced.force_new_cluster = true;
+    let node = reopen(&forced).await;
+    assert_eq!(value(&node, "/k0").as_deref(), Some("v0"));
+    assert_eq!(value(&node, "/k2"), None, "lost with its entry");
+    node.propose(put("/k2", "again"))
+        .await
+        .expect("writes go on");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    // The loss is recorded: the next start needs no flag.
+    let node = reopen(&cfg).await;
+    assert_eq!(value(&node, "/k2").as_deref(), Some("again"));
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_cluster_is_refused_on_a_member_with_other_voters() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(tmp.path());
+    // Three voters, two never started: open returns without a leader, as a member of a
+    // new cluster does.
+    for id in [2, 3] {
+        cfg.initial_members.insert(
+            id,
+            crate::Member::with_peer_urls(vec![format!("http://127.0.0.1:{}", 9 + id)]),
+        );
+    }
+    let node = RaftNode::open(cfg.clone()).await.expect("open");
+    node.shutdown().await.expect("shutdown");
+    drop(node);
+    cfg.force_new_cluster = true;
+    match RaftNode::open(cfg).await {
+        Err(e @ OpenError::ForceNewCluster { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("not supported") && msg.contains("member/raft"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected ForceNewCluster, got {other:?}"),
     }
 }
