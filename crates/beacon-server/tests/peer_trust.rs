@@ -13,7 +13,7 @@ mod support;
 use beacon_store::{Command, KeysRequest, Method};
 use beacon_testkit::{ServerKind, ServerProcess};
 use serde_json::{json, Value};
-use support::{get_json, http, leader, put, put_until_ok, wait_value};
+use support::{get_json, http, leader, peer_identity, put, put_until_ok, wait_value, PeerIdentity};
 
 fn bin() -> std::path::PathBuf {
     env!("CARGO_BIN_EXE_beacon").into()
@@ -26,28 +26,10 @@ fn cluster(n: usize, extra: &[&str]) -> Vec<ServerProcess> {
 /// An id no member has.
 const STRANGER: u64 = 0xdead_beef;
 
-/// What a forger reads from a member's peer `GET /members`: the cluster id and every
-/// member's id, and which one is this member (by its peer URL).
-struct Known {
-    cluster_id: u64,
-    own_id: u64,
-}
-
-async fn known(http: &reqwest::Client, m: &ServerProcess) -> Known {
-    let r = http
-        .get(format!("http://127.0.0.1:{}/members", m.peer_port()))
-        .send()
-        .await
-        .unwrap();
-    let cluster_id =
-        u64::from_str_radix(r.headers()["x-etcd-cluster-id"].to_str().unwrap(), 16).unwrap();
-    let members: Vec<Value> = r.json().await.unwrap();
-    let own_id = members
-        .iter()
-        .find(|x| x["peerURLs"][0] == m.peer_url())
-        .and_then(|x| x["id"].as_u64())
-        .expect("the member lists itself");
-    Known { cluster_id, own_id }
+/// What a forger reads from a member's peer `GET /members` (the cluster id and this
+/// member's id).
+async fn known(_http: &reqwest::Client, m: &ServerProcess) -> PeerIdentity {
+    peer_identity(m)
 }
 
 /// A POST to `m`'s peer `path` that names `cluster_id` and `from`, as a forger who read

@@ -1,6 +1,7 @@
 //! The peer router in process, on a loopback listener: who may send (etcd's 412, 404
-//! and 410), which snapshots are installed and which refused, and a seeded run of
-//! mutated messages that must leave the node working.
+//! and 410), which snapshots are installed and which refused, messages nested far
+//! deeper than a decoder may recurse, and a seeded run of mutated messages that must
+//! leave the node working.
 //!
 //! The node is member 1 of a two-member cluster whose member 2 never starts, so it
 //! stays a follower and takes messages in member 2's name.
@@ -230,6 +231,69 @@ async fn mutated_peer_messages_never_stop_the_node() {
             !status.is_server_error() || status.as_u16() == 503,
             "{path}: {status}"
         );
+    }
+    // Still taking messages, and Raft still running.
+    assert_eq!(
+        status_of(post(&base, "/raft/pre-vote", CLUSTER_ID, PEER).body(pre_vote_body(1))).await,
+        200
+    );
+    node.shutdown()
+        .await
+        .expect("Raft still runs and stops cleanly");
+}
+
+/// How deep the nested bodies go: far past serde_json's recursion limit (128), yet
+/// within the small-message limit (64 KiB), so that the decoder, not the size check,
+/// must refuse them.
+const NESTING_DEPTH: usize = 60_000;
+
+/// A snapshot file whose checksum holds but whose meta is `meta`, raw.
+fn snapshot_with_raw_meta(meta: &[u8]) -> Vec<u8> {
+    let data = beacon_store::Store::new().save();
+    let mut file = b"BCNSNAP\0".to_vec();
+    file.extend_from_slice(&1u32.to_be_bytes());
+    file.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+    file.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    file.extend_from_slice(meta);
+    file.extend_from_slice(&data);
+    let sum = xxhash_rust::xxh3::xxh3_64(&file);
+    file.extend_from_slice(&sum.to_be_bytes());
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_messages_from_a_member_are_refused_by_the_decoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, base) = follower(tmp.path()).await;
+    let arrays = "[".repeat(NESTING_DEPTH);
+    let objects = r#"{"a":"#.repeat(NESTING_DEPTH / 5);
+    // Every route decodes JSON from a member: each one gets both kinds of nesting.
+    for path in [
+        "/raft/append",
+        "/raft/vote",
+        "/raft/pre-vote",
+        "/raft/transfer-leader",
+        "/raft/propose",
+        "/raft/members",
+        "/raft/removed",
+    ] {
+        for body in [&arrays, &objects] {
+            let nested = post(&base, path, CLUSTER_ID, PEER).body(body.clone());
+            assert_eq!(status_of(nested).await, 400, "{path}");
+        }
+    }
+    // A snapshot's vote header, its meta (checksummed, so only decoding can refuse it)
+    // and its store.
+    let good = snapshot_body(5, 10, &[1, PEER]);
+    let nested_vote = post(&base, "/raft/snapshot", CLUSTER_ID, PEER)
+        .header("x-beacon-vote", "[".repeat(8 << 10))
+        .body(good);
+    assert_eq!(status_of(nested_vote).await, 400);
+    for meta in [&arrays, &objects] {
+        let nested_meta = post(&base, "/raft/snapshot", CLUSTER_ID, PEER)
+            .header("x-beacon-vote", vote_json(5))
+            .body(snapshot_with_raw_meta(meta.as_bytes()));
+        assert_eq!(status_of(nested_meta).await, 400);
     }
     // Still taking messages, and Raft still running.
     assert_eq!(

@@ -6,14 +6,18 @@ use super::raw::{bare_request, form_request};
 
 /// One hostile request and what it attacks.
 pub struct Case {
-    pub name: &'static str,
+    pub name: String,
     pub bytes: Vec<u8>,
+    /// Whether the only right answers are a refusal (4xx) or none at all: a peer
+    /// message no member sent must never be taken (2xx) nor break anything (5xx).
+    pub refused: bool,
 }
 
-fn case(name: &'static str, bytes: impl Into<Vec<u8>>) -> Case {
+pub fn case(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Case {
     Case {
-        name,
+        name: name.into(),
         bytes: bytes.into(),
+        refused: false,
     }
 }
 

@@ -89,6 +89,16 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
+/// The value of the answer's first header called `name` (any case).
+pub fn header(answer: &Answer, name: &str) -> Option<String> {
+    let head = &answer.bytes[..head_end(&answer.bytes)?];
+    String::from_utf8_lossy(head).lines().find_map(|l| {
+        let (n, value) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
+}
+
 /// The body of a complete, non-chunked answer, as text.
 pub fn body_text(answer: &Answer) -> String {
     let start = head_end(&answer.bytes).map_or(answer.bytes.len(), |i| i + 4);

@@ -1,14 +1,52 @@
-//! What the cluster, membership, fault and linearizability tests share: HTTP clients,
-//! v2 reads and writes, leader discovery, clusters behind a fault proxy, and waits on
-//! conditions with deadlines.
+//! What the cluster, membership, fault, peer and linearizability tests share: HTTP
+//! clients, v2 reads and writes, leader discovery, clusters behind a fault proxy, what a
+//! member's peer port tells anyone, and waits on conditions with deadlines.
 
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use beacon_testkit::{FaultProxy, ServerKind, ServerProcess};
 use serde_json::Value;
+
+/// What a forger reads from a member's peer `GET /members`: the cluster id (its
+/// `X-Etcd-Cluster-ID` header) and this member's id (the entry with its peer URL).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIdentity {
+    pub cluster_id: u64,
+    pub own_id: u64,
+}
+
+/// Reads `m`'s [`PeerIdentity`] from its peer port, over a plain socket (blocking, so
+/// that the synchronous hostile suite can use it as well as the async tests).
+pub fn peer_identity(m: &ServerProcess) -> PeerIdentity {
+    let mut conn = TcpStream::connect(("127.0.0.1", m.peer_port())).expect("peer port");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"GET /members HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("GET /members");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).expect("the member list");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
+    let cluster_id = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-etcd-cluster-id")
+                .then(|| u64::from_str_radix(value.trim(), 16).ok())?
+        })
+        .unwrap_or_else(|| panic!("no cluster id in {head}"));
+    let members: Vec<Value> = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let own_id = members
+        .iter()
+        .find(|x| x["peerURLs"][0] == m.peer_url())
+        .and_then(|x| x["id"].as_u64())
+        .expect("the member lists itself");
+    PeerIdentity { cluster_id, own_id }
+}
 
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
