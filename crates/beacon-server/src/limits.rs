@@ -8,6 +8,14 @@ use std::time::Duration;
 /// etcd accepts (2 MiB values work there) is accepted here too.
 pub const REQUEST_BODY_BYTES_MAX: usize = 10 << 20;
 
+/// How long a client may take to send a whole request body, from the moment a handler
+/// starts reading it. etcd 3.4 sets no `ReadTimeout` on its client `http.Server`
+/// (embed/serve.go), so a body trickled byte by byte holds its goroutine forever; we
+/// cut it off instead. 60 s lets a body of [`REQUEST_BODY_BYTES_MAX`] through a link of
+/// 1.4 Mbit/s, and a form of a few KiB through anything; a slower body is answered with
+/// error 210 and its connection closed.
+pub const REQUEST_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Buffered events per watcher, as etcd's watcher channel (100). A watcher whose
 /// buffer is full is dropped by the store, which ends its response, as in etcd.
 pub const WATCH_EVENTS_BUFFERED_MAX: usize = 100;

@@ -1,6 +1,8 @@
 //! Go `net/http` behaviour that etcd's clients can see: form parsing, path cleaning,
-//! and the plain-text and JSON error responses of `http.Error` and etcd's `HTTPError`.
+//! bounded body reading, and the plain-text and JSON error responses of `http.Error`
+//! and etcd's `HTTPError`.
 
+pub mod body;
 pub mod goform;
 pub mod gopath;
 
