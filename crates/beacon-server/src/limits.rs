@@ -54,10 +54,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// watch; a longer head is handed to hyper as is.
 pub const REQUEST_HEAD_PEEK_BYTES_MAX: usize = 8 << 10;
 
+/// How many header lines a request head may have: hyper's default. The connection
+/// layer's own parser reads as many, so it checks every head hyper would serve.
+/// (Go has no count limit, only `MaxHeaderBytes`, 1 MiB.)
+pub const REQUEST_HEADERS_MAX: usize = 100;
+
 /// How many bytes a client may pipeline behind a pending watch before it is closed.
 pub const PIPELINED_BYTES_MAX: usize = 64 << 10;
 
-/// How long a write to a client may block (a client that stopped reading its watch).
+/// How long a write to a client may block (a client that stopped reading its watch),
+/// on the lean path and under hyper alike; the connection is then closed. Go has no
+/// such limit in etcd 3.4 (no `WriteTimeout`); without one a watcher that never reads
+/// would hold its connection and buffers for good.
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pending connections the kernel may queue per listener (it caps this at somaxconn).

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod goform;
+pub mod gohead;
 pub mod gopath;
 
 use axum::body::Body;
