@@ -1,8 +1,9 @@
 //! Seeded hostile requests over real loopback connections: valid requests mutated at
 //! the byte level (bare LFs, missing or doubled `Host`, odd transfer codings and
 //! lengths, truncations, flipped and inserted bytes, trickled writes, pipelining) go to
-//! one `beacon` process. It must never die, every answer must be HTTP, and a canary
-//! key written first must read back intact. Bounded in requests and in time.
+//! one `beacon` process. It must never die, every answer must be HTTP, a canary key
+//! written first must read back intact, and its memory must stay bounded. Bounded in
+//! requests and in time.
 //!
 //! A failure prints the seed; `BEACON_HOSTILE_SEED=<seed>` replays it, and
 //! `BEACON_HOSTILE_REQUESTS=<n>` runs longer (default 300).
@@ -22,6 +23,9 @@ const QUIET_READ: Duration = Duration::from_millis(150);
 /// The most one exchange reads before it hangs up (a stream watch never ends).
 const ANSWER_BYTES_MAX: usize = 64 << 10;
 const CANARY_VALUE: &str = "intact-canary-value";
+/// Resident memory the run may add: the requests write a few small keys and leave
+/// nothing open, so anything near this is a leak or an amplification.
+const RSS_GROWTH_BYTES_MAX: u64 = 64 << 20;
 
 const BASES: &[&str] = &[
     "GET /v2/keys/fuzz/a HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -81,7 +85,9 @@ fn hostile_requests_never_kill_the_server_or_touch_the_canary() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beacon")));
     let server = ServerProcess::beacon_at(bin).expect("beacon starts");
     let port = server.client_port();
+    let pid = server.pid().expect("running");
     put_canary(port);
+    let rss_before = rss_bytes(pid);
 
     let mut rng = SeededRng::new(seed);
     let started = Instant::now();
@@ -102,7 +108,15 @@ fn hostile_requests_never_kill_the_server_or_touch_the_canary() {
         }
     }
     check_alive_and_canary(port, seed, sent);
-    println!("{sent} hostile requests in {:?}", started.elapsed());
+    let rss_after = rss_bytes(pid);
+    println!(
+        "{sent} hostile requests in {:?}; rss {rss_before} -> {rss_after} bytes",
+        started.elapsed()
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < RSS_GROWTH_BYTES_MAX,
+        "seed {seed}: {sent} requests grew the RSS from {rss_before} to {rss_after} bytes"
+    );
 }
 
 /// A base request with a few random mutations.
@@ -248,4 +262,14 @@ fn check_alive_and_canary(port: u16, seed: u64, sent: usize) {
         "seed {seed}: after {sent} requests the canary reads {}",
         got.body
     );
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
 }
