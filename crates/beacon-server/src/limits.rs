@@ -8,6 +8,14 @@ use std::time::Duration;
 /// etcd accepts (2 MiB values work there) is accepted here too.
 pub const REQUEST_BODY_BYTES_MAX: usize = 10 << 20;
 
+/// How long a client may take to send a whole request body, from the moment a handler
+/// starts reading it. etcd 3.4 sets no `ReadTimeout` on its client `http.Server`
+/// (embed/serve.go), so a body trickled byte by byte holds its goroutine forever; we
+/// cut it off instead. 60 s lets a body of [`REQUEST_BODY_BYTES_MAX`] through a link of
+/// 1.4 Mbit/s, and a form of a few KiB through anything; a slower body is answered with
+/// error 210 and its connection closed.
+pub const REQUEST_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Buffered events per watcher, as etcd's watcher channel (100). A watcher whose
 /// buffer is full is dropped by the store, which ends its response, as in etcd.
 pub const WATCH_EVENTS_BUFFERED_MAX: usize = 100;
@@ -46,10 +54,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// watch; a longer head is handed to hyper as is.
 pub const REQUEST_HEAD_PEEK_BYTES_MAX: usize = 8 << 10;
 
+/// How many header lines a request head may have: hyper's default. The connection
+/// layer's own parser reads as many, so it checks every head hyper would serve.
+/// (Go has no count limit, only `MaxHeaderBytes`, 1 MiB.)
+pub const REQUEST_HEADERS_MAX: usize = 100;
+
 /// How many bytes a client may pipeline behind a pending watch before it is closed.
 pub const PIPELINED_BYTES_MAX: usize = 64 << 10;
 
-/// How long a write to a client may block (a client that stopped reading its watch).
+/// How long a write to a client may block (a client that stopped reading its watch),
+/// on the lean path and under hyper alike; the connection is then closed. Go has no
+/// such limit in etcd 3.4 (no `WriteTimeout`); without one a watcher that never reads
+/// would hold its connection and buffers for good.
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pending connections the kernel may queue per listener (it caps this at somaxconn).

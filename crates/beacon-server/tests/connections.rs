@@ -1,13 +1,18 @@
 //! A connection whose first request is a watch is answered by the lean path and then
 //! goes on serving: a request sent after the watch, or pipelined behind it, is answered
 //! on the same connection, as a Go server would. A watcher re-arms on its connection,
-//! watch after watch, and each is answered in turn.
+//! watch after watch, and each is answered in turn. A watcher that stops reading is
+//! closed after CLIENT_WRITE_TIMEOUT on hyper's path too.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use beacon_testkit::ServerProcess;
+
+/// The server's CLIENT_WRITE_TIMEOUT (30 s), and some slack for a loaded machine.
+const CLIENT_WRITE_TIMEOUT_WITH_SLACK: Duration = Duration::from_secs(50);
 
 #[test]
 fn watch_then_more_requests_on_one_connection() {
@@ -108,6 +113,77 @@ fn watch_after_watch_on_one_connection() {
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
     assert!(rest.contains(r#""key":"/again/k2""#), "{rest}");
+}
+
+/// Issue 13, defect 7: a stream watcher served by hyper (its connection sent another
+/// request first) that never reads its events used to hold its connection forever;
+/// like the lean path's, it is now closed once a write stays blocked for
+/// CLIENT_WRITE_TIMEOUT. `BEACON_BIN` runs it against another build.
+#[test]
+fn a_hyper_watcher_that_stops_reading_is_closed() {
+    let bin = std::env::var_os("BEACON_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beacon")));
+    let server = ServerProcess::beacon_at(bin).expect("beacon starts");
+    let pid = server.pid().expect("running");
+    let port = server.client_port();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A plain request first hands the connection to hyper for good.
+    write!(conn, "GET /version HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_head(&mut conn);
+    let mut version = [0u8; 45];
+    conn.read_exact(&mut version).unwrap();
+    write!(
+        conn,
+        "GET /v2/keys/deaf?wait=true&stream=true&recursive=true HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let server_socket = server_side_socket(port, conn.local_addr().unwrap().port());
+    assert!(
+        holds_socket(pid, &server_socket),
+        "the server holds the watch"
+    );
+
+    // Events far larger than both sockets' buffers (the client's stays small while
+    // it does not read; the server's grows to 4 MiB), which the client never reads.
+    let value = "x".repeat(512 << 10);
+    for i in 0..24 {
+        put(port, &format!("/v2/keys/deaf/{i}"), &value);
+    }
+    let deadline = Instant::now() + CLIENT_WRITE_TIMEOUT_WITH_SLACK;
+    while holds_socket(pid, &server_socket) {
+        assert!(
+            Instant::now() < deadline,
+            "the server still holds a watcher that has not read for {CLIENT_WRITE_TIMEOUT_WITH_SLACK:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `socket:[inode]` of the server's end of the connection from `client_port`.
+fn server_side_socket(server_port: u16, client_port: u16) -> String {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let (local, remote) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    let inode = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        // Fields: sl, local address, remote address, state, ..., inode (the 10th).
+        .find(|f| f.len() > 9 && f[1].ends_with(&local) && f[2].ends_with(&remote))
+        .map(|f| f[9].to_string())
+        .expect("the server's end of the connection");
+    format!("socket:[{inode}]")
+}
+
+/// Whether process `pid` still has `socket` open.
+fn holds_socket(pid: u32, socket: &str) -> bool {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/<pid>/fd");
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|target| target.to_string_lossy() == socket)
 }
 
 /// A PUT on a connection of its own, read to its end.

@@ -6,15 +6,15 @@ use axum::response::Response;
 use beacon_api::{Action, ErrorCode, EtcdError, Event};
 use beacon_store::{Applied, Command, Method as StoreMethod};
 use http::{HeaderMap, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::error::{etcd_error, propose_failure};
 use super::params::{parse_key_params, KeyParams};
 use super::watch;
 use crate::consensus::{propose_with_timeout, ConsensusStatus};
+use crate::http::body::{read_capped, BodyError};
 use crate::http::goform::{media_type, method_has_form_body, parse_form};
 use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
-use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::limits::{REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::{now_ns, AppState};
 
 /// etcd's `Allow` list for the keys endpoint, in its order.
@@ -63,9 +63,9 @@ async fn handle(
         && media_type(content_type.as_deref())
             .is_ok_and(|mt| mt == "application/x-www-form-urlencoded");
     let body_bytes = if reads_body {
-        match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<LengthLimitError>() => Err(()),
+        match read_capped(body, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await {
+            Ok(bytes) => Ok(bytes),
+            Err(BodyError::TooLarge { .. }) => Err(()),
             Err(e) => return Err(EtcdError::request(ErrorCode::InvalidForm, e.to_string())),
         }
     } else {

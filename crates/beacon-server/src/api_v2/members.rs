@@ -4,14 +4,14 @@ use axum::body::Body;
 use axum::response::Response;
 use beacon_raft::{MemberChange, MembershipError};
 use http::StatusCode;
-use http_body_util::{BodyExt as _, Limited};
 use serde::Serialize;
 
 use crate::cluster::{added_member_id, client_urls, id_hex, Member};
+use crate::http::body::read_capped;
 use crate::http::{
     full, go_error, json_message, method_not_allowed, set_header, APPLICATION_JSON, TEXT_PLAIN,
 };
-use crate::limits::REQUEST_BODY_BYTES_MAX;
+use crate::limits::{REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -206,8 +206,8 @@ async fn peer_urls_of(headers: &http::HeaderMap, body: Body) -> Result<Vec<Strin
         ));
     }
     let bad = |m: String| json_message(StatusCode::BAD_REQUEST, &m);
-    let bytes = match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
-        Ok(c) => c.to_bytes(),
+    let bytes = match read_capped(body, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await {
+        Ok(bytes) => bytes,
         Err(e) => return Err(bad(e.to_string())),
     };
     #[derive(serde::Deserialize)]

@@ -3,22 +3,33 @@
 //! request that waits for minutes, by the ten thousand. So while a connection sends
 //! plain watches they are answered by [`lean_watch`], which keeps only the socket and
 //! the watch body while it waits; the first other request hands it to hyper for good.
+//! On both paths a head Go would refuse before any handler (no `Host`, a transfer
+//! coding other than `chunked`: `http::gohead`) gets Go's own answer and is closed,
+//! and a write blocked for CLIENT_WRITE_TIMEOUT ends the connection.
 
 mod lean_watch;
 mod prefixed;
+mod write_deadline;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tower::ServiceExt as _;
 
-use crate::limits::{HEADER_READ_TIMEOUT, REQUEST_HEAD_PEEK_BYTES_MAX};
+use crate::http::gohead::{self, Rejection};
+use crate::limits::{
+    CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, REQUEST_HEADERS_MAX, REQUEST_HEAD_PEEK_BYTES_MAX,
+};
 use prefixed::Prefixed;
+use write_deadline::WriteDeadline;
 
 /// Accepts connections on `listener` until `stop` turns true, then waits for the open
 /// ones to finish (the caller bounds that wait).
@@ -56,6 +67,15 @@ async fn serve_connection(mut sock: TcpStream, app: Router, stop: watch::Receive
             return;
         }
         let Some(end) = head_end(&unread) else { break };
+        if let Some(rejection) = go_rejection(&unread[..end]) {
+            // Go writes these answers itself and closes, whatever follows the head.
+            let _ = tokio::time::timeout(CLIENT_WRITE_TIMEOUT, async {
+                let _ = sock.write_all(&rejection.raw()).await;
+                let _ = sock.shutdown().await;
+            })
+            .await;
+            return;
+        }
         let Some(lean) = lean_watch::recognize(&unread[..end]) else {
             break;
         };
@@ -97,21 +117,57 @@ async fn read_head(sock: &mut TcpStream, head: &mut Vec<u8>) -> bool {
 }
 
 /// Where the first request head in `bytes` ends (after its blank line), if it does.
+/// Lines may end in a bare LF: Go's reader (and so etcd) accepts them, and so does
+/// hyper's parser, so `GET / HTTP/1.1\nHost: a\n\n` is a whole head.
 fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
+    let mut from = 0;
+    while let Some(lf) = bytes[from..].iter().position(|b| *b == b'\n') {
+        let after = from + lf + 1;
+        match &bytes[after..] {
+            [b'\n', ..] => return Some(after + 1),
+            [b'\r', b'\n', ..] => return Some(after + 2),
+            _ => from = after,
+        }
+    }
+    None
+}
+
+/// Go's own refusal of a complete request head, if it refuses it (see
+/// [`gohead`]). A head that does not even parse is left to hyper.
+fn go_rejection(head: &[u8]) -> Option<Rejection> {
+    let mut headers = [httparse::EMPTY_HEADER; REQUEST_HEADERS_MAX];
+    let mut parsed = httparse::Request::new(&mut headers);
+    if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let http_11 = parsed.version == Some(1);
+    gohead::check(http_11, parsed.headers.iter().map(|h| (h.name, h.value))).err()
 }
 
 /// Serves the rest of a connection with hyper until it closes or the server stops.
 async fn serve_with_hyper(stream: Prefixed, app: Router, stop: watch::Receiver<bool>) {
-    let io = TokioIo::new(stream);
+    // A client that stops reading (a stream watcher that never reads) fails hyper's
+    // next write after CLIENT_WRITE_TIMEOUT, as on the lean path, and so is closed.
+    let io = TokioIo::new(WriteDeadline::new(stream, CLIENT_WRITE_TIMEOUT));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(REQUEST_HEADERS_MAX);
+    // Heads the lean path never read are held to Go's rules here, before the router.
+    let service = service_fn(move |req: http::Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            let http_11 = req.version() == http::Version::HTTP_11;
+            let headers = req.headers().iter();
+            let checked = gohead::check(http_11, headers.map(|(n, v)| (n.as_str(), v.as_bytes())));
+            match checked {
+                Err(rejection) => Ok::<_, Infallible>(rejection.response()),
+                Ok(()) => app.oneshot(req).await,
+            }
+        }
+    });
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let stopping = tokio::select! {
         _ = conn.as_mut() => false,

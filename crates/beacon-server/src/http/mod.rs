@@ -1,7 +1,10 @@
 //! Go `net/http` behaviour that etcd's clients can see: form parsing, path cleaning,
-//! and the plain-text and JSON error responses of `http.Error` and etcd's `HTTPError`.
+//! bounded body reading, and the plain-text and JSON error responses of `http.Error`
+//! and etcd's `HTTPError`.
 
+pub mod body;
 pub mod goform;
+pub mod gohead;
 pub mod gopath;
 
 use axum::body::Body;
