@@ -171,9 +171,15 @@ impl EtcdError {
     }
 
     /// The JSON body etcd sends, including its trailing newline.
+    /// Written as Go escapes it (see [`crate::go_json`]).
     pub fn to_json_line(&self) -> String {
-        let mut line = serde_json::to_string(self).expect("error JSON always serializes");
-        line.push('\n');
+        let mut line = format!("{{\"errorCode\":{},\"message\":", self.code.code());
+        crate::go_json::string(&mut line, self.code.message().as_bytes());
+        if !self.cause.is_empty() {
+            line.push_str(",\"cause\":");
+            crate::go_json::string(&mut line, self.cause.as_bytes());
+        }
+        line.push_str(&format!(",\"index\":{}}}\n", self.index));
         line
     }
 }

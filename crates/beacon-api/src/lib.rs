@@ -4,9 +4,12 @@
 //! `beaconctl` all speak these types, so that etcd's JSON is defined in one place.
 
 pub mod error;
+pub mod go_json;
+pub mod node_list;
 pub mod peer_url;
 pub mod time;
 pub mod v2;
 
 pub use error::{ErrorCode, EtcdError};
+pub use node_list::NodeList;
 pub use v2::{Action, Event, NodeExtern};

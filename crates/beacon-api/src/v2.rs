@@ -2,6 +2,8 @@
 
 use serde::{Serialize, Serializer};
 
+use crate::node_list::NodeList;
+
 /// What an event did, as named in the `action` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, Serialize)]
 pub enum Action {
@@ -63,8 +65,8 @@ pub struct NodeExtern {
     #[serde(skip_serializing_if = "is_zero_i64", default)]
     pub ttl: i64,
     /// Children of a directory, when listed; omitted when empty.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub nodes: Vec<NodeExtern>,
+    #[serde(skip_serializing_if = "no_nodes", default)]
+    pub nodes: NodeList,
     /// etcd index of the node's last change.
     #[serde(rename = "modifiedIndex", skip_serializing_if = "is_zero_u64", default)]
     pub modified_index: u64,
@@ -110,25 +112,27 @@ impl Event {
 
     /// The JSON line etcd writes: the body and a newline. `refresh` is left out: etcd
     /// copies events before writing them and its copy drops the flag, so no client ever
-    /// sees it (it only keeps refreshes out of watches).
+    /// sees it (it only keeps refreshes out of watches). Written by [`crate::go_json`],
+    /// without recursion, as Go escapes it.
     pub fn to_json_line(&self) -> String {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            action: Action,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            node: Option<&'a NodeExtern>,
-            #[serde(rename = "prevNode", skip_serializing_if = "Option::is_none")]
-            prev_node: Option<&'a NodeExtern>,
+        let mut line = String::from("{\"action\":\"");
+        line.push_str(self.action.as_str());
+        line.push('"');
+        if let Some(node) = &self.node {
+            line.push_str(",\"node\":");
+            crate::go_json::node(&mut line, node);
         }
-        let wire = Wire {
-            action: self.action,
-            node: self.node.as_ref(),
-            prev_node: self.prev_node.as_ref(),
-        };
-        let mut line = serde_json::to_string(&wire).expect("event JSON always serializes");
-        line.push('\n');
+        if let Some(prev) = &self.prev_node {
+            line.push_str(",\"prevNode\":");
+            crate::go_json::node(&mut line, prev);
+        }
+        line.push_str("}\n");
         line
     }
+}
+
+fn no_nodes(nodes: &NodeList) -> bool {
+    nodes.is_empty()
 }
 
 fn is_false(b: &bool) -> bool {

@@ -37,6 +37,14 @@ pub(crate) fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// Appends a child name to a clean directory path in place (`join` without a copy).
+pub(crate) fn push_name(dir: &mut String, name: &str) {
+    if !dir.ends_with('/') {
+        dir.push('/');
+    }
+    dir.push_str(name);
+}
+
 /// Splits a clean path into its parent directory and last name ("/a/b" -> ("/a", "b")).
 pub(crate) fn split(clean_path: &str) -> (&str, &str) {
     match clean_path.rfind('/') {

@@ -284,7 +284,7 @@ impl Store {
                 ttl,
                 modified_index: next,
                 created_index: node.created_index,
-                nodes: Vec::new(),
+                nodes: Default::default(),
             };
             self.retime(&clean, old_expire, expire_ns);
             self.current_index = next;
@@ -481,7 +481,7 @@ impl Store {
                 ttl,
                 modified_index: next,
                 created_index: next,
-                nodes: Vec::new(),
+                nodes: Default::default(),
             }),
             prev_node,
             etcd_index: next,
@@ -573,19 +573,21 @@ fn removal_event(action: Action, key: &str, node: &Node, next: u64, now: i64) ->
     }
 }
 
-/// etcd's `internalGet`: walks to the node at a clean path.
+/// etcd's `internalGet`: walks to the node at a clean path. A path is built only for an
+/// error (it is a prefix of `clean`): per level it would cost quadratic time on deep keys.
 fn lookup<'a>(root: &'a Node, clean: &str, index: u64) -> Result<&'a Node, EtcdError> {
     let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
+    for (name, end) in components_with_ends(clean) {
         let Kind::Dir(children) = &node.kind else {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+            return Err(EtcdError::new(
+                ErrorCode::NotDir,
+                parent_of(clean, end, name.len()),
+                index,
+            ));
         };
-        let child_path = path::join(&node_path, name);
         node = children
             .get(name)
-            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
-        node_path = child_path;
+            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, &clean[..end], index))?;
     }
     Ok(node)
 }
@@ -593,16 +595,17 @@ fn lookup<'a>(root: &'a Node, clean: &str, index: u64) -> Result<&'a Node, EtcdE
 /// `lookup` for changing the node.
 fn lookup_mut<'a>(root: &'a mut Node, clean: &str, index: u64) -> Result<&'a mut Node, EtcdError> {
     let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
+    for (name, end) in components_with_ends(clean) {
         let Kind::Dir(children) = &mut node.kind else {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+            return Err(EtcdError::new(
+                ErrorCode::NotDir,
+                parent_of(clean, end, name.len()),
+                index,
+            ));
         };
-        let child_path = path::join(&node_path, name);
         node = children
             .get_mut(name)
-            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
-        node_path = child_path;
+            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, &clean[..end], index))?;
     }
     Ok(node)
 }
@@ -616,9 +619,7 @@ fn ensure_dir<'a>(
     index: u64,
 ) -> Result<&'a mut BTreeMap<String, Node>, EtcdError> {
     let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
-        node_path = path::join(&node_path, name);
+    for (name, end) in components_with_ends(clean) {
         let Kind::Dir(children) = &mut node.kind else {
             unreachable!("ensure_dir only descends into directories");
         };
@@ -626,13 +627,29 @@ fn ensure_dir<'a>(
             .entry(name.to_string())
             .or_insert_with(|| Node::new_dir(new_index, None));
         if !child.is_dir() {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
+            return Err(EtcdError::new(ErrorCode::NotDir, &clean[..end], index));
         }
         node = child;
     }
     match &mut node.kind {
         Kind::Dir(children) => Ok(children),
         Kind::File(_) => unreachable!("ensure_dir ends on a directory"),
+    }
+}
+
+/// The components of a clean path, each with where its prefix path ends in `clean`.
+fn components_with_ends(clean: &str) -> impl Iterator<Item = (&str, usize)> {
+    path::components(clean).scan(0, |end, name| {
+        *end += 1 + name.len();
+        Some((name, *end))
+    })
+}
+
+/// The path of the directory holding the component of `name_len` bytes ending at `end`.
+fn parent_of(clean: &str, end: usize, name_len: usize) -> &str {
+    match end - name_len - 1 {
+        0 => "/",
+        at => &clean[..at],
     }
 }
 

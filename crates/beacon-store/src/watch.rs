@@ -84,6 +84,10 @@ impl Hub {
     /// Wakes the watchers of every directory on the event's path, from the root down
     /// (etcd's `watcherHub.notify`, after the event entered the history).
     pub fn notify(&mut self, event: &Arc<Event>) {
+        // Without watchers, a deep key need not be walked level by level.
+        if self.by_key.is_empty() {
+            return;
+        }
         let key = event.key().to_string();
         self.notify_watchers(event, "/", false);
         let mut current = String::new();
@@ -97,6 +101,9 @@ impl Hub {
     /// Wakes the watchers on exactly `watch_key` (etcd's `notifyWatchers`); `deleted`
     /// forces it for watchers below a deleted directory.
     pub fn notify_watchers(&mut self, event: &Arc<Event>, watch_key: &str, deleted: bool) {
+        if self.by_key.is_empty() {
+            return;
+        }
         let Some(list) = self.by_key.get_mut(watch_key) else {
             return;
         };

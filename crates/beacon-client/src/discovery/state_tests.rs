@@ -23,7 +23,7 @@ fn dir(key: &str, nodes: Vec<NodeExtern>) -> NodeExtern {
     NodeExtern {
         key: key.to_string(),
         dir: true,
-        nodes,
+        nodes: nodes.into(),
         ..NodeExtern::default()
     }
 }
