@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(back.clone(), tree);
         let etcd = r#"[{"key":"/a","dir":true,"nodes":[{"key":"/a/b","value":"v"}]}]"#;
         let parsed: NodeList = serde_json::from_str(etcd).unwrap();
-        assert_eq!(parsed[0].nodes[0].value.as_deref(), Some("v"));
+        assert_eq!(parsed[0].nodes[0].value.as_deref(), Some(&b"v"[..]));
         let skips = r#"{"preorder":[[1,{"key":"/a"}]]}"#;
         assert!(serde_json::from_str::<NodeList>(skips).is_err());
     }

@@ -2,6 +2,7 @@
 
 use serde::{Serialize, Serializer};
 
+use crate::byte_string::ByteString;
 use crate::node_list::NodeList;
 
 /// What an event did, as named in the `action` field.
@@ -44,12 +45,12 @@ impl Action {
 /// A node as etcd shows it; every field is omitted when empty, as Go's `omitempty` does.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NodeExtern {
-    /// The key; empty for the root, which etcd shows without a key.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub key: String,
-    /// The value of a file node; `None` for directories.
+    /// The key; empty for the root, which etcd shows without a key. Bytes, as in etcd.
+    #[serde(skip_serializing_if = "no_bytes", default)]
+    pub key: ByteString,
+    /// The value of a file node; `None` for directories. Bytes, as in etcd.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub value: Option<String>,
+    pub value: Option<ByteString>,
     /// True for a directory.
     #[serde(skip_serializing_if = "is_false", default)]
     pub dir: bool,
@@ -101,8 +102,8 @@ impl Event {
     }
 
     /// The key the event concerns.
-    pub fn key(&self) -> &str {
-        self.node.as_ref().map_or("", |n| n.key.as_str())
+    pub fn key(&self) -> &[u8] {
+        self.node.as_ref().map_or(b"", |n| n.key.as_bytes())
     }
 
     /// etcd answers 201 for a create, and for a set that made a new node.
@@ -129,6 +130,10 @@ impl Event {
         line.push_str("}\n");
         line
     }
+}
+
+fn no_bytes(s: &ByteString) -> bool {
+    s.is_empty()
 }
 
 fn no_nodes(nodes: &NodeList) -> bool {

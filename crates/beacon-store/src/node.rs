@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_api::NodeExtern;
+use beacon_api::{ByteString, NodeExtern};
 
 use crate::path;
 
@@ -19,13 +19,13 @@ pub(crate) struct Node {
 
 /// What a node holds.
 pub(crate) enum Kind {
-    File(String),
+    File(ByteString),
     /// Children in name order, which is also etcd's `sorted` order.
-    Dir(BTreeMap<String, Node>),
+    Dir(BTreeMap<ByteString, Node>),
 }
 
 impl Node {
-    pub fn new_file(value: String, index: u64, expire_ns: Option<i64>) -> Node {
+    pub fn new_file(value: ByteString, index: u64, expire_ns: Option<i64>) -> Node {
         Node {
             created_index: index,
             modified_index: index,
@@ -48,14 +48,14 @@ impl Node {
     }
 
     /// The value of a file; directories read as "" (etcd's `node.Value` is empty).
-    pub fn value(&self) -> &str {
+    pub fn value(&self) -> &[u8] {
         match &self.kind {
             Kind::File(v) => v,
-            Kind::Dir(_) => "",
+            Kind::Dir(_) => b"",
         }
     }
 
-    pub fn children(&self) -> Option<&BTreeMap<String, Node>> {
+    pub fn children(&self) -> Option<&BTreeMap<ByteString, Node>> {
         match &self.kind {
             Kind::Dir(c) => Some(c),
             Kind::File(_) => None,
@@ -81,7 +81,7 @@ impl Node {
     }
 
     /// The node as shown without its children: key, value or `dir`, TTL and indexes.
-    fn shown(&self, node_path: &str, now_ns: i64) -> NodeExtern {
+    fn shown(&self, node_path: &[u8], now_ns: i64) -> NodeExtern {
         let (expiration, ttl) = self.expiration_and_ttl(now_ns);
         NodeExtern {
             key: shown_key(node_path),
@@ -99,7 +99,7 @@ impl Node {
     }
 
     /// etcd's `node.Repr`: the node as shown, children included when `recursive`.
-    pub fn repr(&self, node_path: &str, recursive: bool, now_ns: i64) -> NodeExtern {
+    pub fn repr(&self, node_path: &[u8], recursive: bool, now_ns: i64) -> NodeExtern {
         match &self.kind {
             Kind::Dir(children) if recursive => list_visible(
                 self.shown(node_path, now_ns),
@@ -114,7 +114,7 @@ impl Node {
 
     /// etcd's `loadInternalNode`: like `repr`, but a directory always lists its children
     /// (recursively only when asked).
-    pub fn load(&self, node_path: &str, recursive: bool, now_ns: i64) -> NodeExtern {
+    pub fn load(&self, node_path: &[u8], recursive: bool, now_ns: i64) -> NodeExtern {
         match &self.kind {
             Kind::Dir(children) => list_visible(
                 self.shown(node_path, now_ns),
@@ -130,8 +130,8 @@ impl Node {
     /// Visits this node's subtree children first, then the node itself, as etcd's
     /// `node.Remove` calls back: `visit(path, node)`. An explicit stack and one path
     /// buffer, so that a deep tree costs neither stack nor a path per level.
-    pub fn walk_post_order(&self, node_path: &str, visit: &mut dyn FnMut(&str, &Node)) {
-        let mut path = node_path.to_string();
+    pub fn walk_post_order(&self, node_path: &[u8], visit: &mut dyn FnMut(&[u8], &Node)) {
+        let mut path = node_path.to_vec();
         // Each open node, the path length before its name was added, and its children.
         let mut stack = vec![(self, path.len(), self.children().map(|c| c.iter()))];
         while let Some((node, path_len, children)) = stack.last_mut() {
@@ -177,13 +177,13 @@ impl Drop for Node {
 /// way. An explicit stack instead of recursion, however deep the tree.
 fn list_visible(
     shown: NodeExtern,
-    children: &BTreeMap<String, Node>,
-    dir_path: &str,
+    children: &BTreeMap<ByteString, Node>,
+    dir_path: &[u8],
     recursive: bool,
     now_ns: i64,
 ) -> NodeExtern {
     // Each directory being listed: its node as shown, its path, the children left.
-    let mut stack = vec![(shown, dir_path.to_string(), children.iter())];
+    let mut stack = vec![(shown, ByteString::from(dir_path), children.iter())];
     loop {
         let (dir_shown, dir_path, children) = stack.last_mut().expect("the stack holds the top");
         match children.next() {
@@ -210,11 +210,11 @@ fn list_visible(
 }
 
 /// etcd shows the root without a key (its internal "/1" trims to "").
-pub(crate) fn shown_key(node_path: &str) -> String {
-    if node_path == "/" {
-        String::new()
+pub(crate) fn shown_key(node_path: &[u8]) -> ByteString {
+    if node_path == b"/" {
+        ByteString::new()
     } else {
-        node_path.to_string()
+        node_path.into()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use beacon_api::Event;
+use beacon_api::{ByteString, Event};
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
@@ -32,14 +32,16 @@ pub enum RecoverError {
 /// needs no deep recursion to decode.
 #[derive(Serialize, Deserialize)]
 struct SavedNode {
-    path: String,
+    /// Bytes: a JSON string when UTF-8, as every snapshot written before keys were
+    /// bytes (see `ByteString`).
+    path: ByteString,
     created: u64,
     modified: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expire_ns: Option<i64>,
     /// `None` for a directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
+    value: Option<ByteString>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,7 +60,7 @@ impl Store {
     /// The store's state as bytes, for a Raft snapshot.
     pub fn save(&self) -> Vec<u8> {
         let mut nodes = Vec::new();
-        save_children(&self.root, "/", &mut nodes);
+        save_children(&self.root, b"/", &mut nodes);
         let saved = Saved {
             version: SNAPSHOT_FORMAT_VERSION,
             current_index: self.current_index,
@@ -119,12 +121,12 @@ impl Store {
 
 /// Appends every node below `dir`, parents first (pre-order), with an explicit stack:
 /// a key thousands of levels deep must not recurse once per level.
-fn save_children(dir: &Node, dir_path: &str, out: &mut Vec<SavedNode>) {
+fn save_children(dir: &Node, dir_path: &[u8], out: &mut Vec<SavedNode>) {
     let Some(children) = dir.children() else {
         return;
     };
     // Each directory being saved: its path and the children left.
-    let mut stack = vec![(dir_path.to_string(), children.iter())];
+    let mut stack = vec![(ByteString::from(dir_path), children.iter())];
     while let Some((parent_path, children)) = stack.last_mut() {
         let Some((name, child)) = children.next() else {
             stack.pop();
@@ -154,7 +156,7 @@ fn save_children(dir: &Node, dir_path: &str, out: &mut Vec<SavedNode>) {
 struct TreeBuilder {
     root: Node,
     /// Open directories with their paths, each the parent of the next.
-    open: Vec<(String, Node)>,
+    open: Vec<(ByteString, Node)>,
 }
 
 impl Default for TreeBuilder {
@@ -167,7 +169,7 @@ impl Default for TreeBuilder {
 }
 
 impl TreeBuilder {
-    fn insert(&mut self, clean: String, node: Node) -> Result<(), RecoverError> {
+    fn insert(&mut self, clean: ByteString, node: Node) -> Result<(), RecoverError> {
         let (dir, name) = path::split(&clean);
         while self.open.last().is_some_and(|(open, _)| open != dir) {
             self.close_top()?;
@@ -181,12 +183,12 @@ impl TreeBuilder {
             self.open.push((clean, node));
             return Ok(());
         }
-        let name = name.to_string();
+        let name = ByteString::from(name);
         self.attach(&clean, name, node)
     }
 
     /// Puts `node` under its parent: the top open directory, or else found from the root.
-    fn attach(&mut self, clean: &str, name: String, node: Node) -> Result<(), RecoverError> {
+    fn attach(&mut self, clean: &[u8], name: ByteString, node: Node) -> Result<(), RecoverError> {
         let children = match self.open.last_mut() {
             Some((
                 _,
@@ -196,11 +198,17 @@ impl TreeBuilder {
                 },
             )) => children,
             _ => find_dir(&mut self.root, path::split(clean).0).ok_or_else(|| {
-                RecoverError::Inconsistent(format!("{clean} comes before its parent"))
+                RecoverError::Inconsistent(format!(
+                    "{} comes before its parent",
+                    String::from_utf8_lossy(clean)
+                ))
             })?,
         };
         if children.insert(name, node).is_some() {
-            return Err(RecoverError::Inconsistent(format!("{clean} appears twice")));
+            return Err(RecoverError::Inconsistent(format!(
+                "{} appears twice",
+                String::from_utf8_lossy(clean)
+            )));
         }
         Ok(())
     }
@@ -209,7 +217,7 @@ impl TreeBuilder {
         let Some((clean, node)) = self.open.pop() else {
             return Ok(());
         };
-        let name = path::split(&clean).1.to_string();
+        let name = ByteString::from(path::split(&clean).1);
         self.attach(&clean, name, node)
     }
 
@@ -223,8 +231,8 @@ impl TreeBuilder {
 
 fn find_dir<'a>(
     root: &'a mut Node,
-    clean: &str,
-) -> Option<&'a mut std::collections::BTreeMap<String, Node>> {
+    clean: &[u8],
+) -> Option<&'a mut std::collections::BTreeMap<ByteString, Node>> {
     let mut node = root;
     for name in path::components(clean) {
         let Kind::Dir(children) = &mut node.kind else {
