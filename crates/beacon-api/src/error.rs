@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::byte_string::ByteString;
+
 /// An etcd v2 error code, as sent in the `errorCode` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, Serialize)]
 #[serde(into = "u16", try_from = "u16")]
@@ -149,15 +151,16 @@ impl TryFrom<u16> for ErrorCode {
 pub struct EtcdError {
     /// What went wrong.
     pub code: ErrorCode,
-    /// The key or field concerned; omitted from JSON when empty.
-    pub cause: String,
+    /// The key or field concerned; omitted from JSON when empty. Bytes: it may name a
+    /// key or value that is not UTF-8.
+    pub cause: ByteString,
     /// The store's etcd index when the error happened (0 for request errors).
     pub index: u64,
 }
 
 impl EtcdError {
     /// An error raised by the store at `index`.
-    pub fn new(code: ErrorCode, cause: impl Into<String>, index: u64) -> Self {
+    pub fn new(code: ErrorCode, cause: impl Into<ByteString>, index: u64) -> Self {
         EtcdError {
             code,
             cause: cause.into(),
@@ -166,16 +169,26 @@ impl EtcdError {
     }
 
     /// An error found while parsing a request, before the store is asked (index 0).
-    pub fn request(code: ErrorCode, cause: impl Into<String>) -> Self {
+    pub fn request(code: ErrorCode, cause: impl Into<ByteString>) -> Self {
         Self::new(code, cause, 0)
     }
 
     /// The JSON body etcd sends, including its trailing newline.
+    /// Written as Go escapes it (see [`crate::go_json`]).
     pub fn to_json_line(&self) -> String {
-        let mut line = serde_json::to_string(self).expect("error JSON always serializes");
-        line.push('\n');
+        let mut line = format!("{{\"errorCode\":{},\"message\":", self.code.code());
+        crate::go_json::string(&mut line, self.code.message().as_bytes());
+        if !self.cause.is_empty() {
+            line.push_str(",\"cause\":");
+            crate::go_json::string(&mut line, self.cause.as_bytes());
+        }
+        line.push_str(&format!(",\"index\":{}}}\n", self.index));
         line
     }
+}
+
+fn no_bytes(s: &ByteString) -> bool {
+    s.is_empty()
 }
 
 /// The wire shape of [`EtcdError`]; `message` is implied by the code when reading.
@@ -185,8 +198,8 @@ struct WireError {
     error_code: u16,
     #[serde(default)]
     message: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    cause: String,
+    #[serde(default, skip_serializing_if = "no_bytes")]
+    cause: ByteString,
     #[serde(default)]
     index: u64,
 }

@@ -2,6 +2,9 @@
 
 use serde::{Serialize, Serializer};
 
+use crate::byte_string::ByteString;
+use crate::node_list::NodeList;
+
 /// What an event did, as named in the `action` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, Serialize)]
 pub enum Action {
@@ -42,12 +45,12 @@ impl Action {
 /// A node as etcd shows it; every field is omitted when empty, as Go's `omitempty` does.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NodeExtern {
-    /// The key; empty for the root, which etcd shows without a key.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub key: String,
-    /// The value of a file node; `None` for directories.
+    /// The key; empty for the root, which etcd shows without a key. Bytes, as in etcd.
+    #[serde(skip_serializing_if = "no_bytes", default)]
+    pub key: ByteString,
+    /// The value of a file node; `None` for directories. Bytes, as in etcd.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub value: Option<String>,
+    pub value: Option<ByteString>,
     /// True for a directory.
     #[serde(skip_serializing_if = "is_false", default)]
     pub dir: bool,
@@ -63,8 +66,8 @@ pub struct NodeExtern {
     #[serde(skip_serializing_if = "is_zero_i64", default)]
     pub ttl: i64,
     /// Children of a directory, when listed; omitted when empty.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub nodes: Vec<NodeExtern>,
+    #[serde(skip_serializing_if = "no_nodes", default)]
+    pub nodes: NodeList,
     /// etcd index of the node's last change.
     #[serde(rename = "modifiedIndex", skip_serializing_if = "is_zero_u64", default)]
     pub modified_index: u64,
@@ -99,8 +102,8 @@ impl Event {
     }
 
     /// The key the event concerns.
-    pub fn key(&self) -> &str {
-        self.node.as_ref().map_or("", |n| n.key.as_str())
+    pub fn key(&self) -> &[u8] {
+        self.node.as_ref().map_or(b"", |n| n.key.as_bytes())
     }
 
     /// etcd answers 201 for a create, and for a set that made a new node.
@@ -110,25 +113,31 @@ impl Event {
 
     /// The JSON line etcd writes: the body and a newline. `refresh` is left out: etcd
     /// copies events before writing them and its copy drops the flag, so no client ever
-    /// sees it (it only keeps refreshes out of watches).
+    /// sees it (it only keeps refreshes out of watches). Written by [`crate::go_json`],
+    /// without recursion, as Go escapes it.
     pub fn to_json_line(&self) -> String {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            action: Action,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            node: Option<&'a NodeExtern>,
-            #[serde(rename = "prevNode", skip_serializing_if = "Option::is_none")]
-            prev_node: Option<&'a NodeExtern>,
+        let mut line = String::from("{\"action\":\"");
+        line.push_str(self.action.as_str());
+        line.push('"');
+        if let Some(node) = &self.node {
+            line.push_str(",\"node\":");
+            crate::go_json::node(&mut line, node);
         }
-        let wire = Wire {
-            action: self.action,
-            node: self.node.as_ref(),
-            prev_node: self.prev_node.as_ref(),
-        };
-        let mut line = serde_json::to_string(&wire).expect("event JSON always serializes");
-        line.push('\n');
+        if let Some(prev) = &self.prev_node {
+            line.push_str(",\"prevNode\":");
+            crate::go_json::node(&mut line, prev);
+        }
+        line.push_str("}\n");
         line
     }
+}
+
+fn no_bytes(s: &ByteString) -> bool {
+    s.is_empty()
+}
+
+fn no_nodes(nodes: &NodeList) -> bool {
+    nodes.is_empty()
 }
 
 fn is_false(b: &bool) -> bool {

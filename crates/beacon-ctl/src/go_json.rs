@@ -9,7 +9,7 @@ use beacon_api::{time::rfc3339_nano, Event, NodeExtern};
 /// `{"action":..,"node":..,"prevNode":..}` on one line, without the newline.
 pub fn response(event: &Event) -> String {
     let mut out = String::from("{\"action\":");
-    string(&mut out, event.action.as_str());
+    string(&mut out, event.action.as_str().as_bytes());
     out.push_str(",\"node\":");
     optional_node(&mut out, event.node.as_ref());
     out.push_str(",\"prevNode\":");
@@ -32,7 +32,7 @@ fn node(out: &mut String, n: &NodeExtern) {
         out.push_str(",\"dir\":true");
     }
     out.push_str(",\"value\":");
-    string(out, n.value.as_deref().unwrap_or(""));
+    string(out, n.value.as_deref().unwrap_or(b""));
     out.push_str(",\"nodes\":");
     if n.nodes.is_empty() {
         out.push_str("null");
@@ -53,7 +53,7 @@ fn node(out: &mut String, n: &NodeExtern) {
     );
     if let Some(ns) = n.expiration {
         out.push_str(",\"expiration\":");
-        string(out, &rfc3339_nano(ns));
+        string(out, rfc3339_nano(ns).as_bytes());
     }
     if n.ttl != 0 {
         let _ = write!(out, ",\"ttl\":{}", n.ttl);
@@ -62,25 +62,8 @@ fn node(out: &mut String, n: &NodeExtern) {
 }
 
 /// A JSON string escaped as Go's encoder escapes it (as of Go 1.19, etcd 3.4's).
-fn string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+fn string(out: &mut String, s: &[u8]) {
+    beacon_api::go_json::string(out, s);
 }
 
 #[cfg(test)]
@@ -112,7 +95,7 @@ mod tests {
     #[test]
     fn escapes_like_go() {
         let mut out = String::new();
-        string(&mut out, "a<b>&\"\u{1}\u{8}");
+        string(&mut out, "a<b>&\"\u{1}\u{8}".as_bytes());
         assert_eq!(out, r#""a\u003cb\u003e\u0026\"\u0001\u0008""#);
     }
 }

@@ -40,7 +40,10 @@ pub fn printer_for(name: &str) -> Box<dyn Printer> {
 }
 
 fn value(node: Option<&NodeExtern>) -> &str {
-    node.and_then(|n| n.value.as_deref()).unwrap_or("")
+    // etcd's JSON is UTF-8, so every value read from it is too.
+    node.and_then(|n| n.value.as_ref())
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
 }
 
 /// The value alone; for a delete, the value it removed.
@@ -105,14 +108,17 @@ impl Printer for Extended {
             writeln!(
                 out,
                 "PrevNode.Value: {}",
-                prev.value.as_deref().unwrap_or("")
+                prev.value
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )?;
         }
         writeln!(out, "TTL: {}", node.ttl)?;
         writeln!(out, "Index: {}", resp.etcd_index)?;
         if ev.action != Action::Delete {
             writeln!(out)?;
-            writeln!(out, "{}", node.value.as_deref().unwrap_or(""))?;
+            writeln!(out, "{}", value(Some(&node)))?;
         }
         Ok(())
     }

@@ -45,12 +45,13 @@ async fn route(state: &AppState, req: Request) -> Response {
     }
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
+    // The decoded path is bytes: a key may hold any of them, as a Go string does.
     let path = match unescape(raw_path, false) {
-        Ok(p) => String::from_utf8_lossy(&p).into_owned(),
+        Ok(p) => p,
         Err(_) => return bad_request_close(),
     };
     let clean = mux_clean(&path);
-    if clean != path {
+    if clean != path[..] {
         let mut location = escape_path(&clean);
         if !raw_query.is_empty() {
             location.push('?');
@@ -58,20 +59,21 @@ async fn route(state: &AppState, req: Request) -> Response {
         }
         return moved_permanently(&method, &location);
     }
-    match clean.as_str() {
-        "/version" => api::version::serve(&method),
-        "/health" => api::health::serve(state, &method).await,
-        "/v2/stats/store" => stats::serve(state, &method, "store"),
-        "/v2/stats/self" => stats::serve(state, &method, "self"),
-        "/v2/stats/leader" => stats::serve(state, &method, "leader"),
-        "/v2/machines" => members::serve_machines(state, &method),
-        "/v2/members" => members::serve_members(state, &method, &parts.headers, "", body).await,
-        p if p.starts_with("/v2/members/") => {
-            let rest = &p["/v2/members/".len()..];
-            members::serve_members(state, &method, &parts.headers, rest, body).await
+    match clean.as_bytes() {
+        b"/version" => api::version::serve(&method),
+        b"/health" => api::health::serve(state, &method).await,
+        b"/v2/stats/store" => stats::serve(state, &method, "store"),
+        b"/v2/stats/self" => stats::serve(state, &method, "self"),
+        b"/v2/stats/leader" => stats::serve(state, &method, "leader"),
+        b"/v2/machines" => members::serve_machines(state, &method),
+        b"/v2/members" => members::serve_members(state, &method, &parts.headers, "", body).await,
+        p if p.starts_with(b"/v2/members/") => {
+            // Member ids are hex: other bytes only make an id that is not found.
+            let rest = String::from_utf8_lossy(&p[b"/v2/members/".len()..]);
+            members::serve_members(state, &method, &parts.headers, &rest, body).await
         }
-        p if p == "/v2/keys" || p.starts_with("/v2/keys/") => {
-            let key = clean_rooted(&p["/v2/keys".len()..]);
+        p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
+            let key = clean_rooted(&p[b"/v2/keys".len()..]);
             keys::serve(state, method, &parts.headers, raw_query, key, body).await
         }
         _ => not_found(),

@@ -310,7 +310,7 @@ async fn a_forged_append_from_a_non_member_cannot_remove_a_member() {
 
 fn put_command(key: &str, value: String) -> Command {
     let mut req = KeysRequest::new(Method::Put, key, 0);
-    req.value = value;
+    req.value = value.into();
     Command::Keys(req)
 }
 

@@ -1,5 +1,6 @@
 //! What travels through the Raft log: a v2 keys write, or the leader's clock.
 
+use beacon_api::ByteString;
 use serde::{Deserialize, Serialize};
 
 /// One entry of the replicated log, applied to the store in log order.
@@ -34,14 +35,15 @@ pub enum Method {
 pub struct KeysRequest {
     /// Which operation.
     pub method: Method,
-    /// The key, as the client sent it (the store cleans it).
-    pub path: String,
-    /// `value`.
-    pub value: String,
+    /// The key, as the client sent it (the store cleans it). Bytes, as in etcd: in the
+    /// log a JSON string when UTF-8, as before (see `ByteString`).
+    pub path: ByteString,
+    /// `value`, bytes as well.
+    pub value: ByteString,
     /// `dir`.
     pub dir: bool,
     /// `prevValue`; empty means absent, as in etcd.
-    pub prev_value: String,
+    pub prev_value: ByteString,
     /// `prevIndex`; 0 means absent, as in etcd.
     pub prev_index: u64,
     /// `prevExist`, when given.
@@ -61,13 +63,13 @@ pub struct KeysRequest {
 
 impl KeysRequest {
     /// A request with every option absent, for `method` on `path`.
-    pub fn new(method: Method, path: impl Into<String>, time_ns: i64) -> Self {
+    pub fn new(method: Method, path: impl Into<ByteString>, time_ns: i64) -> Self {
         KeysRequest {
             method,
             path: path.into(),
-            value: String::new(),
+            value: ByteString::new(),
             dir: false,
-            prev_value: String::new(),
+            prev_value: ByteString::new(),
             prev_index: 0,
             prev_exist: None,
             expiration_ns: None,

@@ -37,7 +37,7 @@ impl History {
     /// `Ok(None)` when it is still in the future, an error when it was dropped.
     pub fn scan(
         &self,
-        key: &str,
+        key: &[u8],
         recursive: bool,
         index: u64,
     ) -> Result<Option<Arc<Event>>, EtcdError> {
@@ -53,11 +53,10 @@ impl History {
         if index > self.last_index {
             return Ok(None);
         }
-        let prefix = if key.ends_with('/') {
-            key.to_string()
-        } else {
-            format!("{key}/")
-        };
+        let mut prefix = key.to_vec();
+        if !prefix.ends_with(b"/") {
+            prefix.push(b'/');
+        }
         let first = self.events.partition_point(|e| e.index() < index);
         let found = self.events.range(first..).find(|e| {
             if e.refresh {
@@ -69,7 +68,7 @@ impl History {
             // compares raw prefixes here, so "/foobar" also matches a deleted "/foo".
             if matches!(e.action, Action::Delete | Action::Expire) {
                 if let Some(prev) = &e.prev_node {
-                    wanted |= prev.dir && key.starts_with(prev.key.as_str());
+                    wanted |= prev.dir && key.starts_with(prev.key.as_bytes());
                 }
             }
             wanted

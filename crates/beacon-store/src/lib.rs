@@ -7,6 +7,7 @@
 
 mod command;
 mod history;
+mod lookup;
 mod node;
 mod path;
 mod snapshot;

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use beacon_api::NodeExtern;
+use beacon_api::{ByteString, NodeExtern};
 
 use crate::path;
 
 /// A file or directory. Its path is not stored: it is known from the walk that
 /// reached it, which keeps a million keys cheap.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// No `Clone`, `Debug` or `PartialEq`: derived, they would recurse once per level.
 pub(crate) struct Node {
     pub created_index: u64,
     pub modified_index: u64,
@@ -18,15 +18,14 @@ pub(crate) struct Node {
 }
 
 /// What a node holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    File(String),
+    File(ByteString),
     /// Children in name order, which is also etcd's `sorted` order.
-    Dir(BTreeMap<String, Node>),
+    Dir(BTreeMap<ByteString, Node>),
 }
 
 impl Node {
-    pub fn new_file(value: String, index: u64, expire_ns: Option<i64>) -> Node {
+    pub fn new_file(value: ByteString, index: u64, expire_ns: Option<i64>) -> Node {
         Node {
             created_index: index,
             modified_index: index,
@@ -49,14 +48,14 @@ impl Node {
     }
 
     /// The value of a file; directories read as "" (etcd's `node.Value` is empty).
-    pub fn value(&self) -> &str {
+    pub fn value(&self) -> &[u8] {
         match &self.kind {
             Kind::File(v) => v,
-            Kind::Dir(_) => "",
+            Kind::Dir(_) => b"",
         }
     }
 
-    pub fn children(&self) -> Option<&BTreeMap<String, Node>> {
+    pub fn children(&self) -> Option<&BTreeMap<ByteString, Node>> {
         match &self.kind {
             Kind::Dir(c) => Some(c),
             Kind::File(_) => None,
@@ -81,71 +80,141 @@ impl Node {
         }
     }
 
-    /// etcd's `node.Repr`: the node as shown, children included when `recursive`.
-    pub fn repr(&self, node_path: &str, recursive: bool, now_ns: i64) -> NodeExtern {
+    /// The node as shown without its children: key, value or `dir`, TTL and indexes.
+    fn shown(&self, node_path: &[u8], now_ns: i64) -> NodeExtern {
         let (expiration, ttl) = self.expiration_and_ttl(now_ns);
-        let mut out = NodeExtern {
+        NodeExtern {
             key: shown_key(node_path),
+            value: match &self.kind {
+                Kind::File(v) => Some(v.clone()),
+                Kind::Dir(_) => None,
+            },
+            dir: self.is_dir(),
             expiration,
             ttl,
             modified_index: self.modified_index,
             created_index: self.created_index,
             ..NodeExtern::default()
-        };
-        match &self.kind {
-            Kind::File(v) => out.value = Some(v.clone()),
-            Kind::Dir(children) => {
-                out.dir = true;
-                if recursive {
-                    out.nodes = list_visible(children, node_path, true, now_ns);
-                }
-            }
         }
-        out
+    }
+
+    /// etcd's `node.Repr`: the node as shown, children included when `recursive`.
+    pub fn repr(&self, node_path: &[u8], recursive: bool, now_ns: i64) -> NodeExtern {
+        match &self.kind {
+            Kind::Dir(children) if recursive => list_visible(
+                self.shown(node_path, now_ns),
+                children,
+                node_path,
+                true,
+                now_ns,
+            ),
+            _ => self.shown(node_path, now_ns),
+        }
     }
 
     /// etcd's `loadInternalNode`: like `repr`, but a directory always lists its children
     /// (recursively only when asked).
-    pub fn load(&self, node_path: &str, recursive: bool, now_ns: i64) -> NodeExtern {
-        let mut out = self.repr(node_path, false, now_ns);
-        if let Kind::Dir(children) = &self.kind {
-            out.nodes = list_visible(children, node_path, recursive, now_ns);
+    pub fn load(&self, node_path: &[u8], recursive: bool, now_ns: i64) -> NodeExtern {
+        match &self.kind {
+            Kind::Dir(children) => list_visible(
+                self.shown(node_path, now_ns),
+                children,
+                node_path,
+                recursive,
+                now_ns,
+            ),
+            Kind::File(_) => self.shown(node_path, now_ns),
         }
-        out
     }
 
     /// Visits this node's subtree children first, then the node itself, as etcd's
-    /// `node.Remove` calls back: `visit(path, node)`.
-    pub fn walk_post_order(&self, node_path: &str, visit: &mut dyn FnMut(&str, &Node)) {
-        if let Kind::Dir(children) = &self.kind {
-            for (name, child) in children {
-                child.walk_post_order(&path::join(node_path, name), visit);
+    /// `node.Remove` calls back: `visit(path, node)`. An explicit stack and one path
+    /// buffer, so that a deep tree costs neither stack nor a path per level.
+    pub fn walk_post_order(&self, node_path: &[u8], visit: &mut dyn FnMut(&[u8], &Node)) {
+        let mut path = node_path.to_vec();
+        // Each open node, the path length before its name was added, and its children.
+        let mut stack = vec![(self, path.len(), self.children().map(|c| c.iter()))];
+        while let Some((node, path_len, children)) = stack.last_mut() {
+            match children.as_mut().and_then(Iterator::next) {
+                Some((name, child)) => {
+                    let before = path.len();
+                    path::push_name(&mut path, name);
+                    stack.push((child, before, child.children().map(|c| c.iter())));
+                }
+                None => {
+                    let (node, path_len) = (*node, *path_len);
+                    visit(&path, node);
+                    path.truncate(path_len);
+                    stack.pop();
+                }
             }
         }
-        visit(node_path, self);
     }
 }
 
-/// Children as shown: hidden ones left out, in name order.
+impl Drop for Node {
+    /// Dismantles the subtree level by level: the drop glue of nested maps would recurse
+    /// once per level, and a key can be thousands of levels deep.
+    fn drop(&mut self) {
+        let Kind::Dir(children) = &mut self.kind else {
+            return;
+        };
+        let mut pending = vec![std::mem::take(children)];
+        while let Some(map) = pending.pop() {
+            for (_, mut child) in map {
+                if let Kind::Dir(grandchildren) = &mut child.kind {
+                    if !grandchildren.is_empty() {
+                        pending.push(std::mem::take(grandchildren));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the visible children of the directory at `dir_path` to `shown`, hidden ones left
+/// out, in name order; with `recursive`, every directory below lists its own the same
+/// way. An explicit stack instead of recursion, however deep the tree.
 fn list_visible(
-    children: &BTreeMap<String, Node>,
-    dir_path: &str,
+    shown: NodeExtern,
+    children: &BTreeMap<ByteString, Node>,
+    dir_path: &[u8],
     recursive: bool,
     now_ns: i64,
-) -> Vec<NodeExtern> {
-    children
-        .iter()
-        .filter(|(name, _)| !path::is_hidden_name(name))
-        .map(|(name, child)| child.repr(&path::join(dir_path, name), recursive, now_ns))
-        .collect()
+) -> NodeExtern {
+    // Each directory being listed: its node as shown, its path, the children left.
+    let mut stack = vec![(shown, ByteString::from(dir_path), children.iter())];
+    loop {
+        let (dir_shown, dir_path, children) = stack.last_mut().expect("the stack holds the top");
+        match children.next() {
+            Some((name, _)) if path::is_hidden_name(name) => {}
+            Some((name, child)) => {
+                let child_path = path::join(dir_path, name);
+                let child_shown = child.shown(&child_path, now_ns);
+                match &child.kind {
+                    Kind::Dir(grandchildren) if recursive => {
+                        stack.push((child_shown, child_path, grandchildren.iter()));
+                    }
+                    _ => dir_shown.nodes.push(child_shown),
+                }
+            }
+            None => {
+                let (done, _, _) = stack.pop().expect("the stack holds the top");
+                match stack.last_mut() {
+                    Some((parent, _, _)) => parent.nodes.push(done),
+                    None => return done,
+                }
+            }
+        }
+    }
 }
 
 /// etcd shows the root without a key (its internal "/1" trims to "").
-pub(crate) fn shown_key(node_path: &str) -> String {
-    if node_path == "/" {
-        String::new()
+pub(crate) fn shown_key(node_path: &[u8]) -> ByteString {
+    if node_path == b"/" {
+        ByteString::new()
     } else {
-        node_path.to_string()
+        node_path.into()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use beacon_api::Event;
+use beacon_api::{ByteString, Event};
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
@@ -32,14 +32,16 @@ pub enum RecoverError {
 /// needs no deep recursion to decode.
 #[derive(Serialize, Deserialize)]
 struct SavedNode {
-    path: String,
+    /// Bytes: a JSON string when UTF-8, as every snapshot written before keys were
+    /// bytes (see `ByteString`).
+    path: ByteString,
     created: u64,
     modified: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expire_ns: Option<i64>,
     /// `None` for a directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
+    value: Option<ByteString>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,7 +60,7 @@ impl Store {
     /// The store's state as bytes, for a Raft snapshot.
     pub fn save(&self) -> Vec<u8> {
         let mut nodes = Vec::new();
-        save_children(&self.root, "/", &mut nodes);
+        save_children(&self.root, b"/", &mut nodes);
         let saved = Saved {
             version: SNAPSHOT_FORMAT_VERSION,
             current_index: self.current_index,
@@ -76,7 +78,7 @@ impl Store {
         if saved.version != SNAPSHOT_FORMAT_VERSION {
             return Err(RecoverError::Version(saved.version));
         }
-        let mut root = Node::new_dir(0, None);
+        let mut tree = TreeBuilder::default();
         for n in saved.nodes {
             let clean = path::clean(&n.path);
             if clean != n.path || clean == "/" {
@@ -88,10 +90,6 @@ impl Store {
                     n.path
                 )));
             }
-            let (dir, name) = path::split(&clean);
-            let parent = find_dir(&mut root, dir).ok_or_else(|| {
-                RecoverError::Inconsistent(format!("{} comes before its parent", n.path))
-            })?;
             let node = Node {
                 created_index: n.created,
                 modified_index: n.modified,
@@ -101,13 +99,9 @@ impl Store {
                     None => Kind::Dir(Default::default()),
                 },
             };
-            if parent.insert(name.to_string(), node).is_some() {
-                return Err(RecoverError::Inconsistent(format!(
-                    "{} appears twice",
-                    n.path
-                )));
-            }
+            tree.insert(clean, node)?;
         }
+        let root = tree.finish()?;
         let mut history = History::default();
         let mut last = 0;
         for event in saved.history {
@@ -125,12 +119,20 @@ impl Store {
     }
 }
 
-fn save_children(dir: &Node, dir_path: &str, out: &mut Vec<SavedNode>) {
+/// Appends every node below `dir`, parents first (pre-order), with an explicit stack:
+/// a key thousands of levels deep must not recurse once per level.
+fn save_children(dir: &Node, dir_path: &[u8], out: &mut Vec<SavedNode>) {
     let Some(children) = dir.children() else {
         return;
     };
-    for (name, child) in children {
-        let child_path = path::join(dir_path, name);
+    // Each directory being saved: its path and the children left.
+    let mut stack = vec![(ByteString::from(dir_path), children.iter())];
+    while let Some((parent_path, children)) = stack.last_mut() {
+        let Some((name, child)) = children.next() else {
+            stack.pop();
+            continue;
+        };
+        let child_path = path::join(parent_path, name);
         out.push(SavedNode {
             path: child_path.clone(),
             created: child.created_index,
@@ -141,14 +143,96 @@ fn save_children(dir: &Node, dir_path: &str, out: &mut Vec<SavedNode>) {
                 Kind::Dir(_) => None,
             },
         });
-        save_children(child, &child_path, out);
+        if let Some(grandchildren) = child.children() {
+            stack.push((child_path, grandchildren.iter()));
+        }
+    }
+}
+
+/// Builds the tree from saved nodes, parents first. `save` writes them in pre-order, so
+/// the directories on the path to the latest node are kept open on a stack, detached,
+/// and each node joins the top one: linear however deep the tree. A node whose parent
+/// is not open (`save` never writes one) is placed by a walk from the root.
+struct TreeBuilder {
+    root: Node,
+    /// Open directories with their paths, each the parent of the next.
+    open: Vec<(ByteString, Node)>,
+}
+
+impl Default for TreeBuilder {
+    fn default() -> Self {
+        TreeBuilder {
+            root: Node::new_dir(0, None),
+            open: Vec::new(),
+        }
+    }
+}
+
+impl TreeBuilder {
+    fn insert(&mut self, clean: ByteString, node: Node) -> Result<(), RecoverError> {
+        let (dir, name) = path::split(&clean);
+        while self.open.last().is_some_and(|(open, _)| open != dir) {
+            self.close_top()?;
+        }
+        if self.open.is_empty() && find_dir(&mut self.root, dir).is_none() {
+            return Err(RecoverError::Inconsistent(format!(
+                "{clean} comes before its parent"
+            )));
+        }
+        if node.is_dir() {
+            self.open.push((clean, node));
+            return Ok(());
+        }
+        let name = ByteString::from(name);
+        self.attach(&clean, name, node)
+    }
+
+    /// Puts `node` under its parent: the top open directory, or else found from the root.
+    fn attach(&mut self, clean: &[u8], name: ByteString, node: Node) -> Result<(), RecoverError> {
+        let children = match self.open.last_mut() {
+            Some((
+                _,
+                Node {
+                    kind: Kind::Dir(children),
+                    ..
+                },
+            )) => children,
+            _ => find_dir(&mut self.root, path::split(clean).0).ok_or_else(|| {
+                RecoverError::Inconsistent(format!(
+                    "{} comes before its parent",
+                    String::from_utf8_lossy(clean)
+                ))
+            })?,
+        };
+        if children.insert(name, node).is_some() {
+            return Err(RecoverError::Inconsistent(format!(
+                "{} appears twice",
+                String::from_utf8_lossy(clean)
+            )));
+        }
+        Ok(())
+    }
+
+    fn close_top(&mut self) -> Result<(), RecoverError> {
+        let Some((clean, node)) = self.open.pop() else {
+            return Ok(());
+        };
+        let name = ByteString::from(path::split(&clean).1);
+        self.attach(&clean, name, node)
+    }
+
+    fn finish(mut self) -> Result<Node, RecoverError> {
+        while !self.open.is_empty() {
+            self.close_top()?;
+        }
+        Ok(std::mem::replace(&mut self.root, Node::new_dir(0, None)))
     }
 }
 
 fn find_dir<'a>(
     root: &'a mut Node,
-    clean: &str,
-) -> Option<&'a mut std::collections::BTreeMap<String, Node>> {
+    clean: &[u8],
+) -> Option<&'a mut std::collections::BTreeMap<ByteString, Node>> {
     let mut node = root;
     for name in path::components(clean) {
         let Kind::Dir(children) = &mut node.kind else {

@@ -1,13 +1,14 @@
 //! The store: etcd v2's operations over the node tree, applied in log order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
+use beacon_api::{Action, ByteString, ErrorCode, EtcdError, Event, NodeExtern};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, KeysRequest, Method};
 use crate::history::History;
+use crate::lookup::{ensure_dir, lookup, lookup_mut};
 use crate::node::{Kind, Node};
 use crate::path;
 use crate::stats::{Counters, Op, StoreStats};
@@ -35,7 +36,7 @@ pub struct Store {
     /// The etcd index: bumped by every change, including each expired key.
     pub(crate) current_index: u64,
     /// Nodes with a TTL, ordered by expiration, then path (ties expire in path order).
-    pub(crate) ttl_index: BTreeSet<(i64, String)>,
+    pub(crate) ttl_index: BTreeSet<(i64, ByteString)>,
     pub(crate) history: History,
     hub: Hub,
     pub(crate) counters: Counters,
@@ -105,16 +106,16 @@ impl Store {
         self.counters.read(self.hub.count() as u64)
     }
 
-    /// A plain (local) read; `now_ns` only renders TTLs.
+    /// A plain (local) read; `now_ns` only renders TTLs. The key is bytes (a Go string).
     pub fn get(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         recursive: bool,
         _sorted: bool,
         now_ns: i64,
     ) -> Result<Event, EtcdError> {
         // Children are kept in name order, so every listing is already `sorted`.
-        let key = path::clean(key);
+        let key = path::clean(key.as_ref());
         let result = lookup(&self.root, &key, self.current_index).map(|node| Event {
             action: Action::Get,
             node: Some(node.load(&key, recursive, now_ns)),
@@ -132,13 +133,13 @@ impl Store {
     /// the etcd index at registration (the watch response's `X-Etcd-Index`).
     pub fn watch(
         &mut self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         recursive: bool,
         stream: bool,
         wait_index: u64,
         mut sink: Box<dyn WatchSink>,
     ) -> Result<(WatcherId, u64), EtcdError> {
-        let key = path::clean(key);
+        let key = path::clean(key.as_ref());
         let since_index = if wait_index == 0 {
             self.current_index + 1
         } else {
@@ -191,9 +192,9 @@ impl Store {
 
     fn create(
         &mut self,
-        key: &str,
+        key: &[u8],
         dir: bool,
-        value: &str,
+        value: &[u8],
         unique: bool,
         expire_ns: Option<i64>,
         now: i64,
@@ -215,9 +216,9 @@ impl Store {
 
     fn set(
         &mut self,
-        key: &str,
+        key: &[u8],
         dir: bool,
-        value: &str,
+        value: &[u8],
         expire_ns: Option<i64>,
         refresh: bool,
         now: i64,
@@ -225,14 +226,14 @@ impl Store {
         let result = (|| {
             let clean = path::clean(key);
             let existing = match lookup(&self.root, &clean, self.current_index) {
-                Ok(node) => Some(node.value().to_string()),
+                Ok(node) => Some(ByteString::from(node.value())),
                 Err(e) if e.code == ErrorCode::KeyNotFound && !refresh => None,
                 Err(e) => return Err(e),
             };
             // A refresh keeps the value and only moves the expiration.
             let value = match (&existing, refresh) {
                 (Some(old), true) => old.clone(),
-                _ => value.to_string(),
+                _ => ByteString::from(value),
             };
             self.internal_create(key, dir, &value, false, true, expire_ns, Action::Set, now)
         })();
@@ -244,8 +245,8 @@ impl Store {
 
     fn update(
         &mut self,
-        key: &str,
-        value: &str,
+        key: &[u8],
+        value: &[u8],
         expire_ns: Option<i64>,
         refresh: bool,
         now: i64,
@@ -263,9 +264,9 @@ impl Store {
             }
             let prev = node.repr(&clean, false, now);
             let value = if refresh {
-                node.value().to_string()
+                ByteString::from(node.value())
             } else {
-                value.to_string()
+                ByteString::from(value)
             };
             // Like etcd, updating a directory's TTL leaves its modifiedIndex alone,
             // while the event still reports the new index.
@@ -284,7 +285,7 @@ impl Store {
                 ttl,
                 modified_index: next,
                 created_index: node.created_index,
-                nodes: Vec::new(),
+                nodes: Default::default(),
             };
             self.retime(&clean, old_expire, expire_ns);
             self.current_index = next;
@@ -315,7 +316,7 @@ impl Store {
             let next = current + 1;
             let prev = node.repr(&clean, false, now);
             let value = if r.refresh {
-                node.value().to_string()
+                ByteString::from(node.value())
             } else {
                 r.value.clone()
             };
@@ -349,7 +350,7 @@ impl Store {
 
     fn delete(
         &mut self,
-        key: &str,
+        key: &[u8],
         dir: bool,
         recursive: bool,
         now: i64,
@@ -380,8 +381,8 @@ impl Store {
 
     fn compare_and_delete(
         &mut self,
-        key: &str,
-        prev_value: &str,
+        key: &[u8],
+        prev_value: &[u8],
         prev_index: u64,
         now: i64,
     ) -> Result<Event, EtcdError> {
@@ -427,9 +428,9 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     fn internal_create(
         &mut self,
-        key: &str,
+        key: &[u8],
         dir: bool,
-        value: &str,
+        value: &[u8],
         unique: bool,
         replace: bool,
         expire_ns: Option<i64>,
@@ -440,7 +441,9 @@ impl Store {
         let next = current + 1;
         let clean = if unique {
             // In-order keys are named by the index that creates them, zero-padded to 20.
-            path::clean(&format!("{key}/{next:020}"))
+            let mut unique = key.to_vec();
+            unique.extend_from_slice(format!("/{next:020}").as_bytes());
+            path::clean(&unique)
         } else {
             path::clean(key)
         };
@@ -465,23 +468,23 @@ impl Store {
         let node = if dir {
             Node::new_dir(next, expire_ns)
         } else {
-            Node::new_file(value.to_string(), next, expire_ns)
+            Node::new_file(value.into(), next, expire_ns)
         };
         let (expiration, ttl) = node.expiration_and_ttl(now);
-        children.insert(name.to_string(), node);
+        children.insert(name.into(), node);
         self.retime(&clean, replaced_expire, expire_ns);
         self.current_index = next;
         Ok(Event {
             action,
             node: Some(NodeExtern {
                 key: clean,
-                value: (!dir).then(|| value.to_string()),
+                value: (!dir).then(|| value.into()),
                 dir,
                 expiration,
                 ttl,
                 modified_index: next,
                 created_index: next,
-                nodes: Vec::new(),
+                nodes: Default::default(),
             }),
             prev_node,
             etcd_index: next,
@@ -490,34 +493,35 @@ impl Store {
     }
 
     /// Moves a node's entry in the TTL index from `old` to `new` expiration.
-    fn retime(&mut self, key: &str, old: Option<i64>, new: Option<i64>) {
+    fn retime(&mut self, key: &[u8], old: Option<i64>, new: Option<i64>) {
         if let Some(at) = old {
-            self.ttl_index.remove(&(at, key.to_string()));
+            self.ttl_index.remove(&(at, key.into()));
         }
         if let Some(at) = new {
-            self.ttl_index.insert((at, key.to_string()));
+            self.ttl_index.insert((at, key.into()));
         }
     }
 
     /// Detaches the node at `key`, wakes the watchers of everything under it (children
     /// first, as etcd's `node.Remove` calls back), then publishes the event.
-    fn remove_and_publish(&mut self, key: &str, event: Event) -> Event {
+    fn remove_and_publish(&mut self, key: &[u8], event: Event) -> Event {
+        let shown = String::from_utf8_lossy(key);
         let (dir_path, name) = path::split(key);
         let parent = lookup_mut(&mut self.root, dir_path, self.current_index)
-            .unwrap_or_else(|e| panic!("parent of {key} vanished: {e}"));
+            .unwrap_or_else(|e| panic!("parent of {shown} vanished: {e}"));
         let Kind::Dir(children) = &mut parent.kind else {
-            panic!("parent of {key} is not a directory");
+            panic!("parent of {shown} is not a directory");
         };
         let removed = children
             .remove(name)
-            .unwrap_or_else(|| panic!("{key} vanished"));
+            .unwrap_or_else(|| panic!("{shown} vanished"));
         self.current_index = event.etcd_index;
         let event = Arc::new(event);
         let (ttl_index, hub) = (&mut self.ttl_index, &mut self.hub);
         removed.walk_post_order(key, &mut |p, n| {
             hub.notify_watchers(&event, p, true);
             if let Some(at) = n.expire_ns {
-                ttl_index.remove(&(at, p.to_string()));
+                ttl_index.remove(&(at, p.into()));
             }
         });
         self.history.add(Arc::clone(&event));
@@ -542,9 +546,9 @@ impl Store {
 
     pub(crate) fn replace_state(&mut self, root: Node, current_index: u64, history: History) {
         let mut ttl_index = BTreeSet::new();
-        root.walk_post_order("/", &mut |p, n| {
+        root.walk_post_order(b"/", &mut |p, n| {
             if let Some(at) = n.expire_ns {
-                ttl_index.insert((at, p.to_string()));
+                ttl_index.insert((at, p.into()));
             }
         });
         self.root = root;
@@ -557,11 +561,11 @@ impl Store {
 /// The event of a node's removal at index `next`: the node shown bare (key, `dir`,
 /// indexes), the removed node as `prevNode`, as etcd's delete, compareAndDelete and
 /// expire all report it.
-fn removal_event(action: Action, key: &str, node: &Node, next: u64, now: i64) -> Event {
+fn removal_event(action: Action, key: &[u8], node: &Node, next: u64, now: i64) -> Event {
     Event {
         action,
         node: Some(NodeExtern {
-            key: key.to_string(),
+            key: key.into(),
             dir: node.is_dir(),
             modified_index: next,
             created_index: node.created_index,
@@ -573,86 +577,18 @@ fn removal_event(action: Action, key: &str, node: &Node, next: u64, now: i64) ->
     }
 }
 
-/// etcd's `internalGet`: walks to the node at a clean path.
-fn lookup<'a>(root: &'a Node, clean: &str, index: u64) -> Result<&'a Node, EtcdError> {
-    let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
-        let Kind::Dir(children) = &node.kind else {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
-        };
-        let child_path = path::join(&node_path, name);
-        node = children
-            .get(name)
-            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
-        node_path = child_path;
-    }
-    Ok(node)
-}
-
-/// `lookup` for changing the node.
-fn lookup_mut<'a>(root: &'a mut Node, clean: &str, index: u64) -> Result<&'a mut Node, EtcdError> {
-    let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
-        let Kind::Dir(children) = &mut node.kind else {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
-        };
-        let child_path = path::join(&node_path, name);
-        node = children
-            .get_mut(name)
-            .ok_or_else(|| EtcdError::new(ErrorCode::KeyNotFound, child_path.clone(), index))?;
-        node_path = child_path;
-    }
-    Ok(node)
-}
-
-/// etcd's walk with `checkDir`: the children of the directory at `clean`, creating
-/// missing directories (permanent, at `new_index`) on the way.
-fn ensure_dir<'a>(
-    root: &'a mut Node,
-    clean: &str,
-    new_index: u64,
-    index: u64,
-) -> Result<&'a mut BTreeMap<String, Node>, EtcdError> {
-    let mut node = root;
-    let mut node_path = String::from("/");
-    for name in path::components(clean) {
-        node_path = path::join(&node_path, name);
-        let Kind::Dir(children) = &mut node.kind else {
-            unreachable!("ensure_dir only descends into directories");
-        };
-        let child = children
-            .entry(name.to_string())
-            .or_insert_with(|| Node::new_dir(new_index, None));
-        if !child.is_dir() {
-            return Err(EtcdError::new(ErrorCode::NotDir, node_path, index));
-        }
-        node = child;
-    }
-    match &mut node.kind {
-        Kind::Dir(children) => Ok(children),
-        Kind::File(_) => unreachable!("ensure_dir ends on a directory"),
-    }
-}
-
-/// etcd's `node.Compare` with its failure causes.
-fn compare(node: &Node, prev_value: &str, prev_index: u64, index: u64) -> Result<(), EtcdError> {
+/// etcd's `node.Compare` with its failure causes. Values are compared as bytes, and the
+/// cause shows them as bytes too (`[prev != value]`), as etcd's Go strings do.
+fn compare(node: &Node, prev_value: &[u8], prev_index: u64, index: u64) -> Result<(), EtcdError> {
     let index_ok = prev_index == 0 || node.modified_index == prev_index;
     let value_ok = prev_value.is_empty() || node.value() == prev_value;
+    let values = || [b"[", prev_value, b" != ", node.value(), b"]"].concat();
+    let indexes = format!("[{} != {}]", prev_index, node.modified_index);
     let cause = match (value_ok, index_ok) {
         (true, true) => return Ok(()),
-        (true, false) => format!("[{} != {}]", prev_index, node.modified_index),
-        (false, true) => format!("[{} != {}]", prev_value, node.value()),
-        (false, false) => {
-            format!(
-                "[{} != {}] [{} != {}]",
-                prev_value,
-                node.value(),
-                prev_index,
-                node.modified_index
-            )
-        }
+        (true, false) => indexes.into_bytes(),
+        (false, true) => values(),
+        (false, false) => [values(), b" ".to_vec(), indexes.into_bytes()].concat(),
     };
     Err(EtcdError::new(ErrorCode::TestFailed, cause, index))
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use beacon_api::Event;
+use beacon_api::{ByteString, Event};
 
 use crate::path;
 
@@ -27,8 +27,8 @@ struct Watcher {
 /// Watchers by the key they watch, each list in registration order (etcd notifies in it).
 #[derive(Default)]
 pub(crate) struct Hub {
-    by_key: HashMap<String, BTreeMap<WatcherId, Watcher>>,
-    key_of: HashMap<WatcherId, String>,
+    by_key: HashMap<ByteString, BTreeMap<WatcherId, Watcher>>,
+    key_of: HashMap<WatcherId, ByteString>,
     next_id: u64,
 }
 
@@ -41,7 +41,7 @@ impl Hub {
     pub fn add(
         &mut self,
         id: WatcherId,
-        key: &str,
+        key: &[u8],
         recursive: bool,
         stream: bool,
         since_index: u64,
@@ -54,10 +54,10 @@ impl Hub {
             sink,
         };
         self.by_key
-            .entry(key.to_string())
+            .entry(key.into())
             .or_default()
             .insert(id, watcher);
-        self.key_of.insert(id, key.to_string());
+        self.key_of.insert(id, key.into());
     }
 
     pub fn remove(&mut self, id: WatcherId) {
@@ -84,19 +84,26 @@ impl Hub {
     /// Wakes the watchers of every directory on the event's path, from the root down
     /// (etcd's `watcherHub.notify`, after the event entered the history).
     pub fn notify(&mut self, event: &Arc<Event>) {
-        let key = event.key().to_string();
-        self.notify_watchers(event, "/", false);
-        let mut current = String::new();
+        // Without watchers, a deep key need not be walked level by level.
+        if self.by_key.is_empty() {
+            return;
+        }
+        let key = event.key().to_vec();
+        self.notify_watchers(event, b"/", false);
+        let mut current = Vec::with_capacity(key.len());
         for part in path::components(&key) {
-            current.push('/');
-            current.push_str(part);
+            current.push(b'/');
+            current.extend_from_slice(part);
             self.notify_watchers(event, &current, false);
         }
     }
 
     /// Wakes the watchers on exactly `watch_key` (etcd's `notifyWatchers`); `deleted`
     /// forces it for watchers below a deleted directory.
-    pub fn notify_watchers(&mut self, event: &Arc<Event>, watch_key: &str, deleted: bool) {
+    pub fn notify_watchers(&mut self, event: &Arc<Event>, watch_key: &[u8], deleted: bool) {
+        if self.by_key.is_empty() {
+            return;
+        }
         let Some(list) = self.by_key.get_mut(watch_key) else {
             return;
         };

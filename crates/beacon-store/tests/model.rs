@@ -33,7 +33,7 @@ fn store_agrees_with_a_map_model() {
         let value = format!("v{}", rng.below(4));
         let current = model.get(&key).cloned();
         let mut req = KeysRequest::new(Method::Put, key.clone(), T0);
-        req.value = value.clone();
+        req.value = value.clone().into();
         // What the model says must happen: Some(new value) on success, or the error.
         let expect: Result<Option<String>, ErrorCode> = match rng.below(6) {
             0 => Ok(Some(value.clone())),
@@ -54,10 +54,10 @@ fn store_agrees_with_a_map_model() {
                 }
             }
             3 => {
-                req.prev_value = format!("v{}", rng.below(4));
+                req.prev_value = format!("v{}", rng.below(4)).into();
                 match &current {
                     None => Err(ErrorCode::KeyNotFound),
-                    Some((v, _)) if *v == req.prev_value => Ok(Some(value.clone())),
+                    Some((v, _)) if req.prev_value == v.as_str() => Ok(Some(value.clone())),
                     Some(_) => Err(ErrorCode::TestFailed),
                 }
             }
@@ -89,7 +89,7 @@ fn store_agrees_with_a_map_model() {
                 let prev = event.prev_node.as_ref().and_then(|p| p.value.clone());
                 assert_eq!(
                     prev,
-                    current.map(|c| c.0),
+                    current.map(|c| c.0.into()),
                     "step {step} seed {seed}: prevNode of {req:?}"
                 );
                 match new_value {
@@ -113,7 +113,7 @@ fn store_agrees_with_a_map_model() {
         let node = store.get(key, false, false, T0).unwrap().node.unwrap();
         assert_eq!(
             (node.value.as_deref(), node.modified_index),
-            (Some(value.as_str()), *modified)
+            (Some(value.as_bytes()), *modified)
         );
     }
 }

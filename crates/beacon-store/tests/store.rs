@@ -414,11 +414,11 @@ fn same_commands_give_same_state() {
                 ..KeysRequest::new(Method::Delete, format!("/k{}", next() % 5), T0)
             }),
             2 => Command::Keys(KeysRequest {
-                value: i.to_string(),
+                value: i.to_string().into(),
                 ..KeysRequest::new(Method::Post, key, T0)
             }),
             _ => Command::Keys(KeysRequest {
-                value: i.to_string(),
+                value: i.to_string().into(),
                 expiration_ns: (next() % 2 == 0).then_some(T0 + (i as i64 % 50) * SEC / 10),
                 ..KeysRequest::new(Method::Put, key, T0)
             }),

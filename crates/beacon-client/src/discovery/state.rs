@@ -82,20 +82,28 @@ impl DiscoveryState {
                     // A directory made or re-timed: its children are unchanged.
                     return Vec::new();
                 }
-                match node.value.as_deref().and_then(InstanceInfo::parse) {
+                // Keys and values read from JSON are always UTF-8.
+                let key = node.key.to_string();
+                match node
+                    .value
+                    .as_ref()
+                    .and_then(|v| v.as_str())
+                    .and_then(InstanceInfo::parse)
+                {
                     Some(info) => {
-                        self.registry.insert(node.key.clone(), info);
+                        self.registry.insert(key, info);
                     }
                     // A key that no longer holds an instance is not one.
                     None => {
-                        self.registry.remove(&node.key);
+                        self.registry.remove(&key);
                     }
                 }
             }
             Action::Delete | Action::CompareAndDelete | Action::Expire => {
-                self.registry.remove(&node.key);
+                let key = node.key.to_string();
+                self.registry.remove(&key);
                 // A directory takes everything under it along.
-                let dir = format!("{}/", node.key.trim_end_matches('/'));
+                let dir = format!("{}/", key.trim_end_matches('/'));
                 self.registry.retain(|k, _| !k.starts_with(&dir));
             }
         }
@@ -196,8 +204,13 @@ fn collect_leaves(node: &NodeExtern, into: &mut BTreeMap<String, InstanceInfo>) 
         for child in &node.nodes {
             collect_leaves(child, into);
         }
-    } else if let Some(info) = node.value.as_deref().and_then(InstanceInfo::parse) {
-        into.insert(node.key.clone(), info);
+    } else if let Some(info) = node
+        .value
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .and_then(InstanceInfo::parse)
+    {
+        into.insert(node.key.to_string(), info);
     }
 }
 

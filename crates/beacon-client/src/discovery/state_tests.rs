@@ -13,17 +13,17 @@ fn value(port: u16) -> String {
 
 fn leaf(key: &str, port: u16) -> NodeExtern {
     NodeExtern {
-        key: key.to_string(),
-        value: Some(value(port)),
+        key: key.into(),
+        value: Some(value(port).into()),
         ..NodeExtern::default()
     }
 }
 
 fn dir(key: &str, nodes: Vec<NodeExtern>) -> NodeExtern {
     NodeExtern {
-        key: key.to_string(),
+        key: key.into(),
         dir: true,
-        nodes,
+        nodes: nodes.into(),
         ..NodeExtern::default()
     }
 }
@@ -76,8 +76,8 @@ fn a_listing_publishes_every_leaf_at_any_depth_and_skips_other_values() {
     let mut state = DiscoveryState::new(0.5, GRACE);
     let mut root = listing(&[(A, 1), (B, 2)]);
     root.nodes.push(NodeExtern {
-        key: "/services/api/README".to_string(),
-        value: Some("not an instance".to_string()),
+        key: "/services/api/README".into(),
+        value: Some("not an instance".into()),
         ..NodeExtern::default()
     });
     let changes = state.relist(Some(&root), now);
@@ -113,7 +113,7 @@ fn a_key_overwritten_with_a_non_instance_value_is_removed() {
     let now = Instant::now();
     let mut state = state_with(&[(A, 1), (B, 2), (C, 3)], now);
     let mut garbage = leaf(A, 1);
-    garbage.value = Some("{}".to_string());
+    garbage.value = Some("{}".into());
     assert_eq!(
         keys_of(&state.apply(&event(Action::Set, garbage), now)),
         vec![format!("-{A}")]

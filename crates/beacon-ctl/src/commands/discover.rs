@@ -84,8 +84,9 @@ async fn list(ctx: &Ctx, dir: &str) -> Result<BTreeMap<String, String>, Fail> {
         if node.dir {
             pending.extend(node.nodes);
         } else if let Some(value) = node.value {
+            let value = value.to_string();
             if InstanceInfo::parse(&value).is_some() {
-                instances.insert(node.key, value);
+                instances.insert(node.key.to_string(), value);
             }
         }
     }

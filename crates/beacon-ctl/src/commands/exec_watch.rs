@@ -46,8 +46,11 @@ fn spawn(command: &[String], resp: &Response) -> Result<(), Fail> {
     cmd.args(&command[1..])
         .env("ETCD_WATCH_ACTION", resp.event.action.as_str())
         .env("ETCD_WATCH_MODIFIED_INDEX", node.modified_index.to_string())
-        .env("ETCD_WATCH_KEY", &node.key)
-        .env("ETCD_WATCH_VALUE", node.value.unwrap_or_default());
+        .env("ETCD_WATCH_KEY", node.key.to_string())
+        .env(
+            "ETCD_WATCH_VALUE",
+            node.value.map(|v| v.to_string()).unwrap_or_default(),
+        );
     match cmd.spawn() {
         Ok(mut child) => {
             // Reaped in the background so a slow command does not hold up the watch.

@@ -55,7 +55,7 @@ pub async fn follow_files(
                 .map_err(|e| Fail::client(exit::SERVER_ERROR, &e))?;
             let Some(node) = resp.node() else { continue };
             if node.dir {
-                on_dir(&node.key);
+                on_dir(&node.key.to_string());
                 continue;
             }
             if !on_file(&resp)? {

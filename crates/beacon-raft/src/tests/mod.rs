@@ -15,7 +15,7 @@ use beacon_store::{Command, KeysRequest, Method};
 /// A PUT of `value` at `key`.
 pub(crate) fn put(key: &str, value: &str) -> Command {
     let mut req = KeysRequest::new(Method::Put, key, 1_000);
-    req.value = value.to_string();
+    req.value = value.into();
     Command::Keys(req)
 }
 

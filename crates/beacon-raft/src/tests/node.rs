@@ -21,7 +21,12 @@ async fn propose_n(node: &RaftNode, from: usize, to: usize) {
 
 fn value(node: &RaftNode, key: &str) -> Option<String> {
     let store = node.store().read().expect("lock");
-    store.get(key, false, false, 0).ok()?.node?.value
+    store
+        .get(key, false, false, 0)
+        .ok()?
+        .node?
+        .value
+        .map(|v| v.to_string())
 }
 
 fn current_index(node: &RaftNode) -> u64 {

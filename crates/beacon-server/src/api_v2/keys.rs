@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::response::Response;
-use beacon_api::{Action, ErrorCode, EtcdError, Event};
+use beacon_api::{Action, ByteString, ErrorCode, EtcdError, Event};
 use beacon_store::{Applied, Command, Method as StoreMethod};
 use http::{HeaderMap, StatusCode};
 
@@ -26,7 +26,7 @@ pub async fn serve(
     method: http::Method,
     headers: &HeaderMap,
     raw_query: &str,
-    key: String,
+    key: ByteString,
     body: Body,
 ) -> Response {
     let known = [
@@ -52,7 +52,7 @@ async fn handle(
     method: &http::Method,
     headers: &HeaderMap,
     raw_query: &str,
-    key: String,
+    key: ByteString,
     body: Body,
 ) -> Result<Response, EtcdError> {
     let content_type = headers

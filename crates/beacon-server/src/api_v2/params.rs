@@ -1,7 +1,7 @@
 //! etcd's `parseKeyRequest`: form fields of a `/v2/keys` request checked in etcd's
 //! order, with etcd's error codes and causes.
 
-use beacon_api::{ErrorCode, EtcdError};
+use beacon_api::{ByteString, ErrorCode, EtcdError};
 use beacon_store::{KeysRequest, Method as StoreMethod};
 
 use crate::http::goform::{parse_bool, parse_uint64, Form};
@@ -9,14 +9,14 @@ use crate::http::goform::{parse_bool, parse_uint64, Form};
 /// A parsed `/v2/keys` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyParams {
-    /// The key, rooted and cleaned (`/` for the root).
-    pub key: String,
-    /// `value` (first value; body before query).
-    pub value: String,
+    /// The key, rooted and cleaned (`/` for the root); bytes, as in etcd.
+    pub key: ByteString,
+    /// `value` (first value; body before query); bytes, as in etcd.
+    pub value: ByteString,
     /// `dir`.
     pub dir: bool,
-    /// `prevValue`; "" when absent.
-    pub prev_value: String,
+    /// `prevValue`; "" when absent; bytes, as in etcd.
+    pub prev_value: ByteString,
     /// `prevIndex`; 0 when absent.
     pub prev_index: u64,
     /// `prevExist`, when given.
@@ -64,7 +64,7 @@ fn get_bool(form: &Form, key: &str) -> Result<bool, ()> {
 /// Validates a keys request for `method` on `key` (already rooted and cleaned).
 pub fn parse_key_params(
     method: &http::Method,
-    key: String,
+    key: ByteString,
     form: &Form,
 ) -> Result<KeyParams, EtcdError> {
     let quoted = |name: &str| format!("invalid value for \"{name}\"");
@@ -87,7 +87,7 @@ pub fn parse_key_params(
             "\"wait\" can only be used with GET requests",
         ));
     }
-    let prev_value = form.value("prevValue").to_string();
+    let prev_value = form.bytes("prevValue");
     if form.has("prevValue") && prev_value.is_empty() {
         return Err(invalid(
             ErrorCode::PrevValueRequired,
@@ -129,7 +129,7 @@ pub fn parse_key_params(
     }
     Ok(KeyParams {
         key,
-        value: form.value("value").to_string(),
+        value: form.bytes("value"),
         dir,
         prev_value,
         prev_index,
@@ -183,7 +183,7 @@ mod tests {
     fn err(method: http::Method, q: &str) -> (u16, String) {
         let e = parse(method, q).unwrap_err();
         assert_eq!(e.index, 0);
-        (e.code.code(), e.cause)
+        (e.code.code(), e.cause.to_string())
     }
 
     #[test]

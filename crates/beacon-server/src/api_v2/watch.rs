@@ -95,7 +95,7 @@ impl http_body::Body for WatchBody {
 /// Registers a watch and answers at once with the headers; events follow in the body.
 pub fn start(
     state: &AppState,
-    key: &str,
+    key: &[u8],
     recursive: bool,
     stream: bool,
     wait_index: u64,

@@ -4,12 +4,21 @@
 
 use std::collections::HashMap;
 
+use beacon_api::ByteString;
+
 use super::gopath::unescape;
 
+/// What [`Form::value`] reads for a value that is not UTF-8. Only `value` and
+/// `prevValue` keep their bytes ([`Form::bytes`]); every other field is a flag, a number
+/// or a name, and a value with such bytes fails to parse as any of them, as in Go.
+const NOT_UTF8: &str = "\u{fffd}";
+
 /// Parsed form values: for each key, its values, body values before query values.
+/// Values are bytes (Go strings). Names are text: they are only ever compared with
+/// ASCII field names, which no lossy conversion of other bytes can produce.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Form {
-    values: HashMap<String, Vec<String>>,
+    values: HashMap<String, Vec<ByteString>>,
 }
 
 impl Form {
@@ -20,10 +29,17 @@ impl Form {
 
     /// The first value of `key`, when the key is present at all.
     pub fn first(&self, key: &str) -> Option<&str> {
-        self.values
-            .get(key)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.first_bytes(key)
+            .map(|v| v.as_str().unwrap_or(NOT_UTF8))
+    }
+
+    /// The first value of `key` as the bytes sent, or empty when absent.
+    pub fn bytes(&self, key: &str) -> ByteString {
+        self.first_bytes(key).cloned().unwrap_or_default()
+    }
+
+    fn first_bytes(&self, key: &str) -> Option<&ByteString> {
+        self.values.get(key).and_then(|v| v.first())
     }
 
     /// Whether the key appeared, even with an empty value.
@@ -43,18 +59,21 @@ pub const POST_TOO_LARGE: &str = "http: POST too large";
 
 /// Go's `url.ParseQuery`: pairs split on `&`; a `;` in a pair is an error (Go ≥ 1.17);
 /// undecodable pairs are skipped. Returns the values and the first error, as Go does.
-pub fn parse_query(query: &str) -> (Form, Option<String>) {
+pub fn parse_query(query: &(impl AsRef<[u8]> + ?Sized)) -> (Form, Option<String>) {
     let mut form = Form::default();
     let mut err: Option<String> = None;
-    for pair in query.split('&') {
-        if pair.contains(';') {
+    for pair in query.as_ref().split(|b| *b == b'&') {
+        if pair.contains(&b';') {
             err.get_or_insert_with(|| "invalid semicolon separator in query".to_string());
             continue;
         }
         if pair.is_empty() {
             continue;
         }
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
         let k = match unescape(k, true) {
             Ok(k) => k,
             Err(e) => {
@@ -69,10 +88,9 @@ pub fn parse_query(query: &str) -> (Form, Option<String>) {
                 continue;
             }
         };
-        // Go strings are bytes; JSON output replaces invalid UTF-8 with U+FFFD anyway.
+        // Values stay bytes: `k%FF` and `k%FE` are different values in Go.
         let k = String::from_utf8_lossy(&k).into_owned();
-        let v = String::from_utf8_lossy(&v).into_owned();
-        form.values.entry(k).or_default().push(v);
+        form.values.entry(k).or_default().push(v.into());
     }
     (form, err)
 }
@@ -134,7 +152,7 @@ pub fn parse_form(
         };
         if mt == "application/x-www-form-urlencoded" {
             let body = body.map_err(|()| POST_TOO_LARGE.to_string())?;
-            let (post, e) = parse_query(&String::from_utf8_lossy(body));
+            let (post, e) = parse_query(body);
             if err.is_none() {
                 err = e;
             }
@@ -261,6 +279,26 @@ mod tests {
             parse_form(&http::Method::GET, None, Ok(b""), "value=%zz").unwrap_err(),
             "invalid URL escape \"%zz\""
         );
+    }
+
+    #[test]
+    fn values_keep_bytes_that_are_not_utf8() {
+        let f = parse_form(
+            &http::Method::PUT,
+            Some("application/x-www-form-urlencoded"),
+            Ok(b"value=%FF&prevValue=%FE&ttl=%FF"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(f.bytes("value"), b"\xff"[..]);
+        assert_eq!(f.bytes("prevValue"), b"\xfe"[..]);
+        // Flags and numbers read such a value as text that parses as nothing.
+        assert_eq!(f.value("ttl"), "\u{fffd}");
+        assert_eq!(parse_uint64(f.value("ttl")), None);
+        // A raw (unescaped) byte in the body is kept too.
+        let (f, err) = parse_query(b"value=a\xffb");
+        assert!(err.is_none());
+        assert_eq!(f.bytes("value"), b"a\xffb"[..]);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Go's URL path rules as etcd's server applies them: percent-decoding, `ServeMux`
-//! cleaning (which decides the 301 redirects) and re-escaping for `Location`.
+//! cleaning (which decides the 301 redirects) and re-escaping for `Location`. Paths are
+//! bytes after decoding (Go strings): `%FF` and `%FE` must stay two different keys.
+
+use beacon_api::ByteString;
 
 /// A malformed percent-escape, rendered as Go's `url.EscapeError`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +16,11 @@ impl std::fmt::Display for EscapeError {
 
 /// Percent-decodes `s`. `plus_is_space` is Go's query mode (`+` is a space); path
 /// mode keeps `+`. Every `%` must be followed by two hex digits, as Go demands.
-pub fn unescape(s: &str, plus_is_space: bool) -> Result<Vec<u8>, EscapeError> {
-    let b = s.as_bytes();
+pub fn unescape(
+    s: &(impl AsRef<[u8]> + ?Sized),
+    plus_is_space: bool,
+) -> Result<Vec<u8>, EscapeError> {
+    let b = s.as_ref();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -54,42 +60,47 @@ fn hex_val(c: u8) -> Option<u8> {
 }
 
 /// Go's `path.Clean` for a rooted path: no empty or `.` segments, `..` resolved.
-pub fn clean_rooted(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
+pub fn clean_rooted(p: &(impl AsRef<[u8]> + ?Sized)) -> ByteString {
+    let p = p.as_ref();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for seg in p.split(|b| *b == b'/') {
         match seg {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 parts.pop();
             }
             s => parts.push(s),
         }
     }
-    let mut out = String::with_capacity(p.len() + 1);
+    let mut out = Vec::with_capacity(p.len() + 1);
     for s in &parts {
-        out.push('/');
-        out.push_str(s);
+        out.push(b'/');
+        out.extend_from_slice(s);
     }
     if out.is_empty() {
-        out.push('/');
+        out.push(b'/');
     }
-    out
+    out.into()
 }
 
 /// Go's `ServeMux` `cleanPath`: rooted, cleaned, with a trailing slash kept.
 /// A request whose path differs from this is answered with a 301 to it.
-pub fn mux_clean(p: &str) -> String {
-    let mut np = clean_rooted(p);
-    if p.ends_with('/') && np != "/" {
-        np.push('/');
+pub fn mux_clean(p: &(impl AsRef<[u8]> + ?Sized)) -> ByteString {
+    let p = p.as_ref();
+    let np = clean_rooted(p);
+    if p.ends_with(b"/") && np != "/" {
+        let mut with_slash = np.into_bytes();
+        with_slash.push(b'/');
+        return with_slash.into();
     }
     np
 }
 
 /// Escapes a path as Go's `url.URL.String` does for the `Location` of a redirect.
-pub fn escape_path(p: &str) -> String {
+pub fn escape_path(p: &(impl AsRef<[u8]> + ?Sized)) -> String {
+    let p = p.as_ref();
     let mut out = String::with_capacity(p.len());
-    for &c in p.as_bytes() {
+    for &c in p {
         let keep = c.is_ascii_alphanumeric()
             || matches!(
                 c,
@@ -210,6 +221,8 @@ mod tests {
     #[test]
     fn escape_like_go() {
         assert_eq!(escape_path("/v2/keys/a b!"), "/v2/keys/a%20b%21");
+        assert_eq!(escape_path(b"/v2/keys/k\xff"), "/v2/keys/k%FF");
+        assert_eq!(mux_clean(b"/v2/keys/k\xff//"), b"/v2/keys/k\xff/"[..]);
         assert_eq!(html_escape("<a&'\">"), "&lt;a&amp;&#39;&#34;&gt;");
     }
 }

@@ -129,10 +129,11 @@ fn values(store: &std::sync::Mutex<beacon_store::Store>, keys: usize) -> Vec<Opt
     (0..keys)
         .map(|k| {
             store
-                .get(&crate::client::path(k), false, false, 0)
+                .get(crate::client::path(k), false, false, 0)
                 .ok()
                 .and_then(|e| e.node)
                 .and_then(|n| n.value)
+                .map(|v| v.to_string())
         })
         .collect()
 }

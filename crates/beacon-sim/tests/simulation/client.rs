@@ -225,7 +225,7 @@ fn settle(op: Op, reply: Reply) -> (Option<Op>, Option<bool>, Option<(u64, u64)>
         Op::Set { value } => Op::Set { value },
         Op::Get { .. } => match result {
             Ok(event) => Op::Get {
-                seen: event.node.and_then(|n| n.value),
+                seen: event.node.and_then(|n| n.value).map(|v| v.to_string()),
             },
             Err(_) => Op::Get { seen: None },
         },
@@ -249,10 +249,10 @@ fn command(key: usize, op: &Op) -> Command {
     // Time only renders TTLs, and no key here has one.
     let mut req = KeysRequest::new(method, path(key), 0);
     match op {
-        Op::Set { value } => req.value = value.clone(),
+        Op::Set { value } => req.value = value.into(),
         Op::Cas { prev, value, .. } => {
-            req.value = value.clone();
-            req.prev_value = prev.clone();
+            req.value = value.into();
+            req.prev_value = prev.into();
         }
         Op::Get { .. } | Op::Delete { .. } => {}
     }
