@@ -97,6 +97,21 @@ pub fn client_cases() -> Vec<Case> {
         "64 KiB key",
         form_request("PUT", &long_key, "value=1"),
     ));
+    // A key 1,000 levels deep, listed recursively (the stack overflow of issue 13's first
+    // defect), then removed so that later listings stay cheap.
+    let deep = format!("/v2/keys/hostile/deep/{}", ["d"; 1_000].join("/"));
+    cases.push(case(
+        "1,000-level key",
+        form_request("PUT", &deep, "value=1"),
+    ));
+    cases.push(case(
+        "recursive listing of a 1,000-level key",
+        bare_request("GET", "/v2/keys/hostile/deep?recursive=true"),
+    ));
+    cases.push(case(
+        "recursive delete of a 1,000-level key",
+        bare_request("DELETE", "/v2/keys/hostile/deep?recursive=true"),
+    ));
     cases
 }
 
@@ -118,6 +133,9 @@ pub fn seeds() -> Vec<Vec<u8>> {
         bare_request("GET", "/v2/keys/hostile?quorum=true"),
         bare_request("DELETE", "/v2/keys/hostile/m?prevValue=v"),
         bare_request("DELETE", "/v2/keys/hostile/d?dir=true&recursive=true"),
+        bare_request("GET", "/v2/keys/hostile?wait=true&stream=true&recursive=true"),
+        b"POST /v2/keys/hostile/queue HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nvalue=q\r\n0\r\n\r\n".to_vec(),
+        b"POST /v2/members HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"peerURLs\":1}".to_vec(),
         bare_request("GET", "/v2/members"),
         bare_request("GET", "/v2/stats/self"),
         bare_request("GET", "/version"),

@@ -182,7 +182,11 @@ impl Attack<'_> {
             let base = &self.seeds[rng.below(self.seeds.len() as u64) as usize];
             let request = mutate::mutate(&mut rng, base);
             let answer = send_then_close(self.port, &request, ANSWER_WAIT).unwrap_or_else(|e| {
-                panic!("seed {seed}, mutation {i}: could not connect: {e}: {request:?}")
+                panic!(
+                    "seed {seed}, mutation {i}: could not connect: {e}: {:?}\n{}",
+                    String::from_utf8_lossy(&request),
+                    server.log_tail(40)
+                )
             });
             answered += usize::from(answer.status.is_some());
             if i % 250 == 0 {

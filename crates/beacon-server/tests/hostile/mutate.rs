@@ -29,6 +29,8 @@ const TOKENS: &[&[u8]] = &[
     b"Content-Length: 0\r\n",
     b"Content-Length: 99999999\r\n",
     b"Connection: close\r\n",
+    b"Host: b\r\n",
+    b"Transfer-Encoding: gzip, chunked\r\n",
     b"Expect: 100-continue\r\n",
     b"ttl=",
     b"ttl=-9223372036854775808",
@@ -74,8 +76,13 @@ fn mutate_once(rng: &mut SeededRng, out: &mut Vec<u8>) {
         // Repeat a short range (many times, now and then).
         3 => {
             let end = (at + 1 + rng.below(16) as usize).min(out.len());
-            let times = if rng.below(8) == 0 { 1_000 } else { 2 };
-            let piece = out[at.min(end)..end].repeat(times);
+            let range = &out[at.min(end)..end];
+            // A repeated `/` makes a key thousands of levels deep, and from then on every
+            // recursive listing costs depth² bytes (as in etcd): the fixed corpus sends one
+            // such key and deletes it; here depth stays in the hundreds.
+            let many = if range.contains(&b'/') { 50 } else { 1_000 };
+            let times = if rng.below(8) == 0 { many } else { 2 };
+            let piece = range.repeat(times);
             out.splice(at.min(end)..at.min(end), piece);
         }
         // Insert a token.
