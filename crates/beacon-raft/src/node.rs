@@ -217,9 +217,13 @@ fn write_marker(path: &std::path::Path) -> Result<(), OpenError> {
 }
 
 impl RaftNode {
-    /// Opens the data directory (fjall log, newest snapshot), starts openraft, forms a
-    /// single-member cluster `{node_id: peer_url}` on a fresh directory, and returns once
-    /// this node leads and has re-applied its log, or fails after a deadline.
+    /// Opens the data directory (fjall log, newest snapshot that loads), refuses it when
+    /// the snapshot and the log miss entries it knew committed (unless
+    /// `force_new_cluster`), and starts openraft. On a fresh directory it initializes the
+    /// cluster with `initial_members` (every member of a new cluster does the same), or,
+    /// joining a running cluster, waits to be sent the log. A sole voter returns once it
+    /// leads and has re-applied its log (or fails after a deadline); a member of a larger
+    /// cluster returns at once, and requests wait for the election.
     pub async fn open(config: RaftConfig) -> Result<RaftNode, OpenError> {
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");

@@ -8,7 +8,7 @@ use beacon_store::Command;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::consensus::propose_with_timeout;
+use crate::consensus::{propose_with_timeout, read_store};
 use crate::limits::EXPIRY_TICK;
 use crate::state::{now_ns, AppState};
 
@@ -25,12 +25,8 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         if !state.status_noting_leader().is_leader() {
             continue;
         }
-        let has_ttl = state
-            .consensus
-            .store()
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .has_ttl_keys();
+        // A poisoned store has stopped Raft: nothing to propose to.
+        let has_ttl = read_store(state.consensus.store()).is_ok_and(|s| s.has_ttl_keys());
         if !has_ttl {
             continue;
         }

@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use super::error::{etcd_error, propose_failure};
 use super::params::{parse_key_params, KeyParams};
 use super::watch;
-use crate::consensus::{propose_with_timeout, ConsensusStatus};
+use crate::consensus::{propose_with_timeout, read_store, ConsensusStatus};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::goform::{media_type, method_has_form_body, parse_form};
 use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
@@ -94,11 +94,7 @@ async fn handle(
         ),
         http::Method::GET | http::Method::HEAD => {
             let event = {
-                let store = state
-                    .consensus
-                    .store()
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner());
+                let store = read_store(state.consensus.store())?;
                 store.get(&params.key, params.recursive, params.sorted, now)?
             };
             Ok(event_response(&event, &state.status(), false))

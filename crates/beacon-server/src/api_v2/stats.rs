@@ -4,7 +4,9 @@ use axum::response::Response;
 use http::StatusCode;
 use serde::Serialize;
 
+use super::error::etcd_error;
 use crate::cluster::id_hex;
+use crate::consensus::read_store;
 use crate::http::{full, json_message, method_not_allowed, APPLICATION_JSON};
 use crate::state::{now_ns, AppState};
 
@@ -15,12 +17,10 @@ pub fn serve(state: &AppState, method: &http::Method, which: &str) -> Response {
     }
     match which {
         "store" => {
-            let stats = state
-                .consensus
-                .store()
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .stats();
+            let stats = match read_store(state.consensus.store()) {
+                Ok(store) => store.stats(),
+                Err(e) => return etcd_error(&e),
+            };
             full(
                 StatusCode::OK,
                 Some(APPLICATION_JSON),

@@ -17,7 +17,7 @@ use http::StatusCode;
 use http_body::Frame;
 use tokio::sync::mpsc;
 
-use crate::consensus::SharedStore;
+use crate::consensus::{write_store, SharedStore};
 use crate::http::{full, set_header, APPLICATION_JSON};
 use crate::limits::{WATCHERS_MAX, WATCH_EVENTS_BUFFERED_MAX};
 use crate::state::AppState;
@@ -41,6 +41,8 @@ struct Unwatch {
 
 impl Drop for Unwatch {
     fn drop(&mut self) {
+        // Taking a watcher out of the hub is safe even in a store a panic poisoned,
+        // and it must happen whatever state the store is in.
         let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
         store.unwatch(self.id);
     }
@@ -103,7 +105,7 @@ pub fn start(
     let store = Arc::clone(state.consensus.store());
     let (tx, rx) = mpsc::channel(WATCH_EVENTS_BUFFERED_MAX);
     let (id, start_index) = {
-        let mut guard = store.write().unwrap_or_else(|p| p.into_inner());
+        let mut guard = write_store(&store)?;
         if guard.watcher_count() >= WATCHERS_MAX {
             return Err(EtcdError::new(
                 ErrorCode::RaftInternal,

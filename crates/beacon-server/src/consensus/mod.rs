@@ -6,8 +6,9 @@ mod raft;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use beacon_api::{ErrorCode, EtcdError};
 use beacon_store::{Applied, Command, Store};
 
 pub use memory::MemoryConsensus;
@@ -16,6 +17,27 @@ pub use raft::RaftConsensus;
 /// The store shared by consensus (which applies) and the HTTP layer (which reads and
 /// registers watchers); the same type as `beacon_raft::SharedStore`.
 pub type SharedStore = Arc<RwLock<Store>>;
+
+/// The store, to read. A lock poisoned by a panic inside `Store::apply` guards a store
+/// that may be half changed: it is never served (etcd's error 300), just as the state
+/// machine refuses to apply on top of it, which stops Raft. A restart rebuilds the
+/// store from the snapshot and the log.
+pub fn read_store(store: &SharedStore) -> Result<RwLockReadGuard<'_, Store>, EtcdError> {
+    store.read().map_err(|_| poisoned_store())
+}
+
+/// The store, to register a watcher in; refused as [`read_store`] is.
+pub fn write_store(store: &SharedStore) -> Result<RwLockWriteGuard<'_, Store>, EtcdError> {
+    store.write().map_err(|_| poisoned_store())
+}
+
+fn poisoned_store() -> EtcdError {
+    EtcdError::new(
+        ErrorCode::RaftInternal,
+        "store unusable: a panic while applying a command",
+        0,
+    )
+}
 
 /// A command that was committed and applied.
 #[derive(Debug)]

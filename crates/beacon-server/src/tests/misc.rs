@@ -84,3 +84,28 @@ async fn stats() {
     );
     assert_eq!(h.call("GET", "/v2/stats", "").await.status, 404);
 }
+
+/// A panic inside `Store::apply` poisons the store's lock and may leave it half changed:
+/// reads, store stats and new watches are then refused with error 300 rather than
+/// served from it (the state machine refuses to apply on top of it too).
+#[tokio::test]
+async fn a_store_poisoned_by_a_panic_is_never_served() {
+    let h = harness();
+    assert_eq!(h.call("PUT", "/v2/keys/k", "value=v").await.status, 201);
+    let store = std::sync::Arc::clone(crate::consensus::Consensus::store(h.consensus.as_ref()));
+    let _ = std::thread::spawn(move || {
+        let _guard = store.write().unwrap();
+        panic!("a broken invariant while applying (this panic is the test's)");
+    })
+    .join();
+
+    for uri in ["/v2/keys/k", "/v2/stats/store", "/v2/keys/k?wait=true"] {
+        let reply = h.call("GET", uri, "").await;
+        assert_eq!(reply.status, 500, "{uri}: {}", reply.body);
+        assert!(
+            reply.body.contains(r#""errorCode":300"#),
+            "{uri}: {}",
+            reply.body
+        );
+    }
+}
