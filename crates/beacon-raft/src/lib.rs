@@ -9,6 +9,7 @@
 //! running, holding the fjall database open, until it is shut down.
 
 mod committed_marker;
+mod config;
 mod coverage;
 mod entry_cache;
 mod error;
@@ -25,9 +26,10 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use config::RaftConfig;
 pub use error::{OpenError, ProposeError, ShutdownError};
 pub use membership::{MemberChange, MemberInfo, MembershipError};
-pub use node::{Proposed, RaftConfig, RaftNode, RaftStatus};
+pub use node::{Proposed, RaftNode, RaftStatus};
 pub use peer::FollowerStats;
 pub use snapshot_file::SnapshotFileError;
 pub use types::{Member, NodeId, Request, Response, SharedStore, TypeConfig};

@@ -10,125 +10,19 @@ use std::time::{Duration, Instant};
 use beacon_store::{Applied, Command, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, Fatal, RaftError};
-use openraft::{ServerState, SnapshotPolicy};
+use openraft::ServerState;
 
+use crate::config::RaftConfig;
 use crate::error::{OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
 use crate::peer::forward_proposal;
 use crate::peer::NetworkFactory;
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::StateMachine;
-use crate::types::{Member, NodeId, Raft, Request, SharedStore};
-
-/// How many log entries already in a snapshot stay in the log, like etcd's
-/// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
-const CATCH_UP_ENTRIES: u64 = 5000;
-
-/// The default of `RaftConfig::proposal_bytes_max`: the client port's body limit
-/// (beacon-server's `REQUEST_BODY_BYTES_MAX`, Go's 10 MiB form limit in etcd), which
-/// the server passes in itself.
-pub const PROPOSAL_BYTES_MAX_DEFAULT: usize = 10 << 20;
+use crate::types::{NodeId, Raft, Request, SharedStore};
 
 /// How long a follower waits before forwarding again when the leader moved or is gone.
 const LEADER_RETRY: Duration = Duration::from_millis(25);
-
-/// How a node is set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RaftConfig {
-    /// The data directory (`--data-dir`); the node uses `<data_dir>/member/{raft,snap}`.
-    pub data_dir: PathBuf,
-    /// This member's id.
-    pub node_id: u64,
-    /// This member's peer URL, recorded in the membership.
-    pub peer_url: String,
-    /// Every member of the initial cluster (`--initial-cluster`) with its name and peer
-    /// URLs, this one included. Used only when the data directory is fresh and
-    /// `join_existing` is false.
-    pub initial_members: BTreeMap<NodeId, Member>,
-    /// `--initial-cluster-state existing`: this member was added to a running cluster
-    /// and waits for the leader to send it the log, instead of bootstrapping one.
-    pub join_existing: bool,
-    /// The cluster id, which the peer API reports (`X-Etcd-Cluster-ID`).
-    pub cluster_id: u64,
-    /// Applied entries between snapshots (`--snapshot-count`).
-    pub snapshot_count: u64,
-    /// Leader heartbeat period in milliseconds (`--heartbeat-interval`).
-    pub heartbeat_interval_ms: u64,
-    /// Election timeout in milliseconds (`--election-timeout`).
-    pub election_timeout_ms: u64,
-    /// The most value bytes (value plus prevValue) a proposal forwarded by a peer may
-    /// carry: the same limit the client port puts on a request body, so that a peer
-    /// can forward nothing a client could not have sent.
-    pub proposal_bytes_max: usize,
-    /// `--force-new-cluster`: start over whatever the data directory holds, even when it
-    /// misses entries this member knew committed (see `coverage`).
-    pub force_new_cluster: bool,
-}
-
-impl RaftConfig {
-    /// A config with etcd's defaults: snapshot every 100000 entries, 100 ms heartbeat,
-    /// 1000 ms election timeout.
-    pub fn new(
-        data_dir: impl Into<PathBuf>,
-        node_id: u64,
-        peer_url: impl Into<String>,
-    ) -> RaftConfig {
-        let peer_url = peer_url.into();
-        RaftConfig {
-            data_dir: data_dir.into(),
-            node_id,
-            initial_members: BTreeMap::from([(
-                node_id,
-                Member::with_peer_urls(vec![peer_url.clone()]),
-            )]),
-            join_existing: false,
-            cluster_id: 0,
-            peer_url,
-            snapshot_count: 100_000,
-            heartbeat_interval_ms: 100,
-            election_timeout_ms: 1000,
-            proposal_bytes_max: PROPOSAL_BYTES_MAX_DEFAULT,
-            force_new_cluster: false,
-        }
-    }
-
-    /// The openraft settings these give (the simulation in beacon-sim runs with them too).
-    pub fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
-        let snapshot_count = self.snapshot_count.max(1);
-        openraft::Config {
-            cluster_name: "beacon".to_string(),
-            heartbeat_interval: self.heartbeat_interval_ms,
-            // etcd draws a follower's timeout from [t, 2t) after the last heartbeat, and
-            // voters refuse a candidate for t after hearing the leader. An openraft
-            // follower campaigns at its vote lease (`election_timeout_max`) plus a draw
-            // from [min, max) after the last heartbeat, so max = t and min just above the
-            // heartbeat (openraft's floor) give the same lease, t, and campaigns spread
-            // over (t + h, 2t): etcd's failover time, with less chance of a split vote.
-            election_timeout_min: self.heartbeat_interval_ms + 1,
-            election_timeout_max: self.election_timeout_ms.max(self.heartbeat_interval_ms + 2),
-            // etcd 3.4 enables pre-vote by default: a member cut off and back does not
-            // bump the term and depose a healthy leader.
-            enable_pre_vote: Some(true),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
-            max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
-            // Bounds an append message (see peer::append_bytes_max): entries hold at most
-            // one request each, itself bounded like a client's.
-            max_payload_entries: crate::peer::APPEND_ENTRIES_MAX,
-            // Purging only ever happens behind a snapshot, so purge as soon as one lands.
-            purge_batch_size: 1,
-            // The store is in memory: a restarted node must win an election (and so learn
-            // the commit index) before it serves as leader again.
-            enable_leader_restore: Some(false),
-            ..Default::default()
-        }
-        .validate()
-    }
-
-    /// How long `open` waits for this node to lead a single-member cluster.
-    fn leader_deadline(&self) -> Duration {
-        Duration::from_millis(self.election_timeout_ms.saturating_mul(10).max(5000))
-    }
-}
 
 /// A snapshot of the node's Raft state, read from openraft's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

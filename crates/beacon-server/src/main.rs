@@ -39,9 +39,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(beacon_server::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        // Logged once, on stderr like every other line: the reason is the last line a
+        // refused start prints.
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("beacon: {e:#}");
             ExitCode::FAILURE
         }
     }
