@@ -8,8 +8,31 @@
 
 use std::fmt::Write;
 
+use crate::node_list::NodeExtern;
 use crate::time::rfc3339_nano;
-use crate::v2::NodeExtern;
+use crate::v2::Event;
+
+impl Event {
+    /// The JSON line etcd writes: the body and a newline. `refresh` is left out: etcd
+    /// copies events before writing them and its copy drops the flag, so no client ever
+    /// sees it (it only keeps refreshes out of watches). Written here, without
+    /// recursion, as Go escapes it.
+    pub fn to_json_line(&self) -> String {
+        let mut line = String::from("{\"action\":\"");
+        line.push_str(self.action.as_str());
+        line.push('"');
+        if let Some(current) = &self.node {
+            line.push_str(",\"node\":");
+            node(&mut line, current);
+        }
+        if let Some(prev) = &self.prev_node {
+            line.push_str(",\"prevNode\":");
+            node(&mut line, prev);
+        }
+        line.push_str("}\n");
+        line
+    }
+}
 
 /// Appends `s` as a JSON string, escaped as Go escapes it.
 pub fn string(out: &mut String, s: &[u8]) {

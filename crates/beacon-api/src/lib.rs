@@ -13,5 +13,5 @@ pub mod v2;
 
 pub use byte_string::ByteString;
 pub use error::{ErrorCode, EtcdError};
-pub use node_list::NodeList;
-pub use v2::{Action, Event, NodeExtern};
+pub use node_list::{NodeExtern, NodeList};
+pub use v2::{Action, Event};

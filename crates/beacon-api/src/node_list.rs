@@ -1,4 +1,5 @@
-//! `NodeList`: a directory's listed children. A recursive listing of a key thousands of
+//! `NodeExtern`, a node as etcd shows it, and `NodeList`, a directory's listed children
+//! (two types that hold each other, so they share a file). A recursive listing of a key thousands of
 //! levels deep nests that many lists (etcd accepts such keys), so nothing here recurses
 //! per level: dropping, cloning, comparing, printing and serde all walk the tree with an
 //! explicit stack, in pre-order.
@@ -14,7 +15,41 @@ use std::ops::{Deref, DerefMut};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
-use crate::v2::NodeExtern;
+use crate::byte_string::ByteString;
+
+/// A node as etcd shows it; every field is omitted when empty, as Go's `omitempty` does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeExtern {
+    /// The key; empty for the root, which etcd shows without a key. Bytes, as in etcd.
+    #[serde(skip_serializing_if = "no_bytes", default)]
+    pub key: ByteString,
+    /// The value of a file node; `None` for directories. Bytes, as in etcd.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<ByteString>,
+    /// True for a directory.
+    #[serde(skip_serializing_if = "is_false", default)]
+    pub dir: bool,
+    /// When the node expires, in Unix nanoseconds; shown as RFC 3339.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_expiration",
+        deserialize_with = "deserialize_expiration",
+        default
+    )]
+    pub expiration: Option<i64>,
+    /// Seconds left to live, rounded up; 0 (omitted) for permanent nodes.
+    #[serde(skip_serializing_if = "is_zero_i64", default)]
+    pub ttl: i64,
+    /// Children of a directory, when listed; omitted when empty.
+    #[serde(skip_serializing_if = "no_nodes", default)]
+    pub nodes: NodeList,
+    /// etcd index of the node's last change.
+    #[serde(rename = "modifiedIndex", skip_serializing_if = "is_zero_u64", default)]
+    pub modified_index: u64,
+    /// etcd index of the node's creation.
+    #[serde(rename = "createdIndex", skip_serializing_if = "is_zero_u64", default)]
+    pub created_index: u64,
+}
 
 /// A directory's children as listed, in order.
 #[derive(Default)]
@@ -301,6 +336,42 @@ impl<'de> Visitor<'de> for NodeListVisitor {
         }
         list.ok_or_else(|| de::Error::missing_field("preorder"))
     }
+}
+
+fn no_bytes(s: &ByteString) -> bool {
+    s.is_empty()
+}
+
+fn no_nodes(nodes: &NodeList) -> bool {
+    nodes.is_empty()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn serialize_expiration<S: Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ns {
+        Some(ns) => s.serialize_str(&crate::time::rfc3339_nano(*ns)),
+        None => s.serialize_none(),
+    }
+}
+
+fn deserialize_expiration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| {
+        crate::time::parse_rfc3339_nano(&t)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad expiration {t:?}")))
+    })
+    .transpose()
 }
 
 #[cfg(test)]

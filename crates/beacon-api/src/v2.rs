@@ -1,9 +1,9 @@
-//! etcd v2's key-space JSON: `Event` (the response body) and `NodeExtern` (a node as shown).
+//! etcd v2's key-space JSON: `Event` (the response body) and `Action`; the node it
+//! carries, `NodeExtern`, lives with its children's list in `node_list`.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::byte_string::ByteString;
-use crate::node_list::NodeList;
+use crate::node_list::NodeExtern;
 
 /// What an event did, as named in the `action` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, Serialize)]
@@ -42,40 +42,6 @@ impl Action {
     }
 }
 
-/// A node as etcd shows it; every field is omitted when empty, as Go's `omitempty` does.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct NodeExtern {
-    /// The key; empty for the root, which etcd shows without a key. Bytes, as in etcd.
-    #[serde(skip_serializing_if = "no_bytes", default)]
-    pub key: ByteString,
-    /// The value of a file node; `None` for directories. Bytes, as in etcd.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub value: Option<ByteString>,
-    /// True for a directory.
-    #[serde(skip_serializing_if = "is_false", default)]
-    pub dir: bool,
-    /// When the node expires, in Unix nanoseconds; shown as RFC 3339.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_expiration",
-        deserialize_with = "deserialize_expiration",
-        default
-    )]
-    pub expiration: Option<i64>,
-    /// Seconds left to live, rounded up; 0 (omitted) for permanent nodes.
-    #[serde(skip_serializing_if = "is_zero_i64", default)]
-    pub ttl: i64,
-    /// Children of a directory, when listed; omitted when empty.
-    #[serde(skip_serializing_if = "no_nodes", default)]
-    pub nodes: NodeList,
-    /// etcd index of the node's last change.
-    #[serde(rename = "modifiedIndex", skip_serializing_if = "is_zero_u64", default)]
-    pub modified_index: u64,
-    /// etcd index of the node's creation.
-    #[serde(rename = "createdIndex", skip_serializing_if = "is_zero_u64", default)]
-    pub created_index: u64,
-}
-
 /// The body of a successful v2 keys response and of a watch notification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Event {
@@ -110,62 +76,10 @@ impl Event {
     pub fn is_created(&self) -> bool {
         self.action == Action::Create || (self.action == Action::Set && self.prev_node.is_none())
     }
-
-    /// The JSON line etcd writes: the body and a newline. `refresh` is left out: etcd
-    /// copies events before writing them and its copy drops the flag, so no client ever
-    /// sees it (it only keeps refreshes out of watches). Written by [`crate::go_json`],
-    /// without recursion, as Go escapes it.
-    pub fn to_json_line(&self) -> String {
-        let mut line = String::from("{\"action\":\"");
-        line.push_str(self.action.as_str());
-        line.push('"');
-        if let Some(node) = &self.node {
-            line.push_str(",\"node\":");
-            crate::go_json::node(&mut line, node);
-        }
-        if let Some(prev) = &self.prev_node {
-            line.push_str(",\"prevNode\":");
-            crate::go_json::node(&mut line, prev);
-        }
-        line.push_str("}\n");
-        line
-    }
-}
-
-fn no_bytes(s: &ByteString) -> bool {
-    s.is_empty()
-}
-
-fn no_nodes(nodes: &NodeList) -> bool {
-    nodes.is_empty()
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
-}
-
-fn is_zero_i64(v: &i64) -> bool {
-    *v == 0
-}
-
-fn is_zero_u64(v: &u64) -> bool {
-    *v == 0
-}
-
-fn serialize_expiration<S: Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ns {
-        Some(ns) => s.serialize_str(&crate::time::rfc3339_nano(*ns)),
-        None => s.serialize_none(),
-    }
-}
-
-fn deserialize_expiration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let text: Option<String> = serde::Deserialize::deserialize(d)?;
-    text.map(|t| {
-        crate::time::parse_rfc3339_nano(&t)
-            .ok_or_else(|| serde::de::Error::custom(format!("bad expiration {t:?}")))
-    })
-    .transpose()
 }
 
 #[cfg(test)]

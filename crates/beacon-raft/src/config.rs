@@ -13,6 +13,11 @@ use crate::types::{Member, NodeId};
 /// `snapshotCatchUpEntries`, so a slightly lagging follower can catch up from the log.
 const CATCH_UP_ENTRIES: u64 = 5000;
 
+/// The most entries openraft puts in one append (`max_payload_entries`). 64 keeps a
+/// busy leader's batches large enough for group commit, and bounds an append's body
+/// (see `peer::append_bytes_max`).
+pub(crate) const APPEND_ENTRIES_MAX: u64 = 64;
+
 /// The default of `RaftConfig::proposal_bytes_max`: the client port's body limit
 /// (beacon-server's `REQUEST_BODY_BYTES_MAX`, Go's 10 MiB form limit in etcd), which
 /// the server passes in itself.
@@ -99,7 +104,7 @@ impl RaftConfig {
             max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
             // Bounds an append message (see peer::append_bytes_max): entries hold at most
             // one request each, itself bounded like a client's.
-            max_payload_entries: crate::peer::APPEND_ENTRIES_MAX,
+            max_payload_entries: APPEND_ENTRIES_MAX,
             // Purging only ever happens behind a snapshot, so purge as soon as one lands.
             purge_batch_size: 1,
             // The store is in memory: a restarted node must win an election (and so learn

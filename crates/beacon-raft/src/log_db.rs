@@ -239,3 +239,8 @@ impl LogDb {
         }
     }
 }
+
+/// The big-endian key of a log index in the `log` keyspace (so keys sort as indexes).
+pub(crate) fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
-use crate::log_db::{describe, Handles, LogDb};
+use crate::log_db::{describe, index_key, Handles, LogDb};
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
@@ -41,11 +41,6 @@ pub struct LogStore {
     sync: LogSync,
     /// The newest entries, shared by every clone (the reader included).
     cache: Arc<Mutex<EntryCache>>,
-}
-
-/// The big-endian key of a log index.
-pub(crate) fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
 }
 
 fn key_index(key: &[u8]) -> io::Result<u64> {

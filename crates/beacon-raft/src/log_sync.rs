@@ -20,7 +20,7 @@ use std::time::Duration;
 use fjall::PersistMode;
 use openraft::storage::IOFlushed;
 
-use crate::log_db::{LogDb, LOG_WRITE_RETRY_MS};
+use crate::log_db::{index_key, LogDb, LOG_WRITE_RETRY_MS};
 use crate::types::TypeConfig;
 
 /// An append waiting for a sync, with the index of its last entry.
@@ -89,7 +89,7 @@ fn sync(db: &LogDb, last: Option<u64>) -> Result<(), String> {
             let handles = db.handles_blocking().map_err(|e| e.to_string())?;
             let kept = handles
                 .log
-                .contains_key(crate::log_store::index_key(last))
+                .contains_key(index_key(last))
                 .map_err(|e| crate::log_db::describe(&e))?;
             if !kept {
                 return Err(format!(

@@ -15,6 +15,7 @@ mod body;
 mod client;
 mod guard;
 mod listener;
+mod reply;
 mod server;
 mod snapshot_receive;
 mod stats;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use beacon_store::Applied;
 use serde::{Deserialize, Serialize};
 
+use crate::config::APPEND_ENTRIES_MAX;
 use crate::error::ProposeError;
 use crate::node::Proposed;
 
@@ -53,11 +55,6 @@ pub const SERVER_FROM_HEADER: &str = "x-server-from";
 /// The cluster id in lower-case hex, on every peer request and answer, as etcd's
 /// rafthttp sends it; a request naming another cluster is refused with 412.
 pub const CLUSTER_ID_HEADER: &str = "x-etcd-cluster-id";
-
-/// The most entries openraft puts in one append (`max_payload_entries`). 64 keeps a
-/// busy leader's batches large enough for group commit, and bounds an append's body
-/// (see [`APPEND_BYTES_MAX`]).
-pub(crate) const APPEND_ENTRIES_MAX: u64 = 64;
 
 /// The largest body of a small message (vote, pre-vote, leadership transfer, member
 /// change, removal notice): etcd's rafthttp reads at most 64 KiB of a pipeline message

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::body::read_limited;
 use super::guard::{same_sender, sender, Refused};
+use super::reply::answer;
 use super::ForwardAnswer;
 use super::{
     append_bytes_max, proposal_body_bytes_max, APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH,
@@ -43,17 +44,6 @@ pub fn router(node: RaftNode) -> Router {
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     serde_json::from_slice(body).map_err(|e| Refused::bad_request(format!("bad message: {e}\n")))
-}
-
-pub(super) fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Response {
-    match result {
-        Ok(value) => match serde_json::to_vec(&value) {
-            Ok(json) => (StatusCode::OK, json).into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        },
-        // The local Raft stopped or failed: the sender backs off and retries.
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
 }
 
 /// The sender, checked, and the message, read within `limit` and decoded.

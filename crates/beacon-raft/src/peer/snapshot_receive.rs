@@ -19,7 +19,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::body::{content_length, too_large, unreadable};
 use super::guard::{same_sender, sender};
-use super::server::answer;
+use super::reply::answer;
 use super::{PEER_BODY_READ_TIMEOUT, SNAPSHOT_BYTES_MAX, VOTE_HEADER};
 use crate::node::RaftNode;
 use crate::snapshot_file::{self, SnapshotDir, CHECKSUM_LEN, HEADER_LEN};

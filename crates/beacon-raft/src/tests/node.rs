@@ -310,7 +310,7 @@ async fn garbage_log_entry_is_a_clear_error() {
         let log = db
             .keyspace("log", fjall::KeyspaceCreateOptions::default)
             .expect("keyspace");
-        log.insert(crate::log_store::index_key(3), b"{not json".to_vec())
+        log.insert(crate::log_db::index_key(3), b"{not json".to_vec())
             .expect("insert");
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
@@ -371,7 +371,7 @@ async fn force_new_cluster_accepts_a_log_that_lost_its_committed_tail() {
         let last = log.last_key_value().expect("entries").key().expect("key");
         let last = u64::from_be_bytes(last.as_ref().try_into().expect("8 bytes"));
         for i in last - 1..=last {
-            log.remove(crate::log_store::index_key(i)).expect("remove");
+            log.remove(crate::log_db::index_key(i)).expect("remove");
         }
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
         last
