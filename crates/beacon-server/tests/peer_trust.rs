@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use beacon_store::{Command, KeysRequest, Method};
-use beacon_testkit::{ServerKind, ServerProcess};
+use beacon_testkit::{rss_bytes, ServerKind, ServerProcess};
 use serde_json::{json, Value};
 use support::{get_json, http, leader, peer_identity, put, put_until_ok, wait_value, PeerIdentity};
 
@@ -434,16 +434,6 @@ async fn idle_peer_connections_cannot_starve_the_client_port_and_are_closed() {
     still_serves(&http, &mut m, Duration::from_millis(100)).await;
 }
 
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_peer_bodies_are_refused_without_being_buffered() {
     let mut members = cluster(3, &[]);
@@ -455,7 +445,7 @@ async fn huge_peer_bodies_are_refused_without_being_buffered() {
     let target = known(&http, &members[l]).await;
     let follower = known(&http, &members[f]).await.own_id;
     let pid = members[l].pid().unwrap();
-    let before = rss_kib(pid);
+    let before = rss_bytes(pid);
     let junk = vec![b'x'; 256 << 20];
     let vote = json!({"leader_id": {"term": 1000, "node_id": follower}, "committed": true});
     let sends = [
@@ -492,7 +482,7 @@ async fn huge_peer_bodies_are_refused_without_being_buffered() {
             assert!(r.status().is_client_error(), "{}", r.status());
         }
     }
-    let grown_mib = rss_kib(pid).saturating_sub(before) / 1024;
+    let grown_mib = rss_bytes(pid).saturating_sub(before) >> 20;
     assert!(
         grown_mib < 64,
         "256 MiB bodies grew the member by {grown_mib} MiB"

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{http_get, ServerProcess};
+use beacon_testkit::{http_get, rss_bytes, ServerProcess};
 
 const CONNECTIONS: usize = 40;
 const BODY_BYTES: usize = 1_500;
@@ -138,14 +138,4 @@ fn wait_until_server_read_everything(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
 }

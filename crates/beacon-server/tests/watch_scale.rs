@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{http_get, ServerProcess};
+use beacon_testkit::{http_get, rss_bytes, ServerProcess};
 
 const WATCHERS: usize = 10_000;
 const EXTRA_RSS_BYTES_MAX: u64 = 50 * 1024 * 1024;
@@ -86,14 +86,4 @@ fn wait_for_watchers(port: u16, want: u64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
 }

@@ -1,10 +1,10 @@
 //! What both halves of the suite check on the member they attack: that it is still the
-//! process that was started and answers `/health`, that the canary keys are exactly as
-//! written, and how much resident memory it holds.
+//! process that was started and answers `/health`, and that the canary keys are exactly
+//! as written (its memory comes from the testkit's `rss_bytes`).
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::ServerProcess;
+use beacon_testkit::{is_running, ServerProcess};
 
 use super::raw::{bare_request, body_text, form_request, send};
 use super::ANSWER_WAIT;
@@ -70,7 +70,7 @@ const HEALTH_REQUEST: &[u8] =
 pub fn assert_alive(server: &ServerProcess, after: &str) {
     let pid = server.pid().expect("pid");
     assert!(
-        std::path::Path::new(&format!("/proc/{pid}")).exists() && !proc_state(pid).starts_with('Z'),
+        is_running(pid),
         "beacon died after {after}:\n{}",
         server.log_tail(30)
     );
@@ -88,22 +88,4 @@ pub fn assert_alive(server: &ServerProcess, after: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn proc_state(pid: u32) -> String {
-    status_field(pid, "State:").unwrap_or_default()
-}
-
-pub fn rss_bytes(pid: u32) -> u64 {
-    let kib: u64 = status_field(pid, "VmRSS:")
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .expect("VmRSS in /proc/<pid>/status");
-    kib << 10
-}
-
-fn status_field(pid: u32, field: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
 }

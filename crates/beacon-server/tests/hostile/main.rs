@@ -19,10 +19,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{SeededRng, ServerKind, ServerProcess};
+use beacon_testkit::{rss_bytes, SeededRng, ServerKind, ServerProcess};
 
 use cases::Case;
-use check::{assert_alive, check_canaries, rss_bytes, write_canaries};
+use check::{assert_alive, check_canaries, write_canaries};
 use raw::{bare_request, body_text, header, send, send_then_close};
 
 /// Mutated client requests sent by default: enough to reach every mutation of every
