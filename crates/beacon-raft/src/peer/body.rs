@@ -2,7 +2,7 @@
 //! before a byte is read when that is already too large) and in time between bytes,
 //! so that neither a huge nor a trickled body can hold memory or a connection.
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
 
@@ -27,6 +27,15 @@ pub(super) fn too_large(limit: u64) -> Refused {
     )
 }
 
+/// The body's next chunk, `None` at its end; refused when none arrives within
+/// [`PEER_BODY_READ_TIMEOUT`] or the connection broke.
+pub(super) async fn next_chunk(stream: &mut BodyDataStream) -> Result<Option<Bytes>, Refused> {
+    let chunk = tokio::time::timeout(PEER_BODY_READ_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| unreadable("no data within the read timeout"))?;
+    chunk.transpose().map_err(unreadable)
+}
+
 /// A body that stopped arriving, or a connection that broke mid-body.
 pub(super) fn unreadable(why: impl std::fmt::Display) -> Refused {
     Refused::bad_request(format!("error reading raft message: {why}\n"))
@@ -47,12 +56,7 @@ pub(super) async fn read_limited(
     let mut stream = body.into_data_stream();
     // Pre-sized only to what was declared, and that was checked above.
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    loop {
-        let chunk = tokio::time::timeout(PEER_BODY_READ_TIMEOUT, stream.next())
-            .await
-            .map_err(|_| unreadable("no data within the read timeout"))?;
-        let Some(chunk) = chunk else { break };
-        let chunk = chunk.map_err(unreadable)?;
+    while let Some(chunk) = next_chunk(&mut stream).await? {
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit_u64));
         }

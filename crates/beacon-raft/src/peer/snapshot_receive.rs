@@ -12,15 +12,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::Refused;
-use futures_util::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 use tokio::io::AsyncWriteExt;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::body::{content_length, too_large, unreadable};
+use super::body::{content_length, next_chunk, too_large};
 use super::guard::{same_sender, sender};
 use super::reply::answer;
-use super::{PEER_BODY_READ_TIMEOUT, SNAPSHOT_BYTES_MAX, VOTE_HEADER};
+use super::{SNAPSHOT_BYTES_MAX, VOTE_HEADER};
 use crate::node::RaftNode;
 use crate::snapshot_file::{self, SnapshotDir, CHECKSUM_LEN, HEADER_LEN};
 use crate::types::{Snapshot, SnapshotMeta, Vote};
@@ -96,12 +95,7 @@ async fn write_verified(
     let mut received: u64 = 0;
     let mut hasher = Xxh3::new();
     let mut tail = Vec::with_capacity(CHECKSUM_LEN);
-    loop {
-        let chunk = tokio::time::timeout(PEER_BODY_READ_TIMEOUT, stream.next())
-            .await
-            .map_err(|_| unreadable("no data within the read timeout"))?;
-        let Some(chunk) = chunk else { break };
-        let chunk = chunk.map_err(unreadable)?;
+    while let Some(chunk) = next_chunk(&mut stream).await? {
         if expected.is_none() {
             let wanted = HEADER_LEN - header.len();
             header.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
