@@ -5,7 +5,8 @@ use openraft::{LogId, Membership, StoredMembership};
 use crate::snapshot_file::{decode, encode, SnapshotDir, SnapshotFileError};
 use crate::types::SnapshotMeta;
 
-fn meta(term: u64, index: u64) -> SnapshotMeta {
+/// A one-member snapshot meta at `term` and `index` (also for `snapshot_mutations`).
+pub(super) fn meta(term: u64, index: u64) -> SnapshotMeta {
     let log_id = LogId::new(
         openraft::impls::leader_id_adv::LeaderId { term, node_id: 1 },
         index,

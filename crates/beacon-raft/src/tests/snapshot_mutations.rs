@@ -13,11 +13,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use beacon_store::Store;
-use openraft::{LogId, Membership, StoredMembership};
 
 use super::put;
+use super::snapshot_file::meta;
 use crate::snapshot_file::{decode, encode};
-use crate::types::SnapshotMeta;
 
 /// Raw mutations tried per run: each is a decode of a few KiB, microseconds.
 const RAW_ITERATIONS: u64 = 20_000;
@@ -58,28 +57,6 @@ fn seed(test: &str) -> u64 {
     seed
 }
 
-fn meta() -> SnapshotMeta {
-    let log_id = LogId::new(
-        openraft::impls::leader_id_adv::LeaderId {
-            term: 3,
-            node_id: 1,
-        },
-        42,
-    );
-    let membership = Membership::new(
-        vec![[1u64].into()],
-        std::collections::BTreeMap::from([(
-            1u64,
-            crate::types::Member::with_peer_urls(vec!["http://a".into()]),
-        )]),
-    )
-    .expect("valid membership");
-    SnapshotMeta {
-        last_log_id: Some(log_id),
-        last_membership: StoredMembership::new(Some(log_id), membership),
-    }
-}
-
 /// A store with files, nested directories and history to save.
 fn store_bytes() -> Vec<u8> {
     let mut store = Store::new();
@@ -114,7 +91,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
 fn raw_mutations_of_a_snapshot_file_are_refused() {
     let seed = seed("raw_mutations_of_a_snapshot_file_are_refused");
     let mut rng = Rng(seed);
-    let original = encode(&meta(), &store_bytes());
+    let original = encode(&meta(3, 42), &store_bytes());
     for i in 0..RAW_ITERATIONS {
         let mut bytes = original.clone();
         mutate(&mut rng, &mut bytes);
@@ -140,7 +117,7 @@ fn sealed_mutations_of_the_store_bytes_never_panic() {
     for i in 0..SEALED_ITERATIONS {
         let mut mutated = data.clone();
         mutate(&mut rng, &mut mutated);
-        let file = encode(&meta(), &mutated);
+        let file = encode(&meta(3, 42), &mutated);
         let (_, inner) = decode(file).expect("a re-sealed file decodes");
         assert_eq!(inner, mutated);
         let mut store = Store::new();
