@@ -2,7 +2,8 @@
 
 use openraft::{LogId, Membership, StoredMembership};
 
-use crate::snapshot_file::{decode, encode, SnapshotDir, SnapshotFileError};
+use crate::error::SnapshotFileError;
+use crate::snapshot_file::{decode, encode, SnapshotDir};
 use crate::types::SnapshotMeta;
 
 fn meta(term: u64, index: u64) -> SnapshotMeta {
