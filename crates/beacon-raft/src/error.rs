@@ -1,9 +1,15 @@
-//! Errors of the public API: opening a node, proposing to it, shutting it down.
+//! Errors of the public API: opening a node (and reading its snapshot files),
+//! proposing to it, changing its members, shutting it down. Part of the bottom layer,
+//! beside `types`: storage reports them, and the transport carries proposal and
+//! membership errors between members.
 
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::snapshot_file::SnapshotFileError;
+use openraft::errors::{ClientWriteError, Fatal, RaftError};
+
+use crate::types::TypeConfig;
 
 /// Why [`RaftNode::open`](crate::RaftNode::open) failed. Each disk problem names the
 /// path and what is wrong with it, so an operator can act on the message alone.
@@ -146,6 +152,152 @@ pub enum ProposeError {
     Forward(String),
 }
 
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for ProposeError {
+    /// What openraft's refusal of a write means for the proposer.
+    fn from(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ProposeError::NotLeader {
+                leader_id: f.leader_id,
+            },
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                ProposeError::Discarded {
+                    leader_id: f.leader_id,
+                }
+            }
+            RaftError::APIError(e) => ProposeError::Fatal(e.to_string()),
+            RaftError::Fatal(Fatal::Stopped) => ProposeError::Stopped,
+            RaftError::Fatal(f) => ProposeError::Fatal(f.to_string()),
+        }
+    }
+}
+
+/// Why a membership change was refused or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(from = "MembershipErrorWire", into = "MembershipErrorWire")]
+pub enum MembershipError {
+    /// The id is already a member.
+    #[error("membership: ID exists")]
+    IdExists,
+    /// Another member already has one of the peer URLs.
+    #[error("membership: peerURL exists")]
+    PeerUrlExists,
+    /// No member has this id.
+    #[error("membership: ID not found")]
+    IdNotFound,
+    /// The id belonged to a member that was removed; it cannot come back.
+    #[error("membership: ID removed")]
+    IdRemoved,
+    /// The change would leave no voter.
+    #[error("membership: the last voter cannot be removed")]
+    LastVoter,
+    /// The member asked to make the change does not lead (any more), or the leader
+    /// could not be reached before anything was sent: the sender looks for the leader
+    /// and asks again.
+    #[error("etcdserver: {NOT_LEADER_WIRE}")]
+    NotLeader,
+    /// No leader took the change in time (or it was lost in a leader change): it may
+    /// or may not have happened.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// openraft refused the change for another reason.
+    #[error("etcdserver: {0}")]
+    Other(String),
+}
+
+/// How [`MembershipError::NotLeader`] travels between members: as `Other` with this
+/// text, the form members sent before the variant existed, so that members of both
+/// kinds understand each other while a cluster is upgraded one member at a time.
+const NOT_LEADER_WIRE: &str = "not the leader";
+
+/// The peer protocol's form of [`MembershipError`] (see [`NOT_LEADER_WIRE`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum MembershipErrorWire {
+    IdExists,
+    PeerUrlExists,
+    IdNotFound,
+    IdRemoved,
+    LastVoter,
+    Timeout,
+    Stopped,
+    Other(String),
+}
+
+impl From<MembershipError> for MembershipErrorWire {
+    fn from(e: MembershipError) -> MembershipErrorWire {
+        match e {
+            MembershipError::IdExists => MembershipErrorWire::IdExists,
+            MembershipError::PeerUrlExists => MembershipErrorWire::PeerUrlExists,
+            MembershipError::IdNotFound => MembershipErrorWire::IdNotFound,
+            MembershipError::IdRemoved => MembershipErrorWire::IdRemoved,
+            MembershipError::LastVoter => MembershipErrorWire::LastVoter,
+            MembershipError::NotLeader => MembershipErrorWire::Other(NOT_LEADER_WIRE.into()),
+            MembershipError::Timeout => MembershipErrorWire::Timeout,
+            MembershipError::Stopped => MembershipErrorWire::Stopped,
+            MembershipError::Other(why) => MembershipErrorWire::Other(why),
+        }
+    }
+}
+
+impl From<MembershipErrorWire> for MembershipError {
+    fn from(e: MembershipErrorWire) -> MembershipError {
+        match e {
+            MembershipErrorWire::IdExists => MembershipError::IdExists,
+            MembershipErrorWire::PeerUrlExists => MembershipError::PeerUrlExists,
+            MembershipErrorWire::IdNotFound => MembershipError::IdNotFound,
+            MembershipErrorWire::IdRemoved => MembershipError::IdRemoved,
+            MembershipErrorWire::LastVoter => MembershipError::LastVoter,
+            MembershipErrorWire::Other(why) if why == NOT_LEADER_WIRE => MembershipError::NotLeader,
+            MembershipErrorWire::Timeout => MembershipError::Timeout,
+            MembershipErrorWire::Stopped => MembershipError::Stopped,
+            MembershipErrorWire::Other(why) => MembershipError::Other(why),
+        }
+    }
+}
+
+/// What is wrong with a snapshot file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFileError {
+    /// The file could not be read.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+    /// Shorter than an empty snapshot.
+    #[error("file is {len} bytes, too short for a snapshot (at least {min})")]
+    TooShort {
+        /// Actual length.
+        len: u64,
+        /// Minimum length.
+        min: u64,
+    },
+    /// Not written by beacon.
+    #[error("not a beacon snapshot (bad magic bytes)")]
+    BadMagic,
+    /// Written by a newer beacon.
+    #[error("unsupported snapshot format version {0}")]
+    Version(u32),
+    /// The header's lengths disagree with the file size: truncated or padded.
+    #[error("file is {actual} bytes but its header describes {expected} (truncated or padded)")]
+    Length {
+        /// Size the header implies.
+        expected: u64,
+        /// Size on disk.
+        actual: u64,
+    },
+    /// The bytes changed after they were written.
+    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    Checksum {
+        /// Checksum in the file.
+        stored: u64,
+        /// Checksum of the bytes read.
+        computed: u64,
+    },
+    /// The checksum holds but the meta does not decode (a bug, not bit rot).
+    #[error("snapshot meta does not decode: {0}")]
+    Meta(#[from] serde_json::Error),
+}
+
 /// Why [`RaftNode::shutdown`](crate::RaftNode::shutdown) did not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ShutdownError {
@@ -160,4 +312,28 @@ pub enum ShutdownError {
         /// What fjall reported.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MembershipError;
+
+    #[test]
+    fn not_leader_travels_as_members_before_it_sent_it() {
+        let json = serde_json::to_string(&MembershipError::NotLeader).unwrap();
+        assert_eq!(json, r#"{"Other":"not the leader"}"#);
+        let back: MembershipError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, MembershipError::NotLeader);
+        for e in [
+            MembershipError::IdRemoved,
+            MembershipError::Other("x".into()),
+        ] {
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<MembershipError>(&json).unwrap(), e);
+        }
+        assert_eq!(
+            serde_json::to_string(&MembershipError::Timeout).unwrap(),
+            r#""Timeout""#
+        );
+    }
 }

@@ -5,6 +5,11 @@
 //! [`RaftNode`] ties them to an openraft instance. Members talk over HTTP on their peer
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
+//! The modules form one-way layers, each importing only those below it: the vocabulary
+//! (`types`, `error`, `config`), storage (the log store, the state machine, snapshot
+//! files and markers), the transport (`peer`), the node's parts (`start`, `membership`,
+//! `route`), and the node (`node`), which picks the storage and the transport.
+//!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
 
@@ -19,7 +24,9 @@ mod log_sync;
 mod membership;
 mod node;
 pub mod peer;
+mod route;
 mod snapshot_file;
+mod start;
 mod state_machine;
 mod types;
 
@@ -27,9 +34,9 @@ mod types;
 mod tests;
 
 pub use config::RaftConfig;
-pub use error::{OpenError, ProposeError, ShutdownError};
-pub use membership::{MemberChange, MemberInfo, MembershipError};
-pub use node::{Proposed, RaftNode, RaftStatus};
+pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
+pub use node::{RaftNode, RaftStatus};
 pub use peer::FollowerStats;
-pub use snapshot_file::SnapshotFileError;
-pub use types::{Member, NodeId, Request, Response, SharedStore, TypeConfig};
+pub use types::{
+    Member, MemberChange, MemberInfo, NodeId, Proposed, Request, Response, SharedStore, TypeConfig,
+};

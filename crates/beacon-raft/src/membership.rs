@@ -1,5 +1,8 @@
 //! Membership at runtime: the member list, changes to it (add, remove, update, publish)
-//! made on the leader with etcd's checks, and the leader's promotion of learners.
+//! made on the leader with etcd's checks, the leader's promotion of learners, and the
+//! check of a removal notice. A part of the node below `node.rs`: it works on the
+//! openraft handle and the transport's client that the node hands it, and the node
+//! routes changes to the leader (`route`).
 //!
 //! A member added at runtime joins as a learner: it receives the log (or a snapshot)
 //! without counting toward the quorum, and the leader promotes it to voter once it has
@@ -9,96 +12,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::Precondition;
 use openraft::ChangeMembers;
-use serde::{Deserialize, Serialize};
 
-use crate::node::RaftNode;
-use crate::types::{Member, NodeId, Raft};
+use crate::error::MembershipError;
+use crate::state_machine::Raft;
+use crate::types::{Member, MemberChange, MemberInfo, NodeId};
 
 /// How long a membership change may take, retries included.
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait before retrying a change that raced another one.
-const CHANGE_RETRY: Duration = Duration::from_millis(20);
+pub(crate) const CHANGE_RETRY: Duration = Duration::from_millis(20);
 /// How far behind the leader's log a learner may be and still be promoted.
 const PROMOTE_LAG: u64 = 1000;
 /// How often the leader looks for learners to promote when nothing else happens.
 const PROMOTE_TICK: Duration = Duration::from_millis(200);
-
-/// One member as listed: its id, its record, and whether it votes yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// The member id.
-    pub id: NodeId,
-    /// Name, peer and client URLs.
-    pub member: Member,
-    /// Still catching up: does not count toward the quorum.
-    pub is_learner: bool,
-}
-
-/// A change to the member list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MemberChange {
-    /// A new member with these peer URLs; it joins as a learner.
-    Add {
-        /// The id given to it.
-        id: NodeId,
-        /// Its peer URLs.
-        peer_urls: Vec<String>,
-    },
-    /// Removes a member (voter or learner).
-    Remove {
-        /// The member.
-        id: NodeId,
-    },
-    /// Replaces a member's peer URLs.
-    Update {
-        /// The member.
-        id: NodeId,
-        /// Its new peer URLs.
-        peer_urls: Vec<String>,
-    },
-    /// A running member's name and client URLs (etcd's `publish`).
-    Publish {
-        /// The member.
-        id: NodeId,
-        /// `--name`.
-        name: String,
-        /// `--advertise-client-urls`.
-        client_urls: Vec<String>,
-    },
-}
-
-/// Why a membership change was refused or did not finish.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum MembershipError {
-    /// The id is already a member.
-    #[error("membership: ID exists")]
-    IdExists,
-    /// Another member already has one of the peer URLs.
-    #[error("membership: peerURL exists")]
-    PeerUrlExists,
-    /// No member has this id.
-    #[error("membership: ID not found")]
-    IdNotFound,
-    /// The id belonged to a member that was removed; it cannot come back.
-    #[error("membership: ID removed")]
-    IdRemoved,
-    /// The change would leave no voter.
-    #[error("membership: the last voter cannot be removed")]
-    LastVoter,
-    /// No leader took the change in time (or it was lost in a leader change): it may
-    /// or may not have happened.
-    #[error("etcdserver: request timed out")]
-    Timeout,
-    /// The node is shutting down.
-    #[error("etcdserver: server stopped")]
-    Stopped,
-    /// openraft refused the change for another reason.
-    #[error("etcdserver: {0}")]
-    Other(String),
-}
 
 /// The member list of a membership config, sorted by id.
 pub(crate) fn list(membership: &openraft::Membership<NodeId, Member>) -> Vec<MemberInfo> {
@@ -181,7 +111,9 @@ fn plan(
 
 /// Whether a change failed only because another one got there first, so that it may
 /// be planned again against the new membership.
-fn raced(e: &RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> bool {
+fn raced(
+    e: &RaftError<crate::types::TypeConfig, ClientWriteError<crate::types::TypeConfig>>,
+) -> bool {
     matches!(
         e,
         RaftError::APIError(
@@ -193,126 +125,114 @@ fn raced(e: &RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) 
     )
 }
 
-impl RaftNode {
-    /// Every member, voters and learners, sorted by id, as this member's latest
-    /// membership config has them.
-    pub fn members(&self) -> Vec<MemberInfo> {
-        let metrics = self.raft_handle().metrics();
-        let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
-        list(m.membership_config.membership())
-    }
+/// The member list as the membership config in `raft`'s latest metrics has it.
+pub(crate) fn members(raft: &Raft) -> Vec<MemberInfo> {
+    let metrics = raft.metrics();
+    let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+    list(m.membership_config.membership())
+}
 
-    /// Makes `change` on the leader (forwarding it from a follower) and returns once it
-    /// is committed.
-    pub async fn change_members(&self, change: MemberChange) -> Result<(), MembershipError> {
-        let deadline = Instant::now() + CHANGE_TIMEOUT;
-        while Instant::now() < deadline {
-            let leader = self.status().leader_id;
-            let Some(leader) = leader else {
-                tokio::time::sleep(CHANGE_RETRY).await;
-                continue;
+/// Makes `change` on this member, which must lead (the caller has checked that the
+/// member it is about was not removed); a member that does not lead answers
+/// [`MembershipError::NotLeader`]. A removed member is told so over `http`.
+pub(crate) async fn change_on_leader(
+    raft: &Raft,
+    http: &reqwest::Client,
+    change: &MemberChange,
+    deadline: Instant,
+) -> Result<(), MembershipError> {
+    loop {
+        let (log_id, plan, removed_url) = {
+            let metrics = raft.metrics();
+            let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+            let stored = &m.membership_config;
+            let removed_url = match change {
+                MemberChange::Remove { id } => stored
+                    .membership()
+                    .get_node(id)
+                    .map(|m| m.peer_url().to_owned()),
+                _ => None,
             };
-            let result = if leader == self.id() {
-                self.change_here(&change, deadline).await
-            } else {
-                let Some(url) = self.peer_url_of(leader) else {
-                    return Err(MembershipError::Timeout);
-                };
-                crate::peer::forward_member_change(self.http(), &url, &change, CHANGE_TIMEOUT).await
-            };
-            match result {
-                Err(MembershipError::Other(e)) if e == NOT_LEADER => {
-                    tokio::time::sleep(CHANGE_RETRY).await;
-                }
-                other => return other,
-            }
-        }
-        Err(MembershipError::Timeout)
-    }
-
-    /// Makes `change` on this member, which must lead (the peer API's entry point).
-    pub(crate) async fn change_here(
-        &self,
-        change: &MemberChange,
-        deadline: Instant,
-    ) -> Result<(), MembershipError> {
-        let raft = self.raft_handle();
-        let target = match change {
-            MemberChange::Add { id, .. }
-            | MemberChange::Remove { id }
-            | MemberChange::Update { id, .. }
-            | MemberChange::Publish { id, .. } => *id,
+            (
+                *stored.log_id(),
+                plan(change, stored.membership())?,
+                removed_url,
+            )
         };
-        if self.is_removed(target) {
-            return Err(MembershipError::IdRemoved);
-        }
-        loop {
-            let (log_id, plan, removed_url) = {
-                let metrics = raft.metrics();
-                let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
-                let stored = &m.membership_config;
-                let removed_url = match change {
-                    MemberChange::Remove { id } => stored
-                        .membership()
-                        .get_node(id)
-                        .map(|m| m.peer_url().to_owned()),
-                    _ => None,
-                };
-                (
-                    *stored.log_id(),
-                    plan(change, stored.membership())?,
-                    removed_url,
-                )
-            };
-            let Some(plan) = plan else { return Ok(()) };
-            let guard = Precondition::LastMembershipLogId {
-                last_membership_log_id: log_id,
-            };
-            match raft.change_membership_if(plan, false, [guard]).await {
-                Ok(response) => {
-                    tracing::info!(?change, "membership changed");
-                    // Committed, but `members` reads this member's metrics, which publish
-                    // the new config a moment later: a list right after the answer (as
-                    // `member add` prints) must already show the change.
-                    let changed = response.log_id;
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let _ = raft
-                        .wait(Some(left))
-                        .metrics(
-                            |m| m.membership_config.log_id().as_ref() >= Some(&changed),
-                            "the membership change in the metrics",
-                        )
-                        .await;
-                    if let (MemberChange::Remove { id }, Some(url)) = (change, removed_url) {
-                        // Replication to it has stopped, so it may never apply its own
-                        // removal: tell it (etcd's peers answer it "410 removed member").
-                        let http = self.http().clone();
-                        tokio::spawn(crate::peer::notify_removed(http, url, *id));
-                    }
-                    return Ok(());
+        let Some(plan) = plan else { return Ok(()) };
+        let guard = Precondition::LastMembershipLogId {
+            last_membership_log_id: log_id,
+        };
+        match raft.change_membership_if(plan, false, [guard]).await {
+            Ok(response) => {
+                tracing::info!(?change, "membership changed");
+                // Committed, but `members` reads this member's metrics, which publish
+                // the new config a moment later: a list right after the answer (as
+                // `member add` prints) must already show the change.
+                let changed = response.log_id;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = raft
+                    .wait(Some(left))
+                    .metrics(
+                        |m| m.membership_config.log_id().as_ref() >= Some(&changed),
+                        "the membership change in the metrics",
+                    )
+                    .await;
+                if let (MemberChange::Remove { id }, Some(url)) = (change, removed_url) {
+                    // Replication to it has stopped, so it may never apply its own
+                    // removal: tell it (etcd's peers answer it "410 removed member").
+                    tokio::spawn(crate::peer::notify_removed(http.clone(), url, *id));
                 }
-                Err(e) if raced(&e) && Instant::now() < deadline => {
-                    tokio::time::sleep(CHANGE_RETRY).await;
-                }
-                Err(e) if raced(&e) => return Err(MembershipError::Timeout),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                    return Err(MembershipError::Other(NOT_LEADER.into()))
-                }
-                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-                    return Err(MembershipError::Timeout)
-                }
-                Err(RaftError::Fatal(openraft::errors::Fatal::Stopped)) => {
-                    return Err(MembershipError::Stopped)
-                }
-                Err(e) => return Err(MembershipError::Other(e.to_string())),
+                return Ok(());
             }
+            Err(e) if raced(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(CHANGE_RETRY).await;
+            }
+            Err(e) if raced(&e) => return Err(MembershipError::Timeout),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                return Err(MembershipError::NotLeader)
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                return Err(MembershipError::Timeout)
+            }
+            Err(RaftError::Fatal(openraft::errors::Fatal::Stopped)) => {
+                return Err(MembershipError::Stopped)
+            }
+            Err(e) => return Err(MembershipError::Other(e.to_string())),
         }
     }
 }
 
-/// The reason a forwarded change names when it reached a member that no longer leads;
-/// the sender looks for the new leader.
-pub(crate) const NOT_LEADER: &str = "not the leader";
+/// Whether member `from`, which said this member `id` of cluster `cluster_id` was
+/// removed, confirms it: its member list, read from `peer_url` (its URL as this
+/// member's membership records it, never one the notice names), lacks this member. A
+/// forged notice names a peer that does not confirm it and is ignored; a real removal
+/// that cannot be confirmed now is learnt later from the peers' 410.
+pub(crate) async fn removal_confirmed(
+    http: &reqwest::Client,
+    peer_url: &str,
+    from: NodeId,
+    cluster_id: u64,
+    id: NodeId,
+) -> bool {
+    let listed = crate::peer::fetch_members(http, peer_url, crate::peer::FORWARD_TIMEOUT).await;
+    let peer = format!("{from:x}");
+    match listed {
+        Ok((listed_cluster, members))
+            if listed_cluster == cluster_id && !members.iter().any(|m| m.id == id) =>
+        {
+            true
+        }
+        Ok(_) => {
+            tracing::warn!(%peer, "ignored a removal notice the sender's member list does not confirm");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "could not confirm a removal notice; ignored it");
+            false
+        }
+    }
+}
 
 /// While this member leads, promotes each learner that has caught up to a voter, and
 /// watches for this member's own removal; ends when openraft stops.
@@ -375,9 +295,47 @@ pub(crate) async fn watch_membership(
     }
 }
 
+/// On a leader (`id`) with other voters: hands leadership to the voter that has replicated
+/// the most and waits (up to an election timeout) until it leads, as etcd does on a
+/// graceful stop, so that the cluster does not sit out an election timeout first.
+pub(crate) async fn hand_over_leadership(raft: &Raft, id: NodeId, election_timeout: Duration) {
+    let target = {
+        let metrics = raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader != Some(id) {
+            return;
+        }
+        let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        m.replication.as_ref().and_then(|replication| {
+            replication
+                .iter()
+                .filter(|(peer, _)| **peer != id && voters.contains(*peer))
+                .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
+                .map(|(peer, _)| *peer)
+        })
+    };
+    let Some(target) = target else { return };
+    if raft.trigger().transfer_leader(target).await.is_err() {
+        return;
+    }
+    let moved = raft
+        .wait(Some(election_timeout))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| l != id),
+            "leadership handed over",
+        )
+        .await;
+    match moved {
+        Ok(_) => {
+            tracing::info!(to = %format!("{target:x}"), "handed leadership over before stopping")
+        }
+        Err(e) => tracing::warn!(error = %e, "leadership transfer at shutdown did not finish"),
+    }
+}
+
 /// The learners whose replication is within [`PROMOTE_LAG`] of the leader's log.
 fn caught_up_learners(
-    m: &openraft::RaftMetrics<crate::TypeConfig>,
+    m: &openraft::RaftMetrics<crate::types::TypeConfig>,
     membership: &openraft::Membership<NodeId, Member>,
 ) -> BTreeSet<NodeId> {
     let Some(replication) = m.replication.as_ref() else {

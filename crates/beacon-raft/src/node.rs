@@ -1,28 +1,44 @@
 //! The node handle: opens the data directory, starts openraft over it, and is what the
-//! server proposes through and reads status from.
+//! server proposes through and reads status from. The top layer: here the seams are
+//! chosen (the fjall log store, the snapshot directory, the HTTP peer transport), and
+//! the node's parts below it (`start`, `membership`, `route`) get what they need from
+//! it as arguments; the peer server gets the node as its [`LocalMember`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use beacon_store::{Applied, Command, Store};
+use beacon_store::{Command, Store};
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, Fatal, RaftError};
+use openraft::errors::{Fatal, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
 use openraft::ServerState;
 
 use crate::config::RaftConfig;
-use crate::error::{OpenError, ProposeError, ShutdownError};
+use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
-use crate::peer::forward_proposal;
-use crate::peer::NetworkFactory;
+use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
+use crate::peer::{forward_member_change, forward_proposal, LocalMember, NetworkFactory};
+use crate::route::{self, Attempt, Follow, Route};
 use crate::snapshot_file::SnapshotDir;
-use crate::state_machine::StateMachine;
-use crate::types::{NodeId, Raft, Request, SharedStore};
+use crate::start::{start, write_marker, INITIALIZED_MARKER};
+use crate::state_machine::{Raft, StateMachine};
+use crate::types::{
+    LogId, MemberChange, MemberInfo, NodeId, Proposed, Request, SharedStore, Snapshot,
+    StoredMembership, TypeConfig, Vote,
+};
 
-/// How long a follower waits before forwarding again when the leader moved or is gone.
+/// How long a proposal waits before it looks for the leader again when the leader
+/// moved, is gone or is not known yet.
 const LEADER_RETRY: Duration = Duration::from_millis(25);
+/// How long `publish` waits before it tries again after a change that did not go
+/// through (no leader within the change's timeout, say).
+const PUBLISH_RETRY: Duration = Duration::from_millis(500);
 
 /// A snapshot of the node's Raft state, read from openraft's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +53,6 @@ pub struct RaftStatus {
     pub applied_index: u64,
     /// The last Raft index known committed (0 before any).
     pub commit_index: u64,
-}
-
-/// The outcome of a committed and applied proposal.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Proposed {
-    /// What the store returned when it applied the command.
-    pub applied: Applied,
-    /// The Raft index of the entry.
-    pub raft_index: u64,
-    /// The Raft term of the entry.
-    pub raft_term: u64,
 }
 
 /// A handle on a running node; clones share it.
@@ -90,24 +95,6 @@ impl std::fmt::Debug for RaftNode {
             .field("id", &self.inner.id)
             .finish_non_exhaustive()
     }
-}
-
-/// The file that records a data directory's first successful start.
-const INITIALIZED_MARKER: &str = "initialized";
-
-/// Creates the marker durably: the file, then its directory entry.
-fn write_marker(path: &std::path::Path) -> Result<(), OpenError> {
-    let io_err = |source| OpenError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::File::create(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err)?;
-    let dir = path.parent().expect("the marker lives in member/");
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err)
 }
 
 impl RaftNode {
@@ -191,7 +178,14 @@ impl RaftNode {
         // A member that joins a running cluster has joined once it has applied the
         // entry that added it; until then a restart joins afresh.
         let joining = config.join_existing && !was_initialized;
-        let started = match node.start(&config, was_initialized).await {
+        let started = match start(
+            &node.inner.raft,
+            &node.inner.store,
+            &config,
+            was_initialized,
+        )
+        .await
+        {
             Ok(()) if !was_initialized && !joining => write_marker(&marker),
             other => other,
         };
@@ -236,8 +230,8 @@ impl RaftNode {
         let _ = removed.wait_for(|r| *r).await;
     }
 
-    /// Records that this member was removed (the leader told it so).
-    pub(crate) fn mark_removed(&self) {
+    /// Records that this member was removed (a peer confirmed it).
+    fn mark_removed(&self) {
         if !self.inner.removed.send_replace(true) {
             tracing::warn!("this member was removed from the cluster");
         }
@@ -262,183 +256,77 @@ impl RaftNode {
         self.inner.cluster_id
     }
 
-    /// Whether member `id` may send to this one: it is in the membership this member
-    /// knows (voter or learner, committed or not). A member that joins a running
-    /// cluster has no membership until the leader's first append, and cannot tell its
-    /// leader's id beforehand (`--initial-cluster` derives only the bootstrapped
-    /// members' ids, not those added later), so until then any sender of its cluster
-    /// is taken.
-    pub(crate) fn knows_member(&self, id: NodeId) -> bool {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow_watched();
-        let membership = m.membership_config.membership();
-        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
-    }
-
-    /// See `RaftConfig::proposal_bytes_max`.
-    pub(crate) fn proposal_bytes_max(&self) -> usize {
-        self.inner.proposal_bytes_max
-    }
-
-    /// The snapshot directory.
-    pub(crate) fn snapshot_dir(&self) -> &SnapshotDir {
-        &self.inner.snapshots
-    }
-
-    /// The lock a snapshot receipt holds; `None` while another one is under way.
-    pub(crate) fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.inner.receiving_snapshot.try_lock().ok()
-    }
-
-    /// The last log position applied here, as openraft's metrics report it.
-    pub(crate) fn last_applied(&self) -> Option<crate::types::LogId> {
-        self.inner.raft.metrics().borrow_watched().last_applied
-    }
-
-    /// The pooled client for calls to peers.
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
-
-    async fn start(&self, config: &RaftConfig, was_initialized: bool) -> Result<(), OpenError> {
-        let raft = &self.inner.raft;
-        let id = config.node_id;
-        let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
-        if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
-            if was_initialized && config.force_new_cluster {
-                tracing::warn!("--force-new-cluster: no Raft state left; starting a new cluster");
-            } else if was_initialized {
-                return Err(OpenError::LogCorrupt {
-                    path: config.data_dir.join("member").join("raft"),
-                    detail: format!(
-                        "this data directory was initialized (member/{INITIALIZED_MARKER} exists) \
-                         but holds no Raft state: its log files are missing"
-                    ),
-                });
-            }
-            if config.join_existing {
-                tracing::info!(node_id = %format!("{id:x}"), "joining a running cluster: waiting for the leader");
-                return Ok(());
-            }
-            // Every member of a new cluster initializes with the same membership, as
-            // etcd's members all bootstrap from --initial-cluster; Raft's vote then
-            // elects exactly one leader.
-            let members = config.initial_members.clone();
-            if !members.contains_key(&id) {
-                return Err(OpenError::NotAMember {
-                    path: config.data_dir.clone(),
-                    node_id: id,
-                    members: members.keys().copied().collect(),
-                });
-            }
-            let count = members.len();
-            raft.initialize(members).await.map_err(|e| start_err(&e))?;
-            tracing::info!(node_id = id, peer_url = %config.peer_url, members = count, "initialized cluster");
-            if count > 1 {
-                // Peers elect a leader once they are all up; requests wait for it.
-                return Ok(());
-            }
-        } else {
-            let (voters, members): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
-                let m = raft.metrics();
-                let m = m.borrow_watched();
-                let membership = m.membership_config.membership();
-                (
-                    membership.voter_ids().collect(),
-                    membership.nodes().map(|(id, _)| *id).collect(),
-                )
-            };
-            if !members.contains(&id) {
-                if self.is_removed(id) {
-                    return Err(OpenError::Removed { node_id: id });
-                }
-                if config.join_existing && !was_initialized {
-                    // Restarted while still receiving the log that adds it.
-                    return Ok(());
-                }
-                return Err(OpenError::NotAMember {
-                    path: config.data_dir.clone(),
-                    node_id: id,
-                    members: members.into_iter().collect(),
-                });
-            }
-            if voters.len() > 1 || !voters.contains(&id) {
-                // A real cluster elects on its own schedule; nothing to wait for here.
-                return Ok(());
-            }
-            // Sole voter: campaign now instead of idling through an election timeout.
-            raft.trigger()
-                .elect(false)
-                .await
-                .map_err(|e| start_err(&e))?;
+    /// Where a request that only the leader takes goes now.
+    fn route(&self) -> Route {
+        match self.status().leader_id {
+            None => Route::NoLeader,
+            Some(id) if id == self.inner.id => Route::Here,
+            Some(id) => Route::Leader {
+                id,
+                peer_url: self.peer_url_of(id),
+            },
         }
-
-        let waited = config.leader_deadline();
-        let deadline = Instant::now() + waited;
-        let no_leader = |detail: String| OpenError::NoLeader {
-            node_id: id,
-            waited,
-            detail,
-        };
-        raft.wait(Some(waited))
-            .metrics(
-                |m| m.state == ServerState::Leader && m.current_leader == Some(id),
-                "become leader",
-            )
-            .await
-            .map_err(|e| no_leader(e.to_string()))?;
-        // Leading means the log is committed; wait until the store has applied all of it,
-        // so the first read after open sees every write made before the restart.
-        raft.wait_for_recovery(Some(deadline.saturating_duration_since(Instant::now())))
-            .await
-            .map_err(|e| no_leader(e.to_string()))?;
-        Ok(())
     }
 
     /// Proposes `cmd` and resolves once it is committed and applied to this member's
     /// store. On a follower the command is forwarded to the leader, and the answer waits
     /// until this member has applied the entry too, so a read here sees the write.
+    /// While no leader is known, or the leader moved (the proposal surely not sent), it
+    /// looks for one for up to [`FORWARD_TIMEOUT`](crate::peer::FORWARD_TIMEOUT), then
+    /// answers `NotLeader { leader_id: None }`; the caller's request timeout is shorter.
     pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
         let cmd = Arc::new(cmd);
-        // A leader that moved or went away (the proposal surely not sent) is followed
-        // until a new one is known; the caller's request timeout bounds the wait.
-        let deadline = Instant::now() + crate::peer::FORWARD_TIMEOUT;
-        while Instant::now() < deadline {
-            let leader = self.status().leader_id;
-            let Some(leader) = leader.filter(|l| *l != self.inner.id) else {
-                match self.propose_shared(Arc::clone(&cmd)).await {
-                    // openraft already knows a leader our metrics do not show yet
-                    // (an election just ended): nothing was appended, so forward.
-                    Err(ProposeError::NotLeader { leader_id: Some(l) }) if l != self.inner.id => {
-                        tokio::time::sleep(LEADER_RETRY).await;
-                        continue;
+        let follow = Follow::within(crate::peer::FORWARD_TIMEOUT, LEADER_RETRY);
+        let cmd = &cmd;
+        route::to_leader(
+            follow,
+            || self.route(),
+            |route| async move {
+                match route {
+                    // Without a known leader, ask openraft here: it may know one our
+                    // metrics do not show yet, or lead by now.
+                    Route::Here | Route::NoLeader => {
+                        match self.propose_shared(Arc::clone(cmd)).await {
+                            // Nothing was appended: look for the leader again.
+                            Err(ProposeError::NotLeader { leader_id })
+                                if leader_id != Some(self.inner.id) =>
+                            {
+                                Attempt::Again
+                            }
+                            other => Attempt::Done(other),
+                        }
                     }
-                    other => return other,
+                    Route::Leader { id, peer_url: None } => {
+                        Attempt::Done(Err(ProposeError::NotLeader {
+                            leader_id: Some(id),
+                        }))
+                    }
+                    Route::Leader {
+                        peer_url: Some(url),
+                        ..
+                    } => {
+                        match forward_proposal(
+                            &self.inner.http,
+                            &url,
+                            cmd,
+                            crate::peer::FORWARD_TIMEOUT,
+                        )
+                        .await
+                        {
+                            Err(ProposeError::NotLeader { .. }) => Attempt::Again,
+                            Err(e) => Attempt::Done(Err(e)),
+                            Ok(proposed) => Attempt::Done(
+                                self.wait_applied(proposed.raft_index)
+                                    .await
+                                    .map(|()| proposed),
+                            ),
+                        }
+                    }
                 }
-            };
-            let Some(peer_url) = self.peer_url_of(leader) else {
-                return Err(ProposeError::NotLeader {
-                    leader_id: Some(leader),
-                });
-            };
-            let proposed = match forward_proposal(
-                &self.inner.http,
-                &peer_url,
-                &cmd,
-                crate::peer::FORWARD_TIMEOUT,
-            )
-            .await
-            {
-                Err(ProposeError::NotLeader { .. }) => {
-                    tokio::time::sleep(LEADER_RETRY).await;
-                    continue;
-                }
-                other => other?,
-            };
-            self.wait_applied(proposed.raft_index).await?;
-            return Ok(proposed);
-        }
-        Err(ProposeError::NotLeader { leader_id: None })
+            },
+            ProposeError::NotLeader { leader_id: None },
+        )
+        .await
     }
 
     /// Proposes on this member, which must be the leader (the peer API's entry point).
@@ -447,39 +335,106 @@ impl RaftNode {
     }
 
     async fn propose_shared(&self, cmd: Arc<Command>) -> Result<Proposed, ProposeError> {
-        match self.inner.raft.client_write(Request(cmd)).await {
-            Ok(resp) => {
-                let applied = resp.data.ok_or_else(|| {
-                    // Normal entries always get `Some` from the state machine.
-                    ProposeError::Fatal(format!(
-                        "entry {} applied without a store result",
-                        resp.log_id
-                    ))
-                })?;
-                Ok(Proposed {
-                    applied,
-                    raft_index: resp.log_id.index,
-                    raft_term: resp.log_id.leader_id.term,
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader {
-                    leader_id: f.leader_id,
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
-                Err(ProposeError::Discarded {
-                    leader_id: f.leader_id,
-                })
-            }
-            Err(RaftError::APIError(e)) => Err(ProposeError::Fatal(e.to_string())),
-            Err(RaftError::Fatal(Fatal::Stopped)) => Err(ProposeError::Stopped),
-            Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
+        let resp = self.inner.raft.client_write(Request(cmd)).await?;
+        let applied = resp.data.ok_or_else(|| {
+            // Normal entries always get `Some` from the state machine.
+            ProposeError::Fatal(format!(
+                "entry {} applied without a store result",
+                resp.log_id
+            ))
+        })?;
+        Ok(Proposed {
+            applied,
+            raft_index: resp.log_id.index,
+            raft_term: resp.log_id.leader_id.term,
+        })
+    }
+
+    /// Every member, voters and learners, sorted by id, as this member's latest
+    /// membership config has them.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        membership::members(&self.inner.raft)
+    }
+
+    /// Makes `change` on the leader (forwarding it from a follower) and returns once it
+    /// is committed; gives up with `Timeout` after
+    /// [`CHANGE_TIMEOUT`](crate::membership::CHANGE_TIMEOUT).
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), MembershipError> {
+        let follow = Follow::within(CHANGE_TIMEOUT, CHANGE_RETRY);
+        let deadline = Instant::now() + CHANGE_TIMEOUT;
+        let change = &change;
+        route::to_leader(
+            follow,
+            || self.route(),
+            |route| async move {
+                let result = match route {
+                    Route::NoLeader => return Attempt::Again,
+                    Route::Here => self.change_here(change, deadline).await,
+                    Route::Leader { peer_url: None, .. } => Err(MembershipError::Timeout),
+                    Route::Leader {
+                        peer_url: Some(url),
+                        ..
+                    } => {
+                        forward_member_change(&self.inner.http, &url, change, CHANGE_TIMEOUT).await
+                    }
+                };
+                match result {
+                    Err(MembershipError::NotLeader) => Attempt::Again,
+                    other => Attempt::Done(other),
+                }
+            },
+            MembershipError::Timeout,
+        )
+        .await
+    }
+
+    /// Publishes this member's name and client URLs (etcd's `publish`), trying again
+    /// until the change is recorded, so that every member lists them; runs until then
+    /// or until the caller drops it.
+    pub async fn publish(&self, name: String, client_urls: Vec<String>) {
+        let change = MemberChange::Publish {
+            id: self.inner.id,
+            name,
+            client_urls,
+        };
+        let change = &change;
+        let forever = Follow {
+            deadline: None,
+            pause: PUBLISH_RETRY,
+        };
+        let published = route::retry(
+            forever,
+            || async move {
+                match self.change_members(change.clone()).await {
+                    Ok(()) => Attempt::Done(Ok(())),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "publishing member attributes; will retry");
+                        Attempt::Again
+                    }
+                }
+            },
+            MembershipError::Timeout,
+        )
+        .await;
+        if published.is_ok() {
+            tracing::info!("published this member's name and client URLs to the cluster");
         }
     }
 
+    /// Makes `change` here, where this member must lead, until `deadline`.
+    async fn change_here(
+        &self,
+        change: &MemberChange,
+        deadline: Instant,
+    ) -> Result<(), MembershipError> {
+        if self.is_removed(change.member_id()) {
+            return Err(MembershipError::IdRemoved);
+        }
+        membership::change_on_leader(&self.inner.raft, &self.inner.http, change, deadline).await
+    }
+
     /// The peer URL of member `id`, from the current membership.
-    pub(crate) fn peer_url_of(&self, id: NodeId) -> Option<String> {
+    fn peer_url_of(&self, id: NodeId) -> Option<String> {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         m.membership_config
@@ -506,11 +461,6 @@ impl RaftNode {
     /// them while it led (etcd's `/v2/stats/leader`).
     pub fn follower_stats(&self) -> BTreeMap<NodeId, crate::peer::FollowerStats> {
         self.inner.peer_stats.snapshot()
-    }
-
-    /// The openraft handle, for the peer API.
-    pub(crate) fn raft_handle(&self) -> &Raft {
-        &self.inner.raft
     }
 
     /// The openraft handle, for tests that wait on metrics.
@@ -558,57 +508,14 @@ impl RaftNode {
         }
     }
 
-    /// On a leader with other voters: hands leadership to the voter that has replicated
-    /// the most and waits (up to an election timeout) until it leads, as etcd does on a
-    /// graceful stop, so that the cluster does not sit out an election timeout first.
-    async fn hand_over_leadership(&self) {
-        let id = self.inner.id;
-        let target = {
-            let metrics = self.inner.raft.metrics();
-            let m = metrics.borrow_watched();
-            if m.current_leader != Some(id) {
-                return;
-            }
-            let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
-            m.replication.as_ref().and_then(|replication| {
-                replication
-                    .iter()
-                    .filter(|(peer, _)| **peer != id && voters.contains(*peer))
-                    .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
-                    .map(|(peer, _)| *peer)
-            })
-        };
-        let Some(target) = target else { return };
-        if self
-            .inner
-            .raft
-            .trigger()
-            .transfer_leader(target)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let moved = self
-            .inner
-            .raft
-            .wait(Some(self.inner.election_timeout))
-            .metrics(
-                |m| m.current_leader.is_some_and(|l| l != id),
-                "leadership handed over",
-            )
-            .await;
-        match moved {
-            Ok(_) => {
-                tracing::info!(to = %format!("{target:x}"), "handed leadership over before stopping")
-            }
-            Err(e) => tracing::warn!(error = %e, "leadership transfer at shutdown did not finish"),
-        }
-    }
-
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
-        self.hand_over_leadership().await;
+        membership::hand_over_leadership(
+            &self.inner.raft,
+            self.inner.id,
+            self.inner.election_timeout,
+        )
+        .await;
         // A log write waiting for disk space would hold openraft's core, and so its
         // shutdown, forever: from here on it gives up instead.
         self.inner.log.stop_retrying();
@@ -637,5 +544,122 @@ impl RaftNode {
         })
         .await
         .map_err(|e| ShutdownError::Raft(e.to_string()))?
+    }
+}
+
+/// The node as the peer server sees it: each accepted message goes to openraft, a
+/// forwarded proposal or membership change is made here, and a removal notice is
+/// checked with its sender.
+impl LocalMember for RaftNode {
+    fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    fn is_removed(&self, id: NodeId) -> bool {
+        RaftNode::is_removed(self, id)
+    }
+
+    /// A member that joins a running cluster has no membership until the leader's first
+    /// append, and cannot tell its leader's id beforehand (`--initial-cluster` derives
+    /// only the bootstrapped members' ids, not those added later), so until then any
+    /// sender of its cluster is taken.
+    fn knows_member(&self, id: NodeId) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
+    }
+
+    fn proposal_bytes_max(&self) -> usize {
+        self.inner.proposal_bytes_max
+    }
+
+    fn members(&self) -> Vec<MemberInfo> {
+        RaftNode::members(self)
+    }
+
+    fn membership(&self) -> StoredMembership {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        StoredMembership::clone(&m.membership_config)
+    }
+
+    fn last_applied(&self) -> Option<LogId> {
+        self.inner.raft.metrics().borrow_watched().last_applied
+    }
+
+    async fn append(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.append_entries(rpc).await
+    }
+
+    async fn vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.vote(rpc).await
+    }
+
+    async fn pre_vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.pre_vote(rpc).await
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: TransferLeaderRequest<TypeConfig>,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>> {
+        self.inner.raft.handle_transfer_leader(req).await
+    }
+
+    async fn install_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> {
+        self.inner.raft.install_full_snapshot(vote, snapshot).await
+    }
+
+    async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        RaftNode::propose_here(self, cmd).await
+    }
+
+    async fn change_members_here(&self, change: MemberChange) -> Result<(), MembershipError> {
+        if self.status().leader_id != Some(self.inner.id) {
+            return Err(MembershipError::NotLeader);
+        }
+        let deadline = Instant::now() + crate::peer::FORWARD_TIMEOUT;
+        self.change_here(&change, deadline).await
+    }
+
+    /// Stops this member if `from` confirms it: its member list, read from its peer URL
+    /// as this member's membership records it, lacks this member.
+    fn removal_notice(&self, from: NodeId) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let Some(url) = node.peer_url_of(from) else {
+                return;
+            };
+            let (http, cluster_id, id) = (&node.inner.http, node.inner.cluster_id, node.inner.id);
+            if membership::removal_confirmed(http, &url, from, cluster_id, id).await {
+                node.mark_removed();
+            }
+        });
+    }
+
+    fn snapshot_dir(&self) -> &SnapshotDir {
+        &self.inner.snapshots
+    }
+
+    fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.inner.receiving_snapshot.try_lock().ok()
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::error::SnapshotFileError;
 use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"BCNSNAP\0";
@@ -29,47 +30,6 @@ const TMP_SUFFIX: &str = ".snap.tmp";
 /// The file a snapshot sent by the leader is received into before it is verified; a
 /// temp file, so a crash mid-receipt leaves nothing that start-up would load.
 const INCOMING_NAME: &str = "incoming.snap.tmp";
-
-/// What is wrong with a snapshot file.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotFileError {
-    /// The file could not be read.
-    #[error("read failed: {0}")]
-    Io(#[from] io::Error),
-    /// Shorter than an empty snapshot.
-    #[error("file is {len} bytes, too short for a snapshot (at least {min})")]
-    TooShort {
-        /// Actual length.
-        len: u64,
-        /// Minimum length.
-        min: u64,
-    },
-    /// Not written by beacon.
-    #[error("not a beacon snapshot (bad magic bytes)")]
-    BadMagic,
-    /// Written by a newer beacon.
-    #[error("unsupported snapshot format version {0}")]
-    Version(u32),
-    /// The header's lengths disagree with the file size: truncated or padded.
-    #[error("file is {actual} bytes but its header describes {expected} (truncated or padded)")]
-    Length {
-        /// Size the header implies.
-        expected: u64,
-        /// Size on disk.
-        actual: u64,
-    },
-    /// The bytes changed after they were written.
-    #[error("checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
-    Checksum {
-        /// Checksum in the file.
-        stored: u64,
-        /// Checksum of the bytes read.
-        computed: u64,
-    },
-    /// The checksum holds but the meta does not decode (a bug, not bit rot).
-    #[error("snapshot meta does not decode: {0}")]
-    Meta(#[from] serde_json::Error),
-}
 
 /// Encodes a snapshot file's bytes.
 pub fn encode(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {

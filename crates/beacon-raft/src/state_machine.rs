@@ -24,6 +24,9 @@ use crate::types::{
 /// while the next is written.
 const SNAPSHOTS_TO_KEEP: usize = 2;
 
+/// The openraft handle over this state machine (the node and its parts drive it).
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
+
 /// The state machine: the shared store plus what openraft needs to know about it.
 pub struct StateMachine {
     store: SharedStore,

@@ -1,5 +1,7 @@
-//! The openraft type configuration: what travels in the log, what comes back from
-//! applying it, and short aliases for the generic openraft types used across the crate.
+//! The bottom layer: the openraft type configuration (what travels in the log, what
+//! comes back from applying it), short aliases for the generic openraft types, and the
+//! values that several layers pass each other (a proposal's outcome, a member change).
+//! It imports nothing else of this crate.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -79,6 +81,73 @@ impl fmt::Display for Member {
     }
 }
 
+/// The outcome of a committed and applied proposal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proposed {
+    /// What the store returned when it applied the command.
+    pub applied: Applied,
+    /// The Raft index of the entry.
+    pub raft_index: u64,
+    /// The Raft term of the entry.
+    pub raft_term: u64,
+}
+
+/// One member as listed: its id, its record, and whether it votes yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The member id.
+    pub id: NodeId,
+    /// Name, peer and client URLs.
+    pub member: Member,
+    /// Still catching up: does not count toward the quorum.
+    pub is_learner: bool,
+}
+
+/// A change to the member list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// A new member with these peer URLs; it joins as a learner.
+    Add {
+        /// The id given to it.
+        id: NodeId,
+        /// Its peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// Removes a member (voter or learner).
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+    /// Replaces a member's peer URLs.
+    Update {
+        /// The member.
+        id: NodeId,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// A running member's name and client URLs (etcd's `publish`).
+    Publish {
+        /// The member.
+        id: NodeId,
+        /// `--name`.
+        name: String,
+        /// `--advertise-client-urls`.
+        client_urls: Vec<String>,
+    },
+}
+
+impl MemberChange {
+    /// The member the change is about.
+    pub fn member_id(&self) -> NodeId {
+        match self {
+            MemberChange::Add { id, .. }
+            | MemberChange::Remove { id }
+            | MemberChange::Update { id, .. }
+            | MemberChange::Publish { id, .. } => *id,
+        }
+    }
+}
+
 /// What applying an entry returns: `Some` for a store command, `None` for the blank and
 /// membership entries openraft writes itself.
 pub type Response = Option<Applied>;
@@ -112,8 +181,6 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// The log state the log store reports to openraft.
 pub type LogState = openraft::LogState<TypeConfig>;
-/// The openraft handle, typed with our state machine.
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
 /// Converts any error into the `io::Error` the openraft storage traits return.
 pub(crate) fn io_other(e: impl fmt::Display) -> std::io::Error {

@@ -100,14 +100,13 @@ pub async fn run(
         data_dir = %config.data_dir.display(),
         "beacon started"
     );
-    let publisher = tokio::spawn(publish(
-        node.clone(),
-        beacon_raft::MemberChange::Publish {
-            id: cluster.local_id,
-            name: config.name.clone(),
-            client_urls: config.advertise_client_urls.clone(),
-        },
-    ));
+    // etcd's `publish`: the name and client URLs go into the membership once a leader
+    // takes them, so that `/v2/members` and `/v2/machines` show them on every member.
+    let publisher = tokio::spawn({
+        let node = node.clone();
+        let (name, client_urls) = (config.name.clone(), config.advertise_client_urls.clone());
+        async move { node.publish(name, client_urls).await }
+    });
     let consensus = Arc::new(RaftConsensus::new(node.clone()));
     let (removed_tx, mut removed_rx) = watch::channel(false);
     let stop = {
@@ -148,25 +147,6 @@ fn removed_warning(data_dir: &std::path::Path, why: &dyn std::fmt::Display) {
         "the member has been permanently removed from the cluster; \
          the data-dir used by this member must be removed"
     );
-}
-
-/// How long to wait between attempts to publish this member's attributes.
-const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Publishes this member's name and client URLs to the cluster once a leader exists,
-/// retrying until it is recorded (etcd's `publish`), so that `/v2/members` and
-/// `/v2/machines` show them on every member.
-async fn publish(node: beacon_raft::RaftNode, change: beacon_raft::MemberChange) {
-    loop {
-        match node.change_members(change.clone()).await {
-            Ok(()) => {
-                tracing::info!("published this member's name and client URLs to the cluster");
-                return;
-            }
-            Err(e) => tracing::debug!(error = %e, "publishing member attributes; will retry"),
-        }
-        tokio::time::sleep(PUBLISH_RETRY).await;
-    }
 }
 
 /// Serves the peer API (Raft messages, forwarded proposals) on every peer listener,

@@ -21,10 +21,10 @@ use super::{
     APPEND_PATH, CLUSTER_ID_HEADER, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, PRE_VOTE_PATH,
     SERVER_FROM_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
-use crate::error::ProposeError;
-use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
-use crate::node::{Proposed, RaftNode};
-use crate::types::{Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use crate::error::{MembershipError, ProposeError};
+use crate::types::{
+    MemberChange, Node, NodeId, Proposed, Snapshot, SnapshotData, TypeConfig, Vote,
+};
 use beacon_store::Command;
 
 /// Builds a client per peer; the peer's address is its first peer URL.
@@ -349,7 +349,7 @@ pub(crate) async fn forward_member_change(
     match post_json::<_, Result<(), MembershipError>>(http, url, change, timeout).await {
         Ok(answer) => answer,
         // Never sent: look for the new leader.
-        Err(CallError::NotSent { .. }) => Err(MembershipError::Other(NOT_LEADER.into())),
+        Err(CallError::NotSent { .. }) => Err(MembershipError::NotLeader),
         Err(
             CallError::Timeout
             | CallError::Unreachable(_)
@@ -416,29 +416,4 @@ pub(crate) async fn notify_removed(http: reqwest::Client, peer_url: String, id: 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tracing::warn!(member = %format!("{id:x}"), "could not tell a removed member that it was removed");
-}
-
-/// Stops this member if member `from`, which said it was removed, confirms it: its
-/// member list, read from its peer URL as this member's membership records it, lacks
-/// this member. A forged notice names a peer that does not confirm it and is ignored;
-/// a real removal that cannot be confirmed now is learnt later from the peers' 410.
-pub(crate) async fn confirm_removal(node: RaftNode, from: NodeId) {
-    let Some(url) = node.peer_url_of(from) else {
-        return;
-    };
-    let listed = fetch_members(node.http(), &url, super::FORWARD_TIMEOUT).await;
-    let peer = format!("{from:x}");
-    match listed {
-        Ok((cluster_id, members))
-            if cluster_id == node.cluster_id() && !members.iter().any(|m| m.id == node.id()) =>
-        {
-            node.mark_removed();
-        }
-        Ok(_) => {
-            tracing::warn!(%peer, "ignored a removal notice the sender's member list does not confirm")
-        }
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "could not confirm a removal notice; ignored it")
-        }
-    }
 }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use openraft::vote::RaftLeaderId;
 use std::borrow::Cow;
 
+use super::local::LocalMember;
 use super::{CLUSTER_ID_HEADER, SERVER_FROM_HEADER};
-use crate::node::RaftNode;
 use crate::types::{NodeId, Vote};
 
 /// Why a peer request is refused before it reaches Raft: etcd's status and text, and
@@ -55,7 +55,7 @@ impl IntoResponse for Refused {
 }
 
 /// A refusal of the sender, naming this cluster as etcd's answers do.
-fn refuse(node: &RaftNode, status: StatusCode, text: &'static str) -> Refused {
+fn refuse(node: &impl LocalMember, status: StatusCode, text: &'static str) -> Refused {
     Refused {
         cluster_id: Some(node.cluster_id()),
         ..Refused::new(status, text)
@@ -69,7 +69,7 @@ fn hex_header(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 /// The sender of a peer request, once its headers show it is a member of this cluster;
 /// otherwise the answer to send instead.
-pub(super) fn sender(node: &RaftNode, headers: &HeaderMap) -> Result<NodeId, Refused> {
+pub(super) fn sender(node: &impl LocalMember, headers: &HeaderMap) -> Result<NodeId, Refused> {
     if hex_header(headers, CLUSTER_ID_HEADER) != Some(node.cluster_id()) {
         return Err(refuse(
             node,
@@ -94,7 +94,11 @@ pub(super) fn sender(node: &RaftNode, headers: &HeaderMap) -> Result<NodeId, Ref
 
 /// Refuses a message whose own sender (a candidate's or a leader's vote) is not the
 /// member its headers name: one member may not speak for another.
-pub(super) fn same_sender(node: &RaftNode, from: NodeId, vote: &Vote) -> Result<(), Refused> {
+pub(super) fn same_sender(
+    node: &impl LocalMember,
+    from: NodeId,
+    vote: &Vote,
+) -> Result<(), Refused> {
     if *vote.leader_id().node_id() == from {
         Ok(())
     } else {

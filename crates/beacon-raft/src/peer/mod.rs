@@ -2,6 +2,10 @@
 //! the members' peer URLs (`--listen-peer-urls`), plus proposals a follower forwards to
 //! the leader.
 //!
+//! A layer below the node: the server hands what it accepts to the [`LocalMember`] it
+//! was given, and the client's calls return this crate's own values and errors; the
+//! node picks this transport and implements `LocalMember`.
+//!
 //! Every message is one POST: JSON for the small ones; a snapshot as the body itself,
 //! in the checksummed snapshot-file format, with the sender's vote in a header. Every
 //! message names its cluster (`X-Etcd-Cluster-ID`) and its sender (`X-Server-From`),
@@ -15,6 +19,7 @@ mod body;
 mod client;
 mod guard;
 mod listener;
+mod local;
 mod reply;
 mod server;
 mod snapshot_receive;
@@ -23,6 +28,7 @@ mod stats;
 pub use client::{discovery_client, fetch_members, NetworkFactory};
 pub(crate) use client::{forward_member_change, forward_proposal, notify_removed};
 pub use listener::serve_listener;
+pub use local::LocalMember;
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 
@@ -33,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::APPEND_ENTRIES_MAX;
 use crate::error::ProposeError;
-use crate::node::Proposed;
+use crate::types::Proposed;
 
 /// The peer API's paths.
 pub(crate) const APPEND_PATH: &str = "/raft/append";

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::body::read_limited;
 use super::guard::{same_sender, sender, Refused};
+use super::local::LocalMember;
 use super::reply::answer;
 use super::ForwardAnswer;
 use super::{
@@ -23,23 +24,22 @@ use super::{
     PRE_VOTE_PATH, PROPOSE_PATH, REMOVED_PATH, SMALL_MESSAGE_BYTES_MAX, SNAPSHOT_PATH,
     TRANSFER_LEADER_PATH, VOTE_PATH,
 };
-use crate::membership::{MemberChange, MembershipError, NOT_LEADER};
-use crate::node::RaftNode;
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{MemberChange, NodeId, TypeConfig};
 
-/// The routes a member serves on its peer URLs.
-pub fn router(node: RaftNode) -> Router {
+/// The routes a member serves on its peer URLs, each handing what it accepted to
+/// `local`.
+pub fn router<L: LocalMember>(local: L) -> Router {
     Router::new()
-        .route(APPEND_PATH, post(append))
-        .route(VOTE_PATH, post(vote))
-        .route(PRE_VOTE_PATH, post(pre_vote))
-        .route(TRANSFER_LEADER_PATH, post(transfer_leader))
-        .route(PROPOSE_PATH, post(propose))
-        .route(MEMBERS_PATH, post(change_members))
-        .route(REMOVED_PATH, post(removed))
-        .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot))
-        .route(MEMBER_LIST_PATH, get(member_list))
-        .with_state(node)
+        .route(APPEND_PATH, post(append::<L>))
+        .route(VOTE_PATH, post(vote::<L>))
+        .route(PRE_VOTE_PATH, post(pre_vote::<L>))
+        .route(TRANSFER_LEADER_PATH, post(transfer_leader::<L>))
+        .route(PROPOSE_PATH, post(propose::<L>))
+        .route(MEMBERS_PATH, post(change_members::<L>))
+        .route(REMOVED_PATH, post(removed::<L>))
+        .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot::<L>))
+        .route(MEMBER_LIST_PATH, get(member_list::<L>))
+        .with_state(local)
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
@@ -48,7 +48,7 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
 
 /// The sender, checked, and the message, read within `limit` and decoded.
 async fn accept<T: DeserializeOwned>(
-    node: &RaftNode,
+    node: &impl LocalMember,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -68,33 +68,41 @@ macro_rules! or_answer {
     };
 }
 
-async fn append(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn append<L: LocalMember>(State(node): State<L>, headers: HeaderMap, body: Body) -> Response {
     let limit = append_bytes_max(node.proposal_bytes_max());
     let (from, rpc): (_, AppendEntriesRequest<TypeConfig>) =
         or_answer!(accept(&node, &headers, body, limit).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.raft_handle().append_entries(rpc).await)
+    answer(node.append(rpc).await)
 }
 
-async fn vote(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn vote<L: LocalMember>(State(node): State<L>, headers: HeaderMap, body: Body) -> Response {
     let (from, rpc): (_, VoteRequest<TypeConfig>) =
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.raft_handle().vote(rpc).await)
+    answer(node.vote(rpc).await)
 }
 
-async fn pre_vote(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn pre_vote<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let (from, rpc): (_, VoteRequest<TypeConfig>) =
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.raft_handle().pre_vote(rpc).await)
+    answer(node.pre_vote(rpc).await)
 }
 
-async fn transfer_leader(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn transfer_leader<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let (from, req): (_, TransferLeaderRequest<TypeConfig>) =
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, req.from_leader()));
-    answer(node.raft_handle().handle_transfer_leader(req).await)
+    answer(node.transfer_leader(req).await)
 }
 
 /// Why a forwarded command is refused before it reaches Raft: a peer may forward what
@@ -119,7 +127,11 @@ fn refuse_command(cmd: &Command, bytes_max: usize) -> Option<String> {
 
 /// A follower's forwarded proposal. The answer is always 200 with a `Result`, so that
 /// the follower can tell "not the leader any more" from a broken call.
-async fn propose(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn propose<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let bytes_max = node.proposal_bytes_max();
     let limit = proposal_body_bytes_max(bytes_max);
     let (_, cmd): (_, Command) = or_answer!(accept(&node, &headers, body, limit).await);
@@ -132,16 +144,16 @@ async fn propose(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -
 }
 
 /// A follower's forwarded membership change; answered like a forwarded proposal.
-async fn change_members(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn change_members<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let (_, change): (_, MemberChange) =
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
-    let deadline = std::time::Instant::now() + super::FORWARD_TIMEOUT;
-    let result = if node.status().leader_id == Some(node.id()) {
-        node.change_here(&change, deadline).await
-    } else {
-        Err(MembershipError::Other(NOT_LEADER.into()))
-    };
-    answer(Ok::<_, std::convert::Infallible>(result))
+    answer(Ok::<_, std::convert::Infallible>(
+        node.change_members_here(change).await,
+    ))
 }
 
 /// One member as etcd's peer `/members` lists it.
@@ -161,7 +173,7 @@ pub struct ListedMember {
 
 /// etcd's peer `GET /members`: the member list and the cluster id, which a member
 /// started with `--initial-cluster-state existing` reads to learn who it is.
-async fn member_list(State(node): State<RaftNode>) -> Response {
+async fn member_list<L: LocalMember>(State(node): State<L>) -> Response {
     let members: Vec<ListedMember> = node
         .members()
         .into_iter()
@@ -190,11 +202,15 @@ async fn member_list(State(node): State<RaftNode>) -> Response {
 /// stops once the sender's own member list (read from the sender's peer URL as this
 /// member's membership records it, not from the request) confirms it, so a forged
 /// notice cannot stop a member.
-async fn removed(State(node): State<RaftNode>, headers: HeaderMap, body: Body) -> Response {
+async fn removed<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let (from, id): (_, NodeId) =
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     if id == node.id() {
-        tokio::spawn(super::client::confirm_removal(node.clone(), from));
+        node.removal_notice(from);
     }
     answer(Ok::<_, std::convert::Infallible>(()))
 }

@@ -11,22 +11,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::guard::Refused;
-use openraft::async_runtime::WatchReceiver;
 use tokio::io::AsyncWriteExt;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::body::{content_length, next_chunk, too_large};
-use super::guard::{same_sender, sender};
+use super::guard::{same_sender, sender, Refused};
+use super::local::LocalMember;
 use super::reply::answer;
 use super::{SNAPSHOT_BYTES_MAX, VOTE_HEADER};
-use crate::node::RaftNode;
 use crate::snapshot_file::{self, SnapshotDir, CHECKSUM_LEN, HEADER_LEN};
 use crate::types::{Snapshot, SnapshotMeta, Vote};
 
 /// `POST /raft/snapshot`.
-pub(super) async fn snapshot(
-    State(node): State<RaftNode>,
+pub(super) async fn snapshot<L: LocalMember>(
+    State(node): State<L>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -36,7 +34,11 @@ pub(super) async fn snapshot(
     }
 }
 
-async fn receive(node: &RaftNode, headers: &HeaderMap, body: Body) -> Result<Response, Refused> {
+async fn receive(
+    node: &impl LocalMember,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
     let from = sender(node, headers)?;
     let vote_json = headers
         .get(VOTE_HEADER)
@@ -68,11 +70,7 @@ async fn receive(node: &RaftNode, headers: &HeaderMap, body: Body) -> Result<Res
         meta,
         snapshot: data,
     };
-    Ok(answer(
-        node.raft_handle()
-            .install_full_snapshot(vote, snapshot)
-            .await,
-    ))
+    Ok(answer(node.install_snapshot(vote, snapshot).await))
 }
 
 fn refused(why: impl std::fmt::Display) -> Refused {
@@ -162,7 +160,7 @@ async fn load(path: &std::path::Path) -> Result<(SnapshotMeta, Vec<u8>), Refused
 
 /// Refuses a snapshot older than what this member applied, or one that would drop this
 /// member from a membership that includes it since before the snapshot's position.
-fn check_against_state(node: &RaftNode, meta: &SnapshotMeta) -> Result<(), Refused> {
+fn check_against_state(node: &impl LocalMember, meta: &SnapshotMeta) -> Result<(), Refused> {
     if meta.last_log_id < node.last_applied() {
         return Err(refused(format!(
             "it ends at {:?}, before what this member applied ({:?})",
@@ -170,9 +168,7 @@ fn check_against_state(node: &RaftNode, meta: &SnapshotMeta) -> Result<(), Refus
             node.last_applied()
         )));
     }
-    let metrics = node.raft_handle().metrics();
-    let m = metrics.borrow_watched();
-    let ours = &m.membership_config;
+    let ours = node.membership();
     let includes_us = ours.membership().get_node(&node.id()).is_some();
     // Our membership entry is at or before the snapshot's end, so the snapshot covers
     // it: a membership there without us would remove us. (A snapshot that ends before

@@ -2,7 +2,8 @@
 
 use openraft::{LogId, Membership, StoredMembership};
 
-use crate::snapshot_file::{decode, encode, SnapshotDir, SnapshotFileError};
+use crate::error::SnapshotFileError;
+use crate::snapshot_file::{decode, encode, SnapshotDir};
 use crate::types::SnapshotMeta;
 
 /// A one-member snapshot meta at `term` and `index` (also for `snapshot_mutations`).

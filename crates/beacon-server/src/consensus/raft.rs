@@ -1,14 +1,9 @@
 //! The production [`Consensus`]: a `beacon_raft::RaftNode`.
 
-use std::time::Duration;
-
 use beacon_raft::{ProposeError, RaftNode};
 use beacon_store::Command;
 
 use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture, SharedStore};
-
-/// How long to wait before asking again while no leader is known.
-const NO_LEADER_RETRY: Duration = Duration::from_millis(50);
 
 /// Adapts a Raft node to the HTTP layer.
 pub struct RaftConsensus {
@@ -28,38 +23,33 @@ impl Consensus for RaftConsensus {
     }
 
     fn propose(&self, cmd: Command) -> ProposeFuture<'_> {
+        // The node finds the leader and follows it when it moves (`RaftNode::propose`);
+        // the caller's request timeout bounds the wait.
         Box::pin(async move {
-            loop {
-                match self.node.propose(cmd.clone()).await {
-                    Ok(p) => {
-                        return Ok(Committed {
-                            applied: p.applied,
-                            raft_index: p.raft_index,
-                            raft_term: p.raft_term,
-                        })
-                    }
-                    // No leader yet (e.g. at startup): etcd waits for one until the
-                    // request times out; the caller's timeout bounds this loop.
-                    Err(ProposeError::NotLeader { leader_id: None }) => {
-                        tokio::time::sleep(NO_LEADER_RETRY).await
-                    }
-                    Err(ProposeError::NotLeader { leader_id: Some(_) }) => {
-                        return Err(ProposeFailure::Other("not leader".into()))
-                    }
-                    Err(ProposeError::Discarded { .. }) => {
-                        return Err(ProposeFailure::Other("leader changed".into()))
-                    }
-                    Err(ProposeError::Stopped) => return Err(ProposeFailure::Stopped),
-                    // The leader could not be reached: etcd's answer when a proposal
-                    // gets no result is a timeout.
-                    Err(ProposeError::Forward(e)) => {
-                        tracing::warn!(error = %e, "forwarding a proposal to the leader");
-                        return Err(ProposeFailure::Timeout);
-                    }
-                    Err(e @ ProposeError::Fatal(_)) => {
-                        return Err(ProposeFailure::Other(e.to_string()))
-                    }
+            match self.node.propose(cmd).await {
+                Ok(p) => Ok(Committed {
+                    applied: p.applied,
+                    raft_index: p.raft_index,
+                    raft_term: p.raft_term,
+                }),
+                // No leader turned up while the node looked for one (for its forwarding
+                // timeout, longer than the request timeout at etcd's default timings):
+                // etcd's answer is a timeout.
+                Err(ProposeError::NotLeader { leader_id: None }) => Err(ProposeFailure::Timeout),
+                Err(ProposeError::NotLeader { leader_id: Some(_) }) => {
+                    Err(ProposeFailure::Other("not leader".into()))
                 }
+                Err(ProposeError::Discarded { .. }) => {
+                    Err(ProposeFailure::Other("leader changed".into()))
+                }
+                Err(ProposeError::Stopped) => Err(ProposeFailure::Stopped),
+                // The leader could not be reached: etcd's answer when a proposal gets no
+                // result is a timeout.
+                Err(ProposeError::Forward(e)) => {
+                    tracing::warn!(error = %e, "forwarding a proposal to the leader");
+                    Err(ProposeFailure::Timeout)
+                }
+                Err(e @ ProposeError::Fatal(_)) => Err(ProposeFailure::Other(e.to_string())),
             }
         })
     }

@@ -1,0 +1,103 @@
+//! The member the peer server serves, as the server sees it: who it is, whom it
+//! accepts, and what it does with a message once accepted. The node implements it and
+//! hands itself to [`router`](super::router), so the transport sits below the node and
+//! never names it; another implementation (a test double, a simulated member) can be
+//! served the same way.
+
+use std::future::Future;
+
+use beacon_store::Command;
+use openraft::errors::{Fatal, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+
+use crate::error::{MembershipError, ProposeError};
+use crate::snapshot_file::SnapshotDir;
+use crate::types::{
+    LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
+};
+
+/// What the peer server asks of the local member. Cheap to clone: every request gets a
+/// copy.
+pub trait LocalMember: Clone + Send + Sync + 'static {
+    /// This member's id.
+    fn id(&self) -> NodeId;
+
+    /// The cluster id, which every peer request must name.
+    fn cluster_id(&self) -> u64;
+
+    /// Whether member `id` was removed from the cluster (its messages are refused 410).
+    fn is_removed(&self, id: NodeId) -> bool;
+
+    /// Whether member `id` may send to this one (it is in the membership, or this
+    /// member has none yet).
+    fn knows_member(&self, id: NodeId) -> bool;
+
+    /// The most value bytes a forwarded proposal may carry: what the client port takes.
+    fn proposal_bytes_max(&self) -> usize;
+
+    /// Every member, voters and learners, sorted by id.
+    fn members(&self) -> Vec<MemberInfo>;
+
+    /// The membership this member knows now, with the log position that set it.
+    fn membership(&self) -> StoredMembership;
+
+    /// The last log position applied here.
+    fn last_applied(&self) -> Option<LogId>;
+
+    /// Hands an append to the local Raft.
+    fn append(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> impl Future<Output = Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>> + Send;
+
+    /// Hands a vote request to the local Raft.
+    fn vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> impl Future<Output = Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>> + Send;
+
+    /// Hands a pre-vote request to the local Raft.
+    fn pre_vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> impl Future<Output = Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>> + Send;
+
+    /// Hands a leadership transfer to the local Raft.
+    fn transfer_leader(
+        &self,
+        req: TransferLeaderRequest<TypeConfig>,
+    ) -> impl Future<Output = Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>> + Send;
+
+    /// Installs a snapshot the server received and verified.
+    fn install_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>>> + Send;
+
+    /// Proposes a follower's forwarded command here, where it must lead.
+    fn propose_here(
+        &self,
+        cmd: Command,
+    ) -> impl Future<Output = Result<Proposed, ProposeError>> + Send;
+
+    /// Makes a follower's forwarded membership change here; a member that does not lead
+    /// answers [`MembershipError::NotLeader`].
+    fn change_members_here(
+        &self,
+        change: MemberChange,
+    ) -> impl Future<Output = Result<(), MembershipError>> + Send;
+
+    /// Member `from` says this member was removed: a hint, which the member checks
+    /// with `from` itself before it believes it.
+    fn removal_notice(&self, from: NodeId);
+
+    /// The snapshot directory, where a snapshot from the leader is received.
+    fn snapshot_dir(&self) -> &SnapshotDir;
+
+    /// The lock a snapshot receipt holds; `None` while another one is under way.
+    fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>>;
+}

@@ -1,0 +1,138 @@
+//! Starting openraft on an opened data directory: a new cluster initializes with
+//! `--initial-cluster`, a member joining a running one waits for the leader, and a
+//! restarted member checks that it is still in the membership it kept; a sole voter
+//! campaigns at once and waits until it leads and has re-applied its log.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::ServerState;
+
+use crate::config::RaftConfig;
+use crate::error::OpenError;
+use crate::state_machine::Raft;
+use crate::types::{NodeId, SharedStore};
+
+/// The file that records a data directory's first successful start.
+pub(crate) const INITIALIZED_MARKER: &str = "initialized";
+
+/// Creates the marker durably: the file, then its directory entry.
+pub(crate) fn write_marker(path: &std::path::Path) -> Result<(), OpenError> {
+    let io_err = |source| OpenError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::File::create(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err)?;
+    let dir = path.parent().expect("the marker lives in member/");
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)
+}
+
+/// Starts `raft` (see the module's doc); `was_initialized` says whether this data
+/// directory started successfully before.
+pub(crate) async fn start(
+    raft: &Raft,
+    store: &SharedStore,
+    config: &RaftConfig,
+    was_initialized: bool,
+) -> Result<(), OpenError> {
+    let id = config.node_id;
+    let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
+    if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
+        if was_initialized && config.force_new_cluster {
+            tracing::warn!("--force-new-cluster: no Raft state left; starting a new cluster");
+        } else if was_initialized {
+            return Err(OpenError::LogCorrupt {
+                path: config.data_dir.join("member").join("raft"),
+                detail: format!(
+                    "this data directory was initialized (member/{INITIALIZED_MARKER} exists) \
+                     but holds no Raft state: its log files are missing"
+                ),
+            });
+        }
+        if config.join_existing {
+            tracing::info!(node_id = %format!("{id:x}"), "joining a running cluster: waiting for the leader");
+            return Ok(());
+        }
+        // Every member of a new cluster initializes with the same membership, as
+        // etcd's members all bootstrap from --initial-cluster; Raft's vote then
+        // elects exactly one leader.
+        let members = config.initial_members.clone();
+        if !members.contains_key(&id) {
+            return Err(OpenError::NotAMember {
+                path: config.data_dir.clone(),
+                node_id: id,
+                members: members.keys().copied().collect(),
+            });
+        }
+        let count = members.len();
+        raft.initialize(members).await.map_err(|e| start_err(&e))?;
+        tracing::info!(node_id = id, peer_url = %config.peer_url, members = count, "initialized cluster");
+        if count > 1 {
+            // Peers elect a leader once they are all up; requests wait for it.
+            return Ok(());
+        }
+    } else {
+        let (voters, members): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            let membership = m.membership_config.membership();
+            (
+                membership.voter_ids().collect(),
+                membership.nodes().map(|(id, _)| *id).collect(),
+            )
+        };
+        if !members.contains(&id) {
+            let removed = store
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_member_removed(id);
+            if removed {
+                return Err(OpenError::Removed { node_id: id });
+            }
+            if config.join_existing && !was_initialized {
+                // Restarted while still receiving the log that adds it.
+                return Ok(());
+            }
+            return Err(OpenError::NotAMember {
+                path: config.data_dir.clone(),
+                node_id: id,
+                members: members.into_iter().collect(),
+            });
+        }
+        if voters.len() > 1 || !voters.contains(&id) {
+            // A real cluster elects on its own schedule; nothing to wait for here.
+            return Ok(());
+        }
+        // Sole voter: campaign now instead of idling through an election timeout.
+        raft.trigger()
+            .elect(false)
+            .await
+            .map_err(|e| start_err(&e))?;
+    }
+
+    let waited = config.leader_deadline();
+    let deadline = Instant::now() + waited;
+    let no_leader = |detail: String| OpenError::NoLeader {
+        node_id: id,
+        waited,
+        detail,
+    };
+    raft.wait(Some(waited))
+        .metrics(
+            |m| m.state == ServerState::Leader && m.current_leader == Some(id),
+            "become leader",
+        )
+        .await
+        .map_err(|e| no_leader(e.to_string()))?;
+    // Leading means the log is committed; wait until the store has applied all of it,
+    // so the first read after open sees every write made before the restart.
+    raft.wait_for_recovery(Some(deadline.saturating_duration_since(Instant::now())))
+        .await
+        .map_err(|e| no_leader(e.to_string()))?;
+    Ok(())
+}
