@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use beacon_testkit::ServerProcess;
@@ -121,10 +120,7 @@ fn watch_after_watch_on_one_connection() {
 /// CLIENT_WRITE_TIMEOUT. `BEACON_BIN` runs it against another build.
 #[test]
 fn a_hyper_watcher_that_stops_reading_is_closed() {
-    let bin = std::env::var_os("BEACON_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beacon")));
-    let server = ServerProcess::beacon_at(bin).expect("beacon starts");
+    let server = ServerProcess::beacon().expect("beacon starts");
     let pid = server.pid().expect("running");
     let port = server.client_port();
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -10,7 +10,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use beacon_testkit::{etcd_available, ServerProcess};
@@ -123,7 +122,7 @@ fn beacon_answers_odd_heads_as_etcd_does() {
         return;
     }
     let etcd = ServerProcess::etcd().unwrap_or_else(|e| panic!("start etcd: {e}"));
-    let beacon = ServerProcess::beacon_at(beacon_bin()).expect("beacon starts");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
     let mut mismatches = Vec::new();
     for (what, raw) in CASES {
         let want = exchange(etcd.client_port(), raw);
@@ -139,7 +138,7 @@ fn beacon_answers_odd_heads_as_etcd_does() {
 /// written out, so the rules hold where etcd is not installed.
 #[test]
 fn beacon_answers_odd_heads_as_go_does() {
-    let beacon = ServerProcess::beacon_at(beacon_bin()).expect("beacon starts");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
     for (what, raw) in CASES {
         if let Some(expected) = go_answer(what) {
             assert_eq!(exchange(beacon.client_port(), raw), expected, "{what}");
@@ -191,12 +190,6 @@ fn go_answer(case: &str) -> Option<Answers> {
         responses,
         closed: true,
     })
-}
-
-fn beacon_bin() -> PathBuf {
-    std::env::var_os("BEACON_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beacon")))
 }
 
 /// Sends `raw` on a new connection and reads what comes back until the server closes

@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use beacon_testkit::{http_get, rss_bytes, ServerProcess};
@@ -21,10 +20,7 @@ const RSS_NOISE_BYTES: u64 = 8 << 20;
 
 #[test]
 fn trickled_bodies_cost_their_bytes_not_their_segments() {
-    let bin = std::env::var_os("BEACON_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beacon")));
-    let server = ServerProcess::beacon_at(bin).expect("beacon starts");
+    let server = ServerProcess::beacon().expect("beacon starts");
     let pid = server.pid().expect("running");
     let port = server.client_port();
     // Warm the write path once, so its first allocations are not counted.
