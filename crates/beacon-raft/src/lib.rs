@@ -25,6 +25,7 @@ mod membership;
 mod node;
 pub mod peer;
 mod route;
+mod seams;
 mod snapshot_file;
 mod start;
 mod state_machine;
@@ -37,6 +38,7 @@ pub use config::RaftConfig;
 pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
 pub use node::{RaftNode, RaftStatus};
 pub use peer::FollowerStats;
+pub use seams::Seams;
 pub use types::{
     Member, MemberChange, MemberInfo, NodeId, Proposed, Request, Response, SharedStore, TypeConfig,
 };

@@ -25,6 +25,7 @@ use crate::log_store::LogStore;
 use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
 use crate::peer::{forward_member_change, forward_proposal, LocalMember, NetworkFactory};
 use crate::route::{self, Attempt, Follow, Route};
+use crate::seams::Seams;
 use crate::snapshot_file::SnapshotDir;
 use crate::start::{start, write_marker, INITIALIZED_MARKER};
 use crate::state_machine::{Raft, StateMachine};
@@ -106,6 +107,12 @@ impl RaftNode {
     /// leads and has re-applied its log (or fails after a deadline); a member of a larger
     /// cluster returns at once, and requests wait for the election.
     pub async fn open(config: RaftConfig) -> Result<RaftNode, OpenError> {
+        RaftNode::open_with(config, Seams::production()).await
+    }
+
+    /// [`RaftNode::open`] on the given seams (a simulation's disk, network and clock).
+    pub async fn open_with(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
+        let _ = &seams;
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");

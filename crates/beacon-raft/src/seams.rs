@@ -1,0 +1,27 @@
+//! The node's seams: what it is built on that a simulation swaps out. Production picks
+//! the real ones in one place, [`Seams::production`]; `beacon-sim` picks simulated
+//! ones and runs the same node over them.
+//!
+//! Each seam is a trait object, so the node, and the server above it, name one node
+//! type whatever it runs on.
+
+/// What a node runs on.
+#[derive(Clone)]
+pub struct Seams {
+    // Each seam is added here by the change that introduces it: the disk (log store and
+    // snapshot directory), the peer network, and the clock.
+    _private: (),
+}
+
+impl Seams {
+    /// The real ones: fjall and files under the data directory, TCP, tokio's clock.
+    pub fn production() -> Seams {
+        Seams { _private: () }
+    }
+}
+
+impl std::fmt::Debug for Seams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seams").finish_non_exhaustive()
+    }
+}
