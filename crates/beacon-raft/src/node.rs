@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use beacon_store::{Command, Store};
 use openraft::async_runtime::WatchReceiver;
@@ -18,6 +18,7 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::ServerState;
+use tokio::time::Instant;
 
 use crate::config::RaftConfig;
 use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};

@@ -5,7 +5,9 @@
 //! how often and for how long to try.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::types::NodeId;
 
