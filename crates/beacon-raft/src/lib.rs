@@ -6,7 +6,7 @@
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
 //! The modules form one-way layers, each importing only those below it: the vocabulary
-//! (`types`, `error`, `config`), storage (the log store, the state machine, snapshot
+//! (`types`, `error`, `config`, `runtime`), storage (the log store, the state machine, snapshot
 //! files and markers), the transport (`peer`), the node's parts (`start`, `membership`,
 //! `route`), and the node (`node`), which picks the storage and the transport.
 //!
@@ -25,6 +25,7 @@ mod membership;
 mod node;
 pub mod peer;
 mod route;
+mod runtime;
 mod seams;
 mod snapshot_file;
 mod start;
@@ -38,6 +39,7 @@ pub use config::RaftConfig;
 pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
 pub use node::{RaftNode, RaftStatus};
 pub use peer::FollowerStats;
+pub use runtime::{with_seed, BeaconRng, BeaconRuntime};
 pub use seams::Seams;
 pub use types::{
     Member, MemberChange, MemberInfo, NodeId, Proposed, Request, Response, SharedStore, TypeConfig,

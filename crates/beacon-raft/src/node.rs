@@ -113,6 +113,16 @@ impl RaftNode {
 
     /// [`RaftNode::open`] on the given seams (a simulation's disk, network and clock).
     pub async fn open_with(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
+        // openraft spawns its tasks and draws its first election timeout here, in
+        // `Raft::new`: the seed scoped around the opening reaches every one of them.
+        match seams.rng_seed {
+            Some(seed) => crate::runtime::with_seed(seed, Self::open_seamed(config, seams)).await,
+            None => Self::open_seamed(config, seams).await,
+        }
+    }
+
+    /// [`RaftNode::open_with`], inside the seed's scope if it has one.
+    async fn open_seamed(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
         let _ = &seams;
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");

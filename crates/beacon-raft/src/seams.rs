@@ -6,17 +6,23 @@
 //! type whatever it runs on.
 
 /// What a node runs on.
+///
+/// Non-exhaustive: a simulation starts from [`Seams::production`] and replaces fields.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Seams {
     // Each seam is added here by the change that introduces it: the disk (log store and
     // snapshot directory), the peer network, and the clock.
-    _private: (),
+    /// Seeds openraft's random draws (election timeouts, the tick's phase) in the
+    /// node's tasks (`runtime::with_seed`), so a simulated run replays; `None` draws
+    /// from the operating system.
+    pub rng_seed: Option<u64>,
 }
 
 impl Seams {
     /// The real ones: fjall and files under the data directory, TCP, tokio's clock.
     pub fn production() -> Seams {
-        Seams { _private: () }
+        Seams { rng_seed: None }
     }
 }
 
