@@ -6,13 +6,14 @@
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
 //! The modules form one-way layers, each importing only those below it: the vocabulary
-//! (`types`, `error`, `config`, `runtime`), storage (the log store, the state machine, snapshot
+//! (`types`, `error`, `config`, `runtime`, `clock`), storage (the log store, the state machine, snapshot
 //! files and markers), the transport (`peer`), the node's parts (`start`, `membership`,
 //! `route`), and the node (`node`), which picks the storage and the transport.
 //!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
 
+mod clock;
 mod committed_marker;
 mod config;
 mod coverage;
@@ -35,6 +36,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::RaftConfig;
 pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
 pub use node::{RaftNode, RaftStatus};

@@ -20,6 +20,7 @@ use openraft::raft::{
 use openraft::ServerState;
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::config::RaftConfig;
 use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
@@ -89,6 +90,8 @@ struct Inner {
     /// `member/committed`, and the task that keeps it up to the applied index.
     marker: PathBuf,
     marker_task: tokio::task::AbortHandle,
+    /// The wall clock (`Seams::clock`).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -123,7 +126,6 @@ impl RaftNode {
 
     /// [`RaftNode::open_with`], inside the seed's scope if it has one.
     async fn open_seamed(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
-        let _ = &seams;
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");
@@ -191,6 +193,7 @@ impl RaftNode {
                 receiving_snapshot: tokio::sync::Mutex::new(()),
                 marker: committed_marker.clone(),
                 marker_task,
+                clock: Arc::clone(&seams.clock),
             }),
         };
         // A member that joins a running cluster has joined once it has applied the
@@ -262,6 +265,13 @@ impl RaftNode {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .is_member_removed(id)
+    }
+
+    /// The wall time of this node's clock (`Seams::clock`), in Unix nanoseconds: what
+    /// the server stamps a TTL's expiration with, as the leader's expiry ticker
+    /// proposes it.
+    pub fn now_ns(&self) -> i64 {
+        self.inner.clock.now_ns()
     }
 
     /// This member's id.

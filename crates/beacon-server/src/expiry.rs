@@ -10,7 +10,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::consensus::{propose_with_timeout, read_store};
 use crate::limits::EXPIRY_TICK;
-use crate::state::{now_ns, AppState};
+use crate::state::AppState;
 
 /// Runs until `shutdown` turns true.
 pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
@@ -30,7 +30,9 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         if !has_ttl {
             continue;
         }
-        let cmd = Command::Sync { time_ns: now_ns() };
+        let cmd = Command::Sync {
+            time_ns: state.now_ns(),
+        };
         if let Err(e) =
             propose_with_timeout(state.consensus.as_ref(), cmd, state.request_timeout).await
         {
