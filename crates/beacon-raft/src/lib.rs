@@ -6,9 +6,10 @@
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
 //! The modules form one-way layers, each importing only those below it: the vocabulary
-//! (`types`, `error`, `config`, `runtime`, `clock`), storage (the log store, the state machine, snapshot
-//! files and markers), the transport (`peer`), the node's parts (`start`, `membership`,
-//! `route`), and the node (`node`), which picks the storage and the transport.
+//! (`types`, `error`, `config`, `runtime`, `clock`), storage (the log store, the state
+//! machine, snapshot files and markers), the transport (`peer`), the node's parts
+//! (`start`, `membership`, `route`, `expiry`), and the node (`node`), which picks the
+//! storage and the transport from its `Seams`.
 //!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
@@ -19,6 +20,7 @@ mod config;
 mod coverage;
 mod entry_cache;
 mod error;
+mod expiry;
 mod log_db;
 mod log_store;
 mod log_sync;

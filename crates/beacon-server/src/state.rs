@@ -65,7 +65,7 @@ impl AppState {
     }
 
     /// The consensus status, noting a leader change for `/v2/stats/self`. Only the
-    /// expiry ticker (every tick) and that endpoint call it, keeping the lock off the
+    /// `leader_seen` ticker (every tick) and that endpoint call it, keeping the lock off the
     /// request path.
     pub fn status_noting_leader(&self) -> ConsensusStatus {
         let status = self.consensus.status();
