@@ -6,18 +6,21 @@
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.
 //!
 //! The modules form one-way layers, each importing only those below it: the vocabulary
-//! (`types`, `error`, `config`), storage (the log store, the state machine, snapshot
-//! files and markers), the transport (`peer`), the node's parts (`start`, `membership`,
-//! `route`), and the node (`node`), which picks the storage and the transport.
+//! (`types`, `error`, `config`, `runtime`, `clock`), storage (the log store, the state
+//! machine, snapshot files and markers), the transport (`peer`), the node's parts
+//! (`start`, `membership`, `route`, `expiry`), and the node (`node`), which picks the
+//! storage and the transport from its `Seams`.
 //!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
 
+mod clock;
 mod committed_marker;
 mod config;
 mod coverage;
 mod entry_cache;
 mod error;
+mod expiry;
 mod log_db;
 mod log_store;
 mod log_sync;
@@ -25,6 +28,7 @@ mod membership;
 mod node;
 pub mod peer;
 mod route;
+mod runtime;
 mod seams;
 mod snapshot_file;
 mod start;
@@ -34,10 +38,12 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::RaftConfig;
 pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
 pub use node::{RaftNode, RaftStatus};
 pub use peer::FollowerStats;
+pub use runtime::{with_seed, BeaconRng, BeaconRuntime};
 pub use seams::Seams;
 pub use types::{
     Member, MemberChange, MemberInfo, NodeId, Proposed, Request, Response, SharedStore, TypeConfig,

@@ -349,7 +349,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let upto = log_id.index;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         // Where the live log starts: after the last purge (asking fjall for its first key
         // would skip every tombstone left so far), or at its first entry before any purge.
         let h = self.db.handles().await?;

@@ -10,12 +10,13 @@
 //! never costs the cluster its quorum.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::Precondition;
 use openraft::ChangeMembers;
+use tokio::time::Instant;
 
 use crate::error::MembershipError;
 use crate::state_machine::Raft;

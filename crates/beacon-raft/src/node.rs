@@ -1,14 +1,14 @@
 //! The node handle: opens the data directory, starts openraft over it, and is what the
 //! server proposes through and reads status from. The top layer: here the seams are
 //! chosen (the fjall log store, the snapshot directory, the HTTP peer transport), and
-//! the node's parts below it (`start`, `membership`, `route`) get what they need from
-//! it as arguments; the peer server gets the node as its [`LocalMember`].
+//! the node's parts below it (`start`, `membership`, `route`, `expiry`) get what they
+//! need from it as arguments; the peer server gets the node as its [`LocalMember`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use beacon_store::{Command, Store};
 use openraft::async_runtime::WatchReceiver;
@@ -17,8 +17,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::ServerState;
+use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::config::RaftConfig;
 use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
@@ -88,6 +89,10 @@ struct Inner {
     /// `member/committed`, and the task that keeps it up to the applied index.
     marker: PathBuf,
     marker_task: tokio::task::AbortHandle,
+    /// The wall clock (`Seams::clock`).
+    clock: Arc<dyn Clock>,
+    /// The leader's expiry ticker (`expiry`).
+    expiry_task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -112,7 +117,16 @@ impl RaftNode {
 
     /// [`RaftNode::open`] on the given seams (a simulation's disk, network and clock).
     pub async fn open_with(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
-        let _ = &seams;
+        // openraft spawns its tasks and draws its first election timeout here, in
+        // `Raft::new`: the seed scoped around the opening reaches every one of them.
+        match seams.rng_seed {
+            Some(seed) => crate::runtime::with_seed(seed, Self::open_seamed(config, seams)).await,
+            None => Self::open_seamed(config, seams).await,
+        }
+    }
+
+    /// [`RaftNode::open_with`], inside the seed's scope if it has one.
+    async fn open_seamed(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");
@@ -163,6 +177,19 @@ impl RaftNode {
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
+        let election_timeout = Duration::from_millis(config.election_timeout_ms);
+        // Does nothing until this member leads and some key has a TTL.
+        let expiry_task = tokio::spawn(
+            crate::expiry::Ticker {
+                raft: raft.clone(),
+                store: Arc::clone(&store),
+                id: config.node_id,
+                election_timeout,
+                clock: Arc::clone(&seams.clock),
+            }
+            .run(),
+        )
+        .abort_handle();
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -171,7 +198,7 @@ impl RaftNode {
                 log,
                 applied_index,
                 http: peer_http,
-                election_timeout: Duration::from_millis(config.election_timeout_ms),
+                election_timeout,
                 peer_stats,
                 cluster_id: config.cluster_id,
                 removed: Arc::clone(&removed),
@@ -180,6 +207,8 @@ impl RaftNode {
                 receiving_snapshot: tokio::sync::Mutex::new(()),
                 marker: committed_marker.clone(),
                 marker_task,
+                clock: Arc::clone(&seams.clock),
+                expiry_task,
             }),
         };
         // A member that joins a running cluster has joined once it has applied the
@@ -209,6 +238,7 @@ impl RaftNode {
         if let Err(e) = started {
             // Stop openraft's tasks so they release the data directory.
             node.inner.marker_task.abort();
+            node.inner.expiry_task.abort();
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
         }
@@ -251,6 +281,13 @@ impl RaftNode {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .is_member_removed(id)
+    }
+
+    /// The wall time of this node's clock (`Seams::clock`), in Unix nanoseconds: what
+    /// the server stamps a TTL's expiration with, as the leader's expiry ticker
+    /// proposes it.
+    pub fn now_ns(&self) -> i64 {
+        self.inner.clock.now_ns()
     }
 
     /// This member's id.
@@ -488,22 +525,9 @@ impl RaftNode {
         let applied_index = self.inner.applied_index.load(Ordering::Acquire);
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
-        // etcd's check-quorum: a leader that has not heard from a quorum for an election
-        // timeout steps down. openraft keeps the role but refuses proposals once its
-        // quorum lease (the election timeout) runs out; report it without a leader, as
-        // etcd's stepped-down leader is, so /health, stats and forwarding agree.
-        let lease_lost = m.state == ServerState::Leader
-            && m.membership_config
-                .membership()
-                .voter_ids()
-                .nth(1)
-                .is_some()
-            && m.last_quorum_acked
-                .as_ref()
-                .is_some_and(|t| openraft::Instant::elapsed(&**t) > self.inner.election_timeout);
         RaftStatus {
             id: self.inner.id,
-            leader_id: m.current_leader.filter(|_| !lease_lost),
+            leader_id: route::known_leader(&m, self.inner.election_timeout),
             term: m.current_term,
             applied_index,
             // Anything applied was committed, even if the metrics do not say so yet.
@@ -517,6 +541,8 @@ impl RaftNode {
 
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
+        // Time stops first: a member handing over leadership proposes nothing more.
+        self.inner.expiry_task.abort();
         membership::hand_over_leadership(
             &self.inner.raft,
             self.inner.id,

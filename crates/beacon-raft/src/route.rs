@@ -5,9 +5,42 @@
 //! how often and for how long to try.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::types::NodeId;
+use tokio::time::Instant;
+
+use openraft::ServerState;
+
+use crate::state_machine::Raft;
+use crate::types::{NodeId, TypeConfig};
+
+/// The leader as this member knows it from `metrics`. etcd's check-quorum: a leader
+/// that has not heard from a quorum for an election timeout steps down. openraft keeps
+/// the role but refuses proposals once its quorum lease (`election_timeout`) runs out;
+/// it is reported without a leader, as etcd's stepped-down leader is, so /health,
+/// stats, forwarding and the expiry ticker agree.
+pub(crate) fn known_leader(
+    m: &openraft::RaftMetrics<TypeConfig>,
+    election_timeout: Duration,
+) -> Option<NodeId> {
+    let lease_lost = m.state == ServerState::Leader
+        && m.membership_config
+            .membership()
+            .voter_ids()
+            .nth(1)
+            .is_some()
+        && m.last_quorum_acked
+            .as_ref()
+            .is_some_and(|t| openraft::Instant::elapsed(&**t) > election_timeout);
+    m.current_leader.filter(|_| !lease_lost)
+}
+
+/// Whether member `id` leads now, as [`known_leader`] tells from `raft`'s metrics.
+pub(crate) fn leads(raft: &Raft, id: NodeId, election_timeout: Duration) -> bool {
+    let metrics = raft.metrics();
+    let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
+    known_leader(&m, election_timeout) == Some(id)
+}
 
 /// Where a request goes, as this member sees the cluster now.
 #[derive(Debug, Clone, PartialEq, Eq)]

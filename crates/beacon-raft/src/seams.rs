@@ -5,18 +5,35 @@
 //! Each seam is a trait object, so the node, and the server above it, name one node
 //! type whatever it runs on.
 
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+
 /// What a node runs on.
+///
+/// Non-exhaustive: a simulation starts from [`Seams::production`] and replaces fields.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Seams {
     // Each seam is added here by the change that introduces it: the disk (log store and
     // snapshot directory), the peer network, and the clock.
-    _private: (),
+    /// Seeds openraft's random draws (election timeouts, the tick's phase) in the
+    /// node's tasks (`runtime::with_seed`), so a simulated run replays; `None` draws
+    /// from the operating system.
+    pub rng_seed: Option<u64>,
+    /// The wall clock: the leader's expiry ticker proposes its time, and the server
+    /// stamps TTLs with it (`RaftNode::now_ns`).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Seams {
-    /// The real ones: fjall and files under the data directory, TCP, tokio's clock.
+    /// The real ones: fjall and files under the data directory, TCP, tokio's clock, the
+    /// system's wall clock, random draws seeded by the OS.
     pub fn production() -> Seams {
-        Seams { _private: () }
+        Seams {
+            rng_seed: None,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! campaigns at once and waits until it leads and has re-applied its log.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;

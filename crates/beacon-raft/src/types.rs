@@ -159,6 +159,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = u64,
         Node = Member,
+        AsyncRuntime = crate::runtime::BeaconRuntime,
 );
 
 /// A member's id, as in etcd's member id.

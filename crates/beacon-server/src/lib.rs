@@ -10,9 +10,9 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod consensus;
-pub mod expiry;
 pub mod http;
 pub mod identity;
+pub mod leader_seen;
 pub mod limits;
 pub mod router;
 pub mod state;
@@ -203,7 +203,7 @@ pub async fn serve(
         request_timeout,
         stop_rx.clone(),
     ));
-    let ticker = tokio::spawn(expiry::run(Arc::clone(&state), stop_rx.clone()));
+    let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let app = router::router(Arc::clone(&state));

@@ -28,8 +28,10 @@ pub const WATCHERS_MAX: usize = 200_000;
 /// `math.MaxInt64` nanoseconds (`defaultWatchTimeout`), i.e. never; so do we.
 pub const WATCH_TIMEOUT: Option<Duration> = None;
 
-/// How often the leader proposes its clock so that keys with a TTL expire.
-pub const EXPIRY_TICK: Duration = Duration::from_millis(500);
+/// How often the server notes the leader it sees, for `/v2/stats/self`'s leader
+/// uptime: 500 ms, the pace of the expiry ticker that did it before expiry moved into
+/// the node, keeps that uptime within half a second.
+pub const LEADER_SEEN_TICK: Duration = Duration::from_millis(500);
 
 /// How long a request waits for consensus, as etcd's `ReqTimeout`:
 /// 5 s for queueing and disk, plus two election timeouts for a possible election.

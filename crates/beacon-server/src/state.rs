@@ -2,7 +2,7 @@
 //! and the shutdown signal that ends open watches.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -44,7 +44,7 @@ impl AppState {
         request_timeout: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let now = now_ns();
+        let now = consensus.now_ns();
         AppState {
             cluster_id_hex: crate::cluster::id_hex(cluster.id),
             consensus,
@@ -65,7 +65,7 @@ impl AppState {
     }
 
     /// The consensus status, noting a leader change for `/v2/stats/self`. Only the
-    /// expiry ticker (every tick) and that endpoint call it, keeping the lock off the
+    /// `leader_seen` ticker (every tick) and that endpoint call it, keeping the lock off the
     /// request path.
     pub fn status_noting_leader(&self) -> ConsensusStatus {
         let status = self.consensus.status();
@@ -73,22 +73,20 @@ impl AppState {
         if status.leader_id.is_some() && status.leader_id != seen.leader {
             *seen = LeaderSeen {
                 leader: status.leader_id,
-                since_ns: now_ns(),
+                since_ns: self.now_ns(),
             };
         }
         status
+    }
+
+    /// The wall clock of consensus, in Unix nanoseconds: the time TTLs are stamped
+    /// with and the leader's expiry ticker proposes.
+    pub fn now_ns(&self) -> i64 {
+        self.consensus.now_ns()
     }
 
     /// The cluster id as etcd prints it in `X-Etcd-Cluster-Id`.
     pub fn cluster_id_hex(&self) -> &str {
         &self.cluster_id_hex
     }
-}
-
-/// Wall clock in Unix nanoseconds (saturating far in the future, 0 before 1970).
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

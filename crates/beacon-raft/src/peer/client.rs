@@ -243,7 +243,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let result = self
             .rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
             .await;
@@ -405,8 +405,8 @@ const NOTIFY_REMOVED_FOR: Duration = Duration::from_secs(10);
 /// stays harmlessly outside the cluster.
 pub(crate) async fn notify_removed(http: reqwest::Client, peer_url: String, id: NodeId) {
     let url = format!("{}{}", peer_url.trim_end_matches('/'), super::REMOVED_PATH);
-    let deadline = std::time::Instant::now() + NOTIFY_REMOVED_FOR;
-    while std::time::Instant::now() < deadline {
+    let deadline = tokio::time::Instant::now() + NOTIFY_REMOVED_FOR;
+    while tokio::time::Instant::now() < deadline {
         if post_json::<_, ()>(&http, url.clone(), &id, CONNECT_TIMEOUT)
             .await
             .is_ok()

@@ -2,6 +2,7 @@
 //! encoding, whole-node restarts, snapshots and damaged data directories, and the
 //! peer router against forged and mutated messages.
 
+mod clock;
 mod node;
 mod peer;
 mod snapshot_file;

@@ -9,7 +9,7 @@ use http::StatusCode;
 use crate::consensus::propose_with_timeout;
 use crate::http::{full, go_error, method_not_allowed, TEXT_PLAIN};
 use crate::limits::HEALTH_QUORUM_READ_TIMEOUT;
-use crate::state::{now_ns, AppState};
+use crate::state::AppState;
 
 /// GET only.
 pub async fn serve(state: &AppState, method: &http::Method) -> Response {
@@ -29,7 +29,11 @@ async fn healthy(state: &AppState) -> bool {
         return false;
     }
     // Like etcd's QGET of the root (it counts as a get in /v2/stats/store there too).
-    let cmd = Command::Keys(KeysRequest::new(StoreMethod::QuorumGet, "/", now_ns()));
+    let cmd = Command::Keys(KeysRequest::new(
+        StoreMethod::QuorumGet,
+        "/",
+        state.now_ns(),
+    ));
     propose_with_timeout(state.consensus.as_ref(), cmd, HEALTH_QUORUM_READ_TIMEOUT)
         .await
         .is_ok()

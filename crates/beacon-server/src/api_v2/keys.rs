@@ -15,7 +15,7 @@ use crate::http::body::{read_capped, BodyError};
 use crate::http::goform::{media_type, method_has_form_body, parse_form};
 use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
 use crate::limits::{REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
-use crate::state::{now_ns, AppState};
+use crate::state::AppState;
 
 /// etcd's `Allow` list for the keys endpoint, in its order.
 const ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
@@ -79,7 +79,7 @@ async fn handle(
     )
     .map_err(|cause| EtcdError::request(ErrorCode::InvalidForm, cause))?;
     let params = parse_key_params(method, key, &form)?;
-    let now = now_ns();
+    let now = state.now_ns();
     match *method {
         // etcd checks quorum before wait: `wait=true&quorum=true` is a quorum read.
         http::Method::GET if params.quorum => {

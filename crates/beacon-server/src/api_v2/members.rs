@@ -115,7 +115,7 @@ async fn add(state: &AppState, headers: &http::HeaderMap, body: Body) -> Respons
         Ok(urls) => urls,
         Err(resp) => return resp,
     };
-    let id = added_member_id(&peer_urls, crate::state::now_ns() / 1_000_000_000);
+    let id = added_member_id(&peer_urls, state.now_ns() / 1_000_000_000);
     let change = MemberChange::Add {
         id,
         peer_urls: peer_urls.clone(),

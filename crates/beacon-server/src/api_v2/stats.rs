@@ -8,7 +8,7 @@ use super::error::etcd_error;
 use crate::cluster::id_hex;
 use crate::consensus::read_store;
 use crate::http::{full, json_message, method_not_allowed, APPLICATION_JSON};
-use crate::state::{now_ns, AppState};
+use crate::state::AppState;
 
 /// Serves `which` (`self`, `store` or `leader`); all are GET only.
 pub fn serve(state: &AppState, method: &http::Method, which: &str) -> Response {
@@ -60,7 +60,7 @@ struct SelfStats<'a> {
 fn self_stats(state: &AppState) -> String {
     let status = state.status_noting_leader();
     let seen = *state.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
-    let uptime_ns = now_ns().saturating_sub(seen.since_ns).max(0);
+    let uptime_ns = state.now_ns().saturating_sub(seen.since_ns).max(0);
     let stats = SelfStats {
         name: &state.cluster.local_name,
         id: id_hex(state.cluster.local_id),

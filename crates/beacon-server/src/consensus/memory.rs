@@ -74,6 +74,10 @@ impl Consensus for MemoryConsensus {
         })
     }
 
+    fn now_ns(&self) -> i64 {
+        beacon_raft::Clock::now_ns(&beacon_raft::SystemClock)
+    }
+
     fn status(&self) -> ConsensusStatus {
         ConsensusStatus {
             id: self.id,

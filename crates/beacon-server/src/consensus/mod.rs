@@ -100,6 +100,9 @@ pub trait Consensus: Send + Sync + 'static {
     fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
     /// Leader, term and commit index.
     fn status(&self) -> ConsensusStatus;
+    /// The wall clock consensus keeps time by, in Unix nanoseconds: the leader's expiry
+    /// ticker proposes it, so TTLs are stamped with it too.
+    fn now_ns(&self) -> i64;
     /// The members, sorted by id, as this member knows them now.
     fn members(&self) -> Vec<crate::cluster::Member>;
     /// Adds, removes or updates a member, or publishes one's attributes; resolves once

@@ -75,6 +75,10 @@ impl Consensus for RaftConsensus {
         self.node.follower_stats()
     }
 
+    fn now_ns(&self) -> i64 {
+        self.node.now_ns()
+    }
+
     fn status(&self) -> ConsensusStatus {
         let s = self.node.status();
         ConsensusStatus {
