@@ -24,6 +24,7 @@ use crate::config::RaftConfig;
 use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
 use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
+use crate::observer::InjectedBug;
 use crate::peer::{forward_member_change, forward_proposal, LocalMember, NetworkFactory};
 use crate::route::{self, Attempt, Follow, Route};
 use crate::seams::Seams;
@@ -91,6 +92,8 @@ struct Inner {
     marker_task: tokio::task::AbortHandle,
     /// The wall clock (`Seams::clock`).
     clock: Arc<dyn Clock>,
+    /// A simulation's injected bug (`Seams::bug`); `None` in production.
+    bug: Option<InjectedBug>,
     /// The leader's expiry ticker (`expiry`).
     expiry_task: tokio::task::AbortHandle,
 }
@@ -174,6 +177,7 @@ impl RaftNode {
             0,
         ))
         .abort_handle();
+        let sm = sm.with_observer(seams.observer.clone());
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
@@ -209,6 +213,7 @@ impl RaftNode {
                 marker_task,
                 clock: Arc::clone(&seams.clock),
                 expiry_task,
+                bug: seams.bug,
             }),
         };
         // A member that joins a running cluster has joined once it has applied the
@@ -319,6 +324,11 @@ impl RaftNode {
     /// looks for one for up to [`FORWARD_TIMEOUT`](crate::peer::FORWARD_TIMEOUT), then
     /// answers `NotLeader { leader_id: None }`; the caller's request timeout is shorter.
     pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        if self.inner.bug == Some(InjectedBug::LocalQuorumReads) {
+            if let Some(proposed) = self.read_locally(&cmd) {
+                return Ok(proposed);
+            }
+        }
         let cmd = Arc::new(cmd);
         let follow = Follow::within(crate::peer::FORWARD_TIMEOUT, LEADER_RETRY);
         let cmd = &cmd;
@@ -371,6 +381,31 @@ impl RaftNode {
             ProposeError::NotLeader { leader_id: None },
         )
         .await
+    }
+
+    /// The negative control's bug (`InjectedBug::LocalQuorumReads`): a quorum read
+    /// answered from this member's own store, without the log.
+    fn read_locally(&self, cmd: &Command) -> Option<Proposed> {
+        let Command::Keys(req) = cmd else {
+            return None;
+        };
+        if req.method != beacon_store::Method::QuorumGet {
+            return None;
+        }
+        let store = self.inner.store.read().unwrap_or_else(|p| p.into_inner());
+        let result = store.get(&req.path, req.recursive, req.sorted, req.time_ns);
+        Some(Proposed {
+            applied: beacon_store::Applied::Keys(result),
+            raft_index: 0,
+            raft_term: 0,
+        })
+    }
+
+    /// The index of the last entry in this member's log (0 before any).
+    pub fn last_log_index(&self) -> u64 {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.last_log_index.unwrap_or(0)
     }
 
     /// Proposes on this member, which must be the leader (the peer API's entry point).

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
+use crate::observer::{InjectedBug, NodeObserver};
 
 /// What a node runs on.
 ///
@@ -24,6 +25,10 @@ pub struct Seams {
     /// The wall clock: the leader's expiry ticker proposes its time, and the server
     /// stamps TTLs with it (`RaftNode::now_ns`).
     pub clock: Arc<dyn Clock>,
+    /// A simulation's observer of what the state machine applies, builds and installs.
+    pub observer: Option<Arc<dyn NodeObserver>>,
+    /// A bug to inject, for a simulation's negative control only.
+    pub bug: Option<InjectedBug>,
 }
 
 impl Seams {
@@ -33,6 +38,8 @@ impl Seams {
         Seams {
             rng_seed: None,
             clock: Arc::new(SystemClock),
+            observer: None,
+            bug: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
 use crate::error::OpenError;
+use crate::observer::NodeObserver;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
     io_other, LogId, Request, SharedStore, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
@@ -39,6 +40,8 @@ pub struct StateMachine {
     applied_index: Arc<AtomicU64>,
     /// Snapshot files that did not load at open (set aside as `*.broken`).
     skipped: Vec<SkippedSnapshot>,
+    /// A simulation's observer (`Seams::observer`); `None` in production.
+    observer: Option<Arc<dyn NodeObserver>>,
 }
 
 /// A snapshot file `open` could not use, and why.
@@ -74,6 +77,13 @@ fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
 }
 
 impl StateMachine {
+    /// Tells `observer` (a simulation's) what this state machine applies, builds and
+    /// installs from now on.
+    pub fn with_observer(mut self, observer: Option<Arc<dyn NodeObserver>>) -> StateMachine {
+        self.observer = observer;
+        self
+    }
+
     /// Builds the state machine over `store`, first loading the newest snapshot in
     /// `snapshots` that loads into it; damaged ones are set aside (see [`Self::skipped`]).
     pub fn open(store: SharedStore, snapshots: SnapshotDir) -> Result<StateMachine, OpenError> {
@@ -89,6 +99,7 @@ impl StateMachine {
             snapshots: snapshots.clone(),
             applied_index: Arc::default(),
             skipped: Vec::new(),
+            observer: None,
         };
         // Newest first; a file that does not load is set aside and the next older one
         // is tried, as etcd's snapshotter does. Whether the older snapshot plus the log
@@ -181,6 +192,7 @@ impl StateMachine {
             meta: self.meta(),
             data,
             snapshots: self.snapshots.clone(),
+            observer: self.observer.clone(),
         })
     }
 }
@@ -190,6 +202,7 @@ pub struct SnapshotBuilder {
     meta: SnapshotMeta,
     data: SnapshotData,
     snapshots: SnapshotDir,
+    observer: Option<Arc<dyn NodeObserver>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -207,6 +220,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
         .await
         .map_err(io_other)??;
+        if let Some(observer) = &self.observer {
+            observer.snapshot_built();
+        }
         Ok(Snapshot {
             meta,
             snapshot: data,
@@ -230,6 +246,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
+            if let Some(observer) = &self.observer {
+                let payload = serde_json::to_string(&entry.payload).map_err(io_other)?;
+                let id = entry.log_id;
+                observer.applied(id.index, id.leader_id.term, id.to_string(), payload);
+            }
             let response = match entry.payload {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(Request(cmd)) => Some(self.write_store()?.apply(&cmd)),
@@ -304,6 +325,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.write_store()?.recover(&snapshot).map_err(io_other)?;
         self.set_last_applied(meta.last_log_id);
         self.last_membership = meta.last_membership.clone();
+        if let Some(observer) = &self.observer {
+            observer.snapshot_installed();
+        }
         Ok(())
     }
 
