@@ -69,7 +69,7 @@ struct Inner {
     log: LogStore,
     applied_index: Arc<AtomicU64>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
-    http: reqwest::Client,
+    http: crate::peer::PeerHttp,
     /// `--election-timeout`: how long a leadership transfer may take at shutdown.
     election_timeout: Duration,
     /// What this member measured of its messages to the others (while leading).
@@ -112,7 +112,6 @@ impl RaftNode {
 
     /// [`RaftNode::open`] on the given seams (a simulation's disk, network and clock).
     pub async fn open_with(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
-        let _ = &seams;
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");
@@ -152,7 +151,12 @@ impl RaftNode {
 
         let applied_index = sm.applied_index();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
-        let network = NetworkFactory::new(config.node_id, config.cluster_id, Arc::clone(&removed));
+        let network = NetworkFactory::new(
+            config.node_id,
+            config.cluster_id,
+            seams.net,
+            Arc::clone(&removed),
+        );
         let (peer_http, peer_stats) = (network.http(), network.stats());
         let marker_task = tokio::spawn(crate::committed_marker::keep_up(
             committed_marker.clone(),

@@ -5,18 +5,27 @@
 //! Each seam is a trait object, so the node, and the server above it, name one node
 //! type whatever it runs on.
 
-/// What a node runs on.
+use std::sync::Arc;
+
+use crate::peer::{PeerNet, TcpNet};
+
+/// What a node runs on. Another crate starts from [`Seams::production`] and replaces
+/// the seams it simulates (`seams.net = ...`).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Seams {
+    /// How the node's peer client reaches the other members (`peer::PeerNet`).
+    pub net: Arc<dyn PeerNet>,
     // Each seam is added here by the change that introduces it: the disk (log store and
     // snapshot directory), the peer network, and the clock.
-    _private: (),
 }
 
 impl Seams {
     /// The real ones: fjall and files under the data directory, TCP, tokio's clock.
     pub fn production() -> Seams {
-        Seams { _private: () }
+        Seams {
+            net: Arc::new(TcpNet),
+        }
     }
 }
 
