@@ -33,6 +33,7 @@ pub(crate) async fn serve_listener_with(
     idle_timeout: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(connections_max));
+    let dated = listener.dates_answers();
     loop {
         // A slot first: while every slot is taken, connections wait unaccepted.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
@@ -53,7 +54,8 @@ pub(crate) async fn serve_listener_with(
             // it closes a connection that sits idle between requests too.
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(idle_timeout);
+                .header_read_timeout(idle_timeout)
+                .auto_date_header(dated);
             let _ = builder.serve_connection(TokioIo::new(sock), service).await;
             drop(slot);
         });

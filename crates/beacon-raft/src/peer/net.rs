@@ -60,6 +60,13 @@ pub trait PeerAccept: Send + 'static {
 
     /// The next connection and its remote address.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+
+    /// Whether answers carry a `Date` header, read from the wall clock, as Go's server
+    /// (so etcd's peer port) sends one. No peer reads it; a simulation turns it off so
+    /// that no answer depends on the real clock.
+    fn dates_answers(&self) -> bool {
+        true
+    }
 }
 
 impl PeerAccept for TcpListener {

@@ -4,6 +4,8 @@
 //! other member went through the seam: the election, a proposal forwarded to the
 //! leader, the member list. And the client's failures keep their meaning over it: a
 //! refused connection was never sent, one that never opens times out as a connect.
+//! An accept source may ask for answers without a `Date` header (the simulation's
+//! does, since hyper reads it from the wall clock).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -81,6 +83,10 @@ impl PeerAccept for MemoryAccept {
             None => std::future::pending().await,
         }
     }
+
+    fn dates_answers(&self) -> bool {
+        false
+    }
 }
 
 /// A network whose connections never open.
@@ -147,6 +153,13 @@ async fn two_nodes_talk_only_through_the_injected_network() {
     assert_eq!(listed.0, 0xc2);
     assert_eq!(listed.1.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 2]);
     assert!(net.connects.load(Ordering::Relaxed) >= 2);
+    // This accept source asked for answers without the wall clock's `Date`.
+    let answer = discovery_client_over(net.clone())
+        .get(&format!("{}/members", url(2)), Duration::from_secs(5))
+        .await
+        .expect("member list");
+    assert!(answer.status.is_success());
+    assert!(answer.headers.get(http::header::DATE).is_none());
     for node in &nodes {
         node.shutdown().await.unwrap();
     }
