@@ -37,8 +37,8 @@ impl std::fmt::Debug for PeerHttp {
 
 impl PeerHttp {
     /// A client over `net` that sends `headers` on every request: keep-alive
-    /// connections dropped after [`POOL_IDLE_TIMEOUT`] idle, each opened within
-    /// [`CONNECT_TIMEOUT`] (an unreachable peer must fail fast so that openraft backs
+    /// connections dropped after `POOL_IDLE_TIMEOUT` idle, each opened within
+    /// `CONNECT_TIMEOUT` (an unreachable peer must fail fast so that openraft backs
     /// off). The pool's clock is tokio's, which a simulation drives.
     pub fn new(net: Arc<dyn PeerNet>, headers: HeaderMap) -> PeerHttp {
         let client = Client::builder(TokioExecutor::new())
