@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,9 +36,21 @@ pub trait PeerNet: Send + Sync + 'static {
     fn connect(&self, host: &str, port: u16) -> Connecting;
 }
 
-/// Production's network: TCP, with Nagle's algorithm off (as reqwest set it, which
-/// the peer client used before), since every message is one small request waiting
-/// for its answer.
+/// How long a peer connection may be silent before TCP probes it, and then how often
+/// it probes: reqwest's defaults, which the peer client had before (etcd's dialer
+/// probes after 30 s). Calls have their own deadlines; this finds a peer host that
+/// vanished under an idle pooled connection.
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// How many unanswered probes close the connection (reqwest's default).
+const TCP_KEEPALIVE_PROBES_MAX: u32 = 3;
+/// How long sent data may stay unacknowledged before the kernel closes the connection
+/// (Linux's `TCP_USER_TIMEOUT`; reqwest's default).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Production's network: TCP, with Nagle's algorithm off (every message is one small
+/// request waiting for its answer) and keepalive on, as reqwest, which the peer client
+/// used before, set them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpNet;
 
@@ -46,10 +59,27 @@ impl PeerNet for TcpNet {
         let host = host.to_owned();
         Box::pin(async move {
             let stream = TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
+            // Socket options are refinements: a connection that refuses one is still
+            // used, as reqwest's connector did.
+            if let Err(e) = tune(&stream) {
+                tracing::debug!(error = %e, "setting a peer connection's TCP options");
+            }
             Ok(Box::new(stream) as PeerStream)
         })
     }
+}
+
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_IDLE)
+        .with_interval(TCP_KEEPALIVE_IDLE)
+        .with_retries(TCP_KEEPALIVE_PROBES_MAX);
+    sock.set_tcp_keepalive(&keepalive)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    sock.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))?;
+    Ok(())
 }
 
 /// Where the peer server's connections come from: production's `TcpListener`, or a
@@ -77,5 +107,30 @@ impl PeerAccept for TcpListener {
         // Answers are small and awaited: no Nagle delay on them.
         let _ = sock.set_nodelay(true);
         Ok((sock, remote))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tcp_peer_connections_get_the_options_reqwest_gave_them() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        tune(&stream).unwrap();
+        assert!(stream.nodelay().unwrap());
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), TCP_KEEPALIVE_IDLE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), TCP_KEEPALIVE_IDLE);
+        assert_eq!(
+            sock.tcp_keepalive_retries().unwrap(),
+            TCP_KEEPALIVE_PROBES_MAX
+        );
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(TCP_USER_TIMEOUT));
     }
 }
