@@ -138,7 +138,7 @@ pub(crate) fn members(raft: &Raft) -> Vec<MemberInfo> {
 /// [`MembershipError::NotLeader`]. A removed member is told so over `http`.
 pub(crate) async fn change_on_leader(
     raft: &Raft,
-    http: &reqwest::Client,
+    http: &crate::peer::PeerHttp,
     change: &MemberChange,
     deadline: Instant,
 ) -> Result<(), MembershipError> {
@@ -210,7 +210,7 @@ pub(crate) async fn change_on_leader(
 /// forged notice names a peer that does not confirm it and is ignored; a real removal
 /// that cannot be confirmed now is learnt later from the peers' 410.
 pub(crate) async fn removal_confirmed(
-    http: &reqwest::Client,
+    http: &crate::peer::PeerHttp,
     peer_url: &str,
     from: NodeId,
     cluster_id: u64,

@@ -71,7 +71,7 @@ struct Inner {
     log: LogStore,
     applied_index: Arc<AtomicU64>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
-    http: reqwest::Client,
+    http: crate::peer::PeerHttp,
     /// `--election-timeout`: how long a leadership transfer may take at shutdown.
     election_timeout: Duration,
     /// What this member measured of its messages to the others (while leading).
@@ -169,7 +169,12 @@ impl RaftNode {
 
         let applied_index = sm.applied_index();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
-        let network = NetworkFactory::new(config.node_id, config.cluster_id, Arc::clone(&removed));
+        let network = NetworkFactory::new(
+            config.node_id,
+            config.cluster_id,
+            seams.net,
+            Arc::clone(&removed),
+        );
         let (peer_http, peer_stats) = (network.http(), network.stats());
         let marker_task = tokio::spawn(crate::committed_marker::keep_up(
             committed_marker.clone(),

@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::observer::{InjectedBug, NodeObserver};
+use crate::peer::{PeerNet, TcpNet};
 
 /// What a node runs on.
 ///
-/// Non-exhaustive: a simulation starts from [`Seams::production`] and replaces fields.
+/// Non-exhaustive: a simulation starts from [`Seams::production`] and replaces the
+/// fields it simulates (`seams.net = ...`).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Seams {
-    // Each seam is added here by the change that introduces it: the disk (log store and
-    // snapshot directory), the peer network, and the clock.
+    /// How the node's peer client reaches the other members (`peer::PeerNet`).
+    pub net: Arc<dyn PeerNet>,
     /// Seeds openraft's random draws (election timeouts, the tick's phase) in the
     /// node's tasks (`runtime::with_seed`), so a simulated run replays; `None` draws
     /// from the operating system.
@@ -36,6 +38,7 @@ impl Seams {
     /// system's wall clock, random draws seeded by the OS.
     pub fn production() -> Seams {
         Seams {
+            net: Arc::new(TcpNet),
             rng_seed: None,
             clock: Arc::new(SystemClock),
             observer: None,

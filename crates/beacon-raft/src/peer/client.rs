@@ -1,4 +1,5 @@
-//! The sending side: one `PeerClient` per peer, all sharing one pooled HTTP client.
+//! The sending side: one `PeerClient` per peer, all sharing one pooled HTTP client
+//! ([`PeerHttp`]) over the node's [`PeerNet`]; and the forwarders, which use the same pool.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use openraft::{OptionalSend, RaftNetworkV2};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::call::{post_json, read_answer, CallError, PeerHttp};
+use super::net::{PeerNet, TcpNet};
 use super::PeerStats;
 use super::{
-    APPEND_PATH, CLUSTER_ID_HEADER, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, PRE_VOTE_PATH,
-    SERVER_FROM_HEADER, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
+    APPEND_PATH, CLUSTER_ID_HEADER, CONNECT_TIMEOUT, PRE_VOTE_PATH, SERVER_FROM_HEADER,
+    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
 use crate::error::{MembershipError, ProposeError};
 use crate::types::{
@@ -31,30 +34,32 @@ use beacon_store::Command;
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     id: NodeId,
-    http: reqwest::Client,
+    http: PeerHttp,
     stats: Arc<PeerStats>,
     /// Set when a peer answers that this member was removed.
     removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl NetworkFactory {
-    /// A factory for the outgoing messages of member `id` of cluster `cluster_id`;
-    /// `removed` is set when a peer answers that this member was removed.
+    /// A factory for the outgoing messages of member `id` of cluster `cluster_id`, sent
+    /// over connections `net` opens; `removed` is set when a peer answers that this
+    /// member was removed.
     pub fn new(
         id: NodeId,
         cluster_id: u64,
+        net: Arc<dyn PeerNet>,
         removed: Arc<tokio::sync::watch::Sender<bool>>,
     ) -> NetworkFactory {
         NetworkFactory {
             id,
-            http: http_client(id, cluster_id),
+            http: PeerHttp::new(net, member_headers(id, cluster_id)),
             stats: Arc::default(),
             removed,
         }
     }
 
     /// The pooled HTTP client its peer clients share; the node forwards proposals on it.
-    pub(crate) fn http(&self) -> reqwest::Client {
+    pub(crate) fn http(&self) -> PeerHttp {
         self.http.clone()
     }
 
@@ -64,9 +69,8 @@ impl NetworkFactory {
     }
 }
 
-/// The pooled HTTP client for peer traffic: keep-alive connections, a short connect
-/// timeout (an unreachable peer must fail fast so that openraft backs off).
-fn http_client(id: NodeId, cluster_id: u64) -> reqwest::Client {
+/// The headers on every request of member `id` of cluster `cluster_id`.
+fn member_headers(id: NodeId, cluster_id: u64) -> http::HeaderMap {
     // Every request names its cluster and its sender, as etcd's rafthttp does: the
     // receiver refuses other clusters and non-members, and whoever sits between two
     // members (a fault-injecting proxy in tests) knows which link a request is on.
@@ -77,17 +81,7 @@ fn http_client(id: NodeId, cluster_id: u64) -> reqwest::Client {
     let mut headers = http::HeaderMap::new();
     headers.insert(SERVER_FROM_HEADER, hex(id));
     headers.insert(CLUSTER_ID_HEADER, hex(cluster_id));
-    client_builder()
-        .default_headers(headers)
-        .build()
-        .expect("a client with no TLS and no proxy settings always builds")
-}
-
-fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+    headers
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -111,43 +105,9 @@ pub struct PeerClient {
     id: NodeId,
     target: NodeId,
     base: String,
-    http: reqwest::Client,
+    http: PeerHttp,
     stats: Arc<PeerStats>,
     removed: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-/// Why a call to a peer failed, before openraft's (or the forwarder's) error types are
-/// chosen.
-enum CallError {
-    /// No connection could be made, so nothing was sent.
-    NotSent { timed_out: bool, message: String },
-    /// No answer in time.
-    Timeout,
-    /// The peer answered with an error: back off.
-    Unreachable(String),
-    /// The connection broke mid-call: retry at once.
-    Network(String),
-    /// The peer refused: this member was removed from the cluster (etcd's 410).
-    Removed,
-}
-
-/// POSTs `request` as JSON to `url` and decodes the JSON answer, within `timeout`.
-async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
-    http: &reqwest::Client,
-    url: String,
-    request: &Req,
-    timeout: Duration,
-) -> Result<Resp, CallError> {
-    let body = serde_json::to_vec(request).map_err(|e| CallError::Network(e.to_string()))?;
-    let sent = http
-        .post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .timeout(timeout)
-        .send()
-        .await;
-    let response = sent.map_err(|e| classify(&e))?;
-    read_answer(response).await
 }
 
 impl PeerClient {
@@ -160,7 +120,7 @@ impl PeerClient {
         option: RPCOption,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let ttl = option.hard_ttl();
-        post_json(&self.http, format!("{}{path}", self.base), request, ttl)
+        post_json(&self.http, &format!("{}{path}", self.base), request, ttl)
             .await
             .map_err(|e| self.rpc_error(action, ttl, e))
     }
@@ -202,37 +162,6 @@ impl PeerClient {
             }
         }
     }
-}
-
-fn classify(e: &reqwest::Error) -> CallError {
-    if e.is_connect() {
-        CallError::NotSent {
-            timed_out: e.is_timeout(),
-            message: e.to_string(),
-        }
-    } else if e.is_timeout() {
-        CallError::Timeout
-    } else {
-        CallError::Network(e.to_string())
-    }
-}
-
-/// The peer answers 200 with the JSON of the result, or an error status with a text.
-async fn read_answer<Resp: DeserializeOwned>(
-    response: reqwest::Response,
-) -> Result<Resp, CallError> {
-    let status = response.status();
-    if status == http::StatusCode::GONE {
-        return Err(CallError::Removed);
-    }
-    let bytes = response.bytes().await.map_err(|e| classify(&e))?;
-    if !status.is_success() {
-        return Err(CallError::Unreachable(format!(
-            "answered {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
-        )));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| CallError::Network(format!("bad answer: {e}")))
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -295,17 +224,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // and its checksum before it decodes anything.
         let body = crate::snapshot_file::encode(&snapshot.meta, &snapshot.snapshot);
         drop(snapshot);
-        let send = self
-            .http
-            .post(format!("{}{SNAPSHOT_PATH}", self.base))
-            .header(VOTE_HEADER, vote_json)
-            .header(http::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .timeout(ttl)
-            .send();
+        let url = format!("{}{SNAPSHOT_PATH}", self.base);
+        let headers = [(VOTE_HEADER, vote_json)];
         let answer = async {
-            let response = send.await.map_err(|e| classify(&e))?;
-            read_answer::<SnapshotResponse<TypeConfig>>(response).await
+            let answer = self
+                .http
+                .post(&url, "application/octet-stream", &headers, body, ttl)
+                .await?;
+            read_answer::<SnapshotResponse<TypeConfig>>(answer)
         };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
@@ -321,14 +247,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
 /// Sends `cmd` to the leader at `peer_url` to be proposed there.
 pub(crate) async fn forward_proposal(
-    http: &reqwest::Client,
+    http: &PeerHttp,
     peer_url: &str,
     cmd: &Command,
     timeout: Duration,
 ) -> Result<Proposed, ProposeError> {
     let url = format!("{}{}", peer_url.trim_end_matches('/'), super::PROPOSE_PATH);
     let unreachable = |m: String| ProposeError::Forward(format!("leader at {peer_url}: {m}"));
-    match post_json::<_, super::ForwardAnswer>(http, url, cmd, timeout).await {
+    match post_json::<_, super::ForwardAnswer>(http, &url, cmd, timeout).await {
         Ok(answer) => answer.into_result(),
         // Never sent: the leader is gone; the caller waits for a new one.
         Err(CallError::NotSent { .. }) => Err(ProposeError::NotLeader { leader_id: None }),
@@ -340,13 +266,13 @@ pub(crate) async fn forward_proposal(
 
 /// Sends a membership change to the leader at `peer_url` to be made there.
 pub(crate) async fn forward_member_change(
-    http: &reqwest::Client,
+    http: &PeerHttp,
     peer_url: &str,
     change: &MemberChange,
     timeout: Duration,
 ) -> Result<(), MembershipError> {
     let url = format!("{}{}", peer_url.trim_end_matches('/'), super::MEMBERS_PATH);
-    match post_json::<_, Result<(), MembershipError>>(http, url, change, timeout).await {
+    match post_json::<_, Result<(), MembershipError>>(http, &url, change, timeout).await {
         Ok(answer) => answer,
         // Never sent: look for the new leader.
         Err(CallError::NotSent { .. }) => Err(MembershipError::NotLeader),
@@ -362,7 +288,7 @@ pub(crate) async fn forward_member_change(
 /// Reads a running member's list of members and its cluster id (etcd's peer
 /// `GET /members`), as a member joining with `--initial-cluster-state existing` does.
 pub async fn fetch_members(
-    http: &reqwest::Client,
+    http: &PeerHttp,
     peer_url: &str,
     timeout: Duration,
 ) -> Result<(u64, Vec<super::ListedMember>), String> {
@@ -371,30 +297,32 @@ pub async fn fetch_members(
         peer_url.trim_end_matches('/'),
         super::MEMBER_LIST_PATH
     );
-    let response = http
-        .get(url)
-        .timeout(timeout)
-        .send()
+    let answer = http
+        .get(&url, timeout)
         .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("answered {}", response.status()));
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !answer.status.is_success() {
+        return Err(format!("answered {}", answer.status));
     }
-    let cluster_id = response
-        .headers()
-        .get("x-etcd-cluster-id")
+    let cluster_id = answer
+        .headers
+        .get(CLUSTER_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| u64::from_str_radix(v, 16).ok())
         .ok_or("no valid X-Etcd-Cluster-ID header")?;
-    let members = response.json().await.map_err(|e| e.to_string())?;
+    let members = serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
     Ok((cluster_id, members))
 }
 
-/// A client for one-off calls to peers outside a running node (start-up discovery).
-pub fn discovery_client() -> reqwest::Client {
-    client_builder()
-        .build()
-        .expect("a client with no TLS and no proxy settings always builds")
+/// A client for one-off calls to peers outside a running node (start-up discovery),
+/// over TCP.
+pub fn discovery_client() -> PeerHttp {
+    discovery_client_over(Arc::new(TcpNet))
+}
+
+/// [`discovery_client`] over the given network.
+pub fn discovery_client_over(net: Arc<dyn PeerNet>) -> PeerHttp {
+    PeerHttp::new(net, http::HeaderMap::new())
 }
 
 /// How long the leader keeps telling a removed member that it was removed.
@@ -403,11 +331,11 @@ const NOTIFY_REMOVED_FOR: Duration = Duration::from_secs(10);
 /// Tells member `id` at `peer_url` that it was removed, retrying for a while; a member
 /// that is down learns it from its peers' refusals when it comes back (not yet) or
 /// stays harmlessly outside the cluster.
-pub(crate) async fn notify_removed(http: reqwest::Client, peer_url: String, id: NodeId) {
+pub(crate) async fn notify_removed(http: PeerHttp, peer_url: String, id: NodeId) {
     let url = format!("{}{}", peer_url.trim_end_matches('/'), super::REMOVED_PATH);
     let deadline = tokio::time::Instant::now() + NOTIFY_REMOVED_FOR;
     while tokio::time::Instant::now() < deadline {
-        if post_json::<_, ()>(&http, url.clone(), &id, CONNECT_TIMEOUT)
+        if post_json::<_, ()>(&http, &url, &id, CONNECT_TIMEOUT)
             .await
             .is_ok()
         {

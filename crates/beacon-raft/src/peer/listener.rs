@@ -2,7 +2,8 @@
 //! once (the rest wait in the kernel's accept queue, holding none of this process's
 //! descriptors), each closed after [`PEER_IDLE_TIMEOUT`] without a request head, as
 //! etcd closes idle peer connections. So a flood of peer connections can neither use up
-//! the descriptors the client port needs nor stay forever.
+//! the descriptors the client port needs nor stay forever. The connections come from a
+//! [`PeerAccept`]: production's `TcpListener`, or a simulation's listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,34 +11,35 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::net::PeerAccept;
 use super::{PEER_CONNECTIONS_MAX, PEER_IDLE_TIMEOUT};
 
 /// How long to pause accepting after an accept error (out of descriptors, say), so the
 /// loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Serves `router` on `listener` until the task is dropped.
-pub async fn serve_listener(listener: TcpListener, router: Router) {
+/// Serves `router` on the connections `listener` accepts until the task is dropped.
+pub async fn serve_listener(listener: impl PeerAccept, router: Router) {
     serve_listener_with(listener, router, PEER_CONNECTIONS_MAX, PEER_IDLE_TIMEOUT).await
 }
 
 /// [`serve_listener`] with its limits given (tests use small ones).
 pub(crate) async fn serve_listener_with(
-    listener: TcpListener,
+    mut listener: impl PeerAccept,
     router: Router,
     connections_max: usize,
     idle_timeout: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(connections_max));
+    let dated = listener.dates_answers();
     loop {
         // A slot first: while every slot is taken, connections wait unaccepted.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let sock = match listener.accept().await {
+        let sock = match PeerAccept::accept(&mut listener).await {
             Ok((sock, _)) => sock,
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a peer connection");
@@ -45,7 +47,6 @@ pub(crate) async fn serve_listener_with(
                 continue;
             }
         };
-        let _ = sock.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -53,7 +54,8 @@ pub(crate) async fn serve_listener_with(
             // it closes a connection that sits idle between requests too.
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(idle_timeout);
+                .header_read_timeout(idle_timeout)
+                .auto_date_header(dated);
             let _ = builder.serve_connection(TokioIo::new(sock), service).await;
             drop(slot);
         });

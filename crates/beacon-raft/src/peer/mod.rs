@@ -14,21 +14,29 @@
 //! (`*_BYTES_MAX`), every call and every connection has a timeout (`listener`), and a
 //! peer that cannot be reached is reported `Unreachable`, which makes openraft back off
 //! and retry.
+//!
+//! Below it all, [`PeerNet`] opens the connections the client sends on and
+//! [`PeerAccept`] yields those the server reads from: TCP in production, a simulated
+//! network in `beacon-sim`, with the same HTTP code above either.
 
 mod body;
+pub(crate) mod call;
 mod client;
 mod guard;
 mod listener;
 mod local;
+mod net;
 mod reply;
 mod server;
 mod snapshot_receive;
 mod stats;
 
-pub use client::{discovery_client, fetch_members, NetworkFactory};
+pub use call::PeerHttp;
+pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
 pub(crate) use client::{forward_member_change, forward_proposal, notify_removed};
 pub use listener::serve_listener;
 pub use local::LocalMember;
+pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet};
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 

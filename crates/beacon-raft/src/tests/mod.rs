@@ -1,8 +1,10 @@
 //! In-crate tests: openraft's storage suite on the fjall log store, snapshot file
 //! encoding, whole-node restarts, snapshots and damaged data directories, and the
-//! peer router against forged and mutated messages.
+//! peer router against forged and mutated messages, and the peer transport over an
+//! injected network.
 
 mod clock;
+mod net;
 mod node;
 mod peer;
 mod snapshot_file;

@@ -119,6 +119,13 @@ async fn senders_outside_the_cluster_are_refused_with_etcds_statuses() {
     // Small messages are small: a vote of 1 MiB is refused before it is read.
     let huge = post(&base, "/raft/vote", CLUSTER_ID, PEER).body(vec![b' '; 1 << 20]);
     assert_eq!(status_of(huge).await, 413);
+    // Over TCP, answers carry Go's `Date` header, as etcd's peer port sends it.
+    let dated = post(&base, "/raft/pre-vote", CLUSTER_ID, PEER)
+        .body(pre_vote_body(1))
+        .send()
+        .await
+        .expect("answered");
+    assert!(dated.headers().contains_key("date"));
     node.shutdown().await.unwrap();
 }
 
