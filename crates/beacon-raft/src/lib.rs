@@ -16,6 +16,7 @@
 mod committed_marker;
 mod config;
 mod coverage;
+pub mod disk;
 mod entry_cache;
 mod error;
 mod log_db;
@@ -29,6 +30,8 @@ mod seams;
 mod snapshot_file;
 mod start;
 mod state_machine;
+#[cfg(any(test, feature = "storage-suite"))]
+pub mod storage_suite;
 mod types;
 
 #[cfg(test)]

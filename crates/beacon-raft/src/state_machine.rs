@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
+use crate::disk;
 use crate::error::OpenError;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
@@ -53,9 +54,10 @@ pub struct SkippedSnapshot {
 /// Reads, verifies and decodes one snapshot file into a store of its own, so a file that
 /// fails half way leaves nothing behind in the shared one.
 fn load_into_fresh_store(
+    dir: &SnapshotDir,
     path: &std::path::Path,
 ) -> Result<(SnapshotMeta, beacon_store::Store), String> {
-    let (meta, data) = SnapshotDir::load(path).map_err(|e| e.to_string())?;
+    let (meta, data) = dir.load(path).map_err(|e| e.to_string())?;
     let mut store = beacon_store::Store::new();
     store
         .recover(&data)
@@ -65,11 +67,11 @@ fn load_into_fresh_store(
 
 /// Renames a snapshot that does not load to `<name>.broken` (etcd's habit), so it is kept
 /// for inspection but never listed, loaded or sent to a follower again.
-fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+fn set_aside(dir: &SnapshotDir, path: &std::path::Path) -> io::Result<std::path::PathBuf> {
     let mut broken = path.as_os_str().to_owned();
     broken.push(".broken");
     let broken = std::path::PathBuf::from(broken);
-    std::fs::rename(path, &broken)?;
+    dir.disk().rename(path, &broken)?;
     Ok(broken)
 }
 
@@ -95,7 +97,7 @@ impl StateMachine {
         // still cover everything committed is checked afterwards (`coverage`).
         let mut files = snapshots.list().map_err(dir_err)?;
         while let Some(file) = files.pop() {
-            match load_into_fresh_store(&file.path) {
+            match load_into_fresh_store(&snapshots, &file.path) {
                 Ok((meta, store)) => {
                     *sm.write_store()
                         .map_err(|e| OpenError::Start(e.to_string()))? = store;
@@ -105,7 +107,7 @@ impl StateMachine {
                     break;
                 }
                 Err(reason) => {
-                    let broken = set_aside(&file.path).map_err(dir_err)?;
+                    let broken = set_aside(&snapshots, &file.path).map_err(dir_err)?;
                     tracing::warn!(
                         path = %file.path.display(),
                         renamed_to = %broken.display(),
@@ -199,14 +201,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = self.meta.clone();
         let data = mem::take(&mut self.data);
         let dir = self.snapshots.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
+        let (meta, data) = disk::blocking(&**self.snapshots.disk(), move || {
             let path = dir.write(&meta, &data)?;
             dir.prune(SNAPSHOTS_TO_KEEP)?;
             tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
             Ok::<_, io::Error>((meta, data))
         })
-        .await
-        .map_err(io_other)??;
+        .await??;
         Ok(Snapshot {
             meta,
             snapshot: data,
@@ -288,7 +289,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // never reach the disk, where it would replace the good ones.
         let dir = self.snapshots.clone();
         let file_meta = meta.clone();
-        let snapshot = tokio::task::spawn_blocking(move || {
+        let snapshot = disk::blocking(&**self.snapshots.disk(), move || {
             beacon_store::Store::new()
                 .recover(&snapshot)
                 .map_err(io_other)?;
@@ -298,8 +299,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             dir.prune(1)?;
             Ok::<_, io::Error>(snapshot)
         })
-        .await
-        .map_err(io_other)??;
+        .await??;
         // Recovered in place, not swapped for a new Store: the server holds watchers on it.
         self.write_store()?.recover(&snapshot).map_err(io_other)?;
         self.set_last_applied(meta.last_log_id);
@@ -309,18 +309,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let dir = self.snapshots.clone();
-        tokio::task::spawn_blocking(move || {
+        disk::blocking(&**self.snapshots.disk(), move || {
             let Some(file) = dir.latest()? else {
                 return Ok(None);
             };
-            let (meta, data) = SnapshotDir::load(&file.path)
+            let (meta, data) = dir
+                .load(&file.path)
                 .map_err(|e| io_other(format!("snapshot {}: {e}", file.path.display())))?;
             Ok(Some(Snapshot {
                 meta,
                 snapshot: data,
             }))
         })
-        .await
-        .map_err(io_other)?
+        .await?
     }
 }
