@@ -533,9 +533,10 @@ impl RaftNode {
             self.inner.election_timeout,
         )
         .await;
-        // A log write waiting for disk space would hold openraft's core, and so its
-        // shutdown, forever: from here on it gives up instead.
+        // A log or snapshot write waiting for disk space would hold openraft's core, and
+        // so its shutdown, forever: from here on it gives up instead.
         self.inner.log.stop_retrying();
+        self.inner.snapshots.stop_retrying();
         self.inner
             .raft
             .shutdown()

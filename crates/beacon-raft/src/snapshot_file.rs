@@ -13,7 +13,9 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -29,6 +31,10 @@ pub(crate) const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 pub(crate) const CHECKSUM_LEN: usize = 8;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
+/// How long a snapshot write that failed (a full disk) waits before it is tried again,
+/// in milliseconds: the log's writes wait as long (`LOG_WRITE_RETRY_MS`, for the same
+/// reasons). A failed write handed to openraft would stop Raft for good.
+pub const SNAPSHOT_WRITE_RETRY_MS: u64 = 500;
 /// The file a snapshot sent by the leader is received into before it is verified; a
 /// temp file, so a crash mid-receipt leaves nothing that start-up would load.
 const INCOMING_NAME: &str = "incoming.snap.tmp";
@@ -140,6 +146,9 @@ pub struct SnapshotFile {
 pub struct SnapshotDir {
     disk: Arc<dyn Disk>,
     path: PathBuf,
+    /// Set at shutdown (shared by every clone): a failed write gives up instead of
+    /// waiting for the disk.
+    stopping: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for SnapshotDir {
@@ -156,6 +165,49 @@ impl SnapshotDir {
         SnapshotDir {
             disk,
             path: path.into(),
+            stopping: Arc::default(),
+        }
+    }
+
+    /// Makes a failed write give up with its error from now on (shutdown).
+    pub fn stop_retrying(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// [`Self::write`] as blocking work, tried again every [`SNAPSHOT_WRITE_RETRY_MS`]
+    /// while it fails (a full disk), until it succeeds or the node stops. etcd's
+    /// snapshotter panics on a failed save instead; this waits, as the log does.
+    pub async fn write_retrying(
+        &self,
+        meta: &SnapshotMeta,
+        data: Arc<Vec<u8>>,
+    ) -> io::Result<PathBuf> {
+        let mut failing = false;
+        loop {
+            let (dir, m, d) = (self.clone(), meta.clone(), Arc::clone(&data));
+            let result = disk::blocking(&*self.disk, move || dir.write(&m, &d))
+                .await
+                .and_then(|written| written);
+            match result {
+                Ok(path) => {
+                    if failing {
+                        tracing::info!(path = %path.display(), "snapshot written after failed tries");
+                    }
+                    return Ok(path);
+                }
+                Err(e) if self.stopping.load(Ordering::Acquire) => return Err(e),
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(
+                            dir = %self.path.display(),
+                            error = %e,
+                            retry_ms = SNAPSHOT_WRITE_RETRY_MS,
+                            "writing a snapshot failed (is the disk full?); it is retried until it succeeds"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(SNAPSHOT_WRITE_RETRY_MS)).await;
+                }
+            }
         }
     }
 

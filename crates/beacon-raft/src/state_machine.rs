@@ -200,18 +200,30 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let meta = self.meta.clone();
         let data = mem::take(&mut self.data);
-        let dir = self.snapshots.clone();
-        let (meta, data) = disk::blocking(&**self.snapshots.disk(), move || {
-            let path = dir.write(&meta, &data)?;
-            dir.prune(SNAPSHOTS_TO_KEEP)?;
-            tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
-            Ok::<_, io::Error>((meta, data))
-        })
-        .await??;
+        let data = Arc::new(data);
+        let path = self
+            .snapshots
+            .write_retrying(&meta, Arc::clone(&data))
+            .await?;
+        tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
+        prune(&self.snapshots, SNAPSHOTS_TO_KEEP).await;
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: Arc::unwrap_or_clone(data),
         })
+    }
+}
+
+/// Removes all but the newest `keep` snapshot files. A failure (a disk that refuses the
+/// removal) only leaves an extra file behind, so it is logged, not handed to openraft,
+/// which would stop Raft for good; the next snapshot prunes again.
+async fn prune(dir: &SnapshotDir, keep: usize) {
+    let on = dir.clone();
+    match disk::blocking(&**dir.disk(), move || on.prune(keep)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(dir = %dir.path().display(), error = %e, "older snapshots not removed")
+        }
     }
 }
 
@@ -287,19 +299,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         // The peer API verified it already; a snapshot that does not decode must still
         // never reach the disk, where it would replace the good ones.
-        let dir = self.snapshots.clone();
-        let file_meta = meta.clone();
         let snapshot = disk::blocking(&**self.snapshots.disk(), move || {
             beacon_store::Store::new()
                 .recover(&snapshot)
                 .map_err(io_other)?;
-            // Persist (file and directory synced) before the older ones go: once the
-            // store moves on, this file is what a restart recovers from.
-            dir.write(&file_meta, &snapshot)?;
-            dir.prune(1)?;
-            Ok::<_, io::Error>(snapshot)
+            Ok::<_, io::Error>(Arc::new(snapshot))
         })
         .await??;
+        // Persist (file and directory synced) before the older ones go: once the store
+        // moves on, this file is what a restart recovers from.
+        self.snapshots
+            .write_retrying(meta, Arc::clone(&snapshot))
+            .await?;
+        prune(&self.snapshots, 1).await;
+        let snapshot = Arc::unwrap_or_clone(snapshot);
         // Recovered in place, not swapped for a new Store: the server holds watchers on it.
         self.write_store()?.recover(&snapshot).map_err(io_other)?;
         self.set_last_applied(meta.last_log_id);

@@ -189,6 +189,8 @@ struct State {
     /// Scripted failures: the next this many log syncs, log writes fail.
     fail_log_syncs: u32,
     fail_log_writes: u32,
+    /// Scripted failures: the next this many writes of files whose name ends so fail.
+    fail_file_writes: Option<(String, u32)>,
     log: LogDb,
     files: Files,
 }
@@ -216,7 +218,13 @@ impl State {
         self.roll(p)
     }
 
-    fn file_write_fails(&mut self) -> bool {
+    fn file_write_fails(&mut self, path: Option<&Path>) -> bool {
+        if let (Some((suffix, n)), Some(path)) = (&mut self.fail_file_writes, path) {
+            if *n > 0 && path.to_string_lossy().ends_with(suffix.as_str()) {
+                *n -= 1;
+                return true;
+            }
+        }
         let p = self.faults.file_write_per_mille;
         self.roll(p)
     }
@@ -256,6 +264,7 @@ impl SimDisk {
                 faults,
                 fail_log_syncs: 0,
                 fail_log_writes: 0,
+                fail_file_writes: None,
                 log: LogDb::default(),
                 files: Files::default(),
             })),
@@ -281,6 +290,11 @@ impl SimDisk {
     /// Makes the next `n` log batches fail.
     pub fn fail_log_writes(&self, n: u32) {
         self.lock().fail_log_writes = n;
+    }
+
+    /// Makes the next `n` writes of files whose name ends with `suffix` fail.
+    pub fn fail_file_writes(&self, suffix: &str, n: u32) {
+        self.lock().fail_file_writes = Some((suffix.to_owned(), n));
     }
 
     /// The host crashed: everything not synced is lost but for a random prefix of the
@@ -444,7 +458,7 @@ struct SimFile {
 impl StreamedFile for SimFile {
     fn write<'a>(&'a mut self, chunk: &'a [u8]) -> DiskFuture<'a, io::Result<()>> {
         let mut s = self.disk.lock();
-        let result = if s.file_write_fails() {
+        let result = if s.file_write_fails(None) {
             Err(injected("writing a file"))
         } else {
             match s.files.inodes.get_mut(&self.ino) {
@@ -507,7 +521,7 @@ impl Disk for SimDisk {
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut s = self.lock();
         let ino = s.files.create(path)?;
-        if s.file_write_fails() {
+        if s.file_write_fails(Some(path)) {
             // A full disk mid-write leaves part of the bytes behind.
             let cut = s.below(bytes.len() + 1);
             s.files.inodes.get_mut(&ino).expect("created").data = bytes[..cut].to_vec();

@@ -235,3 +235,90 @@ fn a_torn_snapshot_falls_back_to_the_older_one() {
     broken.push(".broken");
     assert!(disk.exists(Path::new(&broken)), "set aside as .broken");
 }
+
+#[test]
+fn a_snapshot_write_that_fails_is_retried_and_raft_goes_on() {
+    let disk = disk(11);
+    let mut cfg = config();
+    cfg.snapshot_count = 5;
+    let snap_dir = Path::new(DATA_DIR).join("member/snap");
+    let host = new_host();
+    let node = host
+        .block_on(RaftNode::open_with(cfg.clone(), seams(&disk)))
+        .expect("open");
+    // A full disk while the snapshot is written: the write waits and is tried again,
+    // as the log's writes are, instead of stopping Raft for good (a storage error is
+    // fatal to openraft).
+    disk.fail_file_writes(".snap.tmp", 2);
+    host.block_on(async {
+        for i in 0..14 {
+            node.propose(put(&format!("/k{i}"), "v"))
+                .await
+                .expect("propose");
+        }
+        wait_until("two snapshots", || snapshots(&disk, &snap_dir).len() == 2).await;
+        node.propose(put("/after", "x"))
+            .await
+            .expect("raft goes on after the failed snapshot writes");
+    });
+    host.block_on(node.shutdown()).expect("shutdown");
+}
+
+/// How many seeds the fault campaign below runs, and how many crashes each.
+const CAMPAIGN_SEEDS: u64 = 4;
+const CAMPAIGN_CRASHES: usize = 3;
+/// Writes per life of the node between two crashes.
+const CAMPAIGN_WRITES: usize = 40;
+
+#[test]
+fn acknowledged_writes_survive_seeded_disk_faults_and_crashes() {
+    for seed in 1..=CAMPAIGN_SEEDS {
+        let faults = Faults {
+            log_write_per_mille: 15,
+            log_sync_per_mille: 15,
+            file_write_per_mille: 15,
+            file_sync_per_mille: 15,
+        };
+        let disk = SimDisk::new(SeededRng::new(seed), faults);
+        let mut cfg = config();
+        cfg.snapshot_count = 16;
+        let mut acknowledged: Vec<String> = Vec::new();
+        let mut next = 0;
+        for life in 0..CAMPAIGN_CRASHES {
+            let host = new_host();
+            // Opening may itself meet a fault (a marker that does not write): that is an
+            // error, and the operator's restart is the next try.
+            let node = (0..10)
+                .find_map(|_| {
+                    host.block_on(RaftNode::open_with(cfg.clone(), seams(&disk)))
+                        .inspect_err(|e| eprintln!("seed {seed} life {life}: open failed: {e}"))
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("seed {seed} life {life}: never opened"));
+            for key in &acknowledged {
+                assert_eq!(
+                    value(&node, key).as_deref(),
+                    Some("v"),
+                    "seed {seed} life {life}: acknowledged {key} lost"
+                );
+            }
+            host.block_on(async {
+                for _ in 0..CAMPAIGN_WRITES {
+                    let key = format!("/k{next}");
+                    next += 1;
+                    match tokio::time::timeout(DEADLINE, node.propose(put(&key, "v"))).await {
+                        Ok(Ok(_)) => acknowledged.push(key),
+                        // A write the disk lost is refused, and the node stops: crash it.
+                        Ok(Err(e)) => {
+                            eprintln!("seed {seed} life {life}: {key} refused: {e}");
+                            break;
+                        }
+                        Err(_) => panic!("seed {seed} life {life}: {key} never answered"),
+                    }
+                }
+            });
+            crash(host, node, &disk);
+        }
+        eprintln!("seed {seed}: {} writes acknowledged", acknowledged.len());
+    }
+}
