@@ -16,14 +16,15 @@
 //! Format: one line `committed <index> <xxh3-64 of "committed <index>" in hex>`, so a
 //! flipped digit is noticed instead of trusted.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::disk::{self, Disk};
 
 /// The marker's file name, beside `raft/` and `snap/` in `member/`.
 pub const COMMITTED_MARKER: &str = "committed";
@@ -75,8 +76,8 @@ fn decode(text: &str) -> Option<u64> {
 
 /// Reads the marker: `None` if there is none (a fresh directory, or one written before
 /// the marker existed), an error if it is there but unreadable or damaged.
-pub fn read(path: &Path) -> Result<Option<u64>, MarkerError> {
-    let bytes = match fs::read(path) {
+pub fn read(disk: &dyn Disk, path: &Path) -> Result<Option<u64>, MarkerError> {
+    let bytes = match disk.read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
@@ -95,22 +96,20 @@ pub fn read(path: &Path) -> Result<Option<u64>, MarkerError> {
 
 /// Writes the marker atomically (temp file, fsync, rename, fsync of the directory), so a
 /// crash leaves the old or the new value, never a torn one.
-pub fn write(path: &Path, index: u64) -> io::Result<()> {
+pub fn write(disk: &dyn Disk, path: &Path, index: u64) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(encode(index).as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
+    disk::write_atomically(disk, path, &tmp, encode(index).as_bytes())
 }
 
 /// Keeps the marker at `path` up to the applied index until aborted. A failed write (a
 /// full disk) is logged once and retried at the next tick; the marker is only ever
 /// behind, which is safe.
-pub async fn keep_up(path: PathBuf, applied: Arc<AtomicU64>, mut written: u64) {
+pub async fn keep_up(
+    disk: Arc<dyn Disk>,
+    path: PathBuf,
+    applied: Arc<AtomicU64>,
+    mut written: u64,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(COMMITTED_MARKER_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -120,8 +119,8 @@ pub async fn keep_up(path: PathBuf, applied: Arc<AtomicU64>, mut written: u64) {
         if now <= written {
             continue;
         }
-        let target = path.clone();
-        let result = tokio::task::spawn_blocking(move || write(&target, now)).await;
+        let (target, on) = (path.clone(), Arc::clone(&disk));
+        let result = disk::blocking(&*disk, move || write(&*on, &target, now)).await;
         match result {
             Ok(Ok(())) => {
                 written = now;
@@ -160,11 +159,12 @@ mod tests {
     fn read_tells_missing_from_damaged() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join(COMMITTED_MARKER);
-        assert!(read(&path).expect("missing is fine").is_none());
-        write(&path, 42).expect("write");
-        assert_eq!(read(&path).expect("read"), Some(42));
-        fs::write(&path, b"\xff\x00junk").expect("damage");
-        let err = read(&path).expect_err("damaged");
+        let disk = crate::disk::StdDisk;
+        assert!(read(&disk, &path).expect("missing is fine").is_none());
+        write(&disk, &path, 42).expect("write");
+        assert_eq!(read(&disk, &path).expect("read"), Some(42));
+        std::fs::write(&path, b"\xff\x00junk").expect("damage");
+        let err = read(&disk, &path).expect_err("damaged");
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 }

@@ -68,7 +68,7 @@ pub fn check(
         path: raft_dir.clone(),
         detail,
     };
-    let recorded = match committed_marker::read(marker) {
+    let recorded = match committed_marker::read(&**log.disk(), marker) {
         Ok(r) => r,
         Err(e) if force => {
             tracing::warn!(error = %e, "ignoring a damaged committed marker (--force-new-cluster)");

@@ -23,13 +23,14 @@ pub enum OpenError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// fjall refused to open the Raft log (locked, unreadable, or corrupt beyond a torn tail).
+    /// The log database (fjall) refused to open the Raft log (locked, unreadable, or
+    /// corrupt beyond a torn tail).
     #[error("raft log at {path} cannot be opened: {source}")]
     LogOpen {
         /// The fjall directory.
         path: PathBuf,
-        /// What fjall reported.
-        source: fjall::Error,
+        /// What the log database reported.
+        source: crate::disk::DbError,
     },
     /// The Raft log opened but its contents are inconsistent or undecodable.
     #[error("raft log at {path} is corrupt: {detail}")]

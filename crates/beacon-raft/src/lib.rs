@@ -18,6 +18,7 @@ mod clock;
 mod committed_marker;
 mod config;
 mod coverage;
+pub mod disk;
 mod entry_cache;
 mod error;
 mod expiry;
@@ -34,6 +35,8 @@ mod seams;
 mod snapshot_file;
 mod start;
 mod state_machine;
+#[cfg(any(test, feature = "storage-suite"))]
+pub mod storage_suite;
 mod types;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The fjall database under the Raft log, re-opened in place after a failed write.
+//! The log database (fjall in production, see `disk`) under the Raft log, re-opened in
+//! place after a failed write.
 //!
 //! fjall marks its database failed ("poisoned") after any journal write or sync error
 //! and refuses every later write until it is opened again: it cannot tell what reached
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use crate::disk::{self, DbError, Disk, LogTables};
 
 /// How long a failed log write waits before the database is re-opened and the write
 /// tried again, in milliseconds: often enough that writes resume within a second of
@@ -27,46 +28,34 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 /// the journal).
 pub const LOG_WRITE_RETRY_MS: u64 = 500;
 
-const LOG_KEYSPACE: &str = "log";
-const META_KEYSPACE: &str = "meta";
-
 /// The handles of one opening of the database; cheap to clone.
 #[derive(Clone)]
 pub struct Handles {
     /// Which opening these are (counted from 0), so that a failed write re-opens only
     /// the database it failed on, not one another thread already re-opened.
     generation: u64,
-    /// The database (batches, persist).
-    pub db: Database,
-    /// Log entries by big-endian index.
-    pub log: Keyspace,
-    /// Vote, purge and commit markers.
-    pub meta: Keyspace,
+    /// The tables (reads, batches, persist).
+    pub tables: Arc<dyn LogTables>,
 }
 
-fn open_handles(path: &Path, generation: u64) -> Result<Handles, fjall::Error> {
-    let db = Database::builder(path).open()?;
-    let log = db.keyspace(LOG_KEYSPACE, KeyspaceCreateOptions::default)?;
-    let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)?;
+impl std::ops::Deref for Handles {
+    type Target = dyn LogTables;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.tables
+    }
+}
+
+fn open_handles(disk: &dyn Disk, path: &Path, generation: u64) -> Result<Handles, DbError> {
     Ok(Handles {
         generation,
-        db,
-        log,
-        meta,
+        tables: disk.open_log(path)?,
     })
-}
-
-/// What a fjall error means, in words that do not mislead: `Poisoned` only says that an
-/// earlier write failed (and this one was not tried).
-pub fn describe(e: &fjall::Error) -> String {
-    match e {
-        fjall::Error::Poisoned => "an earlier write to the raft log failed".to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// The database slot shared by every clone of the log store and the sync thread.
 pub struct LogDb {
+    disk: Arc<dyn Disk>,
     path: PathBuf,
     /// `None` only while a re-open is under way or failed (then it is retried).
     slot: RwLock<Option<Handles>>,
@@ -79,11 +68,12 @@ pub struct LogDb {
 }
 
 impl LogDb {
-    /// Opens the database at `path`.
-    pub fn open(path: &Path) -> Result<LogDb, fjall::Error> {
+    /// Opens the database at `path` on `disk`.
+    pub fn open(disk: Arc<dyn Disk>, path: &Path) -> Result<LogDb, DbError> {
         Ok(LogDb {
+            slot: RwLock::new(Some(open_handles(&*disk, path, 0)?)),
+            disk,
             path: path.to_owned(),
-            slot: RwLock::new(Some(open_handles(path, 0)?)),
             stopping: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             next_generation: AtomicU64::new(1),
@@ -106,20 +96,21 @@ impl LogDb {
         ))
     }
 
-    /// The current handles, waiting (from a blocking thread) while a re-open is due.
-    pub fn handles_blocking(&self) -> io::Result<Handles> {
-        loop {
-            if let Some(h) = self.current() {
-                return Ok(h);
-            }
-            if self.is_stopping() {
-                return Err(self.gone());
-            }
-            self.reopen(None);
-            if self.current().is_none() {
-                std::thread::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS));
-            }
+    /// The disk the database is on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
+    }
+
+    /// The current handles, re-opening once if a re-open is due, without waiting (for
+    /// blocking work at open and at shutdown, when nothing else re-opens it).
+    pub fn handles_now(&self) -> io::Result<Handles> {
+        if let Some(h) = self.current() {
+            return Ok(h);
         }
+        if !self.is_stopping() {
+            self.reopen(None);
+        }
+        self.current().ok_or_else(|| self.gone())
     }
 
     /// The current handles, waiting (on the async runtime) while a re-open is due.
@@ -138,10 +129,10 @@ impl LogDb {
         }
     }
 
-    /// [`Self::reopen`] on a blocking thread (it reads the journal).
+    /// [`Self::reopen`] as blocking work (it reads the journal).
     async fn reopen_async(self: &Arc<Self>, stale: Option<u64>) {
         let db = Arc::clone(self);
-        let _ = tokio::task::spawn_blocking(move || db.reopen(stale)).await;
+        let _ = disk::blocking(&*self.disk, move || db.reopen(stale)).await;
     }
 
     /// Drops the opening of generation `stale` (or fills an empty slot, for `None`) and
@@ -158,20 +149,20 @@ impl LogDb {
         // The old database must be gone, lock file included, before the new one opens.
         drop(slot.take());
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        match open_handles(&self.path, generation) {
+        match open_handles(&*self.disk, &self.path, generation) {
             Ok(h) => {
                 *slot = Some(h);
                 tracing::info!(path = %self.path.display(), "re-opened the raft log after a failed write");
             }
             Err(e) => {
-                tracing::debug!(error = %describe(&e), "re-opening the raft log failed; will retry")
+                tracing::debug!(error = %e, "re-opening the raft log failed; will retry")
             }
         }
     }
 
     /// Records the outcome of a write or sync: the first failure is logged, and so is
     /// the first success after failures.
-    pub fn note(&self, what: &str, result: Result<(), &fjall::Error>) {
+    pub fn note(&self, what: &str, result: Result<(), &DbError>) {
         match result {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::AcqRel) {
@@ -182,7 +173,7 @@ impl LogDb {
                 if !self.failing.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
                         path = %self.path.display(),
-                        error = %describe(e),
+                        error = %e,
                         retry_ms = LOG_WRITE_RETRY_MS,
                         "{what} failed (is the disk full?); proposals wait, and the write is retried until it succeeds"
                     );
@@ -216,7 +207,7 @@ impl LogDb {
     pub async fn write_retrying<T>(
         self: &Arc<Self>,
         what: &str,
-        mut op: impl FnMut(&Handles) -> Result<T, fjall::Error>,
+        mut op: impl FnMut(&Handles) -> Result<T, DbError>,
     ) -> io::Result<T> {
         loop {
             let handles = self.handles().await?;
@@ -230,7 +221,7 @@ impl LogDb {
                 Err(e) => {
                     self.note(what, Err(&e));
                     if self.is_stopping() {
-                        return Err(io::Error::other(format!("{what}: {}", describe(&e))));
+                        return Err(io::Error::other(format!("{what}: {e}")));
                     }
                     tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
                     self.reopen_async(Some(generation)).await;

@@ -1,7 +1,7 @@
 //! The Raft log, the vote and the committed/purged markers, persisted in fjall.
 //!
-//! Two keyspaces: `log` maps a big-endian u64 index (so key order is log order) to the
-//! JSON of the entry; `meta` holds the vote, the last purged log id and the last
+//! Two tables (fjall keyspaces in production; see `disk`): `log` maps a big-endian u64
+//! index (so key order is log order) to the JSON of the entry; `meta` holds the vote, the last purged log id and the last
 //! committed log id. Durability: every append and every vote is followed by
 //! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
 //! openraft is told it is on disk; appends share those syncs (see `log_sync`). Truncation and purge are single atomic batches, so
@@ -15,16 +15,16 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjall::{PersistMode, Slice};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::disk::{Change, DbError, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
-use crate::log_db::{describe, index_key, Handles, LogDb};
+use crate::log_db::{index_key, Handles, LogDb};
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
@@ -32,7 +32,7 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_PURGED: &[u8] = b"last_purged";
 const KEY_COMMITTED: &[u8] = b"committed";
 
-/// The fjall-backed log store; cheap to clone (handles are reference-counted), and a
+/// The log store over the disk's log database; cheap to clone (handles are reference-counted), and a
 /// clone is also the log reader.
 #[derive(Clone)]
 pub struct LogStore {
@@ -67,11 +67,13 @@ impl LogStore {
     /// Opens (or creates) the log at `path` and checks that it is readable and consistent:
     /// every entry decodes, sits under its own index, and the indexes are contiguous after
     /// the purge marker. fjall itself drops a torn last journal record on recovery.
-    pub fn open(path: &Path) -> Result<LogStore, OpenError> {
-        let db = Arc::new(LogDb::open(path).map_err(|source| OpenError::LogOpen {
-            path: path.to_owned(),
-            source,
-        })?);
+    pub fn open(disk: Arc<dyn Disk>, path: &Path) -> Result<LogStore, OpenError> {
+        let db = Arc::new(
+            LogDb::open(disk, path).map_err(|source| OpenError::LogOpen {
+                path: path.to_owned(),
+                source,
+            })?,
+        );
         let sync = LogSync::start(Arc::clone(&db)).map_err(|source| OpenError::DataDir {
             path: path.to_owned(),
             source,
@@ -94,6 +96,11 @@ impl LogStore {
         &self.path
     }
 
+    /// The disk the log is on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        self.db.disk()
+    }
+
     /// Syncs everything written so far to disk (used at shutdown). After a write that
     /// failed and was given up at shutdown there is nothing left to sync: everything
     /// acknowledged was synced before it was, and the failed write never was.
@@ -106,9 +113,8 @@ impl LogStore {
             );
             return Ok(());
         }
-        let h = self.db.handles_blocking()?;
-        h.db.persist(PersistMode::SyncAll)
-            .map_err(|e| io_other(describe(&e)))
+        let h = self.db.handles_now()?;
+        h.persist(Durability::All).map_err(io_other)
     }
 
     /// Makes a write that waits for the disk give up with its error (shutdown: openraft's
@@ -118,13 +124,13 @@ impl LogStore {
     }
 
     fn verify(&self) -> io::Result<()> {
-        let h = self.db.handles_blocking()?;
+        let h = self.db.handles_now()?;
         get_meta::<Vote>(&h, KEY_VOTE)?;
         get_meta::<LogId>(&h, KEY_COMMITTED)?;
         let purged = get_meta::<LogId>(&h, KEY_PURGED)?;
         let mut expected = purged.as_ref().map(|p| p.index + 1);
-        for item in h.log.iter() {
-            let (k, v) = item.into_inner().map_err(io_other)?;
+        for item in h.scan((Bound::Unbounded, Bound::Unbounded), false) {
+            let (k, v) = item.map_err(io_other)?;
             let entry = decode_entry(&k, &v)?;
             if let Some(want) = expected {
                 if entry.index() != want {
@@ -142,12 +148,12 @@ impl LogStore {
     /// The purge point, the last index and the committed index the log holds (for the
     /// start-up coverage check; see `coverage`).
     pub fn bounds(&self) -> io::Result<(Option<u64>, Option<u64>, Option<u64>)> {
-        let h = self.db.handles_blocking()?;
+        let h = self.db.handles_now()?;
         let purged = get_meta::<LogId>(&h, KEY_PURGED)?.map(|l| l.index);
         let committed = get_meta::<LogId>(&h, KEY_COMMITTED)?.map(|l| l.index);
-        let last = match h.log.last_key_value() {
+        let last = match h.last().map_err(io_other)? {
             None => None,
-            Some(guard) => Some(key_index(&guard.key().map_err(io_other)?)?),
+            Some((k, _)) => Some(key_index(&k)?),
         };
         Ok((purged, last.or(purged), committed))
     }
@@ -155,16 +161,18 @@ impl LogStore {
     /// Forgets the committed index the log recorded (a `--force-new-cluster` start over
     /// a log that lost entries up to it: openraft would try to apply them), durably.
     pub fn forget_committed(&self) -> io::Result<()> {
-        let h = self.db.handles_blocking()?;
-        h.meta.remove(KEY_COMMITTED).map_err(io_other)?;
-        h.db.persist(PersistMode::SyncAll).map_err(io_other)
+        let h = self.db.handles_now()?;
+        h.commit(&[Change::Remove(Table::Meta, KEY_COMMITTED)])
+            .map_err(io_other)?;
+        h.persist(Durability::All).map_err(io_other)
     }
 
     /// The voters of the newest membership entry in the log, if it holds one. Reads
     /// backwards from the end; only a `--force-new-cluster` start asks.
     pub fn last_membership_voters(&self) -> io::Result<Option<Vec<u64>>> {
-        for item in self.db.handles_blocking()?.log.iter().rev() {
-            let (k, v) = item.into_inner().map_err(io_other)?;
+        let h = self.db.handles_now()?;
+        for item in h.scan((Bound::Unbounded, Bound::Unbounded), true) {
+            let (k, v) = item.map_err(io_other)?;
             if let openraft::EntryPayload::Membership(m) = decode_entry(&k, &v)?.payload {
                 return Ok(Some(m.voter_ids().collect()));
             }
@@ -185,7 +193,7 @@ impl LogStore {
 }
 
 fn get_meta<T: DeserializeOwned>(h: &Handles, key: &[u8]) -> io::Result<Option<T>> {
-    let Some(bytes) = h.meta.get(key).map_err(io_other)? else {
+    let Some(bytes) = h.get(Table::Meta, key).map_err(io_other)? else {
         return Ok(None);
     };
     let value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -197,21 +205,22 @@ fn get_meta<T: DeserializeOwned>(h: &Handles, key: &[u8]) -> io::Result<Option<T
     Ok(Some(value))
 }
 
-fn encode_meta<T: Serialize>(value: &T) -> io::Result<Slice> {
-    Ok(Slice::from(serde_json::to_vec(value).map_err(io_other)?))
+fn encode_meta<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(io_other)
 }
 
 /// Removes the entries in `range` in one atomic batch (truncating the tail): a crash
 /// keeps all of them or none, never a hole.
-fn remove_range(h: &Handles, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), fjall::Error> {
-    let mut batch = h.db.batch();
-    for item in h.log.range(range) {
-        batch.remove(&h.log, item.key()?);
-    }
-    batch.commit()
+fn remove_range(h: &Handles, range: KeyRange) -> Result<(), DbError> {
+    let keys = h
+        .scan(range, false)
+        .map(|item| item.map(|(k, _)| k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let changes: Vec<Change<'_>> = keys.iter().map(|k| Change::Remove(Table::Log, k)).collect();
+    h.commit(&changes)
 }
 
-fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
+fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> KeyRange {
     let map = |b: Bound<&u64>| match b {
         Bound::Included(i) => Bound::Included(index_key(*i)),
         Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
@@ -229,8 +238,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(entries);
         }
         let mut entries = Vec::new();
-        for item in self.db.handles().await?.log.range(to_key_range(&range)) {
-            let (k, v) = item.into_inner().map_err(io_other)?;
+        let h = self.db.handles().await?;
+        for item in h.scan(to_key_range(&range), false) {
+            let (k, v) = item.map_err(io_other)?;
             entries.push(decode_entry(&k, &v)?);
         }
         Ok(entries)
@@ -247,12 +257,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
         let h = self.db.handles().await?;
         let last_purged_log_id = get_meta::<LogId>(&h, KEY_PURGED)?;
-        let last = match h.log.last_key_value() {
+        let last = match h.last().map_err(io_other)? {
             None => None,
-            Some(guard) => {
-                let (k, v) = guard.into_inner().map_err(io_other)?;
-                Some(decode_entry(&k, &v)?.log_id())
-            }
+            Some((k, v)) => Some(decode_entry(&k, &v)?.log_id()),
         };
         Ok(LogState {
             last_log_id: last.or(last_purged_log_id),
@@ -271,8 +278,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // database rather than trusting what the failed one kept.
         self.db
             .write_retrying("saving the vote", |h| {
-                h.meta.insert(KEY_VOTE, bytes.clone())?;
-                h.db.persist(PersistMode::SyncData)
+                h.commit(&[Change::Insert(Table::Meta, KEY_VOTE, &bytes)])?;
+                h.persist(Durability::Data)
             })
             .await
     }
@@ -284,8 +291,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = committed.as_ref().map(encode_meta).transpose()?;
         self.db
             .write_retrying("saving the committed index", |h| match &bytes {
-                Some(b) => h.meta.insert(KEY_COMMITTED, b.clone()),
-                None => h.meta.remove(KEY_COMMITTED),
+                Some(b) => h.commit(&[Change::Insert(Table::Meta, KEY_COMMITTED, b)]),
+                None => h.commit(&[Change::Remove(Table::Meta, KEY_COMMITTED)]),
             })
             .await
     }
@@ -305,26 +312,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut written = Vec::new();
         for entry in entries {
-            // Encoded once: a `Slice` clone for a retry shares the bytes.
-            let bytes = Slice::from(serde_json::to_vec(&entry).map_err(io_other)?);
-            written.push((entry, bytes));
+            // Encoded once, and borrowed by every try of the batch.
+            let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
+            let key = index_key(entry.index());
+            written.push((entry, key, bytes));
         }
-        let last_index = written.last().map(|(e, _)| e.index());
+        let last_index = written.last().map(|(e, _, _)| e.index());
         // Written to the journal (and readable) before returning, as openraft requires.
         self.db
             .write_retrying("appending to the raft log", |h| {
-                let mut batch = h.db.batch();
-                for (entry, bytes) in &written {
-                    batch.insert(&h.log, index_key(entry.index()), bytes.clone());
-                }
-                batch.commit().inspect_err(|_| {
+                let changes: Vec<Change<'_>> = written
+                    .iter()
+                    .map(|(_, key, bytes)| Change::Insert(Table::Log, key, bytes))
+                    .collect();
+                h.commit(&changes).inspect_err(|_| {
                     // Whatever fjall kept of a failed batch, the cache must not claim more.
                     self.cache().clear();
                 })
             })
             .await?;
         let mut cache = self.cache();
-        for (entry, bytes) in written {
+        for (entry, _, bytes) in written {
             cache.push(entry, bytes.len());
         }
         drop(cache);
@@ -355,8 +363,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let h = self.db.handles().await?;
         let first = match get_meta::<LogId>(&h, KEY_PURGED)? {
             Some(purged) => purged.index + 1,
-            None => match h.log.first_key_value() {
-                Some(guard) => key_index(&guard.key().map_err(io_other)?)?,
+            None => match h.first().map_err(io_other)? {
+                Some((k, _)) => key_index(&k)?,
                 None => upto + 1,
             },
         };
@@ -368,12 +376,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let committed = self
             .db
             .write_retrying("purging the raft log", |h| {
-                let mut batch = h.db.batch();
-                batch.insert(&h.meta, KEY_PURGED, purged.clone());
-                for index in first..=upto {
-                    batch.remove(&h.log, index_key(index));
-                }
-                batch.commit()
+                let keys: Vec<[u8; 8]> = (first..=upto).map(index_key).collect();
+                let mut changes = vec![Change::Insert(Table::Meta, KEY_PURGED, &purged)];
+                changes.extend(keys.iter().map(|k| Change::Remove(Table::Log, k)));
+                h.commit(&changes)
             })
             .await;
         self.cache().purge(upto);

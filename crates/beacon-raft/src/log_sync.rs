@@ -1,9 +1,11 @@
-//! Group commit: one thread makes the journal durable for every append waiting on it.
+//! Group commit: one worker makes the journal durable for every append waiting on it.
 //!
-//! Each append writes its batch to fjall's journal and queues its flush callback here.
-//! The sync thread takes every callback queued so far, runs one fdatasync, and then
+//! Each append writes its batch to the journal and queues its flush callback here.
+//! The sync worker takes every callback queued so far, runs one fdatasync, and then
 //! reports all of them flushed. One sync covers every write made before it started,
 //! so under load many appends share one disk flush instead of each paying for its own.
+//! The worker runs where the disk says (`Disk::spawn_worker`): in production a thread
+//! of its own, which may block on the sync; in a simulation a task on the node's runtime.
 //!
 //! A failed sync (a full or failing disk) is retried over a re-opened database, as the
 //! log store's writes are (see `log_db`), instead of being reported to openraft, which
@@ -12,52 +14,52 @@
 //! if it does not, those appends are reported failed rather than claimed durable.
 
 use std::io;
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use fjall::PersistMode;
 use openraft::storage::IOFlushed;
+use tokio::sync::mpsc;
 
+use crate::disk::{Durability, Table};
 use crate::log_db::{index_key, LogDb, LOG_WRITE_RETRY_MS};
 use crate::types::TypeConfig;
 
 /// An append waiting for a sync, with the index of its last entry.
 type Waiting = (IOFlushed<TypeConfig>, Option<u64>);
 
-/// Appends waiting for a sync; dropping the last sender stops the thread.
+/// Appends waiting for a sync; dropping the last sender stops the worker.
 #[derive(Clone)]
 pub struct LogSync {
-    tx: mpsc::Sender<Waiting>,
+    tx: mpsc::UnboundedSender<Waiting>,
 }
 
 impl LogSync {
-    /// Starts the sync thread for `db`.
+    /// Starts the sync worker for `db`.
     pub fn start(db: Arc<LogDb>) -> io::Result<LogSync> {
-        let (tx, rx) = mpsc::channel::<Waiting>();
-        thread::Builder::new()
-            .name("raft-log-sync".into())
-            .spawn(move || run(&db, rx))?;
+        let (tx, rx) = mpsc::unbounded_channel::<Waiting>();
+        let disk = Arc::clone(db.disk());
+        disk.spawn_worker("raft-log-sync", Box::pin(run(db, rx)))?;
         Ok(LogSync { tx })
     }
 
     /// Reports `callback` flushed once everything written so far is on disk;
     /// `last_index` is the last entry its append wrote.
     pub fn flushed_after_sync(&self, callback: IOFlushed<TypeConfig>, last_index: Option<u64>) {
-        if let Err(mpsc::SendError((callback, _))) = self.tx.send((callback, last_index)) {
-            // Only after the thread died: say so rather than claim durability.
-            callback.io_completed(Err(io::Error::other("raft log sync thread is gone")));
+        if let Err(mpsc::error::SendError((callback, _))) = self.tx.send((callback, last_index)) {
+            // Only after the worker died: say so rather than claim durability.
+            callback.io_completed(Err(io::Error::other("raft log sync worker is gone")));
         }
     }
 }
 
-fn run(db: &LogDb, rx: mpsc::Receiver<Waiting>) {
-    while let Ok(first) = rx.recv() {
+async fn run(db: Arc<LogDb>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+    while let Some(first) = rx.recv().await {
         let mut waiting = vec![first];
-        waiting.extend(rx.try_iter());
+        while let Ok(next) = rx.try_recv() {
+            waiting.push(next);
+        }
         let last = waiting.iter().filter_map(|(_, i)| *i).max();
-        let result = sync(db, last);
+        let result = sync(&db, last).await;
         for (cb, _) in waiting {
             cb.io_completed(result.clone().map_err(io::Error::other));
         }
@@ -65,12 +67,13 @@ fn run(db: &LogDb, rx: mpsc::Receiver<Waiting>) {
 }
 
 /// Syncs the journal, retrying over a re-opened database until it works or the node
-/// stops; an error only if it stopped, or the re-opened log lost entry `last`.
-fn sync(db: &LogDb, last: Option<u64>) -> Result<(), String> {
+/// stops; an error only if it stopped, or the re-opened log lost entry `last`. The sync
+/// itself runs inline: the worker is where blocking on the disk is allowed.
+async fn sync(db: &Arc<LogDb>, last: Option<u64>) -> Result<(), String> {
     loop {
-        let handles = db.handles_blocking().map_err(|e| e.to_string())?;
+        let handles = db.handles().await.map_err(|e| e.to_string())?;
         let generation = LogDb::generation(&handles);
-        let result = handles.db.persist(PersistMode::SyncData);
+        let result = handles.persist(Durability::Data);
         drop(handles);
         let Err(e) = result else {
             db.note("syncing the raft log", Ok(()));
@@ -78,19 +81,15 @@ fn sync(db: &LogDb, last: Option<u64>) -> Result<(), String> {
         };
         db.note("syncing the raft log", Err(&e));
         if db.is_stopping() {
-            return Err(format!(
-                "syncing the raft log: {}",
-                crate::log_db::describe(&e)
-            ));
+            return Err(format!("syncing the raft log: {e}"));
         }
-        thread::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS));
+        tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
         db.reopen(Some(generation));
         if let Some(last) = last {
-            let handles = db.handles_blocking().map_err(|e| e.to_string())?;
+            let handles = db.handles().await.map_err(|e| e.to_string())?;
             let kept = handles
-                .log
-                .contains_key(index_key(last))
-                .map_err(|e| crate::log_db::describe(&e))?;
+                .contains(Table::Log, &index_key(last))
+                .map_err(|e| e.to_string())?;
             if !kept {
                 return Err(format!(
                     "syncing the raft log failed and entry {last} did not survive re-opening it"

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::RaftConfig;
+use crate::disk::{self, Disk};
 use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
 use crate::log_store::LogStore;
 use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
@@ -69,6 +70,8 @@ struct Inner {
     raft: Raft,
     store: SharedStore,
     log: LogStore,
+    /// The disk the data directory is on (see `Seams::disk`).
+    disk: Arc<dyn Disk>,
     applied_index: Arc<AtomicU64>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
     http: crate::peer::PeerHttp,
@@ -130,25 +133,27 @@ impl RaftNode {
 
     /// [`RaftNode::open_with`], inside the seed's scope if it has one.
     async fn open_seamed(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
+        let disk = Arc::clone(&seams.disk);
         let member = config.data_dir.join("member");
         let raft_dir = member.join("raft");
         let snap_dir = member.join("snap");
         // Written once the first start succeeded: from then on, a directory without Raft
         // state has lost files, and must not be mistaken for a fresh one.
         let marker = member.join(INITIALIZED_MARKER);
-        let was_initialized = marker.exists();
+        let was_initialized = disk.exists(&marker);
         let committed_marker = member.join(crate::committed_marker::COMMITTED_MARKER);
         for dir in [&raft_dir, &snap_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
+            disk.create_dir_all(dir)
+                .map_err(|source| OpenError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         let raft_config = Arc::new(config.openraft_config()?);
 
-        // fjall recovery and snapshot loading are blocking disk work.
+        // Log recovery and snapshot loading are blocking disk work.
         let store: SharedStore = Arc::new(RwLock::new(Store::new()));
-        let snapshots = SnapshotDir::new(snap_dir);
+        let snapshots = SnapshotDir::new(Arc::clone(&disk), snap_dir);
         let (log, sm, checked) = {
             let store = store.clone();
             let snapshots = snapshots.clone();
@@ -157,8 +162,9 @@ impl RaftNode {
                 config.node_id,
                 config.force_new_cluster,
             );
-            tokio::task::spawn_blocking(move || {
-                let log = LogStore::open(&raft_dir)?;
+            let on = Arc::clone(&disk);
+            disk::blocking(&*disk, move || {
+                let log = LogStore::open(on, &raft_dir)?;
                 let sm = StateMachine::open(store, snapshots)?;
                 let checked = crate::coverage::check(&log, &sm, &committed_marker, id, force)?;
                 Ok::<_, OpenError>((log, sm, checked))
@@ -177,6 +183,7 @@ impl RaftNode {
         );
         let (peer_http, peer_stats) = (network.http(), network.stats());
         let marker_task = tokio::spawn(crate::committed_marker::keep_up(
+            Arc::clone(&disk),
             committed_marker.clone(),
             Arc::clone(&applied_index),
             0,
@@ -205,6 +212,7 @@ impl RaftNode {
                 raft,
                 store,
                 log,
+                disk: Arc::clone(&disk),
                 applied_index,
                 http: peer_http,
                 election_timeout,
@@ -232,17 +240,20 @@ impl RaftNode {
         )
         .await
         {
-            Ok(()) if !was_initialized && !joining => write_marker(&marker),
+            Ok(()) if !was_initialized && !joining => write_marker(&*disk, &marker),
             other => other,
         };
         let started = match (started, checked.accepted_up_to) {
             // The operator accepted the loss: from now on the marker says what is left,
             // so the next start without the flag does not refuse again.
-            (Ok(()), Some(index)) => crate::committed_marker::write(&committed_marker, index)
-                .map_err(|source| OpenError::DataDir {
-                    path: committed_marker.clone(),
-                    source,
-                }),
+            (Ok(()), Some(index)) => {
+                crate::committed_marker::write(&*disk, &committed_marker, index).map_err(|source| {
+                    OpenError::DataDir {
+                        path: committed_marker.clone(),
+                        source,
+                    }
+                })
+            }
             (other, _) => other,
         };
         if let Err(e) = started {
@@ -254,7 +265,7 @@ impl RaftNode {
         }
         let on_joined = move || {
             if joining {
-                match write_marker(&marker) {
+                match write_marker(&*disk, &marker) {
                     Ok(()) => tracing::info!("joined the cluster"),
                     Err(e) => tracing::error!(error = %e, "recording that this member joined"),
                 }
@@ -589,9 +600,10 @@ impl RaftNode {
             self.inner.election_timeout,
         )
         .await;
-        // A log write waiting for disk space would hold openraft's core, and so its
-        // shutdown, forever: from here on it gives up instead.
+        // A log or snapshot write waiting for disk space would hold openraft's core, and
+        // so its shutdown, forever: from here on it gives up instead.
         self.inner.log.stop_retrying();
+        self.inner.snapshots.stop_retrying();
         self.inner
             .raft
             .shutdown()
@@ -603,13 +615,14 @@ impl RaftNode {
         let log = self.inner.log.clone();
         let path = log.path().to_owned();
         let marker = self.inner.marker.clone();
-        tokio::task::spawn_blocking(move || {
+        let disk = Arc::clone(&self.inner.disk);
+        disk::blocking(&*self.inner.disk, move || {
             log.sync()
                 .map_err(|source| ShutdownError::Persist { path, source })?;
             if applied > 0 {
                 // Only behind is safe, so a failure (a full disk) is worth a warning,
                 // not a failed stop: the next start checks a little less.
-                if let Err(e) = crate::committed_marker::write(&marker, applied) {
+                if let Err(e) = crate::committed_marker::write(&*disk, &marker, applied) {
                     tracing::warn!(path = %marker.display(), error = %e, "final committed marker not written");
                 }
             }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
+use crate::disk::{Disk, StdDisk};
 use crate::observer::{InjectedBug, NodeObserver};
 use crate::peer::{PeerNet, TcpNet};
 
@@ -20,6 +21,9 @@ use crate::peer::{PeerNet, TcpNet};
 pub struct Seams {
     /// How the node's peer client reaches the other members (`peer::PeerNet`).
     pub net: Arc<dyn PeerNet>,
+    /// The data directory's disk: the log database, the files in `member/`, and where
+    /// blocking disk work runs.
+    pub disk: Arc<dyn Disk>,
     /// Seeds openraft's random draws (election timeouts, the tick's phase) in the
     /// node's tasks (`runtime::with_seed`), so a simulated run replays; `None` draws
     /// from the operating system.
@@ -39,6 +43,7 @@ impl Seams {
     pub fn production() -> Seams {
         Seams {
             net: Arc::new(TcpNet),
+            disk: Arc::new(StdDisk),
             rng_seed: None,
             clock: Arc::new(SystemClock),
             observer: None,

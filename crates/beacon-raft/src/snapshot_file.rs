@@ -10,12 +10,16 @@
 //! The checksum covers every byte before it, so a flipped bit anywhere, a truncated or a
 //! padded file is reported instead of being loaded into the store.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::disk::{self, Disk};
 use crate::error::SnapshotFileError;
 use crate::types::SnapshotMeta;
 
@@ -27,6 +31,10 @@ pub(crate) const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 pub(crate) const CHECKSUM_LEN: usize = 8;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
+/// How long a snapshot write that failed (a full disk) waits before it is tried again,
+/// in milliseconds: the log's writes wait as long (`LOG_WRITE_RETRY_MS`, for the same
+/// reasons). A failed write handed to openraft would stop Raft for good.
+pub const SNAPSHOT_WRITE_RETRY_MS: u64 = 500;
 /// The file a snapshot sent by the leader is received into before it is verified; a
 /// temp file, so a crash mid-receipt leaves nothing that start-up would load.
 const INCOMING_NAME: &str = "incoming.snap.tmp";
@@ -134,15 +142,78 @@ pub struct SnapshotFile {
 }
 
 /// The snapshot directory: writes, lists, loads and prunes snapshot files.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SnapshotDir {
+    disk: Arc<dyn Disk>,
     path: PathBuf,
+    /// Set at shutdown (shared by every clone): a failed write gives up instead of
+    /// waiting for the disk.
+    stopping: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for SnapshotDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotDir")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SnapshotDir {
-    /// A handle on `path`; it must exist.
-    pub fn new(path: impl Into<PathBuf>) -> SnapshotDir {
-        SnapshotDir { path: path.into() }
+    /// A handle on `path` on `disk`; it must exist.
+    pub fn new(disk: Arc<dyn Disk>, path: impl Into<PathBuf>) -> SnapshotDir {
+        SnapshotDir {
+            disk,
+            path: path.into(),
+            stopping: Arc::default(),
+        }
+    }
+
+    /// Makes a failed write give up with its error from now on (shutdown).
+    pub fn stop_retrying(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// [`Self::write`] as blocking work, tried again every [`SNAPSHOT_WRITE_RETRY_MS`]
+    /// while it fails (a full disk), until it succeeds or the node stops. etcd's
+    /// snapshotter panics on a failed save instead; this waits, as the log does.
+    pub async fn write_retrying(
+        &self,
+        meta: &SnapshotMeta,
+        data: Arc<Vec<u8>>,
+    ) -> io::Result<PathBuf> {
+        let mut failing = false;
+        loop {
+            let (dir, m, d) = (self.clone(), meta.clone(), Arc::clone(&data));
+            let result = disk::blocking(&*self.disk, move || dir.write(&m, &d))
+                .await
+                .and_then(|written| written);
+            match result {
+                Ok(path) => {
+                    if failing {
+                        tracing::info!(path = %path.display(), "snapshot written after failed tries");
+                    }
+                    return Ok(path);
+                }
+                Err(e) if self.stopping.load(Ordering::Acquire) => return Err(e),
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(
+                            dir = %self.path.display(),
+                            error = %e,
+                            retry_ms = SNAPSHOT_WRITE_RETRY_MS,
+                            "writing a snapshot failed (is the disk full?); it is retried until it succeeds"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(SNAPSHOT_WRITE_RETRY_MS)).await;
+                }
+            }
+        }
+    }
+
+    /// The disk the directory is on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
     }
 
     /// The directory.
@@ -167,13 +238,7 @@ impl SnapshotDir {
         let name = format!("{term:016x}-{index:016x}");
         let final_path = self.path.join(format!("{name}{SUFFIX}"));
         let tmp_path = self.path.join(format!("{name}{TMP_SUFFIX}"));
-        {
-            let mut f = File::create(&tmp_path)?;
-            f.write_all(&encode(meta, data))?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp_path, &final_path)?;
-        File::open(&self.path)?.sync_all()?;
+        disk::write_atomically(&*self.disk, &final_path, &tmp_path, &encode(meta, data))?;
         Ok(final_path)
     }
 
@@ -181,9 +246,7 @@ impl SnapshotDir {
     /// names are skipped.
     pub fn list(&self) -> io::Result<Vec<SnapshotFile>> {
         let mut files = Vec::new();
-        for dirent in fs::read_dir(&self.path)? {
-            let dirent = dirent?;
-            let name = dirent.file_name();
+        for name in self.disk.list_dir(&self.path)? {
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(SUFFIX) else {
                 continue;
@@ -200,7 +263,7 @@ impl SnapshotDir {
             files.push(SnapshotFile {
                 index,
                 term,
-                path: dirent.path(),
+                path: self.path.join(name),
             });
         }
         files.sort_by_key(|f| (f.index, f.term));
@@ -208,8 +271,8 @@ impl SnapshotDir {
     }
 
     /// Reads and verifies one snapshot file.
-    pub fn load(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
-        decode(fs::read(path)?)
+    pub fn load(&self, path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
+        decode(self.disk.read(path)?)
     }
 
     /// The newest snapshot file, if any (not yet read).
@@ -222,21 +285,16 @@ impl SnapshotDir {
         let files = self.list()?;
         let excess = files.len().saturating_sub(keep);
         for f in &files[..excess] {
-            fs::remove_file(&f.path)?;
+            self.disk.remove_file(&f.path)?;
         }
         Ok(())
     }
 
     /// Removes temp files a crash left behind mid-write.
     pub fn remove_temp_files(&self) -> io::Result<()> {
-        for dirent in fs::read_dir(&self.path)? {
-            let dirent = dirent?;
-            if dirent
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(TMP_SUFFIX))
-            {
-                fs::remove_file(dirent.path())?;
+        for name in self.disk.list_dir(&self.path)? {
+            if name.to_str().is_some_and(|n| n.ends_with(TMP_SUFFIX)) {
+                self.disk.remove_file(&self.path.join(name))?;
             }
         }
         Ok(())

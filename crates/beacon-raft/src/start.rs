@@ -10,6 +10,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
 
 use crate::config::RaftConfig;
+use crate::disk::Disk;
 use crate::error::OpenError;
 use crate::state_machine::Raft;
 use crate::types::{NodeId, SharedStore};
@@ -18,18 +19,14 @@ use crate::types::{NodeId, SharedStore};
 pub(crate) const INITIALIZED_MARKER: &str = "initialized";
 
 /// Creates the marker durably: the file, then its directory entry.
-pub(crate) fn write_marker(path: &std::path::Path) -> Result<(), OpenError> {
+pub(crate) fn write_marker(disk: &dyn Disk, path: &std::path::Path) -> Result<(), OpenError> {
     let io_err = |source| OpenError::DataDir {
         path: path.to_owned(),
         source,
     };
-    std::fs::File::create(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err)?;
+    disk.write_synced(path, b"").map_err(io_err)?;
     let dir = path.parent().expect("the marker lives in member/");
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err)
+    disk.sync_dir(dir).map_err(io_err)
 }
 
 /// Starts `raft` (see the module's doc); `was_initialized` says whether this data

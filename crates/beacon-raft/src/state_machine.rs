@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
+use crate::disk;
 use crate::error::OpenError;
 use crate::observer::NodeObserver;
 use crate::snapshot_file::SnapshotDir;
@@ -56,9 +57,10 @@ pub struct SkippedSnapshot {
 /// Reads, verifies and decodes one snapshot file into a store of its own, so a file that
 /// fails half way leaves nothing behind in the shared one.
 fn load_into_fresh_store(
+    dir: &SnapshotDir,
     path: &std::path::Path,
 ) -> Result<(SnapshotMeta, beacon_store::Store), String> {
-    let (meta, data) = SnapshotDir::load(path).map_err(|e| e.to_string())?;
+    let (meta, data) = dir.load(path).map_err(|e| e.to_string())?;
     let mut store = beacon_store::Store::new();
     store
         .recover(&data)
@@ -68,11 +70,11 @@ fn load_into_fresh_store(
 
 /// Renames a snapshot that does not load to `<name>.broken` (etcd's habit), so it is kept
 /// for inspection but never listed, loaded or sent to a follower again.
-fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+fn set_aside(dir: &SnapshotDir, path: &std::path::Path) -> io::Result<std::path::PathBuf> {
     let mut broken = path.as_os_str().to_owned();
     broken.push(".broken");
     let broken = std::path::PathBuf::from(broken);
-    std::fs::rename(path, &broken)?;
+    dir.disk().rename(path, &broken)?;
     Ok(broken)
 }
 
@@ -106,7 +108,7 @@ impl StateMachine {
         // still cover everything committed is checked afterwards (`coverage`).
         let mut files = snapshots.list().map_err(dir_err)?;
         while let Some(file) = files.pop() {
-            match load_into_fresh_store(&file.path) {
+            match load_into_fresh_store(&snapshots, &file.path) {
                 Ok((meta, store)) => {
                     *sm.write_store()
                         .map_err(|e| OpenError::Start(e.to_string()))? = store;
@@ -116,7 +118,7 @@ impl StateMachine {
                     break;
                 }
                 Err(reason) => {
-                    let broken = set_aside(&file.path).map_err(dir_err)?;
+                    let broken = set_aside(&snapshots, &file.path).map_err(dir_err)?;
                     tracing::warn!(
                         path = %file.path.display(),
                         renamed_to = %broken.display(),
@@ -211,22 +213,33 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let meta = self.meta.clone();
         let data = mem::take(&mut self.data);
-        let dir = self.snapshots.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            let path = dir.write(&meta, &data)?;
-            dir.prune(SNAPSHOTS_TO_KEEP)?;
-            tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
-            Ok::<_, io::Error>((meta, data))
-        })
-        .await
-        .map_err(io_other)??;
+        let data = Arc::new(data);
+        let path = self
+            .snapshots
+            .write_retrying(&meta, Arc::clone(&data))
+            .await?;
+        tracing::info!(path = %path.display(), last_log_id = ?meta.last_log_id, "wrote snapshot");
+        prune(&self.snapshots, SNAPSHOTS_TO_KEEP).await;
         if let Some(observer) = &self.observer {
             observer.snapshot_built();
         }
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: Arc::unwrap_or_clone(data),
         })
+    }
+}
+
+/// Removes all but the newest `keep` snapshot files. A failure (a disk that refuses the
+/// removal) only leaves an extra file behind, so it is logged, not handed to openraft,
+/// which would stop Raft for good; the next snapshot prunes again.
+async fn prune(dir: &SnapshotDir, keep: usize) {
+    let on = dir.clone();
+    match disk::blocking(&**dir.disk(), move || on.prune(keep)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(dir = %dir.path().display(), error = %e, "older snapshots not removed")
+        }
     }
 }
 
@@ -307,20 +320,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         // The peer API verified it already; a snapshot that does not decode must still
         // never reach the disk, where it would replace the good ones.
-        let dir = self.snapshots.clone();
-        let file_meta = meta.clone();
-        let snapshot = tokio::task::spawn_blocking(move || {
+        let snapshot = disk::blocking(&**self.snapshots.disk(), move || {
             beacon_store::Store::new()
                 .recover(&snapshot)
                 .map_err(io_other)?;
-            // Persist (file and directory synced) before the older ones go: once the
-            // store moves on, this file is what a restart recovers from.
-            dir.write(&file_meta, &snapshot)?;
-            dir.prune(1)?;
-            Ok::<_, io::Error>(snapshot)
+            Ok::<_, io::Error>(Arc::new(snapshot))
         })
-        .await
-        .map_err(io_other)??;
+        .await??;
+        // Persist (file and directory synced) before the older ones go: once the store
+        // moves on, this file is what a restart recovers from.
+        self.snapshots
+            .write_retrying(meta, Arc::clone(&snapshot))
+            .await?;
+        prune(&self.snapshots, 1).await;
+        let snapshot = Arc::unwrap_or_clone(snapshot);
         // Recovered in place, not swapped for a new Store: the server holds watchers on it.
         self.write_store()?.recover(&snapshot).map_err(io_other)?;
         self.set_last_applied(meta.last_log_id);
@@ -333,18 +346,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let dir = self.snapshots.clone();
-        tokio::task::spawn_blocking(move || {
+        disk::blocking(&**self.snapshots.disk(), move || {
             let Some(file) = dir.latest()? else {
                 return Ok(None);
             };
-            let (meta, data) = SnapshotDir::load(&file.path)
+            let (meta, data) = dir
+                .load(&file.path)
                 .map_err(|e| io_other(format!("snapshot {}: {e}", file.path.display())))?;
             Ok(Some(Snapshot {
                 meta,
                 snapshot: data,
             }))
         })
-        .await
-        .map_err(io_other)?
+        .await?
     }
 }

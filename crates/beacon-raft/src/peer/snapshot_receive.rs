@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use tokio::io::AsyncWriteExt;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::body::{content_length, next_chunk, too_large};
@@ -56,14 +55,16 @@ async fn receive(
             "a snapshot is already being received\n",
         ));
     };
-    let path = node.snapshot_dir().incoming_path();
-    let received = match write_verified(headers, body, &path).await {
-        Ok(()) => load(&path).await,
+    let dir = node.snapshot_dir().clone();
+    let path = dir.incoming_path();
+    let received = match write_verified(&dir, headers, body, &path).await {
+        Ok(()) => load(&dir, &path).await,
         Err(refused) => Err(refused),
     };
     // Whatever happened, the temp file goes: a verified snapshot is in memory now, and
     // openraft writes its own durable copy when it installs it.
-    let _ = tokio::fs::remove_file(&path).await;
+    let (disk, incoming) = (std::sync::Arc::clone(dir.disk()), path.clone());
+    let _ = crate::disk::blocking(&**dir.disk(), move || disk.remove_file(&incoming)).await;
     let (meta, data) = received?;
     check_against_state(node, &meta)?;
     let snapshot = Snapshot {
@@ -80,11 +81,14 @@ fn refused(why: impl std::fmt::Display) -> Refused {
 /// Streams the body into `path`, refusing it as soon as its header or length is wrong,
 /// and checks the trailing checksum over everything before it.
 async fn write_verified(
+    dir: &SnapshotDir,
     headers: &HeaderMap,
     body: Body,
     path: &std::path::Path,
 ) -> Result<(), Refused> {
-    let mut file = tokio::fs::File::create(path)
+    let mut file = dir
+        .disk()
+        .create_streamed(path)
         .await
         .map_err(|e| internal(format!("creating {}: {e}", path.display())))?;
     let mut stream = body.into_data_stream();
@@ -120,7 +124,7 @@ async fn write_verified(
         let hashed = body_end.saturating_sub(chunk_start).min(chunk.len() as u64) as usize;
         hasher.update(&chunk[..hashed]);
         tail.extend_from_slice(&chunk[hashed..]);
-        file.write_all(&chunk)
+        file.write(&chunk)
             .await
             .map_err(|e| internal(format!("writing {}: {e}", path.display())))?;
     }
@@ -145,10 +149,17 @@ fn internal(why: String) -> Refused {
 
 /// Reads the verified file back and decodes the store in full, on a scratch store:
 /// a snapshot that does not load is refused here, not discovered by the state machine.
-async fn load(path: &std::path::Path) -> Result<(SnapshotMeta, Vec<u8>), Refused> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let (meta, data) = SnapshotDir::load(&path).map_err(refused)?;
+async fn load(
+    dir: &SnapshotDir,
+    path: &std::path::Path,
+) -> Result<(SnapshotMeta, Vec<u8>), Refused> {
+    let (disk, dir, path) = (
+        std::sync::Arc::clone(dir.disk()),
+        dir.clone(),
+        path.to_owned(),
+    );
+    crate::disk::blocking(&*disk, move || {
+        let (meta, data) = dir.load(&path).map_err(refused)?;
         beacon_store::Store::new()
             .recover(&data)
             .map_err(|e| refused(format!("the store does not decode: {e}")))?;

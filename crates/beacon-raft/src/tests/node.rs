@@ -142,7 +142,11 @@ async fn snapshot_purges_log_and_recovers() {
     drop(node);
 
     // The purged entries are gone from fjall; only the snapshot can restore them.
-    let log = crate::log_store::LogStore::open(&tmp.path().join("member/raft")).expect("log");
+    let log = crate::log_store::LogStore::open(
+        std::sync::Arc::new(crate::disk::StdDisk),
+        &tmp.path().join("member/raft"),
+    )
+    .expect("log");
     let mut reader = log.clone();
     let first = openraft::RaftLogReader::try_get_log_entries(&mut reader, 0..=purged.index)
         .await

@@ -1,0 +1,188 @@
+//! Production's disk: fjall for the log, `std::fs` for files, tokio's blocking pool for
+//! blocking work and a thread of its own for the log's group commit.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    Change, DbError, Disk, DiskFuture, Durability, KeyRange, KeyValue, LogTables, StreamedFile,
+    Table,
+};
+
+const LOG_KEYSPACE: &str = "log";
+const META_KEYSPACE: &str = "meta";
+
+/// fjall and the file system under the data directory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdDisk;
+
+/// One opening of the fjall database.
+struct Fjall {
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+}
+
+impl Fjall {
+    fn table(&self, table: Table) -> &Keyspace {
+        match table {
+            Table::Log => &self.log,
+            Table::Meta => &self.meta,
+        }
+    }
+}
+
+fn db_error(e: fjall::Error) -> DbError {
+    match e {
+        fjall::Error::Poisoned => DbError::Poisoned,
+        fjall::Error::Io(e) => DbError::Io(e),
+        other => DbError::Io(io::Error::other(other)),
+    }
+}
+
+impl LogTables for Fjall {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .table(table)
+            .get(key)
+            .map_err(db_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn contains(&self, table: Table, key: &[u8]) -> Result<bool, DbError> {
+        self.table(table).contains_key(key).map_err(db_error)
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_> {
+        let pair = |guard: fjall::Guard| {
+            let (k, v) = guard.into_inner().map_err(db_error)?;
+            Ok((k.to_vec(), v.to_vec()))
+        };
+        let iter = self.log.range(range);
+        if reverse {
+            Box::new(iter.rev().map(pair))
+        } else {
+            Box::new(iter.map(pair))
+        }
+    }
+
+    fn commit(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
+        let mut batch = self.db.batch();
+        for change in changes {
+            match *change {
+                Change::Insert(table, key, value) => batch.insert(self.table(table), key, value),
+                Change::Remove(table, key) => batch.remove(self.table(table), key),
+            }
+        }
+        batch.commit().map_err(db_error)
+    }
+
+    fn persist(&self, durability: Durability) -> Result<(), DbError> {
+        let mode = match durability {
+            Durability::Data => PersistMode::SyncData,
+            Durability::All => PersistMode::SyncAll,
+        };
+        self.db.persist(mode).map_err(db_error)
+    }
+}
+
+/// A file written through tokio's file API (its writes run on the blocking pool).
+struct TokioFile(tokio::fs::File);
+
+impl StreamedFile for TokioFile {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> DiskFuture<'a, io::Result<()>> {
+        Box::pin(self.0.write_all(chunk))
+    }
+
+    fn flush(&mut self) -> DiskFuture<'_, io::Result<()>> {
+        Box::pin(self.0.flush())
+    }
+}
+
+impl Disk for StdDisk {
+    fn open_log(&self, path: &Path) -> Result<Arc<dyn LogTables>, DbError> {
+        let db = Database::builder(path).open().map_err(db_error)?;
+        let log = db
+            .keyspace(LOG_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(db_error)?;
+        let meta = db
+            .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(db_error)?;
+        Ok(Arc::new(Fjall { db, log, meta }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = File::create(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+
+    fn create_streamed<'a>(
+        &'a self,
+        path: &'a Path,
+    ) -> DiskFuture<'a, io::Result<Box<dyn StreamedFile>>> {
+        Box::pin(async move {
+            let file = tokio::fs::File::create(path).await?;
+            Ok(Box::new(TokioFile(file)) as Box<dyn StreamedFile>)
+        })
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        fs::read_dir(path)?
+            .map(|dirent| dirent.map(|d| d.file_name()))
+            .collect()
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn run_blocking(&self, work: Box<dyn FnOnce() + Send>) -> DiskFuture<'static, ()> {
+        let task = tokio::task::spawn_blocking(work);
+        Box::pin(async move {
+            let _ = task.await;
+        })
+    }
+
+    fn spawn_worker(&self, name: &str, work: DiskFuture<'static, ()>) -> io::Result<()> {
+        // A runtime of its own on its own thread: the worker blocks on fdatasync, which
+        // must stall neither the node's tasks nor the blocking pool's other work.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || runtime.block_on(work))?;
+        Ok(())
+    }
+}
