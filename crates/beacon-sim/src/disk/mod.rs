@@ -21,17 +21,22 @@
 //! - Blocking work runs inline and the log's group commit is a task on the host's
 //!   runtime: no threads, no blocking pool, so a simulated run stays deterministic.
 
+mod files;
+mod log;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use beacon_raft::disk::{
-    Change, DbError, Disk, DiskFuture, Durability, KeyRange, KeyValue, LogTables, StreamedFile,
-    Table,
-};
+use beacon_raft::disk::{DbError, Disk, DiskFuture, LogTables, StreamedFile, Table};
 use beacon_testkit::SeededRng;
+
+use files::{apply_name, Files, NameOp, SimFile};
+use log::{slot, LogDb, SimLog};
 
 /// How often each kind of operation fails, in failures per thousand operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,130 +61,6 @@ pub struct SimDisk {
 impl std::fmt::Debug for SimDisk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimDisk").finish_non_exhaustive()
-    }
-}
-
-/// The two tables, `Table::Log` first.
-type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; 2];
-
-fn slot(table: Table) -> usize {
-    match table {
-        Table::Log => 0,
-        Table::Meta => 1,
-    }
-}
-
-#[derive(Debug, Clone)]
-enum OwnedChange {
-    Insert(Table, Vec<u8>, Vec<u8>),
-    Remove(Table, Vec<u8>),
-}
-
-fn apply(tables: &mut Tables, batch: &[OwnedChange]) {
-    for change in batch {
-        match change {
-            OwnedChange::Insert(t, k, v) => {
-                tables[slot(*t)].insert(k.clone(), v.clone());
-            }
-            OwnedChange::Remove(t, k) => {
-                tables[slot(*t)].remove(k);
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct LogDb {
-    /// What a crash keeps for sure.
-    durable: Tables,
-    /// What reads see: `durable` plus every unsynced batch.
-    visible: Tables,
-    /// Batches committed since the last sync, in order.
-    unsynced: Vec<Vec<OwnedChange>>,
-    /// A write or sync failed since the last opening.
-    poisoned: bool,
-    /// Which opening is current; handles of an older one (before a crash) fail.
-    generation: u64,
-    /// Alive while a handle of the current opening is: a second opening meanwhile is
-    /// refused, as fjall's lock file refuses it.
-    lease: std::sync::Weak<()>,
-}
-
-impl LogDb {
-    /// Keeps the synced state plus the first `kept` unsynced batches.
-    fn keep_unsynced(&mut self, kept: usize) {
-        let batches = std::mem::take(&mut self.unsynced);
-        for batch in &batches[..kept] {
-            apply(&mut self.durable, batch);
-        }
-        self.visible = self.durable.clone();
-    }
-}
-
-struct Inode {
-    data: Vec<u8>,
-    synced: Vec<u8>,
-}
-
-#[derive(Debug, Clone)]
-enum NameOp {
-    Link(PathBuf, u64),
-    Unlink(PathBuf),
-    Rename(PathBuf, PathBuf),
-}
-
-fn apply_name(names: &mut BTreeMap<PathBuf, u64>, op: &NameOp) {
-    match op {
-        NameOp::Link(p, ino) => {
-            names.insert(p.clone(), *ino);
-        }
-        NameOp::Unlink(p) => {
-            names.remove(p);
-        }
-        NameOp::Rename(from, to) => {
-            if let Some(ino) = names.remove(from) {
-                names.insert(to.clone(), ino);
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct Files {
-    dirs: BTreeSet<PathBuf>,
-    inodes: BTreeMap<u64, Inode>,
-    next_inode: u64,
-    /// The names as the running host sees them.
-    names: BTreeMap<PathBuf, u64>,
-    /// The names a crash keeps for sure.
-    durable_names: BTreeMap<PathBuf, u64>,
-    /// Name changes since the last directory sync, in order.
-    pending: Vec<NameOp>,
-}
-
-impl Files {
-    /// The inode at `path`, emptied (a create truncates), or a new one linked there.
-    fn create(&mut self, path: &Path) -> io::Result<u64> {
-        let parent = path.parent().unwrap_or(Path::new(""));
-        if !self.dirs.contains(parent) {
-            return Err(not_found(parent));
-        }
-        if let Some(ino) = self.names.get(path) {
-            self.inodes.get_mut(ino).expect("named inode").data.clear();
-            return Ok(*ino);
-        }
-        let ino = self.next_inode;
-        self.next_inode += 1;
-        self.inodes.insert(
-            ino,
-            Inode {
-                data: Vec::new(),
-                synced: Vec::new(),
-            },
-        );
-        self.names.insert(path.to_owned(), ino);
-        self.pending.push(NameOp::Link(path.to_owned(), ino));
-        Ok(ino)
     }
 }
 
@@ -362,121 +243,6 @@ impl SimDisk {
     }
 }
 
-/// A handle on one opening of the log database.
-struct SimLog {
-    disk: SimDisk,
-    generation: u64,
-    _lease: Arc<()>,
-}
-
-impl SimLog {
-    fn lock(&self) -> Result<MutexGuard<'_, State>, DbError> {
-        let s = self.disk.lock();
-        if s.log.generation != self.generation {
-            return Err(DbError::Io(io::Error::other(
-                "the simulated host crashed: this log handle is gone",
-            )));
-        }
-        Ok(s)
-    }
-
-    fn lock_for_write(&self) -> Result<MutexGuard<'_, State>, DbError> {
-        let s = self.lock()?;
-        if s.log.poisoned {
-            return Err(DbError::Poisoned);
-        }
-        Ok(s)
-    }
-}
-
-impl LogTables for SimLog {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-        Ok(self.lock()?.log.visible[slot(table)].get(key).cloned())
-    }
-
-    fn scan(
-        &self,
-        range: KeyRange,
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_> {
-        let s = match self.lock() {
-            Ok(s) => s,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
-        let map = |b: std::ops::Bound<[u8; 8]>| b.map(|k| k.to_vec());
-        let mut items: Vec<_> = s.log.visible[slot(Table::Log)]
-            .range::<Vec<u8>, _>((map(range.0), map(range.1)))
-            .map(|(k, v)| Ok((k.clone(), v.clone())))
-            .collect();
-        if reverse {
-            items.reverse();
-        }
-        Box::new(items.into_iter())
-    }
-
-    fn commit(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
-        let mut s = self.lock_for_write()?;
-        let batch: Vec<OwnedChange> = changes
-            .iter()
-            .map(|c| match *c {
-                Change::Insert(t, k, v) => OwnedChange::Insert(t, k.to_vec(), v.to_vec()),
-                Change::Remove(t, k) => OwnedChange::Remove(t, k.to_vec()),
-            })
-            .collect();
-        if s.log_write_fails() {
-            s.log.poisoned = true;
-            // The record may have reached the journal before the error.
-            if s.below(2) == 0 {
-                apply(&mut s.log.visible, &batch);
-                s.log.unsynced.push(batch);
-            }
-            return Err(DbError::Io(injected("writing to the log")));
-        }
-        apply(&mut s.log.visible, &batch);
-        s.log.unsynced.push(batch);
-        Ok(())
-    }
-
-    fn persist(&self, _durability: Durability) -> Result<(), DbError> {
-        let mut s = self.lock_for_write()?;
-        if s.log_sync_fails() {
-            s.log.poisoned = true;
-            return Err(DbError::Io(injected("syncing the log")));
-        }
-        let kept = s.log.unsynced.len();
-        s.log.keep_unsynced(kept);
-        Ok(())
-    }
-}
-
-/// A file being streamed into.
-struct SimFile {
-    disk: SimDisk,
-    ino: u64,
-}
-
-impl StreamedFile for SimFile {
-    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> DiskFuture<'a, io::Result<()>> {
-        let mut s = self.disk.lock();
-        let result = if s.file_write_fails(None) {
-            Err(injected("writing a file"))
-        } else {
-            match s.files.inodes.get_mut(&self.ino) {
-                Some(inode) => {
-                    inode.data.extend_from_slice(chunk);
-                    Ok(())
-                }
-                None => Err(io::Error::other("the simulated host crashed: file is gone")),
-            }
-        };
-        Box::pin(std::future::ready(result))
-    }
-
-    fn flush(&mut self) -> DiskFuture<'_, io::Result<()>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
 impl Disk for SimDisk {
     fn open_log(&self, _path: &Path) -> Result<Arc<dyn LogTables>, DbError> {
         let mut s = self.lock();
@@ -607,111 +373,5 @@ impl Disk for SimDisk {
     fn spawn_worker(&self, _name: &str, work: DiskFuture<'static, ()>) -> io::Result<()> {
         tokio::spawn(work);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DIR: &str = "/d";
-
-    fn key(i: u64) -> [u8; 8] {
-        i.to_be_bytes()
-    }
-
-    /// Ten one-entry batches, the first three synced, then a crash: which keys are left.
-    fn crash_after_writes(seed: u64) -> Vec<Vec<u8>> {
-        let disk = SimDisk::new(SeededRng::new(seed), Faults::default());
-        let log = disk.open_log(Path::new(DIR)).expect("open");
-        for i in 0..10 {
-            log.commit(&[Change::Insert(Table::Log, &key(i), b"x")])
-                .expect("commit");
-            if i == 2 {
-                log.persist(Durability::Data).expect("sync");
-            }
-        }
-        disk.crash();
-        assert!(
-            log.get(Table::Log, &key(0)).is_err(),
-            "the crashed host's handle"
-        );
-        drop(log);
-        let log = disk.open_log(Path::new(DIR)).expect("reopen");
-        log.scan(
-            (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
-            false,
-        )
-        .map(|kv| kv.expect("read").0)
-        .collect()
-    }
-
-    #[test]
-    fn a_crash_keeps_the_synced_log_and_a_prefix_of_the_rest_the_same_for_a_seed() {
-        let mut lengths = BTreeSet::new();
-        for seed in 1..40 {
-            let kept = crash_after_writes(seed);
-            let expected: Vec<Vec<u8>> = (0..kept.len() as u64).map(|i| key(i).to_vec()).collect();
-            assert_eq!(kept, expected, "seed {seed}: a prefix");
-            assert!(kept.len() >= 3, "seed {seed}: lost a synced batch");
-            assert_eq!(kept, crash_after_writes(seed), "seed {seed}: replays");
-            lengths.insert(kept.len());
-        }
-        assert!(
-            lengths.len() > 3,
-            "crashes keep different prefixes: {lengths:?}"
-        );
-    }
-
-    #[test]
-    fn a_failed_sync_poisons_until_reopened_and_may_lose_the_unsynced() {
-        let disk = SimDisk::new(SeededRng::new(3), Faults::default());
-        let log = disk.open_log(Path::new(DIR)).expect("open");
-        log.commit(&[Change::Insert(Table::Meta, b"vote", b"1")])
-            .expect("commit");
-        disk.fail_log_syncs(1);
-        assert!(log.persist(Durability::Data).is_err());
-        assert!(matches!(
-            log.commit(&[Change::Insert(Table::Meta, b"vote", b"2")]),
-            Err(DbError::Poisoned)
-        ));
-        assert!(
-            disk.open_log(Path::new(DIR)).is_err(),
-            "locked while a handle lives"
-        );
-        drop(log);
-        let log = disk.open_log(Path::new(DIR)).expect("reopen");
-        log.commit(&[Change::Insert(Table::Meta, b"vote", b"3")])
-            .expect("writes again");
-        log.persist(Durability::Data).expect("sync");
-    }
-
-    #[test]
-    fn names_need_a_directory_sync_and_bytes_a_file_sync() {
-        let dir = Path::new(DIR);
-        let (a, b) = (dir.join("a"), dir.join("b"));
-        let mut outcomes = BTreeSet::new();
-        for seed in 1..40 {
-            let disk = SimDisk::new(SeededRng::new(seed), Faults::default());
-            disk.create_dir_all(dir).expect("mkdir");
-            disk.write_synced(&a, b"old").expect("write");
-            disk.sync_dir(dir).expect("sync dir");
-            // Renamed over without a directory sync: either name may survive a crash.
-            disk.write_synced(&b, b"new").expect("write");
-            disk.rename(&b, &a).expect("rename");
-            disk.crash();
-            let got = (disk.file(&a), disk.file(&b));
-            assert!(
-                [
-                    (Some(b"old".to_vec()), None),
-                    (Some(b"old".to_vec()), Some(b"new".to_vec())),
-                    (Some(b"new".to_vec()), None),
-                ]
-                .contains(&got),
-                "seed {seed}: {got:?}"
-            );
-            outcomes.insert(got);
-        }
-        assert_eq!(outcomes.len(), 3, "every outcome happens for some seed");
     }
 }
