@@ -299,14 +299,22 @@ fn acknowledged_writes_survive_seeded_disk_faults_and_crashes() {
         let mut acknowledged: Vec<String> = Vec::new();
         let mut next = 0;
         for life in 0..CAMPAIGN_CRASHES {
-            let host = new_host();
-            // Opening may itself meet a fault (a marker that does not write): that is an
-            // error, and the operator's restart is the next try.
-            let node = (0..10)
+            // Opening may itself meet a fault (a marker that does not write, a sync that
+            // loses the entry waiting on it): that is an error, and the operator's
+            // restart of the process is the next try. A new host each time: the failed
+            // one's tasks may still hold the log open, as a process would.
+            let (host, node) = (0..10)
                 .find_map(|_| {
-                    host.block_on(RaftNode::open_with(cfg.clone(), seams(&disk)))
-                        .inspect_err(|e| eprintln!("seed {seed} life {life}: open failed: {e}"))
-                        .ok()
+                    let host = new_host();
+                    let opened = host.block_on(RaftNode::open_with(cfg.clone(), seams(&disk)));
+                    match opened {
+                        Ok(node) => Some((host, node)),
+                        Err(e) => {
+                            eprintln!("seed {seed} life {life}: open failed: {e}");
+                            host.shutdown_background();
+                            None
+                        }
+                    }
                 })
                 .unwrap_or_else(|| panic!("seed {seed} life {life}: never opened"));
             for key in &acknowledged {
