@@ -288,6 +288,22 @@ impl RaftNode {
         let _ = removed.wait_for(|r| *r).await;
     }
 
+    /// Resolves, with the error, once openraft has stopped for good on its own: a
+    /// storage error it cannot get past (a sync that lost the entry waiting on it). The
+    /// member then serves nothing it could stand behind, and must exit so that it is
+    /// restarted over its data directory, as etcd exits on a WAL error.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
+    }
+
     /// Records that this member was removed (a peer confirmed it).
     fn mark_removed(&self) {
         if !self.inner.removed.send_replace(true) {

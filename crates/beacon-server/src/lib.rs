@@ -109,12 +109,14 @@ pub async fn run(
     });
     let consensus = Arc::new(RaftConsensus::new(node.clone()));
     let (removed_tx, mut removed_rx) = watch::channel(false);
+    let (failed_tx, mut failed_rx) = watch::channel(None);
     let stop = {
         let node = node.clone();
         async move {
             tokio::select! {
                 _ = shutdown => {}
                 _ = node.removed() => { let _ = removed_tx.send(true); }
+                why = node.failed() => { let _ = failed_tx.send(Some(why)); }
             }
         }
     };
@@ -135,6 +137,11 @@ pub async fn run(
     if *removed_rx.borrow_and_update() {
         // etcd's removed member logs this and exits 0: stopping was the right outcome.
         removed_warning(&config.data_dir, &"removed while running");
+    }
+    if let Some(why) = failed_rx.borrow_and_update().clone() {
+        // Raft stopped for good (a storage error): exit non-zero, so that a supervisor
+        // restarts the member over its data directory, as etcd does after a WAL error.
+        return Err(anyhow::anyhow!("raft stopped after a storage error: {why}"));
     }
     served.and(stopped)
 }
