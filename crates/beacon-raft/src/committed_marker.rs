@@ -101,13 +101,17 @@ pub fn write(disk: &dyn Disk, path: &Path, index: u64) -> io::Result<()> {
     disk::write_atomically(disk, path, &tmp, encode(index).as_bytes())
 }
 
-/// Keeps the marker at `path` up to the applied index until aborted. A failed write (a
-/// full disk) is logged once and retried at the next tick; the marker is only ever
-/// behind, which is safe.
+/// Keeps the marker at `path` up to the applied index until aborted, but never past
+/// `durable`, the log's synced index: a member may apply committed entries before its
+/// own log has synced them, and a failed sync may still lose those (it then restarts
+/// and catches up from the leader; a marker past them would refuse the start). A
+/// failed write (a full disk) is logged once and retried at the next tick; the marker
+/// is only ever behind, which is safe.
 pub async fn keep_up(
     disk: Arc<dyn Disk>,
     path: PathBuf,
     applied: Arc<AtomicU64>,
+    durable: Arc<AtomicU64>,
     mut written: u64,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(COMMITTED_MARKER_INTERVAL_MS));
@@ -115,7 +119,9 @@ pub async fn keep_up(
     let mut failing = false;
     loop {
         tick.tick().await;
-        let now = applied.load(Ordering::Acquire);
+        let now = applied
+            .load(Ordering::Acquire)
+            .min(durable.load(Ordering::Acquire));
         if now <= written {
             continue;
         }

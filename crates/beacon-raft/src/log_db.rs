@@ -13,14 +13,22 @@
 //! etcd's error; once space is back the write goes through and Raft carries on. (etcd
 //! instead panics on a WAL write error and needs a restart; this is the behaviour
 //! issue 13 asks for.) At shutdown the wait ends with the error, so stopping never hangs.
+//!
+//! A re-open after a failed write or sync may find less than was written: the kernel
+//! may have dropped journal pages a failed fsync could not write. Entries openraft
+//! believes written must then not be built on (a later append would leave a hole, and
+//! a restart would find the log corrupt), so the database remembers the last index
+//! written ([`LogDb::wrote_up_to`]); a re-opened log that ends before it fails every
+//! later read and write, which stops Raft (`RaftNode::failed`), and the member is
+//! restarted over a log that ends before the lost, never acknowledged, entries.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
-use crate::disk::{self, DbError, Disk, LogTables};
+use crate::disk::{self, DbError, Disk, LogTables, Table};
 
 /// How long a failed log write waits before the database is re-opened and the write
 /// tried again, in milliseconds: often enough that writes resume within a second of
@@ -65,6 +73,41 @@ pub struct LogDb {
     failing: AtomicBool,
     /// The generation of the next opening.
     next_generation: AtomicU64,
+    /// The last log index written and not truncated since, which a re-opened log must
+    /// still hold (see the module doc).
+    written_up_to: Mutex<Option<u64>>,
+    /// Why the log can no longer be used, once a re-open found entries missing.
+    lost: Mutex<Option<String>>,
+    /// The last log index known durable (synced), for the committed marker: a member
+    /// may apply committed entries its own log has not synced yet, and those may still
+    /// be lost by a failed sync, so the marker must not claim them.
+    synced: Arc<AtomicU64>,
+}
+
+/// The meta key of the last purged log id (JSON, with its `index`).
+pub(crate) const KEY_PURGED: &[u8] = b"last_purged";
+
+/// The last index `tables` hold: its last entry's, or the purge point's when every
+/// entry was purged.
+fn last_index(tables: &dyn LogTables) -> Result<Option<u64>, String> {
+    let last_entry = match tables.last().map_err(|e| e.to_string())? {
+        Some((key, _)) => Some(u64::from_be_bytes(
+            key.as_slice()
+                .try_into()
+                .map_err(|_| format!("log key of {} bytes", key.len()))?,
+        )),
+        None => None,
+    };
+    let purged = match tables
+        .get(Table::Meta, KEY_PURGED)
+        .map_err(|e| e.to_string())?
+    {
+        Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("index").and_then(serde_json::Value::as_u64)),
+        None => None,
+    };
+    Ok(last_entry.max(purged))
 }
 
 impl LogDb {
@@ -77,6 +120,9 @@ impl LogDb {
             stopping: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             next_generation: AtomicU64::new(1),
+            written_up_to: Mutex::new(None),
+            lost: Mutex::new(None),
+            synced: Arc::default(),
         })
     }
 
@@ -87,6 +133,52 @@ impl LogDb {
 
     fn current(&self) -> Option<Handles> {
         self.slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The error every use of the log gets once a re-open found entries missing.
+    fn lost(&self) -> io::Result<()> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the last log index written: after an append, its last entry; after a
+    /// truncation, the entry kept last (`None`: nothing).
+    pub fn wrote_up_to(&self, last: Option<u64>) {
+        *self.written_up_to.lock().unwrap_or_else(|p| p.into_inner()) = last;
+    }
+
+    /// Records that the log is durable up to `index` (a sync covered it).
+    pub fn synced_up_to(&self, index: u64) {
+        self.synced.fetch_max(index, Ordering::AcqRel);
+    }
+
+    /// The last log index known durable, kept up by the sync worker.
+    pub fn synced_index(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.synced)
+    }
+
+    /// Checks a freshly re-opened log against what was written (see the module doc).
+    fn check_reopened(&self, h: &Handles) {
+        let Some(want) = *self.written_up_to.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return;
+        };
+        let why = match last_index(&*h.tables) {
+            Ok(have) if have >= Some(want) => return,
+            Ok(have) => format!(
+                "the raft log at {} lost entries after a failed write or sync: it ends at {} \
+                 but entry {want} was written (never acknowledged: it was not synced)",
+                self.path.display(),
+                have.map_or("nothing".to_string(), |i| i.to_string())
+            ),
+            Err(e) => format!(
+                "reading the re-opened raft log at {}: {e}",
+                self.path.display()
+            ),
+        };
+        tracing::error!("{why}; raft stops and the member must be restarted");
+        *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
     fn gone(&self) -> io::Error {
@@ -104,6 +196,7 @@ impl LogDb {
     /// The current handles, re-opening once if a re-open is due, without waiting (for
     /// blocking work at open and at shutdown, when nothing else re-opens it).
     pub fn handles_now(&self) -> io::Result<Handles> {
+        self.lost()?;
         if let Some(h) = self.current() {
             return Ok(h);
         }
@@ -116,6 +209,7 @@ impl LogDb {
     /// The current handles, waiting (on the async runtime) while a re-open is due.
     pub async fn handles(self: &Arc<Self>) -> io::Result<Handles> {
         loop {
+            self.lost()?;
             if let Some(h) = self.current() {
                 return Ok(h);
             }
@@ -151,6 +245,7 @@ impl LogDb {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         match open_handles(&*self.disk, &self.path, generation) {
             Ok(h) => {
+                self.check_reopened(&h);
                 *slot = Some(h);
                 tracing::info!(path = %self.path.display(), "re-opened the raft log after a failed write");
             }

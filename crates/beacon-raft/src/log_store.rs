@@ -24,12 +24,11 @@ use serde::Serialize;
 use crate::disk::{Change, DbError, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
-use crate::log_db::{index_key, Handles, LogDb};
+use crate::log_db::{index_key, Handles, LogDb, KEY_PURGED};
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
-const KEY_PURGED: &[u8] = b"last_purged";
 const KEY_COMMITTED: &[u8] = b"committed";
 
 /// The log store over the disk's log database; cheap to clone (handles are reference-counted), and a
@@ -88,6 +87,14 @@ impl LogStore {
             path: path.to_owned(),
             detail: e.to_string(),
         })?;
+        // What a re-open after a failed write must still find (see `log_db`).
+        let (_, last, _) = store.bounds().map_err(|e| OpenError::LogCorrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        store.db.wrote_up_to(last);
+        // What the log holds at open was recovered from the disk: durable.
+        store.db.synced_up_to(last.unwrap_or(0));
         Ok(store)
     }
 
@@ -115,6 +122,11 @@ impl LogStore {
         }
         let h = self.db.handles_now()?;
         h.persist(Durability::All).map_err(io_other)
+    }
+
+    /// The last log index known durable (synced), kept up by the sync worker.
+    pub fn synced_index(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.db.synced_index()
     }
 
     /// Makes a write that waits for the disk give up with its error (shutdown: openraft's
@@ -331,6 +343,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 })
             })
             .await?;
+        self.db.wrote_up_to(last_index);
         let mut cache = self.cache();
         for (entry, _, bytes) in written {
             cache.push(entry, bytes.len());
@@ -352,6 +365,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .write_retrying("truncating the raft log", |h| remove_range(h, range))
             .await;
         self.cache().truncate_after(last_log_id.map(|l| l.index));
+        if removed.is_ok() {
+            self.db.wrote_up_to(last_log_id.map(|l| l.index));
+        }
         removed
     }
 

@@ -60,6 +60,9 @@ async fn run(db: Arc<LogDb>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
         }
         let last = waiting.iter().filter_map(|(_, i)| *i).max();
         let result = sync(&db, last).await;
+        if let (Ok(()), Some(last)) = (&result, last) {
+            db.synced_up_to(last);
+        }
         for (cb, _) in waiting {
             cb.io_completed(result.clone().map_err(io::Error::other));
         }

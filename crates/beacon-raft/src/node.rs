@@ -186,6 +186,7 @@ impl RaftNode {
             Arc::clone(&disk),
             committed_marker.clone(),
             Arc::clone(&applied_index),
+            log.synced_index(),
             0,
         ))
         .abort_handle();
