@@ -2,7 +2,13 @@
 //! server proposes through and reads status from. The top layer: here the seams are
 //! chosen (the fjall log store, the snapshot directory, the HTTP peer transport), and
 //! the node's parts below it (`start`, `membership`, `route`, `expiry`) get what they
-//! need from it as arguments; the peer server gets the node as its [`LocalMember`].
+//! need from it as arguments. This file holds the handle's lifecycle (open, status,
+//! shutdown); its request path (proposals and membership changes, routed to the
+//! leader) is in `node/requests.rs`, and the node as the peer server's
+//! [`LocalMember`](crate::peer::LocalMember) in `node/local_member.rs`.
+
+mod local_member;
+mod requests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,39 +16,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use beacon_store::{Command, Store};
+use beacon_store::Store;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{Fatal, RaftError};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
-};
-use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::RaftConfig;
 use crate::disk::{self, Disk};
-use crate::error::{MembershipError, OpenError, ProposeError, ShutdownError};
+use crate::error::{OpenError, ShutdownError};
 use crate::log_store::LogStore;
-use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
+use crate::membership;
 use crate::observer::InjectedBug;
-use crate::peer::{forward_member_change, forward_proposal, LocalMember, NetworkFactory};
-use crate::route::{self, Attempt, Follow, Route};
+use crate::peer::NetworkFactory;
+use crate::route;
 use crate::seams::Seams;
 use crate::snapshot_file::SnapshotDir;
 use crate::start::{start, write_marker, INITIALIZED_MARKER};
 use crate::state_machine::{Raft, StateMachine};
-use crate::types::{
-    LogId, MemberChange, MemberInfo, NodeId, Proposed, Request, SharedStore, Snapshot,
-    StoredMembership, TypeConfig, Vote,
-};
-
-/// How long a proposal waits before it looks for the leader again when the leader
-/// moved, is gone or is not known yet.
-const LEADER_RETRY: Duration = Duration::from_millis(25);
-/// How long `publish` waits before it tries again after a change that did not go
-/// through (no leader within the change's timeout, say).
-const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+use crate::types::{MemberInfo, NodeId, SharedStore};
 
 /// A snapshot of the node's Raft state, read from openraft's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,102 +328,6 @@ impl RaftNode {
         self.inner.cluster_id
     }
 
-    /// Where a request that only the leader takes goes now.
-    fn route(&self) -> Route {
-        match self.status().leader_id {
-            None => Route::NoLeader,
-            Some(id) if id == self.inner.id => Route::Here,
-            Some(id) => Route::Leader {
-                id,
-                peer_url: self.peer_url_of(id),
-            },
-        }
-    }
-
-    /// Proposes `cmd` and resolves once it is committed and applied to this member's
-    /// store. On a follower the command is forwarded to the leader, and the answer waits
-    /// until this member has applied the entry too, so a read here sees the write.
-    /// While no leader is known, or the leader moved (the proposal surely not sent), it
-    /// looks for one for up to [`FORWARD_TIMEOUT`](crate::peer::FORWARD_TIMEOUT), then
-    /// answers `NotLeader { leader_id: None }`; the caller's request timeout is shorter.
-    pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
-        if self.inner.bug == Some(InjectedBug::LocalQuorumReads) {
-            if let Some(proposed) = self.read_locally(&cmd) {
-                return Ok(proposed);
-            }
-        }
-        let cmd = Arc::new(cmd);
-        let follow = Follow::within(crate::peer::FORWARD_TIMEOUT, LEADER_RETRY);
-        let cmd = &cmd;
-        route::to_leader(
-            follow,
-            || self.route(),
-            |route| async move {
-                match route {
-                    // Without a known leader, ask openraft here: it may know one our
-                    // metrics do not show yet, or lead by now.
-                    Route::Here | Route::NoLeader => {
-                        match self.propose_shared(Arc::clone(cmd)).await {
-                            // Nothing was appended: look for the leader again.
-                            Err(ProposeError::NotLeader { leader_id })
-                                if leader_id != Some(self.inner.id) =>
-                            {
-                                Attempt::Again
-                            }
-                            other => Attempt::Done(other),
-                        }
-                    }
-                    Route::Leader { id, peer_url: None } => {
-                        Attempt::Done(Err(ProposeError::NotLeader {
-                            leader_id: Some(id),
-                        }))
-                    }
-                    Route::Leader {
-                        peer_url: Some(url),
-                        ..
-                    } => {
-                        match forward_proposal(
-                            &self.inner.http,
-                            &url,
-                            cmd,
-                            crate::peer::FORWARD_TIMEOUT,
-                        )
-                        .await
-                        {
-                            Err(ProposeError::NotLeader { .. }) => Attempt::Again,
-                            Err(e) => Attempt::Done(Err(e)),
-                            Ok(proposed) => Attempt::Done(
-                                self.wait_applied(proposed.raft_index)
-                                    .await
-                                    .map(|()| proposed),
-                            ),
-                        }
-                    }
-                }
-            },
-            ProposeError::NotLeader { leader_id: None },
-        )
-        .await
-    }
-
-    /// The negative control's bug (`InjectedBug::LocalQuorumReads`): a quorum read
-    /// answered from this member's own store, without the log.
-    fn read_locally(&self, cmd: &Command) -> Option<Proposed> {
-        let Command::Keys(req) = cmd else {
-            return None;
-        };
-        if req.method != beacon_store::Method::QuorumGet {
-            return None;
-        }
-        let store = self.inner.store.read().unwrap_or_else(|p| p.into_inner());
-        let result = store.get(&req.path, req.recursive, req.sorted, req.time_ns);
-        Some(Proposed {
-            applied: beacon_store::Applied::Keys(result),
-            raft_index: 0,
-            raft_term: 0,
-        })
-    }
-
     /// The index of the last entry in this member's log (0 before any).
     pub fn last_log_index(&self) -> u64 {
         let metrics = self.inner.raft.metrics();
@@ -441,132 +335,10 @@ impl RaftNode {
         m.last_log_index.unwrap_or(0)
     }
 
-    /// Proposes on this member, which must be the leader (the peer API's entry point).
-    pub async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
-        self.propose_shared(Arc::new(cmd)).await
-    }
-
-    async fn propose_shared(&self, cmd: Arc<Command>) -> Result<Proposed, ProposeError> {
-        let resp = self.inner.raft.client_write(Request(cmd)).await?;
-        let applied = resp.data.ok_or_else(|| {
-            // Normal entries always get `Some` from the state machine.
-            ProposeError::Fatal(format!(
-                "entry {} applied without a store result",
-                resp.log_id
-            ))
-        })?;
-        Ok(Proposed {
-            applied,
-            raft_index: resp.log_id.index,
-            raft_term: resp.log_id.leader_id.term,
-        })
-    }
-
     /// Every member, voters and learners, sorted by id, as this member's latest
     /// membership config has them.
     pub fn members(&self) -> Vec<MemberInfo> {
         membership::members(&self.inner.raft)
-    }
-
-    /// Makes `change` on the leader (forwarding it from a follower) and returns once it
-    /// is committed; gives up with `Timeout` after
-    /// [`CHANGE_TIMEOUT`](crate::membership::CHANGE_TIMEOUT).
-    pub async fn change_members(&self, change: MemberChange) -> Result<(), MembershipError> {
-        let follow = Follow::within(CHANGE_TIMEOUT, CHANGE_RETRY);
-        let deadline = Instant::now() + CHANGE_TIMEOUT;
-        let change = &change;
-        route::to_leader(
-            follow,
-            || self.route(),
-            |route| async move {
-                let result = match route {
-                    Route::NoLeader => return Attempt::Again,
-                    Route::Here => self.change_here(change, deadline).await,
-                    Route::Leader { peer_url: None, .. } => Err(MembershipError::Timeout),
-                    Route::Leader {
-                        peer_url: Some(url),
-                        ..
-                    } => {
-                        forward_member_change(&self.inner.http, &url, change, CHANGE_TIMEOUT).await
-                    }
-                };
-                match result {
-                    Err(MembershipError::NotLeader) => Attempt::Again,
-                    other => Attempt::Done(other),
-                }
-            },
-            MembershipError::Timeout,
-        )
-        .await
-    }
-
-    /// Publishes this member's name and client URLs (etcd's `publish`), trying again
-    /// until the change is recorded, so that every member lists them; runs until then
-    /// or until the caller drops it.
-    pub async fn publish(&self, name: String, client_urls: Vec<String>) {
-        let change = MemberChange::Publish {
-            id: self.inner.id,
-            name,
-            client_urls,
-        };
-        let change = &change;
-        let forever = Follow {
-            deadline: None,
-            pause: PUBLISH_RETRY,
-        };
-        let published = route::retry(
-            forever,
-            || async move {
-                match self.change_members(change.clone()).await {
-                    Ok(()) => Attempt::Done(Ok(())),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "publishing member attributes; will retry");
-                        Attempt::Again
-                    }
-                }
-            },
-            MembershipError::Timeout,
-        )
-        .await;
-        if published.is_ok() {
-            tracing::info!("published this member's name and client URLs to the cluster");
-        }
-    }
-
-    /// Makes `change` here, where this member must lead, until `deadline`.
-    async fn change_here(
-        &self,
-        change: &MemberChange,
-        deadline: Instant,
-    ) -> Result<(), MembershipError> {
-        if self.is_removed(change.member_id()) {
-            return Err(MembershipError::IdRemoved);
-        }
-        membership::change_on_leader(&self.inner.raft, &self.inner.http, change, deadline).await
-    }
-
-    /// The peer URL of member `id`, from the current membership.
-    fn peer_url_of(&self, id: NodeId) -> Option<String> {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow_watched();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.peer_url().to_owned())
-    }
-
-    /// Waits until this member's store has applied `raft_index`.
-    async fn wait_applied(&self, raft_index: u64) -> Result<(), ProposeError> {
-        if self.inner.applied_index.load(Ordering::Acquire) >= raft_index {
-            return Ok(());
-        }
-        self.inner
-            .raft
-            .wait(Some(crate::peer::FORWARD_TIMEOUT))
-            .applied_index_at_least(Some(raft_index), "forwarded proposal applied here")
-            .await
-            .map(|_| ())
-            .map_err(|e| ProposeError::Forward(format!("applying entry {raft_index} here: {e}")))
     }
 
     /// Per follower: append-entries calls and their latency, as this member measured
@@ -647,122 +419,5 @@ impl RaftNode {
         })
         .await
         .map_err(|e| ShutdownError::Raft(e.to_string()))?
-    }
-}
-
-/// The node as the peer server sees it: each accepted message goes to openraft, a
-/// forwarded proposal or membership change is made here, and a removal notice is
-/// checked with its sender.
-impl LocalMember for RaftNode {
-    fn id(&self) -> NodeId {
-        self.inner.id
-    }
-
-    fn cluster_id(&self) -> u64 {
-        self.inner.cluster_id
-    }
-
-    fn is_removed(&self, id: NodeId) -> bool {
-        RaftNode::is_removed(self, id)
-    }
-
-    /// A member that joins a running cluster has no membership until the leader's first
-    /// append, and cannot tell its leader's id beforehand (`--initial-cluster` derives
-    /// only the bootstrapped members' ids, not those added later), so until then any
-    /// sender of its cluster is taken.
-    fn knows_member(&self, id: NodeId) -> bool {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow_watched();
-        let membership = m.membership_config.membership();
-        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
-    }
-
-    fn proposal_bytes_max(&self) -> usize {
-        self.inner.proposal_bytes_max
-    }
-
-    fn members(&self) -> Vec<MemberInfo> {
-        RaftNode::members(self)
-    }
-
-    fn membership(&self) -> StoredMembership {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow_watched();
-        StoredMembership::clone(&m.membership_config)
-    }
-
-    fn last_applied(&self) -> Option<LogId> {
-        self.inner.raft.metrics().borrow_watched().last_applied
-    }
-
-    async fn append(
-        &self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-    ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> {
-        self.inner.raft.append_entries(rpc).await
-    }
-
-    async fn vote(
-        &self,
-        rpc: VoteRequest<TypeConfig>,
-    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
-        self.inner.raft.vote(rpc).await
-    }
-
-    async fn pre_vote(
-        &self,
-        rpc: VoteRequest<TypeConfig>,
-    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
-        self.inner.raft.pre_vote(rpc).await
-    }
-
-    async fn transfer_leader(
-        &self,
-        req: TransferLeaderRequest<TypeConfig>,
-    ) -> Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>> {
-        self.inner.raft.handle_transfer_leader(req).await
-    }
-
-    async fn install_snapshot(
-        &self,
-        vote: Vote,
-        snapshot: Snapshot,
-    ) -> Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> {
-        self.inner.raft.install_full_snapshot(vote, snapshot).await
-    }
-
-    async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
-        RaftNode::propose_here(self, cmd).await
-    }
-
-    async fn change_members_here(&self, change: MemberChange) -> Result<(), MembershipError> {
-        if self.status().leader_id != Some(self.inner.id) {
-            return Err(MembershipError::NotLeader);
-        }
-        let deadline = Instant::now() + crate::peer::FORWARD_TIMEOUT;
-        self.change_here(&change, deadline).await
-    }
-
-    /// Stops this member if `from` confirms it: its member list, read from its peer URL
-    /// as this member's membership records it, lacks this member.
-    fn removal_notice(&self, from: NodeId) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let Some(url) = node.peer_url_of(from) else {
-                return;
-            };
-            let (http, cluster_id, id) = (&node.inner.http, node.inner.cluster_id, node.inner.id);
-            if membership::removal_confirmed(http, &url, from, cluster_id, id).await {
-                node.mark_removed();
-            }
-        });
-    }
-
-    fn snapshot_dir(&self) -> &SnapshotDir {
-        &self.inner.snapshots
-    }
-
-    fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.inner.receiving_snapshot.try_lock().ok()
     }
 }

@@ -1,0 +1,139 @@
+//! The node as the peer server sees it: `RaftNode`'s `LocalMember` impl, which hands
+//! each accepted message to openraft and makes forwarded proposals and membership
+//! changes here. Apart from `node.rs` because it is the transport's view of the node,
+//! one trait method per peer API call.
+
+use beacon_store::Command;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{Fatal, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use tokio::time::Instant;
+
+use super::RaftNode;
+use crate::error::{MembershipError, ProposeError};
+use crate::membership;
+use crate::peer::LocalMember;
+use crate::snapshot_file::SnapshotDir;
+use crate::types::{
+    LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
+};
+
+/// The node as the peer server sees it: each accepted message goes to openraft, a
+/// forwarded proposal or membership change is made here, and a removal notice is
+/// checked with its sender.
+impl LocalMember for RaftNode {
+    fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    fn is_removed(&self, id: NodeId) -> bool {
+        RaftNode::is_removed(self, id)
+    }
+
+    /// A member that joins a running cluster has no membership until the leader's first
+    /// append, and cannot tell its leader's id beforehand (`--initial-cluster` derives
+    /// only the bootstrapped members' ids, not those added later), so until then any
+    /// sender of its cluster is taken.
+    fn knows_member(&self, id: NodeId) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
+    }
+
+    fn proposal_bytes_max(&self) -> usize {
+        self.inner.proposal_bytes_max
+    }
+
+    fn members(&self) -> Vec<MemberInfo> {
+        RaftNode::members(self)
+    }
+
+    fn membership(&self) -> StoredMembership {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        StoredMembership::clone(&m.membership_config)
+    }
+
+    fn last_applied(&self) -> Option<LogId> {
+        self.inner.raft.metrics().borrow_watched().last_applied
+    }
+
+    async fn append(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.append_entries(rpc).await
+    }
+
+    async fn vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.vote(rpc).await
+    }
+
+    async fn pre_vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+    ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
+        self.inner.raft.pre_vote(rpc).await
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: TransferLeaderRequest<TypeConfig>,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>> {
+        self.inner.raft.handle_transfer_leader(req).await
+    }
+
+    async fn install_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> {
+        self.inner.raft.install_full_snapshot(vote, snapshot).await
+    }
+
+    async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        RaftNode::propose_here(self, cmd).await
+    }
+
+    async fn change_members_here(&self, change: MemberChange) -> Result<(), MembershipError> {
+        if self.status().leader_id != Some(self.inner.id) {
+            return Err(MembershipError::NotLeader);
+        }
+        let deadline = Instant::now() + crate::peer::FORWARD_TIMEOUT;
+        self.change_here(&change, deadline).await
+    }
+
+    /// Stops this member if `from` confirms it: its member list, read from its peer URL
+    /// as this member's membership records it, lacks this member.
+    fn removal_notice(&self, from: NodeId) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let Some(url) = node.peer_url_of(from) else {
+                return;
+            };
+            let (http, cluster_id, id) = (&node.inner.http, node.inner.cluster_id, node.inner.id);
+            if membership::removal_confirmed(http, &url, from, cluster_id, id).await {
+                node.mark_removed();
+            }
+        });
+    }
+
+    fn snapshot_dir(&self) -> &SnapshotDir {
+        &self.inner.snapshots
+    }
+
+    fn try_receive_snapshot(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.inner.receiving_snapshot.try_lock().ok()
+    }
+}

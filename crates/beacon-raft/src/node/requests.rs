@@ -1,0 +1,248 @@
+//! Proposals and membership changes, routed to the leader: `propose` and
+//! `change_members` follow the leader through `route` (forwarding from a follower and
+//! waiting until the entry is applied here too), `propose_here` and `change_here` make
+//! them where this member leads, and `publish` retries a change until it is recorded.
+//! Apart from `node.rs` because it is the node's request path, not its lifecycle.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon_store::Command;
+use openraft::async_runtime::WatchReceiver;
+use tokio::time::Instant;
+
+use super::RaftNode;
+use crate::error::{MembershipError, ProposeError};
+use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
+use crate::observer::InjectedBug;
+use crate::peer::{forward_member_change, forward_proposal};
+use crate::route::{self, Attempt, Follow, Route};
+use crate::types::{MemberChange, NodeId, Proposed, Request};
+
+/// How long a proposal waits before it looks for the leader again when the leader
+/// moved, is gone or is not known yet.
+const LEADER_RETRY: Duration = Duration::from_millis(25);
+/// How long `publish` waits before it tries again after a change that did not go
+/// through (no leader within the change's timeout, say).
+const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+
+impl RaftNode {
+    /// Where a request that only the leader takes goes now.
+    fn route(&self) -> Route {
+        match self.status().leader_id {
+            None => Route::NoLeader,
+            Some(id) if id == self.inner.id => Route::Here,
+            Some(id) => Route::Leader {
+                id,
+                peer_url: self.peer_url_of(id),
+            },
+        }
+    }
+
+    /// Proposes `cmd` and resolves once it is committed and applied to this member's
+    /// store. On a follower the command is forwarded to the leader, and the answer waits
+    /// until this member has applied the entry too, so a read here sees the write.
+    /// While no leader is known, or the leader moved (the proposal surely not sent), it
+    /// looks for one for up to `FORWARD_TIMEOUT`, then
+    /// answers `NotLeader { leader_id: None }`; the caller's request timeout is shorter.
+    pub async fn propose(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        if self.inner.bug == Some(InjectedBug::LocalQuorumReads) {
+            if let Some(proposed) = self.read_locally(&cmd) {
+                return Ok(proposed);
+            }
+        }
+        let cmd = Arc::new(cmd);
+        let follow = Follow::within(crate::peer::FORWARD_TIMEOUT, LEADER_RETRY);
+        let cmd = &cmd;
+        route::to_leader(
+            follow,
+            || self.route(),
+            |route| async move {
+                match route {
+                    // Without a known leader, ask openraft here: it may know one our
+                    // metrics do not show yet, or lead by now.
+                    Route::Here | Route::NoLeader => {
+                        match self.propose_shared(Arc::clone(cmd)).await {
+                            // Nothing was appended: look for the leader again.
+                            Err(ProposeError::NotLeader { leader_id })
+                                if leader_id != Some(self.inner.id) =>
+                            {
+                                Attempt::Again
+                            }
+                            other => Attempt::Done(other),
+                        }
+                    }
+                    Route::Leader { id, peer_url: None } => {
+                        Attempt::Done(Err(ProposeError::NotLeader {
+                            leader_id: Some(id),
+                        }))
+                    }
+                    Route::Leader {
+                        peer_url: Some(url),
+                        ..
+                    } => {
+                        match forward_proposal(
+                            &self.inner.http,
+                            &url,
+                            cmd,
+                            crate::peer::FORWARD_TIMEOUT,
+                        )
+                        .await
+                        {
+                            Err(ProposeError::NotLeader { .. }) => Attempt::Again,
+                            Err(e) => Attempt::Done(Err(e)),
+                            Ok(proposed) => Attempt::Done(
+                                self.wait_applied(proposed.raft_index)
+                                    .await
+                                    .map(|()| proposed),
+                            ),
+                        }
+                    }
+                }
+            },
+            ProposeError::NotLeader { leader_id: None },
+        )
+        .await
+    }
+
+    /// The negative control's bug (`InjectedBug::LocalQuorumReads`): a quorum read
+    /// answered from this member's own store, without the log.
+    fn read_locally(&self, cmd: &Command) -> Option<Proposed> {
+        let Command::Keys(req) = cmd else {
+            return None;
+        };
+        if req.method != beacon_store::Method::QuorumGet {
+            return None;
+        }
+        let store = self.inner.store.read().unwrap_or_else(|p| p.into_inner());
+        let result = store.get(&req.path, req.recursive, req.sorted, req.time_ns);
+        Some(Proposed {
+            applied: beacon_store::Applied::Keys(result),
+            raft_index: 0,
+            raft_term: 0,
+        })
+    }
+
+    /// Proposes on this member, which must be the leader (the peer API's entry point).
+    pub async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
+        self.propose_shared(Arc::new(cmd)).await
+    }
+
+    async fn propose_shared(&self, cmd: Arc<Command>) -> Result<Proposed, ProposeError> {
+        let resp = self.inner.raft.client_write(Request(cmd)).await?;
+        let applied = resp.data.ok_or_else(|| {
+            // Normal entries always get `Some` from the state machine.
+            ProposeError::Fatal(format!(
+                "entry {} applied without a store result",
+                resp.log_id
+            ))
+        })?;
+        Ok(Proposed {
+            applied,
+            raft_index: resp.log_id.index,
+            raft_term: resp.log_id.leader_id.term,
+        })
+    }
+
+    /// Makes `change` on the leader (forwarding it from a follower) and returns once it
+    /// is committed; gives up with `Timeout` after
+    /// `CHANGE_TIMEOUT`.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), MembershipError> {
+        let follow = Follow::within(CHANGE_TIMEOUT, CHANGE_RETRY);
+        let deadline = Instant::now() + CHANGE_TIMEOUT;
+        let change = &change;
+        route::to_leader(
+            follow,
+            || self.route(),
+            |route| async move {
+                let result = match route {
+                    Route::NoLeader => return Attempt::Again,
+                    Route::Here => self.change_here(change, deadline).await,
+                    Route::Leader { peer_url: None, .. } => Err(MembershipError::Timeout),
+                    Route::Leader {
+                        peer_url: Some(url),
+                        ..
+                    } => {
+                        forward_member_change(&self.inner.http, &url, change, CHANGE_TIMEOUT).await
+                    }
+                };
+                match result {
+                    Err(MembershipError::NotLeader) => Attempt::Again,
+                    other => Attempt::Done(other),
+                }
+            },
+            MembershipError::Timeout,
+        )
+        .await
+    }
+
+    /// Publishes this member's name and client URLs (etcd's `publish`), trying again
+    /// until the change is recorded, so that every member lists them; runs until then
+    /// or until the caller drops it.
+    pub async fn publish(&self, name: String, client_urls: Vec<String>) {
+        let change = MemberChange::Publish {
+            id: self.inner.id,
+            name,
+            client_urls,
+        };
+        let change = &change;
+        let forever = Follow {
+            deadline: None,
+            pause: PUBLISH_RETRY,
+        };
+        let published = route::retry(
+            forever,
+            || async move {
+                match self.change_members(change.clone()).await {
+                    Ok(()) => Attempt::Done(Ok(())),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "publishing member attributes; will retry");
+                        Attempt::Again
+                    }
+                }
+            },
+            MembershipError::Timeout,
+        )
+        .await;
+        if published.is_ok() {
+            tracing::info!("published this member's name and client URLs to the cluster");
+        }
+    }
+
+    /// Makes `change` here, where this member must lead, until `deadline`.
+    pub(super) async fn change_here(
+        &self,
+        change: &MemberChange,
+        deadline: Instant,
+    ) -> Result<(), MembershipError> {
+        if self.is_removed(change.member_id()) {
+            return Err(MembershipError::IdRemoved);
+        }
+        membership::change_on_leader(&self.inner.raft, &self.inner.http, change, deadline).await
+    }
+
+    /// The peer URL of member `id`, from the current membership.
+    pub(super) fn peer_url_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.peer_url().to_owned())
+    }
+
+    /// Waits until this member's store has applied `raft_index`.
+    async fn wait_applied(&self, raft_index: u64) -> Result<(), ProposeError> {
+        if self.inner.applied_index.load(Ordering::Acquire) >= raft_index {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(crate::peer::FORWARD_TIMEOUT))
+            .applied_index_at_least(Some(raft_index), "forwarded proposal applied here")
+            .await
+            .map(|_| ())
+            .map_err(|e| ProposeError::Forward(format!("applying entry {raft_index} here: {e}")))
+    }
+}
