@@ -14,12 +14,15 @@ pub struct SimNet;
 
 impl PeerNet for SimNet {
     fn connect(&self, host: &str, port: u16) -> Connecting {
-        let host = host.to_owned();
-        Box::pin(async move {
-            let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
-            Ok(Box::new(stream) as PeerStream)
-        })
+        Box::pin(dial(host.to_owned(), port))
     }
+}
+
+/// Opens a turmoil connection to `host`'s `port`; no socket options to set, turmoil
+/// has none.
+async fn dial(host: String, port: u16) -> io::Result<PeerStream> {
+    let stream = turmoil::net::TcpStream::connect((host, port)).await?;
+    Ok(Box::new(stream))
 }
 
 /// turmoil's listener as the peer server's accept source.

@@ -11,9 +11,9 @@ use beacon_raft::{ProposeError, Proposed};
 use beacon_store::{Applied, Command, KeysRequest, Method};
 use beacon_testkit::SeededRng;
 
-use crate::durable::lock;
+use crate::conn::{CallError, Connection};
 use crate::model::{KeyOp, Op, Outcome};
-use crate::network::{CallError, Connection};
+use crate::observe::lock;
 use crate::wire::{Answer, Request};
 
 /// A client gives up on a request after this long; its outcome is then unknown.
@@ -37,19 +37,20 @@ pub struct Record {
     pub log: Option<(u64, u64)>,
 }
 
-/// Per kind (set, get, cas, delete): definite success, definite failure, unknown.
-pub type Tally = [[u64; 3]; 4];
+/// Per kind (set, get, cas, delete, set with a TTL): definite success, definite failure,
+/// unknown.
+pub type Tally = [[u64; 3]; 5];
 
 /// What every client of a run shares: where to send, what was recorded.
 #[derive(Clone)]
 pub struct Shared {
-    /// Member ids.
-    pub members: Vec<u64>,
+    /// The ids of the members clients may send to (changes with membership).
+    pub members: Arc<Mutex<Vec<u64>>>,
     /// How many keys.
     pub keys: usize,
-    /// Serve reads from the member's own store instead of through the log: the
-    /// deliberately broken variant, which the checker must reject.
-    pub local_reads: bool,
+    /// How many keys with a TTL the clients set (their own keys, out of the history:
+    /// the expiry check looks at them after the run).
+    pub ttl_keys: usize,
     /// The last value any client saw per key (compare-and-swaps use it, so that some of
     /// them succeed).
     pub last_seen: Arc<Mutex<BTreeMap<usize, String>>>,
@@ -62,6 +63,17 @@ pub struct Shared {
 /// The simulated time, the same clock on every host.
 pub fn now() -> Duration {
     turmoil::sim_elapsed().expect("clients run inside the simulation")
+}
+
+/// The wall clock the simulated hosts share, in nanoseconds since the epoch (see
+/// `seams::SimClock`).
+pub fn now_ns() -> i64 {
+    crate::seams::wall_ns(now())
+}
+
+/// The store key of TTL key number `key`.
+pub fn ttl_path(key: usize) -> String {
+    format!("/sim/ttl/k{key}")
 }
 
 /// The store key of key number `key`.
@@ -81,7 +93,15 @@ pub async fn run(
         if now() >= until {
             break;
         }
-        let member = shared.members[rng.below(shared.members.len() as u64) as usize];
+        let members = lock(&shared.members).clone();
+        let member = members[rng.below(members.len() as u64) as usize];
+        if shared.ttl_keys > 0 && rng.below(10) == 0 {
+            // A key that expires: its expiry goes through the log (the leader's clock).
+            let key = rng.below(shared.ttl_keys as u64) as usize;
+            let ttl_s = 1 + rng.below(3);
+            set_with_ttl(&shared, member, key, ttl_s).await;
+            continue;
+        }
         let key = rng.below(shared.keys as u64) as usize;
         let value = format!("c{id}-{n}");
         let op = match rng.below(100) {
@@ -113,7 +133,8 @@ pub async fn final_reads(shared: Shared, attempts_max: u32) -> turmoil::Result {
     for key in 0..shared.keys {
         let mut done = false;
         for attempt in 0..attempts_max {
-            let member = shared.members[attempt as usize % shared.members.len()];
+            let members = lock(&shared.members).clone();
+            let member = members[attempt as usize % members.len()];
             let before = lock(&shared.records).len();
             operate(reader, &shared, member, key, Op::Get { seen: None }).await;
             let answered = lock(&shared.records)[before..]
@@ -145,10 +166,7 @@ enum Reply {
 /// Sends one operation to `member` and records it; false when it surely did nothing
 /// because no leader took it (it is then left out of the history).
 async fn operate(id: u32, shared: &Shared, member: u64, key: usize, op: Op) -> bool {
-    let request = match (&op, shared.local_reads) {
-        (Op::Get { .. }, true) => Request::LocalGet { path: path(key) },
-        _ => Request::Propose(command(key, &op)),
-    };
+    let request = Request::Propose(command(key, &op));
     let called = now();
     let answer = Connection::new(member)
         .call(&request, &[], REQUEST_TIMEOUT)
@@ -163,7 +181,6 @@ async fn operate(id: u32, shared: &Shared, member: u64, key: usize, op: Op) -> b
             })),
             _,
         )) => Reply::Applied(Box::new(result), Some((raft_index, raft_term))),
-        Ok((Answer::Read(result), _)) => Reply::Applied(Box::new(result), None),
         Ok((Answer::Proposed(Err(ProposeError::NotLeader { .. })), _))
         | Err(CallError::NotSent(_)) => Reply::NotDone,
         _ => Reply::Unknown,
@@ -246,8 +263,7 @@ fn command(key: usize, op: &Op) -> Command {
         Op::Get { .. } => Method::QuorumGet,
         Op::Delete { .. } => Method::Delete,
     };
-    // Time only renders TTLs, and no key here has one.
-    let mut req = KeysRequest::new(method, path(key), 0);
+    let mut req = KeysRequest::new(method, path(key), now_ns());
     match op {
         Op::Set { value } => req.value = value.into(),
         Op::Cas { prev, value, .. } => {
@@ -257,4 +273,24 @@ fn command(key: usize, op: &Op) -> Command {
         Op::Get { .. } | Op::Delete { .. } => {}
     }
     Command::Keys(req)
+}
+
+/// Sets TTL key number `key` with a TTL of `ttl_s` seconds on `member`; the outcome does
+/// not matter (the expiry check only needs every such key gone in the end).
+async fn set_with_ttl(shared: &Shared, member: u64, key: usize, ttl_s: u64) {
+    let now = now_ns();
+    let mut req = KeysRequest::new(Method::Put, ttl_path(key), now);
+    req.value = "expires".into();
+    req.expiration_ns = Some(now + (ttl_s * 1_000_000_000) as i64);
+    let request = Request::Propose(Command::Keys(req));
+    let answer = Connection::new(member)
+        .call(&request, &[], REQUEST_TIMEOUT)
+        .await;
+    let column = match answer {
+        Ok((Answer::Proposed(Ok(_)), _)) => 0,
+        Ok((Answer::Proposed(Err(ProposeError::NotLeader { .. })), _))
+        | Err(CallError::NotSent(_)) => 1,
+        _ => 2,
+    };
+    lock(&shared.tally)[4][column] += 1;
 }

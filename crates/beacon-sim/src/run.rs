@@ -1,27 +1,25 @@
 //! One simulated run from a seed: build the cluster and clients in turmoil, step the
 //! simulation while the nemesis injects faults, heal, read every key, wait for the
-//! members to converge, and check.
+//! members to converge and the TTL keys to expire, and check.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beacon_testkit::SeededRng;
 use porcupine_rs::CheckResult;
 
-use crate::client::{self, Shared, Tally};
-use crate::durable::{lock, Observer, SharedDisk};
-use crate::member::{self, MemberSetup};
+use crate::check;
+use crate::client::{self, Record, Shared, Tally};
+use crate::cluster::Cluster;
+use crate::member::Timing;
 use crate::nemesis::{FaultCounts, Nemesis};
-use crate::network::host_name;
-use crate::types::{SimRuntime, Timing};
-use crate::{check, client::Record};
+use crate::observe::{lock, Observed};
 
 /// The simulation's clock step: messages are delivered on step boundaries.
 const TICK: Duration = Duration::from_millis(1);
-/// How long, after the load, the final reads and convergence may take.
-const SETTLE_MAX: Duration = Duration::from_secs(30);
+/// How long, after the load, the final reads, convergence and expiry may take.
+const SETTLE_MAX: Duration = Duration::from_secs(40);
 /// At most this many operations per client, whatever the load's length.
 const OPS_PER_CLIENT_MAX: u64 = 100_000;
 /// Final reads: attempts per key before the run is declared stuck.
@@ -36,14 +34,39 @@ pub struct Options {
     pub clients: u32,
     /// Keys they share: few, so that they contend.
     pub keys: usize,
+    /// Keys set with a TTL.
+    pub ttl_keys: usize,
     /// Simulated time of load and faults.
     pub load: Duration,
     /// Raft timing.
     pub timing: Timing,
-    /// Whether the nemesis may crash members.
+    /// Whether the nemesis may crash members (power loss: unsynced writes are lost).
     pub crashes: bool,
-    /// The deliberately broken variant: reads served by any member from its own store.
-    pub local_reads: bool,
+    /// Whether the nemesis may replace members (remove one, the leader included, and
+    /// add a new one).
+    pub replacements: bool,
+    /// Whether the simulated disks fail writes and syncs now and then.
+    pub disk_faults: bool,
+    /// A deliberately injected bug in the node (the negative control).
+    pub bug: Option<beacon_raft::InjectedBug>,
+}
+
+impl Options {
+    /// The runs CI and the campaign make: 3 members, every fault.
+    pub fn standard() -> Options {
+        Options {
+            members: 3,
+            clients: 4,
+            keys: 3,
+            ttl_keys: 2,
+            load: Duration::from_secs(5),
+            timing: Timing::PRODUCTION,
+            crashes: true,
+            replacements: true,
+            disk_faults: true,
+            bug: None,
+        }
+    }
 }
 
 /// What a run did and what the checks found.
@@ -63,17 +86,21 @@ pub struct Report {
     pub simulated: Duration,
     /// Wall time, checks included.
     pub wall: Duration,
-    /// Member restarts, and leaderships handed over at a graceful stop, over all members.
+    /// Member restarts, and graceful stops of a leader, over all members.
     pub restarts: (u32, u32),
     /// Snapshots built and snapshots installed from a leader, over all members.
     pub snapshots: (u32, u32),
+    /// Watch events delivered, over all members.
+    pub watch_events: usize,
     /// The highest applied index.
     pub applied: u64,
+    /// The members at the end.
+    pub final_members: Vec<u64>,
     /// porcupine's verdict.
     pub verdict: CheckResult,
     /// Every other failed check.
     pub violations: Vec<String>,
-    /// Entries applied by index (term-index and payload), to compare two runs.
+    /// Entries applied by index (log id and payload), to compare two runs.
     pub applied_log: Vec<String>,
 }
 
@@ -82,12 +109,6 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.verdict == CheckResult::Ok && self.violations.is_empty()
     }
-}
-
-/// A seed for the RNG of incarnation `n` of member `id`.
-fn incarnation_seed(run: u64, id: u64, n: u64) -> u64 {
-    let mut rng = SeededRng::new(run ^ (id << 48) ^ (n << 32) ^ 0x5eed);
-    rng.next_u64()
 }
 
 /// Runs the simulation of `seed` and checks it.
@@ -108,27 +129,22 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         .enable_random_order()
         .build();
 
-    let observer: Observer = Arc::default();
-    let members: Vec<u64> = (1..=opts.members as u64).collect();
-    for &id in &members {
-        let setup = MemberSetup {
-            id,
-            members: members.clone(),
-            timing: opts.timing,
-            disk: SharedDisk::default(),
-            observer: Arc::clone(&observer),
-        };
-        let incarnations = AtomicU64::new(0);
-        sim.host(host_name(id), move || {
-            let n = incarnations.fetch_add(1, Ordering::Relaxed);
-            SimRuntime::scope(incarnation_seed(seed, id, n), member::run(setup.clone()))
-        });
+    let initial: Vec<u64> = (1..=opts.members as u64).collect();
+    let mut cluster = Cluster::new(
+        seed,
+        opts.timing,
+        initial.clone(),
+        opts.disk_faults,
+        opts.bug,
+    );
+    for &id in &initial {
+        cluster.start(&mut sim, id, false);
     }
 
     let shared = Shared {
-        members: members.clone(),
+        members: cluster.members.clone(),
         keys: opts.keys,
-        local_reads: opts.local_reads,
+        ttl_keys: opts.ttl_keys,
         last_seen: Arc::new(Mutex::new(BTreeMap::new())),
         records: Arc::default(),
         tally: Arc::default(),
@@ -139,23 +155,18 @@ pub fn run(seed: u64, opts: &Options) -> Report {
             format!("c{c}"),
             client::run(c, shared.clone(), client_rng, opts.load, OPS_PER_CLIENT_MAX),
         );
+        cluster.hosts.push(format!("c{c}"));
     }
 
-    let hosts: Vec<String> = members
-        .iter()
-        .map(|m| host_name(*m))
-        .chain((0..opts.clients).map(|c| format!("c{c}")))
-        .collect();
     let mut nemesis = Nemesis::new(
         SeededRng::new(rng.next_u64()),
-        members.clone(),
-        hosts.clone(),
         opts.crashes,
+        opts.replacements,
         (latency_max, fail_rate),
+        opts.members as u64 + 1,
     );
     let mut violations = Vec::new();
-    let stepped = drive(&mut sim, &mut nemesis, &observer, &shared, opts, &hosts);
-    if let Err(e) = stepped {
+    if let Err(e) = drive(&mut sim, &mut nemesis, &mut cluster, &shared, opts) {
         violations.push(e);
     }
     let simulated = sim.elapsed();
@@ -165,27 +176,26 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     let records = lock(&shared.records).clone();
     let tally = *lock(&shared.tally);
     let (verdict, _) = check::linearizable(&records);
-    let observed = lock(&observer);
+    let final_members = cluster.current();
+    let observed = lock(&cluster.observer);
     violations.extend(observed.violations.iter().cloned());
     violations.extend(check::acknowledged_writes_kept(&records, &observed));
+    violations.extend(check::watches(&observed));
     if violations.is_empty() {
-        violations.extend(check::converged(
-            &observed,
-            &members,
-            opts.keys,
-            !opts.local_reads,
-        ));
+        violations.extend(check::converged(&observed, &final_members, opts.keys));
+        violations.extend(check::expired(&observed, &final_members, opts.ttl_keys));
     }
     let views = observed.members.values();
     let restarts = (
         views.clone().map(|v| v.starts.saturating_sub(1)).sum(),
-        views.clone().map(|v| v.handovers).sum(),
+        views.clone().map(|v| v.stops_as_leader).sum(),
     );
     let snapshots = (
         views.clone().map(|v| v.snapshots_built).sum(),
         views.clone().map(|v| v.snapshots_installed).sum(),
     );
     let applied = views.map(|v| v.applied).max().unwrap_or(0);
+    let watch_events = observed.watches.iter().map(|w| w.events.len()).sum();
     let applied_log = observed
         .applied
         .values()
@@ -202,35 +212,37 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         wall: started.elapsed(),
         restarts,
         snapshots,
+        watch_events,
         applied,
+        final_members,
         verdict,
         violations,
         applied_log,
     }
 }
 
-/// Steps the simulation through the load, the heal, the final reads and convergence.
+/// Steps the simulation through the load, the heal, the final reads, convergence and
+/// expiry.
 fn drive(
     sim: &mut turmoil::Sim<'_>,
     nemesis: &mut Nemesis,
-    observer: &Observer,
+    cluster: &mut Cluster,
     shared: &Shared,
     opts: &Options,
-    hosts: &[String],
 ) -> Result<(), String> {
-    let members = &shared.members;
     let step = |sim: &mut turmoil::Sim<'_>| {
         sim.step()
             .map_err(|e| format!("a host failed at {:?}: {e}", sim.elapsed()))
     };
     while sim.elapsed() < opts.load {
-        nemesis.step(sim, sim.elapsed(), observer);
+        nemesis.step(sim, sim.elapsed(), cluster);
+        cluster.restart_requested(sim);
         step(sim)?;
     }
-    nemesis.heal(sim, observer);
+    nemesis.heal(sim, cluster);
     sim.set_fail_rate(0.0);
-    for (i, a) in hosts.iter().enumerate() {
-        for b in &hosts[i + 1..] {
+    for (i, a) in cluster.hosts.iter().enumerate() {
+        for b in &cluster.hosts[i + 1..] {
             sim.repair(a.as_str(), b.as_str());
         }
     }
@@ -240,29 +252,45 @@ fn drive(
     );
     let settle_end = opts.load + SETTLE_MAX;
     while !step(sim)? {
+        cluster.restart_requested(sim);
         if sim.elapsed() > settle_end {
             return Err("the final reads did not finish".into());
         }
     }
-    while !check::settled(&lock(observer), members) {
+    loop {
+        let members = cluster.current();
+        let done = {
+            let observed = lock(&cluster.observer);
+            check::settled(&observed, &members) && check::all_expired(&observed, &members)
+        };
+        if done {
+            return Ok(());
+        }
+        cluster.restart_requested(sim);
         if sim.elapsed() > settle_end {
             return Err(format!(
-                "members did not converge after the faults healed: {}",
-                describe(&lock(observer), members)
+                "members did not converge (or TTL keys did not expire) after the faults healed: {}",
+                describe(&lock(&cluster.observer), &members)
             ));
         }
         step(sim)?;
     }
-    Ok(())
 }
 
-fn describe(observed: &crate::durable::Observed, members: &[u64]) -> String {
+fn describe(observed: &Observed, members: &[u64]) -> String {
     members
         .iter()
         .map(|m| match observed.members.get(m) {
             Some(v) => format!(
-                "m{m}: leader {:?} term {} applied {} last log {}",
-                v.leader, v.term, v.applied, v.last_log
+                "m{m}: running {} leader {:?} term {} applied {} last log {} voters {:?} learners {:?} ttl keys {}",
+                v.running,
+                v.leader,
+                v.term,
+                v.applied,
+                v.last_log,
+                v.membership.0,
+                v.membership.1,
+                v.store.as_ref().is_some_and(|s| s.read().unwrap_or_else(|p| p.into_inner()).has_ttl_keys()),
             ),
             None => format!("m{m}: never started"),
         })

@@ -1,71 +1,45 @@
-//! The simulated members' wire: one request and one answer per round trip on a turmoil
-//! TCP stream, each a frame of a JSON header and a binary body (a snapshot's bytes,
-//! moved as they are, as production sends them as the HTTP body; empty otherwise).
+//! The simulated clients' wire to a member's client port: one request and one answer
+//! per round trip on a turmoil TCP stream, each a frame of a JSON header and a binary
+//! body. The clients stand in for the keys and members APIs; members talk to each other
+//! over the real peer transport (HTTP), not this.
 
 use std::io;
 
 use beacon_api::{EtcdError, Event};
-use beacon_raft::{ProposeError, Proposed};
+use beacon_raft::{MemberChange, MembershipError, ProposeError, Proposed};
 use beacon_store::Command;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
-};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-use crate::types::{SimConfig, SnapshotMeta, Vote};
 
 /// The largest header or body accepted: far above anything a run produces, it only
 /// stops a corrupted length from allocating without bound.
 const FRAME_PART_BYTES_MAX: usize = 64 << 20;
 
-/// What one host asks a member.
+/// What a client (or the run's administrator) asks a member on its client port.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// openraft's append-entries.
-    Append(AppendEntriesRequest<SimConfig>),
-    /// openraft's vote.
-    Vote(VoteRequest<SimConfig>),
-    /// openraft's pre-vote.
-    PreVote(VoteRequest<SimConfig>),
-    /// A full snapshot; the frame's body holds its bytes.
-    Snapshot {
-        /// The sending leader's vote.
-        vote: Vote,
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-    },
-    /// openraft's leadership transfer.
-    TransferLeader(TransferLeaderRequest<SimConfig>),
-    /// A follower's proposal forwarded to the leader (production's `/raft/propose`).
-    Forwarded(Command),
-    /// A client's write or quorum read (production's keys handler, minus HTTP).
+    /// A write or quorum read: `RaftNode::propose`, as the server's keys handler calls it.
     Propose(Command),
-    /// A client's plain read, served from the member's own store without consensus
-    /// (production's `GET` without `quorum=true`).
+    /// A plain read from the member's own store (production's `GET` without
+    /// `quorum=true`), or, under the negative control, a quorum read served that way.
     LocalGet {
         /// The key.
         path: String,
     },
+    /// A membership change: `RaftNode::change_members`, as the members API calls it.
+    Change(MemberChange),
 }
 
-/// A member's answer; openraft's errors travel as text, as production's 503 bodies do.
+/// A member's answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Answer {
-    /// To `Append`.
-    Append(Result<AppendEntriesResponse<SimConfig>, String>),
-    /// To `Vote` and `PreVote`.
-    Vote(Result<VoteResponse<SimConfig>, String>),
-    /// To `Snapshot`.
-    Snapshot(Result<SnapshotResponse<SimConfig>, String>),
-    /// To `TransferLeader`.
-    TransferLeader(Result<TransferLeaderResponse<SimConfig>, String>),
-    /// To `Forwarded` and `Propose`.
+    /// To `Propose`.
     Proposed(Result<Proposed, ProposeError>),
     /// To `LocalGet`.
     Read(Result<Event, EtcdError>),
+    /// To `Change`.
+    Changed(Result<(), MembershipError>),
 }
 
 /// Writes one frame: `header` as JSON, then `body`.
