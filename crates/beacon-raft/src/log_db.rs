@@ -154,6 +154,14 @@ impl LogDb {
         self.synced.fetch_max(index, Ordering::AcqRel);
     }
 
+    /// Records that everything written so far is durable (a sync of the whole log).
+    pub fn synced_all(&self) {
+        let written = *self.written_up_to.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = written {
+            self.synced_up_to(last);
+        }
+    }
+
     /// The last log index known durable, kept up by the sync worker.
     pub fn synced_index(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.synced)

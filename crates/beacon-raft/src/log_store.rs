@@ -93,7 +93,17 @@ impl LogStore {
             detail: e.to_string(),
         })?;
         store.db.wrote_up_to(last);
-        // What the log holds at open was recovered from the disk: durable.
+        // What the log holds at open may still sit in the page cache, written by the
+        // process before this one and never synced (it stopped on a failed sync): one
+        // sync makes it durable before the committed marker may count it.
+        store
+            .db
+            .handles_now()
+            .and_then(|h| h.persist(Durability::Data).map_err(io_other))
+            .map_err(|source| OpenError::DataDir {
+                path: path.to_owned(),
+                source,
+            })?;
         store.db.synced_up_to(last.unwrap_or(0));
         Ok(store)
     }
@@ -121,7 +131,24 @@ impl LogStore {
             return Ok(());
         }
         let h = self.db.handles_now()?;
-        h.persist(Durability::All).map_err(io_other)
+        h.persist(Durability::All).map_err(io_other)?;
+        self.db.synced_all();
+        Ok(())
+    }
+
+    /// Syncs everything written so far, failing if the last write failed (unlike
+    /// [`Self::sync`] at shutdown): before a marker may say the log holds state.
+    pub fn sync_written(&self) -> io::Result<()> {
+        if self.db.is_failing() {
+            return Err(io_other(format!(
+                "the raft log at {}: the last write failed",
+                self.path.display()
+            )));
+        }
+        let h = self.db.handles_now()?;
+        h.persist(Durability::All).map_err(io_other)?;
+        self.db.synced_all();
+        Ok(())
     }
 
     /// The last log index known durable (synced), kept up by the sync worker.

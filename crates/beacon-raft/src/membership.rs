@@ -281,7 +281,14 @@ pub(crate) async fn watch_membership(
                 .await
             {
                 Ok(_) => tracing::info!(?promote, "promoted caught-up learners to voters"),
-                Err(e) if raced(&e) => {}
+                Err(e) if raced(&e) => {
+                    // Another change is still being committed. openraft publishes its
+                    // metrics as it refuses, so waiting for the next change would ask
+                    // again at once, for as long as that change takes: a busy loop
+                    // (the simulation's seed 1015 spun so). Look again after a tick.
+                    tokio::time::sleep(PROMOTE_TICK).await;
+                    continue;
+                }
                 Err(e) => tracing::warn!(error = %e, "promoting learners"),
             }
         }

@@ -30,7 +30,7 @@ use crate::peer::NetworkFactory;
 use crate::route;
 use crate::seams::Seams;
 use crate::snapshot_file::SnapshotDir;
-use crate::start::{start, write_marker, INITIALIZED_MARKER};
+use crate::start::{start, write_marker, Started, INITIALIZED_MARKER};
 use crate::state_machine::{Raft, StateMachine};
 use crate::types::{MemberInfo, NodeId, SharedStore};
 
@@ -220,19 +220,33 @@ impl RaftNode {
                 bug: seams.bug,
             }),
         };
-        // A member that joins a running cluster has joined once it has applied the
-        // entry that added it; until then a restart joins afresh.
-        let joining = config.join_existing && !was_initialized;
-        let started = match start(
+        let started = start(
             &node.inner.raft,
             &node.inner.store,
             &config,
             was_initialized,
         )
-        .await
-        {
-            Ok(()) if !was_initialized && !joining => write_marker(&*disk, &marker),
-            other => other,
+        .await;
+        // A member that waits for the leader's log (it joins a running cluster, or its
+        // first start did not finish) has joined once it has applied the entry that
+        // makes it a member; until then a restart starts afresh.
+        let joining = !was_initialized && matches!(started, Ok(Started::AwaitsLeader));
+        let started = match started {
+            // The marker says "this directory holds Raft state": only once the state
+            // the start wrote (the initial membership entry) is on disk, or a crash in
+            // between leaves a marker over an empty log, which refuses to start.
+            Ok(_) if !was_initialized && !joining => {
+                let log = node.inner.log.clone();
+                disk::blocking(&*disk, move || log.sync_written())
+                    .await
+                    .and_then(|synced| synced)
+                    .map_err(|source| OpenError::DataDir {
+                        path: marker.clone(),
+                        source,
+                    })
+                    .and_then(|()| write_marker(&*disk, &marker))
+            }
+            other => other.map(|_| ()),
         };
         let started = match (started, checked.accepted_up_to) {
             // The operator accepted the loss: from now on the marker says what is left,
@@ -254,9 +268,20 @@ impl RaftNode {
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
         }
+        let joined_log = node.inner.log.clone();
         let on_joined = move || {
             if joining {
-                match write_marker(&*disk, &marker) {
+                // As above: the entries that added this member must be on disk before
+                // the marker says it joined (a follower may apply entries it has not
+                // synced yet).
+                let written = joined_log
+                    .sync_written()
+                    .map_err(|source| OpenError::DataDir {
+                        path: marker.clone(),
+                        source,
+                    })
+                    .and_then(|()| write_marker(&*disk, &marker));
+                match written {
                     Ok(()) => tracing::info!("joined the cluster"),
                     Err(e) => tracing::error!(error = %e, "recording that this member joined"),
                 }
@@ -402,12 +427,16 @@ impl RaftNode {
         self.inner.marker_task.abort();
         let applied = self.inner.applied_index.load(Ordering::Acquire);
         let log = self.inner.log.clone();
+        // Applied entries the log never synced (a write given up at shutdown) are not
+        // this member's to vouch for: the marker stops at the synced index.
+        let synced = log.synced_index();
         let path = log.path().to_owned();
         let marker = self.inner.marker.clone();
         let disk = Arc::clone(&self.inner.disk);
         disk::blocking(&*self.inner.disk, move || {
             log.sync()
                 .map_err(|source| ShutdownError::Persist { path, source })?;
+            let applied = applied.min(synced.load(Ordering::Acquire));
             if applied > 0 {
                 // Only behind is safe, so a failure (a full disk) is worth a warning,
                 // not a failed stop: the next start checks a little less.

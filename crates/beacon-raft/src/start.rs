@@ -29,6 +29,17 @@ pub(crate) fn write_marker(disk: &dyn Disk, path: &std::path::Path) -> Result<()
     disk.sync_dir(dir).map_err(io_err)
 }
 
+/// How a start ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Started {
+    /// Raft runs on this member's own state.
+    Ready,
+    /// The member waits for the leader to send it the log that makes it a member (it
+    /// joins a running cluster, or its first start did not finish): it has joined once
+    /// it applied that.
+    AwaitsLeader,
+}
+
 /// Starts `raft` (see the module's doc); `was_initialized` says whether this data
 /// directory started successfully before.
 pub(crate) async fn start(
@@ -36,7 +47,7 @@ pub(crate) async fn start(
     store: &SharedStore,
     config: &RaftConfig,
     was_initialized: bool,
-) -> Result<(), OpenError> {
+) -> Result<Started, OpenError> {
     let id = config.node_id;
     let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
     if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
@@ -53,7 +64,7 @@ pub(crate) async fn start(
         }
         if config.join_existing {
             tracing::info!(node_id = %format!("{id:x}"), "joining a running cluster: waiting for the leader");
-            return Ok(());
+            return Ok(Started::AwaitsLeader);
         }
         // Every member of a new cluster initializes with the same membership, as
         // etcd's members all bootstrap from --initial-cluster; Raft's vote then
@@ -71,7 +82,7 @@ pub(crate) async fn start(
         tracing::info!(node_id = id, peer_url = %config.peer_url, members = count, "initialized cluster");
         if count > 1 {
             // Peers elect a leader once they are all up; requests wait for it.
-            return Ok(());
+            return Ok(Started::Ready);
         }
     } else {
         let (voters, members): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
@@ -83,6 +94,14 @@ pub(crate) async fn start(
                 membership.nodes().map(|(id, _)| *id).collect(),
             )
         };
+        if members.is_empty() && !was_initialized {
+            // An earlier start initialized, and voted, but lost its membership entry
+            // before it reached the disk (a sync failed): the other members hold it and
+            // the leader sends it, as to a member joining; the `initialized` marker
+            // waits until then.
+            tracing::warn!(node_id = %format!("{id:x}"), "no membership on disk from an unfinished first start: waiting for the leader to send the log");
+            return Ok(Started::AwaitsLeader);
+        }
         if !members.contains(&id) {
             let removed = store
                 .read()
@@ -93,7 +112,7 @@ pub(crate) async fn start(
             }
             if config.join_existing && !was_initialized {
                 // Restarted while still receiving the log that adds it.
-                return Ok(());
+                return Ok(Started::AwaitsLeader);
             }
             return Err(OpenError::NotAMember {
                 path: config.data_dir.clone(),
@@ -103,7 +122,7 @@ pub(crate) async fn start(
         }
         if voters.len() > 1 || !voters.contains(&id) {
             // A real cluster elects on its own schedule; nothing to wait for here.
-            return Ok(());
+            return Ok(Started::Ready);
         }
         // Sole voter: campaign now instead of idling through an election timeout.
         raft.trigger()
@@ -131,5 +150,5 @@ pub(crate) async fn start(
     raft.wait_for_recovery(Some(deadline.saturating_duration_since(Instant::now())))
         .await
         .map_err(|e| no_leader(e.to_string()))?;
-    Ok(())
+    Ok(Started::Ready)
 }
