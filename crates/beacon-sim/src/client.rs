@@ -58,6 +58,12 @@ pub struct Shared {
     pub records: Arc<Mutex<Vec<Record>>>,
     /// The tally.
     pub tally: Arc<Mutex<Tally>>,
+    /// Writes sent and not answered yet, by operation number: if the run ends before
+    /// their answer (a host failed), they join the history as unknown, since they may
+    /// have taken effect and a read may have seen them.
+    pub pending: Arc<Mutex<BTreeMap<u64, Record>>>,
+    /// Numbers operations for `pending`.
+    pub next_op: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The simulated time, the same clock on every host.
@@ -168,9 +174,28 @@ enum Reply {
 async fn operate(id: u32, shared: &Shared, member: u64, key: usize, op: Op) -> bool {
     let request = Request::Propose(command(key, &op));
     let called = now();
+    let number = shared
+        .next_op
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !matches!(op, Op::Get { .. }) {
+        let unknown = settle(op.clone(), Reply::Unknown).0;
+        if let Some(op) = unknown {
+            lock(&shared.pending).insert(
+                number,
+                Record {
+                    client: id,
+                    called,
+                    returned: None,
+                    op: KeyOp { key, op },
+                    log: None,
+                },
+            );
+        }
+    }
     let answer = Connection::new(member)
         .call(&request, &[], REQUEST_TIMEOUT)
         .await;
+    lock(&shared.pending).remove(&number);
     let returned = now();
     let reply = match answer {
         Ok((

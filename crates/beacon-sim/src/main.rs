@@ -37,6 +37,10 @@ struct Args {
     /// Cluster size.
     #[arg(long, default_value_t = 3)]
     members: usize,
+    /// No write or sync failures from the simulated disks (crashes still lose what was
+    /// not synced).
+    #[arg(long)]
+    no_disk_faults: bool,
     /// Inject a bug into the node (the negative control): the campaign then succeeds
     /// only if some seed catches it.
     #[arg(long, value_enum)]
@@ -55,6 +59,7 @@ impl Args {
         let standard = Options {
             members: self.members,
             load: Duration::from_secs(self.secs),
+            disk_faults: !self.no_disk_faults,
             ..Options::standard()
         };
         match self.inject {
@@ -80,6 +85,9 @@ impl Args {
             "--members".to_string(),
             self.members.to_string(),
         ];
+        if self.no_disk_faults {
+            args.push("--no-disk-faults".to_string());
+        }
         if let Some(Bug::LocalQuorumReads) = self.inject {
             args.extend(["--inject".to_string(), "local-quorum-reads".to_string()]);
         }
@@ -136,16 +144,37 @@ fn parse_result(line: &str) -> Option<Outcome> {
     })
 }
 
-/// Runs `seed` in a process of its own; `None` if it died without reporting.
+/// How long one seed's process may take in real time. A seed takes about a second; one
+/// that runs this long is stuck in a loop that never lets simulated time pass (a busy
+/// loop in the node, which turmoil cannot preempt), and fails.
+const SEED_WALL_MAX: Duration = Duration::from_secs(300);
+
+/// Runs `seed` in a process of its own; `None` if it died or hung without reporting.
 fn run_child(args: &Args, seed: u64) -> Option<Outcome> {
     let exe = std::env::current_exe().ok()?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(args.child_args(seed))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .ok()?;
-    let stdout = BufReader::new(child.stdout?);
+    let started = Instant::now();
+    // Its one line of stdout fits in the pipe: wait first, then read.
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < SEED_WALL_MAX => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("seed {seed}: HUNG for {SEED_WALL_MAX:?} (simulated time stopped: a busy loop?)");
+                return None;
+            }
+        }
+    }
+    let stdout = BufReader::new(child.stdout.take()?);
     stdout
         .lines()
         .map_while(Result::ok)

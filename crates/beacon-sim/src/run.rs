@@ -148,6 +148,8 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         last_seen: Arc::new(Mutex::new(BTreeMap::new())),
         records: Arc::default(),
         tally: Arc::default(),
+        pending: Arc::default(),
+        next_op: Arc::default(),
     };
     for c in 0..opts.clients {
         let client_rng = SeededRng::new(rng.next_u64());
@@ -173,7 +175,8 @@ pub fn run(seed: u64, opts: &Options) -> Report {
     // Stop every host (and its openraft tasks) before reading the stores.
     drop(sim);
 
-    let records = lock(&shared.records).clone();
+    let mut records = lock(&shared.records).clone();
+    records.extend(lock(&shared.pending).values().cloned());
     let tally = *lock(&shared.tally);
     let (verdict, _) = check::linearizable(&records);
     let final_members = cluster.current();
