@@ -384,6 +384,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        // Lowered before the write: a re-open while it is retried must not take the
+        // entries it removes for lost (were the removal lost instead, the log would only
+        // be longer, which the check allows).
+        self.db.wrote_up_to(last_log_id.map(|l| l.index));
         // Not synced on its own: the next append (which always follows a truncation
         // before anything is acknowledged) is synced, and the journal is ordered.
         let range = to_key_range(&(from..));
@@ -392,9 +396,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .write_retrying("truncating the raft log", |h| remove_range(h, range))
             .await;
         self.cache().truncate_after(last_log_id.map(|l| l.index));
-        if removed.is_ok() {
-            self.db.wrote_up_to(last_log_id.map(|l| l.index));
-        }
         removed
     }
 

@@ -94,12 +94,14 @@ pub(crate) async fn start(
                 membership.nodes().map(|(id, _)| *id).collect(),
             )
         };
-        if members.is_empty() && !was_initialized {
-            // An earlier start initialized, and voted, but lost its membership entry
-            // before it reached the disk (a sync failed): the other members hold it and
-            // the leader sends it, as to a member joining; the `initialized` marker
+        if members.is_empty() {
+            // Raft state (a vote) but no membership entry: the first start lost it before
+            // it reached the disk (a sync failed), or the leader had this member truncate
+            // its own bootstrap entry (every member writes one) and it stopped before the
+            // leader's arrived. The other members hold the membership, and the leader
+            // sends it, as to a member joining; a first start's `initialized` marker
             // waits until then.
-            tracing::warn!(node_id = %format!("{id:x}"), "no membership on disk from an unfinished first start: waiting for the leader to send the log");
+            tracing::warn!(node_id = %format!("{id:x}"), "no membership on disk yet: waiting for the leader to send the log");
             return Ok(Started::AwaitsLeader);
         }
         if !members.contains(&id) {

@@ -231,10 +231,18 @@ impl Nemesis {
                 if self.stopping.take().is_none() {
                     sim.bounce(host_name(m));
                 } else {
-                    // Healed before it stopped: it keeps running, and the request is void.
-                    let mut observed = lock(&cluster.observer);
-                    let view = observed.member(m);
-                    view.stop_requested = false;
+                    let taken = {
+                        let mut observed = lock(&cluster.observer);
+                        let view = observed.member(m);
+                        !std::mem::take(&mut view.stop_requested)
+                    };
+                    if taken {
+                        // Healed while it was stopping: it stops all the same, so it is
+                        // ended and started again now (left alone, it stayed down).
+                        sim.crash(host_name(m));
+                        sim.bounce(host_name(m));
+                    }
+                    // Otherwise healed before it saw the request, which is void.
                 }
             }
             Some(Fault::Slow(_)) => sim.set_max_message_latency(self.network.0),

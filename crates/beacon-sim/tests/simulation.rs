@@ -13,9 +13,8 @@ const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
 
 #[test]
 fn two_seeds_run_clean() {
-    // Without the disks' injected write and sync failures, which still fail some seeds
-    // (see docs/SIMULATION.md); a plain build does not replay exactly, so only what CI
-    // runs clean belongs here.
+    // A smoke test in a plain build (which does not replay exactly): the seeds with
+    // every fault run in CI's simulation step, built to replay.
     let opts = Options {
         disk_faults: false,
         ..Options::standard()
