@@ -135,17 +135,19 @@ pub fn converged(observed: &Observed, members: &[u64], keys: usize) -> Vec<Strin
 
 /// Each key's value in `store`.
 fn values(store: &beacon_raft::SharedStore, keys: usize) -> Vec<Option<String>> {
-    let store = read(store);
     (0..keys)
-        .map(|k| {
-            store
-                .get(crate::client::path(k), false, false, 0)
-                .ok()
-                .and_then(|e| e.node)
-                .and_then(|n| n.value)
-                .map(|v| v.to_string())
-        })
+        .map(|k| value(store, &crate::client::path(k)))
         .collect()
+}
+
+/// The value at `key` in `store` (`None`: missing, or a directory).
+pub fn value(store: &beacon_raft::SharedStore, key: &str) -> Option<String> {
+    read(store)
+        .get(key, false, false, 0)
+        .ok()?
+        .node?
+        .value
+        .map(|v| v.to_string())
 }
 
 /// The value a keys command writes, from an applied entry's payload JSON.

@@ -62,13 +62,7 @@ fn put(key: &str, value: &str) -> Command {
 }
 
 fn value(node: &RaftNode, key: &str) -> Option<String> {
-    let store = node.store().read().expect("lock");
-    store
-        .get(key, false, false, 0)
-        .ok()?
-        .node?
-        .value
-        .map(|v| v.to_string())
+    beacon_sim::check::value(node.store(), key)
 }
 
 /// Waits (on the host's clock) until `done` holds, or panics after [`DEADLINE`].

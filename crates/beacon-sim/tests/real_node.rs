@@ -32,13 +32,7 @@ fn put(key: &str) -> Command {
 }
 
 fn value(node: &RaftNode, key: &str) -> Option<String> {
-    let store = node.store().read().expect("lock");
-    store
-        .get(key, false, false, 0)
-        .ok()?
-        .node?
-        .value
-        .map(|v| v.to_string())
+    beacon_sim::check::value(node.store(), key)
 }
 
 /// What the harness sees of the member across its lives.
