@@ -96,7 +96,7 @@ fn config(setup: &MemberSetup) -> RaftConfig {
 /// crashes.
 pub async fn run(setup: MemberSetup, seed: u64) -> turmoil::Result {
     let id = setup.id;
-    let seams = crate::seams::simulated(&setup, seed);
+    let seams = crate::seams::simulated(id, &setup.disk, &setup.observer, setup.bug, seed);
     let node = match RaftNode::open_with(config(&setup), seams).await {
         Ok(node) => node,
         Err(OpenError::Removed { .. }) => {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon_raft::Seams;
+use beacon_raft::{InjectedBug, Seams};
 
-use crate::member::MemberSetup;
+use crate::disk::SimDisk;
 use crate::observe::{lock, AppliedEntry, Observer};
 
 /// The simulated wall clock's epoch: 2027-01-15, in nanoseconds since 1970. Every host
@@ -56,17 +56,24 @@ impl beacon_raft::NodeObserver for Recorder {
     }
 }
 
-/// The seams of incarnation `seed` of the member `setup` describes.
-pub fn simulated(setup: &MemberSetup, seed: u64) -> Seams {
+/// The seams of one incarnation of member `id`: its disk, turmoil's network and clock,
+/// openraft's RNG seeded with `seed`, the run's observer, and the bug to inject, if any.
+pub fn simulated(
+    id: u64,
+    disk: &SimDisk,
+    observer: &Observer,
+    bug: Option<InjectedBug>,
+    seed: u64,
+) -> Seams {
     let mut seams = Seams::production();
-    seams.disk = Arc::new(setup.disk.clone());
+    seams.disk = Arc::new(disk.clone());
     seams.net = Arc::new(crate::net::SimNet);
     seams.clock = Arc::new(SimClock);
     seams.rng_seed = Some(seed);
     seams.observer = Some(Arc::new(Recorder {
-        id: setup.id,
-        observer: setup.observer.clone(),
+        id,
+        observer: observer.clone(),
     }));
-    seams.bug = setup.bug;
+    seams.bug = bug;
     seams
 }
