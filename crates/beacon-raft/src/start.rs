@@ -100,9 +100,12 @@ pub(crate) async fn start(
             // its own bootstrap entry (every member writes one) and it stopped before the
             // leader's arrived. The other members hold the membership, and the leader
             // sends it, as to a member joining; a first start's `initialized` marker
-            // waits until then.
-            tracing::warn!(node_id = %format!("{id:x}"), "no membership on disk yet: waiting for the leader to send the log");
-            return Ok(Started::AwaitsLeader);
+            // waits until then. A sole member has no leader to wait for: it refuses, below.
+            let others = config.join_existing || config.initial_members.len() > 1;
+            if others {
+                tracing::warn!(node_id = %format!("{id:x}"), "no membership on disk yet: waiting for the leader to send the log");
+                return Ok(Started::AwaitsLeader);
+            }
         }
         if !members.contains(&id) {
             let removed = store
