@@ -149,6 +149,14 @@ impl LogDb {
         *self.written_up_to.lock().unwrap_or_else(|p| p.into_inner()) = last;
     }
 
+    /// Records a truncation to `last` (`None`: nothing kept): what a re-open must find
+    /// ends there, and so does what is known durable, since the entries that will
+    /// follow it are new and not synced yet.
+    pub fn truncated_to(&self, last: Option<u64>) {
+        self.wrote_up_to(last);
+        self.synced.fetch_min(last.unwrap_or(0), Ordering::AcqRel);
+    }
+
     /// Records that the log is durable up to `index` (a sync covered it).
     pub fn synced_up_to(&self, index: u64) {
         self.synced.fetch_max(index, Ordering::AcqRel);

@@ -387,7 +387,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Lowered before the write: a re-open while it is retried must not take the
         // entries it removes for lost (were the removal lost instead, the log would only
         // be longer, which the check allows).
-        self.db.wrote_up_to(last_log_id.map(|l| l.index));
+        self.db.truncated_to(last_log_id.map(|l| l.index));
         // Not synced on its own: the next append (which always follows a truncation
         // before anything is acknowledged) is synced, and the journal is ordered.
         let range = to_key_range(&(from..));
