@@ -23,6 +23,7 @@ mod entry_cache;
 mod error;
 mod expiry;
 mod log_db;
+mod log_purge;
 mod log_store;
 mod log_sync;
 mod membership;

@@ -4,8 +4,10 @@
 //! index (so key order is log order) to the JSON of the entry; `meta` holds the vote, the last purged log id and the last
 //! committed log id. Durability: every append and every vote is followed by
 //! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
-//! openraft is told it is on disk; appends share those syncs (see `log_sync`). Truncation and purge are single atomic batches, so
-//! the log never has a hole, even across a crash. A write that fails (a full disk) is
+//! openraft is told it is on disk; appends share those syncs (see `log_sync`). A truncation is a
+//! single atomic batch, so the log never has a hole, even across a crash. A purge only
+//! moves the purge marker; the entries behind it are deleted in the background
+//! (`log_purge`), and every read skips whatever is left at or below the marker. A write that fails (a full disk) is
 //! not reported to openraft, which would stop Raft for good: it waits and is retried
 //! over a re-opened database until it succeeds (see `log_db`).
 
@@ -13,6 +15,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::entry::RaftEntry;
@@ -25,6 +28,7 @@ use crate::disk::{Change, DbError, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
 use crate::log_db::{index_key, Handles, LogDb, KEY_PURGED};
+use crate::log_purge::LogPurge;
 use crate::log_sync::LogSync;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
@@ -38,6 +42,12 @@ pub struct LogStore {
     path: PathBuf,
     db: Arc<LogDb>,
     sync: LogSync,
+    /// Deletes purged entries behind the marker; its last handle stops it.
+    purger: Arc<LogPurge>,
+    /// The first index not purged (the marker's index + 1; 0 before any purge): entries
+    /// below it may still be on disk until the purge worker reaches them, and no read
+    /// returns them.
+    first_live: Arc<AtomicU64>,
     /// The newest entries, shared by every clone (the reader included).
     cache: Arc<Mutex<EntryCache>>,
 }
@@ -73,25 +83,39 @@ impl LogStore {
                 source,
             })?,
         );
-        let sync = LogSync::start(Arc::clone(&db)).map_err(|source| OpenError::DataDir {
+        let dir_err = |source| OpenError::DataDir {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let corrupt = |e: io::Error| OpenError::LogCorrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        };
+        let sync = LogSync::start(Arc::clone(&db)).map_err(dir_err)?;
+        // Entries a purge left behind when the process stopped (see `log_purge`): from the
+        // first the table holds up to the marker.
+        let (first_present, purged) = db
+            .handles_now()
+            .and_then(|h| {
+                let first = match h.first().map_err(io_other)? {
+                    Some((k, _)) => Some(key_index(&k)?),
+                    None => None,
+                };
+                Ok((first, get_meta::<LogId>(&h, KEY_PURGED)?))
+            })
+            .map_err(corrupt)?;
+        let purger = LogPurge::start(Arc::clone(&db), first_present, purged).map_err(dir_err)?;
         let store = LogStore {
             path: path.to_owned(),
             db,
             sync,
+            purger: Arc::new(purger),
+            first_live: Arc::new(AtomicU64::new(purged.map_or(0, |p| p.index + 1))),
             cache: Arc::default(),
         };
-        store.verify().map_err(|e| OpenError::LogCorrupt {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        store.verify().map_err(corrupt)?;
         // What a re-open after a failed write must still find (see `log_db`).
-        let (_, last, _) = store.bounds().map_err(|e| OpenError::LogCorrupt {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let (_, last, _) = store.bounds().map_err(corrupt)?;
         store.db.wrote_up_to(last);
         // What the log holds at open may still sit in the page cache, written by the
         // process before this one and never synced (it stopped on a failed sync): one
@@ -100,10 +124,7 @@ impl LogStore {
             .db
             .handles_now()
             .and_then(|h| h.persist(Durability::Data).map_err(io_other))
-            .map_err(|source| OpenError::DataDir {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(dir_err)?;
         store.db.synced_up_to(last.unwrap_or(0));
         Ok(store)
     }
@@ -168,7 +189,12 @@ impl LogStore {
         get_meta::<LogId>(&h, KEY_COMMITTED)?;
         let purged = get_meta::<LogId>(&h, KEY_PURGED)?;
         let mut expected = purged.as_ref().map(|p| p.index + 1);
-        for item in h.scan((Bound::Unbounded, Bound::Unbounded), false) {
+        // What a purge left at or below its marker is skipped (see `log_purge`).
+        let live = (
+            expected.map_or(Bound::Unbounded, |i| Bound::Included(index_key(i))),
+            Bound::Unbounded,
+        );
+        for item in h.scan(live, false) {
             let (k, v) = item.map_err(io_other)?;
             let entry = decode_entry(&k, &v)?;
             if let Some(want) = expected {
@@ -194,7 +220,8 @@ impl LogStore {
             None => None,
             Some((k, _)) => Some(key_index(&k)?),
         };
-        Ok((purged, last.or(purged), committed))
+        // A leftover of a purge is never the end of the log: the marker is.
+        Ok((purged, last.max(purged), committed))
     }
 
     /// Forgets the committed index the log recorded (a `--force-new-cluster` start over
@@ -210,13 +237,31 @@ impl LogStore {
     /// backwards from the end; only a `--force-new-cluster` start asks.
     pub fn last_membership_voters(&self) -> io::Result<Option<Vec<u64>>> {
         let h = self.db.handles_now()?;
-        for item in h.scan((Bound::Unbounded, Bound::Unbounded), true) {
+        for item in h.scan(self.live_range(..), true) {
             let (k, v) = item.map_err(io_other)?;
             if let openraft::EntryPayload::Membership(m) = decode_entry(&k, &v)?.payload {
                 return Ok(Some(m.voter_ids().collect()));
             }
         }
         Ok(None)
+    }
+
+    /// `range`'s keys, less what is purged (see [`Self::first_live`]).
+    fn live_range<RB: RangeBounds<u64>>(&self, range: RB) -> KeyRange {
+        let first_live = self.first_live.load(Ordering::Acquire);
+        let (start, end) = to_key_range(&range);
+        let start = match start {
+            Bound::Included(k) | Bound::Excluded(k) if u64::from_be_bytes(k) >= first_live => start,
+            _ if first_live == 0 => start,
+            _ => Bound::Included(index_key(first_live)),
+        };
+        (start, end)
+    }
+
+    /// The last index known deleted from the table behind the purge marker.
+    #[cfg(test)]
+    pub fn purge_deleted_upto(&self) -> u64 {
+        self.purger.deleted_upto()
     }
 
     fn cache(&self) -> MutexGuard<'_, EntryCache> {
@@ -278,7 +323,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         let mut entries = Vec::new();
         let h = self.db.handles().await?;
-        for item in h.scan(to_key_range(&range), false) {
+        for item in h.scan(self.live_range(range), false) {
             let (k, v) = item.map_err(io_other)?;
             entries.push(decode_entry(&k, &v)?);
         }
@@ -300,6 +345,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => None,
             Some((k, v)) => Some(decode_entry(&k, &v)?.log_id()),
         };
+        // A leftover of a purge (see `log_purge`) is never the end of the log.
+        let last = last.filter(|l| last_purged_log_id.is_none_or(|p| l.index > p.index));
         Ok(LogState {
             last_log_id: last.or(last_purged_log_id),
             last_purged_log_id,
@@ -401,39 +448,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let upto = log_id.index;
-        let started = tokio::time::Instant::now();
-        // Where the live log starts: after the last purge (asking fjall for its first key
-        // would skip every tombstone left so far), or at its first entry before any purge.
-        let h = self.db.handles().await?;
-        let first = match get_meta::<LogId>(&h, KEY_PURGED)? {
-            Some(purged) => purged.index + 1,
-            None => match h.first().map_err(io_other)? {
-                Some((k, _)) => key_index(&k)?,
-                None => upto + 1,
-            },
-        };
-        // The log is contiguous, so its keys are known without reading them. Scanning
-        // `..=upto` instead walked every tombstone earlier purges left behind, and each
-        // purge (inline in openraft's log I/O, stalling appends) grew slower.
-        drop(h);
+        // Only the marker is written here, in openraft's log I/O (appends wait behind
+        // it); the entries behind it are deleted by the purge worker (see `log_purge`).
+        // Not synced: were it lost in a crash, the log would only start earlier, and the
+        // snapshot it was purged behind covers that.
         let purged = encode_meta(&log_id)?;
-        let committed = self
-            .db
+        self.db
             .write_retrying("purging the raft log", |h| {
-                let keys: Vec<[u8; 8]> = (first..=upto).map(index_key).collect();
-                let mut changes = vec![Change::Insert(Table::Meta, KEY_PURGED, &purged)];
-                changes.extend(keys.iter().map(|k| Change::Remove(Table::Log, k)));
-                h.commit(&changes)
+                h.commit(&[Change::Insert(Table::Meta, KEY_PURGED, &purged)])
             })
-            .await;
+            .await?;
+        self.first_live.fetch_max(upto + 1, Ordering::AcqRel);
         self.cache().purge(upto);
-        committed?;
-        tracing::info!(
-            from = first,
-            upto,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "purged raft log"
-        );
+        self.purger.purge_upto(log_id);
+        // How far the worker still has to go: a backlog that grows across purges would
+        // mean deletion cannot keep up with the write rate.
+        let backlog = upto.saturating_sub(self.purger.deleted_upto());
+        tracing::info!(upto, backlog, "purged raft log");
         Ok(())
     }
 }

@@ -378,6 +378,12 @@ impl RaftNode {
         &self.inner.raft
     }
 
+    /// The log store, for tests that look at the purge worker.
+    #[cfg(test)]
+    pub(crate) fn inner_log(&self) -> &LogStore {
+        &self.inner.log
+    }
+
     /// The store, shared with the state machine: read under the read lock.
     pub fn store(&self) -> &SharedStore {
         &self.inner.store
