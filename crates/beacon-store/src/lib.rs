@@ -16,7 +16,7 @@ mod store;
 mod watch;
 
 pub use command::{Command, KeysRequest, Method};
-pub use snapshot::RecoverError;
+pub use snapshot::{RecoverError, StoreView};
 pub use stats::StoreStats;
 pub use store::{Applied, Store};
 pub use watch::{WatchSink, WatcherId};
