@@ -7,6 +7,7 @@ mod clock;
 mod net;
 mod node;
 mod peer;
+mod snapshot_builder;
 mod snapshot_file;
 mod snapshot_mutations;
 mod storage_suite;
