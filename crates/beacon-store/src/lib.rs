@@ -8,6 +8,7 @@
 mod command;
 mod history;
 mod lookup;
+mod name;
 mod node;
 mod path;
 mod snapshot;

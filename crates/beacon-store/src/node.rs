@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use beacon_api::{ByteString, NodeExtern};
 
+use crate::name::Name;
 use crate::path;
 
 /// A directory's children by name: name order is also etcd's `sorted` order.
-pub(crate) type Children = imbl::OrdMap<ByteString, Arc<Node>>;
+pub(crate) type Children = imbl::OrdMap<Name, Arc<Node>>;
 
 /// A file or directory. Its path is not stored: it is known from the walk that
 /// reached it, which keeps a million keys cheap.

@@ -12,6 +12,7 @@ use beacon_api::{ByteString, Event};
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
+use crate::name::Name;
 use crate::node::{Children, Kind, Node};
 use crate::path;
 use crate::stats::StoreStats;
@@ -233,12 +234,11 @@ impl TreeBuilder {
             self.open.push((clean, node));
             return Ok(());
         }
-        let name = ByteString::from(name);
-        self.attach(&clean, name, node)
+        self.attach(&clean, Name::from(name), node)
     }
 
     /// Puts `node` under its parent: the top open directory, or else found from the root.
-    fn attach(&mut self, clean: &[u8], name: ByteString, node: Node) -> Result<(), RecoverError> {
+    fn attach(&mut self, clean: &[u8], name: Name, node: Node) -> Result<(), RecoverError> {
         let children = match self.open.last_mut() {
             Some((
                 _,
@@ -267,7 +267,7 @@ impl TreeBuilder {
         let Some((clean, node)) = self.open.pop() else {
             return Ok(());
         };
-        let name = ByteString::from(path::split(&clean).1);
+        let name = Name::from(path::split(&clean).1);
         self.attach(&clean, name, node)
     }
 
