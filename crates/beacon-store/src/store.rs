@@ -455,25 +455,34 @@ impl Store {
         let expire_ns = expire_ns.filter(|at| *at >= MIN_EXPIRE_NS);
         let (dir_path, name) = path::split(&clean);
         let children = ensure_dir(&mut self.root, dir_path, next, current)?;
-        let mut prev_node = None;
-        let mut replaced_expire = None;
-        if let Some(existing) = children.get(name) {
-            if !replace {
-                return Err(EtcdError::new(ErrorCode::NodeExist, clean, current));
-            }
-            if existing.is_dir() {
-                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
-            }
-            prev_node = Some(existing.repr(&clean, false, now));
-            replaced_expire = existing.expire_ns;
-        }
         let node = if dir {
             Node::new_dir(next, expire_ns)
         } else {
             Node::new_file(value.into(), next, expire_ns)
         };
         let (expiration, ttl) = node.expiration_and_ttl(now);
-        children.insert(name.into(), Arc::new(node));
+        let mut prev_node = None;
+        let mut replaced_expire = None;
+        match children.get_mut(name) {
+            Some(existing) => {
+                if !replace {
+                    return Err(EtcdError::new(ErrorCode::NodeExist, clean, current));
+                }
+                if existing.is_dir() {
+                    return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+                }
+                prev_node = Some(existing.repr(&clean, false, now));
+                replaced_expire = existing.expire_ns;
+                // The file's own allocation is reused unless a snapshot view shares it.
+                match Arc::get_mut(existing) {
+                    Some(unshared) => *unshared = node,
+                    None => *existing = Arc::new(node),
+                }
+            }
+            None => {
+                children.insert(name.into(), Arc::new(node));
+            }
+        }
         self.retime(&clean, replaced_expire, expire_ns);
         self.current_index = next;
         Ok(Event {
