@@ -63,9 +63,9 @@ struct Saved {
 }
 
 /// The store's state at one moment, frozen: what [`Store::save`] would have written
-/// then. Taking it costs O(1) in the number of keys (the tree is shared, not copied;
-/// only the history's 1000 event pointers, the counters and the removed members are
-/// copied), so it can be taken under the store's lock between two applies; encoding it
+/// then. Taking it costs O(1) in the number of keys (the tree and the history are
+/// persistent and shared, not copied; only the counters and the ids of removed members
+/// are copied), so it can be taken under the store's lock between two applies; encoding it
 /// ([`StoreView::save`]) can then run anywhere, for as long as it takes, while the store
 /// changes: the store copies what it changes instead of touching what the view holds.
 pub struct StoreView {
