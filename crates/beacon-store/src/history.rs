@@ -1,6 +1,8 @@
 //! The last 1000 events, for watches that start at a past `waitIndex`.
+//!
+//! Kept in a persistent vector (`imbl::Vector`), so that a snapshot view takes the
+//! history in O(1) instead of copying 1000 pointers under the store's lock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use beacon_api::{Action, ErrorCode, EtcdError, Event};
@@ -10,7 +12,7 @@ use crate::HISTORY_EVENTS_MAX;
 /// A bounded queue of events in index order (etcd's `EventHistory`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct History {
-    events: VecDeque<Arc<Event>>,
+    events: imbl::Vector<Arc<Event>>,
     /// Index of the oldest event kept; 0 before any event.
     start_index: u64,
     /// Index of the newest event; 0 before any event.
@@ -57,8 +59,19 @@ impl History {
         if !prefix.ends_with(b"/") {
             prefix.push(b'/');
         }
-        let first = self.events.partition_point(|e| e.index() < index);
-        let found = self.events.range(first..).find(|e| {
+        // Where the events at or after `index` start (the comparison never answers
+        // `Equal`, so the search ends between two events).
+        let first = self
+            .events
+            .binary_search_by(|e| {
+                if e.index() < index {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|at| at);
+        let found = self.events.iter().skip(first).find(|e| {
             if e.refresh {
                 return false;
             }

@@ -8,6 +8,7 @@
 mod command;
 mod history;
 mod lookup;
+mod name;
 mod node;
 mod path;
 mod snapshot;
@@ -16,7 +17,7 @@ mod store;
 mod watch;
 
 pub use command::{Command, KeysRequest, Method};
-pub use snapshot::RecoverError;
+pub use snapshot::{RecoverError, StoreView};
 pub use stats::StoreStats;
 pub use store::{Applied, Store};
 pub use watch::{WatchSink, WatcherId};

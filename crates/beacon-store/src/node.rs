@@ -1,14 +1,26 @@
 //! The node tree: files hold a value, directories hold children by name.
+//!
+//! The tree is persistent: a directory's children are an `imbl::OrdMap` (a B+tree whose
+//! nodes are shared between clones) of `Arc<Node>`s. Cloning a node is O(1) whatever
+//! lies below it, so a snapshot view shares the whole tree with the live store, and a
+//! write copies only what it changes (the nodes on its path, and the B+tree nodes on
+//! the way to each), through `Arc::make_mut`, the first time after a view was taken.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use beacon_api::{ByteString, NodeExtern};
 
+use crate::name::Name;
 use crate::path;
+
+/// A directory's children by name: name order is also etcd's `sorted` order.
+pub(crate) type Children = imbl::OrdMap<Name, Arc<Node>>;
 
 /// A file or directory. Its path is not stored: it is known from the walk that
 /// reached it, which keeps a million keys cheap.
-/// No `Clone`, `Debug` or `PartialEq`: derived, they would recurse once per level.
+/// `Clone` is shallow (a directory's children are shared, not copied). No `Debug` or
+/// `PartialEq`: derived, they would recurse once per level.
+#[derive(Clone)]
 pub(crate) struct Node {
     pub created_index: u64,
     pub modified_index: u64,
@@ -18,10 +30,11 @@ pub(crate) struct Node {
 }
 
 /// What a node holds.
+#[derive(Clone)]
 pub(crate) enum Kind {
     File(ByteString),
     /// Children in name order, which is also etcd's `sorted` order.
-    Dir(BTreeMap<ByteString, Node>),
+    Dir(Children),
 }
 
 impl Node {
@@ -39,7 +52,7 @@ impl Node {
             created_index: index,
             modified_index: index,
             expire_ns,
-            kind: Kind::Dir(BTreeMap::new()),
+            kind: Kind::Dir(Children::new()),
         }
     }
 
@@ -55,7 +68,7 @@ impl Node {
         }
     }
 
-    pub fn children(&self) -> Option<&BTreeMap<ByteString, Node>> {
+    pub fn children(&self) -> Option<&Children> {
         match &self.kind {
             Kind::Dir(c) => Some(c),
             Kind::File(_) => None,
@@ -139,6 +152,7 @@ impl Node {
                 Some((name, child)) => {
                     let before = path.len();
                     path::push_name(&mut path, name);
+                    let child: &Node = child;
                     stack.push((child, before, child.children().map(|c| c.iter())));
                 }
                 None => {
@@ -154,16 +168,31 @@ impl Node {
 
 impl Drop for Node {
     /// Dismantles the subtree level by level: the drop glue of nested maps would recurse
-    /// once per level, and a key can be thousands of levels deep.
+    /// once per level, and a key can be thousands of levels deep. Only what this node
+    /// owns alone is dismantled; a child that a snapshot view (or another version of the
+    /// tree) still holds is left to its last holder, whose drop lands here too.
     fn drop(&mut self) {
         let Kind::Dir(children) = &mut self.kind else {
             return;
         };
+        if children.is_empty() {
+            return;
+        }
         let mut pending = vec![std::mem::take(children)];
         while let Some(map) = pending.pop() {
-            for (_, mut child) in map {
-                if let Kind::Dir(grandchildren) = &mut child.kind {
-                    if !grandchildren.is_empty() {
+            // Our own reference to each child that has children of its own, so that
+            // dropping the map (which may share its B+tree with another version) frees
+            // none of them in its drop glue, which would recurse through theirs.
+            let deep: Vec<Arc<Node>> = map
+                .values()
+                .filter(|child| child.children().is_some_and(|c| !c.is_empty()))
+                .cloned()
+                .collect();
+            drop(map);
+            for child in deep {
+                // `None`: someone else still holds it, and dismantles it when done.
+                if let Some(mut child) = Arc::into_inner(child) {
+                    if let Kind::Dir(grandchildren) = &mut child.kind {
                         pending.push(std::mem::take(grandchildren));
                     }
                 }
@@ -177,7 +206,7 @@ impl Drop for Node {
 /// way. An explicit stack instead of recursion, however deep the tree.
 fn list_visible(
     shown: NodeExtern,
-    children: &BTreeMap<ByteString, Node>,
+    children: &Children,
     dir_path: &[u8],
     recursive: bool,
     now_ns: i64,

@@ -1,13 +1,19 @@
 //! Saving the store to bytes and rebuilding it: the tree, the index and the history.
 //! Watchers are not saved; recovering drops them, as etcd's recovery does.
+//!
+//! Saving happens in two steps, so that a Raft snapshot never holds up the writes: a
+//! [`StoreView`] is taken under the store's lock in O(1) (it shares the persistent tree,
+//! see `node`), and is encoded later, elsewhere, while the store goes on applying.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use beacon_api::{ByteString, Event};
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
-use crate::node::{Kind, Node};
+use crate::name::Name;
+use crate::node::{Children, Kind, Node};
 use crate::path;
 use crate::stats::StoreStats;
 use crate::store::Store;
@@ -52,12 +58,38 @@ struct Saved {
     history: Vec<Event>,
     stats: StoreStats,
     /// Absent in snapshots written before members could be removed.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
-    removed_members: std::collections::BTreeSet<u64>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    removed_members: BTreeSet<u64>,
 }
 
-impl Store {
-    /// The store's state as bytes, for a Raft snapshot.
+/// The store's state at one moment, frozen: what [`Store::save`] would have written
+/// then. Taking it costs O(1) in the number of keys (the tree and the history are
+/// persistent and shared, not copied; only the counters and the ids of removed members
+/// are copied), so it can be taken under the store's lock between two applies; encoding it
+/// ([`StoreView::save`]) can then run anywhere, for as long as it takes, while the store
+/// changes: the store copies what it changes instead of touching what the view holds.
+pub struct StoreView {
+    root: Arc<Node>,
+    current_index: u64,
+    history: History,
+    stats: StoreStats,
+    removed_members: BTreeSet<u64>,
+}
+
+/// A view is encoded on another thread than the store's (the snapshot builder's).
+const _: fn() = || {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<StoreView>();
+};
+
+impl StoreView {
+    /// The etcd index the view was taken at.
+    pub fn current_index(&self) -> u64 {
+        self.current_index
+    }
+
+    /// The state as snapshot bytes: exactly those [`Store::save`] gave when the view
+    /// was taken. Linear in the number of keys; meant to run off the store's lock.
     pub fn save(&self) -> Vec<u8> {
         let mut nodes = Vec::new();
         save_children(&self.root, b"/", &mut nodes);
@@ -66,10 +98,29 @@ impl Store {
             current_index: self.current_index,
             nodes,
             history: self.history.events().map(|e| (**e).clone()).collect(),
-            stats: self.stats(),
+            stats: self.stats.clone(),
             removed_members: self.removed_members.clone(),
         };
         serde_json::to_vec(&saved).expect("store state always serializes")
+    }
+}
+
+impl Store {
+    /// The state as it is now, in O(1): see [`StoreView`].
+    pub fn snapshot_view(&self) -> StoreView {
+        StoreView {
+            root: Arc::clone(&self.root),
+            current_index: self.current_index,
+            history: self.history.clone(),
+            stats: self.stats(),
+            removed_members: self.removed_members.clone(),
+        }
+    }
+
+    /// The store's state as bytes, for a Raft snapshot; under a lock, prefer
+    /// [`Store::snapshot_view`] and save the view after the lock is released.
+    pub fn save(&self) -> Vec<u8> {
+        self.snapshot_view().save()
     }
 
     /// Replaces the state with a snapshot's; every watcher is dropped.
@@ -183,12 +234,11 @@ impl TreeBuilder {
             self.open.push((clean, node));
             return Ok(());
         }
-        let name = ByteString::from(name);
-        self.attach(&clean, name, node)
+        self.attach(&clean, Name::from(name), node)
     }
 
     /// Puts `node` under its parent: the top open directory, or else found from the root.
-    fn attach(&mut self, clean: &[u8], name: ByteString, node: Node) -> Result<(), RecoverError> {
+    fn attach(&mut self, clean: &[u8], name: Name, node: Node) -> Result<(), RecoverError> {
         let children = match self.open.last_mut() {
             Some((
                 _,
@@ -204,7 +254,7 @@ impl TreeBuilder {
                 ))
             })?,
         };
-        if children.insert(name, node).is_some() {
+        if children.insert(name, Arc::new(node)).is_some() {
             return Err(RecoverError::Inconsistent(format!(
                 "{} appears twice",
                 String::from_utf8_lossy(clean)
@@ -217,7 +267,7 @@ impl TreeBuilder {
         let Some((clean, node)) = self.open.pop() else {
             return Ok(());
         };
-        let name = ByteString::from(path::split(&clean).1);
+        let name = Name::from(path::split(&clean).1);
         self.attach(&clean, name, node)
     }
 
@@ -229,16 +279,14 @@ impl TreeBuilder {
     }
 }
 
-fn find_dir<'a>(
-    root: &'a mut Node,
-    clean: &[u8],
-) -> Option<&'a mut std::collections::BTreeMap<ByteString, Node>> {
+fn find_dir<'a>(root: &'a mut Node, clean: &[u8]) -> Option<&'a mut Children> {
     let mut node = root;
     for name in path::components(clean) {
         let Kind::Dir(children) = &mut node.kind else {
             return None;
         };
-        node = children.get_mut(name)?;
+        // The tree is being built and shared with no one: this copies nothing.
+        node = Arc::make_mut(children.get_mut(name)?);
     }
     match &mut node.kind {
         Kind::Dir(children) => Some(children),

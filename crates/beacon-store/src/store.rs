@@ -32,7 +32,9 @@ pub enum Applied {
 /// etcd's v2 store. Deterministic: the same commands in the same order give the same
 /// tree, indexes and events on every replica.
 pub struct Store {
-    pub(crate) root: Node,
+    /// Shared with the snapshot views taken from it (see `node`), until a write copies
+    /// what it changes.
+    pub(crate) root: Arc<Node>,
     /// The etcd index: bumped by every change, including each expired key.
     pub(crate) current_index: u64,
     /// Nodes with a TTL, ordered by expiration, then path (ties expire in path order).
@@ -55,7 +57,7 @@ impl Store {
     /// An empty store at index 0.
     pub fn new() -> Store {
         Store {
-            root: Node::new_dir(0, None),
+            root: Arc::new(Node::new_dir(0, None)),
             current_index: 0,
             ttl_index: BTreeSet::new(),
             history: History::default(),
@@ -453,25 +455,34 @@ impl Store {
         let expire_ns = expire_ns.filter(|at| *at >= MIN_EXPIRE_NS);
         let (dir_path, name) = path::split(&clean);
         let children = ensure_dir(&mut self.root, dir_path, next, current)?;
-        let mut prev_node = None;
-        let mut replaced_expire = None;
-        if let Some(existing) = children.get(name) {
-            if !replace {
-                return Err(EtcdError::new(ErrorCode::NodeExist, clean, current));
-            }
-            if existing.is_dir() {
-                return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
-            }
-            prev_node = Some(existing.repr(&clean, false, now));
-            replaced_expire = existing.expire_ns;
-        }
         let node = if dir {
             Node::new_dir(next, expire_ns)
         } else {
             Node::new_file(value.into(), next, expire_ns)
         };
         let (expiration, ttl) = node.expiration_and_ttl(now);
-        children.insert(name.into(), node);
+        let mut prev_node = None;
+        let mut replaced_expire = None;
+        match children.get_mut(name) {
+            Some(existing) => {
+                if !replace {
+                    return Err(EtcdError::new(ErrorCode::NodeExist, clean, current));
+                }
+                if existing.is_dir() {
+                    return Err(EtcdError::new(ErrorCode::NotFile, clean, current));
+                }
+                prev_node = Some(existing.repr(&clean, false, now));
+                replaced_expire = existing.expire_ns;
+                // The file's own allocation is reused unless a snapshot view shares it.
+                match Arc::get_mut(existing) {
+                    Some(unshared) => *unshared = node,
+                    None => *existing = Arc::new(node),
+                }
+            }
+            None => {
+                children.insert(name.into(), Arc::new(node));
+            }
+        }
         self.retime(&clean, replaced_expire, expire_ns);
         self.current_index = next;
         Ok(Event {
@@ -551,7 +562,7 @@ impl Store {
                 ttl_index.insert((at, p.into()));
             }
         });
-        self.root = root;
+        self.root = Arc::new(root);
         self.current_index = current_index;
         self.history = history;
         self.ttl_index = ttl_index;

@@ -174,3 +174,59 @@ fn a_deep_tree_survives_a_snapshot() {
         back.recover(&bytes).expect("the snapshot loads twice");
     });
 }
+
+#[test]
+fn a_view_of_a_deep_tree_saves_what_it_saw_and_drops_without_recursion() {
+    on_small_stack(|| {
+        let mut s = Store::new();
+        let key = deep_key("/d", DEPTH_SHOWN);
+        set(&mut s, &key, "deep", Some(T0 + SEC));
+        let bytes = s.save();
+        let view = s.snapshot_view();
+        // Changing the deep key copies every directory on its path; deleting the top
+        // then drops the store's copy while the view keeps the original.
+        set(&mut s, &key, "changed", None);
+        let mut del = KeysRequest::new(Method::Delete, "/d", T0);
+        del.recursive = true;
+        run(&mut s, del).expect("recursive delete succeeds");
+        assert_eq!(view.save(), bytes);
+        assert_eq!(
+            s.get("/d", false, false, T0).unwrap_err().code,
+            ErrorCode::KeyNotFound
+        );
+        // The view alone holds the deep tree now.
+        drop(view);
+    });
+}
+
+#[test]
+fn views_and_stores_of_a_deep_tree_drop_in_any_order() {
+    on_small_stack(|| {
+        let key = deep_key("/d", DEPTH_UNSHOWN);
+        let halfway = format!("{}/other", deep_key("/d", DEPTH_UNSHOWN / 2));
+        for (changed, view_dropped_first) in [
+            (None, true),
+            (None, false),
+            (Some(&key), true),
+            (Some(&key), false),
+            (Some(&halfway), true),
+            (Some(&halfway), false),
+        ] {
+            let mut s = Store::new();
+            set(&mut s, &key, "deep", None);
+            let view = s.snapshot_view();
+            // A change below the whole path (or halfway down it) copies the directories
+            // above it: the two trees then share only what lies below the copies.
+            if let Some(changed) = changed {
+                set(&mut s, changed, "changed", None);
+            }
+            if view_dropped_first {
+                drop(view);
+                drop(s);
+            } else {
+                drop(s);
+                drop(view);
+            }
+        }
+    });
+}

@@ -8,6 +8,7 @@ mod net;
 mod node;
 mod peer;
 mod purge;
+mod snapshot_builder;
 mod snapshot_file;
 mod snapshot_mutations;
 mod storage_suite;
