@@ -1,6 +1,10 @@
 # bench/lib/cluster.sh: start, stop and restart the members of one 3-member cluster
 # (beacon or etcd) with etcd's flags, on free loopback ports and data dirs under $WORK.
 
+# Flags added to every member's command line (bench/cluster sets --snapshot-count here),
+# the same for beacon and etcd.
+CLUSTER_EXTRA_ARGS=()
+
 # start_cluster KIND: starts 3 fresh members; sets CLUSTER_KIND, CLUSTER_URLS (comma-
 # separated client URLs), CLUSTER_PIDS (comma-separated), and the per-member arrays
 # MEMBER_URL, MEMBER_PEER, MEMBER_DIR, MEMBER_PID; waits until every member is ready.
@@ -37,7 +41,8 @@ launch_member() {
     args+=(--name "m$i" --data-dir "${MEMBER_DIR[i]}/data"
         --listen-client-urls "${MEMBER_URL[i]}" --advertise-client-urls "${MEMBER_URL[i]}"
         --listen-peer-urls "${MEMBER_PEER[i]}" --initial-advertise-peer-urls "${MEMBER_PEER[i]}"
-        --initial-cluster "$CLUSTER_INITIAL" --initial-cluster-state new)
+        --initial-cluster "$CLUSTER_INITIAL" --initial-cluster-state new
+        "${CLUSTER_EXTRA_ARGS[@]}")
     "$bin" "${args[@]}" >>"${MEMBER_DIR[i]}/server.log" 2>&1 &
     MEMBER_PID[i]=$!
     STARTED_PIDS+=("${MEMBER_PID[i]}")

@@ -3,6 +3,9 @@
 # Every pid started is remembered so that the EXIT trap can kill what is left.
 
 STARTED_PIDS=()
+# Flags added to the next servers' command lines (bench/run's PUT loads set
+# --snapshot-count here), the same for beacon and etcd.
+SERVER_EXTRA_ARGS=()
 
 # start_server KIND: starts a fresh server (beacon, etcd, or floor: the null server); sets SERVER_KIND, SERVER_DIR, SERVER_URL,
 # SERVER_PID, SERVER_CLIENT_PORT, SERVER_PEER_PORT, and waits until it is ready.
@@ -31,7 +34,7 @@ launch_server() {
     args+=(--name default --data-dir "$SERVER_DIR/data"
         --listen-client-urls "$SERVER_URL" --advertise-client-urls "$SERVER_URL"
         --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer"
-        --initial-cluster "default=$peer")
+        --initial-cluster "default=$peer" "${SERVER_EXTRA_ARGS[@]}")
     "$bin" "${args[@]}" >>"$SERVER_DIR/server.log" 2>&1 &
     SERVER_PID=$!
     STARTED_PIDS+=("$SERVER_PID")

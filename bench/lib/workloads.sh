@@ -5,10 +5,18 @@
 # see set_counts for why a full run may use fewer.
 MEMORY_KEYS_FULL=${MEMORY_KEYS_FULL:-1000000}
 
+# etcd's default --snapshot-count, and Beacon's; PUT loads at another count get "-sN" in
+# their id (put-c64-s10000), the report's tables read it back from there.
+DEFAULT_SNAPSHOT_COUNT=100000
+
 # set_counts: the arguments of every workload, tiny for --quick.
 set_counts() {
     if ((QUICK)); then
         LOAD_ARGS=(--seconds 0.5 --warmup-seconds 0.1 --keys 300)
+        # 256 connections checks the file descriptors; a snapshot every 1,000 entries
+        # puts several inside half a second, so that counting them is exercised.
+        PUT_CONCURRENCIES=(16 256)
+        SNAPSHOT_COUNTS=("$DEFAULT_SNAPSHOT_COUNT" 1000)
         CHURN_ARGS=(--instances 50 --watchers 5 --ttl-seconds 1 --refresh-seconds 0.3
             --seconds 2.5 --stopping 2 --stop-after-seconds 0.5)
         FANOUT_ARGS=(--watchers 200 --rounds 2)
@@ -17,6 +25,11 @@ set_counts() {
         CONCURRENCIES=(16)
     else
         CONCURRENCIES=(1 16 64)
+        # Issue 15: PUT also at 256 connections, and each PUT load at the default
+        # --snapshot-count and at 10,000, where a snapshot and a log purge fall every
+        # second or so on 2 cores (a few every 10 s even at one connection).
+        PUT_CONCURRENCIES=(1 16 64 256)
+        SNAPSHOT_COUNTS=("$DEFAULT_SNAPSHOT_COUNT" 10000)
         LOAD_ARGS=(--seconds 10 --warmup-seconds 1 --keys 10000)
         CHURN_ARGS=(--instances 1000 --watchers 100 --ttl-seconds 5 --refresh-seconds 1.5
             --seconds 20 --stopping 10 --stop-after-seconds 6)
@@ -43,6 +56,14 @@ expected; a build by someone else during a measurement is flagged with ⚠ inste
 - PUT/GET/quorum GET: \`${LOAD_ARGS[*]}\` (random keys, 64-byte values; GET runs
   preload every key first). Only requests sent after the warm-up and answered before
   the end count.
+- PUT runs at ${PUT_CONCURRENCIES[*]} connections, each once with \`--snapshot-count\`
+  ${SNAPSHOT_COUNTS[*]} (the same flag to both servers; the default, ${DEFAULT_SNAPSHOT_COUNT}, is
+  left out of the titles). Beside each PUT figure, the snapshots each server wrote and
+  the log purges it did during the measured window, counted in its log: Beacon's
+  "wrote snapshot" and "purged raft log"; etcd's "saved snapshot" and "compacted raft
+  log", the latter being raft's in-memory log (etcd deletes WAL files apart, every
+  30 s). A fresh server at the default count writes its first snapshot after 100,000
+  writes, so the lighter loads cross none; the 10,000 runs cross several.
 - Floor: every PUT and GET load also ran against \`beacon-bench null-server\`, which
   answers each request at once and stores nothing; its figures, under each of those
   tables, are what the load generator, the kernel and loopback allow on this machine.
@@ -67,6 +88,8 @@ NOTES
 }
 
 PAIR_INDEX=0
+# 1 while a PUT load runs: measure then counts the server's snapshots and log purges.
+COUNT_LOGS=0
 
 # settle: in a full run, lets other people's builds finish before the next server starts.
 settle() {
@@ -93,6 +116,11 @@ measure() {
     local id=$1 load out busy ok=1
     shift
     load=$(load1)
+    if ((COUNT_LOGS)); then
+        local count_args
+        mapfile -t count_args < <(log_count_args "$SERVER_KIND" "$SERVER_DIR/server.log")
+        set -- "$@" "${count_args[@]}"
+    fi
     start_build_watch "$WORK/busy"
     out=$("$BENCH" "$@" --url "$SERVER_URL" --pid "$SERVER_PID" 2>"$WORK/bench.err") || ok=0
     stop_build_watch
@@ -122,6 +150,18 @@ run_pair() {
         measure "$@"
         remove_server
     done
+}
+
+# run_put_pair CONCURRENCY SNAPSHOT_COUNT: a PUT load on a fresh server of each kind, both
+# started with that --snapshot-count.
+run_put_pair() {
+    local c=$1 snapshots=$2 id=put-c$1
+    if ((snapshots != DEFAULT_SNAPSHOT_COUNT)); then id+=-s$snapshots; fi
+    SERVER_EXTRA_ARGS=(--snapshot-count "$snapshots")
+    COUNT_LOGS=1
+    run_pair "$id" load --op put --concurrency "$c" "${LOAD_ARGS[@]}"
+    COUNT_LOGS=0
+    SERVER_EXTRA_ARGS=()
 }
 
 # run_floor ID SUBCOMMAND ARGS...: the same workload against the null server, the floor
@@ -169,9 +209,9 @@ run_memory_restart() {
 run_workloads() {
     set_counts
     : >"$WORK/failures.md"
-    local c
-    for c in "${CONCURRENCIES[@]}"; do
-        run_pair "put-c$c" load --op put --concurrency "$c" "${LOAD_ARGS[@]}"
+    local c snapshots
+    for c in "${PUT_CONCURRENCIES[@]}"; do
+        for snapshots in "${SNAPSHOT_COUNTS[@]}"; do run_put_pair "$c" "$snapshots"; done
         run_floor "put-c$c" load --op put --concurrency "$c" "${LOAD_ARGS[@]}"
     done
     for c in "${CONCURRENCIES[@]}"; do

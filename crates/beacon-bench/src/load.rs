@@ -11,6 +11,7 @@ use crate::histogram::Histogram;
 use crate::keys::{load_key, value_form, Rng};
 use crate::preload::preload;
 use crate::procfs::{own_cpu_seconds, CpuMeter};
+use crate::server_log::{parse_log_count, LogCount, LogWindow};
 
 /// Which request every worker repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +40,14 @@ pub struct LoadArgs {
     pub keys: u64,
     #[arg(long, default_value_t = 64)]
     pub value_bytes: usize,
+    /// A server's log file, to count lines in during the measured window (repeatable: a
+    /// cluster's members each have one, and the counts are summed).
+    #[arg(long)]
+    pub server_log: Vec<std::path::PathBuf>,
+    /// `NAME=TEXT`: count the lines of the server logs that contain TEXT under NAME in
+    /// the result's `log_counts` (repeatable), e.g. `snapshots=wrote snapshot`.
+    #[arg(long, value_parser = parse_log_count)]
+    pub log_count: Vec<LogCount>,
 }
 
 /// What one worker saw inside the measured window.
@@ -50,6 +59,9 @@ struct WorkerStats {
 
 /// Runs the workload and returns its JSON result.
 pub async fn run(target: &Target, args: &LoadArgs, pid: Option<u32>) -> Result<Value> {
+    if !args.log_count.is_empty() && args.server_log.is_empty() {
+        bail!("--log-count needs at least one --server-log to count in");
+    }
     let form = value_form(args.value_bytes, 1);
     if args.op != Op::Put {
         // Reads of missing keys are 404s that cost the server nothing; load every key first.
@@ -77,6 +89,18 @@ pub async fn run(target: &Target, args: &LoadArgs, pid: Option<u32>) -> Result<V
     tokio::time::sleep_until(start.into()).await;
     let server_cpu = CpuMeter::start(pid)?;
     let client_cpu = own_cpu_seconds()?;
+    let log_window = if args.server_log.is_empty() {
+        None
+    } else {
+        Some(LogWindow::open(&args.server_log)?)
+    };
+    // The logs are read when the window closes, not once the workers are done: a snapshot
+    // taken while the last answers drain did not touch a measured request.
+    tokio::time::sleep_until(end.into()).await;
+    let log_counts = match &log_window {
+        Some(window) => Some(window.close(&args.log_count)?),
+        None => None,
+    };
     let mut total = WorkerStats::default();
     while let Some(stats) = workers.join_next().await {
         let stats = stats??;
@@ -86,7 +110,7 @@ pub async fn run(target: &Target, args: &LoadArgs, pid: Option<u32>) -> Result<V
     let server_cpu = server_cpu.stop()?;
     let client_cpu = own_cpu_seconds()? - client_cpu;
     let ops = total.latencies.count();
-    Ok(json!({
+    let mut result = json!({
         "op": format!("{:?}", args.op).to_lowercase(),
         "concurrency": args.concurrency,
         "seconds": args.seconds,
@@ -99,7 +123,11 @@ pub async fn run(target: &Target, args: &LoadArgs, pid: Option<u32>) -> Result<V
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_op": server_cpu.map(|s| s * 1e6 / ops.max(1) as f64),
         "client_cpu_s": client_cpu,
-    }))
+    });
+    if let Some(log_counts) = log_counts {
+        result["log_counts"] = log_counts;
+    }
+    Ok(result)
 }
 
 /// One closed-loop worker: a request, its answer, the next request, until `end`. Only

@@ -16,6 +16,7 @@ mod ports;
 mod preload;
 mod procfs;
 mod report;
+mod server_log;
 mod wait;
 mod watch;
 
@@ -128,6 +129,12 @@ enum Command {
         #[arg(long)]
         results: std::path::PathBuf,
     },
+    /// Renders the "Targets of issue 15" table from bench/run's and bench/cluster's
+    /// results files (JSON lines; a missing file counts as empty).
+    Targets {
+        #[arg(long, required = true)]
+        results: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -201,6 +208,17 @@ async fn execute(command: Command) -> Result<String> {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;
             report::render(&text)
+        }
+        Command::Targets { results } => {
+            let texts = results
+                .iter()
+                .filter(|path| path.exists())
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            report::render_issue15(&texts)
         }
     }
 }

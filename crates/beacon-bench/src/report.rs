@@ -1,12 +1,19 @@
 //! Turns the collected results (one JSON line per workload and server) into the Markdown
 //! of bench/RESULTS.md: a table per workload with both servers' figures and the ratio
-//! Beacon/etcd, and a summary of the issue's targets.
+//! Beacon/etcd, and a summary of issue 3's targets. Issue 15's targets, which span
+//! bench/run's and bench/cluster's results, have their own table (`issue15`).
+
+mod issue15;
+mod workload_id;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
+
+pub use issue15::render as render_issue15;
+use workload_id::PutPoint;
 
 /// A target of the issue: the Beacon/etcd ratio must be at least / at most this.
 #[derive(Clone, Copy)]
@@ -33,47 +40,113 @@ impl Target {
 
 /// One row of a workload's table.
 struct Metric {
+    /// Where the figure is in a result: a key, or keys joined by dots for a nested one.
     key: &'static str,
     label: &'static str,
     target: Option<Target>,
+    /// Whether Beacon/etcd means something for this row (not for counts of events).
+    ratio: bool,
 }
 
 const fn m(key: &'static str, label: &'static str, target: Option<Target>) -> Metric {
-    Metric { key, label, target }
+    Metric {
+        key,
+        label,
+        target,
+        ratio: true,
+    }
+}
+
+/// A row of counted events, shown side by side without a ratio.
+const fn count(key: &'static str, label: &'static str) -> Metric {
+    Metric {
+        key,
+        label,
+        target: None,
+        ratio: false,
+    }
+}
+
+/// The figure at `key` (dots go down nested objects), if it is a number.
+pub(crate) fn figure(result: Option<&Value>, key: &str) -> Option<f64> {
+    key.split('.')
+        .try_fold(result?, |v, k| v.get(k))
+        .and_then(Value::as_f64)
 }
 
 const THROUGHPUT: Option<Target> = Some(Target::AtLeast(2.0));
 const HALF: Option<Target> = Some(Target::AtMost(0.5));
 
+/// The PUT loads issue 3 set its targets for: 1, 16 and 64 connections to one member at
+/// the default snapshot count. The points issue 15 added have only issue 15's targets.
+fn has_issue3_targets(workload: &str) -> bool {
+    match PutPoint::parse(workload) {
+        Some(put) => {
+            put.members == 1
+                && put.snapshot_count == workload_id::DEFAULT_SNAPSHOT_COUNT
+                && [1, 16, 64].contains(&put.connections)
+        }
+        None => workload.starts_with("get"),
+    }
+}
+
 /// The rows shown for a workload id (as bench/run names them).
 fn metrics_of(workload: &str) -> Vec<Metric> {
-    let (put_or_get, throughput, p99) =
-        if workload.starts_with("put") || workload.starts_with("get") {
-            (true, THROUGHPUT, HALF)
-        } else {
-            (false, None, None)
-        };
+    let (put_or_get, throughput, p99) = if has_issue3_targets(workload) {
+        (true, THROUGHPUT, HALF)
+    } else {
+        let single = workload.starts_with("put") || workload.starts_with("get");
+        (single, None, None)
+    };
+    // Issue 15: a PUT figure means little unless the reader sees whether the window crossed
+    // a snapshot and a log purge, the two things writes used to stall behind.
+    let log_counts = |members: &str| {
+        [
+            count(
+                "log_counts.snapshots",
+                match members {
+                    "" => "snapshots written during the measurement",
+                    _ => "snapshots written during the measurement, 3 members together",
+                },
+            ),
+            count(
+                "log_counts.purges",
+                match members {
+                    "" => "log purges during the measurement (etcd: raft log compactions)",
+                    _ => "log purges during the measurement, 3 members together",
+                },
+            ),
+        ]
+    };
     if put_or_get || workload.starts_with("qget") {
-        return vec![
+        let mut rows = vec![
             m("ops_per_sec", "throughput (req/s)", throughput),
             m("p50_ms", "p50 latency (ms)", None),
             m("p99_ms", "p99 latency (ms)", p99),
             m("max_ms", "max latency (ms)", None),
+        ];
+        if workload.starts_with("put") {
+            rows.extend(log_counts(""));
+        }
+        rows.extend([
             m("ops", "requests counted", None),
             m("errors", "errors", None),
             m("server_cpu_us_per_op", "server CPU per request (µs)", None),
             m("server_cpu_s", "server CPU (s)", None),
             m("client_cpu_s", "load generator CPU (s)", None),
-        ];
+        ]);
+        return rows;
     }
     if workload.starts_with("c3-put") {
-        return vec![
+        let mut rows = vec![
             m("ops_per_sec", "throughput (req/s)", None),
             m("p50_ms", "p50 latency (ms)", None),
             m("p99_ms", "p99 latency (ms)", None),
             m("max_ms", "max latency (ms)", None),
-            m("errors", "errors", None),
         ];
+        rows.extend(log_counts("3"));
+        rows.push(m("errors", "errors", None));
+        return rows;
     }
     match workload {
         "c3-failover" => vec![
@@ -184,19 +257,18 @@ fn metrics_of(workload: &str) -> Vec<Metric> {
 }
 
 fn title_of(workload: &str) -> String {
+    if let Some(put) = PutPoint::parse(workload) {
+        return put.title();
+    }
     let conns = |w: &str| match w.rsplit_once("-c") {
         Some((_, "1")) => "1 connection".to_string(),
         Some((_, n)) => format!("{n} connections"),
         None => String::new(),
     };
     match workload {
-        w if w.starts_with("put-") => format!("v2 PUT, {}", conns(w)),
         w if w.starts_with("get-") => format!("v2 GET, {}", conns(w)),
         w if w.starts_with("qget-") => format!("v2 quorum GET, {}", conns(w)),
         "churn" => "Service-discovery churn".to_string(),
-        "c3-put-c16-leader" => "3 members: v2 PUT to the leader, 16 connections".to_string(),
-        "c3-put-c64-leader" => "3 members: v2 PUT to the leader, 64 connections".to_string(),
-        "c3-put-c16-follower" => "3 members: v2 PUT through a follower, 16 connections".to_string(),
         "c3-failover" => "3 members: failover after SIGKILL of the leader".to_string(),
         "fanout" => "Watch fan-out".to_string(),
         "memory" => "Memory with many keys".to_string(),
@@ -207,54 +279,21 @@ fn title_of(workload: &str) -> String {
 
 /// Both servers' results of one workload, in the order they ran.
 #[derive(Default)]
-struct Pair {
-    beacon: Option<Value>,
-    etcd: Option<Value>,
+pub(crate) struct Pair {
+    pub(crate) beacon: Option<Value>,
+    pub(crate) etcd: Option<Value>,
     /// The same load against `beacon-bench null-server`, where it was run.
     floor: Option<Value>,
     first: Option<String>,
     /// 1-minute load average just before each server's run, as (server, load).
     loads: Vec<(String, f64)>,
     /// Servers whose run overlapped someone else's build (cargo or rustc running).
-    busy: Vec<String>,
+    pub(crate) busy: Vec<String>,
 }
 
 /// Reads the JSON lines and renders the tables (the caller prepends the machine header).
 pub fn render(results_jsonl: &str) -> Result<String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut pairs: BTreeMap<String, Pair> = BTreeMap::new();
-    for (n, line) in results_jsonl
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let record: Value =
-            serde_json::from_str(line).with_context(|| format!("results line {}", n + 1))?;
-        let workload = record["workload"]
-            .as_str()
-            .context("no workload")?
-            .to_string();
-        let server = record["server"].as_str().context("no server")?.to_string();
-        if !pairs.contains_key(&workload) {
-            order.push(workload.clone());
-        }
-        let pair = pairs.entry(workload).or_default();
-        if server == "floor" {
-            pair.floor = Some(record["result"].clone());
-            continue;
-        }
-        pair.first.get_or_insert(server.clone());
-        if record["busy"].as_bool() == Some(true) {
-            pair.busy.push(server.clone());
-        }
-        if let Some(load) = record["load1"].as_f64() {
-            pair.loads.push((server.clone(), load));
-        }
-        match server.as_str() {
-            "beacon" => pair.beacon = Some(record["result"].clone()),
-            _ => pair.etcd = Some(record["result"].clone()),
-        }
-    }
+    let (order, pairs) = read_pairs(results_jsonl)?;
 
     let mut summary = String::from(
         "| workload | target | Beacon | etcd | Beacon/etcd | met? |\n|---|---|---:|---:|---:|---|\n",
@@ -286,9 +325,12 @@ pub fn render(results_jsonl: &str) -> Result<String> {
             "| metric | Beacon | etcd | Beacon/etcd | target |\n|---|---:|---:|---:|---|\n",
         );
         for metric in metrics_of(workload) {
-            let b = pair.beacon.as_ref().and_then(|v| v[metric.key].as_f64());
-            let e = pair.etcd.as_ref().and_then(|v| v[metric.key].as_f64());
-            let ratio = b.zip(e).filter(|(_, e)| *e != 0.0).map(|(b, e)| b / e);
+            let b = figure(pair.beacon.as_ref(), metric.key);
+            let e = figure(pair.etcd.as_ref(), metric.key);
+            let ratio = b
+                .zip(e)
+                .filter(|(_, e)| metric.ratio && *e != 0.0)
+                .map(|(b, e)| b / e);
             let verdict = match (metric.target, ratio) {
                 (Some(t), Some(r)) => format!(
                     "{} {}",
@@ -364,8 +406,48 @@ pub fn render(results_jsonl: &str) -> Result<String> {
         return Ok(format!("{tables}{footnote}"));
     }
     Ok(format!(
-        "## Targets of the issue\n\n{summary}{footnote}\n## Workloads\n\n{tables}"
+        "## Targets of issue 3\n\n{summary}{footnote}\n## Workloads\n\n{tables}"
     ))
+}
+
+/// The records of a results file (JSON lines) by workload, and the workloads in the order
+/// they first appear.
+pub(crate) fn read_pairs(results_jsonl: &str) -> Result<(Vec<String>, BTreeMap<String, Pair>)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut pairs: BTreeMap<String, Pair> = BTreeMap::new();
+    for (n, line) in results_jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let record: Value =
+            serde_json::from_str(line).with_context(|| format!("results line {}", n + 1))?;
+        let workload = record["workload"]
+            .as_str()
+            .context("no workload")?
+            .to_string();
+        let server = record["server"].as_str().context("no server")?.to_string();
+        if !pairs.contains_key(&workload) {
+            order.push(workload.clone());
+        }
+        let pair = pairs.entry(workload).or_default();
+        if server == "floor" {
+            pair.floor = Some(record["result"].clone());
+            continue;
+        }
+        pair.first.get_or_insert(server.clone());
+        if record["busy"].as_bool() == Some(true) {
+            pair.busy.push(server.clone());
+        }
+        if let Some(load) = record["load1"].as_f64() {
+            pair.loads.push((server.clone(), load));
+        }
+        match server.as_str() {
+            "beacon" => pair.beacon = Some(record["result"].clone()),
+            _ => pair.etcd = Some(record["result"].clone()),
+        }
+    }
+    Ok((order, pairs))
 }
 
 /// What the same load gave against a server that does nothing, and so about the best
@@ -399,12 +481,45 @@ fn floor_note(out: &mut String, floor: &Value, etcd: Option<&Value>) -> Result<(
 }
 
 /// A figure with sensible precision for a table.
-fn num(value: Option<f64>) -> String {
+pub(crate) fn num(value: Option<f64>) -> String {
     match value {
         None => "–".to_string(),
         Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.3}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_tables_show_the_snapshots_and_purges_without_a_ratio() {
+        let results = [
+            r#"{"workload":"put-c256-s10000","server":"beacon","load1":1.0,"busy":false,"result":{"ops_per_sec":30000,"max_ms":12.5,"log_counts":{"snapshots":30,"purges":29}}}"#,
+            r#"{"workload":"put-c256-s10000","server":"etcd","load1":1.0,"busy":false,"result":{"ops_per_sec":20000,"max_ms":25,"log_counts":{"snapshots":20,"purges":20}}}"#,
+        ]
+        .join("\n");
+        let text = render(&results).unwrap();
+        assert!(
+            text.contains("### v2 PUT, 256 connections, --snapshot-count 10000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| max latency (ms) | 12.5 | 25 | 0.50 |  |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| snapshots written during the measurement | 30 | 20 | – |  |"),
+            "{text}"
+        );
+        // Issue 3 set no target for this load: no summary table, no verdict.
+        assert!(!text.contains("Targets of issue 3"), "{text}");
+        assert!(
+            text.contains("| throughput (req/s) | 30000 | 20000 | 1.50 |  |"),
+            "{text}"
+        );
     }
 }
