@@ -264,6 +264,22 @@ impl LogStore {
         self.purger.deleted_upto()
     }
 
+    /// Whether any membership entry the log holds lists member `id` (voter or learner).
+    /// Reads every entry; only a start that finds itself left out of the newest
+    /// membership asks.
+    pub fn lists_member(&self, id: u64) -> io::Result<bool> {
+        let h = self.db.handles_now()?;
+        for item in h.scan(self.live_range(..), false) {
+            let (k, v) = item.map_err(io_other)?;
+            if let openraft::EntryPayload::Membership(m) = decode_entry(&k, &v)?.payload {
+                if m.get_node(&id).is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     fn cache(&self) -> MutexGuard<'_, EntryCache> {
         // The cache is only ever left consistent (each method completes its update), so
         // a panic elsewhere while it was held leaves nothing half-done.

@@ -30,9 +30,14 @@ use crate::peer::NetworkFactory;
 use crate::route;
 use crate::seams::Seams;
 use crate::snapshot_file::SnapshotDir;
-use crate::start::{start, write_marker, Started, INITIALIZED_MARKER};
+use crate::start::{start, write_marker, Recorded, Started, INITIALIZED_MARKER};
 use crate::state_machine::{Raft, StateMachine};
 use crate::types::{MemberInfo, NodeId, SharedStore};
+
+/// How often a member left out of the newest membership in its log asks the others
+/// whether it was removed (`RaftNode::confirm_removal`): each check is one small request
+/// per member, and a removed member should be gone within seconds, as etcd's is.
+const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A snapshot of the node's Raft state, read from openraft's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +185,7 @@ impl RaftNode {
             0,
         ))
         .abort_handle();
+        let snapshot_lists = sm.snapshot_lists(config.node_id);
         let sm = sm.with_observer(seams.observer.clone());
         let raft = Raft::new(config.node_id, raft_config, network, log.clone(), sm)
             .await
@@ -224,9 +230,16 @@ impl RaftNode {
             &node.inner.raft,
             &node.inner.store,
             &config,
-            was_initialized,
+            Recorded {
+                was_initialized,
+                snapshot_lists,
+                log: &node.inner.log,
+            },
         )
         .await;
+        // A member that had joined and waits for the leader was left out of the newest
+        // membership it recorded: ask the others whether it was removed.
+        let left_out = was_initialized && matches!(started, Ok(Started::AwaitsLeader));
         // A member that waits for the leader's log (it joins a running cluster, or its
         // first start did not finish) has joined once it has applied the entry that
         // makes it a member; until then a restart starts afresh.
@@ -294,6 +307,9 @@ impl RaftNode {
             on_joined,
             removed,
         ));
+        if left_out {
+            tokio::spawn(node.clone().confirm_removal());
+        }
         Ok(node)
     }
 
@@ -316,6 +332,51 @@ impl RaftNode {
             }
             if metrics.changed().await.is_err() {
                 return "raft stopped".to_string();
+            }
+        }
+    }
+
+    /// For a member that restarted left out of the newest membership in its log (its
+    /// removal not applied, maybe not committed): every [`REMOVAL_CHECK_INTERVAL`],
+    /// asks each member of that membership for its member list, and marks this member
+    /// removed once one of them leaves it out too (etcd's removed member learns it from
+    /// its peers' refusals in the same way). Ends once the membership lists this member
+    /// again (the leader replaced the entry) or Raft stops.
+    async fn confirm_removal(self) {
+        let id = self.inner.id;
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let others: Vec<(NodeId, String)> = {
+                let m = metrics.borrow_watched();
+                let membership = m.membership_config.membership();
+                if membership.get_node(&id).is_some() {
+                    return;
+                }
+                membership
+                    .nodes()
+                    .map(|(peer, member)| (*peer, member.peer_url().to_owned()))
+                    .collect()
+            };
+            for (peer, url) in others {
+                let (http, cluster_id) = (&self.inner.http, self.inner.cluster_id);
+                if crate::membership::removal_confirmed(http, &url, peer, cluster_id, id).await {
+                    self.mark_removed();
+                    return;
+                }
+            }
+            // Until the next check, only watch whether the membership lists it again.
+            let next = tokio::time::Instant::now() + REMOVAL_CHECK_INTERVAL;
+            loop {
+                match tokio::time::timeout_at(next, metrics.changed()).await {
+                    Err(_) => break,
+                    Ok(Err(_)) => return, // openraft stopped
+                    Ok(Ok(())) => {
+                        let m = metrics.borrow_watched();
+                        if m.membership_config.membership().get_node(&id).is_some() {
+                            return;
+                        }
+                    }
+                }
             }
         }
     }

@@ -10,8 +10,9 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
 
 use crate::config::RaftConfig;
-use crate::disk::Disk;
+use crate::disk::{self, Disk};
 use crate::error::OpenError;
+use crate::log_store::LogStore;
 use crate::state_machine::Raft;
 use crate::types::{NodeId, SharedStore};
 
@@ -40,14 +41,25 @@ pub(crate) enum Started {
     AwaitsLeader,
 }
 
-/// Starts `raft` (see the module's doc); `was_initialized` says whether this data
-/// directory started successfully before.
+/// What a start knows of the memberships this data directory recorded, for a member
+/// the newest one leaves out.
+pub(crate) struct Recorded<'a> {
+    /// Whether the data directory started successfully before.
+    pub was_initialized: bool,
+    /// Whether the loaded snapshot's membership lists this member.
+    pub snapshot_lists: bool,
+    /// The log, whose membership entries may list it.
+    pub log: &'a LogStore,
+}
+
+/// Starts `raft` (see the module's doc).
 pub(crate) async fn start(
     raft: &Raft,
     store: &SharedStore,
     config: &RaftConfig,
-    was_initialized: bool,
+    recorded: Recorded<'_>,
 ) -> Result<Started, OpenError> {
+    let was_initialized = recorded.was_initialized;
     let id = config.node_id;
     let start_err = |e: &dyn std::fmt::Display| OpenError::Start(e.to_string());
     if !raft.is_initialized().await.map_err(|e| start_err(&e))? {
@@ -119,6 +131,19 @@ pub(crate) async fn start(
                 // Restarted while still receiving the log that adds it.
                 return Ok(Started::AwaitsLeader);
             }
+            if was_initialized && listed_before(&recorded, id).await? {
+                // Its own removal is in the log but not applied: it may not be committed
+                // (a leader that appended it and lost its leadership, or stopped, before
+                // the others took it). The leader either replaces that entry or has
+                // removed this member; the node asks the others which (see
+                // `RaftNode::confirm_removal`) and exits if they confirm it.
+                tracing::warn!(
+                    node_id = %format!("{id:x}"),
+                    ?members,
+                    "the newest membership in the log leaves this member out, but its removal is not applied: waiting for the leader"
+                );
+                return Ok(Started::AwaitsLeader);
+            }
             return Err(OpenError::NotAMember {
                 path: config.data_dir.clone(),
                 node_id: id,
@@ -156,4 +181,22 @@ pub(crate) async fn start(
         .await
         .map_err(|e| no_leader(e.to_string()))?;
     Ok(Started::Ready)
+}
+
+/// Whether this data directory's snapshot or log ever listed member `id`: a member left
+/// out of the newest membership it recorded, rather than another member's directory.
+async fn listed_before(recorded: &Recorded<'_>, id: NodeId) -> Result<bool, OpenError> {
+    if recorded.snapshot_lists {
+        return Ok(true);
+    }
+    let log = recorded.log.clone();
+    let path = log.path().to_owned();
+    let on = std::sync::Arc::clone(log.disk());
+    disk::blocking(&*on, move || log.lists_member(id))
+        .await
+        .and_then(|listed| listed)
+        .map_err(|e| OpenError::LogCorrupt {
+            path,
+            detail: e.to_string(),
+        })
 }

@@ -154,6 +154,11 @@ impl StateMachine {
         self.last_membership.membership().voter_ids().collect()
     }
 
+    /// Whether the loaded snapshot's membership lists member `id` (voter or learner).
+    pub fn snapshot_lists(&self, id: u64) -> bool {
+        self.last_membership.membership().get_node(&id).is_some()
+    }
+
     /// The shared applied index (see the field).
     pub fn applied_index(&self) -> Arc<AtomicU64> {
         self.applied_index.clone()

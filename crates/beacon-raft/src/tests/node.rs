@@ -330,6 +330,16 @@ async fn other_node_id_is_refused() {
         }) => assert_eq!(members, [1]),
         other => panic!("expected NotAMember, got {other:?}"),
     }
+    // What tells the two apart at start: a member left out of the newest membership
+    // its own log recorded (its removal appended but not applied) waits for the
+    // leader and asks the others; another member's directory never listed it.
+    let log = crate::log_store::LogStore::open(
+        std::sync::Arc::new(crate::disk::StdDisk),
+        &tmp.path().join("member/raft"),
+    )
+    .expect("log");
+    assert!(log.lists_member(1).expect("scan"));
+    assert!(!log.lists_member(2).expect("scan"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
