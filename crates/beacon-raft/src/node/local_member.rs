@@ -18,7 +18,7 @@ use crate::membership;
 use crate::peer::LocalMember;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
-    LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
+    MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
 };
 
 /// The node as the peer server sees it: each accepted message goes to openraft, a
@@ -60,10 +60,6 @@ impl LocalMember for RaftNode {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         StoredMembership::clone(&m.membership_config)
-    }
-
-    fn last_applied(&self) -> Option<LogId> {
-        self.inner.raft.metrics().borrow_watched().last_applied
     }
 
     async fn append(
