@@ -244,7 +244,12 @@ pub(crate) async fn watch_membership(
     on_joined: impl Fn() + Send + 'static,
     removed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 ) {
-    let mut metrics = raft.metrics();
+    let metrics = raft.metrics();
+    // Woken by the server metrics (role, leader, membership), not the full metrics,
+    // which change with every write and would wake this task once a write on the write
+    // path's threads; what else it looks at (learners' progress, whether a membership
+    // entry is applied yet) it reads again every tick.
+    let mut server = raft.server_metrics();
     loop {
         let (promote, guard, in_membership) = {
             let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
@@ -298,7 +303,7 @@ pub(crate) async fn watch_membership(
         }
         let changed = tokio::time::timeout(
             PROMOTE_TICK,
-            openraft::async_runtime::WatchReceiver::changed(&mut metrics),
+            openraft::async_runtime::WatchReceiver::changed(&mut server),
         )
         .await;
         if let Ok(Err(_)) = changed {

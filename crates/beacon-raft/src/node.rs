@@ -325,12 +325,20 @@ impl RaftNode {
     /// member then serves nothing it could stand behind, and must exit so that it is
     /// restarted over its data directory, as etcd exits on a WAL error.
     pub async fn failed(&self) -> String {
-        let mut metrics = self.inner.raft.metrics();
+        // Woken by the server metrics (role, leader, membership), which change rarely,
+        // not the full metrics, which change with every write: this waits in the
+        // server's main task for as long as it runs, and waking it twice a write cost
+        // a thread switch each on the write path. openraft's core drops that channel's
+        // sender when it stops, fatal error or not, after it published why.
+        let mut server = self.inner.raft.server_metrics();
         loop {
-            if let Err(fatal) = &metrics.borrow_watched().running_state {
+            if let Err(fatal) = &self.inner.raft.metrics().borrow_watched().running_state {
                 return fatal.to_string();
             }
-            if metrics.changed().await.is_err() {
+            if server.changed().await.is_err() {
+                if let Err(fatal) = &self.inner.raft.metrics().borrow_watched().running_state {
+                    return fatal.to_string();
+                }
                 return "raft stopped".to_string();
             }
         }
