@@ -152,9 +152,9 @@ impl RaftNode {
                 config.node_id,
                 config.force_new_cluster,
             );
-            let on = Arc::clone(&disk);
+            let (on, bug) = (Arc::clone(&disk), seams.bug);
             disk::blocking(&*disk, move || {
-                let log = LogStore::open(on, &raft_dir)?;
+                let log = LogStore::open(on, &raft_dir)?.with_bug(bug);
                 let sm = StateMachine::open(store, snapshots)?;
                 let checked = crate::coverage::check(&log, &sm, &committed_marker, id, force)?;
                 Ok::<_, OpenError>((log, sm, checked))
