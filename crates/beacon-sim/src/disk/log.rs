@@ -142,6 +142,12 @@ impl LogTables for SimLog {
                 Change::Remove(t, k) => OwnedChange::Remove(t, k.to_vec()),
             })
             .collect();
+        if batch
+            .iter()
+            .any(|c| matches!(c, OwnedChange::Remove(Table::Log, _)))
+        {
+            s.pace.slow(super::Slow::LogDeletion);
+        }
         if s.log_write_fails() {
             s.log.poisoned = true;
             // The record may have reached the journal before the error.

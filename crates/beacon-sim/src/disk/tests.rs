@@ -104,3 +104,74 @@ fn names_need_a_directory_sync_and_bytes_a_file_sync() {
     }
     assert_eq!(outcomes.len(), 3, "every outcome happens for some seed");
 }
+
+/// What each slow operation costs in the pacing tests.
+const COST: std::time::Duration = std::time::Duration::from_millis(300);
+
+fn slow_disk() -> SimDisk {
+    let disk = SimDisk::new(SeededRng::new(1), Faults::default());
+    disk.slow_compaction(COST);
+    disk
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_write_costs_the_blocking_work_its_time_and_other_files_nothing() {
+    let disk = slow_disk();
+    let snap = Path::new("/d/member/snap");
+    disk.create_dir_all(snap).expect("mkdir");
+    let write = |path: std::path::PathBuf| {
+        let on = disk.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            beacon_raft::disk::blocking(&on.clone(), move || on.write_synced(&path, b"s"))
+                .await
+                .expect("ran")
+                .expect("written");
+            started.elapsed()
+        }
+    };
+    let took = write(snap.join("1-1.snap.tmp")).await;
+    assert!((COST..COST * 2).contains(&took), "a snapshot took {took:?}");
+    let took = write(Path::new("/d/member/committed").to_owned()).await;
+    assert_eq!(took, std::time::Duration::ZERO, "another file");
+    assert_eq!(
+        disk.slow_ops(),
+        SlowOps {
+            log_deletions: 0,
+            snapshot_writes: 1
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_deletes_log_entries_goes_on_only_after_their_cost() {
+    let disk = slow_disk();
+    let log = disk.open_log(Path::new(DIR)).expect("open");
+    log.commit(&[Change::Insert(Table::Log, &key(1), b"x")])
+        .expect("append");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let on = Arc::clone(&log);
+    let work = async move {
+        let started = tokio::time::Instant::now();
+        on.commit(&[Change::Insert(Table::Log, &key(2), b"x")])
+            .expect("append");
+        tokio::task::yield_now().await;
+        let appended = started.elapsed();
+        on.commit(&[Change::Remove(Table::Log, &key(1))])
+            .expect("delete");
+        tokio::task::yield_now().await;
+        let _ = tx.send((appended, started.elapsed()));
+    };
+    disk.spawn_worker("purge", Box::pin(work)).expect("spawn");
+    let (appended, deleted) = rx.await.expect("the worker finished");
+    assert_eq!(appended, std::time::Duration::ZERO, "an append is free");
+    assert!(
+        (COST..COST * 2).contains(&deleted),
+        "deleted after {deleted:?}"
+    );
+    // On a task of its own (not blocking work, not a worker), a deletion has nowhere
+    // to wait: it is counted, and costs nothing.
+    log.commit(&[Change::Remove(Table::Log, &key(2))])
+        .expect("delete");
+    assert_eq!(disk.slow_ops().log_deletions, 2);
+}
