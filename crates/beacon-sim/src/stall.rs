@@ -33,7 +33,7 @@ pub const COMPACTION_COST: Duration = Duration::from_millis(300);
 
 /// A write slower than this waited behind a slow operation: half of
 /// [`COMPACTION_COST`], and far above a write's own time here (four network hops of at
-/// most [`LATENCY_MAX_MS`] each; no disk operation on its path takes time).
+/// most `LATENCY_MAX_MS` each; no disk operation on its path takes time).
 pub const STALL_THRESHOLD: Duration = Duration::from_millis(150);
 
 /// Applied entries between snapshots: small, so that a run of a few simulated seconds
