@@ -87,6 +87,7 @@ impl Cluster {
             .fold(SlowOps::default(), |a, b| SlowOps {
                 log_deletions: a.log_deletions + b.log_deletions,
                 snapshot_writes: a.snapshot_writes + b.snapshot_writes,
+                on_node_tasks: a.on_node_tasks + b.on_node_tasks,
             })
     }
 

@@ -310,7 +310,11 @@ fn stall_check(args: &Args) -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let mut failed: Vec<u64> = stalled.iter().map(|o| o.seed).collect();
+    let mut failed: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.seed)
+        .collect();
     failed.extend(invalid);
     failed.extend(lost);
     failed.sort_unstable();

@@ -21,7 +21,7 @@
 //! - Blocking work runs inline and the log's group commit is a task on the host's
 //!   runtime: no threads, no blocking pool, so a simulated run stays deterministic.
 //! - Operations take no time, unless slow compaction is on ([`SimDisk::slow_compaction`],
-//!   see `pace`): then a log batch that deletes entries and a snapshot file's write each
+//!   see `pace`): then a log batch that deletes purged entries and a snapshot file's write each
 //!   cost a fixed simulated time, paid by the blocking work or the worker that made it.
 
 mod files;
@@ -174,7 +174,7 @@ impl SimDisk {
     }
 
     /// Makes log compaction and snapshots slow from now on: every log batch that deletes
-    /// entries and every write of a snapshot file (in a `member/snap` directory) costs
+    /// purged entries (at or below the purge marker) and every write of a snapshot file (in a `member/snap` directory) costs
     /// `cost` of simulated time, paid by the blocking work or the worker that made it
     /// (see `pace`).
     pub fn slow_compaction(&self, cost: Duration) {

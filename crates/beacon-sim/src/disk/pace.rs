@@ -1,5 +1,5 @@
 //! Slow compaction: the simulated disk can make the work of log compaction (a batch that
-//! deletes log entries) and of snapshots (a snapshot file's write) take simulated time,
+//! deletes purged log entries) and of snapshots (a snapshot file's write) take simulated time,
 //! so that a run shows whether any write waits behind that work (the stall check).
 //!
 //! The disk's operations are synchronous calls and cannot wait themselves. What waits is
@@ -8,9 +8,11 @@
 //! the cost of the slow operations it made, and a worker started by `Disk::spawn_worker`
 //! (production: a thread of its own, such as the purge worker) is not polled again until
 //! it has paid the cost of what it did in its last poll. The operation takes effect at
-//! once; its caller then waits, as a thread blocked in a slow call would. Slow operations
-//! made anywhere else (on the node's own tasks, e.g. a truncation in openraft's log I/O)
-//! cost nothing: the model charges time only where a real disk call may block.
+//! once; its caller then waits, as a thread blocked in a slow call would. A slow
+//! operation made anywhere else, on one of the node's own tasks (e.g. a truncation in
+//! openraft's log I/O), has nowhere to wait: it costs nothing, and is counted apart
+//! ([`SlowOps::on_node_tasks`]), since in production it would block the runtime thread
+//! the node's tasks share; the stall check fails a run that made one.
 //!
 //! The waits are tokio sleeps, which turmoil's clock drives: a run stays deterministic.
 
@@ -26,16 +28,20 @@ use super::SimDisk;
 /// How many slow operations a disk made, by kind (charged or not).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlowOps {
-    /// Log batches that deleted entries (the purge worker's, or a purge done inline).
+    /// Log batches that deleted purged entries, at or below the purge marker (the purge
+    /// worker's, or a purge done inline); a truncation is not one.
     pub log_deletions: u32,
     /// Snapshot files written (`Disk::write_synced` of a file in `member/snap`).
     pub snapshot_writes: u32,
+    /// Of those, the ones made on the node's own tasks rather than in blocking work or
+    /// a disk worker: they cost nothing here, and would block the node in production.
+    pub on_node_tasks: u32,
 }
 
 /// The kinds of slow operations.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Slow {
-    /// A log batch that deletes entries.
+    /// A log batch that deletes purged entries (compaction, not a truncation).
     LogDeletion,
     /// A snapshot file's write.
     SnapshotWrite,
@@ -62,8 +68,9 @@ impl Pace {
             Slow::LogDeletion => self.counts.log_deletions += 1,
             Slow::SnapshotWrite => self.counts.snapshot_writes += 1,
         }
-        if let Some(owed) = &mut self.owed {
-            *owed += cost;
+        match &mut self.owed {
+            Some(owed) => *owed += cost,
+            None => self.counts.on_node_tasks += 1,
         }
     }
 }

@@ -138,40 +138,60 @@ async fn a_snapshot_write_costs_the_blocking_work_its_time_and_other_files_nothi
         disk.slow_ops(),
         SlowOps {
             log_deletions: 0,
-            snapshot_writes: 1
+            snapshot_writes: 1,
+            on_node_tasks: 0,
         }
     );
 }
 
+/// The purge marker's meta key and a value of it, as the log store writes them.
+const PURGED: &[u8] = b"last_purged";
+
+fn purged_up_to(index: u64) -> Vec<u8> {
+    format!(r#"{{"leader_id":{{"term":1,"node_id":1}},"index":{index}}}"#).into_bytes()
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_worker_that_deletes_log_entries_goes_on_only_after_their_cost() {
+async fn a_worker_that_deletes_purged_entries_goes_on_only_after_their_cost() {
     let disk = slow_disk();
     let log = disk.open_log(Path::new(DIR)).expect("open");
-    log.commit(&[Change::Insert(Table::Log, &key(1), b"x")])
-        .expect("append");
+    for i in 1..=3 {
+        log.commit(&[Change::Insert(Table::Log, &key(i), b"x")])
+            .expect("append");
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let on = Arc::clone(&log);
     let work = async move {
         let started = tokio::time::Instant::now();
-        on.commit(&[Change::Insert(Table::Log, &key(2), b"x")])
-            .expect("append");
+        // A truncation removes entries above the purge marker: not compaction, free.
+        on.commit(&[Change::Remove(Table::Log, &key(3))])
+            .expect("truncate");
         tokio::task::yield_now().await;
-        let appended = started.elapsed();
-        on.commit(&[Change::Remove(Table::Log, &key(1))])
-            .expect("delete");
+        let truncated = started.elapsed();
+        // As the purge worker deletes: the marker again, and what is behind it.
+        let marker = purged_up_to(1);
+        on.commit(&[
+            Change::Insert(Table::Meta, PURGED, &marker),
+            Change::Remove(Table::Log, &key(1)),
+        ])
+        .expect("delete");
         tokio::task::yield_now().await;
-        let _ = tx.send((appended, started.elapsed()));
+        let _ = tx.send((truncated, started.elapsed()));
     };
     disk.spawn_worker("purge", Box::pin(work)).expect("spawn");
-    let (appended, deleted) = rx.await.expect("the worker finished");
-    assert_eq!(appended, std::time::Duration::ZERO, "an append is free");
+    let (truncated, deleted) = rx.await.expect("the worker finished");
+    assert_eq!(truncated, std::time::Duration::ZERO, "a truncation is free");
     assert!(
         (COST..COST * 2).contains(&deleted),
         "deleted after {deleted:?}"
     );
-    // On a task of its own (not blocking work, not a worker), a deletion has nowhere
-    // to wait: it is counted, and costs nothing.
+    // On a task of the node (not blocking work, not a worker), a deletion has nowhere
+    // to wait: it costs nothing, and is counted apart.
+    let marker = purged_up_to(2);
+    log.commit(&[Change::Insert(Table::Meta, PURGED, &marker)])
+        .expect("purge marker");
     log.commit(&[Change::Remove(Table::Log, &key(2))])
         .expect("delete");
-    assert_eq!(disk.slow_ops().log_deletions, 2);
+    let slow = disk.slow_ops();
+    assert_eq!((slow.log_deletions, slow.on_node_tasks), (2, 1));
 }
