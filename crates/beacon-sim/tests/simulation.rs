@@ -14,6 +14,14 @@ use porcupine_rs::CheckResult;
 /// The seeds `.ci/run` runs: the negative control must be caught within them.
 const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
 
+/// The stall check's runs here, as in `.ci/run`: 3 simulated seconds of writes, 9
+/// snapshots per member.
+const STALL_RUN: StallOptions = StallOptions {
+    members: 3,
+    load: std::time::Duration::from_secs(3),
+    bug: None,
+};
+
 #[test]
 fn two_seeds_run_clean() {
     // A smoke test in a plain build (which does not replay exactly): the seeds with
@@ -87,7 +95,7 @@ fn a_seed_replays_the_same_run() {
 fn no_write_waits_behind_a_slow_purge_or_snapshot() {
     // The stall check (issue 15): steady writes while every log deletion and snapshot
     // write takes 300 ms of simulated time; none may wait behind them.
-    let report = stall::run(1, &StallOptions::standard());
+    let report = stall::run(1, &STALL_RUN);
     assert!(
         report.compacted(),
         "nothing to wait on: {}",
@@ -102,7 +110,7 @@ fn writes_waiting_behind_a_purge_in_the_log_io_are_counted() {
     // openraft's log I/O, as before the purge worker, so writes wait behind it.
     let opts = StallOptions {
         bug: Some(InjectedBug::InlinePurge),
-        ..StallOptions::standard()
+        ..STALL_RUN
     };
     let report = stall::run(1, &opts);
     assert!(report.valid(), "{}", report.summary());
