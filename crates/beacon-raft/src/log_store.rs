@@ -24,12 +24,13 @@ use openraft::{OptionalSend, RaftLogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::disk::{Change, DbError, Disk, Durability, KeyRange, Table};
+use crate::disk::{self, Change, DbError, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
 use crate::log_db::{index_key, Handles, LogDb, KEY_PURGED};
 use crate::log_purge::LogPurge;
 use crate::log_sync::LogSync;
+use crate::observer::InjectedBug;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -50,6 +51,9 @@ pub struct LogStore {
     first_live: Arc<AtomicU64>,
     /// The newest entries, shared by every clone (the reader included).
     cache: Arc<Mutex<EntryCache>>,
+    /// A simulation's negative control only (`InjectedBug::InlinePurge`); `None` in
+    /// production.
+    bug: Option<InjectedBug>,
 }
 
 fn key_index(key: &[u8]) -> io::Result<u64> {
@@ -112,6 +116,7 @@ impl LogStore {
             purger: Arc::new(purger),
             first_live: Arc::new(AtomicU64::new(purged.map_or(0, |p| p.index + 1))),
             cache: Arc::default(),
+            bug: None,
         };
         store.verify().map_err(corrupt)?;
         // What a re-open after a failed write must still find (see `log_db`).
@@ -127,6 +132,13 @@ impl LogStore {
             .map_err(dir_err)?;
         store.db.synced_up_to(last.unwrap_or(0));
         Ok(store)
+    }
+
+    /// Gives the store a simulation's injected bug (see [`InjectedBug::InlinePurge`]);
+    /// before it is cloned, so that openraft's handles have it too.
+    pub fn with_bug(mut self, bug: Option<InjectedBug>) -> LogStore {
+        self.bug = bug;
+        self
     }
 
     /// The fjall directory.
@@ -474,6 +486,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 h.commit(&[Change::Insert(Table::Meta, KEY_PURGED, &purged)])
             })
             .await?;
+        if self.bug == Some(InjectedBug::InlinePurge) {
+            // Test-only, the negative control of the simulation's stall check: the old
+            // purge, which deleted the range here, before returning, so appends waited
+            // behind it. As blocking disk work, where a simulated disk charges its time.
+            let (h, range) = (self.db.handles().await?, to_key_range(&(..=upto)));
+            disk::blocking(&**self.db.disk(), move || remove_range(&h, range))
+                .await?
+                .map_err(io_other)?;
+        }
         self.first_live.fetch_max(upto + 1, Ordering::AcqRel);
         self.cache().purge(upto);
         self.purger.purge_upto(log_id);

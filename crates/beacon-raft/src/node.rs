@@ -157,11 +157,11 @@ impl RaftNode {
                 config.node_id,
                 config.force_new_cluster,
             );
-            let on = Arc::clone(&disk);
+            let (on, bug) = (Arc::clone(&disk), seams.bug);
             disk::blocking(&*disk, move || {
                 // Timed, because a restart's time is mostly here (issue 15's restart target).
                 let started = tokio::time::Instant::now();
-                let log = LogStore::open(on, &raft_dir)?;
+                let log = LogStore::open(on, &raft_dir)?.with_bug(bug);
                 let log_opened = started.elapsed();
                 let sm = StateMachine::open(store, snapshots)?;
                 let loaded = started.elapsed();

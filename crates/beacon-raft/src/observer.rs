@@ -23,4 +23,9 @@ pub enum InjectedBug {
     /// `propose` answers a quorum read from this member's own store instead of
     /// through the log, as if a plain read were linearizable.
     LocalQuorumReads,
+    /// `LogStore::purge` deletes the purged entries itself, before it returns, as it did
+    /// before the purge worker (`log_purge`): inside openraft's log I/O, so that every
+    /// append waits behind the deletion. The simulation's stall check must count those
+    /// waits.
+    InlinePurge,
 }

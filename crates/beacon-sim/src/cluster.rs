@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use beacon_testkit::SeededRng;
 use turmoil::Sim;
 
 use crate::conn::host_name;
-use crate::disk::{Faults, SimDisk};
+use crate::disk::{Faults, SimDisk, SlowOps};
 use crate::member::{self, MemberSetup, Timing};
 use crate::observe::Observer;
 
@@ -35,6 +36,8 @@ pub struct Cluster {
     /// Whether the simulated disks fail writes and syncs now and then.
     disk_faults: bool,
     bug: Option<beacon_raft::InjectedBug>,
+    /// What a slow log deletion or snapshot write costs on every disk, if they are slow.
+    compaction_cost: Option<Duration>,
     /// The ids clients send to: members added and not removed (shared with them).
     pub members: Arc<Mutex<Vec<u64>>>,
     /// Every host name, clients included, for healing links.
@@ -65,8 +68,27 @@ impl Cluster {
             disks: BTreeMap::new(),
             disk_faults,
             bug,
+            compaction_cost: None,
             hosts: Vec::new(),
         }
+    }
+
+    /// Makes log compaction and snapshots cost `cost` each on the disks of the members
+    /// started from now on (`SimDisk::slow_compaction`).
+    pub fn slow_compaction(&mut self, cost: Duration) {
+        self.compaction_cost = Some(cost);
+    }
+
+    /// The slow operations every member's disk made so far.
+    pub fn slow_ops(&self) -> SlowOps {
+        self.disks
+            .values()
+            .map(SimDisk::slow_ops)
+            .fold(SlowOps::default(), |a, b| SlowOps {
+                log_deletions: a.log_deletions + b.log_deletions,
+                snapshot_writes: a.snapshot_writes + b.snapshot_writes,
+                on_node_tasks: a.on_node_tasks + b.on_node_tasks,
+            })
     }
 
     /// Starts the host of member `id` (a new member joins the running cluster when
@@ -79,6 +101,9 @@ impl Cluster {
             Faults::default()
         };
         let disk = SimDisk::new(SeededRng::new(disk_seed), faults);
+        if let Some(cost) = self.compaction_cost {
+            disk.slow_compaction(cost);
+        }
         self.disks.insert(id, disk.clone());
         let setup = MemberSetup {
             id,

@@ -6,7 +6,9 @@
 //! nemesis partitions, holds, slows, crashes, stops and replaces members; then the
 //! history must be linearizable (porcupine), every member must have applied the same
 //! entry at each index, watchers must have seen the same events in order without gaps,
-//! TTL keys must have expired, and the members must converge on the same store.
+//! TTL keys must have expired, and the members must converge on the same store. The
+//! stall check (`stall`) runs steady writes without faults over disks whose log
+//! compaction and snapshot writes are slow, and counts the writes that waited on them.
 //! docs/SIMULATION.md says what is (not) simulated and how to run it.
 //!
 //! Nothing here copies production logic: the node is beacon-raft's, chosen through its
@@ -28,6 +30,7 @@ pub mod net;
 pub mod observe;
 pub mod run;
 pub mod seams;
+pub mod stall;
 pub mod wire;
 
 pub use run::{run, Options, Report};

@@ -7,6 +7,11 @@
 //! `--inject local-quorum-reads` is the negative control: the node answers quorum reads
 //! from its own store (`beacon_raft::InjectedBug`), and the campaign succeeds only if
 //! some seed's history is then rejected.
+//!
+//! `--stall-check` runs the stall check instead (`beacon_sim::stall`): steady writes, no
+//! faults, slow log compaction and snapshot writes; a seed passes when no write waited
+//! behind them. Its negative control, `--stall-check --inject inline-purge`, succeeds only
+//! if most seeds then count writes that waited.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
@@ -14,6 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use beacon_sim::campaign::summary;
+use beacon_sim::stall::{self, StallOptions, StallOutcome};
 use beacon_sim::{run, Options};
 use clap::{Parser, ValueEnum};
 use porcupine_rs::CheckResult;
@@ -42,9 +48,13 @@ struct Args {
     #[arg(long)]
     no_disk_faults: bool,
     /// Inject a bug into the node (the negative control): the campaign then succeeds
-    /// only if some seed catches it.
+    /// only if some seed catches it (with `--stall-check`: most seeds).
     #[arg(long, value_enum)]
     inject: Option<Bug>,
+    /// Run the stall check instead: steady writes without faults over disks whose log
+    /// purges and snapshot writes are slow; a seed fails if any write waited on them.
+    #[arg(long)]
+    stall_check: bool,
 }
 
 /// The bugs `--inject` knows.
@@ -52,6 +62,29 @@ struct Args {
 enum Bug {
     /// Quorum reads answered from the member's own store, without the log.
     LocalQuorumReads,
+    /// The log purge deletes its entries inside openraft's log I/O (for `--stall-check`).
+    InlinePurge,
+}
+
+impl Bug {
+    fn injected(self) -> beacon_raft::InjectedBug {
+        match self {
+            Bug::LocalQuorumReads => beacon_raft::InjectedBug::LocalQuorumReads,
+            Bug::InlinePurge => beacon_raft::InjectedBug::InlinePurge,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Bug::LocalQuorumReads => "local-quorum-reads",
+            Bug::InlinePurge => "inline-purge",
+        }
+    }
+
+    /// Whether the stall check is the one that catches it.
+    fn stalls(self) -> bool {
+        matches!(self, Bug::InlinePurge)
+    }
 }
 
 impl Args {
@@ -65,8 +98,8 @@ impl Args {
         match self.inject {
             None => standard,
             // Partitions alone show a stale read; the other faults only slow runs down.
-            Some(Bug::LocalQuorumReads) => Options {
-                bug: Some(beacon_raft::InjectedBug::LocalQuorumReads),
+            Some(bug) => Options {
+                bug: Some(bug.injected()),
                 crashes: false,
                 replacements: false,
                 disk_faults: false,
@@ -88,10 +121,21 @@ impl Args {
         if self.no_disk_faults {
             args.push("--no-disk-faults".to_string());
         }
-        if let Some(Bug::LocalQuorumReads) = self.inject {
-            args.extend(["--inject".to_string(), "local-quorum-reads".to_string()]);
+        if let Some(bug) = self.inject {
+            args.extend(["--inject".to_string(), bug.name().to_string()]);
+        }
+        if self.stall_check {
+            args.push("--stall-check".to_string());
         }
         args
+    }
+
+    fn stall_options(&self) -> StallOptions {
+        StallOptions {
+            members: self.members,
+            load: Duration::from_secs(self.secs),
+            bug: self.inject.map(Bug::injected),
+        }
     }
 }
 
@@ -149,8 +193,9 @@ fn parse_result(line: &str) -> Option<Outcome> {
 /// loop in the node, which turmoil cannot preempt), and fails.
 const SEED_WALL_MAX: Duration = Duration::from_secs(300);
 
-/// Runs `seed` in a process of its own; `None` if it died or hung without reporting.
-fn run_child(args: &Args, seed: u64) -> Option<Outcome> {
+/// Runs `seed` in a process of its own and parses its result line with `parse`; `None`
+/// if it died or hung without reporting.
+fn run_child<T>(args: &Args, seed: u64, parse: fn(&str) -> Option<T>) -> Option<T> {
     let exe = std::env::current_exe().ok()?;
     let mut child = Command::new(exe)
         .args(args.child_args(seed))
@@ -175,10 +220,114 @@ fn run_child(args: &Args, seed: u64) -> Option<Outcome> {
         }
     }
     let stdout = BufReader::new(child.stdout.take()?);
-    stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| parse_result(&l))
+    stdout.lines().map_while(Result::ok).find_map(|l| parse(&l))
+}
+
+/// Runs `seeds` on every core, each in a process of its own, parsing each one's result
+/// line with `parse`; returns the outcomes in seed order and the seeds lost (died, hung).
+fn run_children<T: Send>(
+    args: &Args,
+    seeds: &[u64],
+    parse: fn(&str) -> Option<T>,
+    seed_of: fn(&T) -> u64,
+) -> (Vec<T>, Vec<u64>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = Mutex::new(seeds.iter());
+    let outcomes = Mutex::new(Vec::new());
+    let lost = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(seeds.len()) {
+            s.spawn(|| loop {
+                let Some(&seed) = next.lock().unwrap_or_else(|p| p.into_inner()).next() else {
+                    return;
+                };
+                match run_child(args, seed, parse) {
+                    Some(o) => outcomes.lock().unwrap_or_else(|p| p.into_inner()).push(o),
+                    None => lost.lock().unwrap_or_else(|p| p.into_inner()).push(seed),
+                }
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    outcomes.sort_by_key(seed_of);
+    let mut lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());
+    lost.sort_unstable();
+    (outcomes, lost)
+}
+
+/// The command that replays `seed` as the campaign ran it.
+fn replay(args: &Args, seed: u64) -> String {
+    let child = args.child_args(seed).join(" ");
+    format!(
+        "RUSTFLAGS=\"--cfg tokio_unstable\" CARGO_TARGET_DIR=target/sim-unstable \
+         cargo run -p beacon-sim -- {child}"
+    )
+}
+
+/// `--stall-check`: one seed here, or a campaign of them.
+fn stall_check(args: &Args) -> ExitCode {
+    if let Some(seed) = args.seed {
+        let report = stall::run(seed, &args.stall_options());
+        eprintln!("{}", report.summary());
+        println!("{}", report.result_line());
+        // The control's seed reports its count; the campaign judges it.
+        return if report.passed() || (args.inject.is_some() && report.valid()) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let started = Instant::now();
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let (outcomes, lost) = run_children(args, &seeds, stall::parse_result, |o| o.seed);
+    let stalled: Vec<&StallOutcome> = outcomes.iter().filter(|o| o.stalled > 0).collect();
+    let invalid: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| !o.valid)
+        .map(|o| o.seed)
+        .collect();
+    let writes: u64 = outcomes.iter().map(|o| o.writes).sum();
+    eprintln!(
+        "stall check: {} seeds ({}..={}), {writes} writes, {} seeds with writes that waited \
+         behind a purge or snapshot, {:?} wall",
+        seeds.len(),
+        args.first_seed,
+        args.first_seed + args.seeds - 1,
+        stalled.len(),
+        started.elapsed(),
+    );
+    if args.inject.is_some() {
+        // Most seeds, not all: a seed's purges may all fall between two writes.
+        let caught: Vec<u64> = stalled.iter().map(|o| o.seed).collect();
+        return if caught.len() * 2 > seeds.len() {
+            eprintln!("the injected stall was counted by seeds {caught:?}");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!(
+                "NOT CAUGHT: only seeds {caught:?} of {} counted writes that waited",
+                seeds.len()
+            );
+            ExitCode::FAILURE
+        };
+    }
+    let mut failed: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.seed)
+        .collect();
+    failed.extend(invalid);
+    failed.extend(lost);
+    failed.sort_unstable();
+    failed.dedup();
+    if failed.is_empty() {
+        eprintln!("all passed: no write waited behind a purge or snapshot");
+        return ExitCode::SUCCESS;
+    }
+    for &seed in &failed {
+        eprintln!("FAILED seed {seed}: replay with {}", replay(args, seed));
+    }
+    eprintln!("FAILED seeds {failed:?}");
+    ExitCode::FAILURE
 }
 
 fn main() -> ExitCode {
@@ -191,6 +340,18 @@ fn main() -> ExitCode {
             .without_time()
             .with_writer(std::io::stderr)
             .init();
+    }
+    if args
+        .inject
+        .is_some_and(|bug| bug.stalls() != args.stall_check)
+    {
+        eprintln!(
+            "--inject inline-purge goes with --stall-check, and --stall-check takes no other bug"
+        );
+        return ExitCode::FAILURE;
+    }
+    if args.stall_check {
+        return stall_check(&args);
     }
     let opts = args.options();
     if let Some(seed) = args.seed {
@@ -212,31 +373,13 @@ fn main() -> ExitCode {
 
     let started = Instant::now();
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = Mutex::new(seeds.iter());
-    let outcomes = Mutex::new(Vec::new());
-    let lost = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(seeds.len()) {
-            s.spawn(|| loop {
-                let Some(&seed) = next.lock().unwrap_or_else(|p| p.into_inner()).next() else {
-                    return;
-                };
-                match run_child(&args, seed) {
-                    Some(o) => outcomes.lock().unwrap_or_else(|p| p.into_inner()).push(o),
-                    None => lost.lock().unwrap_or_else(|p| p.into_inner()).push(seed),
-                }
-            });
-        }
-    });
-    let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-    outcomes.sort_by_key(|o| o.seed);
+    let (outcomes, lost) = run_children(&args, &seeds, parse_result, |o| o.seed);
     let mut failed: Vec<u64> = outcomes
         .iter()
         .filter(|o| !o.passed)
         .map(|o| o.seed)
         .collect();
-    failed.extend(lost.into_inner().unwrap_or_else(|p| p.into_inner()));
+    failed.extend(lost);
     failed.sort_unstable();
     let caught: Vec<u64> = outcomes
         .iter()
@@ -253,18 +396,11 @@ fn main() -> ExitCode {
         args.first_seed + args.seeds - 1,
         started.elapsed(),
     );
-    let replay = |seed: u64| {
-        let child = args.child_args(seed).join(" ");
-        format!(
-            "RUSTFLAGS=\"--cfg tokio_unstable\" CARGO_TARGET_DIR=target/sim-unstable \
-             cargo run -p beacon-sim -- {child}"
-        )
-    };
     if args.inject.is_some() {
         return if let Some(&seed) = caught.first() {
             eprintln!(
                 "the injected bug was caught by seeds {caught:?}; replay: {}",
-                replay(seed)
+                replay(&args, seed)
             );
             ExitCode::SUCCESS
         } else {
@@ -277,7 +413,7 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         for &seed in &failed {
-            eprintln!("FAILED seed {seed}: replay with {}", replay(seed));
+            eprintln!("FAILED seed {seed}: replay with {}", replay(&args, seed));
         }
         eprintln!("FAILED seeds {failed:?}");
         ExitCode::FAILURE

@@ -1,15 +1,26 @@
 //! The simulation's own tests: a couple of seeds run clean, the negative control (a bug
 //! injected into the real node behind a test-only switch) is caught within the seeds CI
-//! runs, and, built with `--cfg tokio_unstable`, a seed replays exactly. The CI step
-//! that runs the fixed seeds is `cargo run -p beacon-sim -- --seeds 24` (.ci/run).
+//! runs, and, built with `--cfg tokio_unstable`, a seed replays exactly; one seed of the
+//! stall check counts no write waiting behind a slow purge or snapshot, and counts some
+//! with the purge put back inside openraft's log I/O. The CI step that runs the fixed
+//! seeds is `cargo run -p beacon-sim -- --seeds 100` (.ci/run), with the stall check's.
 
 use beacon_raft::InjectedBug;
 use beacon_sim::campaign::{report_failures, run_seeds};
+use beacon_sim::stall::{self, StallOptions};
 use beacon_sim::Options;
 use porcupine_rs::CheckResult;
 
 /// The seeds `.ci/run` runs: the negative control must be caught within them.
 const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
+
+/// The stall check's runs here, as in `.ci/run`: 3 simulated seconds of writes, 9
+/// snapshots per member.
+const STALL_RUN: StallOptions = StallOptions {
+    members: 3,
+    load: std::time::Duration::from_secs(3),
+    bug: None,
+};
 
 #[test]
 fn two_seeds_run_clean() {
@@ -78,4 +89,30 @@ fn a_seed_replays_the_same_run() {
         first, second,
         "two runs of seed 5 differ (history digest last)"
     );
+}
+
+#[test]
+fn no_write_waits_behind_a_slow_purge_or_snapshot() {
+    // The stall check (issue 15): steady writes while every log deletion and snapshot
+    // write takes 300 ms of simulated time; none may wait behind them.
+    let report = stall::run(1, &STALL_RUN);
+    assert!(
+        report.compacted(),
+        "nothing to wait on: {}",
+        report.summary()
+    );
+    assert!(report.passed(), "{}", report.summary());
+}
+
+#[test]
+fn writes_waiting_behind_a_purge_in_the_log_io_are_counted() {
+    // The stall check's negative control: the purge deletes its entries inside
+    // openraft's log I/O, as before the purge worker, so writes wait behind it.
+    let opts = StallOptions {
+        bug: Some(InjectedBug::InlinePurge),
+        ..STALL_RUN
+    };
+    let report = stall::run(1, &opts);
+    assert!(report.valid(), "{}", report.summary());
+    assert!(report.stalled > 0, "no stall counted: {}", report.summary());
 }

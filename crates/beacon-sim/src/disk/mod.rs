@@ -20,9 +20,13 @@
 //!   Directories themselves are always durable.
 //! - Blocking work runs inline and the log's group commit is a task on the host's
 //!   runtime: no threads, no blocking pool, so a simulated run stays deterministic.
+//! - Operations take no time, unless slow compaction is on ([`SimDisk::slow_compaction`],
+//!   see `pace`): then a log batch that deletes purged entries and a snapshot file's write each
+//!   cost a fixed simulated time, paid by the blocking work or the worker that made it.
 
 mod files;
 mod log;
+mod pace;
 #[cfg(test)]
 mod tests;
 
@@ -31,12 +35,15 @@ use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use beacon_raft::disk::{DbError, Disk, DiskFuture, LogTables, StreamedFile, Table};
 use beacon_testkit::SeededRng;
 
 use files::{apply_name, Files, NameOp, SimFile};
 use log::{slot, LogDb, SimLog};
+pub use pace::SlowOps;
+use pace::{Pace, Paced, Slow};
 
 /// How often each kind of operation fails, in failures per thousand operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +81,8 @@ struct State {
     fail_file_writes: Option<(String, u32)>,
     log: LogDb,
     files: Files,
+    /// Slow compaction, when it is on.
+    pace: Pace,
 }
 
 impl State {
@@ -148,6 +157,7 @@ impl SimDisk {
                 fail_file_writes: None,
                 log: LogDb::default(),
                 files: Files::default(),
+                pace: Pace::default(),
             })),
         }
     }
@@ -161,6 +171,19 @@ impl SimDisk {
     /// Changes how often operations fail from now on.
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+
+    /// Makes log compaction and snapshots slow from now on: every log batch that deletes
+    /// purged entries (at or below the purge marker) and every write of a snapshot file (in a `member/snap` directory) costs
+    /// `cost` of simulated time, paid by the blocking work or the worker that made it
+    /// (see `pace`).
+    pub fn slow_compaction(&self, cost: Duration) {
+        self.lock().pace.cost = Some(cost);
+    }
+
+    /// The slow operations made so far (none unless [`Self::slow_compaction`] is on).
+    pub fn slow_ops(&self) -> SlowOps {
+        self.lock().pace.counts
     }
 
     /// Makes the next `n` syncs of the log fail.
@@ -287,6 +310,12 @@ impl Disk for SimDisk {
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut s = self.lock();
         let ino = s.files.create(path)?;
+        if path
+            .parent()
+            .is_some_and(|dir| dir.ends_with("member/snap"))
+        {
+            s.pace.slow(Slow::SnapshotWrite);
+        }
         if s.file_write_fails(Some(path)) {
             // A full disk mid-write leaves part of the bytes behind.
             let cut = s.below(bytes.len() + 1);
@@ -366,12 +395,16 @@ impl Disk for SimDisk {
     }
 
     fn run_blocking(&self, work: Box<dyn FnOnce() + Send>) -> DiskFuture<'static, ()> {
-        work();
-        Box::pin(std::future::ready(()))
+        let ((), cost) = self.charging(work);
+        SimDisk::wait(cost)
     }
 
     fn spawn_worker(&self, _name: &str, work: DiskFuture<'static, ()>) -> io::Result<()> {
-        tokio::spawn(work);
+        tokio::spawn(Paced {
+            disk: self.clone(),
+            work,
+            paying: None,
+        });
         Ok(())
     }
 }

@@ -104,3 +104,94 @@ fn names_need_a_directory_sync_and_bytes_a_file_sync() {
     }
     assert_eq!(outcomes.len(), 3, "every outcome happens for some seed");
 }
+
+/// What each slow operation costs in the pacing tests.
+const COST: std::time::Duration = std::time::Duration::from_millis(300);
+
+fn slow_disk() -> SimDisk {
+    let disk = SimDisk::new(SeededRng::new(1), Faults::default());
+    disk.slow_compaction(COST);
+    disk
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_write_costs_the_blocking_work_its_time_and_other_files_nothing() {
+    let disk = slow_disk();
+    let snap = Path::new("/d/member/snap");
+    disk.create_dir_all(snap).expect("mkdir");
+    let write = |path: std::path::PathBuf| {
+        let on = disk.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            beacon_raft::disk::blocking(&on.clone(), move || on.write_synced(&path, b"s"))
+                .await
+                .expect("ran")
+                .expect("written");
+            started.elapsed()
+        }
+    };
+    let took = write(snap.join("1-1.snap.tmp")).await;
+    assert!((COST..COST * 2).contains(&took), "a snapshot took {took:?}");
+    let took = write(Path::new("/d/member/committed").to_owned()).await;
+    assert_eq!(took, std::time::Duration::ZERO, "another file");
+    assert_eq!(
+        disk.slow_ops(),
+        SlowOps {
+            log_deletions: 0,
+            snapshot_writes: 1,
+            on_node_tasks: 0,
+        }
+    );
+}
+
+/// The purge marker's meta key and a value of it, as the log store writes them.
+const PURGED: &[u8] = b"last_purged";
+
+fn purged_up_to(index: u64) -> Vec<u8> {
+    format!(r#"{{"leader_id":{{"term":1,"node_id":1}},"index":{index}}}"#).into_bytes()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_deletes_purged_entries_goes_on_only_after_their_cost() {
+    let disk = slow_disk();
+    let log = disk.open_log(Path::new(DIR)).expect("open");
+    for i in 1..=3 {
+        log.commit(&[Change::Insert(Table::Log, &key(i), b"x")])
+            .expect("append");
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let on = Arc::clone(&log);
+    let work = async move {
+        let started = tokio::time::Instant::now();
+        // A truncation removes entries above the purge marker: not compaction, free.
+        on.commit(&[Change::Remove(Table::Log, &key(3))])
+            .expect("truncate");
+        tokio::task::yield_now().await;
+        let truncated = started.elapsed();
+        // As the purge worker deletes: the marker again, and what is behind it.
+        let marker = purged_up_to(1);
+        on.commit(&[
+            Change::Insert(Table::Meta, PURGED, &marker),
+            Change::Remove(Table::Log, &key(1)),
+        ])
+        .expect("delete");
+        tokio::task::yield_now().await;
+        let _ = tx.send((truncated, started.elapsed()));
+    };
+    disk.spawn_worker("purge", Box::pin(work)).expect("spawn");
+    let (truncated, deleted) = rx.await.expect("the worker finished");
+    assert_eq!(truncated, std::time::Duration::ZERO, "a truncation is free");
+    assert!(
+        (COST..COST * 2).contains(&deleted),
+        "deleted after {deleted:?}"
+    );
+    // On a task of the node (not blocking work, not a worker), a deletion has nowhere
+    // to wait: it costs nothing, and is counted apart.
+    let marker = purged_up_to(2);
+    log.commit(&[Change::Insert(Table::Meta, PURGED, &marker)])
+        .expect("purge marker");
+    log.commit(&[Change::Remove(Table::Log, &key(2))])
+        .expect("delete");
+    let slow = disk.slow_ops();
+    assert_eq!((slow.log_deletions, slow.on_node_tasks), (2, 1));
+}
