@@ -14,7 +14,8 @@
 //! from the journal's order: the marker is written before any deletion behind it, and a
 //! recovered journal is a prefix of what was written, so a deletion that survived a crash
 //! always has its marker; a lost marker leaves only a longer log, covered by the snapshot
-//! it was purged behind. A re-open after a failed write or sync can lose the marker and
+//! it was purged behind. Each batch also records how far deletion got, so an open finds
+//! the leftovers without a scan. A re-open after a failed write or sync can lose the marker and
 //! keep what follows it, though (see `log_db`), so every deletion batch also writes the
 //! marker again, in the same atomic batch: no entry is ever deleted without a marker at
 //! or above it. The deletions are not synced on their own: they ride along with the next
@@ -28,6 +29,11 @@ use tokio::sync::watch;
 
 use crate::disk::{Change, Table};
 use crate::log_db::{index_key, LogDb, KEY_PURGED};
+
+/// The meta key of how far the worker has deleted (JSON index), written in each deletion
+/// batch: an open knows where the leftovers start without scanning the table from its
+/// start, through every deletion not yet compacted away (seconds with a million).
+pub(crate) const KEY_PURGE_DELETED: &[u8] = b"purge_deleted";
 use crate::types::LogId;
 
 /// How many entries one deletion batch removes. A batch holds the journal's writer for
@@ -44,22 +50,12 @@ pub struct LogPurge {
 }
 
 impl LogPurge {
-    /// Starts the worker for `db`. `first_present` is the first index the log table holds
-    /// (`None` when it is empty) and `purged` the purge point the marker records: entries
-    /// from one up to the other are leftovers of a purge a crash or a stop interrupted,
-    /// and are deleted first.
-    pub fn start(
-        db: Arc<LogDb>,
-        first_present: Option<u64>,
-        purged: Option<LogId>,
-    ) -> io::Result<LogPurge> {
-        let start = purged.map_or(0, |p| p.index);
+    /// Starts the worker for `db`. Every entry up to `deleted` is gone from the table,
+    /// and `purged` is the purge point the marker records: entries between the two are
+    /// leftovers of a purge a crash or a stop interrupted, and are deleted first.
+    pub fn start(db: Arc<LogDb>, deleted: u64, purged: Option<LogId>) -> io::Result<LogPurge> {
         let (target, rx) = watch::channel(purged);
-        // Nothing below the first index present needs deleting; nothing at all without one.
-        let deleted = Arc::new(AtomicU64::new(match first_present {
-            Some(first) => first.saturating_sub(1),
-            None => start,
-        }));
+        let deleted = Arc::new(AtomicU64::new(deleted));
         let disk = Arc::clone(db.disk());
         disk.spawn_worker(
             "raft-log-purge",
@@ -104,11 +100,16 @@ async fn run(db: Arc<LogDb>, mut rx: watch::Receiver<Option<LogId>>, deleted: Ar
                 return;
             }
             let (from, upto) = (done + 1, target.index.min(done + PURGE_BATCH_ENTRIES));
-            let Ok(marker) = serde_json::to_vec(&target) else {
+            let (Ok(marker), Ok(progress)) =
+                (serde_json::to_vec(&target), serde_json::to_vec(&upto))
+            else {
                 return;
             };
             let keys: Vec<[u8; 8]> = (from..=upto).map(index_key).collect();
-            let mut changes = vec![Change::Insert(Table::Meta, KEY_PURGED, &marker)];
+            let mut changes = vec![
+                Change::Insert(Table::Meta, KEY_PURGED, &marker),
+                Change::Insert(Table::Meta, KEY_PURGE_DELETED, &progress),
+            ];
             changes.extend(keys.iter().map(|k| Change::Remove(Table::Log, k)));
             match db
                 .write_retrying("deleting purged raft log entries", |h| h.commit(&changes))

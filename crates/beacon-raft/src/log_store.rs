@@ -28,7 +28,7 @@ use crate::disk::{self, Change, DbError, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
 use crate::log_db::{index_key, Handles, LogDb, KEY_PURGED};
-use crate::log_purge::LogPurge;
+use crate::log_purge::{LogPurge, KEY_PURGE_DELETED};
 use crate::log_sync::LogSync;
 use crate::observer::InjectedBug;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
@@ -96,19 +96,26 @@ impl LogStore {
             detail: e.to_string(),
         };
         let sync = LogSync::start(Arc::clone(&db)).map_err(dir_err)?;
-        // Entries a purge left behind when the process stopped (see `log_purge`): from the
-        // first the table holds up to the marker.
-        let (first_present, purged) = db
+        // Entries a purge left behind when the process stopped (see `log_purge`): after
+        // what the worker recorded deleted, up to the marker.
+        let (deleted, purged) = db
             .handles_now()
             .and_then(|h| {
-                let first = match h.first().map_err(io_other)? {
-                    Some((k, _)) => Some(key_index(&k)?),
-                    None => None,
+                let purged = get_meta::<LogId>(&h, KEY_PURGED)?;
+                let deleted = match get_meta::<u64>(&h, KEY_PURGE_DELETED)? {
+                    Some(deleted) => deleted,
+                    // No batch ran yet (or the log predates the record): only then is
+                    // the table's first key looked up, once.
+                    None if purged.is_some() => match h.first().map_err(io_other)? {
+                        Some((k, _)) => key_index(&k)?.saturating_sub(1),
+                        None => purged.map_or(0, |p| p.index),
+                    },
+                    None => 0,
                 };
-                Ok((first, get_meta::<LogId>(&h, KEY_PURGED)?))
+                Ok((deleted, purged))
             })
             .map_err(corrupt)?;
-        let purger = LogPurge::start(Arc::clone(&db), first_present, purged).map_err(dir_err)?;
+        let purger = LogPurge::start(Arc::clone(&db), deleted, purged).map_err(dir_err)?;
         let store = LogStore {
             path: path.to_owned(),
             db,
