@@ -70,6 +70,8 @@ struct Inner {
     applied_index: Arc<AtomicU64>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
     http: crate::peer::PeerHttp,
+    /// Proposals forwarded to the leader, batched, on that same pool.
+    forwarder: crate::peer::Forwarder,
     /// `--election-timeout`: how long a leadership transfer may take at shutdown.
     election_timeout: Duration,
     /// What this member measured of its messages to the others (while leading).
@@ -221,6 +223,7 @@ impl RaftNode {
                 log,
                 disk: Arc::clone(&disk),
                 applied_index,
+                forwarder: crate::peer::Forwarder::new(peer_http.clone()),
                 http: peer_http,
                 election_timeout,
                 peer_stats,

@@ -442,3 +442,57 @@ fn purged_upto(member: &ServerProcess) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// How many writes go through the follower at once: several forwarding batches' worth
+/// (a batch holds at most 64), so that batches are in flight together.
+const CONCURRENT_FORWARDED_WRITES: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_a_follower_each_get_their_own_answer() {
+    let members = cluster(3);
+    let http = http();
+    let lead = leader(&http, &members).await;
+    let follower = members[(lead + 1) % 3].client_url();
+    let writes = (0..CONCURRENT_FORWARDED_WRITES).map(|i| {
+        let (http, follower) = (http.clone(), follower.clone());
+        tokio::spawn(async move {
+            let (key, value) = (format!("fwd/k{i}"), format!("v{i}"));
+            let r = put(&http, &follower, &key, &value).await.unwrap();
+            // Each caller gets the answer to its own write...
+            assert_eq!(r["action"], "set", "{r}");
+            assert_eq!(r["node"]["key"], format!("/{key}"), "{r}");
+            assert_eq!(r["node"]["value"], value, "{r}");
+            // ...only once the follower applied it: a read there sees it at once.
+            let read = get_json(&http, &format!("{follower}/v2/keys/{key}")).await;
+            assert_eq!(read["node"]["value"], value, "{read}");
+            r["node"]["modifiedIndex"].as_u64().unwrap()
+        })
+    });
+    let mut indexes = Vec::new();
+    for write in futures_util::future::join_all(writes).await {
+        indexes.push(write.expect("the write's task"));
+    }
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(
+        indexes.len(),
+        CONCURRENT_FORWARDED_WRITES,
+        "one entry per write"
+    );
+    // Every member has every write.
+    for m in &members {
+        for i in [
+            0,
+            CONCURRENT_FORWARDED_WRITES / 2,
+            CONCURRENT_FORWARDED_WRITES - 1,
+        ] {
+            wait_value(
+                &http,
+                &m.client_url(),
+                &format!("fwd/k{i}"),
+                &format!("v{i}"),
+            )
+            .await;
+        }
+    }
+}

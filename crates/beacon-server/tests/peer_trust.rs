@@ -381,8 +381,32 @@ async fn forwarded_proposals_obey_the_client_limits_and_never_carry_time() {
             .as_u16(),
         404
     );
+    // The same in a batch: refused whole, the good command beside them too.
+    let propose_batch = |cmds: &[&Command], from: u64| {
+        forged(
+            &http,
+            &members[l],
+            "/raft/propose-batch",
+            target.cluster_id,
+            from,
+        )
+        .json(cmds)
+        .send()
+    };
+    let beside = put_command("/beside", "x".into());
+    for batch in [[&beside, &sync], [&beside, &big]] {
+        let status = propose_batch(&batch, follower).await.unwrap().status();
+        assert_eq!(status.as_u16(), 400);
+    }
+    let status = propose_batch(&[&overwrite], STRANGER)
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 404);
     for m in [l, f] {
         let url = members[m].client_url();
+        let v = get_json(&http, &format!("{url}/v2/keys/beside")).await;
+        assert_eq!(v["errorCode"], 100, "{v}");
         wait_value(&http, &url, "kept", "1").await;
         let v = get_json(&http, &format!("{url}/v2/keys/ttl")).await;
         assert_eq!(v["node"]["value"], "t", "the TTL key expired: {v}");

@@ -16,7 +16,7 @@ use super::RaftNode;
 use crate::error::{MembershipError, ProposeError};
 use crate::membership::{self, CHANGE_RETRY, CHANGE_TIMEOUT};
 use crate::observer::InjectedBug;
-use crate::peer::{forward_member_change, forward_proposal};
+use crate::peer::forward_member_change;
 use crate::route::{self, Attempt, Follow, Route};
 use crate::types::{MemberChange, NodeId, Proposed, Request};
 
@@ -82,13 +82,13 @@ impl RaftNode {
                         peer_url: Some(url),
                         ..
                     } => {
-                        match forward_proposal(
-                            &self.inner.http,
-                            &url,
-                            cmd,
-                            crate::peer::FORWARD_TIMEOUT,
-                        )
-                        .await
+                        // Queued to the leader's forwarder, which sends it in a batch
+                        // with the others in flight (`peer::forward`).
+                        match self
+                            .inner
+                            .forwarder
+                            .forward(&url, cmd, crate::peer::FORWARD_TIMEOUT)
+                            .await
                         {
                             Err(ProposeError::NotLeader { .. }) => Attempt::Again,
                             Err(e) => Attempt::Done(Err(e)),

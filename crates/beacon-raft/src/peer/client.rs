@@ -24,11 +24,8 @@ use super::{
     APPEND_PATH, CLUSTER_ID_HEADER, CONNECT_TIMEOUT, PRE_VOTE_PATH, SERVER_FROM_HEADER,
     SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_HEADER, VOTE_PATH,
 };
-use crate::error::{MembershipError, ProposeError};
-use crate::types::{
-    MemberChange, Node, NodeId, Proposed, Snapshot, SnapshotData, TypeConfig, Vote,
-};
-use beacon_store::Command;
+use crate::error::MembershipError;
+use crate::types::{MemberChange, Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Builds a client per peer; the peer's address is its first peer URL.
 #[derive(Debug, Clone)]
@@ -242,25 +239,6 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 RPCError::RemoteError(r) => StreamingError::Network(NetworkError::from_string(r.to_string())),
             }),
         }
-    }
-}
-
-/// Sends `cmd` to the leader at `peer_url` to be proposed there.
-pub(crate) async fn forward_proposal(
-    http: &PeerHttp,
-    peer_url: &str,
-    cmd: &Command,
-    timeout: Duration,
-) -> Result<Proposed, ProposeError> {
-    let url = format!("{}{}", peer_url.trim_end_matches('/'), super::PROPOSE_PATH);
-    let unreachable = |m: String| ProposeError::Forward(format!("leader at {peer_url}: {m}"));
-    match post_json::<_, super::ForwardAnswer>(http, &url, cmd, timeout).await {
-        Ok(answer) => answer.into_result(),
-        // Never sent: the leader is gone; the caller waits for a new one.
-        Err(CallError::NotSent { .. }) => Err(ProposeError::NotLeader { leader_id: None }),
-        Err(CallError::Timeout) => Err(unreachable("timed out".into())),
-        Err(CallError::Unreachable(m) | CallError::Network(m)) => Err(unreachable(m)),
-        Err(CallError::Removed) => Err(unreachable("this member was removed".into())),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The peer transport: openraft's messages between members, as HTTP/1.1 requests on
 //! the members' peer URLs (`--listen-peer-urls`), plus proposals a follower forwards to
-//! the leader.
+//! the leader, in batches (`forward`).
 //!
 //! A layer below the node: the server hands what it accepts to the [`LocalMember`] it
 //! was given, and the client's calls return this crate's own values and errors; the
@@ -22,6 +22,7 @@
 mod body;
 pub(crate) mod call;
 mod client;
+mod forward;
 mod guard;
 mod listener;
 mod local;
@@ -33,7 +34,8 @@ mod stats;
 
 pub use call::PeerHttp;
 pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
-pub(crate) use client::{forward_member_change, forward_proposal, notify_removed};
+pub(crate) use client::{forward_member_change, notify_removed};
+pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
 pub use listener::serve_listener;
 pub use local::LocalMember;
 pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet};
@@ -56,6 +58,9 @@ pub(crate) const PRE_VOTE_PATH: &str = "/raft/pre-vote";
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 pub(crate) const TRANSFER_LEADER_PATH: &str = "/raft/transfer-leader";
 pub(crate) const PROPOSE_PATH: &str = "/raft/propose";
+/// A batch of forwarded proposals (`forward`); a leader on an older build has only
+/// [`PROPOSE_PATH`].
+pub(crate) const PROPOSE_BATCH_PATH: &str = "/raft/propose-batch";
 pub(crate) const MEMBERS_PATH: &str = "/raft/members";
 pub(crate) const REMOVED_PATH: &str = "/raft/removed";
 /// etcd's peer handler path for the member list, which a joining member reads.

@@ -18,12 +18,12 @@ use super::body::read_limited;
 use super::guard::{same_sender, sender, Refused};
 use super::local::LocalMember;
 use super::reply::answer;
-use super::ForwardAnswer;
 use super::{
     append_bytes_max, proposal_body_bytes_max, APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH,
-    PRE_VOTE_PATH, PROPOSE_PATH, REMOVED_PATH, SMALL_MESSAGE_BYTES_MAX, SNAPSHOT_PATH,
-    TRANSFER_LEADER_PATH, VOTE_PATH,
+    PRE_VOTE_PATH, PROPOSE_BATCH_PATH, PROPOSE_PATH, REMOVED_PATH, SMALL_MESSAGE_BYTES_MAX,
+    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_PATH,
 };
+use super::{ForwardAnswer, FORWARD_BATCH_COMMANDS_MAX};
 use crate::types::{MemberChange, NodeId, TypeConfig};
 
 /// The routes a member serves on its peer URLs, each handing what it accepted to
@@ -35,6 +35,7 @@ pub fn router<L: LocalMember>(local: L) -> Router {
         .route(PRE_VOTE_PATH, post(pre_vote::<L>))
         .route(TRANSFER_LEADER_PATH, post(transfer_leader::<L>))
         .route(PROPOSE_PATH, post(propose::<L>))
+        .route(PROPOSE_BATCH_PATH, post(propose_batch::<L>))
         .route(MEMBERS_PATH, post(change_members::<L>))
         .route(REMOVED_PATH, post(removed::<L>))
         .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot::<L>))
@@ -141,6 +142,37 @@ async fn propose<L: LocalMember>(
     answer(Ok::<_, std::convert::Infallible>(ForwardAnswer::new(
         node.propose_here(cmd).await,
     )))
+}
+
+/// A follower's batch of forwarded proposals (`peer::forward`), answered with one
+/// answer per command, in order, in one 200. The same trust as a single proposal: the
+/// sender is checked before the body is read; the body is bounded by what one append
+/// may carry (a batch holds at most an append's number of commands, each at most a
+/// single proposal), and a batch that holds more commands, or any command the client
+/// port could not have taken, is refused whole before anything reaches Raft.
+async fn propose_batch<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes_max = node.proposal_bytes_max();
+    let limit = append_bytes_max(bytes_max);
+    let (_, cmds): (_, Vec<Command>) = or_answer!(accept(&node, &headers, body, limit).await);
+    if cmds.len() > FORWARD_BATCH_COMMANDS_MAX {
+        return Refused::bad_request(format!(
+            "more than {FORWARD_BATCH_COMMANDS_MAX} proposals in one batch\n"
+        ))
+        .into_response();
+    }
+    if let Some(why) = cmds.iter().find_map(|cmd| refuse_command(cmd, bytes_max)) {
+        return Refused::bad_request(why).into_response();
+    }
+    // Proposed all at once, in order: openraft takes each as it is polled, so the
+    // batch's entries are appended in its order, and it can put them in one append.
+    let results =
+        futures_util::future::join_all(cmds.into_iter().map(|cmd| node.propose_here(cmd))).await;
+    let answers: Vec<ForwardAnswer> = results.into_iter().map(ForwardAnswer::new).collect();
+    answer(Ok::<_, std::convert::Infallible>(answers))
 }
 
 /// A follower's forwarded membership change; answered like a forwarded proposal.

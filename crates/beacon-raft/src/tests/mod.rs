@@ -4,6 +4,7 @@
 //! injected network.
 
 mod clock;
+mod forward;
 mod net;
 mod node;
 mod peer;

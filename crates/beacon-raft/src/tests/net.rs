@@ -33,14 +33,14 @@ type Incoming = (DuplexStream, SocketAddr);
 /// A network of in-memory pipes: a connection to `host:port` reaches the accept
 /// source registered for it, or is refused.
 #[derive(Default)]
-struct MemoryNet {
+pub(super) struct MemoryNet {
     hosts: Mutex<HashMap<(String, u16), mpsc::UnboundedSender<Incoming>>>,
     connects: AtomicUsize,
 }
 
 impl MemoryNet {
     /// Registers `host:port` and returns what its server accepts from.
-    fn listen(&self, host: &str, port: u16) -> MemoryAccept {
+    pub(super) fn listen(&self, host: &str, port: u16) -> MemoryAccept {
         let (tx, rx) = mpsc::unbounded_channel();
         self.hosts
             .lock()
@@ -71,7 +71,7 @@ impl PeerNet for MemoryNet {
     }
 }
 
-struct MemoryAccept(mpsc::UnboundedReceiver<Incoming>);
+pub(super) struct MemoryAccept(mpsc::UnboundedReceiver<Incoming>);
 
 impl PeerAccept for MemoryAccept {
     type Io = DuplexStream;
@@ -98,7 +98,7 @@ impl PeerNet for BlackHole {
     }
 }
 
-fn url(id: u64) -> String {
+pub(super) fn url(id: u64) -> String {
     format!("http://member-{id}.invalid:{id}")
 }
 
@@ -170,7 +170,8 @@ async fn a_refused_connection_was_never_sent() {
     let http = PeerHttp::new(Arc::new(MemoryNet::default()), http::HeaderMap::new());
     let (cmd, to) = (put("/k", "v"), url(9));
     // The forwarder looks for a new leader rather than failing the proposal.
-    let forwarded = crate::peer::forward_proposal(&http, &to, &cmd, Duration::from_secs(5));
+    let forwarder = crate::peer::Forwarder::new(http.clone());
+    let forwarded = forwarder.forward(&to, &cmd, Duration::from_secs(5));
     assert!(matches!(
         forwarded.await,
         Err(ProposeError::NotLeader { leader_id: None })

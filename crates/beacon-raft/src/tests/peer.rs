@@ -209,6 +209,10 @@ async fn mutated_peer_messages_never_stop_the_node() {
             .into_bytes(),
         ),
         ("/raft/propose", br#"{"Sync":{"time_ns":1}}"#.to_vec()),
+        (
+            "/raft/propose-batch",
+            br#"[{"Sync":{"time_ns":1}}]"#.to_vec(),
+        ),
         ("/raft/members", br#"{"Remove":{"id":1}}"#.to_vec()),
         ("/raft/removed", b"1".to_vec()),
         ("/raft/snapshot", snapshot_body(1, 3, &[1, PEER])),
@@ -283,6 +287,7 @@ async fn deeply_nested_messages_from_a_member_are_refused_by_the_decoder() {
         "/raft/pre-vote",
         "/raft/transfer-leader",
         "/raft/propose",
+        "/raft/propose-batch",
         "/raft/members",
         "/raft/removed",
     ] {
@@ -312,4 +317,28 @@ async fn deeply_nested_messages_from_a_member_are_refused_by_the_decoder() {
     node.shutdown()
         .await
         .expect("Raft still runs and stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_proposals_is_refused_whole_when_it_could_not_come_from_a_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, base) = follower(tmp.path()).await;
+    let put = serde_json::to_string(&super::put("/k", "v")).unwrap();
+    let put = put.as_str();
+    let sync = r#"{"Sync":{"time_ns":1}}"#;
+    let too_many = format!(
+        "[{}]",
+        vec![put; crate::peer::FORWARD_BATCH_COMMANDS_MAX + 1].join(",")
+    );
+    for (why, body) in [
+        ("a Sync among puts", format!("[{put},{sync},{put}]")),
+        ("more commands than a batch holds", too_many),
+    ] {
+        let batch = post(&base, "/raft/propose-batch", CLUSTER_ID, PEER).body(body);
+        assert_eq!(status_of(batch).await, 400, "{why}");
+    }
+    // A stranger is refused before its body is read.
+    let stranger = post(&base, "/raft/propose-batch", CLUSTER_ID, 7).body(format!("[{put}]"));
+    assert_eq!(status_of(stranger).await, 404);
+    node.shutdown().await.unwrap();
 }

@@ -31,6 +31,7 @@ const POST_ROUTES: &[&str] = &[
     "/raft/pre-vote",
     "/raft/snapshot",
     "/raft/propose",
+    "/raft/propose-batch",
     "/raft/members",
     "/raft/removed",
     "/raft/transfer-leader",
@@ -137,10 +138,15 @@ fn well_formed(route: &str, from: u64, ids: PeerIdentity, snapshot: &[u8]) -> (S
         }),
         "/raft/vote" | "/raft/pre-vote" => json!({"vote": vote(from, false), "last_log_id": null}),
         "/raft/snapshot" => return (vote_header(from), snapshot.to_vec()),
-        "/raft/propose" => {
+        "/raft/propose" | "/raft/propose-batch" => {
             let mut put = KeysRequest::new(Method::Put, "/hostile/peer", 0);
             put.value = "forged".into();
-            serde_json::to_value(Command::Keys(put)).expect("a command encodes")
+            let command = serde_json::to_value(Command::Keys(put)).expect("a command encodes");
+            if route == "/raft/propose" {
+                command
+            } else {
+                json!([command])
+            }
         }
         "/raft/members" => json!({"Remove": {"id": ids.own_id}}),
         "/raft/removed" => json!(ids.own_id),
