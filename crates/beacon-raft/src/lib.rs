@@ -14,6 +14,7 @@
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
 //! running, holding the fjall database open, until it is shut down.
 
+mod applied;
 mod clock;
 mod committed_marker;
 mod config;

@@ -68,6 +68,9 @@ struct Inner {
     /// The disk the data directory is on (see `Seams::disk`).
     disk: Arc<dyn Disk>,
     applied_index: Arc<AtomicU64>,
+    /// The same index with its waiters: a forwarded write waits here until this member
+    /// applied it.
+    applied: Arc<crate::applied::Applied>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
     http: crate::peer::PeerHttp,
     /// Proposals forwarded to the leader, batched, on that same pool.
@@ -181,6 +184,7 @@ impl RaftNode {
         };
 
         let applied_index = sm.applied_index();
+        let applied = sm.applied();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = NetworkFactory::new(
             config.node_id,
@@ -223,6 +227,7 @@ impl RaftNode {
                 log,
                 disk: Arc::clone(&disk),
                 applied_index,
+                applied,
                 forwarder: crate::peer::Forwarder::new(peer_http.clone()),
                 http: peer_http,
                 election_timeout,

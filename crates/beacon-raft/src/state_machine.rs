@@ -5,13 +5,14 @@
 //! start-up the newest snapshot is loaded here, and openraft replays the log after it.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
+use crate::applied::Applied;
 use crate::disk;
 use crate::error::OpenError;
 use crate::observer::NodeObserver;
@@ -37,7 +38,7 @@ pub struct StateMachine {
     /// `last_applied`'s index, readable without a round trip to the Raft task; set
     /// before a proposal's response is sent, so a caller never sees it behind its own
     /// write (openraft's metrics are published later and can lag).
-    applied_index: Arc<AtomicU64>,
+    applied: Arc<Applied>,
     /// Snapshot files that did not load at open (set aside as `*.broken`).
     skipped: Vec<SkippedSnapshot>,
     /// A simulation's observer (`Seams::observer`); `None` in production.
@@ -98,7 +99,7 @@ impl StateMachine {
             last_applied: None,
             last_membership: StoredMembership::default(),
             snapshots: snapshots.clone(),
-            applied_index: Arc::default(),
+            applied: Arc::default(),
             skipped: Vec::new(),
             observer: None,
         };
@@ -161,12 +162,16 @@ impl StateMachine {
 
     /// The shared applied index (see the field).
     pub fn applied_index(&self) -> Arc<AtomicU64> {
-        self.applied_index.clone()
+        self.applied.index()
+    }
+
+    /// The applied index with its waiters (see `applied`).
+    pub fn applied(&self) -> Arc<Applied> {
+        Arc::clone(&self.applied)
     }
 
     fn set_last_applied(&mut self, log_id: Option<LogId>) {
-        self.applied_index
-            .store(log_id.as_ref().map_or(0, |l| l.index), Ordering::Release);
+        self.applied.set(log_id.as_ref().map_or(0, |l| l.index));
         self.last_applied = log_id;
     }
 

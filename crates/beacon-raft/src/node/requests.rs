@@ -4,7 +4,6 @@
 //! them where this member leads, and `publish` retries a change until it is recorded.
 //! Apart from `node.rs` because it is the node's request path, not its lifecycle.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,15 +233,19 @@ impl RaftNode {
 
     /// Waits until this member's store has applied `raft_index`.
     async fn wait_applied(&self, raft_index: u64) -> Result<(), ProposeError> {
-        if self.inner.applied_index.load(Ordering::Acquire) >= raft_index {
-            return Ok(());
+        let waited = tokio::time::timeout(
+            crate::peer::FORWARD_TIMEOUT,
+            self.inner.applied.wait_for(raft_index),
+        )
+        .await;
+        match waited {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProposeError::Forward(format!(
+                "applying entry {raft_index} here: the state machine stopped"
+            ))),
+            Err(_) => Err(ProposeError::Forward(format!(
+                "applying entry {raft_index} here: timed out"
+            ))),
         }
-        self.inner
-            .raft
-            .wait(Some(crate::peer::FORWARD_TIMEOUT))
-            .applied_index_at_least(Some(raft_index), "forwarded proposal applied here")
-            .await
-            .map(|_| ())
-            .map_err(|e| ProposeError::Forward(format!("applying entry {raft_index} here: {e}")))
     }
 }
