@@ -23,7 +23,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 
@@ -59,7 +59,8 @@ impl LogPurge {
         let disk = Arc::clone(db.disk());
         disk.spawn_worker(
             "raft-log-purge",
-            Box::pin(run(db, rx, Arc::clone(&deleted))),
+            // Weak, as the sync worker's: the database closes with the log store.
+            Box::pin(run(Arc::downgrade(&db), rx, Arc::clone(&deleted))),
         )?;
         Ok(LogPurge { target, deleted })
     }
@@ -82,7 +83,7 @@ impl LogPurge {
     }
 }
 
-async fn run(db: Arc<LogDb>, mut rx: watch::Receiver<Option<LogId>>, deleted: Arc<AtomicU64>) {
+async fn run(db: Weak<LogDb>, mut rx: watch::Receiver<Option<LogId>>, deleted: Arc<AtomicU64>) {
     // The first target (leftovers at open) counts as changed.
     rx.mark_changed();
     while rx.changed().await.is_ok() {
@@ -94,8 +95,11 @@ async fn run(db: Arc<LogDb>, mut rx: watch::Receiver<Option<LogId>>, deleted: Ar
             if done >= target.index {
                 break;
             }
-            // Stopping, or every log store handle is gone (a sender dropped): the rest
-            // is deleted after the next open.
+            // Stopping, or every log store handle is gone (the database closed, or the
+            // sender dropped): the rest is deleted after the next open.
+            let Some(db) = db.upgrade() else {
+                return;
+            };
             if db.is_stopping() || rx.has_changed().is_err() {
                 return;
             }

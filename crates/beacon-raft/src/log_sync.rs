@@ -14,7 +14,7 @@
 //! if it does not, those appends are reported failed rather than claimed durable.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use openraft::storage::IOFlushed;
@@ -38,7 +38,10 @@ impl LogSync {
     pub fn start(db: Arc<LogDb>) -> io::Result<LogSync> {
         let (tx, rx) = mpsc::unbounded_channel::<Waiting>();
         let disk = Arc::clone(db.disk());
-        disk.spawn_worker("raft-log-sync", Box::pin(run(db, rx)))?;
+        // Weak while it waits: the database closes when the log store is dropped, not
+        // when this thread next gets to run (a re-open in the same process, a start that
+        // failed and is tried again, would find it still open).
+        disk.spawn_worker("raft-log-sync", Box::pin(run(Arc::downgrade(&db), rx)))?;
         Ok(LogSync { tx })
     }
 
@@ -52,8 +55,14 @@ impl LogSync {
     }
 }
 
-async fn run(db: Arc<LogDb>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+async fn run(db: Weak<LogDb>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
     while let Some(first) = rx.recv().await {
+        let Some(db) = db.upgrade() else {
+            first
+                .0
+                .io_completed(Err(io::Error::other("the raft log is closed")));
+            return;
+        };
         let mut waiting = vec![first];
         while let Ok(next) = rx.try_recv() {
             waiting.push(next);
