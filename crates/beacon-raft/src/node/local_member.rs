@@ -18,7 +18,7 @@ use crate::membership;
 use crate::peer::LocalMember;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
-    MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
+    LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
 };
 
 /// The node as the peer server sees it: each accepted message goes to openraft, a
@@ -54,6 +54,12 @@ impl LocalMember for RaftNode {
 
     fn members(&self) -> Vec<MemberInfo> {
         RaftNode::members(self)
+    }
+
+    fn applied_and_vote(&self) -> (Option<LogId>, Vote) {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        (m.last_applied, m.vote)
     }
 
     fn membership(&self) -> StoredMembership {

@@ -16,7 +16,7 @@ use openraft::raft::{
 use crate::error::{MembershipError, ProposeError};
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
-    MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
+    LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
 };
 
 /// What the peer server asks of the local member. Cheap to clone: every request gets a
@@ -43,6 +43,9 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
 
     /// The membership this member knows now, with the log position that set it.
     fn membership(&self) -> StoredMembership;
+
+    /// The last log position applied here, and the vote this member holds now.
+    fn applied_and_vote(&self) -> (Option<LogId>, Vote);
 
     /// Hands an append to the local Raft.
     fn append(

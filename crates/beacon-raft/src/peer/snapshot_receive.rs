@@ -5,10 +5,12 @@
 //! Only then does openraft see it, and install it (which writes it durably before the
 //! older snapshots are removed) unless it ends at or before what this member committed;
 //! anything else is refused with 400 and changes nothing. A snapshot older than what
-//! this member applied is not refused: a leader that lost track of this member's
-//! progress (it restarted) sends its newest snapshot, and openraft's answer (installed
-//! or not, with this member's vote) is what moves the leader on to appends; a refusal
-//! had it send the same snapshot again forever (the simulation's seed 111).
+//! this member applied is not refused when it comes in the name of the vote this member
+//! follows: a leader that lost track of this member's progress (it restarted) sends its
+//! newest snapshot, and openraft's answer (not installed, with this member's vote) is
+//! what moves the leader on to appends; a refusal had it send the same snapshot again
+//! forever (the simulation's seed 111). In a newer vote's name it is refused, so that a
+//! replayed snapshot cannot move this member's term.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -70,7 +72,7 @@ async fn receive(
     let (disk, incoming) = (std::sync::Arc::clone(dir.disk()), path.clone());
     let _ = crate::disk::blocking(&**dir.disk(), move || disk.remove_file(&incoming)).await;
     let (meta, data) = received?;
-    check_against_state(node, &meta)?;
+    check_against_state(node, &vote, &meta)?;
     let snapshot = Snapshot {
         meta,
         snapshot: data,
@@ -173,10 +175,25 @@ async fn load(
     .map_err(|e| internal(format!("verifying a snapshot: {e}")))?
 }
 
-/// Refuses a snapshot that would drop this member from a membership that includes it
-/// since before the snapshot's position. (One older than what this member applied is
-/// not installed by openraft, which keeps what it committed: see the module doc.)
-fn check_against_state(node: &impl LocalMember, meta: &SnapshotMeta) -> Result<(), Refused> {
+/// Refuses a snapshot older than what this member applied unless it comes with the
+/// vote this member already follows (an honest leader that lost track of it; openraft
+/// answers without installing it, see the module doc): in a newer vote's name it would
+/// only move this member's vote, which that leader's heartbeats do first anyway, so a
+/// replayed snapshot cannot bump the term. Refuses one that would drop this member from
+/// a membership that includes it since before the snapshot's position.
+fn check_against_state(
+    node: &impl LocalMember,
+    vote: &Vote,
+    meta: &SnapshotMeta,
+) -> Result<(), Refused> {
+    let (applied, ours) = node.applied_and_vote();
+    if meta.last_log_id < applied && *vote != ours {
+        return Err(refused(format!(
+            "it ends at {:?}, before what this member applied ({applied:?}), in the name of \
+             a vote it does not follow ({vote} against {ours})",
+            meta.last_log_id,
+        )));
+    }
     let ours = node.membership();
     let includes_us = ours.membership().get_node(&node.id()).is_some();
     // Our membership entry is at or before the snapshot's end, so the snapshot covers
