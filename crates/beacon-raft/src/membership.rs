@@ -147,6 +147,15 @@ pub(crate) async fn change_on_leader(
             let metrics = raft.metrics();
             let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
             let stored = &m.membership_config;
+            // A leader that appended its own removal leads on, as a learner to openraft,
+            // until the removal commits; a change asked of it then trips openraft's
+            // assertion that only a leader appends memberships (the simulation's seed 89
+            // panicked in a debug build). The caller finds the next leader instead.
+            if m.state != openraft::ServerState::Leader
+                || !stored.membership().voter_ids().any(|v| v == m.id)
+            {
+                return Err(MembershipError::NotLeader);
+            }
             let removed_url = match change {
                 MemberChange::Remove { id } => stored
                     .membership()
@@ -257,7 +266,15 @@ pub(crate) async fn watch_membership(
             let applied = m.last_applied.as_ref().map_or(0, |l| l.index);
             let settled = stored.log_id().as_ref().is_some_and(|l| l.index <= applied);
             let in_membership = settled.then(|| stored.membership().get_node(&id).is_some());
-            let promote = if m.current_leader == Some(id) {
+            // Only a leader that is still a voter of the membership it appended promotes:
+            // one that appended its own removal keeps leading until the removal commits,
+            // as a learner to openraft, and a change asked of it then trips openraft's
+            // assertion that only a leader appends memberships (the simulation's seed 89
+            // panicked in a debug build).
+            let leads_as_voter = m.current_leader == Some(id)
+                && m.state == openraft::ServerState::Leader
+                && stored.membership().voter_ids().any(|v| v == id);
+            let promote = if leads_as_voter {
                 caught_up_learners(&m, stored.membership())
             } else {
                 BTreeSet::new()
