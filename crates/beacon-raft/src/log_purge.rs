@@ -14,12 +14,12 @@
 //! from the journal's order: the marker is written before any deletion behind it, and a
 //! recovered journal is a prefix of what was written, so a deletion that survived a crash
 //! always has its marker; a lost marker leaves only a longer log, covered by the snapshot
-//! it was purged behind. Each batch also records how far deletion got, so an open finds
-//! the leftovers without a scan. A re-open after a failed write or sync can lose the marker and
+//! it was purged behind. A re-open after a failed write or sync can lose the marker and
 //! keep what follows it, though (see `log_db`), so every deletion batch also writes the
 //! marker again, in the same atomic batch: no entry is ever deleted without a marker at
-//! or above it. The deletions are not synced on their own: they ride along with the next
-//! append's sync.
+//! or above it. Each batch also records how far deletion got, so an open finds the
+//! leftovers without a scan. The deletions are not synced on their own: they ride along
+//! with the next append's sync.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +29,12 @@ use tokio::sync::watch;
 
 use crate::disk::{Change, Table};
 use crate::log_db::{index_key, LogDb, KEY_PURGED};
+use crate::types::LogId;
 
 /// The meta key of how far the worker has deleted (JSON index), written in each deletion
 /// batch: an open knows where the leftovers start without scanning the table from its
 /// start, through every deletion not yet compacted away (seconds with a million).
 pub(crate) const KEY_PURGE_DELETED: &[u8] = b"purge_deleted";
-use crate::types::LogId;
 
 /// How many entries one deletion batch removes. A batch holds the journal's writer for
 /// as long as it takes to write its tombstones (~20 bytes each): 1,024 of them take a
