@@ -170,10 +170,7 @@ impl LogStore {
             );
             return Ok(());
         }
-        let h = self.db.handles_now()?;
-        h.persist(Durability::All).map_err(io_other)?;
-        self.db.synced_all();
-        Ok(())
+        self.sync_written()
     }
 
     /// Syncs everything written so far, failing if the last write failed (unlike

@@ -12,7 +12,7 @@ mod requests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -67,9 +67,8 @@ struct Inner {
     log: LogStore,
     /// The disk the data directory is on (see `Seams::disk`).
     disk: Arc<dyn Disk>,
-    applied_index: Arc<AtomicU64>,
-    /// The same index with its waiters: a forwarded write waits here until this member
-    /// applied it.
+    /// The applied index, set by the state machine before a proposal's response is
+    /// sent, with its waiters: a forwarded write waits here until this member applied it.
     applied: Arc<crate::applied::Applied>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
     http: crate::peer::PeerHttp,
@@ -183,7 +182,6 @@ impl RaftNode {
             .map_err(|e| OpenError::Start(format!("storage open task failed: {e}")))??
         };
 
-        let applied_index = sm.applied_index();
         let applied = sm.applied();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = NetworkFactory::new(
@@ -196,7 +194,7 @@ impl RaftNode {
         let marker_task = tokio::spawn(crate::committed_marker::keep_up(
             Arc::clone(&disk),
             committed_marker.clone(),
-            Arc::clone(&applied_index),
+            applied.index(),
             log.synced_index(),
             0,
         ))
@@ -226,7 +224,6 @@ impl RaftNode {
                 store,
                 log,
                 disk: Arc::clone(&disk),
-                applied_index,
                 applied,
                 forwarder: crate::peer::Forwarder::new(peer_http.clone()),
                 http: peer_http,
@@ -480,7 +477,7 @@ impl RaftNode {
     /// `applied_index` comes from the state machine itself, so it is never behind a
     /// `raft_index` that `propose` already returned; metrics are published later.
     pub fn status(&self) -> RaftStatus {
-        let applied_index = self.inner.applied_index.load(Ordering::Acquire);
+        let applied_index = self.inner.applied.get();
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         RaftStatus {
@@ -518,7 +515,7 @@ impl RaftNode {
             .map_err(|e| ShutdownError::Raft(e.to_string()))?;
         // Openraft has stopped: the applied index is final, so the marker can say it.
         self.inner.marker_task.abort();
-        let applied = self.inner.applied_index.load(Ordering::Acquire);
+        let applied = self.inner.applied.get();
         let log = self.inner.log.clone();
         // Applied entries the log never synced (a write given up at shutdown) are not
         // this member's to vouch for: the marker stops at the synced index.

@@ -5,7 +5,6 @@
 //! start-up the newest snapshot is loaded here, and openraft replays the log after it.
 
 use std::io;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
@@ -158,11 +157,6 @@ impl StateMachine {
     /// Whether the loaded snapshot's membership lists member `id` (voter or learner).
     pub fn snapshot_lists(&self, id: u64) -> bool {
         self.last_membership.membership().get_node(&id).is_some()
-    }
-
-    /// The shared applied index (see the field).
-    pub fn applied_index(&self) -> Arc<AtomicU64> {
-        self.applied.index()
     }
 
     /// The applied index with its waiters (see `applied`).
