@@ -26,7 +26,7 @@ mod expiry;
 mod log_db;
 mod log_purge;
 mod log_store;
-mod log_sync;
+mod log_writer;
 mod membership;
 mod node;
 mod observer;

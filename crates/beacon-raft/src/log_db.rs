@@ -8,8 +8,9 @@
 //! error is fatal to it) and leave the member refusing writes until a restart. Instead
 //! the write waits: every [`LOG_WRITE_RETRY_MS`] the database is dropped and opened
 //! again (fjall's recovery drops a torn last record, so the log is exactly what was
-//! written before the failure) and the write is tried once more. Meanwhile openraft's
-//! core waits on it, proposals are not acknowledged and client requests time out with
+//! written before the failure) and the write is tried once more. Meanwhile the log's
+//! writer waits on it (and openraft's core once the writer's queue is full), proposals
+//! are not acknowledged and client requests time out with
 //! etcd's error; once space is back the write goes through and Raft carries on. (etcd
 //! instead panics on a WAL write error and needs a restart; this is the behaviour
 //! issue 13 asks for.) At shutdown the wait ends with the error, so stopping never hangs.
@@ -61,7 +62,7 @@ fn open_handles(disk: &dyn Disk, path: &Path, generation: u64) -> Result<Handles
     })
 }
 
-/// The database slot shared by every clone of the log store and the sync thread.
+/// The database slot shared by every clone of the log store and the log's workers.
 pub struct LogDb {
     disk: Arc<dyn Disk>,
     path: PathBuf,

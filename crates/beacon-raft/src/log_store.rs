@@ -2,10 +2,13 @@
 //!
 //! Two tables (fjall keyspaces in production; see `disk`): `log` maps a big-endian u64
 //! index (so key order is log order) to the JSON of the entry; `meta` holds the vote, the last purged log id and the last
-//! committed log id. Durability: every append and every vote is followed by
-//! `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's journal) before
-//! openraft is told it is on disk; appends share those syncs (see `log_sync`). A truncation is a
-//! single atomic batch, so the log never has a hole, even across a crash. A purge only
+//! committed log id. Every change goes through one writer (`log_writer`), in the order
+//! openraft asked for it, off openraft's core task. Durability: every append and every
+//! vote is followed by `Database::persist(PersistMode::SyncData)` (fdatasync of fjall's
+//! journal) before openraft is told it is on disk; appends share those syncs. Entries
+//! are readable from the entry cache (`entry_cache`) as soon as they are queued. A
+//! truncation is a single atomic batch, so the log never has a hole, even across a
+//! crash. A purge only
 //! moves the purge marker; the entries behind it are deleted in the background
 //! (`log_purge`), and every read skips whatever is left at or below the marker. A write that fails (a full disk) is
 //! not reported to openraft, which would stop Raft for good: it waits and is retried
@@ -24,12 +27,12 @@ use openraft::{OptionalSend, RaftLogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::disk::{self, Change, DbError, Disk, Durability, KeyRange, Table};
+use crate::disk::{self, Change, Disk, Durability, KeyRange, Table};
 use crate::entry_cache::EntryCache;
 use crate::error::OpenError;
 use crate::log_db::{index_key, Handles, LogDb, KEY_PURGED};
 use crate::log_purge::{LogPurge, KEY_PURGE_DELETED};
-use crate::log_sync::LogSync;
+use crate::log_writer::{remove_range, LogWriter};
 use crate::observer::InjectedBug;
 use crate::types::{invalid_data, io_other, Entry, LogId, LogState, TypeConfig, Vote};
 
@@ -42,7 +45,8 @@ const KEY_COMMITTED: &[u8] = b"committed";
 pub struct LogStore {
     path: PathBuf,
     db: Arc<LogDb>,
-    sync: LogSync,
+    /// Where every change to the database is queued.
+    writer: LogWriter,
     /// Deletes purged entries behind the marker; its last handle stops it.
     purger: Arc<LogPurge>,
     /// The first index not purged (the marker's index + 1; 0 before any purge): entries
@@ -95,7 +99,8 @@ impl LogStore {
             path: path.to_owned(),
             detail: e.to_string(),
         };
-        let sync = LogSync::start(Arc::clone(&db)).map_err(dir_err)?;
+        let cache: Arc<Mutex<EntryCache>> = Arc::default();
+        let writer = LogWriter::start(Arc::clone(&db), Arc::clone(&cache)).map_err(dir_err)?;
         // Entries a purge left behind when the process stopped (see `log_purge`): after
         // what the worker recorded deleted, up to the marker.
         let (deleted, purged) = db
@@ -119,10 +124,10 @@ impl LogStore {
         let store = LogStore {
             path: path.to_owned(),
             db,
-            sync,
+            writer,
             purger: Arc::new(purger),
             first_live: Arc::new(AtomicU64::new(purged.map_or(0, |p| p.index + 1))),
-            cache: Arc::default(),
+            cache,
             bug: None,
         };
         store.verify().map_err(corrupt)?;
@@ -158,10 +163,10 @@ impl LogStore {
         self.db.disk()
     }
 
-    /// Syncs everything written so far to disk (used at shutdown). After a write that
+    /// Writes and syncs everything queued so far (used at shutdown). After a write that
     /// failed and was given up at shutdown there is nothing left to sync: everything
     /// acknowledged was synced before it was, and the failed write never was.
-    pub fn sync(&self) -> io::Result<()> {
+    pub async fn sync(&self) -> io::Result<()> {
         if self.db.is_failing() {
             tracing::warn!(
                 path = %self.path.display(),
@@ -170,22 +175,19 @@ impl LogStore {
             );
             return Ok(());
         }
-        self.sync_written()
+        self.sync_written().await
     }
 
-    /// Syncs everything written so far, failing if the last write failed (unlike
-    /// [`Self::sync`] at shutdown): before a marker may say the log holds state.
-    pub fn sync_written(&self) -> io::Result<()> {
+    /// Writes and syncs everything queued so far, failing if the last write failed
+    /// (unlike [`Self::sync`] at shutdown): before a marker may say the log holds state.
+    pub async fn sync_written(&self) -> io::Result<()> {
         if self.db.is_failing() {
             return Err(io_other(format!(
                 "the raft log at {}: the last write failed",
                 self.path.display()
             )));
         }
-        let h = self.db.handles_now()?;
-        h.persist(Durability::All).map_err(io_other)?;
-        self.db.synced_all();
-        Ok(())
+        self.writer.barrier(Some(Durability::All)).await
     }
 
     /// The last log index known durable (synced), kept up by the sync worker.
@@ -325,17 +327,6 @@ fn encode_meta<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(io_other)
 }
 
-/// Removes the entries in `range` in one atomic batch (truncating the tail): a crash
-/// keeps all of them or none, never a hole.
-fn remove_range(h: &Handles, range: KeyRange) -> Result<(), DbError> {
-    let keys = h
-        .scan(range, false)
-        .map(|item| item.map(|(k, _)| k))
-        .collect::<Result<Vec<_>, _>>()?;
-    let changes: Vec<Change<'_>> = keys.iter().map(|k| Change::Remove(Table::Log, k)).collect();
-    h.commit(&changes)
-}
-
 fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> KeyRange {
     let map = |b: Bound<&u64>| match b {
         Bound::Included(i) => Bound::Included(index_key(*i)),
@@ -350,15 +341,31 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        if let Some(entries) = self.cache().get(&range) {
-            return Ok(entries);
+        // What the cache holds of the range, and the indexes before that, which fjall
+        // holds (entries leave the cache only once written; see `entry_cache`).
+        let (cached_from, cached) = self.cache().get(&range);
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        if start >= cached_from {
+            return Ok(cached);
         }
+        // The range's end, or the cached part's start if that comes first.
+        let end = match range.end_bound() {
+            Bound::Included(&i) if i < cached_from => Bound::Included(i),
+            Bound::Excluded(&i) if i <= cached_from => Bound::Excluded(i),
+            Bound::Unbounded if cached_from == u64::MAX => Bound::Unbounded,
+            _ => Bound::Excluded(cached_from),
+        };
         let mut entries = Vec::new();
         let h = self.db.handles().await?;
-        for item in h.scan(self.live_range(range), false) {
+        for item in h.scan(self.live_range((Bound::Included(start), end)), false) {
             let (k, v) = item.map_err(io_other)?;
             entries.push(decode_entry(&k, &v)?);
         }
+        entries.extend(cached);
         Ok(entries)
     }
 
@@ -371,6 +378,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
+        // What is queued first, so that fjall holds the whole log.
+        self.writer.barrier(None).await?;
         let h = self.db.handles().await?;
         let last_purged_log_id = get_meta::<LogId>(&h, KEY_PURGED)?;
         let last = match h.last().map_err(io_other)? {
@@ -390,15 +399,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let bytes = encode_meta(vote)?;
-        // openraft requires the vote on disk before this returns: written and synced
-        // together, so a retry after a failed sync writes it again into the re-opened
-        // database rather than trusting what the failed one kept.
-        self.db
-            .write_retrying("saving the vote", |h| {
-                h.commit(&[Change::Insert(Table::Meta, KEY_VOTE, &bytes)])?;
-                h.persist(Durability::Data)
-            })
+        // openraft requires the vote on disk before this returns.
+        self.writer
+            .set_meta_synced(KEY_VOTE, encode_meta(vote)?)
             .await
     }
 
@@ -407,12 +410,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // at start-up. A stale value loses nothing; the rest is applied once this node is
         // leader again and commits. It rides along with the next synced append or vote.
         let bytes = committed.as_ref().map(encode_meta).transpose()?;
-        self.db
-            .write_retrying("saving the committed index", |h| match &bytes {
-                Some(b) => h.commit(&[Change::Insert(Table::Meta, KEY_COMMITTED, b)]),
-                None => h.commit(&[Change::Remove(Table::Meta, KEY_COMMITTED)]),
-            })
-            .await
+        self.writer.set_meta(KEY_COMMITTED, bytes).await;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -428,69 +427,49 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut written = Vec::new();
-        for entry in entries {
-            // Encoded once, and borrowed by every try of the batch.
-            let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
-            let key = index_key(entry.index());
-            written.push((entry, key, bytes));
+        let mut encoded = Vec::new();
+        {
+            let mut cache = self.cache();
+            for entry in entries {
+                let bytes = serde_json::to_vec(&entry).map_err(io_other)?;
+                encoded.push((entry.index(), bytes));
+                // Readable from here on, as openraft requires when this returns.
+                cache.push(entry, encoded.last().map_or(0, |(_, b)| b.len()));
+            }
         }
-        let last_index = written.last().map(|(e, _, _)| e.index());
-        // Written to the journal (and readable) before returning, as openraft requires.
-        self.db
-            .write_retrying("appending to the raft log", |h| {
-                let changes: Vec<Change<'_>> = written
-                    .iter()
-                    .map(|(_, key, bytes)| Change::Insert(Table::Log, key, bytes))
-                    .collect();
-                h.commit(&changes).inspect_err(|_| {
-                    // Whatever fjall kept of a failed batch, the cache must not claim more.
-                    self.cache().clear();
-                })
-            })
-            .await?;
-        self.db.wrote_up_to(last_index);
-        let mut cache = self.cache();
-        for (entry, _, bytes) in written {
-            cache.push(entry, bytes.len());
-        }
-        drop(cache);
-        // Group commit: the sync thread reports these entries flushed after its next
-        // fdatasync, which it shares with every other append waiting by then.
-        self.sync.flushed_after_sync(callback, last_index);
+        // Group commit: the writer reports these entries flushed after its next
+        // fdatasync, which it shares with everything else queued by then.
+        self.writer.append(encoded, callback).await;
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
-        // Lowered before the write: a re-open while it is retried must not take the
-        // entries it removes for lost (were the removal lost instead, the log would only
-        // be longer, which the check allows).
-        self.db.truncated_to(last_log_id.map(|l| l.index));
-        // Not synced on its own: the next append (which always follows a truncation
-        // before anything is acknowledged) is synced, and the journal is ordered.
-        let range = to_key_range(&(from..));
-        let removed = self
-            .db
-            .write_retrying("truncating the raft log", |h| remove_range(h, range))
-            .await;
-        self.cache().truncate_after(last_log_id.map(|l| l.index));
+        let last = last_log_id.map(|l| l.index);
+        // Awaited, and only then the cache follows: until fjall has it, the cache still
+        // holds the entries that are queued before it (see `entry_cache`).
+        let removed = self.writer.truncate_after(last).await;
+        self.cache().truncate_after(last);
         removed
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let upto = log_id.index;
-        // Only the marker is written here, in openraft's log I/O (appends wait behind
-        // it); the entries behind it are deleted by the purge worker (see `log_purge`).
+        // Only the marker is queued here; the entries behind it are deleted by the purge
+        // worker (see `log_purge`), which is handed the range once the marker is written.
         // Not synced: were it lost in a crash, the log would only start earlier, and the
-        // snapshot it was purged behind covers that.
-        let purged = encode_meta(&log_id)?;
-        self.db
-            .write_retrying("purging the raft log", |h| {
-                h.commit(&[Change::Insert(Table::Meta, KEY_PURGED, &purged)])
+        // snapshot it was purged behind covers that. Reads skip the range at once.
+        let purger = Arc::clone(&self.purger);
+        let (marked_tx, marked) = tokio::sync::oneshot::channel();
+        self.writer
+            .set_meta_then(KEY_PURGED, encode_meta(&log_id)?, move |written| {
+                if written.is_ok() {
+                    purger.purge_upto(log_id);
+                }
+                let _ = marked_tx.send(());
             })
-            .await?;
+            .await;
         if self.bug == Some(InjectedBug::InlinePurge) {
+            let _ = marked.await;
             // Test-only, the negative control of the simulation's stall check: the old
             // purge, which deleted the range here, before returning, so appends waited
             // behind it. As blocking disk work, where a simulated disk charges its time.
@@ -501,7 +480,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.first_live.fetch_max(upto + 1, Ordering::AcqRel);
         self.cache().purge(upto);
-        self.purger.purge_upto(log_id);
         // How far the worker still has to go: a backlog that grows across purges would
         // mean deletion cannot keep up with the write rate.
         let backlog = upto.saturating_sub(self.purger.deleted_upto());

@@ -263,17 +263,16 @@ impl RaftNode {
             // The marker says "this directory holds Raft state": only once the state
             // the start wrote (the initial membership entry) is on disk, or a crash in
             // between leaves a marker over an empty log, which refuses to start.
-            Ok(_) if !was_initialized && !joining => {
-                let log = node.inner.log.clone();
-                disk::blocking(&*disk, move || log.sync_written())
-                    .await
-                    .and_then(|synced| synced)
-                    .map_err(|source| OpenError::DataDir {
-                        path: marker.clone(),
-                        source,
-                    })
-                    .and_then(|()| write_marker(&*disk, &marker))
-            }
+            Ok(_) if !was_initialized && !joining => node
+                .inner
+                .log
+                .sync_written()
+                .await
+                .map_err(|source| OpenError::DataDir {
+                    path: marker.clone(),
+                    source,
+                })
+                .and_then(|()| write_marker(&*disk, &marker)),
             other => other.map(|_| ()),
         };
         let started = match (started, checked.accepted_up_to) {
@@ -302,17 +301,20 @@ impl RaftNode {
                 // As above: the entries that added this member must be on disk before
                 // the marker says it joined (a follower may apply entries it has not
                 // synced yet).
-                let written = joined_log
-                    .sync_written()
-                    .map_err(|source| OpenError::DataDir {
-                        path: marker.clone(),
-                        source,
-                    })
-                    .and_then(|()| write_marker(&*disk, &marker));
-                match written {
-                    Ok(()) => tracing::info!("joined the cluster"),
-                    Err(e) => tracing::error!(error = %e, "recording that this member joined"),
-                }
+                let (log, disk, marker) = (joined_log.clone(), Arc::clone(&disk), marker.clone());
+                tokio::spawn(async move {
+                    let written = match log.sync_written().await {
+                        Ok(()) => write_marker(&*disk, &marker),
+                        Err(source) => Err(OpenError::DataDir {
+                            path: marker.clone(),
+                            source,
+                        }),
+                    };
+                    match written {
+                        Ok(()) => tracing::info!("joined the cluster"),
+                        Err(e) => tracing::error!(error = %e, "recording that this member joined"),
+                    }
+                });
             }
         };
         tokio::spawn(crate::membership::watch_membership(
@@ -521,11 +523,12 @@ impl RaftNode {
         // this member's to vouch for: the marker stops at the synced index.
         let synced = log.synced_index();
         let path = log.path().to_owned();
+        log.sync()
+            .await
+            .map_err(|source| ShutdownError::Persist { path, source })?;
         let marker = self.inner.marker.clone();
         let disk = Arc::clone(&self.inner.disk);
         disk::blocking(&*self.inner.disk, move || {
-            log.sync()
-                .map_err(|source| ShutdownError::Persist { path, source })?;
             let applied = applied.min(synced.load(Ordering::Acquire));
             if applied > 0 {
                 // Only behind is safe, so a failure (a full disk) is worth a warning,

@@ -1,5 +1,5 @@
 //! Production's disk: fjall for the log, `std::fs` for files, tokio's blocking pool for
-//! blocking work and a thread of its own for the log's group commit.
+//! blocking work and a thread for each of the log's workers (its writer, its purge).
 
 use std::ffi::OsString;
 use std::fs::{self, File};

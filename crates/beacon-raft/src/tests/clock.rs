@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use beacon_store::{Command, KeysRequest, Method};
 
+use super::disk::StdDiskWith;
 use super::{config, put};
 use crate::expiry::EXPIRY_TICK;
 use crate::{Clock, RaftNode, Seams};
@@ -51,6 +52,10 @@ async fn the_leader_expires_a_ttl_key_when_its_clock_passes_the_expiration() {
     let clock = Arc::new(SetClock(AtomicI64::new(START_NS)));
     let mut seams = Seams::production();
     seams.clock = clock.clone();
+    seams.disk = Arc::new(StdDiskWith {
+        workers_as_tasks: true,
+        ..StdDiskWith::default()
+    });
     let node = RaftNode::open_with(config(tmp.path()), seams)
         .await
         .expect("open");

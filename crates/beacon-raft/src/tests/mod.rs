@@ -4,7 +4,9 @@
 //! injected network.
 
 mod clock;
+mod disk;
 mod forward;
+mod log_reads;
 mod net;
 mod node;
 mod peer;

@@ -2,8 +2,6 @@
 //! deletion of the purged range is stuck, and a log whose purge a crash interrupted opens,
 //! hides what the purge left and deletes it.
 
-use std::ffi::OsString;
-use std::io;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +13,10 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogId, RaftLogReader};
 
+use super::disk::StdDiskWith;
 use super::{config, put};
 use crate::disk::{
-    Change, DbError, Disk, DiskFuture, Durability, KeyRange, KeyValue, LogTables, StdDisk,
-    StreamedFile, Table,
+    Change, DbError, Disk, Durability, KeyRange, KeyValue, LogTables, StdDisk, Table,
 };
 use crate::log_store::LogStore;
 use crate::types::Entry;
@@ -55,11 +53,7 @@ impl Gate {
     }
 }
 
-/// Production's disk, with the gate in front of the log's deleting batches.
-struct GatedDisk {
-    gate: Arc<Gate>,
-}
-
+/// The log's tables with the gate in front of their deleting batches.
 struct GatedTables {
     inner: Arc<dyn LogTables>,
     gate: Arc<Gate>,
@@ -93,51 +87,6 @@ impl LogTables for GatedTables {
     }
 }
 
-impl Disk for GatedDisk {
-    fn open_log(&self, path: &Path) -> Result<Arc<dyn LogTables>, DbError> {
-        Ok(Arc::new(GatedTables {
-            inner: StdDisk.open_log(path)?,
-            gate: Arc::clone(&self.gate),
-        }))
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdDisk.create_dir_all(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        StdDisk.exists(path)
-    }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        StdDisk.read(path)
-    }
-    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        StdDisk.write_synced(path, bytes)
-    }
-    fn create_streamed<'a>(
-        &'a self,
-        path: &'a Path,
-    ) -> DiskFuture<'a, io::Result<Box<dyn StreamedFile>>> {
-        StdDisk.create_streamed(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdDisk.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdDisk.remove_file(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        StdDisk.list_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdDisk.sync_dir(path)
-    }
-    fn run_blocking(&self, work: Box<dyn FnOnce() + Send>) -> DiskFuture<'static, ()> {
-        StdDisk.run_blocking(work)
-    }
-    fn spawn_worker(&self, name: &str, work: DiskFuture<'static, ()>) -> io::Result<()> {
-        StdDisk.spawn_worker(name, work)
-    }
-}
-
 /// Waits (bounded) until `done` holds, checking every 20 ms.
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -154,8 +103,13 @@ async fn writes_complete_while_a_purge_is_stuck() {
     cfg.snapshot_count = 50;
     let gate = Arc::new(Gate::default());
     let mut seams = Seams::production();
-    seams.disk = Arc::new(GatedDisk {
-        gate: Arc::clone(&gate),
+    let gated = Arc::clone(&gate);
+    seams.disk = Arc::new(StdDiskWith {
+        tables: Some(Box::new(move |inner| {
+            let gate = Arc::clone(&gated);
+            Arc::new(GatedTables { inner, gate })
+        })),
+        ..StdDiskWith::default()
     });
     let node = RaftNode::open_with(cfg.clone(), seams).await.expect("open");
 
@@ -231,7 +185,7 @@ async fn log_with_entries(path: &Path, last: u64) {
             .await
             .expect("append");
     }
-    log.sync_written().expect("sync");
+    log.sync_written().await.expect("sync");
 }
 
 /// What a crash leaves after a purge to `upto` wrote its marker and deleted `deleted`.
@@ -285,7 +239,7 @@ async fn a_log_reopened_mid_purge_hides_and_deletes_the_rest() {
         log.append(vec![Entry::new_blank(log_id(3001))], IOFlushed::noop())
             .await
             .expect("append after");
-        log.sync_written().expect("sync");
+        log.sync_written().await.expect("sync");
         drop(log);
         assert_eq!(first_stored(&path), Some(upto + 1));
     }

@@ -1,0 +1,383 @@
+//! The log's one writer: every change to the log database is queued to a worker, which
+//! writes what is queued in order and syncs once for all of it (group commit).
+//!
+//! fjall holds its journal's writer lock across a sync (`Database::persist`), so a write
+//! made on openraft's core task waited behind whatever sync was under way, and with it
+//! the core: heartbeats, replication and commits. On a busy 3-member cluster on 2 CPUs
+//! a single append waited up to 130 ms there. So openraft's log I/O only queues: an
+//! append puts its entries in the entry cache (readable at once, as openraft requires)
+//! and queues them here. The worker takes everything queued, commits it in queue order
+//! (one atomic batch for each run of appends and marker writes, a truncation on its
+//! own), syncs the journal once if anything taken needs it, and then reports every
+//! append flushed and every other write done. Appends queued during a sync share the
+//! next one. The worker runs where the disk says (`Disk::spawn_worker`): in production
+//! a thread of its own, which may block on the journal; in a simulation a task.
+//!
+//! The queue is the log's order: a truncation, a purge marker or a vote lands exactly
+//! where openraft asked for it among the appends. It is bounded ([`LOG_QUEUE_WRITES_MAX`]):
+//! while the disk does not keep up (or is full, below), openraft's log I/O waits to queue.
+//!
+//! A failed write or sync (a full or failing disk) is retried over a re-opened database
+//! (see `log_db`) instead of being reported to openraft, which would stop Raft for good.
+//! After a failed fsync the kernel may have dropped pages it could not write, so the
+//! re-opened log must still hold the last entry appended; if it does not, those appends
+//! are reported failed rather than claimed durable.
+
+use std::io;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use openraft::storage::IOFlushed;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::disk::{Change, DbError, Durability, KeyRange, Table};
+use crate::entry_cache::EntryCache;
+use crate::log_db::{index_key, Handles, LogDb, LOG_WRITE_RETRY_MS};
+use crate::types::TypeConfig;
+
+/// How many writes may wait in the queue; one round of the worker takes them all. Far
+/// more than a busy leader queues during one sync (an append carries up to
+/// `max_payload_entries` entries), so only a stalled disk fills it.
+pub const LOG_QUEUE_WRITES_MAX: usize = 1024;
+
+/// A sync slower than this is logged (etcd's `slow fdatasync` threshold).
+const SLOW_SYNC: Duration = Duration::from_secs(1);
+
+/// Called with the outcome of a write once it is done (and synced, if it asked to be).
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// One queued change to the log database.
+enum Write {
+    /// Entries as (index, encoded entry), reported flushed once synced.
+    Append {
+        entries: Vec<(u64, Vec<u8>)>,
+        flushed: IOFlushed<TypeConfig>,
+    },
+    /// Removes every entry after `last` (`None`: every entry).
+    Truncate { last: Option<u64>, done: Done },
+    /// Sets (`Some`) or removes (`None`) a meta key; synced before `done` if `synced`.
+    Meta {
+        key: &'static [u8],
+        value: Option<Vec<u8>>,
+        synced: bool,
+        done: Option<Done>,
+    },
+    /// Done once everything queued before it is written, and synced with `durability`.
+    Barrier {
+        durability: Option<Durability>,
+        done: Done,
+    },
+}
+
+impl Write {
+    fn durability(&self) -> Option<Durability> {
+        match self {
+            Write::Append { .. } => Some(Durability::Data),
+            Write::Meta { synced: true, .. } => Some(Durability::Data),
+            Write::Barrier { durability, .. } => *durability,
+            Write::Truncate { .. } | Write::Meta { .. } => None,
+        }
+    }
+
+    fn last_appended(&self) -> Option<u64> {
+        match self {
+            Write::Append { entries, .. } => entries.last().map(|(i, _)| *i),
+            _ => None,
+        }
+    }
+
+    fn complete(self, outcome: Result<(), String>) {
+        match self {
+            Write::Append { flushed, .. } => {
+                flushed.io_completed(outcome.map_err(io::Error::other))
+            }
+            Write::Truncate { done, .. } | Write::Barrier { done, .. } => done(outcome),
+            Write::Meta { done, .. } => {
+                if let Some(done) = done {
+                    done(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// The queue to the log's writer; cheap to clone. Dropping the last clone stops the
+/// worker once it has written what was queued.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::Sender<Write>,
+}
+
+impl LogWriter {
+    /// Starts the writer for `db`; it marks entries written in `cache` (see
+    /// `entry_cache`), so that the cache never drops one fjall does not hold yet.
+    pub fn start(db: Arc<LogDb>, cache: Arc<Mutex<EntryCache>>) -> io::Result<LogWriter> {
+        let (tx, rx) = mpsc::channel(LOG_QUEUE_WRITES_MAX);
+        let disk = Arc::clone(db.disk());
+        // Weak while it waits: the database closes when the log store is dropped, not
+        // when this worker next gets to run (a re-open in the same process, a start that
+        // failed and is tried again, would find it still open).
+        disk.spawn_worker(
+            "raft-log-writer",
+            Box::pin(run(Arc::downgrade(&db), cache, rx)),
+        )?;
+        Ok(LogWriter { tx })
+    }
+
+    async fn queue(&self, write: Write) {
+        if let Err(mpsc::error::SendError(write)) = self.tx.send(write).await {
+            // Only after the worker died: say so rather than claim anything written.
+            write.complete(Err("the raft log writer is gone".to_string()));
+        }
+    }
+
+    /// Queues `entries` (index, encoded entry); `flushed` is told once they are durable.
+    pub async fn append(&self, entries: Vec<(u64, Vec<u8>)>, flushed: IOFlushed<TypeConfig>) {
+        self.queue(Write::Append { entries, flushed }).await;
+    }
+
+    /// Removes every entry after `last`, and returns once that is written (not synced:
+    /// the next append, which always follows before anything is acknowledged, is).
+    pub async fn truncate_after(&self, last: Option<u64>) -> io::Result<()> {
+        self.awaited(|done| Write::Truncate { last, done }).await
+    }
+
+    /// Queues setting (`Some`) or removing a meta key, not synced: it rides along with
+    /// the next sync.
+    pub async fn set_meta(&self, key: &'static [u8], value: Option<Vec<u8>>) {
+        let (synced, done) = (false, None);
+        self.queue(Write::Meta {
+            key,
+            value,
+            synced,
+            done,
+        })
+        .await;
+    }
+
+    /// Queues setting a meta key, not synced; `done` runs once it is written.
+    pub async fn set_meta_then(
+        &self,
+        key: &'static [u8],
+        value: Vec<u8>,
+        done: impl FnOnce(Result<(), String>) + Send + 'static,
+    ) {
+        let (synced, done) = (false, Some(Box::new(done) as Done));
+        self.queue(Write::Meta {
+            key,
+            value: Some(value),
+            synced,
+            done,
+        })
+        .await;
+    }
+
+    /// Sets a meta key and returns once it is durable.
+    pub async fn set_meta_synced(&self, key: &'static [u8], value: Vec<u8>) -> io::Result<()> {
+        self.awaited(|done| Write::Meta {
+            key,
+            value: Some(value),
+            synced: true,
+            done: Some(done),
+        })
+        .await
+    }
+
+    /// Returns once everything queued so far is written, and synced with `durability`.
+    pub async fn barrier(&self, durability: Option<Durability>) -> io::Result<()> {
+        self.awaited(|done| Write::Barrier { durability, done })
+            .await
+    }
+
+    async fn awaited(&self, write: impl FnOnce(Done) -> Write) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.queue(write(Box::new(move |outcome| {
+            let _ = tx.send(outcome);
+        })))
+        .await;
+        rx.await
+            .map_err(|_| io::Error::other("the raft log writer is gone"))?
+            .map_err(io::Error::other)
+    }
+}
+
+async fn run(db: Weak<LogDb>, cache: Arc<Mutex<EntryCache>>, mut rx: mpsc::Receiver<Write>) {
+    let mut taken = Vec::with_capacity(LOG_QUEUE_WRITES_MAX);
+    while rx.recv_many(&mut taken, LOG_QUEUE_WRITES_MAX).await > 0 {
+        let outcome = match db.upgrade() {
+            Some(db) => round(&db, &cache, &mut taken).await,
+            None => Err("the raft log is closed".to_string()),
+        };
+        if outcome.is_err() {
+            // Whatever fjall kept of a failed batch, the cache must not claim more; Raft
+            // stops on the error.
+            lock(&cache).clear();
+        }
+        for write in taken.drain(..) {
+            write.complete(outcome.clone());
+        }
+    }
+}
+
+fn lock(cache: &Mutex<EntryCache>) -> std::sync::MutexGuard<'_, EntryCache> {
+    // The cache is only ever left consistent (each method completes its update).
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `writes` in order and syncs once if any of them needs it.
+// The writes are passed `&mut`: a shared borrow held across an await would need them
+// `Sync`, which their completion callbacks are not.
+async fn round(
+    db: &Arc<LogDb>,
+    cache: &Mutex<EntryCache>,
+    writes: &mut [Write],
+) -> Result<(), String> {
+    let mut run_start = 0;
+    for i in 0..writes.len() {
+        if let Write::Truncate { last, .. } = writes[i] {
+            commit(db, cache, &mut writes[run_start..i]).await?;
+            truncate(db, last).await?;
+            run_start = i + 1;
+        }
+    }
+    commit(db, cache, &mut writes[run_start..]).await?;
+    let durability = writes
+        .iter()
+        .filter_map(Write::durability)
+        .max_by_key(|d| match d {
+            Durability::Data => 0,
+            Durability::All => 1,
+        });
+    let Some(durability) = durability else {
+        return Ok(());
+    };
+    let last = writes.iter().filter_map(Write::last_appended).max();
+    sync(db, durability, last).await?;
+    match (durability, last) {
+        (Durability::All, _) => db.synced_all(),
+        (Durability::Data, Some(last)) => db.synced_up_to(last),
+        (Durability::Data, None) => {}
+    }
+    Ok(())
+}
+
+/// Commits a run of appends and meta writes as one atomic batch.
+async fn commit(
+    db: &Arc<LogDb>,
+    cache: &Mutex<EntryCache>,
+    writes: &mut [Write],
+) -> Result<(), String> {
+    let keys: Vec<[u8; 8]> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Append { entries, .. } => Some(entries.iter().map(|(i, _)| index_key(*i))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut keys = keys.iter();
+    let mut changes: Vec<Change<'_>> = Vec::new();
+    for write in writes.iter() {
+        match write {
+            Write::Append { entries, .. } => {
+                for (_, bytes) in entries {
+                    let key = keys.next().expect("one key per entry");
+                    changes.push(Change::Insert(Table::Log, key, bytes));
+                }
+            }
+            Write::Meta {
+                key,
+                value: Some(value),
+                ..
+            } => {
+                changes.push(Change::Insert(Table::Meta, key, value));
+            }
+            Write::Meta {
+                key, value: None, ..
+            } => changes.push(Change::Remove(Table::Meta, key)),
+            Write::Truncate { .. } | Write::Barrier { .. } => {}
+        }
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    db.write_retrying("writing the raft log", |h| h.commit(&changes))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(last) = writes.iter().filter_map(Write::last_appended).max() {
+        db.wrote_up_to(Some(last));
+        lock(cache).written_up_to(last);
+    }
+    Ok(())
+}
+
+/// Removes the entries after `last` in one atomic batch: a crash keeps all of them or
+/// none, never a hole.
+async fn truncate(db: &Arc<LogDb>, last: Option<u64>) -> Result<(), String> {
+    // Lowered before the write: a re-open while it is retried must not take the entries
+    // it removes for lost (were the removal lost instead, the log would only be longer,
+    // which the check allows).
+    db.truncated_to(last);
+    let from = last.map_or(0, |l| l + 1);
+    let range = (
+        std::ops::Bound::Included(index_key(from)),
+        std::ops::Bound::Unbounded,
+    );
+    db.write_retrying("truncating the raft log", |h| remove_range(h, range))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Removes the entries in `range` in one atomic batch.
+pub(crate) fn remove_range(h: &Handles, range: KeyRange) -> Result<(), DbError> {
+    let keys = h
+        .scan(range, false)
+        .map(|item| item.map(|(k, _)| k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let changes: Vec<Change<'_>> = keys.iter().map(|k| Change::Remove(Table::Log, k)).collect();
+    h.commit(&changes)
+}
+
+/// Syncs the journal, retrying over a re-opened database until it works or the node
+/// stops; an error only if it stopped, or the re-opened log lost entry `last`. The sync
+/// itself runs inline: the worker is where blocking on the disk is allowed.
+async fn sync(db: &Arc<LogDb>, durability: Durability, last: Option<u64>) -> Result<(), String> {
+    loop {
+        let handles = db.handles().await.map_err(|e| e.to_string())?;
+        let generation = LogDb::generation(&handles);
+        let started = std::time::Instant::now();
+        let result = handles.persist(durability);
+        drop(handles);
+        // etcd's warning for the same thing, at its threshold: a disk this slow shows
+        // as slow writes and missed heartbeats, and the log says why.
+        let took = started.elapsed();
+        if took > SLOW_SYNC {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                expected_ms = SLOW_SYNC.as_millis() as u64,
+                "slow fdatasync"
+            );
+        }
+        let Err(e) = result else {
+            db.note("syncing the raft log", Ok(()));
+            return Ok(());
+        };
+        db.note("syncing the raft log", Err(&e));
+        if db.is_stopping() {
+            return Err(format!("syncing the raft log: {e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
+        db.reopen(Some(generation));
+        if let Some(last) = last {
+            let handles = db.handles().await.map_err(|e| e.to_string())?;
+            let kept = handles
+                .contains(Table::Log, &index_key(last))
+                .map_err(|e| e.to_string())?;
+            if !kept {
+                return Err(format!(
+                    "syncing the raft log failed and entry {last} did not survive re-opening it"
+                ));
+            }
+        }
+    }
+}
