@@ -89,14 +89,18 @@ impl RaftConfig {
         openraft::Config {
             cluster_name: "beacon".to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
-            // etcd draws a follower's timeout from [t, 2t) after the last heartbeat, and
-            // voters refuse a candidate for t after hearing the leader. An openraft
-            // follower campaigns at its vote lease (`election_timeout_max`) plus a draw
-            // from [min, max) after the last heartbeat, so max = t and min just above the
-            // heartbeat (openraft's floor) give the same lease, t, and campaigns spread
-            // over (t + h, 2t): etcd's failover time, with less chance of a split vote.
+            // etcd draws a follower's timeout from [t, 2t) after the last heartbeat. An
+            // openraft follower campaigns at its vote lease (`election_timeout_max`, also
+            // how long voters refuse a candidate after hearing the leader) plus a draw from
+            // [min, max), and min must exceed the heartbeat. max = t - h and min just above
+            // h spread campaigns over [t, 2t - 2h): none earlier than etcd's, none later
+            // (max = t campaigned over (t + h, 2t), and failover took ~300 ms longer than
+            // etcd's, bench/ANALYSIS.md). The lease is then t - h, still 9 heartbeats.
             election_timeout_min: self.heartbeat_interval_ms + 1,
-            election_timeout_max: self.election_timeout_ms.max(self.heartbeat_interval_ms + 2),
+            election_timeout_max: self
+                .election_timeout_ms
+                .saturating_sub(self.heartbeat_interval_ms)
+                .max(self.heartbeat_interval_ms + 2),
             // etcd 3.4 enables pre-vote by default: a member cut off and back does not
             // bump the term and depose a healthy leader.
             enable_pre_vote: Some(true),
