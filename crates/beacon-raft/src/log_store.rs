@@ -408,9 +408,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not synced: it only bounds how far the log is replayed into the in-memory store
         // at start-up. A stale value loses nothing; the rest is applied once this node is
-        // leader again and commits. It rides along with the next synced append or vote.
+        // leader again and commits. It rides along with the writer's next round.
         let bytes = committed.as_ref().map(encode_meta).transpose()?;
-        self.writer.set_meta(KEY_COMMITTED, bytes).await;
+        self.writer.set_meta_later(KEY_COMMITTED, bytes);
         Ok(())
     }
 

@@ -43,6 +43,9 @@ pub const LOG_QUEUE_WRITES_MAX: usize = 1024;
 /// A sync slower than this is logged (etcd's `slow fdatasync` threshold).
 const SLOW_SYNC: Duration = Duration::from_secs(1);
 
+/// Meta values waiting for the writer's next round, as (key, value to set or `None`).
+type Later = Arc<Mutex<Vec<(&'static [u8], Option<Vec<u8>>)>>>;
+
 /// Called with the outcome of a write once it is done (and synced, if it asked to be).
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -106,6 +109,9 @@ impl Write {
 #[derive(Clone)]
 pub struct LogWriter {
     tx: mpsc::Sender<Write>,
+    /// Meta values that ride along with the writer's next round instead of waking it
+    /// (see [`LogWriter::set_meta_later`]); the newest value of each key wins.
+    later: Later,
 }
 
 impl LogWriter {
@@ -113,15 +119,14 @@ impl LogWriter {
     /// `entry_cache`), so that the cache never drops one fjall does not hold yet.
     pub fn start(db: Arc<LogDb>, cache: Arc<Mutex<EntryCache>>) -> io::Result<LogWriter> {
         let (tx, rx) = mpsc::channel(LOG_QUEUE_WRITES_MAX);
+        let later = Arc::default();
         let disk = Arc::clone(db.disk());
         // Weak while it waits: the database closes when the log store is dropped, not
         // when this worker next gets to run (a re-open in the same process, a start that
         // failed and is tried again, would find it still open).
-        disk.spawn_worker(
-            "raft-log-writer",
-            Box::pin(run(Arc::downgrade(&db), cache, rx)),
-        )?;
-        Ok(LogWriter { tx })
+        let work = run(Arc::downgrade(&db), cache, Arc::clone(&later), rx);
+        disk.spawn_worker("raft-log-writer", Box::pin(work))?;
+        Ok(LogWriter { tx, later })
     }
 
     async fn queue(&self, write: Write) {
@@ -142,17 +147,16 @@ impl LogWriter {
         self.awaited(|done| Write::Truncate { last, done }).await
     }
 
-    /// Queues setting (`Some`) or removing a meta key, not synced: it rides along with
-    /// the next sync.
-    pub async fn set_meta(&self, key: &'static [u8], value: Option<Vec<u8>>) {
-        let (synced, done) = (false, None);
-        self.queue(Write::Meta {
-            key,
-            value,
-            synced,
-            done,
-        })
-        .await;
+    /// Sets (`Some`) or removes a meta key with the writer's next round, whatever wakes
+    /// it (an append, a vote, a barrier), after what is queued by then; not synced. For
+    /// a value that only bounds work at start-up (the committed index, every commit):
+    /// queued on its own, it woke the writer once more per write.
+    pub fn set_meta_later(&self, key: &'static [u8], value: Option<Vec<u8>>) {
+        let mut later = self.later.lock().unwrap_or_else(|p| p.into_inner());
+        match later.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => later.push((key, value)),
+        }
     }
 
     /// Queues setting a meta key, not synced; `done` runs once it is written.
@@ -201,9 +205,24 @@ impl LogWriter {
     }
 }
 
-async fn run(db: Weak<LogDb>, cache: Arc<Mutex<EntryCache>>, mut rx: mpsc::Receiver<Write>) {
+async fn run(
+    db: Weak<LogDb>,
+    cache: Arc<Mutex<EntryCache>>,
+    later: Later,
+    mut rx: mpsc::Receiver<Write>,
+) {
     let mut taken = Vec::with_capacity(LOG_QUEUE_WRITES_MAX);
     while rx.recv_many(&mut taken, LOG_QUEUE_WRITES_MAX).await > 0 {
+        let riding = std::mem::take(&mut *later.lock().unwrap_or_else(|p| p.into_inner()));
+        for (key, value) in riding {
+            let (synced, done) = (false, None);
+            taken.push(Write::Meta {
+                key,
+                value,
+                synced,
+                done,
+            });
+        }
         let outcome = match db.upgrade() {
             Some(db) => round(&db, &cache, &mut taken).await,
             None => Err("the raft log is closed".to_string()),
