@@ -213,35 +213,22 @@ pub(crate) async fn change_on_leader(
     }
 }
 
-/// Whether member `from`, which said this member `id` of cluster `cluster_id` was
-/// removed, confirms it: its member list, read from `peer_url` (its URL as this
-/// member's membership records it, never one the notice names), lacks this member. A
-/// forged notice names a peer that does not confirm it and is ignored; a real removal
-/// that cannot be confirmed now is learnt later from the peers' 410.
+/// Whether member `from` confirms that this member `id` of cluster `cluster_id` was
+/// removed: its member list, read from `peer_url` (its URL as this member's membership
+/// records it, never one a notice names), lacks this member. `Err` says why it could not
+/// tell (the peer did not answer), for the caller to log as it sees fit: a forged removal
+/// notice names a peer that does not confirm it and is ignored, a real removal that
+/// cannot be confirmed now is learnt later from the peers' 410, and a member that asks
+/// every second while it waits (`RaftNode::confirm_removal`) keeps quiet about it.
 pub(crate) async fn removal_confirmed(
     http: &crate::peer::PeerHttp,
     peer_url: &str,
-    from: NodeId,
     cluster_id: u64,
     id: NodeId,
-) -> bool {
+) -> Result<bool, String> {
     let listed = crate::peer::fetch_members(http, peer_url, crate::peer::FORWARD_TIMEOUT).await;
-    let peer = format!("{from:x}");
-    match listed {
-        Ok((listed_cluster, members))
-            if listed_cluster == cluster_id && !members.iter().any(|m| m.id == id) =>
-        {
-            true
-        }
-        Ok(_) => {
-            tracing::warn!(%peer, "ignored a removal notice the sender's member list does not confirm");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "could not confirm a removal notice; ignored it");
-            false
-        }
-    }
+    let (listed_cluster, members) = listed.map_err(|e| e.to_string())?;
+    Ok(listed_cluster == cluster_id && !members.iter().any(|m| m.id == id))
 }
 
 /// While this member leads, promotes each learner that has caught up to a voter, and

@@ -384,9 +384,17 @@ impl RaftNode {
             };
             for (peer, url) in others {
                 let (http, cluster_id) = (&self.inner.http, self.inner.cluster_id);
-                if crate::membership::removal_confirmed(http, &url, peer, cluster_id, id).await {
-                    self.mark_removed();
-                    return;
+                // Asked every second while it waits: a peer that still lists this
+                // member or does not answer is the expected case, not worth a warning.
+                match crate::membership::removal_confirmed(http, &url, cluster_id, id).await {
+                    Ok(true) => {
+                        self.mark_removed();
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::debug!(peer = %format!("{peer:x}"), %error, "asking whether this member was removed")
+                    }
                 }
             }
             // Until the next check, only watch whether the membership lists it again.

@@ -125,8 +125,18 @@ impl LocalMember for RaftNode {
                 return;
             };
             let (http, cluster_id, id) = (&node.inner.http, node.inner.cluster_id, node.inner.id);
-            if membership::removal_confirmed(http, &url, from, cluster_id, id).await {
-                node.mark_removed();
+            let peer = format!("{from:x}");
+            match membership::removal_confirmed(http, &url, cluster_id, id).await {
+                Ok(true) => node.mark_removed(),
+                Ok(false) => tracing::warn!(
+                    %peer,
+                    "ignored a removal notice the sender's member list does not confirm"
+                ),
+                Err(error) => tracing::warn!(
+                    %peer,
+                    %error,
+                    "could not confirm a removal notice; ignored it"
+                ),
             }
         });
     }
