@@ -251,6 +251,45 @@ async fn round(
     cache: &Mutex<EntryCache>,
     writes: &mut [Write],
 ) -> Result<(), String> {
+    let durability = writes
+        .iter()
+        .filter_map(Write::durability)
+        .max_by_key(|d| match d {
+            Durability::Data => 0,
+            Durability::All => 1,
+        });
+    let last = writes.iter().filter_map(Write::last_appended).max();
+    loop {
+        write_all(db, cache, writes).await?;
+        let Some(durability) = durability else {
+            return Ok(());
+        };
+        match sync(db, durability, last).await? {
+            Synced::Done => break,
+            // A sync failed and the database was re-opened: what it kept of this round
+            // is unknown (a vote may be gone where the last entry is not), so the whole
+            // round is written again (every write in it can be) and synced.
+            Synced::Reopened => continue,
+        }
+    }
+    let Some(durability) = durability else {
+        return Ok(());
+    };
+    match (durability, last) {
+        (Durability::All, _) => db.synced_all(),
+        (Durability::Data, Some(last)) => db.synced_up_to(last),
+        (Durability::Data, None) => {}
+    }
+    Ok(())
+}
+
+/// Writes `writes` in order: each run of appends and meta writes as one batch, each
+/// truncation on its own.
+async fn write_all(
+    db: &Arc<LogDb>,
+    cache: &Mutex<EntryCache>,
+    writes: &mut [Write],
+) -> Result<(), String> {
     let mut run_start = 0;
     for i in 0..writes.len() {
         if let Write::Truncate { last, .. } = writes[i] {
@@ -259,25 +298,7 @@ async fn round(
             run_start = i + 1;
         }
     }
-    commit(db, cache, &mut writes[run_start..]).await?;
-    let durability = writes
-        .iter()
-        .filter_map(Write::durability)
-        .max_by_key(|d| match d {
-            Durability::Data => 0,
-            Durability::All => 1,
-        });
-    let Some(durability) = durability else {
-        return Ok(());
-    };
-    let last = writes.iter().filter_map(Write::last_appended).max();
-    sync(db, durability, last).await?;
-    match (durability, last) {
-        (Durability::All, _) => db.synced_all(),
-        (Durability::Data, Some(last)) => db.synced_up_to(last),
-        (Durability::Data, None) => {}
-    }
-    Ok(())
+    commit(db, cache, &mut writes[run_start..]).await
 }
 
 /// Commits a run of appends and meta writes as one atomic batch.
@@ -357,46 +378,59 @@ pub(crate) fn remove_range(h: &Handles, range: KeyRange) -> Result<(), DbError> 
     h.commit(&changes)
 }
 
-/// Syncs the journal, retrying over a re-opened database until it works or the node
-/// stops; an error only if it stopped, or the re-opened log lost entry `last`. The sync
-/// itself runs inline: the worker is where blocking on the disk is allowed.
-async fn sync(db: &Arc<LogDb>, durability: Durability, last: Option<u64>) -> Result<(), String> {
-    loop {
+/// What a sync did.
+enum Synced {
+    /// Everything written is durable.
+    Done,
+    /// The sync failed and the database was re-opened (keeping entry `last`): the round
+    /// must be written again.
+    Reopened,
+}
+
+/// Syncs the journal; after a failure, re-opens the database (see `log_db`) for the
+/// round to be written again. An error only if the node stops, or the re-opened log
+/// lost entry `last`. The sync itself runs inline: the worker is where blocking on the
+/// disk is allowed.
+async fn sync(
+    db: &Arc<LogDb>,
+    durability: Durability,
+    last: Option<u64>,
+) -> Result<Synced, String> {
+    let handles = db.handles().await.map_err(|e| e.to_string())?;
+    let generation = LogDb::generation(&handles);
+    let started = std::time::Instant::now();
+    let result = handles.persist(durability);
+    drop(handles);
+    // etcd's warning for the same thing, at its threshold: a disk this slow shows
+    // as slow writes and missed heartbeats, and the log says why.
+    let took = started.elapsed();
+    if took > SLOW_SYNC {
+        tracing::warn!(
+            took_ms = took.as_millis() as u64,
+            expected_ms = SLOW_SYNC.as_millis() as u64,
+            "slow fdatasync"
+        );
+    }
+    let Err(e) = result else {
+        db.note("syncing the raft log", Ok(()));
+        return Ok(Synced::Done);
+    };
+    db.note("syncing the raft log", Err(&e));
+    if db.is_stopping() {
+        return Err(format!("syncing the raft log: {e}"));
+    }
+    tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
+    db.reopen(Some(generation));
+    if let Some(last) = last {
         let handles = db.handles().await.map_err(|e| e.to_string())?;
-        let generation = LogDb::generation(&handles);
-        let started = std::time::Instant::now();
-        let result = handles.persist(durability);
-        drop(handles);
-        // etcd's warning for the same thing, at its threshold: a disk this slow shows
-        // as slow writes and missed heartbeats, and the log says why.
-        let took = started.elapsed();
-        if took > SLOW_SYNC {
-            tracing::warn!(
-                took_ms = took.as_millis() as u64,
-                expected_ms = SLOW_SYNC.as_millis() as u64,
-                "slow fdatasync"
-            );
-        }
-        let Err(e) = result else {
-            db.note("syncing the raft log", Ok(()));
-            return Ok(());
-        };
-        db.note("syncing the raft log", Err(&e));
-        if db.is_stopping() {
-            return Err(format!("syncing the raft log: {e}"));
-        }
-        tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
-        db.reopen(Some(generation));
-        if let Some(last) = last {
-            let handles = db.handles().await.map_err(|e| e.to_string())?;
-            let kept = handles
-                .contains(Table::Log, &index_key(last))
-                .map_err(|e| e.to_string())?;
-            if !kept {
-                return Err(format!(
-                    "syncing the raft log failed and entry {last} did not survive re-opening it"
-                ));
-            }
+        let kept = handles
+            .contains(Table::Log, &index_key(last))
+            .map_err(|e| e.to_string())?;
+        if !kept {
+            return Err(format!(
+                "syncing the raft log failed and entry {last} did not survive re-opening it"
+            ));
         }
     }
+    Ok(Synced::Reopened)
 }
