@@ -258,7 +258,7 @@ async fn round(
             Durability::Data => 0,
             Durability::All => 1,
         });
-    let last = writes.iter().filter_map(Write::last_appended).max();
+    let last = last_kept(writes);
     loop {
         write_all(db, cache, writes).await?;
         let Some(durability) = durability else {
@@ -281,6 +281,17 @@ async fn round(
         (Durability::Data, None) => {}
     }
     Ok(())
+}
+
+/// The last entry the log holds after `writes`, of those they append: an append sets
+/// it, and a truncation after it cuts it back (both may share a round: openraft awaits
+/// a truncation, not the appends queued before it).
+fn last_kept(writes: &[Write]) -> Option<u64> {
+    writes.iter().fold(None, |last, write| match write {
+        Write::Append { .. } => write.last_appended().or(last),
+        Write::Truncate { last: kept, .. } => last.min(*kept),
+        _ => last,
+    })
 }
 
 /// Writes `writes` in order: each run of appends and meta writes as one batch, each
@@ -433,4 +444,33 @@ async fn sync(
         }
     }
     Ok(Synced::Reopened)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(from: u64, to: u64) -> Write {
+        Write::Append {
+            entries: (from..=to).map(|i| (i, Vec::new())).collect(),
+            flushed: IOFlushed::noop(),
+        }
+    }
+
+    fn truncate(last: Option<u64>) -> Write {
+        Write::Truncate {
+            last,
+            done: Box::new(|_| {}),
+        }
+    }
+
+    #[test]
+    fn the_last_entry_kept_follows_truncations() {
+        assert_eq!(last_kept(&[append(10, 20)]), Some(20));
+        assert_eq!(last_kept(&[append(10, 20), truncate(Some(15))]), Some(15));
+        let again = [append(10, 20), truncate(Some(15)), append(16, 17)];
+        assert_eq!(last_kept(&again), Some(17));
+        assert_eq!(last_kept(&[append(10, 20), truncate(None)]), None);
+        assert_eq!(last_kept(&[truncate(Some(5))]), None);
+    }
 }
