@@ -259,11 +259,11 @@ async fn round(
             Durability::All => 1,
         });
     let last = last_kept(writes);
+    let Some(durability) = durability else {
+        return write_all(db, cache, writes).await;
+    };
     loop {
         write_all(db, cache, writes).await?;
-        let Some(durability) = durability else {
-            return Ok(());
-        };
         match sync(db, durability, last).await? {
             Synced::Done => break,
             // A sync failed and the database was re-opened: what it kept of this round
@@ -272,9 +272,6 @@ async fn round(
             Synced::Reopened => continue,
         }
     }
-    let Some(durability) = durability else {
-        return Ok(());
-    };
     match (durability, last) {
         (Durability::All, _) => db.synced_all(),
         (Durability::Data, Some(last)) => db.synced_up_to(last),
