@@ -89,13 +89,14 @@ impl RaftConfig {
         openraft::Config {
             cluster_name: "beacon".to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
-            // etcd draws a follower's timeout from [t, 2t) after the last heartbeat. An
-            // openraft follower campaigns at its vote lease (`election_timeout_max`, also
-            // how long voters refuse a candidate after hearing the leader) plus a draw from
-            // [min, max), and min must exceed the heartbeat. max = t - h and min just above
-            // h spread campaigns over [t, 2t - 2h): none earlier than etcd's, none later
-            // (max = t campaigned over (t + h, 2t), and failover took ~300 ms longer than
-            // etcd's, bench/ANALYSIS.md). The lease is then t - h, still 9 heartbeats.
+            // When a follower campaigns is the node's own timer's to decide (`election.rs`:
+            // etcd's draw from [t, 2t), made afresh every term), so openraft's is off.
+            enable_elect: false,
+            // What remains of these is the vote lease (`election_timeout_max`): how long
+            // after hearing its leader a voter refuses a candidate. t - h leaves a
+            // heartbeat's slack to a candidate that campaigns t after its own last
+            // heartbeat, the earliest the timer campaigns; min only has to lie between h
+            // and max.
             election_timeout_min: self.heartbeat_interval_ms + 1,
             election_timeout_max: self
                 .election_timeout_ms

@@ -8,7 +8,7 @@
 //! The modules form one-way layers, each importing only those below it: the vocabulary
 //! (`types`, `error`, `config`, `runtime`, `clock`), storage (the log store, the state
 //! machine, snapshot files and markers), the transport (`peer`), the node's parts
-//! (`start`, `membership`, `route`, `expiry`), and the node (`node`), which picks the
+//! (`start`, `membership`, `route`, `expiry`, `election`), and the node (`node`), which picks the
 //! storage and the transport from its `Seams`.
 //!
 //! Call [`RaftNode::shutdown`] before dropping the last handle: openraft's tasks keep
@@ -20,6 +20,7 @@ mod committed_marker;
 mod config;
 mod coverage;
 pub mod disk;
+mod election;
 mod entry_cache;
 mod error;
 mod expiry;

@@ -98,6 +98,10 @@ struct Inner {
     bug: Option<InjectedBug>,
     /// The leader's expiry ticker (`expiry`).
     expiry_task: tokio::task::AbortHandle,
+    /// When this member last heard from its leader (`election`), set by the peer server.
+    contact: Arc<crate::election::Contact>,
+    /// The election timer (`election`).
+    election_task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -217,6 +221,29 @@ impl RaftNode {
             .run(),
         )
         .abort_handle();
+        // etcd fast-forwards a booting member's election ticks to all but one
+        // (`--initial-election-tick-advance`), so that its first campaign, if no leader
+        // speaks first, comes a heartbeat to t + h after the start rather than t to 2t:
+        // counting from t - h before now does the same.
+        let booted = tokio::time::Instant::now();
+        let head_start =
+            election_timeout.saturating_sub(Duration::from_millis(config.heartbeat_interval_ms));
+        let contact = Arc::new(crate::election::Contact::starting_at(
+            booted.checked_sub(head_start).unwrap_or(booted),
+        ));
+        // Spawned through openraft's runtime so that a simulation's seed reaches its draws.
+        let election_task = <crate::runtime::BeaconRuntime as openraft::rt::AsyncRuntime>::spawn(
+            crate::election::run(
+                raft.clone(),
+                config.node_id,
+                Arc::clone(&contact),
+                crate::election::Timer::new(
+                    election_timeout,
+                    Duration::from_millis(config.heartbeat_interval_ms),
+                ),
+            ),
+        )
+        .abort_handle();
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -238,6 +265,8 @@ impl RaftNode {
                 marker_task,
                 clock: Arc::clone(&seams.clock),
                 expiry_task,
+                contact,
+                election_task,
                 bug: seams.bug,
             }),
         };
@@ -292,6 +321,7 @@ impl RaftNode {
             // Stop openraft's tasks so they release the data directory.
             node.inner.marker_task.abort();
             node.inner.expiry_task.abort();
+            node.inner.election_task.abort();
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
         }
@@ -506,8 +536,10 @@ impl RaftNode {
 
     /// Stops openraft and syncs the log; proposals after this fail with `Stopped`.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
-        // Time stops first: a member handing over leadership proposes nothing more.
+        // Time stops first: a member handing over leadership proposes nothing more, and
+        // one shutting down campaigns no more.
         self.inner.expiry_task.abort();
+        self.inner.election_task.abort();
         membership::hand_over_leadership(
             &self.inner.raft,
             self.inner.id,

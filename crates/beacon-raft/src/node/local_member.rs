@@ -72,14 +72,24 @@ impl LocalMember for RaftNode {
         &self,
         rpc: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> {
-        self.inner.raft.append_entries(rpc).await
+        let reply = self.inner.raft.append_entries(rpc).await;
+        // Any answer but "higher vote" means openraft took the sender for its leader.
+        if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.inner.contact.heard();
+        }
+        reply
     }
 
     async fn vote(
         &self,
         rpc: VoteRequest<TypeConfig>,
     ) -> Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> {
-        self.inner.raft.vote(rpc).await
+        let reply = self.inner.raft.vote(rpc).await;
+        // Granting a vote restarts the count, as in etcd: the candidate may win.
+        if matches!(&reply, Ok(r) if r.vote_granted) {
+            self.inner.contact.heard();
+        }
+        reply
     }
 
     async fn pre_vote(
@@ -101,7 +111,12 @@ impl LocalMember for RaftNode {
         vote: Vote,
         snapshot: Snapshot,
     ) -> Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> {
-        self.inner.raft.install_full_snapshot(vote, snapshot).await
+        let reply = self.inner.raft.install_full_snapshot(vote, snapshot).await;
+        // Taken: this member's vote is now the sender's (a refusal answers a higher one).
+        if matches!(&reply, Ok(r) if r.vote == vote) {
+            self.inner.contact.heard();
+        }
+        reply
     }
 
     async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {
