@@ -90,17 +90,17 @@ impl RaftConfig {
             cluster_name: "beacon".to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
             // When a follower campaigns is the node's own timer's to decide (`election.rs`:
-            // etcd's draw from [t, 2t), made afresh every term), so openraft's is off.
+            // etcd's draw, made afresh every term), so openraft's is off.
             enable_elect: false,
             // What remains of these is the vote lease (`election_timeout_max`): how long
-            // after hearing its leader a voter refuses a candidate. t - h leaves a
-            // heartbeat's slack to a candidate that campaigns t after its own last
-            // heartbeat, the earliest the timer campaigns; min only has to lie between h
-            // and max.
+            // after hearing its leader a voter refuses a candidate. The timer campaigns
+            // t - h after its last message at the earliest, as etcd's ticks do; t - 2h
+            // leaves a heartbeat's slack to a candidate that heard the leader a little
+            // before the voter did. min only has to lie between h and max.
             election_timeout_min: self.heartbeat_interval_ms + 1,
             election_timeout_max: self
                 .election_timeout_ms
-                .saturating_sub(self.heartbeat_interval_ms)
+                .saturating_sub(2 * self.heartbeat_interval_ms)
                 .max(self.heartbeat_interval_ms + 2),
             // etcd 3.4 enables pre-vote by default: a member cut off and back does not
             // bump the term and depose a healthy leader.

@@ -6,12 +6,19 @@
 //! Why not openraft's: it draws a member's timeout only when that member campaigns. A
 //! member that lost an election (its draw was the later one) keeps that late draw through
 //! every later term until it campaigns itself, so after a leader dies the survivors race
-//! one fresh draw against a stale late one, and failover takes one draw from [t, 2t)
-//! instead of the earlier of two (`beacon-bench failover`: one member of three never
-//! campaigned in ten rounds, median 1,355 ms against etcd's 1,277-1,302). etcd's raft
-//! draws afresh from [t, 2t) at every term change and every campaign (`reset`), and
-//! counts from the last message of its leader, from the vote it granted, or from its
-//! own campaign; so does this.
+//! one fresh draw against a stale late one, and failover takes one draw instead of the
+//! earlier of two (`beacon-bench failover`: one member of three never campaigned in ten
+//! rounds, median 1,355 ms against etcd's 1,277-1,302). etcd's raft draws afresh at
+//! every term change and every campaign (`reset`), and counts from the last message of
+//! its leader, from the vote it granted, or from its own campaign; so does this.
+//!
+//! The draw: etcd's is a whole number of ticks from [t, 2t) (a tick is the heartbeat
+//! interval h), counted by ticks that fall at any phase of the interval since the last
+//! message, so a member campaigns between t - h and 2t - h after it last heard its
+//! leader, uniformly. This draws from that same [t - h, 2t - h) on a continuous clock.
+//! Voters refuse a candidate for t - 2h after hearing the leader (openraft's lease,
+//! `config.rs`): a heartbeat short of the earliest campaign, so that a candidate whose
+//! last message came a little before the voter's is still heard.
 //!
 //! The decisions are a deterministic function of what the node reports ([`Timer::step`]),
 //! tested without a network; [`run`] is the loop that feeds it openraft's metrics and the
@@ -99,7 +106,7 @@ pub(crate) enum Step {
 /// The timer's state: the term its timeout was drawn in, and the timeout.
 #[derive(Debug)]
 pub(crate) struct Timer {
-    /// `--election-timeout`: draws fall in [t, 2t).
+    /// `--election-timeout`: draws fall in [t - h, 2t - h).
     base: Duration,
     /// `--heartbeat-interval`: how long a sole voter's campaign is left to finish, and
     /// how often a leader or a non-voter looks again.
@@ -120,9 +127,9 @@ impl Timer {
         }
     }
 
-    /// A timeout from [t, 2t), from `unit`, a uniform draw from [0, 1).
+    /// A timeout from [t - h, 2t - h), from `unit`, a uniform draw from [0, 1).
     fn timeout_for(&self, unit: f64) -> Duration {
-        self.base + self.base.mul_f64(unit.clamp(0.0, 1.0))
+        self.base.saturating_sub(self.heartbeat) + self.base.mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// Decides the next step from `view`, the last contact and the time. `draw` gives a
@@ -247,7 +254,7 @@ mod tests {
         let mut timer = Timer::new(T, H);
         let contact = Instant::now();
         let mut draw = draws(&[0.25, 0.5]);
-        let deadline = contact + Duration::from_millis(1250);
+        let deadline = contact + Duration::from_millis(1150);
         assert_eq!(
             timer.step(voter(1), contact, contact, &mut draw),
             Step::Wait { until: deadline }
@@ -265,7 +272,7 @@ mod tests {
         assert_eq!(
             timer.step(voter(1), deadline, deadline, &mut draw),
             Step::Wait {
-                until: deadline + Duration::from_millis(1500)
+                until: deadline + Duration::from_millis(1400)
             }
         );
     }
@@ -279,7 +286,7 @@ mod tests {
         let mut draw = draws(&[0.9, 0.1, 0.5]);
         // (term seen, wait in ms after the contact): another member won term 4, so the
         // next timeout is a new draw; another look in the same term keeps it.
-        for (term, wait_ms) in [(3, 1900), (4, 1100), (4, 1100), (5, 1500)] {
+        for (term, wait_ms) in [(3, 1800), (4, 1000), (4, 1000), (5, 1400)] {
             assert_eq!(
                 timer.step(voter(term), contact, contact, &mut draw),
                 Step::Wait {
@@ -291,13 +298,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn draws_fall_within_t_and_2t() {
+    async fn draws_fall_a_heartbeat_short_of_t_to_2t() {
         let timer = Timer::new(T, H);
-        assert_eq!(timer.timeout_for(0.0), T);
-        assert!(timer.timeout_for(0.999_999) < 2 * T);
+        assert_eq!(timer.timeout_for(0.0), T - H);
+        assert!(timer.timeout_for(0.999_999) < 2 * T - H);
         assert_eq!(
             timer.timeout_for(7.0),
-            2 * T,
+            2 * T - H,
             "a draw out of range is clamped"
         );
     }

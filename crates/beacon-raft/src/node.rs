@@ -223,8 +223,8 @@ impl RaftNode {
         .abort_handle();
         // etcd fast-forwards a booting member's election ticks to all but one
         // (`--initial-election-tick-advance`), so that its first campaign, if no leader
-        // speaks first, comes a heartbeat to t + h after the start rather than t to 2t:
-        // counting from t - h before now does the same.
+        // speaks first, comes within t of the start rather than t - h to 2t - h: counting
+        // from t - h before now does the same.
         let booted = tokio::time::Instant::now();
         let head_start =
             election_timeout.saturating_sub(Duration::from_millis(config.heartbeat_interval_ms));
