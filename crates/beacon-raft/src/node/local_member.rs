@@ -133,6 +133,10 @@ impl LocalMember for RaftNode {
 
     /// Stops this member if `from` confirms it: its member list, read from its peer URL
     /// as this member's membership records it, lacks this member.
+    fn leader_connection_closed(&self) {
+        self.inner.contact.connection_lost();
+    }
+
     fn removal_notice(&self, from: NodeId) {
         let node = self.clone();
         tokio::spawn(async move {

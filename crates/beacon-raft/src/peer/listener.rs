@@ -4,14 +4,22 @@
 //! etcd closes idle peer connections. So a flood of peer connections can neither use up
 //! the descriptors the client port needs nor stay forever. The connections come from a
 //! [`PeerAccept`]: production's `TcpListener`, or a simulation's listener.
+//!
+//! Each request carries its connection's [`ConnectionEnd`] (an extension), where a
+//! handler may leave something to run when the connection closes: the append handler
+//! leaves word that the leader's connection is gone, which is how a follower learns at
+//! once that its leader's process died (`election`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use super::net::PeerAccept;
 use super::{PEER_CONNECTIONS_MAX, PEER_IDLE_TIMEOUT};
@@ -19,6 +27,32 @@ use super::{PEER_CONNECTIONS_MAX, PEER_IDLE_TIMEOUT};
 /// How long to pause accepting after an accept error (out of descriptors, say), so the
 /// loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// What runs when a connection closes, left by a handler of one of its requests; the
+/// first left stays (each is the same for every request of a connection).
+#[derive(Clone, Default)]
+pub(crate) struct ConnectionEnd(Arc<Mutex<Option<OnClose>>>);
+
+type OnClose = Box<dyn FnOnce() + Send>;
+
+impl ConnectionEnd {
+    /// Leaves `f` to run when the connection closes, unless something already is.
+    /// Called for every append, so it builds `f` only the first time.
+    pub(crate) fn on_close_once<F: FnOnce() + Send + 'static>(&self, f: impl FnOnce() -> F) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(Box::new(f()));
+        }
+    }
+
+    /// The connection closed: runs what was left.
+    fn closed(&self) {
+        let left = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = left {
+            f();
+        }
+    }
+}
 
 /// Serves `router` on the connections `listener` accepts until the task is dropped.
 pub async fn serve_listener(listener: impl PeerAccept, router: Router) {
@@ -47,7 +81,14 @@ pub(crate) async fn serve_listener_with(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(router.clone());
+        let end = ConnectionEnd::default();
+        let on_request = end.clone();
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(on_request.clone());
+                req
+            },
+        ));
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // hyper's head timer runs from the moment it waits for a request head, so
@@ -57,6 +98,7 @@ pub(crate) async fn serve_listener_with(
                 .header_read_timeout(idle_timeout)
                 .auto_date_header(dated);
             let _ = builder.serve_connection(TokioIo::new(sock), service).await;
+            end.closed();
             drop(slot);
         });
     }

@@ -95,6 +95,10 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
     /// with `from` itself before it believes it.
     fn removal_notice(&self, from: NodeId);
 
+    /// A connection that carried appends this member took from its leader closed: a
+    /// hint that the leader's process died, which the election timer weighs.
+    fn leader_connection_closed(&self);
+
     /// The snapshot directory, where a snapshot from the leader is received.
     fn snapshot_dir(&self) -> &SnapshotDir;
 

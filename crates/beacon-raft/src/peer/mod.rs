@@ -37,6 +37,8 @@ pub use client::{discovery_client, discovery_client_over, fetch_members, Network
 pub(crate) use client::{forward_member_change, notify_removed};
 pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
 pub use listener::serve_listener;
+#[cfg(test)]
+pub(crate) use listener::ConnectionEnd;
 pub use local::LocalMember;
 pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet};
 pub use server::{router, ListedMember};

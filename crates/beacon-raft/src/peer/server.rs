@@ -8,14 +8,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use beacon_store::Command;
-use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::body::read_limited;
 use super::guard::{same_sender, sender, Refused};
+use super::listener::ConnectionEnd;
 use super::local::LocalMember;
 use super::reply::answer;
 use super::{
@@ -69,12 +73,24 @@ macro_rules! or_answer {
     };
 }
 
-async fn append<L: LocalMember>(State(node): State<L>, headers: HeaderMap, body: Body) -> Response {
+async fn append<L: LocalMember>(
+    State(node): State<L>,
+    end: Option<Extension<ConnectionEnd>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let limit = append_bytes_max(node.proposal_bytes_max());
     let (from, rpc): (_, AppendEntriesRequest<TypeConfig>) =
         or_answer!(accept(&node, &headers, body, limit).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.append(rpc).await)
+    let reply = node.append(rpc).await;
+    // Any answer but "higher vote" means the sender is this member's leader: when its
+    // connection closes, the leader may have died.
+    let from_leader = matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)));
+    if let (true, Some(Extension(end))) = (from_leader, end) {
+        end.on_close_once(|| move || node.leader_connection_closed());
+    }
+    answer(reply)
 }
 
 async fn vote<L: LocalMember>(State(node): State<L>, headers: HeaderMap, body: Body) -> Response {

@@ -4,6 +4,7 @@
 //! injected network.
 
 mod clock;
+mod connection_end;
 mod disk;
 mod forward;
 mod log_reads;
