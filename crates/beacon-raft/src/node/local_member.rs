@@ -133,8 +133,9 @@ impl LocalMember for RaftNode {
 
     /// Stops this member if `from` confirms it: its member list, read from its peer URL
     /// as this member's membership records it, lacks this member.
-    fn leader_connection_closed(&self) {
-        self.inner.contact.connection_lost();
+    fn on_leader_connection_closed(&self) -> Box<dyn FnOnce() + Send> {
+        let contact = std::sync::Arc::clone(&self.inner.contact);
+        Box::new(move || contact.connection_lost())
     }
 
     fn removal_notice(&self, from: NodeId) {

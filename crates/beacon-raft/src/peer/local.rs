@@ -95,9 +95,11 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
     /// with `from` itself before it believes it.
     fn removal_notice(&self, from: NodeId);
 
-    /// A connection that carried appends this member took from its leader closed: a
-    /// hint that the leader's process died, which the election timer weighs.
-    fn leader_connection_closed(&self);
+    /// What to run when a connection that carried appends this member took from its
+    /// leader closes: a hint that the leader's process died, which the election timer
+    /// weighs. It holds only what it needs, not the member: a connection may outlive
+    /// the member's shutdown.
+    fn on_leader_connection_closed(&self) -> Box<dyn FnOnce() + Send>;
 
     /// The snapshot directory, where a snapshot from the leader is received.
     fn snapshot_dir(&self) -> &SnapshotDir;

@@ -88,7 +88,7 @@ async fn append<L: LocalMember>(
     // connection closes, the leader may have died.
     let from_leader = matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)));
     if let (true, Some(Extension(end))) = (from_leader, end) {
-        end.on_close_once(|| move || node.leader_connection_closed());
+        end.on_close_once(|| node.on_leader_connection_closed());
     }
     answer(reply)
 }
