@@ -20,6 +20,14 @@
 //! `config.rs`): a heartbeat short of the earliest campaign, so that a candidate whose
 //! last message came a little before the voter's is still heard.
 //!
+//! Where this does better than etcd: a leader whose process dies (SIGKILL, a crash, the
+//! OOM killer) has its sockets closed by the kernel, and the peer listener tells the
+//! timer when a connection that carried the leader's appends closes
+//! ([`Contact::connection_lost`]). Until something comes from a leader again, the draw
+//! is from [t - h, 1.5t - h): as early as the voters' lease lets a campaign win, over
+//! half the window. A wrong guess costs one refused pre-vote; a leader that loses power
+//! or is cut off closes nothing, and the usual draw decides.
+//!
 //! The decisions are a deterministic function of what the node reports ([`Timer::step`]),
 //! tested without a network; [`run`] is the loop that feeds it openraft's metrics and the
 //! [`Contact`] time the peer server records.
@@ -134,8 +142,9 @@ pub(crate) enum Step {
 pub(crate) struct Timer {
     /// `--election-timeout`: draws fall in [t - h, 2t - h).
     base: Duration,
-    /// `--heartbeat-interval`: how long a sole voter's campaign is left to finish, and
-    /// how often a leader or a non-voter looks again.
+    /// `--heartbeat-interval`: how much earlier than t draws start (etcd's tick), how
+    /// long a sole voter's campaign is left to finish, and how often a leader or a
+    /// non-voter looks again.
     heartbeat: Duration,
     /// The term of the current draw; `None` before the first step.
     term: Option<u64>,
