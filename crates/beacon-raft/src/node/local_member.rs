@@ -131,13 +131,15 @@ impl LocalMember for RaftNode {
         self.change_here(&change, deadline).await
     }
 
-    /// Stops this member if `from` confirms it: its member list, read from its peer URL
-    /// as this member's membership records it, lacks this member.
+    /// The election timer's `Contact` alone, so that a connection outliving this
+    /// member's shutdown holds nothing of its storage.
     fn on_leader_connection_closed(&self) -> Box<dyn FnOnce() + Send> {
         let contact = std::sync::Arc::clone(&self.inner.contact);
         Box::new(move || contact.connection_lost())
     }
 
+    /// Stops this member if `from` confirms it: its member list, read from its peer URL
+    /// as this member's membership records it, lacks this member.
     fn removal_notice(&self, from: NodeId) {
         let node = self.clone();
         tokio::spawn(async move {
