@@ -33,6 +33,7 @@
 //! [`Contact`] time the peer server records.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -65,7 +66,7 @@ pub(crate) struct Contact {
 
 impl Contact {
     /// A contact time of `at`: before any message, the timer counts from there.
-    pub(crate) fn starting_at(at: Instant) -> Contact {
+    fn starting_at(at: Instant) -> Contact {
         Contact {
             origin: at,
             last_ns: AtomicU64::new(0),
@@ -155,7 +156,7 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    pub(crate) fn new(base: Duration, heartbeat: Duration) -> Timer {
+    fn new(base: Duration, heartbeat: Duration) -> Timer {
         Timer {
             base,
             heartbeat,
@@ -256,14 +257,33 @@ fn view(raft: &Raft, id: NodeId, contact: &Contact) -> View {
     }
 }
 
-/// Runs the timer until openraft stops (or the task is aborted, as the node's shutdown
-/// does). Draws come from openraft's runtime, so a simulation's seed reaches them.
-pub(crate) async fn run(
+/// Starts the timer of member `id` over `raft`, with its `--election-timeout` and
+/// `--heartbeat-interval`: the contact the peer server records, and the task, which the
+/// node aborts at shutdown. Spawned through openraft's runtime so that a simulation's
+/// seed reaches its draws.
+pub(crate) fn start(
     raft: Raft,
     id: NodeId,
-    contact: std::sync::Arc<Contact>,
-    mut timer: Timer,
-) {
+    election_timeout: Duration,
+    heartbeat: Duration,
+) -> (Arc<Contact>, tokio::task::AbortHandle) {
+    // etcd fast-forwards a booting member's election ticks to all but one
+    // (`--initial-election-tick-advance`), so that its first campaign, if no leader
+    // speaks first, comes within t of the start rather than t - h to 2t - h: counting
+    // from t - h before now does the same.
+    let booted = Instant::now();
+    let head_start = election_timeout.saturating_sub(heartbeat);
+    let contact = Arc::new(Contact::starting_at(
+        booted.checked_sub(head_start).unwrap_or(booted),
+    ));
+    let timer = Timer::new(election_timeout, heartbeat);
+    let task = BeaconRuntime::spawn(run(raft, id, Arc::clone(&contact), timer));
+    (contact, task.abort_handle())
+}
+
+/// Runs the timer until openraft stops (or the task is aborted, as the node's shutdown
+/// does). Draws come from openraft's runtime, so a simulation's seed reaches them.
+async fn run(raft: Raft, id: NodeId, contact: Arc<Contact>, mut timer: Timer) {
     let mut draw = || BeaconRuntime::thread_rng().random_range(0.0..1.0);
     loop {
         let now = Instant::now();

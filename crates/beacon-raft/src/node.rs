@@ -221,29 +221,12 @@ impl RaftNode {
             .run(),
         )
         .abort_handle();
-        // etcd fast-forwards a booting member's election ticks to all but one
-        // (`--initial-election-tick-advance`), so that its first campaign, if no leader
-        // speaks first, comes within t of the start rather than t - h to 2t - h: counting
-        // from t - h before now does the same.
-        let booted = tokio::time::Instant::now();
-        let head_start =
-            election_timeout.saturating_sub(Duration::from_millis(config.heartbeat_interval_ms));
-        let contact = Arc::new(crate::election::Contact::starting_at(
-            booted.checked_sub(head_start).unwrap_or(booted),
-        ));
-        // Spawned through openraft's runtime so that a simulation's seed reaches its draws.
-        let election_task = <crate::runtime::BeaconRuntime as openraft::rt::AsyncRuntime>::spawn(
-            crate::election::run(
-                raft.clone(),
-                config.node_id,
-                Arc::clone(&contact),
-                crate::election::Timer::new(
-                    election_timeout,
-                    Duration::from_millis(config.heartbeat_interval_ms),
-                ),
-            ),
-        )
-        .abort_handle();
+        let (contact, election_task) = crate::election::start(
+            raft.clone(),
+            config.node_id,
+            election_timeout,
+            Duration::from_millis(config.heartbeat_interval_ms),
+        );
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,

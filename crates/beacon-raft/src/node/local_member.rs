@@ -73,8 +73,7 @@ impl LocalMember for RaftNode {
         rpc: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> {
         let reply = self.inner.raft.append_entries(rpc).await;
-        // Any answer but "higher vote" means openraft took the sender for its leader.
-        if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+        if crate::peer::from_leader(&reply) {
             self.inner.contact.heard();
         }
         reply

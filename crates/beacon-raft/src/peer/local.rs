@@ -19,6 +19,15 @@ use crate::types::{
     LogId, MemberChange, MemberInfo, NodeId, Proposed, Snapshot, StoredMembership, TypeConfig, Vote,
 };
 
+/// Whether openraft took an append's sender for this member's leader: any answer but
+/// "higher vote". The node counts its election timeout from such an append, and the
+/// peer server watches the connection it came on.
+pub(crate) fn from_leader(
+    reply: &Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>,
+) -> bool {
+    matches!(reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
+}
+
 /// What the peer server asks of the local member. Cheap to clone: every request gets a
 /// copy.
 pub trait LocalMember: Clone + Send + Sync + 'static {

@@ -39,6 +39,7 @@ pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
 pub use listener::serve_listener;
 #[cfg(test)]
 pub(crate) use listener::ConnectionEnd;
+pub(crate) use local::from_leader;
 pub use local::LocalMember;
 pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet};
 pub use server::{router, ListedMember};

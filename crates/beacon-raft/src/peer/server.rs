@@ -11,9 +11,7 @@ use axum::routing::{get, post};
 use axum::Extension;
 use axum::Router;
 use beacon_store::Command;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest,
-};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -84,10 +82,8 @@ async fn append<L: LocalMember>(
         or_answer!(accept(&node, &headers, body, limit).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
     let reply = node.append(rpc).await;
-    // Any answer but "higher vote" means the sender is this member's leader: when its
-    // connection closes, the leader may have died.
-    let from_leader = matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)));
-    if let (true, Some(Extension(end))) = (from_leader, end) {
+    // When the leader's connection closes, the leader may have died.
+    if let (true, Some(Extension(end))) = (super::local::from_leader(&reply), end) {
         end.on_close_once(|| node.on_leader_connection_closed());
     }
     answer(reply)
