@@ -55,11 +55,10 @@ fn main() -> ExitCode {
 /// kernel's THP mode is `madvise` or `always`) and returns memory it has not used for a
 /// while (`MADV_DONTNEED`). Under steady writes the two together cost a whole zeroed
 /// 2 MiB page each time a purged range is touched again: 12-15% of a single member's
-/// CPU at 64 connections was the kernel's `clear_page_erms` below huge-page faults.
-/// Without them: 29-30 µs of CPU a write instead of 32-37, p99 5.2 ms instead of
-/// 6.9-8.4, max 17-26 ms instead of 35-38 (see the commit that added this). Databases
-/// commonly advise the same. The flag holds for every later fault, also in arenas
-/// mimalloc reserved before `main`.
+/// CPU at 64 connections was the kernel's `clear_page_erms` below huge-page faults
+/// (the commit that added this has the before and after). Databases commonly advise
+/// the same. The flag is checked at each fault, so it also covers the arenas mimalloc
+/// reserved before `main`.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
