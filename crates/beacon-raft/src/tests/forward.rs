@@ -1,6 +1,6 @@
 //! The forwarding pipeline (`peer::forward`) against a stand-in leader on the
 //! in-memory network: a lone write goes at once, concurrent writes share batches and
-//! each answer reaches its own caller, a failed batch fails each caller as a single
+//! each answer reaches its own caller, a partial batch waits for the one in flight, a failed batch fails each caller as a single
 //! forward would, and a leader without the batch path gets one request per write.
 
 use std::sync::{Arc, Mutex};
@@ -184,4 +184,93 @@ async fn a_leader_without_the_batch_path_gets_one_request_per_write() {
     // Once it answered 404, the batch path is not tried again for that leader.
     assert_own_answers(forward_all(&forwarder, 10).await);
     assert_eq!(*seen.singles.lock().unwrap(), 110);
+}
+
+/// A stand-in leader that holds its first batch until released.
+#[derive(Clone)]
+struct Gate {
+    seen: Seen,
+    first_arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+async fn gated_batch(State(gate): State<Gate>, body: Bytes) -> Response {
+    let cmds: Vec<Command> = serde_json::from_slice(&body).unwrap();
+    let first = {
+        let mut batches = gate.seen.batches.lock().unwrap();
+        batches.push(cmds.len());
+        batches.len() == 1
+    };
+    if first {
+        gate.first_arrived.notify_one();
+        let _held = gate.release.acquire().await.unwrap();
+    }
+    let answers: Vec<_> = cmds
+        .iter()
+        .map(|cmd| crate::peer::ForwardAnswer::new(answer_for(cmd)))
+        .collect();
+    json_of(&answers)
+}
+
+#[tokio::test]
+async fn a_partial_batch_waits_for_the_one_in_flight_and_a_full_one_does_not() {
+    let net = Arc::new(MemoryNet::default());
+    let gate = Gate {
+        seen: Seen::default(),
+        first_arrived: Arc::default(),
+        release: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let accept = net.listen(&format!("member-{LEADER}.invalid"), LEADER as u16);
+    let routes = Router::new().route("/raft/propose-batch", post(gated_batch));
+    tokio::spawn(serve_listener(accept, routes.with_state(gate.clone())));
+    let forwarder = Forwarder::new(PeerHttp::new(net, http::HeaderMap::new()));
+    let forward = |values: std::ops::Range<u64>| {
+        let forwarder = forwarder.clone();
+        tokio::spawn(async move {
+            let cmds: Vec<Command> = values
+                .clone()
+                .map(|i| put(&format!("/k{i}"), &i.to_string()))
+                .collect();
+            let to = url(LEADER);
+            let calls = cmds
+                .iter()
+                .map(|cmd| forwarder.forward(&to, cmd, Duration::from_secs(10)));
+            let answers = tokio::task::unconstrained(futures_util::future::join_all(calls)).await;
+            for (i, answer) in values.zip(answers) {
+                assert_eq!(
+                    answer.unwrap().raft_index,
+                    i,
+                    "write {i} got another's answer"
+                );
+            }
+        })
+    };
+    let lone = forward(0..1);
+    gate.first_arrived.notified().await;
+    // While the lone write's batch is held: a full batch and five more.
+    let extra = FORWARD_BATCH_COMMANDS_MAX as u64 + 5;
+    let rest = forward(1..1 + extra);
+    let full_sent = async {
+        while gate.seen.batches.lock().unwrap().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), full_sent)
+        .await
+        .expect("the full batch goes beside the one in flight");
+    // The five wait for the first batch's answer, however long it takes.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *gate.seen.batches.lock().unwrap(),
+        [1, FORWARD_BATCH_COMMANDS_MAX]
+    );
+    gate.release.add_permits(1);
+    lone.await.unwrap();
+    rest.await.unwrap();
+    assert_eq!(
+        *gate.seen.batches.lock().unwrap(),
+        [1, FORWARD_BATCH_COMMANDS_MAX, 5]
+    );
 }
