@@ -117,10 +117,11 @@ const LOG_JOURNALS_BYTES_MAX: u64 = 64 << 20;
 /// With more (fjall takes one per core, up to four), its first worker hands every
 /// compaction request back to the queue for another and takes it again at once, a busy
 /// loop for as long as the other compacts: 8-12% of each member's CPU in
-/// `worker_tick` and `flume`'s send in a profile at 64 connections (`bench/profiles/
-/// issue15/cluster-leader-c64.txt`); 0.33-0.36 s of worker CPU a member in a 20 s load
-/// with two against 0.19-0.21 with one. The log is small (purged behind every
-/// snapshot), so one thread keeps up with its flushes and compactions.
+/// `worker_tick` and `flume`'s send in a profile at 64 connections (the
+/// `bench/profiles/issue15/cluster-leader-c64.txt` of `4de7635`), and 0.33-0.36 s of
+/// worker CPU a member in a 20 s load with two against 0.19-0.21 with one. The log is
+/// small (purged behind every snapshot), so one thread keeps up with its flushes and
+/// compactions.
 const LOG_WORKER_THREADS: usize = 1;
 
 impl Disk for StdDisk {
