@@ -116,6 +116,7 @@ impl PeerHttp {
 }
 
 /// A peer's whole answer.
+#[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,

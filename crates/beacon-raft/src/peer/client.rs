@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::call::{post_json, read_answer, CallError, PeerHttp};
+use super::direct::Direct;
 use super::net::{PeerNet, TcpNet};
 use super::PeerStats;
 use super::{
@@ -28,10 +29,13 @@ use crate::error::MembershipError;
 use crate::types::{MemberChange, Node, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Builds a client per peer; the peer's address is its first peer URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetworkFactory {
     id: NodeId,
     http: PeerHttp,
+    /// What the replication streams' own connections are opened over, and send.
+    net: Arc<dyn PeerNet>,
+    headers: Arc<http::HeaderMap>,
     stats: Arc<PeerStats>,
     /// Set when a peer answers that this member was removed.
     removed: Arc<tokio::sync::watch::Sender<bool>>,
@@ -47,9 +51,12 @@ impl NetworkFactory {
         net: Arc<dyn PeerNet>,
         removed: Arc<tokio::sync::watch::Sender<bool>>,
     ) -> NetworkFactory {
+        let headers = member_headers(id, cluster_id);
         NetworkFactory {
             id,
-            http: PeerHttp::new(net, member_headers(id, cluster_id)),
+            http: PeerHttp::new(Arc::clone(&net), headers.clone()),
+            net,
+            headers: Arc::new(headers),
             stats: Arc::default(),
             removed,
         }
@@ -63,6 +70,15 @@ impl NetworkFactory {
     /// The figures its clients record of their append-entries calls.
     pub fn stats(&self) -> Arc<PeerStats> {
         Arc::clone(&self.stats)
+    }
+}
+
+impl std::fmt::Debug for NetworkFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkFactory")
+            .field("id", &self.id)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,10 +101,20 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        let base = node.peer_url().trim_end_matches('/').to_string();
+        let direct = host_port(&base).map(|(host, port)| {
+            Direct::new(
+                Arc::clone(&self.net),
+                &host,
+                port,
+                Arc::clone(&self.headers),
+            )
+        });
         PeerClient {
             id: self.id,
             target,
-            base: node.peer_url().trim_end_matches('/').to_string(),
+            base,
+            direct: DirectSlot(direct),
             http: self.http.clone(),
             stats: Arc::clone(&self.stats),
             removed: Arc::clone(&self.removed),
@@ -102,6 +128,9 @@ pub struct PeerClient {
     id: NodeId,
     target: NodeId,
     base: String,
+    /// The connection its appends go on (`peer::direct`); `None` if the peer URL is
+    /// not plain http.
+    direct: DirectSlot,
     http: PeerHttp,
     stats: Arc<PeerStats>,
     removed: Arc<tokio::sync::watch::Sender<bool>>,
@@ -170,9 +199,23 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let started = tokio::time::Instant::now();
-        let result = self
-            .rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
-            .await;
+        // On the stream's own connection; a peer URL that is not plain http goes to the
+        // pooled client, which refuses it as it refuses every other message.
+        let result = match self.direct.0.as_ref() {
+            Some(direct) => {
+                let ttl = option.hard_ttl();
+                let sent = match serde_json::to_vec(&rpc) {
+                    Ok(body) => direct.post_json(APPEND_PATH, body, ttl).await,
+                    Err(e) => Err(CallError::Network(e.to_string())),
+                };
+                sent.and_then(read_answer)
+                    .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
+            }
+            _ => {
+                self.rpc(APPEND_PATH, RPCTypes::AppendEntries, &rpc, option)
+                    .await
+            }
+        };
         match &result {
             Ok(_) => self.stats.succeeded(self.target, started.elapsed()),
             Err(_) => self.stats.failed(self.target),
@@ -240,6 +283,37 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             }),
         }
     }
+}
+
+/// A replication stream's own connection. A clone starts without one: each stream
+/// opens its own.
+#[derive(Default)]
+struct DirectSlot(Option<Direct>);
+
+impl Clone for DirectSlot {
+    fn clone(&self) -> DirectSlot {
+        DirectSlot(None)
+    }
+}
+
+impl std::fmt::Debug for DirectSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "DirectSlot(..)"
+        } else {
+            "DirectSlot(None)"
+        })
+    }
+}
+
+/// The host and port of a plain http peer URL.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), uri.port_u16().unwrap_or(80)))
 }
 
 /// Sends a membership change to the leader at `peer_url` to be made there.

@@ -15,6 +15,10 @@
 //! peer that cannot be reached is reported `Unreachable`, which makes openraft back off
 //! and retry.
 //!
+//! Appends, the one message sent all the time, go on a connection each replication
+//! stream keeps for itself and polls in its own task (`direct`); the other messages
+//! share a pool of keep-alive connections (`call`).
+//!
 //! Below it all, [`PeerNet`] opens the connections the client sends on and
 //! [`PeerAccept`] yields those the server reads from: TCP in production, a simulated
 //! network in `beacon-sim`, with the same HTTP code above either.
@@ -22,6 +26,7 @@
 mod body;
 pub(crate) mod call;
 mod client;
+pub(crate) mod direct;
 mod forward;
 mod guard;
 mod listener;

@@ -5,6 +5,7 @@
 
 mod clock;
 mod connection_end;
+mod direct;
 mod disk;
 mod forward;
 mod log_reads;

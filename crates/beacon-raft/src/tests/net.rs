@@ -48,6 +48,11 @@ impl MemoryNet {
             .insert((host.to_owned(), port), tx);
         MemoryAccept(rx)
     }
+
+    /// How many connections were asked for so far.
+    pub(super) fn connects(&self) -> usize {
+        self.connects.load(Ordering::Relaxed)
+    }
 }
 
 impl PeerNet for MemoryNet {
