@@ -124,7 +124,9 @@ impl Direct {
                     body,
                 })
             };
+            // The answer first: a peer may close the connection right behind it.
             tokio::select! {
+                biased;
                 result = call => result,
                 ended = connection.as_mut() => Err(CallError::Network(match ended {
                     Ok(()) => "the peer closed the connection".to_owned(),
