@@ -1,10 +1,13 @@
 //! How far this member's state machine has applied the log, and waiting for an index.
 //!
-//! A write forwarded to the leader is acknowledged only once this member applied it too
-//! (so a read here sees it). Waiting on openraft's metrics for that woke every waiter at
-//! every change of the metrics, which change with each write: with 256 writes in flight
-//! through a follower, every apply woke all 256. Here each waiter is registered under
-//! its index and woken once, when the state machine passes it.
+//! A write forwarded to the leader is acknowledged as soon as the leader has applied it,
+//! maybe before this member has; its index is then recorded here as acknowledged, and a
+//! read on this member first waits until everything acknowledged is applied, so that a
+//! client reads its own writes here. (Waiting before the answer instead tied the answer
+//! to this member learning the commit, which the leader may send a little later with
+//! the next append, `peer::coalesce`.) Waiting on openraft's metrics woke every waiter
+//! at every change of the metrics, which change with each write; here each waiter is
+//! registered under its index and woken once, when the state machine passes it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,8 @@ use tokio::sync::oneshot;
 pub struct Applied {
     /// The last applied log index (0 before any).
     index: Arc<AtomicU64>,
+    /// The highest index of a write this member has acknowledged to a client.
+    acknowledged: AtomicU64,
     /// Waiters by the index they wait for.
     waiters: Mutex<BTreeMap<u64, Vec<oneshot::Sender<()>>>>,
 }
@@ -32,6 +37,18 @@ impl Applied {
     /// The last applied log index.
     pub fn get(&self) -> u64 {
         self.index.load(Ordering::Acquire)
+    }
+
+    /// Records that a write at `index` was acknowledged to a client.
+    pub fn acknowledge(&self, index: u64) {
+        self.acknowledged.fetch_max(index, Ordering::AcqRel);
+    }
+
+    /// The index every read here must wait for: the highest acknowledged write, if it
+    /// is not applied yet.
+    pub fn read_waits_for(&self) -> Option<u64> {
+        let acknowledged = self.acknowledged.load(Ordering::Acquire);
+        (self.get() < acknowledged).then_some(acknowledged)
     }
 
     fn waiters(&self) -> MutexGuard<'_, BTreeMap<u64, Vec<oneshot::Sender<()>>>> {
@@ -91,5 +108,21 @@ mod tests {
         applied.set(10);
         assert!(late.await.unwrap());
         assert!(applied.waiters().is_empty());
+    }
+
+    #[test]
+    fn a_read_waits_only_for_acknowledged_writes_not_yet_applied() {
+        let applied = Applied::default();
+        applied.set(4);
+        assert_eq!(applied.read_waits_for(), None, "nothing acknowledged");
+        applied.acknowledge(7);
+        applied.acknowledge(6);
+        assert_eq!(
+            applied.read_waits_for(),
+            Some(7),
+            "the highest acknowledged"
+        );
+        applied.set(7);
+        assert_eq!(applied.read_waits_for(), None);
     }
 }

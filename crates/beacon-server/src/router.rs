@@ -62,9 +62,9 @@ async fn route(state: &AppState, req: Request) -> Response {
     match clean.as_bytes() {
         b"/version" => api::version::serve(&method),
         b"/health" => api::health::serve(state, &method).await,
-        b"/v2/stats/store" => stats::serve(state, &method, "store"),
-        b"/v2/stats/self" => stats::serve(state, &method, "self"),
-        b"/v2/stats/leader" => stats::serve(state, &method, "leader"),
+        b"/v2/stats/store" => stats::serve(state, &method, "store").await,
+        b"/v2/stats/self" => stats::serve(state, &method, "self").await,
+        b"/v2/stats/leader" => stats::serve(state, &method, "leader").await,
         b"/v2/machines" => members::serve_machines(state, &method),
         b"/v2/members" => members::serve_members(state, &method, &parts.headers, "", body).await,
         p if p.starts_with(b"/v2/members/") => {

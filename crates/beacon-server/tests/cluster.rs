@@ -65,7 +65,8 @@ async fn three_members_form_replicate_and_forward_writes() {
         3,
         "each write has its own index: {indexes:?}"
     );
-    // The member that took a write answers only once it applied it: read-your-writes.
+    // A read on the member that took a write sees it at once (a follower answers with
+    // the leader's result, and its reads wait until it applied what it answered).
     for (i, m) in members.iter().enumerate() {
         let v = get_json(&http, &format!("{}/v2/keys/svc/k{i}", m.client_url())).await;
         assert_eq!(
@@ -74,6 +75,18 @@ async fn three_members_form_replicate_and_forward_writes() {
             "member {i} right after its write"
         );
     }
+    // A watch started on a follower right after a write there begins after that write:
+    // it reports the next change, not the write it follows.
+    let follower = members[(lead + 1) % 3].client_url();
+    put(&http, &follower, "svc/w", "first").await.unwrap();
+    let watch = http
+        .get(format!("{follower}/v2/keys/svc/w?wait=true"))
+        .send()
+        .await
+        .unwrap();
+    put(&http, &follower, "svc/w", "second").await.unwrap();
+    let event: Value = watch.json().await.unwrap();
+    assert_eq!(event["node"]["value"], "second", "{event}");
     for m in &members {
         for i in 0..3 {
             wait_value(
@@ -462,7 +475,7 @@ async fn concurrent_writes_through_a_follower_each_get_their_own_answer() {
             assert_eq!(r["action"], "set", "{r}");
             assert_eq!(r["node"]["key"], format!("/{key}"), "{r}");
             assert_eq!(r["node"]["value"], value, "{r}");
-            // ...only once the follower applied it: a read there sees it at once.
+            // ...and a read there sees it at once.
             let read = get_json(&http, &format!("{follower}/v2/keys/{key}")).await;
             assert_eq!(read["node"]["value"], value, "{read}");
             r["node"]["modifiedIndex"].as_u64().unwrap()

@@ -1,7 +1,8 @@
 //! Proposals and membership changes, routed to the leader: `propose` and
-//! `change_members` follow the leader through `route` (forwarding from a follower and
-//! waiting until the entry is applied here too), `propose_here` and `change_here` make
-//! them where this member leads, and `publish` retries a change until it is recorded.
+//! `change_members` follow the leader through `route` (forwarding from a follower),
+//! `propose_here` and `change_here` make them where this member leads, `publish`
+//! retries a change until it is recorded, and `caught_up` holds a read back until this
+//! member applied the writes it acknowledged.
 //! Apart from `node.rs` because it is the node's request path, not its lifecycle.
 
 use std::sync::Arc;
@@ -39,9 +40,10 @@ impl RaftNode {
         }
     }
 
-    /// Proposes `cmd` and resolves once it is committed and applied to this member's
-    /// store. On a follower the command is forwarded to the leader, and the answer waits
-    /// until this member has applied the entry too, so a read here sees the write.
+    /// Proposes `cmd` and resolves once it is committed and applied to the leader's
+    /// store (on the leader, this member's). On a follower the command is forwarded to
+    /// the leader and answered with the leader's result, which every member's apply
+    /// produces alike; reads here wait until this member applied it (`caught_up`).
     /// While no leader is known, or the leader moved (the proposal surely not sent), it
     /// looks for one for up to `FORWARD_TIMEOUT`, then
     /// answers `NotLeader { leader_id: None }`; the caller's request timeout is shorter.
@@ -91,11 +93,12 @@ impl RaftNode {
                         {
                             Err(ProposeError::NotLeader { .. }) => Attempt::Again,
                             Err(e) => Attempt::Done(Err(e)),
-                            Ok(proposed) => Attempt::Done(
-                                self.wait_applied(proposed.raft_index)
-                                    .await
-                                    .map(|()| proposed),
-                            ),
+                            // The leader applied it: answered now, and reads here wait
+                            // until this member has applied it too (`caught_up`).
+                            Ok(proposed) => {
+                                self.inner.applied.acknowledge(proposed.raft_index);
+                                Attempt::Done(Ok(proposed))
+                            }
                         }
                     }
                 }
@@ -229,6 +232,21 @@ impl RaftNode {
             .membership()
             .get_node(&id)
             .map(|n| n.peer_url().to_owned())
+    }
+
+    /// Whether a read here may go at once: every write this member acknowledged is
+    /// applied here.
+    pub fn is_caught_up(&self) -> bool {
+        self.inner.applied.read_waits_for().is_none()
+    }
+
+    /// Resolves once this member has applied every write it acknowledged, so that a
+    /// read here sees them (a forwarded write is answered once the leader applied it).
+    pub async fn caught_up(&self) -> Result<(), ProposeError> {
+        match self.inner.applied.read_waits_for() {
+            None => Ok(()),
+            Some(index) => self.wait_applied(index).await,
+        }
     }
 
     /// Waits until this member's store has applied `raft_index`.

@@ -26,6 +26,7 @@
 mod body;
 pub(crate) mod call;
 mod client;
+pub(crate) mod coalesce;
 pub(crate) mod direct;
 mod forward;
 mod guard;

@@ -4,6 +4,7 @@
 //! injected network.
 
 mod clock;
+mod coalesce;
 mod connection_end;
 mod direct;
 mod disk;

@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use super::error::{etcd_error, propose_failure};
 use super::params::{parse_key_params, KeyParams};
 use super::watch;
-use crate::consensus::{propose_with_timeout, read_store, ConsensusStatus};
+use crate::consensus::{caught_up, propose_with_timeout, read_store, ConsensusStatus};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::goform::{media_type, method_has_form_body, parse_form};
 use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
@@ -85,14 +85,18 @@ async fn handle(
         http::Method::GET if params.quorum => {
             propose(state, &params, StoreMethod::QuorumGet, now).await
         }
-        http::Method::GET if params.wait => watch::start(
-            state,
-            &params.key,
-            params.recursive,
-            params.stream,
-            params.wait_index,
-        ),
+        http::Method::GET if params.wait => {
+            read_caught_up(state).await?;
+            watch::start(
+                state,
+                &params.key,
+                params.recursive,
+                params.stream,
+                params.wait_index,
+            )
+        }
         http::Method::GET | http::Method::HEAD => {
+            read_caught_up(state).await?;
             let event = {
                 let store = read_store(state.consensus.store())?;
                 store.get(&params.key, params.recursive, params.sorted, now)?
@@ -103,6 +107,14 @@ async fn handle(
         http::Method::POST => propose(state, &params, StoreMethod::Post, now).await,
         _ => propose(state, &params, StoreMethod::Delete, now).await,
     }
+}
+
+/// Waits until this member's store has every write it acknowledged
+/// (`consensus::caught_up`), within the request timeout.
+pub async fn read_caught_up(state: &AppState) -> Result<(), EtcdError> {
+    caught_up(state.consensus.as_ref(), state.request_timeout)
+        .await
+        .map_err(|f| propose_failure(&f))
 }
 
 async fn propose(

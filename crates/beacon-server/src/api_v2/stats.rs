@@ -11,12 +11,16 @@ use crate::http::{full, json_message, method_not_allowed, APPLICATION_JSON};
 use crate::state::AppState;
 
 /// Serves `which` (`self`, `store` or `leader`); all are GET only.
-pub fn serve(state: &AppState, method: &http::Method, which: &str) -> Response {
+pub async fn serve(state: &AppState, method: &http::Method, which: &str) -> Response {
     if method != http::Method::GET {
         return method_not_allowed(Some("GET"));
     }
     match which {
         "store" => {
+            // The store's counters include this member's acknowledged writes.
+            if let Err(e) = super::keys::read_caught_up(state).await {
+                return etcd_error(&e);
+            }
             let stats = match read_store(state.consensus.store()) {
                 Ok(store) => store.stats(),
                 Err(e) => return etcd_error(&e),

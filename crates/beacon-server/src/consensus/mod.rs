@@ -92,10 +92,19 @@ pub type MembersFuture<'a> =
 pub type ProposeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Committed, ProposeFailure>> + Send + 'a>>;
 
+/// A boxed wait for this member to apply what it acknowledged.
+pub type CaughtUpFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProposeFailure>> + Send + 'a>>;
+
 /// Consensus as the HTTP layer needs it.
 pub trait Consensus: Send + Sync + 'static {
-    /// The replicated store, for local reads and watches.
+    /// The replicated store, for local reads and watches (after [`caught_up`]).
     fn store(&self) -> &SharedStore;
+    /// `None` when every write this member acknowledged is applied to its store, as is
+    /// usual; otherwise a wait for it. A write forwarded to the leader is acknowledged
+    /// once the leader applied it, and a read here must see it.
+    fn read_wait(&self) -> Option<CaughtUpFuture<'_>> {
+        None
+    }
     /// Proposes `cmd`; resolves once it is committed and applied here.
     fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
     /// Leader, term and commit index.
@@ -112,6 +121,21 @@ pub trait Consensus: Send + Sync + 'static {
     /// while leading; empty without peers.
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
         std::collections::BTreeMap::new()
+    }
+}
+
+/// Waits, within `timeout`, until a read of this member's store sees every write the
+/// member acknowledged; past it, etcd's answer to a request that got no result.
+pub async fn caught_up(
+    consensus: &dyn Consensus,
+    timeout: std::time::Duration,
+) -> Result<(), ProposeFailure> {
+    let Some(wait) = consensus.read_wait() else {
+        return Ok(());
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result,
+        Err(_) => Err(ProposeFailure::Timeout),
     }
 }
 

@@ -3,7 +3,10 @@
 use beacon_raft::{ProposeError, RaftNode};
 use beacon_store::Command;
 
-use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture, SharedStore};
+use super::{
+    CaughtUpFuture, Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture,
+    SharedStore,
+};
 
 /// Adapts a Raft node to the HTTP layer.
 pub struct RaftConsensus {
@@ -20,6 +23,18 @@ impl RaftConsensus {
 impl Consensus for RaftConsensus {
     fn store(&self) -> &SharedStore {
         self.node.store()
+    }
+
+    fn read_wait(&self) -> Option<CaughtUpFuture<'_>> {
+        if self.node.is_caught_up() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            self.node
+                .caught_up()
+                .await
+                .map_err(|_| ProposeFailure::Timeout)
+        }))
     }
 
     fn propose(&self, cmd: Command) -> ProposeFuture<'_> {
