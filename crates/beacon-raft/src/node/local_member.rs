@@ -122,6 +122,10 @@ impl LocalMember for RaftNode {
         RaftNode::propose_here(self, cmd).await
     }
 
+    async fn propose_many_here(&self, cmds: Vec<Command>) -> Vec<Result<Proposed, ProposeError>> {
+        RaftNode::propose_many_here(self, cmds).await
+    }
+
     async fn change_members_here(&self, change: MemberChange) -> Result<(), MembershipError> {
         if self.status().leader_id != Some(self.inner.id) {
             return Err(MembershipError::NotLeader);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_store::Command;
+use futures_util::StreamExt;
 use openraft::async_runtime::WatchReceiver;
+use openraft::errors::RaftError;
 use tokio::time::Instant;
 
 use super::RaftNode;
@@ -131,20 +133,39 @@ impl RaftNode {
         self.propose_shared(Arc::new(cmd)).await
     }
 
+    /// Proposes `cmds` here, where this member must lead, as one submission: openraft
+    /// appends them together and in order, and each gets its own answer, in order.
+    pub async fn propose_many_here(
+        &self,
+        cmds: Vec<Command>,
+    ) -> Vec<Result<Proposed, ProposeError>> {
+        let count = cmds.len();
+        let requests = cmds.into_iter().map(|cmd| Request(Arc::new(cmd)));
+        let mut answers = Vec::with_capacity(count);
+        match self.inner.raft.client_write_many(requests).await {
+            Ok(mut results) => {
+                while let Some(result) = results.next().await {
+                    answers.push(match result {
+                        Ok(Ok(written)) => proposed(written.log_id, written.response),
+                        Ok(Err(refused)) => Err(RaftError::APIError(refused).into()),
+                        Err(fatal) => Err(RaftError::Fatal(fatal).into()),
+                    });
+                }
+            }
+            Err(fatal) => answers.push(Err(RaftError::Fatal(fatal).into())),
+        }
+        // openraft's stream ends early only after a fatal error: the rest share it.
+        let last = answers.last().cloned();
+        if let Some(Err(e)) = last {
+            answers.resize(count, Err(e));
+        }
+        debug_assert_eq!(answers.len(), count, "one answer per command");
+        answers
+    }
+
     async fn propose_shared(&self, cmd: Arc<Command>) -> Result<Proposed, ProposeError> {
         let resp = self.inner.raft.client_write(Request(cmd)).await?;
-        let applied = resp.data.ok_or_else(|| {
-            // Normal entries always get `Some` from the state machine.
-            ProposeError::Fatal(format!(
-                "entry {} applied without a store result",
-                resp.log_id
-            ))
-        })?;
-        Ok(Proposed {
-            applied,
-            raft_index: resp.log_id.index,
-            raft_term: resp.log_id.leader_id.term,
-        })
+        proposed(resp.log_id, resp.data)
     }
 
     /// Makes `change` on the leader (forwarding it from a follower) and returns once it
@@ -266,4 +287,20 @@ impl RaftNode {
             ))),
         }
     }
+}
+
+/// A proposal's answer from the entry's log id and what the state machine returned.
+fn proposed(
+    log_id: crate::types::LogId,
+    data: Option<beacon_store::Applied>,
+) -> Result<Proposed, ProposeError> {
+    let applied = data.ok_or_else(|| {
+        // Normal entries always get `Some` from the state machine.
+        ProposeError::Fatal(format!("entry {log_id} applied without a store result"))
+    })?;
+    Ok(Proposed {
+        applied,
+        raft_index: log_id.index,
+        raft_term: log_id.leader_id.term,
+    })
 }

@@ -93,6 +93,13 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
         cmd: Command,
     ) -> impl Future<Output = Result<Proposed, ProposeError>> + Send;
 
+    /// Proposes a follower's batch of forwarded commands here, where it must lead, as
+    /// one submission, with one answer per command, in order.
+    fn propose_many_here(
+        &self,
+        cmds: Vec<Command>,
+    ) -> impl Future<Output = Vec<Result<Proposed, ProposeError>>> + Send;
+
     /// Makes a follower's forwarded membership change here; a member that does not lead
     /// answers [`MembershipError::NotLeader`].
     fn change_members_here(

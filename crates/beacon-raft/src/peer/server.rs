@@ -179,10 +179,9 @@ async fn propose_batch<L: LocalMember>(
     if let Some(why) = cmds.iter().find_map(|cmd| refuse_command(cmd, bytes_max)) {
         return Refused::bad_request(why).into_response();
     }
-    // Proposed all at once, in order: openraft takes each as it is polled, so the
-    // batch's entries are appended in its order, and it can put them in one append.
-    let results =
-        futures_util::future::join_all(cmds.into_iter().map(|cmd| node.propose_here(cmd))).await;
+    // One submission to openraft, which appends the batch's entries in its order and
+    // can put them in one append.
+    let results = node.propose_many_here(cmds).await;
     let answers: Vec<ForwardAnswer> = results.into_iter().map(ForwardAnswer::new).collect();
     answer(Ok::<_, std::convert::Infallible>(answers))
 }

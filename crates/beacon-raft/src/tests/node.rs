@@ -87,6 +87,36 @@ async fn fresh_node_leads_and_applies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_proposed_at_once_gets_its_entries_in_order_and_an_answer_each() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = RaftNode::open(config(tmp.path())).await.expect("open");
+    let cmds = (0..5).map(|i| put("/batch", &format!("v{i}"))).collect();
+    let answers = node.propose_many_here(cmds).await;
+    assert_eq!(answers.len(), 5);
+    let indexes: Vec<u64> = answers
+        .iter()
+        .map(|a| a.as_ref().expect("proposed").raft_index)
+        .collect();
+    assert!(
+        indexes.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive entries in the batch's order: {indexes:?}"
+    );
+    // The last in the batch is the last applied.
+    assert_eq!(value(&node, "/batch").as_deref(), Some("v4"));
+    node.shutdown().await.expect("shutdown");
+    let refused = node
+        .propose_many_here(vec![put("/a", "1"), put("/b", "2")])
+        .await;
+    assert!(
+        refused.len() == 2
+            && refused
+                .iter()
+                .all(|a| matches!(a, Err(ProposeError::Stopped))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_rebuilds_store_from_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = config(tmp.path());
