@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::HeaderValue;
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
@@ -24,7 +25,7 @@ pub struct AppState {
     /// Start time, Unix nanoseconds.
     pub start_ns: i64,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
-    cluster_id_hex: String,
+    cluster_id_header: HeaderValue,
 }
 
 /// The last leader observed and since when (etcd's `leaderInfo`).
@@ -46,7 +47,8 @@ impl AppState {
     ) -> Self {
         let now = consensus.now_ns();
         AppState {
-            cluster_id_hex: crate::cluster::id_hex(cluster.id),
+            cluster_id_header: HeaderValue::from_str(&crate::cluster::id_hex(cluster.id))
+                .expect("hex digits are header text"),
             consensus,
             cluster,
             request_timeout,
@@ -86,7 +88,7 @@ impl AppState {
     }
 
     /// The cluster id as etcd prints it in `X-Etcd-Cluster-Id`.
-    pub fn cluster_id_hex(&self) -> &str {
-        &self.cluster_id_hex
+    pub fn cluster_id_header(&self) -> HeaderValue {
+        self.cluster_id_header.clone()
     }
 }

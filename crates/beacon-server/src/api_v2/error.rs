@@ -6,13 +6,13 @@ use beacon_api::{ErrorCode, EtcdError};
 use http::StatusCode;
 
 use crate::consensus::ProposeFailure;
-use crate::http::{full, set_header, APPLICATION_JSON};
+use crate::http::{full, set_number, APPLICATION_JSON, X_ETCD_INDEX};
 
 /// The response etcd writes for `err`.
 pub fn etcd_error(err: &EtcdError) -> Response {
     let status = StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = full(status, Some(APPLICATION_JSON), err.to_json_line());
-    set_header(&mut resp, "x-etcd-index", err.index);
+    set_number(&mut resp, X_ETCD_INDEX, err.index);
     resp
 }
 

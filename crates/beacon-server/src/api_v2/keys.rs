@@ -13,7 +13,10 @@ use super::watch;
 use crate::consensus::{caught_up, propose_with_timeout, read_store, ConsensusStatus};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::goform::{media_type, method_has_form_body, parse_form};
-use crate::http::{full, method_not_allowed, set_header, APPLICATION_JSON};
+use crate::http::{
+    full, method_not_allowed, set_number, APPLICATION_JSON, X_ETCD_CLUSTER_ID, X_ETCD_INDEX,
+    X_RAFT_INDEX, X_RAFT_TERM,
+};
 use crate::limits::{REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
 
@@ -43,7 +46,8 @@ pub async fn serve(
         Ok(resp) => resp,
         Err(e) => etcd_error(&e),
     };
-    set_header(&mut resp, "x-etcd-cluster-id", state.cluster_id_hex());
+    resp.headers_mut()
+        .insert(X_ETCD_CLUSTER_ID, state.cluster_id_header());
     resp
 }
 
@@ -170,8 +174,8 @@ pub fn event_response(
         event.to_json_line()
     };
     let mut resp = full(code, Some(APPLICATION_JSON), line);
-    set_header(&mut resp, "x-etcd-index", event.etcd_index);
-    set_header(&mut resp, "x-raft-index", status.commit_index);
-    set_header(&mut resp, "x-raft-term", status.term);
+    set_number(&mut resp, X_ETCD_INDEX, event.etcd_index);
+    set_number(&mut resp, X_RAFT_INDEX, status.commit_index);
+    set_number(&mut resp, X_RAFT_TERM, status.term);
     resp
 }

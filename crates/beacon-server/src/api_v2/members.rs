@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::cluster::{added_member_id, client_urls, id_hex, Member};
 use crate::http::body::read_capped;
 use crate::http::{
-    full, go_error, json_message, method_not_allowed, set_header, APPLICATION_JSON, TEXT_PLAIN,
+    full, go_error, json_message, method_not_allowed, APPLICATION_JSON, TEXT_PLAIN,
+    X_ETCD_CLUSTER_ID,
 };
 use crate::limits::{REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
@@ -80,7 +81,8 @@ pub async fn serve_members(
             Some(id) => update(state, id, headers, body).await,
         },
     };
-    set_header(&mut resp, "x-etcd-cluster-id", state.cluster_id_hex());
+    resp.headers_mut()
+        .insert(X_ETCD_CLUSTER_ID, state.cluster_id_header());
     resp
 }
 

@@ -18,7 +18,7 @@ use http_body::Frame;
 use tokio::sync::mpsc;
 
 use crate::consensus::{write_store, SharedStore};
-use crate::http::{full, set_header, APPLICATION_JSON};
+use crate::http::{full, set_number, APPLICATION_JSON, X_ETCD_INDEX, X_RAFT_INDEX, X_RAFT_TERM};
 use crate::limits::{WATCHERS_MAX, WATCH_EVENTS_BUFFERED_MAX};
 use crate::state::AppState;
 
@@ -133,8 +133,8 @@ pub fn start(
     };
     let status = state.status();
     let mut resp = full(StatusCode::OK, Some(APPLICATION_JSON), Body::new(body));
-    set_header(&mut resp, "x-etcd-index", start_index);
-    set_header(&mut resp, "x-raft-index", status.commit_index);
-    set_header(&mut resp, "x-raft-term", status.term);
+    set_number(&mut resp, X_ETCD_INDEX, start_index);
+    set_number(&mut resp, X_RAFT_INDEX, status.commit_index);
+    set_number(&mut resp, X_RAFT_TERM, status.term);
     Ok(resp)
 }

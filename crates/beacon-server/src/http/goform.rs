@@ -107,9 +107,29 @@ pub fn media_type(content_type: Option<&str>) -> Result<String, String> {
     let ct = content_type.unwrap_or("application/octet-stream");
     let base = ct.split(';').next().unwrap_or("");
     let mt = base.trim().to_ascii_lowercase();
-    let is_token =
-        |c: char| c.is_ascii() && c > ' ' && c != '\u{7f}' && !"()<>@,;:\\\"/[]?=".contains(c);
-    let first_len = mt.chars().take_while(|c| is_token(*c)).count();
+    // Go's `isTokenChar`: printable ASCII but the separators. A match, not a search
+    // of the separators' string: it runs for every byte of every form request's type.
+    let is_token = |b: &u8| {
+        b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b'@'
+                    | b','
+                    | b';'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'='
+            )
+    };
+    let first_len = mt.bytes().take_while(is_token).count();
     if first_len == 0 {
         return Err("mime: no media type".into());
     }
@@ -120,7 +140,7 @@ pub fn media_type(content_type: Option<&str>) -> Result<String, String> {
     let Some(rest) = rest.strip_prefix('/') else {
         return Err("mime: expected slash after first token".into());
     };
-    let sub_len = rest.chars().take_while(|c| is_token(*c)).count();
+    let sub_len = rest.bytes().take_while(is_token).count();
     if sub_len == 0 {
         return Err("mime: expected token after slash".into());
     }

@@ -9,7 +9,7 @@ pub mod gopath;
 
 use axum::body::Body;
 use axum::response::Response;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::StatusCode;
 
 /// `text/plain; charset=utf-8`, which Go sends for `http.Error` and sniffed text.
@@ -93,10 +93,17 @@ pub fn bad_request_close() -> Response {
     resp
 }
 
-/// Sets a header from a displayable value (numbers, ids); values that are not valid
-/// header text are skipped rather than panicking.
-pub fn set_header(resp: &mut Response, name: &'static str, value: impl std::fmt::Display) {
-    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-        resp.headers_mut().insert(name, v);
-    }
+/// etcd's headers, named once: a name given as text is checked and looked up at every
+/// use, and these go on every keys response.
+pub const X_ETCD_INDEX: HeaderName = HeaderName::from_static("x-etcd-index");
+/// See [`X_ETCD_INDEX`].
+pub const X_RAFT_INDEX: HeaderName = HeaderName::from_static("x-raft-index");
+/// See [`X_ETCD_INDEX`].
+pub const X_RAFT_TERM: HeaderName = HeaderName::from_static("x-raft-term");
+/// See [`X_ETCD_INDEX`].
+pub const X_ETCD_CLUSTER_ID: HeaderName = HeaderName::from_static("x-etcd-cluster-id");
+
+/// Sets one of etcd's numeric headers (an index, a term).
+pub fn set_number(resp: &mut Response, name: HeaderName, value: u64) {
+    resp.headers_mut().insert(name, HeaderValue::from(value));
 }
