@@ -93,26 +93,30 @@ impl PeerHttp {
         for (name, value) in extra {
             builder = builder.header(*name, value.as_str());
         }
-        let request =
-            builder
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| CallError::NotSent {
-                    timed_out: false,
-                    message: format!("bad request to {url}: {e}"),
-                })?;
+        let request = finish(builder, url, Bytes::from(body))?;
         self.call(request, timeout).await
     }
 
     /// GETs `url` within `timeout`.
     pub(crate) async fn get(&self, url: &str, timeout: Duration) -> Result<Answer, CallError> {
-        let request = Request::get(url)
-            .body(Full::default())
-            .map_err(|e| CallError::NotSent {
-                timed_out: false,
-                message: format!("bad request to {url}: {e}"),
-            })?;
+        let request = finish(Request::get(url), url, Bytes::new())?;
         self.call(request, timeout).await
     }
+}
+
+/// The request `builder` makes with `body`; one it cannot make (a bad URL or header) is
+/// never sent.
+pub(crate) fn finish(
+    builder: http::request::Builder,
+    target: &str,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, CallError> {
+    builder
+        .body(Full::new(body))
+        .map_err(|e| CallError::NotSent {
+            timed_out: false,
+            message: format!("bad request to {target}: {e}"),
+        })
 }
 
 /// A peer's whole answer.
@@ -240,16 +244,9 @@ impl tower::Service<Uri> for Connector {
             reason,
             timed_out,
         };
-        let host = uri
-            .host()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
-        // Peer URLs are plain http (peer TLS is not supported yet), so port 80 by default.
-        let (host, port) = match (host, uri.scheme_str()) {
-            (Some(host), Some("http")) => (host, uri.port_u16().unwrap_or(80)),
-            _ => {
-                let e = refused(format!("not a plain http URL: {uri}"), false);
-                return Box::pin(async move { Err(e) });
-            }
+        let Some((host, port)) = plain_http_host_port(&uri) else {
+            let e = refused(format!("not a plain http URL: {uri}"), false);
+            return Box::pin(async move { Err(e) });
         };
         let connecting: Connecting = self.net.connect(host, port);
         Box::pin(async move {
@@ -265,6 +262,17 @@ impl tower::Service<Uri> for Connector {
             }
         })
     }
+}
+
+/// The host (without an IPv6 address's brackets) and port of a plain http URL; `None`
+/// for any other. Peer URLs are plain http (peer TLS is not supported yet), so port 80
+/// by default.
+pub(crate) fn plain_http_host_port(uri: &Uri) -> Option<(&str, u16)> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    Some((host, uri.port_u16().unwrap_or(80)))
 }
 
 /// A connection the client holds, in hyper's I/O traits.

@@ -104,14 +104,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
         let base = node.peer_url().trim_end_matches('/').to_string();
-        let direct = host_port(&base).map(|(host, port)| {
-            Direct::new(
-                Arc::clone(&self.net),
-                &host,
-                port,
-                Arc::clone(&self.headers),
-            )
-        });
+        let direct = Direct::to(Arc::clone(&self.net), &base, Arc::clone(&self.headers));
         PeerClient {
             id: self.id,
             target,
@@ -319,16 +312,6 @@ impl std::fmt::Debug for DirectSlot {
             "DirectSlot(None)"
         })
     }
-}
-
-/// The host and port of a plain http peer URL.
-fn host_port(url: &str) -> Option<(String, u16)> {
-    let uri: http::Uri = url.parse().ok()?;
-    if uri.scheme_str() != Some("http") {
-        return None;
-    }
-    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_owned(), uri.port_u16().unwrap_or(80)))
 }
 
 /// Sends a membership change to the leader at `peer_url` to be made there.

@@ -44,6 +44,14 @@ struct Open {
 }
 
 impl Direct {
+    /// A connection to the peer at the plain http `url`, over `net`, sending `headers`
+    /// on every request; `None` for any other URL.
+    pub(crate) fn to(net: Arc<dyn PeerNet>, url: &str, headers: Arc<HeaderMap>) -> Option<Direct> {
+        let uri: http::Uri = url.parse().ok()?;
+        let (host, port) = super::call::plain_http_host_port(&uri)?;
+        Some(Direct::new(net, host, port, headers))
+    }
+
     /// A connection to the peer at `host:port`, over `net`, sending `headers` on every
     /// request.
     pub(crate) fn new(
@@ -81,13 +89,7 @@ impl Direct {
         for (name, value) in self.headers.iter() {
             builder = builder.header(name, value);
         }
-        let request =
-            builder
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| CallError::NotSent {
-                    timed_out: false,
-                    message: format!("bad request to {path}: {e}"),
-                })?;
+        let request = super::call::finish(builder, path, Bytes::from(body))?;
         match tokio::time::timeout(timeout, self.exchange(request)).await {
             Ok(result) => result,
             // The call's connection was dropped with it: an answer may still come on it,
