@@ -68,7 +68,8 @@ struct Inner {
     /// The disk the data directory is on (see `Seams::disk`).
     disk: Arc<dyn Disk>,
     /// The applied index, set by the state machine before a proposal's response is
-    /// sent, with its waiters: a forwarded write waits here until this member applied it.
+    /// sent, and the highest write this member acknowledged: reads wait here until this
+    /// member applied what it acknowledged.
     applied: Arc<crate::applied::Applied>,
     /// For proposals forwarded to the leader: the peer clients' own pool.
     http: crate::peer::PeerHttp,

@@ -3,6 +3,8 @@
 //! changes here. Apart from `node.rs` because it is the transport's view of the node,
 //! one trait method per peer API call.
 
+use std::sync::atomic::Ordering;
+
 use beacon_store::Command;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{Fatal, RaftError};
@@ -109,13 +111,43 @@ impl LocalMember for RaftNode {
         &self,
         vote: Vote,
         snapshot: Snapshot,
-    ) -> Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> {
-        let reply = self.inner.raft.install_full_snapshot(vote, snapshot).await;
+    ) -> Result<SnapshotResponse<TypeConfig>, String> {
+        let last = snapshot.meta.last_log_id.map_or(0, |id| id.index);
+        let reply = self
+            .inner
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
         // Taken: this member's vote is now the sender's (a refusal answers a higher one).
-        if matches!(&reply, Ok(r) if r.vote == vote) {
-            self.inner.contact.heard();
+        if reply.vote != vote {
+            return Ok(reply);
         }
-        reply
+        self.inner.contact.heard();
+        // The leader takes this answer as "holds every entry up to `last`", for good.
+        // openraft gives it at once, without installing, for a snapshot no newer than
+        // the commit it knows, counting on entries it accepted, and even applied, that
+        // the log may not have synced yet: a crash then would take them back
+        // (beacon-sim seed 44: the leader then met a conflict below what it had
+        // counted as held, and stopped). So the answer waits for the log's sync, and
+        // is refused unless the log or an installed snapshot now covers `last`.
+        self.inner
+            .log
+            .sync_written()
+            .await
+            .map_err(|e| e.to_string())?;
+        let synced = self.inner.log.synced_index().load(Ordering::Acquire);
+        let installed = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.snapshot.as_ref().map_or(0, |id| id.index)
+        };
+        if synced < last && installed < last {
+            return Err(format!(
+                "the snapshot up to entry {last} is not installed here, and the log is synced only to {synced}"
+            ));
+        }
+        Ok(reply)
     }
 
     async fn propose_here(&self, cmd: Command) -> Result<Proposed, ProposeError> {

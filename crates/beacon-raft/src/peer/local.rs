@@ -80,12 +80,14 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
         req: TransferLeaderRequest<TypeConfig>,
     ) -> impl Future<Output = Result<TransferLeaderResponse<TypeConfig>, Fatal<TypeConfig>>> + Send;
 
-    /// Installs a snapshot the server received and verified.
+    /// Installs a snapshot the server received and verified, answering only once this
+    /// member durably holds everything up to the snapshot's last entry; an error is
+    /// the text of a 503, after which the sender tries again.
     fn install_snapshot(
         &self,
         vote: Vote,
         snapshot: Snapshot,
-    ) -> impl Future<Output = Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>>> + Send;
+    ) -> impl Future<Output = Result<SnapshotResponse<TypeConfig>, String>> + Send;
 
     /// Proposes a follower's forwarded command here, where it must lead.
     fn propose_here(
