@@ -10,9 +10,11 @@
 //! Here an append with no entries waits up to [`COMMIT_HOLD`] for the next request.
 //! If that one covers it (same leader, same previous entry, a commit at least as far),
 //! only the next one is sent, and its answer answers both; otherwise the held one goes
-//! alone when the wait ends. A follower thus learns a commit at most `COMMIT_HOLD`
-//! later than it would have: it applies that much later, and a read there sees a
-//! write that much later, well inside the time a read on a follower may lag anyway.
+//! alone when the wait ends. A follower thus learns a commit at most about
+//! `COMMIT_HOLD` later than it would have (tokio's timers round up to their next
+//! millisecond tick, so up to 2 ms): it applies that much later, and a read there sees
+//! another member's write that much later, well inside the time a read on a follower
+//! may lag anyway (a member's own acknowledged writes it always reads, `applied`).
 //! Heartbeats are single requests that end their stream, so they never wait.
 
 use std::collections::VecDeque;
