@@ -105,7 +105,8 @@ pub trait Consensus: Send + Sync + 'static {
     fn read_wait(&self) -> Option<CaughtUpFuture<'_>> {
         None
     }
-    /// Proposes `cmd`; resolves once it is committed and applied here.
+    /// Proposes `cmd`; resolves once it is committed and applied on the leader (here,
+    /// when this member leads; a read here then waits for it, [`Consensus::read_wait`]).
     fn propose(&self, cmd: Command) -> ProposeFuture<'_>;
     /// Leader, term and commit index.
     fn status(&self) -> ConsensusStatus;
