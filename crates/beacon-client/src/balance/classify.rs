@@ -72,10 +72,8 @@ pub(crate) fn error_outcome(error: &BoxError) -> Outcome {
 pub(crate) fn never_sent(error: &(dyn StdError + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
-        if let Some(hyper) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
-            if hyper.is_connect() {
-                return true;
-            }
+        if error.is::<super::pool::ConnectError>() {
+            return true;
         }
         if let Some(io) = error.downcast_ref::<io::Error>() {
             if io.kind() == io::ErrorKind::ConnectionRefused {

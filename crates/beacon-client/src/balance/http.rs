@@ -1,26 +1,22 @@
 //! `HttpClient`: the balancer stack over HTTP/1, with retries.
 //!
-//! Every instance shares one hyper-util connection pool (keep-alive, idle connections
-//! closed after `pool_idle_timeout`); an instance's service only points the request at
-//! its authority. Callers write requests with any authority (or none): the path and query
-//! are kept and the balancer picks where they go.
+//! Each instance keeps its own keep-alive connections (`pool.rs`; idle ones closed after
+//! `pool_idle_timeout`). Callers write requests with any authority (or none): the path
+//! and query are kept and the balancer picks where they go.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::Either;
-use futures_util::TryFutureExt;
 use futures_util::TryStream;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{header, HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::discover::Change;
 use tower::retry::Retry;
 use tower::{BoxError, Service};
@@ -29,6 +25,7 @@ use super::board::{Board, InstanceState};
 use super::classify::ServerErrors;
 use super::config::BalanceConfig;
 use super::error::BalanceError;
+use super::pool::Pool;
 use super::retry::RetryPolicy;
 use super::stack::Balanced;
 
@@ -77,17 +74,17 @@ impl HttpClient {
     {
         // `Balanced::with_board` validates the config: nothing before it can fail on a bad one,
         // and `RetryPolicy::new`, whose budget would panic on one, runs after it.
-        let mut connector = HttpConnector::new();
-        // Small request/response exchanges: Nagle's delay would only add latency.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.attempt_timeout));
-        let pool = Client::builder(TokioExecutor::new())
-            // Without a timer hyper-util never closes idle connections.
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_idle_per_instance_max)
-            .build(connector);
-        let make = move |authority: &Authority| Instance::new(pool.clone(), authority.clone());
+        let (idle_max, idle_timeout) =
+            (config.pool_idle_per_instance_max, config.pool_idle_timeout);
+        let connect_timeout = config.attempt_timeout;
+        let make = move |authority: &Authority| {
+            Instance::new(Pool::new(
+                authority.clone(),
+                idle_max,
+                idle_timeout,
+                connect_timeout,
+            ))
+        };
         let balanced = Balanced::with_board(discover, make, ServerErrors, &config, board)?;
         let service = Retry::new(RetryPolicy::new(&config.retry), balanced.clone());
         Ok(Self { service, balanced })
@@ -122,30 +119,22 @@ impl Service<Request<Bytes>> for HttpClient {
     }
 }
 
-/// One instance: the shared pool, aimed at the instance's authority.
+/// One instance: its own pool of connections.
 #[derive(Clone)]
 struct Instance {
-    pool: Client<HttpConnector, Full<Bytes>>,
-    authority: Authority,
+    pool: Pool,
     /// The `Host` header for it, made once (an authority is always a valid one).
     host: Option<HeaderValue>,
 }
 
 impl Instance {
-    fn new(pool: Client<HttpConnector, Full<Bytes>>, authority: Authority) -> Self {
-        let host = HeaderValue::from_str(authority.as_str()).ok();
-        Self {
-            pool,
-            authority,
-            host,
-        }
+    fn new(pool: Pool) -> Self {
+        let host = HeaderValue::from_str(pool.authority().as_str()).ok();
+        Self { pool, host }
     }
 }
 
-type InstanceFuture = Either<
-    futures_util::future::MapErr<ResponseFuture, fn(hyper_util::client::legacy::Error) -> BoxError>,
-    std::future::Ready<Result<Response<Incoming>, BoxError>>,
->;
+type InstanceFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
 
 impl Service<Request<Bytes>> for Instance {
     type Response = Response<Incoming>;
@@ -160,30 +149,21 @@ impl Service<Request<Bytes>> for Instance {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(self.authority.clone());
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        let aimed = Uri::from_parts(uri)
-            .map_err(BoxError::from)
-            .and_then(|uri| {
-                let host = self
-                    .host
-                    .clone()
-                    .ok_or("the authority is not a Host header")?;
-                Ok((uri, host))
-            });
-        match aimed {
-            Ok((uri, host)) => {
-                parts.uri = uri;
-                parts.headers.insert(header::HOST, host);
-                let request = Request::from_parts(parts, Full::new(body));
-                let to_box: fn(hyper_util::client::legacy::Error) -> BoxError = |e| e.into();
-                Either::Left(self.pool.request(request).map_err(to_box))
-            }
-            Err(e) => Either::Right(std::future::ready(Err(e))),
-        }
+        // On a connection to the instance itself the target is the origin form: the
+        // path and query, with the instance named by `Host`.
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let Some(host) = self.host.clone() else {
+            return Box::pin(std::future::ready(Err(
+                "the authority is not a Host header".into(),
+            )));
+        };
+        parts.uri = Uri::from(path);
+        parts.headers.insert(header::HOST, host);
+        let request = Request::from_parts(parts, Full::new(body));
+        Box::pin(self.pool.clone().send(request))
     }
 }

@@ -5,8 +5,8 @@
 //! accrual ejects an instance that fails too often and probes it back after a backoff; panic
 //! mode uses every instance when most are ejected; each attempt has a timeout; failed requests
 //! that are safe to repeat are retried within a budget so retries cannot snowball into an
-//! outage. [`HttpClient`] puts it together over a pooled HTTP/1 client; [`Balanced`] is the
-//! protocol-free stack a gRPC channel can reuse.
+//! outage. [`HttpClient`] puts it together over HTTP/1, each instance with its own
+//! keep-alive connections; [`Balanced`] is the protocol-free stack a gRPC channel can reuse.
 
 mod accrual;
 mod backoff;
@@ -19,6 +19,7 @@ mod feed;
 mod grpc;
 mod health;
 mod http;
+mod pool;
 mod retry;
 mod shared;
 mod stack;
