@@ -1,6 +1,6 @@
 //! The caller's side of service discovery: balance requests over discovered instances.
 //!
-//! Finagle's client stack, out of tower's parts. Discovery (a tower `Discover` of
+//! Finagle's client stack, on tower's interfaces. Discovery (a tower `Discover` of
 //! `Change<key, target>`) feeds a power-of-two-choices balancer over peak-EWMA load; failure
 //! accrual ejects an instance that fails too often and probes it back after a backoff; panic
 //! mode uses every instance when most are ejected; each attempt has a timeout; failed requests
@@ -19,6 +19,7 @@ mod feed;
 mod grpc;
 mod health;
 mod http;
+mod p2c;
 mod pool;
 mod retry;
 mod shared;

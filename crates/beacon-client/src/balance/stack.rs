@@ -2,10 +2,10 @@
 //!
 //! Per instance: `Untried(PeakEwma(Accrual(S)))`, so p2c compares latency-weighted load
 //! (trying a new instance first) and skips instances failure accrual does not trust.
-//! Over them: tower's p2c `Balance`, shared in place by every clone (`shared.rs`, which
-//! also fails a request at once when discovery lists no instance), each attempt under a
-//! timeout. Retries are the caller's (see `retry.rs`), around this stack, so
-//! each attempt is balanced, guarded and timed on its own.
+//! Over them: a p2c balancer over a plain vector (`p2c.rs`), shared in place by every
+//! clone (`shared.rs`, which also fails a request at once when discovery lists no
+//! instance), each attempt under a timeout. Retries are the caller's (see `retry.rs`),
+//! around this stack, so each attempt is balanced, guarded and timed on its own.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStream;
 use tokio::sync::watch;
-use tower::balance::p2c::Balance;
 use tower::discover::Change;
 use tower::load::{CompleteOnResponse, PeakEwma};
 use tower::{BoxError, Service};
@@ -28,6 +27,7 @@ use super::classify::Classify;
 use super::config::BalanceConfig;
 use super::error::BalanceError;
 use super::feed;
+use super::p2c::P2c;
 use super::shared::Shared;
 use super::untried::Untried;
 
@@ -135,7 +135,7 @@ where
             config.discover_changes_max,
         );
         let shared = Shared::new(
-            Balance::new(instances),
+            P2c::new(instances),
             discovered_rx,
             Instant::now() + config.startup_wait,
             config.waiting_requests_max,
