@@ -1,5 +1,6 @@
 //! `balance::HttpClient` against real HTTP servers on loopback: ejection, slow instances,
-//! probing back, new instances, panic mode and no instances at all.
+//! probing back, new instances, panic mode, no instances at all, and an ejection seen by
+//! every worker of a proxy.
 //!
 //! Every server binds `127.0.0.1:0`; discovery is a channel the test writes to. Loops are
 //! bounded in requests and in time, and wait for conditions rather than sleeping.
@@ -525,4 +526,92 @@ async fn a_client_is_fast_to_start_and_answers_at_once_once_discovery_lists_an_i
     let result = get(&client).await;
     assert_eq!(result, Ok((StatusCode::OK, "a".to_string())));
     drop(sender.await);
+}
+
+/// The proxy's layout: worker threads, each with its own single-threaded runtime and its
+/// own client, over one discovery and one failure-accrual board. An instance that one
+/// worker's requests get ejected is avoided by every worker within 50 ms: after that, no
+/// request of either worker reaches it until its backoff ends, while both keep sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_ejected_by_one_worker_is_avoided_by_every_worker_within_50_ms() {
+    use beacon_client::balance::Board;
+    use std::sync::atomic::AtomicBool;
+
+    let bad = Server::start("bad", healthy()).await;
+    let good = Server::start("good", healthy()).await;
+    let mut config = BalanceConfig::default();
+    // Longer than the test's window, so that no probe falls inside it.
+    config.accrual.backoff.initial = Duration::from_secs(5);
+    config.accrual.backoff.max = Duration::from_secs(5);
+    let board = Board::shared(&config);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
+    let (clients_tx, clients_rx) = std::sync::mpsc::channel();
+    let mut workers = Vec::new();
+    for worker in 0..2 {
+        let (changes, stream) = discovery();
+        for server in [&bad, &good] {
+            changes
+                .send(Change::Insert(server.name.clone(), server.authority()))
+                .expect("discovery open");
+        }
+        let (config, board, stop) = (config.clone(), board.clone(), stop.clone());
+        let (sent, clients_tx) = (sent[worker].clone(), clients_tx.clone());
+        workers.push(std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let _changes = changes;
+                let client = HttpClient::with_board(stream, config, board).expect("client");
+                clients_tx.send(client.clone()).expect("test waits");
+                while !stop.load(Ordering::SeqCst) {
+                    let _ = get(&client).await;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+        }));
+    }
+    let observer: HttpClient = clients_rx.recv().expect("a worker started");
+    eventually(Duration::from_secs(5), "both workers send", || {
+        sent.iter().all(|s| s.load(Ordering::SeqCst) > 20)
+    })
+    .await;
+    assert!(bad.hits() > 0, "the warm-up reached both instances");
+
+    bad.behave(Arc::new(|_| {
+        (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO)
+    }));
+    eventually(Duration::from_secs(5), "bad is ejected", || {
+        is(&observer, "bad", |h| {
+            matches!(h, HealthState::Ejected { .. })
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (hits, sent_before) = (
+        bad.hits(),
+        sent.iter()
+            .map(|s| s.load(Ordering::SeqCst))
+            .collect::<Vec<_>>(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent_after: Vec<u64> = sent.iter().map(|s| s.load(Ordering::SeqCst)).collect();
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().expect("worker thread");
+    }
+    for (before, after) in sent_before.iter().zip(&sent_after) {
+        assert!(
+            after - before >= 20,
+            "each worker kept sending: {sent_before:?} -> {sent_after:?}"
+        );
+    }
+    assert_eq!(
+        bad.hits(),
+        hits,
+        "no worker sent to the ejected instance from 50 ms after its ejection"
+    );
 }
