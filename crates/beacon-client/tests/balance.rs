@@ -528,13 +528,13 @@ async fn a_client_is_fast_to_start_and_answers_at_once_once_discovery_lists_an_i
     drop(sender.await);
 }
 
-/// The proxy's layout: worker threads, each with its own single-threaded runtime and its
-/// own client, over one discovery and one failure-accrual board. An instance that one
+/// The proxy's layout: worker threads, each with its own single-threaded runtime, client
+/// and failure-accrual board, the boards posting to one bulletin. An instance that one
 /// worker's requests get ejected is avoided by every worker within 50 ms: after that, no
 /// request of either worker reaches it until its backoff ends, while both keep sending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_ejected_by_one_worker_is_avoided_by_every_worker_within_50_ms() {
-    use beacon_client::balance::Board;
+    use beacon_client::balance::{Board, Bulletin};
     use std::sync::atomic::AtomicBool;
 
     let bad = Server::start("bad", healthy()).await;
@@ -543,7 +543,7 @@ async fn an_instance_ejected_by_one_worker_is_avoided_by_every_worker_within_50_
     // Longer than the test's window, so that no probe falls inside it.
     config.accrual.backoff.initial = Duration::from_secs(5);
     config.accrual.backoff.max = Duration::from_secs(5);
-    let board = Board::shared(&config);
+    let bulletin = Bulletin::new();
     let stop = Arc::new(AtomicBool::new(false));
     let sent: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
     let (clients_tx, clients_rx) = std::sync::mpsc::channel();
@@ -555,7 +555,8 @@ async fn an_instance_ejected_by_one_worker_is_avoided_by_every_worker_within_50_
                 .send(Change::Insert(server.name.clone(), server.authority()))
                 .expect("discovery open");
         }
-        let (config, board, stop) = (config.clone(), board.clone(), stop.clone());
+        let board = Board::posting_to(&config, &bulletin);
+        let (config, stop) = (config.clone(), stop.clone());
         let (sent, clients_tx) = (sent[worker].clone(), clients_tx.clone());
         workers.push(std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,14 +1,18 @@
-//! The instances' shared record: who is trusted, and are we panicking?
+//! The instances' record: who is trusted, and are we panicking?
 //!
-//! One board per balancer, or one for several balancers over the same instances (the
-//! proxy's workers share one, so an instance is judged on all the traffic it gets and is
-//! probed once, not once per worker). Each instance's [`Health`] lives here rather than
-//! inside its service so that panic mode (more than `panic_threshold` of the instances
-//! untrusted) can be decided over all of them under one lock, and so that callers can read
-//! a snapshot. Records follow discovery (see `feed.rs`), not the balancer's services, which
-//! it may drop late; every balancer listing the same key shares one record.
-//! Changes that may make a waiting instance ready (panic mode flips, a probe ends) wake
-//! every waiting instance through one `Notify`; they re-check and most go back to sleep.
+//! One board per balancer, or one for several balancers over the same instances (an
+//! instance is then judged on all the traffic it gets and is probed once). A proxy's
+//! workers each keep their own board instead, so that no worker takes a lock another
+//! takes on its way through a request, and the boards agree on ejections through a
+//! [`Bulletin`]: an instance one board ejects is banned on the others until that board's
+//! probe decides, and counts as untrusted in their panic mode. Each instance's [`Health`]
+//! lives here rather than inside its service so that panic mode (more than
+//! `panic_threshold` of the instances untrusted) can be decided over all of them under
+//! one lock, and so that callers can read a snapshot. Records follow discovery (see
+//! `feed.rs`), not the balancer's services, which it may drop late; every balancer
+//! listing the same key shares one record. Changes that may make a waiting instance
+//! ready (panic mode flips, a probe ends, a ban is posted or lifted) wake every waiting
+//! instance through one `Notify`; they re-check and most go back to sleep.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::bulletin::{Bulletin, Slot};
 use super::classify::Outcome;
 use super::config::{AccrualConfig, BalanceConfig};
 use super::health::{Admit, Health, State, Ticket};
@@ -52,6 +57,8 @@ struct Record {
     health: Health,
     /// Balancers whose discovery lists this key.
     users: usize,
+    /// The instance's notice on the bulletin, if the board posts to one.
+    slot: Option<Arc<Slot>>,
 }
 
 #[derive(Debug, Default)]
@@ -98,8 +105,10 @@ pub struct Board {
     entries: Mutex<Entries>,
     accrual: AccrualConfig,
     panic_threshold: f64,
-    /// Woken when an instance that waits might have become ready.
+    /// Woken when an instance that waits might have become ready (the bulletin's, when
+    /// there is one, so that other boards' bans and lifts wake this board's instances).
     changed: Arc<Notify>,
+    bulletin: Option<Arc<Bulletin>>,
 }
 
 /// One instance as the board sees it, for logs and tests.
@@ -139,6 +148,15 @@ impl Board {
         Arc::new(Self::new(config.accrual.clone(), config.panic_threshold))
     }
 
+    /// An empty board of its own for one worker, agreeing with the other workers'
+    /// boards on ejections through `bulletin`.
+    pub fn posting_to(config: &BalanceConfig, bulletin: &Arc<Bulletin>) -> Arc<Self> {
+        let mut board = Self::new(config.accrual.clone(), config.panic_threshold);
+        board.changed = bulletin.changed();
+        board.bulletin = Some(bulletin.clone());
+        Arc::new(board)
+    }
+
     /// An empty board.
     pub(crate) fn new(accrual: AccrualConfig, panic_threshold: f64) -> Self {
         Self {
@@ -146,6 +164,7 @@ impl Board {
             accrual,
             panic_threshold,
             changed: Arc::new(Notify::new()),
+            bulletin: None,
         }
     }
 
@@ -192,11 +211,19 @@ impl Board {
             entries.untrusted += 1;
         }
         entries.by_key.insert(key.clone(), id);
+        let slot = self.bulletin.as_ref().map(|b| b.slot(&key));
+        if let (Some(bulletin), Some(slot), State::Ejected { until }) =
+            (&self.bulletin, &slot, health.state())
+        {
+            // Back with the ejection it left with: the other workers keep away too.
+            bulletin.ban(slot, until);
+        }
         entries.by_id.insert(
             id,
             Record {
                 key,
                 health,
+                slot,
                 users: 1,
             },
         );
@@ -236,15 +263,57 @@ impl Board {
         self.update_panic(&mut entries);
     }
 
-    /// Whether a request may go to the instance now (see [`Health::admit`]).
+    /// Whether a request may go to the instance now (see [`Health::admit`]): by this
+    /// board's own record, then by the bans of the other boards on the bulletin.
     pub(crate) fn admit(&self, id: InstanceId, now: Instant) -> Admit {
         let mut entries = self.lock();
-        let panic = entries.panic;
-        match entries.by_id.get_mut(&id) {
-            Some(record) => record.health.admit(now, panic),
-            // Not on the board any more: discovery removed it and the balancer will drop it.
-            None => Admit::Ready,
+        let Some(bulletin) = &self.bulletin else {
+            let panic = entries.panic;
+            return match entries.by_id.get_mut(&id) {
+                Some(record) => record.health.admit(now, panic),
+                // Not on the board any more: discovery removed it and the balancer will
+                // drop it.
+                None => Admit::Ready,
+            };
+        };
+        let Some(record) = entries.by_id.get_mut(&id) else {
+            return Admit::Ready;
+        };
+        let mut admit = record.health.admit(now, false);
+        // An instance this board trusts is held back by another board's ban; one it
+        // ejected itself is its own to probe.
+        if admit == Admit::Ready && record.health.is_trusted() {
+            if let Some(until) = record
+                .slot
+                .as_ref()
+                .and_then(|s| bulletin.banned_until(s, now))
+            {
+                admit = Admit::NotUntil(until);
+            }
         }
+        // Panic mode counts the other boards' bans: worked out only for an instance
+        // that would be refused, which is rare.
+        if admit != Admit::Ready && self.panics(&entries, bulletin, now) {
+            return Admit::Ready;
+        }
+        admit
+    }
+
+    /// Whether more than the threshold of the instances are untrusted here or banned by
+    /// another board.
+    fn panics(&self, entries: &Entries, bulletin: &Bulletin, now: Instant) -> bool {
+        let total = entries.by_id.len();
+        let out = entries
+            .by_id
+            .values()
+            .filter(|r| {
+                !r.health.is_trusted()
+                    || r.slot
+                        .as_ref()
+                        .is_some_and(|s| bulletin.banned_until(s, now).is_some())
+            })
+            .count();
+        total > 0 && out as f64 > self.panic_threshold * total as f64
     }
 
     /// Starts a request on the instance.
@@ -261,6 +330,13 @@ impl Board {
         let was_trusted = record.health.is_trusted();
         if !record.health.record(ticket, outcome, now) {
             return;
+        }
+        if let (Some(bulletin), Some(slot)) = (&self.bulletin, &record.slot) {
+            match record.health.state() {
+                State::Ejected { until } => bulletin.ban(slot, until),
+                State::Trusted => bulletin.lift(slot),
+                State::Probation { .. } => {}
+            }
         }
         match (was_trusted, record.health.is_trusted()) {
             (true, false) => entries.untrusted += 1,
@@ -288,7 +364,11 @@ impl Board {
 
     /// Whether more than the threshold of instances are untrusted, so all are used.
     pub fn is_panicking(&self) -> bool {
-        self.lock().panic
+        let entries = self.lock();
+        match &self.bulletin {
+            Some(bulletin) => self.panics(&entries, bulletin, Instant::now()),
+            None => entries.panic,
+        }
     }
 
     /// Where waiting instances learn that something changed.
@@ -305,10 +385,20 @@ impl Board {
             .values()
             .map(|record| {
                 let tally = record.health.tally(now);
+                let banned = match (&self.bulletin, &record.slot) {
+                    (Some(bulletin), Some(slot)) => bulletin.banned_until(slot, now),
+                    _ => None,
+                };
                 InstanceState {
                     key: record.key.clone(),
                     health: match record.health.state() {
-                        State::Trusted => HealthState::Trusted,
+                        State::Trusted => match banned {
+                            // Another board's ejection, as this board's balancer sees it.
+                            Some(until) => HealthState::Ejected {
+                                remaining: until - now,
+                            },
+                            None => HealthState::Trusted,
+                        },
                         State::Ejected { until } if until > now => HealthState::Ejected {
                             remaining: until - now,
                         },
@@ -435,6 +525,59 @@ mod tests {
         assert_eq!(board.snapshot().len(), 2);
         board.deregister_at(worker1, until);
         assert_eq!(board.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn boards_on_one_bulletin_keep_away_from_what_another_ejected_until_its_probe_decides() {
+        let config = BalanceConfig::default();
+        let bulletin = Bulletin::new();
+        let (mine, theirs) = (
+            Board::posting_to(&config, &bulletin),
+            Board::posting_to(&config, &bulletin),
+        );
+        let now = Instant::now();
+        let ids: Vec<_> = [&mine, &theirs]
+            .iter()
+            .map(|b| {
+                b.register("other".to_string(), now);
+                b.register("x".to_string(), now);
+                b.register("y".to_string(), now)
+            })
+            .collect();
+        let (x_mine, x_theirs) = (ids[0] - 1, ids[1] - 1);
+        eject(&mine, x_mine, now);
+        let State::Ejected { until } = mine.lock().by_id[&x_mine].health.state() else {
+            panic!("five failures eject");
+        };
+        // The other board trusts x itself, but keeps away until the probe's grace ends.
+        assert_eq!(
+            theirs.admit(x_theirs, now),
+            Admit::NotUntil(
+                bulletin
+                    .banned_until(&bulletin.slot("x"), now)
+                    .expect("banned")
+            )
+        );
+        assert!(matches!(
+            theirs.snapshot()[1].health,
+            HealthState::Ejected { .. }
+        ));
+        assert!(!theirs.is_panicking(), "1 of 3 out");
+        // At the end of the backoff only the ejecting board probes.
+        assert_eq!(mine.admit(x_mine, until), Admit::Ready);
+        assert!(matches!(theirs.admit(x_theirs, until), Admit::NotUntil(_)));
+        let probe = mine.start(x_mine).expect("registered");
+        mine.record(x_mine, probe, Outcome::Success, until);
+        assert_eq!(
+            theirs.admit(x_theirs, until),
+            Admit::Ready,
+            "the probe lifted it"
+        );
+        // Two of three out across the boards is panic on the board that ejected neither.
+        eject(&mine, x_mine, until);
+        eject(&mine, ids[0], until);
+        assert!(theirs.is_panicking());
+        assert_eq!(theirs.admit(x_theirs, until), Admit::Ready);
     }
 
     #[test]

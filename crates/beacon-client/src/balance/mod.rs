@@ -11,6 +11,7 @@
 mod accrual;
 mod backoff;
 mod board;
+mod bulletin;
 mod classify;
 mod config;
 mod error;
@@ -28,6 +29,7 @@ mod untried;
 mod window;
 
 pub use board::{Board, HealthState, InstanceState};
+pub use bulletin::{Bulletin, PROBE_GRACE};
 pub use classify::{Classify, ErrorsOnly, Outcome, ServerErrors};
 pub use config::{AccrualConfig, BackoffConfig, BalanceConfig, RetryConfig};
 pub use error::BalanceError;

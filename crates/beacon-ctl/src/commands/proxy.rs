@@ -4,9 +4,10 @@
 //! One discovery feeds a worker per CPU, each a single-threaded runtime with its own
 //! balancer, accepting on the same listening socket, as nginx's workers do: a request
 //! then never hops between threads on its way through the stack, which on a multi-threaded
-//! runtime cost more than the proxying itself. The workers share one failure-accrual
-//! board, so an instance is judged on all the traffic it gets and probed once; each keeps
-//! its own retry budget.
+//! runtime cost more than the proxying itself. Each worker keeps its own failure-accrual
+//! board and retry budget, so no worker takes a lock another takes on a request's way;
+//! the boards agree on ejections through one bulletin (an instance one worker ejects is
+//! avoided by the others, and probed by the one that ejected it).
 //!
 //! Starting does not need the registry: the proxy answers `503` until discovery has
 //! listed an instance, and keeps the last known instances while the registry is away.
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_client::balance::{
-    AccrualConfig, BackoffConfig, BalanceConfig, Board, HttpClient, RetryConfig,
+    AccrualConfig, BackoffConfig, BalanceConfig, Board, Bulletin, HttpClient, RetryConfig,
 };
 use beacon_client::discovery::{service_prefix, InstancesWatcher};
 use beacon_client::{Discovery, DiscoveryConfig};
@@ -81,7 +82,7 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
         header_read_timeout: HEADER_READ_TIMEOUT,
         drain_timeout: DRAIN_TIMEOUT,
     };
-    let board = Board::shared(&config);
+    let bulletin = Bulletin::new();
     let (stop, stopped) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -89,7 +90,7 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
             listener,
             watcher: watcher.clone(),
             config: config.clone(),
-            board: board.clone(),
+            board: Board::posting_to(&config, &bulletin),
             service: service.clone(),
             limits: limits.clone(),
             stopped: stopped.clone(),
