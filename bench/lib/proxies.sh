@@ -106,10 +106,16 @@ nginx_conf() {
 }
 
 # start_proxy KIND N: starts beaconctl proxy or nginx over the first N instances on
-# PROXY_PORT and waits until a request through it succeeds.
+# PROXY_PORT and waits until a request through it succeeds. The port must be free first:
+# the workers of a proxy stopped just before may still hold it, and a new proxy that
+# cannot bind would exit while the old socket answers in its place.
 start_proxy() {
     local kind=$1 n pin=()
     if [[ -n ${PROXY_CPUS:-} ]]; then pin=(taskset -c "$PROXY_CPUS"); fi
+    for ((n = 0; n < 100; n++)); do
+        if ! ss -Hltn "sport = :$PROXY_PORT" | grep -q .; then break; fi
+        sleep 0.05
+    done
     if [[ $kind == beaconctl-proxy ]]; then
         # shellcheck disable=SC2046 # no words, or two
         "${pin[@]}" "$BEACONCTL" --endpoints "$SERVER_URL" proxy chaos --listen "127.0.0.1:$PROXY_PORT" \
@@ -137,7 +143,9 @@ start_proxy() {
         if ! kill -0 "$PROXY_PID" 2>/dev/null; then break; fi
         if "$BENCH" chaos --url "http://127.0.0.1:$PROXY_PORT" --rate 0 --connections 1 \
             --seconds 0.1 --timeout-ms 500 2>/dev/null | grep -q '"ok":[1-9]'; then
-            return 0
+            # Answered: by this proxy only if it still runs.
+            kill -0 "$PROXY_PID" 2>/dev/null && return 0
+            break
         fi
         sleep 0.1
     done

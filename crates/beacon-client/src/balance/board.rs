@@ -328,13 +328,25 @@ impl Board {
             return;
         };
         let was_trusted = record.health.is_trusted();
-        if !record.health.record(ticket, outcome, now) {
+        let changed = record.health.record(ticket, outcome, now);
+        // A failure soon after another board's probe lifted its ban: that board's record
+        // still holds the failures that ejected the instance, and would eject it now.
+        let relapsed = !changed
+            && outcome != Outcome::Success
+            && match (&self.bulletin, &record.slot) {
+                (Some(bulletin), Some(slot)) => {
+                    bulletin.lifted_within(slot, now, self.accrual.window)
+                        && record.health.relapse(now)
+                }
+                _ => false,
+            };
+        if !changed && !relapsed {
             return;
         }
         if let (Some(bulletin), Some(slot)) = (&self.bulletin, &record.slot) {
             match record.health.state() {
                 State::Ejected { until } => bulletin.ban(slot, until),
-                State::Trusted => bulletin.lift(slot),
+                State::Trusted => bulletin.lift(slot, now),
                 State::Probation { .. } => {}
             }
         }
@@ -574,10 +586,19 @@ mod tests {
             "the probe lifted it"
         );
         // Two of three out across the boards is panic on the board that ejected neither.
-        eject(&mine, x_mine, until);
+        // Its next failure on the other board is a relapse there: ejected at once.
+        let ticket = theirs.start(x_theirs).expect("registered");
+        theirs.record(x_theirs, ticket, Outcome::Failure, until);
+        assert!(matches!(theirs.admit(x_theirs, until), Admit::NotUntil(_)));
+        assert_eq!(theirs.snapshot()[1].ejections, 1);
+        // Two of three out across the boards is panic on a board that ejected neither.
+        let third = Board::posting_to(&config, &bulletin);
+        let x_third = third.register("x".to_string(), until);
+        third.register("y".to_string(), until);
+        third.register("other".to_string(), until);
         eject(&mine, ids[0], until);
-        assert!(theirs.is_panicking());
-        assert_eq!(theirs.admit(x_theirs, until), Admit::Ready);
+        assert!(third.is_panicking());
+        assert_eq!(third.admit(x_third, until), Admit::Ready);
     }
 
     #[test]

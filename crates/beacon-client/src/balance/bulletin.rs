@@ -8,7 +8,9 @@
 //! ends plus [`PROBE_GRACE`], in which that worker sends its probe: a probe that succeeds
 //! lifts the ban at once, one that fails posts a longer one. So one worker probes, and
 //! the others wait for its verdict, or for the grace to pass if it has no request to
-//! probe with. Posting and lifting wake every waiting instance of every board (one
+//! probe with. A failure that another worker sees within an accrual window of a lift is
+//! a relapse and ejects the instance there at once, as one shared record would have
+//! (its window still held the failures that ejected the instance). Posting and lifting wake every waiting instance of every board (one
 //! shared `Notify`), which is how the others learn of a ban or a lift within
 //! milliseconds. Slots are found by discovery key when a board lists an instance (under
 //! the bulletin's lock, off the request path) and live while a board lists the key.
@@ -33,10 +35,12 @@ pub struct Bulletin {
     changed: Arc<Notify>,
 }
 
-/// One instance's notice: banned until when, if at all.
+/// One instance's notice: banned until when, if at all, and when a probe last lifted a
+/// ban (nanoseconds after the epoch; 0: never).
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     banned_until: AtomicU64,
+    lifted_at: AtomicU64,
 }
 
 impl Bulletin {
@@ -69,11 +73,19 @@ impl Bulletin {
         self.changed.notify_waiters();
     }
 
-    /// Lifts any ban: a probe found the instance well.
-    pub(crate) fn lift(&self, slot: &Slot) {
+    /// Lifts any ban at `now`: a probe found the instance well.
+    pub(crate) fn lift(&self, slot: &Slot, now: Instant) {
         if slot.banned_until.swap(0, Ordering::AcqRel) != 0 {
+            slot.lifted_at.store(self.nanos(now), Ordering::Release);
             self.changed.notify_waiters();
         }
+    }
+
+    /// Whether a probe lifted a ban on the instance less than `window` before `now`.
+    pub(crate) fn lifted_within(&self, slot: &Slot, now: Instant, window: Duration) -> bool {
+        let nanos = slot.lifted_at.load(Ordering::Acquire);
+        nanos != 0
+            && now.saturating_duration_since(self.epoch + Duration::from_nanos(nanos)) < window
     }
 
     /// Until when the instance is banned, if it is at `now`.
@@ -116,8 +128,12 @@ mod tests {
         // A shorter ban does not cut a longer one.
         bulletin.ban(&slot, now);
         assert_eq!(bulletin.banned_until(&slot, now), Some(banned));
-        bulletin.lift(&slot);
+        let window = Duration::from_secs(30);
+        assert!(!bulletin.lifted_within(&slot, now, window));
+        bulletin.lift(&slot, now);
         assert_eq!(bulletin.banned_until(&slot, now), None);
+        assert!(bulletin.lifted_within(&slot, now, window));
+        assert!(!bulletin.lifted_within(&slot, now + window, window));
     }
 
     #[test]

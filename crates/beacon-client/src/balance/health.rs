@@ -175,6 +175,18 @@ impl Health {
         }
     }
 
+    /// Ejects a trusted instance at once with the next, longer backoff: another
+    /// balancer's probe brought it back lately and it failed again here (`Board`).
+    /// Returns whether it was trusted.
+    pub fn relapse(&mut self, now: Instant) -> bool {
+        if self.state != State::Trusted {
+            return false;
+        }
+        self.backoff_step = self.backoff_step.saturating_add(1);
+        self.eject(now);
+        true
+    }
+
     fn account(&mut self, outcome: Outcome, now: Instant) -> bool {
         let success = outcome == Outcome::Success;
         self.window.record(now, success);

@@ -143,7 +143,8 @@ impl Inner {
         let mut list = self.lock();
         let now = Instant::now();
         while let Some(i) = list.connections.iter().rposition(|c| c.sender.is_ready()) {
-            let pooled = list.connections.swap_remove(i);
+            // Not `swap_remove`: the list stays oldest first.
+            let pooled = list.connections.remove(i);
             if !pooled.sender.is_closed() && now - pooled.since < self.idle_timeout {
                 return Some(pooled.sender);
             }
