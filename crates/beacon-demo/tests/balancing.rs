@@ -76,6 +76,24 @@ impl Fixture {
         (by_id, failures)
     }
 
+    /// `n` GETs from each of `callers` concurrent callers, merged as [`Fixture::run`]'s.
+    async fn run_concurrently(
+        &self,
+        callers: usize,
+        n: usize,
+    ) -> (BTreeMap<String, usize>, Vec<String>) {
+        let runs = (0..callers).map(|_| self.run(n));
+        let mut by_id = BTreeMap::new();
+        let mut failures = Vec::new();
+        for (ids, failed) in futures_util::future::join_all(runs).await {
+            for (id, count) in ids {
+                *by_id.entry(id).or_insert(0) += count;
+            }
+            failures.extend(failed);
+        }
+        (by_id, failures)
+    }
+
     /// Sends requests until every instance has answered one (discovery has listed
     /// them all), within 10 s.
     async fn warm_up(&self) {
@@ -117,11 +135,19 @@ fn fast_probe_config() -> BalanceConfig {
 async fn a_killed_instance_is_ejected_and_its_requests_retried_elsewhere() {
     for kind in registries() {
         let three = vec![InstanceOptions::default(); 3];
-        let mut f = Fixture::start(kind, &three, BalanceConfig::default());
+        // The killed instance must be tried to be found dead. p2c compares peak-EWMA
+        // costs, and an instance whose only answer so far was slow (its new connection's)
+        // loses every comparison with idle ones until its estimate decays: a short decay
+        // and concurrent callers (a cost grows with requests in flight) make it drawn.
+        let config = BalanceConfig {
+            load_decay: Duration::from_millis(100),
+            ..BalanceConfig::default()
+        };
+        let mut f = Fixture::start(kind, &three, config);
         f.warm_up().await;
         // Its key stays for the TTL: only the balancer can tell it is gone.
         f.instances[1].kill9();
-        let (by_id, failures) = f.run(300).await;
+        let (by_id, failures) = f.run_concurrently(6, 50).await;
         assert!(failures.is_empty(), "{kind:?}: {failures:?}");
         assert_eq!(by_id.get("i1"), None);
         assert!(

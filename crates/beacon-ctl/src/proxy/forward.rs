@@ -7,18 +7,55 @@
 //! requests already waiting for one), `504` when the instance did not answer in time,
 //! `502` for any other upstream failure.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tower::{BoxError, Service, ServiceExt};
 
 use beacon_client::balance::BalanceError;
 
-/// The body type the proxy answers with.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
+/// What the proxy answers with: the instance's body, streamed, or a short text of its
+/// own. An enum rather than a boxed body, which cost an allocation per request.
+pub enum ProxyBody {
+    Upstream(Incoming),
+    Text(Full<Bytes>),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Text(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream(body) => body.is_end_stream(),
+            ProxyBody::Text(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream(body) => body.size_hint(),
+            ProxyBody::Text(body) => body.size_hint(),
+        }
+    }
+}
 
 /// Headers that describe one connection, not the message; never forwarded (RFC 9110
 /// 7.6.1), along with any header the `Connection` header names.
@@ -43,19 +80,13 @@ where
     S: Service<Request<Bytes>, Response = Response<Incoming>, Error = BoxError>,
 {
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {max_body} bytes\n"),
-            );
-        }
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("reading the request: {e}\n"),
-            )
+    // Most requests (GETs) have no body: nothing to read, and no reader to set up.
+    let body = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        match read_whole(body, max_body).await {
+            Ok(body) => body,
+            Err(answer) => return answer,
         }
     };
     strip_hop_by_hop(&mut parts.headers);
@@ -73,9 +104,24 @@ where
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+            Response::from_parts(parts, ProxyBody::Upstream(body))
         }
         Err(e) => failure(&e, service),
+    }
+}
+
+/// Reads a request body whole, within `max_body` bytes; a failure is the answer to give.
+async fn read_whole(body: Incoming, max_body: usize) -> Result<Bytes, Response<ProxyBody>> {
+    match Limited::new(body, max_body).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {max_body} bytes\n"),
+        )),
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("reading the request: {e}\n"),
+        )),
     }
 }
 
@@ -118,11 +164,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A plain-text answer.
 pub fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(ProxyBody::Text(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
