@@ -61,6 +61,15 @@ struct Record {
     slot: Option<Arc<Slot>>,
 }
 
+impl Record {
+    /// Until when another board's ban keeps this instance away, if it does at `now`.
+    fn banned_until(&self, bulletin: &Bulletin, now: Instant) -> Option<Instant> {
+        self.slot
+            .as_ref()
+            .and_then(|slot| bulletin.banned_until(slot, now))
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entries {
     next_id: InstanceId,
@@ -283,11 +292,7 @@ impl Board {
         // An instance this board trusts is held back by another board's ban; one it
         // ejected itself is its own to probe.
         if admit == Admit::Ready && record.health.is_trusted() {
-            if let Some(until) = record
-                .slot
-                .as_ref()
-                .and_then(|s| bulletin.banned_until(s, now))
-            {
+            if let Some(until) = record.banned_until(bulletin, now) {
                 admit = Admit::NotUntil(until);
             }
         }
@@ -306,12 +311,7 @@ impl Board {
         let out = entries
             .by_id
             .values()
-            .filter(|r| {
-                !r.health.is_trusted()
-                    || r.slot
-                        .as_ref()
-                        .is_some_and(|s| bulletin.banned_until(s, now).is_some())
-            })
+            .filter(|r| !r.health.is_trusted() || r.banned_until(bulletin, now).is_some())
             .count();
         total > 0 && out as f64 > self.panic_threshold * total as f64
     }
@@ -397,10 +397,10 @@ impl Board {
             .values()
             .map(|record| {
                 let tally = record.health.tally(now);
-                let banned = match (&self.bulletin, &record.slot) {
-                    (Some(bulletin), Some(slot)) => bulletin.banned_until(slot, now),
-                    _ => None,
-                };
+                let banned = self
+                    .bulletin
+                    .as_ref()
+                    .and_then(|bulletin| record.banned_until(bulletin, now));
                 InstanceState {
                     key: record.key.clone(),
                     health: match record.health.state() {
