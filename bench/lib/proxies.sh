@@ -156,8 +156,11 @@ start_proxy() {
 
 # stop_pids PID...: SIGKILL and reap (the run's processes; nothing is left to drain).
 # Children first: a SIGKILLed nginx master cannot stop its workers, which would live on.
+# And the parent stopped before that: a running nginx master forks a new worker for
+# each one killed, which then outlives it, still listening on the proxy's port.
 stop_pids() {
     local pid
+    for pid in "$@"; do kill -STOP "$pid" 2>/dev/null || true; done
     for pid in "$@"; do pkill -KILL -P "$pid" 2>/dev/null || true; done
     for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in "$@"; do wait "$pid" 2>/dev/null || true; done

@@ -74,6 +74,9 @@ remove_server() {
 kill_all_servers() {
     local pid
     for pid in "${STARTED_PIDS[@]}"; do
+        # Stopped first, so that an nginx master cannot fork a new worker for each one
+        # killed (the new one would outlive it).
+        kill -STOP "$pid" 2>/dev/null || true
         pkill -KILL -P "$pid" 2>/dev/null || true
         kill -KILL "$pid" 2>/dev/null || true
     done
