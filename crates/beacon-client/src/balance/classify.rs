@@ -11,6 +11,8 @@ use std::io;
 
 use tower::BoxError;
 
+use super::message::HasStatus;
+
 /// What one request's result says about the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -39,8 +41,8 @@ pub trait Classify<Res, E>: Clone + Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerErrors;
 
-impl<B> Classify<http::Response<B>, BoxError> for ServerErrors {
-    fn response(&self, response: &http::Response<B>) -> Outcome {
+impl<Res: HasStatus> Classify<Res, BoxError> for ServerErrors {
+    fn response(&self, response: &Res) -> Outcome {
         if response.status().is_server_error() {
             Outcome::Failure
         } else {

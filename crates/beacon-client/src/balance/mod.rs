@@ -20,6 +20,7 @@ mod feed;
 mod grpc;
 mod health;
 mod http;
+mod message;
 mod p2c;
 mod pool;
 mod retry;
@@ -36,5 +37,7 @@ pub use error::BalanceError;
 #[cfg(feature = "grpc")]
 pub use grpc::GrpcChannel;
 pub use http::HttpClient;
+pub use message::{HasStatus, Replayable};
+pub use pool::{connect, ConnectError};
 pub use retry::RetryPolicy;
 pub use stack::Balanced;

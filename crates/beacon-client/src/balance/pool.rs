@@ -38,9 +38,6 @@ pub(crate) struct Pool {
 
 struct Inner {
     authority: Authority,
-    /// The host to connect to: the authority's, without an IPv6 literal's brackets.
-    host: String,
-    port: u16,
     idle_max: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -62,14 +59,21 @@ struct Pooled {
     since: Instant,
 }
 
-/// A connection could not be opened: nothing was sent, so any request may be retried
-/// elsewhere (`classify::never_sent`).
+/// A connection could not be opened: nothing was sent, so the retry policy sends any
+/// request elsewhere and failure accrual ejects the instance at once. Public so that an
+/// instance service of the caller's own (`beaconctl proxy`'s) reports it the same way.
 #[derive(Debug, thiserror::Error)]
 #[error("connecting to {authority}: {source}")]
-pub(crate) struct ConnectError {
+pub struct ConnectError {
     authority: Authority,
     #[source]
     source: io::Error,
+}
+
+impl ConnectError {
+    pub fn new(authority: Authority, source: io::Error) -> Self {
+        Self { authority, source }
+    }
 }
 
 impl Pool {
@@ -80,18 +84,9 @@ impl Pool {
         idle_timeout: Duration,
         connect_timeout: Duration,
     ) -> Self {
-        let host = authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host)
-            .to_owned();
-        let port = authority.port_u16().unwrap_or(80);
         Self {
             inner: Arc::new(Inner {
                 authority,
-                host,
-                port,
                 idle_max,
                 idle_timeout,
                 connect_timeout,
@@ -173,20 +168,10 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
-        let failed = |source| ConnectError {
-            authority: self.authority.clone(),
-            source,
-        };
-        let connecting = TcpStream::connect((self.host.as_str(), self.port));
-        let stream = tokio::time::timeout(self.connect_timeout, connecting)
-            .await
-            .map_err(|_| failed(io::Error::from(io::ErrorKind::TimedOut)))?
-            .map_err(failed)?;
-        // Small request/response exchanges: Nagle's delay would only add latency.
-        stream.set_nodelay(true).map_err(failed)?;
+        let stream = connect(&self.authority, self.connect_timeout).await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| failed(io::Error::other(e)))?;
+            .map_err(|e| ConnectError::new(self.authority.clone(), io::Error::other(e)))?;
         // Ends when the connection closes, or once its senders are dropped and its last
         // answer is read.
         tokio::spawn(async move {
@@ -196,6 +181,26 @@ impl Inner {
         });
         Ok(sender)
     }
+}
+
+/// Opens a TCP connection to an instance at `authority` (plain HTTP: port 80 when it
+/// names none) within `timeout`, Nagle's algorithm off (small request/response exchanges:
+/// its delay would only add latency). Public for instance services of the caller's own.
+pub async fn connect(authority: &Authority, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let failed = |source| ConnectError::new(authority.clone(), source);
+    let host = authority.host();
+    // An IPv6 literal without its brackets.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| failed(io::Error::from(io::ErrorKind::TimedOut)))?
+        .map_err(failed)?;
+    stream.set_nodelay(true).map_err(failed)?;
+    Ok(stream)
 }
 
 /// Drops the connections of `pool` unused for its idle timeout, every half of it,

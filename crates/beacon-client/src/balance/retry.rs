@@ -13,8 +13,7 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::Method;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 use tower::BoxError;
@@ -22,8 +21,10 @@ use tower::BoxError;
 use super::classify::never_sent;
 use super::config::RetryConfig;
 use super::error::BalanceError;
+use super::message::{HasStatus, Replayable};
 
-/// tower retry policy for `http::Request<Bytes>`, drawing on a shared budget.
+/// tower retry policy for HTTP requests (`http::Request<Bytes>` or any [`Replayable`]),
+/// drawing on a shared budget.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     budget: Arc<TpsBudget>,
@@ -50,7 +51,11 @@ impl RetryPolicy {
     }
 
     /// Whether this outcome may be retried at all, budget aside.
-    fn is_retryable<B>(&self, method: &Method, result: &Result<Response<B>, BoxError>) -> bool {
+    fn is_retryable<Res: HasStatus>(
+        &self,
+        method: &Method,
+        result: &Result<Res, BoxError>,
+    ) -> bool {
         match result {
             Ok(response) => {
                 method.is_idempotent() && self.statuses.contains(&response.status().as_u16())
@@ -67,13 +72,13 @@ impl RetryPolicy {
     }
 }
 
-impl<B> Policy<Request<Bytes>, Response<B>, BoxError> for RetryPolicy {
+impl<Req: Replayable, Res: HasStatus> Policy<Req, Res, BoxError> for RetryPolicy {
     type Future = Ready<()>;
 
     fn retry(
         &mut self,
-        request: &mut Request<Bytes>,
-        result: &mut Result<Response<B>, BoxError>,
+        request: &mut Req,
+        result: &mut Result<Res, BoxError>,
     ) -> Option<Self::Future> {
         if self.attempts >= self.attempts_max || !self.is_retryable(request.method(), result) {
             return None;
@@ -86,7 +91,7 @@ impl<B> Policy<Request<Bytes>, Response<B>, BoxError> for RetryPolicy {
         Some(ready(()))
     }
 
-    fn clone_request(&mut self, request: &Request<Bytes>) -> Option<Request<Bytes>> {
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
         // tower calls this once on the shared policy before every first attempt, and on
         // this request's own clone (attempts > 1) before each retry.
         if self.attempts == 1 {
@@ -95,12 +100,7 @@ impl<B> Policy<Request<Bytes>, Response<B>, BoxError> for RetryPolicy {
         if self.attempts >= self.attempts_max {
             return None;
         }
-        let mut clone = Request::new(request.body().clone());
-        *clone.method_mut() = request.method().clone();
-        *clone.uri_mut() = request.uri().clone();
-        *clone.version_mut() = request.version();
-        *clone.headers_mut() = request.headers().clone();
-        Some(clone)
+        Some(request.replay())
     }
 }
 
@@ -111,7 +111,8 @@ mod tests {
     use std::io;
 
     use super::*;
-    use http::StatusCode;
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
 
     /// The policy's `clone_request` with the response type pinned for inference.
     fn clone_req(policy: &mut RetryPolicy, request: &Request<Bytes>) -> Option<Request<Bytes>> {

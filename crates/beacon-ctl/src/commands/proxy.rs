@@ -16,17 +16,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_client::balance::{
-    AccrualConfig, BackoffConfig, BalanceConfig, Board, Bulletin, HttpClient, RetryConfig,
+    AccrualConfig, BackoffConfig, BalanceConfig, Balanced, Board, Bulletin, RetryConfig,
+    RetryPolicy, ServerErrors,
 };
 use beacon_client::discovery::{service_prefix, InstancesWatcher};
 use beacon_client::{Discovery, DiscoveryConfig};
 use futures_util::StreamExt;
 use tokio::sync::watch;
+use tower::retry::Retry;
 
 use crate::cli::{Global, ProxyArgs};
 use crate::context::{within, Ctx};
 use crate::fail::{exit, CmdResult, Fail};
 use crate::proxy::server::{serve, Limits};
+use crate::proxy::upstream::Upstream;
 use crate::signals::shutdown;
 
 /// How long open connections may finish after SIGTERM.
@@ -164,9 +167,24 @@ impl Worker {
         runtime.block_on(async move {
             let listener =
                 tokio::net::TcpListener::from_std(self.listener).map_err(|e| e.to_string())?;
-            let client =
-                HttpClient::with_board(self.watcher.authorities(), self.config, self.board)
-                    .map_err(|e| e.to_string())?;
+            let config = self.config;
+            let (idle_max, idle_timeout, connect_timeout) = (
+                config.pool_idle_per_instance_max,
+                config.pool_idle_timeout,
+                config.attempt_timeout,
+            );
+            let make = move |authority: &http::uri::Authority| {
+                Upstream::new(authority.clone(), idle_max, idle_timeout, connect_timeout)
+            };
+            let balanced = Balanced::with_board(
+                self.watcher.authorities(),
+                make,
+                ServerErrors,
+                &config,
+                self.board,
+            )
+            .map_err(|e| e.to_string())?;
+            let client = Retry::new(RetryPolicy::new(&config.retry), balanced);
             let mut stopped = self.stopped;
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;

@@ -2,8 +2,16 @@
 //! service in any language gets the client framework (balancing, failure accrual,
 //! retries, pooled connections) without linking it.
 //!
-//! [`server`] accepts connections and bounds them; [`forward`] turns one request into
-//! a call on the balanced client and its answer (or failure) into a response.
+//! The framework's balancer, accrual and retries decide where each request goes; the
+//! bytes move on the proxy's own data path, httparse on both sockets as nginx works,
+//! because hyper's server and client halves alone cost more instructions per request
+//! than all of nginx (`bench/proxy-cost`). [`server`] accepts connections and bounds
+//! them; [`conn`] serves one client connection; [`upstream`] is one instance's service
+//! (its keep-alive connections) under the balancer; [`h1`] and [`chunked`] are the
+//! HTTP/1.1 rules, tested without sockets.
 
-pub mod forward;
+pub mod chunked;
+pub mod conn;
+pub mod h1;
 pub mod server;
+pub mod upstream;

@@ -3,21 +3,17 @@
 //! the stop signal every connection finishes the request it is serving and closes (an
 //! idle keep-alive connection closes at once), within the drain timeout.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::{BoxError, Service};
 
-use super::forward::{forward, ProxyBody};
+use super::conn;
+use super::upstream::{Answer, Outgoing};
 
 /// The listener's limits.
 #[derive(Clone, Debug)]
@@ -41,10 +37,7 @@ pub async fn serve<S>(
     limits: Limits,
     stop: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Bytes>, Response = Response<Incoming>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Outgoing, Response = Answer, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     assert!(limits.connections_max > 0, "a proxy serves connections");
@@ -81,30 +74,7 @@ pub async fn serve<S>(
         let limits = limits.clone();
         let mut closing = closing_rx.clone();
         conns.spawn(async move {
-            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let client = client.clone();
-                let service = service.clone();
-                async move {
-                    Ok::<Response<ProxyBody>, Infallible>(
-                        forward(client, req, limits.body_bytes_max, &service).await,
-                    )
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .serve_connection(TokioIo::new(sock), handler);
-            let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                () = async { drop(closing.wait_for(|c| *c).await) } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "client connection ended");
-            }
+            conn::serve(sock, client, &service, &limits, &mut closing).await;
             drop(permit);
         });
         while conns.try_join_next().is_some() {}

@@ -1,11 +1,14 @@
 //! Shared by the client framework's integration tests: registries to run against,
-//! clients, and waiting on a discovery stream with a deadline.
+//! instance and proxy processes, clients, and waiting on a discovery stream with a
+//! deadline.
 
 #![allow(dead_code, unused_imports)]
 
 mod instance;
+mod proxy;
 
 pub use instance::{InstanceOptions, InstanceProcess};
+pub use proxy::Proxy;
 
 use std::time::Duration;
 
