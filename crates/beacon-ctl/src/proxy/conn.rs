@@ -143,7 +143,11 @@ impl Client<'_> {
                     Err(e) => {
                         self.forward.clear();
                         let text = format!("{e}\n");
-                        let _ = self.write_text(e.status(), &text, true, false, true).await;
+                        put_text(&mut self.out, e.status(), &text);
+                        put_connection(&mut self.out, true, false);
+                        self.out.put_slice(b"\r\n");
+                        self.out.put_slice(text.as_bytes());
+                        self.flush().await;
                         return None;
                     }
                 }
@@ -254,11 +258,7 @@ impl Client<'_> {
         if !answer.head.has_date {
             put_date(out);
         }
-        if close {
-            out.put_slice(b"Connection: close\r\n");
-        } else if request.http10 {
-            out.put_slice(b"Connection: keep-alive\r\n");
-        }
+        put_connection(out, close, request.http10);
         out.put_slice(b"\r\n");
 
         let mut body_left = match body {
@@ -335,47 +335,18 @@ impl Client<'_> {
         close: bool,
     ) -> Next {
         let close = close || !request.keep_alive;
-        let keep_alive_1_0 = request.http10 && !close;
+        put_text(&mut self.out, status, text);
+        put_connection(&mut self.out, close, request.http10);
+        self.out.put_slice(b"\r\n");
         // An answer to HEAD has the length of the text, not the text.
-        let with_body = request.method != http::Method::HEAD;
-        if self
-            .write_text(status, text, with_body, keep_alive_1_0, close)
-            .await
-            && !close
-        {
+        if request.method != http::Method::HEAD {
+            self.out.put_slice(text.as_bytes());
+        }
+        if self.flush().await && !close {
             Next::Request
         } else {
             Next::Close
         }
-    }
-
-    async fn write_text(
-        &mut self,
-        status: StatusCode,
-        text: &str,
-        with_body: bool,
-        keep_alive_1_0: bool,
-        close: bool,
-    ) -> bool {
-        let out = &mut self.out;
-        out.clear();
-        out.put_slice(b"HTTP/1.1 ");
-        out.put_slice(status.as_str().as_bytes());
-        out.put_u8(b' ');
-        out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
-        out.put_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\n");
-        put_length(out, text.len() as u64);
-        put_date(out);
-        if close {
-            out.put_slice(b"Connection: close\r\n");
-        } else if keep_alive_1_0 {
-            out.put_slice(b"Connection: keep-alive\r\n");
-        }
-        out.put_slice(b"\r\n");
-        if with_body {
-            out.put_slice(text.as_bytes());
-        }
-        self.flush().await
     }
 
     /// Writes out `out`, within the header read timeout if it does not go at once.
@@ -387,6 +358,28 @@ impl Client<'_> {
         let written = bounded(write, self.timer.as_mut(), self.limits.header_read_timeout).await;
         self.out.clear();
         matches!(written, Some(Ok(())))
+    }
+}
+
+/// The status line and headers of a plain-text answer, up to the connection header.
+fn put_text(out: &mut BytesMut, status: StatusCode, text: &str) {
+    out.clear();
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    put_length(out, text.len() as u64);
+    put_date(out);
+}
+
+/// The connection header an answer needs: `close` when the connection ends after it,
+/// `keep-alive` for an HTTP/1.0 client whose connection goes on (it would assume not).
+fn put_connection(out: &mut BytesMut, close: bool, http10: bool) {
+    if close {
+        out.put_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.put_slice(b"Connection: keep-alive\r\n");
     }
 }
 
