@@ -57,6 +57,8 @@ struct Client<'a> {
     /// The deadline of whatever the connection waits for now.
     timer: Pin<&'a mut Sleep>,
     limits: &'a Limits,
+    /// Changed once the proxy stops.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Serves `sock` until the client closes it, it breaks, or the proxy stops.
@@ -65,10 +67,15 @@ pub async fn serve<S>(
     mut client: S,
     service: &str,
     limits: &Limits,
-    closing: &mut watch::Receiver<bool>,
+    closing: watch::Receiver<bool>,
 ) where
     S: Service<Outgoing, Response = Answer, Error = BoxError>,
 {
+    let stopping = closing.clone();
+    let mut closing = closing;
+    // Made once and polled whenever the connection waits for a request: a wait made
+    // anew for every request cost a waiter list's insertion and removal each time.
+    let mut stop = pin!(closing.changed());
     let timer = pin!(tokio::time::sleep(limits.header_read_timeout));
     let mut conn = Client {
         sock,
@@ -77,22 +84,23 @@ pub async fn serve<S>(
         out: BytesMut::with_capacity(READ_CHUNK),
         timer,
         limits,
+        stopping,
     };
-    while conn.exchange(&mut client, service, closing).await == Next::Request {}
+    while conn.exchange(&mut client, service, stop.as_mut()).await == Next::Request {}
 }
 
 impl Client<'_> {
     /// One request and its answer.
-    async fn exchange<S>(
+    async fn exchange<S, F: Future>(
         &mut self,
         client: &mut S,
         service: &str,
-        closing: &mut watch::Receiver<bool>,
+        stop: Pin<&mut F>,
     ) -> Next
     where
         S: Service<Outgoing, Response = Answer, Error = BoxError>,
     {
-        let Some(head) = self.read_head(closing).await else {
+        let Some(head) = self.read_head(stop).await else {
             return Next::Close;
         };
         let body = match self.read_body(&head).await {
@@ -111,7 +119,7 @@ impl Client<'_> {
             framed: head.body != Framing::Empty,
         };
         // Stopping: this answer is the connection's last.
-        let stopping = closing.has_changed().unwrap_or(true);
+        let stopping = self.stopping.has_changed().unwrap_or(true);
         let keep_alive = head.keep_alive && !stopping;
         let answered = match poll_fn(|cx| client.poll_ready(cx)).await {
             Ok(()) => client.call(request).await,
@@ -129,7 +137,7 @@ impl Client<'_> {
     /// Waits for a request head, within the header read timeout; `None` when the
     /// connection is to close (the client closed it, sent garbage, or was too slow, or
     /// the proxy stops while it is idle).
-    async fn read_head(&mut self, closing: &mut watch::Receiver<bool>) -> Option<RequestHead> {
+    async fn read_head<F: Future>(&mut self, mut stop: Pin<&mut F>) -> Option<RequestHead> {
         let limit = self.limits.header_read_timeout;
         self.timer.as_mut().reset(Instant::now() + limit);
         loop {
@@ -158,7 +166,8 @@ impl Client<'_> {
                 biased;
                 read = self.sock.read_buf(&mut self.read) => read,
                 () = &mut self.timer => return None,
-                _ = closing.changed(), if idle => return None,
+                // Fires once; the connection closes, so it is never polled again.
+                _ = stop.as_mut(), if idle => return None,
             };
             match read {
                 Ok(0) | Err(_) => return None,

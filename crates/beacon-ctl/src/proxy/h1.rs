@@ -221,10 +221,21 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     })
 }
 
-fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
-    out.put_slice(name.as_bytes());
-    out.put_slice(b": ");
-    out.put_slice(value);
+/// Writes a header line as it came in `buf` (name, colon and value in one copy: a head's
+/// copying is mostly small copies, each a call), ended by CRLF.
+fn put_header(out: &mut BytesMut, buf: &[u8], h: &httparse::Header<'_>) {
+    // httparse's slices point into `buf`; where they do, the line between them is there too.
+    let base = buf.as_ptr() as usize;
+    let start = (h.name.as_ptr() as usize).wrapping_sub(base);
+    let end = (h.value.as_ptr() as usize).wrapping_sub(base) + h.value.len();
+    match buf.get(start..end) {
+        Some(line) if !h.value.is_empty() => out.put_slice(line),
+        _ => {
+            out.put_slice(h.name.as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(h.value);
+        }
+    }
     out.put_slice(b"\r\n");
 }
 
@@ -280,7 +291,7 @@ pub fn parse_request(
     for (h, k) in req.headers.iter().zip(kinds) {
         // `Expect` is answered here: the instance gets the whole body at once.
         if matches!(k, Kind::Other | Kind::Date) {
-            put_header(forward, h.name, h.value);
+            put_header(forward, buf, h);
         }
     }
     Ok(Some((
@@ -374,7 +385,7 @@ pub fn parse_response(
             k,
             Kind::Other | Kind::Date | Kind::Host | Kind::Expect | Kind::Trailer
         ) {
-            put_header(out, h.name, h.value);
+            put_header(out, buf, h);
         }
     }
     Ok(Some((

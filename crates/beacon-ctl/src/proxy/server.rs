@@ -72,9 +72,9 @@ pub async fn serve<S>(
         let client = client.clone();
         let service = service.clone();
         let limits = limits.clone();
-        let mut closing = closing_rx.clone();
+        let closing = closing_rx.clone();
         conns.spawn(async move {
-            conn::serve(sock, client, &service, &limits, &mut closing).await;
+            conn::serve(sock, client, &service, &limits, closing).await;
             drop(permit);
         });
         while conns.try_join_next().is_some() {}
