@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod consensus;
+pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod leader_seen;
@@ -107,7 +108,7 @@ pub async fn run(
         let (name, client_urls) = (config.name.clone(), config.advertise_client_urls.clone());
         async move { node.publish(name, client_urls).await }
     });
-    let consensus = Arc::new(RaftConsensus::new(node.clone()));
+    let consensus = Arc::new(RaftConsensus::new(node.clone(), config.data_dir.clone()));
     let (removed_tx, mut removed_rx) = watch::channel(false);
     let (failed_tx, mut failed_rx) = watch::channel(None);
     let stop = {
@@ -212,9 +213,15 @@ pub async fn serve(
     ));
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();
+    let grpc = grpc::routes(Arc::clone(&state)).await;
     for listener in listeners {
         let app = router::router(Arc::clone(&state));
-        servers.spawn(conn::serve_listener(listener, app, stop_rx.clone()));
+        servers.spawn(conn::serve_listener(
+            listener,
+            app,
+            grpc.clone(),
+            stop_rx.clone(),
+        ));
     }
     shutdown.await;
     tracing::info!("shutting down: no new connections, ending watches");

@@ -1,4 +1,6 @@
-//! Client connections. hyper serves HTTP/1.1, except for one case: an idle long-poll
+//! Client connections. A connection that opens with HTTP/2's preface is gRPC, etcd's v3
+//! API (`grpc`), as on etcd's client port; the rest is HTTP/1.1, which hyper serves,
+//! except for one case: an idle long-poll
 //! held by hyper keeps its read and write buffers (~20 KiB), and watches are the one
 //! request that waits for minutes, by the ten thousand. So while a connection sends
 //! plain watches they are answered by [`lean_watch`], which keeps only the socket and
@@ -33,14 +35,19 @@ use write_deadline::WriteDeadline;
 
 /// Accepts connections on `listener` until `stop` turns true, then waits for the open
 /// ones to finish (the caller bounds that wait).
-pub async fn serve_listener(listener: TcpListener, app: Router, stop: watch::Receiver<bool>) {
+pub async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    grpc: crate::grpc::Routes,
+    stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     let mut stopped = std::pin::pin!(stopped(stop.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((sock, _)) => {
-                    conns.spawn(serve_connection(sock, app.clone(), stop.clone()));
+                    conns.spawn(serve_connection(sock, app.clone(), grpc.clone(), stop.clone()));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving.
                 Err(e) => {
@@ -56,7 +63,16 @@ pub async fn serve_listener(listener: TcpListener, app: Router, stop: watch::Rec
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve_connection(mut sock: TcpStream, app: Router, stop: watch::Receiver<bool>) {
+/// How a gRPC client's first bytes, HTTP/2's connection preface (RFC 9113 3.4), begin:
+/// as a request head with a blank line after it, which `read_head` reads whole.
+const HTTP2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+
+async fn serve_connection(
+    mut sock: TcpStream,
+    app: Router,
+    grpc: crate::grpc::Routes,
+    stop: watch::Receiver<bool>,
+) {
     let _ = sock.set_nodelay(true);
     let mut unread = Vec::with_capacity(1024);
     // Watch after watch stays on the lean path: a watcher re-arms on the same connection,
@@ -67,6 +83,11 @@ async fn serve_connection(mut sock: TcpStream, app: Router, stop: watch::Receive
             return;
         }
         let Some(end) = head_end(&unread) else { break };
+        if unread.starts_with(HTTP2_PREFACE_HEAD) {
+            let io = WriteDeadline::new(Prefixed::new(unread, sock), CLIENT_WRITE_TIMEOUT);
+            Box::pin(crate::grpc::serve_connection(io, grpc, stop)).await;
+            return;
+        }
         if let Some(rejection) = go_rejection(&unread[..end]) {
             // Go writes these answers itself and closes, whatever follows the head.
             let _ = tokio::time::timeout(CLIENT_WRITE_TIMEOUT, async {

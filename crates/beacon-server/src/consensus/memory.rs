@@ -84,6 +84,7 @@ impl Consensus for MemoryConsensus {
             leader_id: self.leader.load(Ordering::SeqCst).then_some(self.id),
             term: 2,
             commit_index: self.raft_index.load(Ordering::SeqCst),
+            applied_index: self.raft_index.load(Ordering::SeqCst),
         }
     }
 }

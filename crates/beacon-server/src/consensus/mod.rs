@@ -61,6 +61,8 @@ pub struct ConsensusStatus {
     pub term: u64,
     /// The commit index (`X-Raft-Index`, as etcd reports it).
     pub commit_index: u64,
+    /// The last index applied to this member's store.
+    pub applied_index: u64,
 }
 
 impl ConsensusStatus {
@@ -115,6 +117,10 @@ pub trait Consensus: Send + Sync + 'static {
     fn now_ns(&self) -> i64;
     /// The members, sorted by id, as this member knows them now.
     fn members(&self) -> Vec<crate::cluster::Member>;
+    /// Bytes this member keeps on disk (v3's `dbSize`); 0 where nothing is on disk.
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
     /// Adds, removes or updates a member, or publishes one's attributes; resolves once
     /// the change is committed.
     fn change_members(&self, change: beacon_raft::MemberChange) -> MembersFuture<'_>;

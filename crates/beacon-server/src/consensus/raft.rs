@@ -1,5 +1,7 @@
 //! The production [`Consensus`]: a `beacon_raft::RaftNode`.
 
+use std::path::{Path, PathBuf};
+
 use beacon_raft::{ProposeError, RaftNode};
 use beacon_store::Command;
 
@@ -11,13 +13,31 @@ use super::{
 /// Adapts a Raft node to the HTTP layer.
 pub struct RaftConsensus {
     node: RaftNode,
+    /// The node's data directory, whose size Status reports.
+    data_dir: PathBuf,
 }
 
 impl RaftConsensus {
-    /// Wraps an opened node.
-    pub fn new(node: RaftNode) -> Self {
-        RaftConsensus { node }
+    /// Wraps a node opened on `data_dir`.
+    pub fn new(node: RaftNode, data_dir: PathBuf) -> Self {
+        RaftConsensus { node, data_dir }
     }
+}
+
+/// Bytes in the files under `dir`, as far as they can be read (a file removed while
+/// counting counts nothing).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 impl Consensus for RaftConsensus {
@@ -86,6 +106,10 @@ impl Consensus for RaftConsensus {
         Box::pin(self.node.change_members(change))
     }
 
+    fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.data_dir)
+    }
+
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
         self.node.follower_stats()
     }
@@ -101,6 +125,7 @@ impl Consensus for RaftConsensus {
             leader_id: s.leader_id,
             term: s.term,
             commit_index: s.commit_index,
+            applied_index: s.applied_index,
         }
     }
 }

@@ -1,0 +1,9 @@
+//! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`,
+//! generated at build time from `proto/` (our own definitions with etcd's names and
+//! field numbers; see the file's header).
+
+/// Package `etcdserverpb`: requests, responses and the services' server and client code.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}

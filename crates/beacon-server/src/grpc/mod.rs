@@ -1,0 +1,71 @@
+//! etcd's v3 API over gRPC, on the same client port as v2's HTTP/1.1, as etcd serves
+//! both: `conn` hands this the connections that open with HTTP/2's preface.
+//!
+//! Served so far: `Cluster.MemberList` and `Maintenance.Status` (what `etcdctl member
+//! list` and `endpoint status` call), and gRPC's standard health service (service `""`
+//! serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
+//! gRPC answer to a method a server does not have, until the v3 keyspace exists.
+
+mod cluster;
+mod maintenance;
+
+use std::sync::Arc;
+
+use beacon_proto::etcdserverpb::cluster_server::ClusterServer;
+use beacon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use beacon_proto::etcdserverpb::ResponseHeader;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// The gRPC services, routed by path; cheap to clone (one per connection).
+pub type Routes = tonic::service::Routes;
+
+/// Every service this member serves over gRPC.
+pub async fn routes(state: Arc<AppState>) -> Routes {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tonic::service::Routes::new(health_service)
+        .add_service(ClusterServer::new(cluster::Cluster::new(Arc::clone(
+            &state,
+        ))))
+        .add_service(MaintenanceServer::new(maintenance::Maintenance::new(state)))
+}
+
+/// The header every v3 response carries. The revision is the v3 keyspace's, which
+/// holds nothing yet: an empty etcd keyspace is at revision 1.
+fn header(state: &AppState) -> ResponseHeader {
+    let status = state.status();
+    ResponseHeader {
+        cluster_id: state.cluster.id,
+        member_id: status.id,
+        revision: 1,
+        raft_term: status.term,
+    }
+}
+
+/// Serves one HTTP/2 connection (its preface not yet read) with `routes` until it
+/// closes or the server stops; then the connection finishes its calls and closes.
+pub async fn serve_connection<I>(io: I, routes: Routes, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(routes);
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let stopping = tokio::select! {
+        _ = conn.as_mut() => false,
+        _ = stop.wait_for(|s| *s) => true,
+    };
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    }
+}
