@@ -1,6 +1,13 @@
-//! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`,
+//! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`
+//! and `mvccpb`,
 //! generated at build time from `proto/` (our own definitions with etcd's names and
 //! field numbers; see the file's header).
+
+/// Package `mvccpb`: a key's value at a revision, and change events.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
 
 /// Package `etcdserverpb`: requests, responses and the services' server and client code.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

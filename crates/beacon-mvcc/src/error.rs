@@ -1,0 +1,47 @@
+//! The keyspace's refusals, with etcd's messages (clients match them by text).
+
+/// Why a request was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MvccError {
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+}
+
+/// The gRPC status code etcd answers each refusal with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidArgument,
+    OutOfRange,
+    NotFound,
+}
+
+impl MvccError {
+    pub fn code(&self) -> Code {
+        match self {
+            MvccError::Compacted | MvccError::FutureRevision => Code::OutOfRange,
+            MvccError::LeaseNotFound => Code::NotFound,
+            MvccError::KeyNotFound
+            | MvccError::EmptyKey
+            | MvccError::ValueProvided
+            | MvccError::LeaseProvided
+            | MvccError::TooManyOps
+            | MvccError::DuplicateKey => Code::InvalidArgument,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Which revisions each key has: the in-memory half of the keyspace (etcd's tree index).
+//!
+//! A key's history is its revisions in order, each a put or a tombstone (a delete). The
+//! key is live at revision `r` if its last entry at or before `r` is a put. Values live
+//! beside, keyed by revision (`store.rs`), so the index stays small per key.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::Revision;
+
+/// One change to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub rev: Revision,
+    pub tombstone: bool,
+}
+
+/// Every key's history.
+#[derive(Debug, Default)]
+pub(crate) struct KeyIndex {
+    keys: BTreeMap<Vec<u8>, Vec<Entry>>,
+}
+
+/// A key range: `[start, end)`, `end` `None` for no upper bound.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRange {
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+    /// Only `start` itself.
+    pub single: bool,
+}
+
+impl KeyRange {
+    /// etcd's reading of a request's `key` and `range_end`: no end is the key alone,
+    /// `"\0"` is every key from `key` on, anything else the half-open range.
+    pub fn new(key: &[u8], range_end: &[u8]) -> KeyRange {
+        match range_end {
+            [] => KeyRange {
+                start: key.to_vec(),
+                end: None,
+                single: true,
+            },
+            [0] => KeyRange {
+                start: key.to_vec(),
+                end: None,
+                single: false,
+            },
+            end => KeyRange {
+                start: key.to_vec(),
+                end: Some(end.to_vec()),
+                single: false,
+            },
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        if self.single {
+            return key == self.start;
+        }
+        key >= self.start.as_slice() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
+impl KeyIndex {
+    /// The revision of `key`'s value at `at` (a main revision), if it is live then.
+    pub fn get(&self, key: &[u8], at: i64) -> Option<Revision> {
+        live_at(self.keys.get(key)?, at)
+    }
+
+    /// The live keys of `range` at `at`, in key order, with their revisions.
+    pub fn range(&self, range: &KeyRange, at: i64) -> Vec<(&[u8], Revision)> {
+        if range.single {
+            return self
+                .keys
+                .get_key_value(range.start.as_slice())
+                .and_then(|(k, h)| Some((k.as_slice(), live_at(h, at)?)))
+                .into_iter()
+                .collect();
+        }
+        if range
+            .end
+            .as_deref()
+            .is_some_and(|end| end <= range.start.as_slice())
+        {
+            return Vec::new();
+        }
+        let upper = match &range.end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.keys
+            .range::<[u8], _>((Bound::Included(range.start.as_slice()), upper))
+            .filter_map(|(k, h)| Some((k.as_slice(), live_at(h, at)?)))
+            .collect()
+    }
+
+    pub fn record(&mut self, key: &[u8], rev: Revision, tombstone: bool) {
+        let history = self.keys.entry(key.to_vec()).or_default();
+        debug_assert!(
+            history.last().is_none_or(|e| e.rev < rev),
+            "revisions only grow"
+        );
+        history.push(Entry { rev, tombstone });
+    }
+
+    /// Forgets what no read at `at` or later can see: of each key's entries at or before
+    /// `at`, all but the last, and that one too if it is a tombstone. Returns the
+    /// revisions forgotten, whose values can go.
+    pub fn compact(&mut self, at: i64) -> Vec<Revision> {
+        let mut gone = Vec::new();
+        self.keys.retain(|_, history| {
+            let older = history.partition_point(|e| e.rev.main <= at);
+            if older == 0 {
+                return true;
+            }
+            let keep_from = if history[older - 1].tombstone {
+                older
+            } else {
+                older - 1
+            };
+            gone.extend(history.drain(..keep_from).map(|e| e.rev));
+            !history.is_empty()
+        });
+        gone
+    }
+}
+
+fn live_at(history: &[Entry], at: i64) -> Option<Revision> {
+    let n = history.partition_point(|e| e.rev.main <= at);
+    let last = history.get(n.checked_sub(1)?)?;
+    (!last.tombstone).then_some(last.rev)
+}

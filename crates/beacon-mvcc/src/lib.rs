@@ -1,0 +1,29 @@
+//! etcd's v3 keyspace as a deterministic state machine, tested without a network.
+//!
+//! Every write transaction that changes something takes the next *main* revision; its
+//! changes are numbered within it by *sub* revision. Each key keeps its history (which
+//! revisions put or deleted it, `index.rs`) and each revision its value, so a read at
+//! any revision not yet compacted sees the keyspace as it was. Requests and responses
+//! are etcd's own messages (`beacon-proto`); refusals are etcd's errors (`error.rs`).
+//! The response headers carry only the revision; the server adds the member's ids and
+//! Raft term.
+//!
+//! What is here: `Range` with every field, `Put`, `DeleteRange`, `Txn` (compares, nested
+//! transactions, the duplicate-key and operation-count checks) and `Compact`, over an
+//! in-memory store of values. Still to come: values on disk, leases, watches.
+
+mod error;
+mod index;
+mod store;
+mod txn;
+
+pub use error::{Code, MvccError};
+pub use store::Mvcc;
+pub use txn::{check_put_fields, check_txn, TXN_OPS_MAX};
+
+/// A point in the keyspace's history: the write transaction, and the change within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Revision {
+    pub main: i64,
+    pub sub: i64,
+}
