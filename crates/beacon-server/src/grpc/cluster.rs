@@ -1,10 +1,17 @@
-//! `etcdserverpb.Cluster`: the membership v2's `/v2/members` shows, in v3's shape.
+//! `etcdserverpb.Cluster`: the membership v2's `/v2/members` shows and changes, in v3's
+//! shape and with v3's errors.
 
 use std::sync::Arc;
 
-use beacon_proto::etcdserverpb::{cluster_server, Member, MemberListRequest, MemberListResponse};
+use beacon_proto::etcdserverpb::{
+    cluster_server, Member, MemberAddRequest, MemberAddResponse, MemberListRequest,
+    MemberListResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest,
+    MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, ResponseHeader,
+};
+use beacon_raft::{MemberChange, MembershipError};
 use tonic::{Request, Response, Status};
 
+use crate::cluster::added_member_id;
 use crate::state::AppState;
 
 pub struct Cluster {
@@ -15,17 +22,18 @@ impl Cluster {
     pub fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
-}
 
-#[tonic::async_trait]
-impl cluster_server::Cluster for Cluster {
-    async fn member_list(
-        &self,
-        _: Request<MemberListRequest>,
-    ) -> Result<Response<MemberListResponse>, Status> {
-        // etcd answers from its local view of the membership, as `/v2/members` does.
-        let members = self
-            .state
+    /// etcd's cluster calls leave the header's revision out (0).
+    fn header(&self) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            revision: 0,
+            ..super::header(&self.state)
+        })
+    }
+
+    /// The members as this member knows them, sorted by id (as etcd lists them).
+    fn members(&self) -> Vec<Member> {
+        self.state
             .consensus
             .members()
             .into_iter()
@@ -34,18 +42,138 @@ impl cluster_server::Cluster for Cluster {
                 name: m.name,
                 peer_ur_ls: m.peer_urls,
                 client_ur_ls: m.client_urls,
-                // Beacon has no learners.
+                // Beacon has no learners (see `member_add`).
                 is_learner: false,
             })
-            .collect();
-        // etcd's cluster calls leave the header's revision out (0).
-        let header = super::ResponseHeader {
-            revision: 0,
-            ..super::header(&self.state)
-        };
-        Ok(Response::new(MemberListResponse {
-            header: Some(header),
-            members,
+            .collect()
+    }
+
+    async fn change(&self, change: MemberChange) -> Result<(), Status> {
+        self.state
+            .consensus
+            .change_members(change)
+            .await
+            .map_err(|e| membership_status(&e))
+    }
+}
+
+/// Peer URLs as etcd's `types.NewURLs` accepts them (at least one), sorted; any bad one
+/// is etcd's one answer for all.
+fn peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
+    let bad = || Status::invalid_argument("etcdserver: given member URLs are invalid");
+    if urls.is_empty() {
+        return Err(bad());
+    }
+    let mut checked = urls
+        .iter()
+        .map(|u| beacon_api::peer_url::check(u).map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    checked.sort();
+    Ok(checked)
+}
+
+/// etcd's gRPC answer to a membership error (its `toGRPCErrorMap`).
+fn membership_status(e: &MembershipError) -> Status {
+    match e {
+        MembershipError::IdExists => {
+            Status::failed_precondition("etcdserver: member ID already exist")
+        }
+        MembershipError::PeerUrlExists => {
+            Status::failed_precondition("etcdserver: Peer URLs already exists")
+        }
+        MembershipError::IdNotFound | MembershipError::IdRemoved => {
+            Status::not_found("etcdserver: member not found")
+        }
+        MembershipError::Timeout => Status::unavailable("etcdserver: request timed out"),
+        MembershipError::Stopped => Status::unavailable("etcdserver: server stopped"),
+        // Errors etcd has no gRPC code for come back as Unknown with their text.
+        other => Status::unknown(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl cluster_server::Cluster for Cluster {
+    async fn member_add(
+        &self,
+        request: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        let req = request.into_inner();
+        if req.is_learner {
+            // A refusal rather than a voter in disguise: Beacon's members all vote.
+            return Err(Status::unimplemented(
+                "beacon: learner members are not supported",
+            ));
+        }
+        let peer_urls = peer_urls(&req.peer_ur_ls)?;
+        let id = added_member_id(&peer_urls, self.state.now_ns() / 1_000_000_000);
+        self.change(MemberChange::Add {
+            id,
+            peer_urls: peer_urls.clone(),
+        })
+        .await?;
+        Ok(Response::new(MemberAddResponse {
+            header: self.header(),
+            member: Some(Member {
+                id,
+                peer_ur_ls: peer_urls,
+                ..Member::default()
+            }),
+            members: self.members(),
         }))
+    }
+
+    async fn member_remove(
+        &self,
+        request: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let id = request.into_inner().id;
+        self.change(MemberChange::Remove { id }).await?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        request: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let req = request.into_inner();
+        let peer_urls = peer_urls(&req.peer_ur_ls)?;
+        self.change(MemberChange::Update {
+            id: req.id,
+            peer_urls,
+        })
+        .await?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_list(
+        &self,
+        _: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        // etcd answers from its local view of the membership, as `/v2/members` does.
+        Ok(Response::new(MemberListResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        request: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        let id = request.into_inner().id;
+        // Every member votes, so there is never a learner to promote.
+        if self.members().iter().any(|m| m.id == id) {
+            Err(Status::failed_precondition(
+                "etcdserver: can only promote a learner member",
+            ))
+        } else {
+            Err(Status::not_found("etcdserver: member not found"))
+        }
     }
 }

@@ -33,7 +33,11 @@ impl maintenance_server::Maintenance for Maintenance {
             raft_index: status.commit_index,
             raft_term: status.term,
             raft_applied_index: status.applied_index,
-            errors: Vec::new(),
+            // etcd lists its alarms here too; Beacon raises none yet.
+            errors: match status.leader_id {
+                Some(_) => Vec::new(),
+                None => vec!["etcdserver: no leader".to_string()],
+            },
             db_size_in_use: db_size,
             is_learner: false,
         }))

@@ -1,9 +1,9 @@
 //! etcd's v3 API over gRPC, on the same client port as v2's HTTP/1.1, as etcd serves
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
-//! Served so far: `Cluster.MemberList` and `Maintenance.Status` (what `etcdctl member
-//! list` and `endpoint status` call), and gRPC's standard health service (service `""`
-//! serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
+//! Served so far: `Cluster` (the membership, listed and changed as v2 changes it; no
+//! learners), `Maintenance.Status` (what `etcdctl endpoint status` calls), and gRPC's
+//! standard health service (service `""` serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
 //! gRPC answer to a method a server does not have, until the v3 keyspace exists.
 
 mod cluster;
