@@ -23,6 +23,9 @@ const SEQUENCE: &[&[&str]] = &[
     &["endpoint", "status"],
     &["endpoint", "status", "-w", "json"],
     &["endpoint", "status", "-w", "fields"],
+    &["alarm", "list"],
+    &["alarm", "list", "-w", "json"],
+    &["defrag"],
     // Membership changes the servers refuse, each with etcd's error.
     &["member", "add", "x", "--peer-urls", "notaurl"],
     &["member", "add", "x", "--peer-urls", "<peer>"],

@@ -1,8 +1,13 @@
-//! `etcdserverpb.Maintenance`: this member's status.
+//! `etcdserverpb.Maintenance`: this member's status, its (absent) alarms, and a
+//! defragmentation that has nothing to do.
 
 use std::sync::Arc;
 
-use beacon_proto::etcdserverpb::{maintenance_server, StatusRequest, StatusResponse};
+use beacon_proto::etcdserverpb::alarm_request::AlarmAction;
+use beacon_proto::etcdserverpb::{
+    maintenance_server, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
+    StatusRequest, StatusResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::api::version::ETCD_SERVER_VERSION;
@@ -20,6 +25,31 @@ impl Maintenance {
 
 #[tonic::async_trait]
 impl maintenance_server::Maintenance for Maintenance {
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
+        match AlarmAction::try_from(request.into_inner().action) {
+            // Beacon raises no alarm yet (etcd's NOSPACE comes with the space quota), and
+            // etcd's answer carries no header.
+            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse::default())),
+            // Raising or clearing one goes through the log in etcd; until Beacon keeps
+            // alarms there, it refuses rather than pretend.
+            _ => Err(Status::unimplemented(
+                "beacon: alarms cannot be raised or cleared yet",
+            )),
+        }
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        // Nothing to do: Beacon's storage reclaims space online as it compacts, so there
+        // is no pause to take (etcd's answer carries no header either).
+        Ok(Response::new(DefragmentResponse::default()))
+    }
+
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let status = self.state.status();
         // etcd's database is one file; Beacon's is its data directory (the log and
