@@ -20,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, GRPC_STREAMS_PER_CONNECTION_MAX};
 use crate::state::AppState;
 
 /// The gRPC services, routed by path; cheap to clone (one per connection).
@@ -31,11 +32,14 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    // etcd's limit on what a call may send; what it is sent has none.
+    let cluster = ClusterServer::new(cluster::Cluster::new(Arc::clone(&state)))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(state))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     tonic::service::Routes::new(health_service)
-        .add_service(ClusterServer::new(cluster::Cluster::new(Arc::clone(
-            &state,
-        ))))
-        .add_service(MaintenanceServer::new(maintenance::Maintenance::new(state)))
+        .add_service(cluster)
+        .add_service(maintenance)
 }
 
 /// The header every v3 response carries. The revision is the v3 keyspace's, which
@@ -59,6 +63,7 @@ where
     let service = TowerToHyperService::new(routes);
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .max_concurrent_streams(GRPC_STREAMS_PER_CONNECTION_MAX)
         .serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let stopping = tokio::select! {
