@@ -122,7 +122,7 @@ impl Mvcc {
         self.index.get(key, current).map(|rev| &self.values[&rev])
     }
 
-    /// Puts `req` at `rev`; `lease_exists` says whether a lease may be attached.
+    /// Puts `req` at `rev` (checked by `check_put` first).
     pub(crate) fn put_at(&mut self, req: &PutRequest, rev: Revision) -> PutResponse {
         let prev = self.live(&req.key, rev.main).cloned();
         let (create_revision, version) = match &prev {
