@@ -204,9 +204,10 @@ impl Pool {
     }
 
     async fn send(self: Arc<Self>, request: Outgoing) -> Result<Answer, BoxError> {
-        // A connection the instance closed just before it got the request fails the
-        // first write; nothing was sent then, so the next connection gets it. Each pass
-        // takes a connection off the list for good, so the loop ends.
+        // A connection the instance closed while it sat idle fails a write; the
+        // instance did not get the request whole, so it cannot have acted on it, and
+        // the next connection gets it. Each pass takes a connection off the list for
+        // good, so the loop ends.
         let mut conn = loop {
             let Some(mut conn) = self.checkout() else {
                 let mut conn = self.connect().await?;
