@@ -1,0 +1,92 @@
+//! etcd's v3 API over gRPC on the client port, through a Rust gRPC client (tonic, with
+//! the clients `beacon-proto` generates): the same port serves HTTP/1.1 and HTTP/2, the
+//! standard health service answers as etcd's does, and what is not served yet is
+//! refused UNIMPLEMENTED.
+
+use beacon_proto::etcdserverpb::cluster_client::ClusterClient;
+use beacon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use beacon_proto::etcdserverpb::{MemberListRequest, MemberRemoveRequest, StatusRequest};
+use beacon_testkit::ServerProcess;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+async fn channel(server: &ServerProcess) -> Channel {
+    Channel::from_shared(server.client_url())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("gRPC connects")
+}
+
+/// What both servers answer alike: health, the member list's shape, a refused removal.
+async fn common_answers(server: &ServerProcess) {
+    let ch = channel(server).await;
+    let health = HealthClient::new(ch.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32, "{server:?}");
+
+    let mut cluster = ClusterClient::new(ch.clone());
+    let members = cluster
+        .member_list(MemberListRequest {})
+        .await
+        .expect("member list")
+        .into_inner();
+    assert_eq!(members.members.len(), 1);
+    assert_eq!(members.members[0].name, "default");
+    let header = members.header.expect("a header");
+    assert_eq!(header.member_id, members.members[0].id);
+    assert_eq!(header.revision, 0, "cluster calls leave the revision out");
+    let refused = cluster
+        .member_remove(MemberRemoveRequest { id: 0x1234_abcd })
+        .await
+        .expect_err("no such member");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    assert_eq!(refused.message(), "etcdserver: member not found");
+
+    let status = MaintenanceClient::new(ch)
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.version, "3.4.23");
+    assert_eq!(status.leader, header.member_id, "a single member leads");
+    assert!(status.errors.is_empty());
+}
+
+#[tokio::test]
+async fn grpc_and_http_share_the_client_port() {
+    let beacon = ServerProcess::beacon().expect("beacon starts");
+    common_answers(&beacon).await;
+    // The same port still speaks v2 over HTTP/1.1.
+    let v2 = beacon_testkit::http_get(beacon.client_port(), "/version").expect("v2");
+    assert_eq!(v2.status, 200);
+    // A v3 service Beacon does not serve yet: refused, not hung or reset.
+    let mut unserved = tonic::client::Grpc::new(channel(&beacon).await);
+    unserved.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/etcdserverpb.KV/Range");
+    let codec = tonic_prost::ProstCodec::<StatusRequest, StatusRequest>::default();
+    let refused = unserved
+        .unary(tonic::Request::new(StatusRequest {}), path, codec)
+        .await
+        .expect_err("not served yet");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn etcd_answers_the_same() {
+    if !beacon_testkit::etcd_available() {
+        let required = std::env::var("BEACON_REQUIRE_ETCD").is_ok_and(|v| v == "1");
+        assert!(!required, "BEACON_REQUIRE_ETCD=1 but etcd is missing");
+        eprintln!("skipping: no etcd");
+        return;
+    }
+    let etcd = ServerProcess::etcd().expect("etcd starts");
+    common_answers(&etcd).await;
+}
