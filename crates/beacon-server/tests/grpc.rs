@@ -5,7 +5,9 @@
 
 use beacon_proto::etcdserverpb::cluster_client::ClusterClient;
 use beacon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use beacon_proto::etcdserverpb::{MemberListRequest, MemberRemoveRequest, StatusRequest};
+use beacon_proto::etcdserverpb::{
+    MemberListRequest, MemberRemoveRequest, MemberUpdateRequest, StatusRequest,
+};
 use beacon_testkit::ServerProcess;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -49,6 +51,22 @@ async fn common_answers(server: &ServerProcess) {
         .expect_err("no such member");
     assert_eq!(refused.code(), tonic::Code::NotFound);
     assert_eq!(refused.message(), "etcdserver: member not found");
+
+    // A call over etcd's 2 MiB: grpc-go's own refusal, code and text.
+    let huge = MemberUpdateRequest {
+        id: 1,
+        peer_ur_ls: vec!["x".repeat(3_000_000)],
+    };
+    let refused = cluster.member_update(huge).await.expect_err("too large");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.message(),
+        "grpc: received message larger than max (3000007 vs. 2097152)"
+    );
 
     let status = MaintenanceClient::new(ch)
         .status(StatusRequest {})

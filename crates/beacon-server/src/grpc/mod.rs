@@ -60,7 +60,8 @@ pub async fn serve_connection<I>(io: I, routes: Routes, mut stop: watch::Receive
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(routes);
+    let service = tower::util::MapResponse::new(routes, etcd_refusals);
+    let service = TowerToHyperService::new(service);
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(GRPC_STREAMS_PER_CONNECTION_MAX)
@@ -74,4 +75,38 @@ where
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
     }
+}
+
+/// tonic refuses a call over its size limit with OUT_OF_RANGE in its own words; etcd's
+/// gRPC library answers RESOURCE_EXHAUSTED in grpc-go's, which is what clients see.
+fn etcd_refusals(mut resp: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let headers = resp.headers_mut();
+    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return resp;
+    }
+    let message = headers
+        .get("grpc-message")
+        .map(|v| {
+            percent_encoding::percent_decode(v.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let Some((found, limit)) = too_large(&message) else {
+        return resp;
+    };
+    let etcd = format!("grpc: received message larger than max ({found} vs. {limit})");
+    if let Ok(etcd) = http::HeaderValue::from_str(&etcd) {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert("grpc-message", etcd);
+    }
+    resp
+}
+
+/// The sizes in tonic's refusal of a message over its limit.
+fn too_large(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
 }
