@@ -40,6 +40,8 @@ const SEQUENCE: &[&[&str]] = &[
     &["member", "update", "<self>", "--peer-urls", "notaurl"],
     &["member", "promote", "1234abcd"],
     &["member", "promote", "<self>"],
+    &["move-leader", "1234abcd"],
+    &["move-leader", "<self>"],
     // One the servers take: the member's own peer URL changes in the record.
     &[
         "member",

@@ -299,6 +299,24 @@ pub enum SnapshotFileError {
     Meta(#[from] serde_json::Error),
 }
 
+/// Why [`RaftNode::move_leader`](crate::RaftNode::move_leader) did not move it; the
+/// texts are etcd's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveLeaderError {
+    /// Only the leader hands leadership over.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// The target is not a voting member.
+    #[error("etcdserver: bad leader transferee")]
+    BadTransferee,
+    /// The target did not take over in time (it may yet).
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+}
+
 /// Why [`RaftNode::shutdown`](crate::RaftNode::shutdown) did not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ShutdownError {

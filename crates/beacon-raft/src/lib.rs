@@ -47,7 +47,9 @@ mod tests;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::RaftConfig;
-pub use error::{MembershipError, OpenError, ProposeError, ShutdownError, SnapshotFileError};
+pub use error::{
+    MembershipError, MoveLeaderError, OpenError, ProposeError, ShutdownError, SnapshotFileError,
+};
 pub use node::{RaftNode, RaftStatus};
 pub use observer::{InjectedBug, NodeObserver};
 pub use peer::FollowerStats;

@@ -354,6 +354,49 @@ pub(crate) async fn hand_over_leadership(raft: &Raft, id: NodeId, election_timeo
     }
 }
 
+/// On the leader (`id`): hands leadership to the voter `target` and waits up to
+/// `timeout` until it leads (etcd's MoveLeader). Moving it to the leader itself is done
+/// at once, as etcd answers.
+pub(crate) async fn move_leader(
+    raft: &Raft,
+    id: NodeId,
+    target: NodeId,
+    timeout: Duration,
+) -> Result<(), crate::MoveLeaderError> {
+    use crate::MoveLeaderError;
+    {
+        let metrics = raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader != Some(id) {
+            return Err(MoveLeaderError::NotLeader);
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == target)
+        {
+            return Err(MoveLeaderError::BadTransferee);
+        }
+    }
+    if target == id {
+        return Ok(());
+    }
+    raft.trigger()
+        .transfer_leader(target)
+        .await
+        .map_err(|_| MoveLeaderError::Stopped)?;
+    match raft
+        .wait(Some(timeout))
+        .metrics(|m| m.current_leader == Some(target), "leadership moved")
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(openraft::metrics::WaitError::ShuttingDown) => Err(MoveLeaderError::Stopped),
+        Err(_) => Err(MoveLeaderError::Timeout),
+    }
+}
+
 /// The learners whose replication is within [`PROMOTE_LAG`] of the leader's log.
 fn caught_up_learners(
     m: &openraft::RaftMetrics<crate::types::TypeConfig>,

@@ -468,6 +468,16 @@ impl RaftNode {
         m.last_log_index.unwrap_or(0)
     }
 
+    /// On the leader: hands leadership to the voting member `target` and waits up to
+    /// `timeout` until it leads (etcd's MoveLeader).
+    pub async fn move_leader(
+        &self,
+        target: NodeId,
+        timeout: Duration,
+    ) -> Result<(), crate::MoveLeaderError> {
+        membership::move_leader(&self.inner.raft, self.inner.id, target, timeout).await
+    }
+
     /// Every member, voters and learners, sorted by id, as this member's latest
     /// membership config has them.
     pub fn members(&self) -> Vec<MemberInfo> {

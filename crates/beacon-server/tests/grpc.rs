@@ -6,7 +6,7 @@
 use beacon_proto::etcdserverpb::cluster_client::ClusterClient;
 use beacon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use beacon_proto::etcdserverpb::{
-    MemberListRequest, MemberRemoveRequest, MemberUpdateRequest, StatusRequest,
+    MemberListRequest, MemberRemoveRequest, MemberUpdateRequest, MoveLeaderRequest, StatusRequest,
 };
 use beacon_testkit::ServerProcess;
 use tonic::transport::Channel;
@@ -107,4 +107,79 @@ async fn etcd_answers_the_same() {
     }
     let etcd = ServerProcess::etcd().expect("etcd starts");
     common_answers(&etcd).await;
+}
+
+/// The leader's index among `members`, by their v3 Status, within a deadline.
+async fn leader_of(members: &[ServerProcess]) -> (usize, u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        for (i, m) in members.iter().enumerate() {
+            let Ok(ch) = Channel::from_shared(m.client_url())
+                .expect("url")
+                .connect()
+                .await
+            else {
+                continue;
+            };
+            let Ok(status) = MaintenanceClient::new(ch).status(StatusRequest {}).await else {
+                continue;
+            };
+            let status = status.into_inner();
+            let own = status.header.map(|h| h.member_id);
+            if status.leader != 0 && own == Some(status.leader) {
+                return (i, status.leader);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_leader_hands_leadership_to_the_chosen_member() {
+    let members = ServerProcess::cluster(
+        beacon_testkit::ServerKind::Beacon,
+        beacon_testkit::beacon_bin(),
+        3,
+    )
+    .expect("the cluster starts");
+    let (leader, leader_id) = leader_of(&members).await;
+    let follower = (leader + 1) % members.len();
+    let follower_id = ClusterClient::new(channel(&members[follower]).await)
+        .member_list(MemberListRequest {})
+        .await
+        .expect("member list")
+        .into_inner()
+        .header
+        .expect("header")
+        .member_id;
+
+    // Only the leader hands leadership over.
+    let refused = MaintenanceClient::new(channel(&members[follower]).await)
+        .move_leader(MoveLeaderRequest {
+            target_id: leader_id,
+        })
+        .await
+        .expect_err("a follower cannot");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(refused.message(), "etcdserver: not leader");
+
+    let mut maintenance = MaintenanceClient::new(channel(&members[leader]).await);
+    let bad = maintenance
+        .move_leader(MoveLeaderRequest { target_id: 7 })
+        .await
+        .expect_err("not a member");
+    assert_eq!(bad.message(), "etcdserver: bad leader transferee");
+    maintenance
+        .move_leader(MoveLeaderRequest {
+            target_id: follower_id,
+        })
+        .await
+        .expect("moved");
+    // It answers once the target leads, so the next look sees it.
+    let (now, now_id) = leader_of(&members).await;
+    assert_eq!((now, now_id), (follower, follower_id));
 }

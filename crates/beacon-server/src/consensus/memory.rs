@@ -78,6 +78,18 @@ impl Consensus for MemoryConsensus {
         beacon_raft::Clock::now_ns(&beacon_raft::SystemClock)
     }
 
+    fn move_leader(&self, target: u64, _: std::time::Duration) -> super::MoveLeaderFuture<'_> {
+        // One member: leadership can only move to itself, which it already has.
+        let moved = if !self.leader.load(Ordering::SeqCst) {
+            Err(beacon_raft::MoveLeaderError::NotLeader)
+        } else if target == self.id {
+            Ok(())
+        } else {
+            Err(beacon_raft::MoveLeaderError::BadTransferee)
+        };
+        Box::pin(std::future::ready(moved))
+    }
+
     fn status(&self) -> ConsensusStatus {
         ConsensusStatus {
             id: self.id,

@@ -94,6 +94,10 @@ pub type MembersFuture<'a> =
 pub type ProposeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Committed, ProposeFailure>> + Send + 'a>>;
 
+/// A boxed leadership transfer.
+pub type MoveLeaderFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), beacon_raft::MoveLeaderError>> + Send + 'a>>;
+
 /// A boxed wait for this member to apply what it acknowledged.
 pub type CaughtUpFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProposeFailure>> + Send + 'a>>;
 
@@ -117,6 +121,9 @@ pub trait Consensus: Send + Sync + 'static {
     fn now_ns(&self) -> i64;
     /// The members, sorted by id, as this member knows them now.
     fn members(&self) -> Vec<crate::cluster::Member>;
+    /// On the leader: hands leadership to the voting member `target` and waits (within
+    /// the request timeout) until it leads (v3's MoveLeader).
+    fn move_leader(&self, target: u64, timeout: std::time::Duration) -> MoveLeaderFuture<'_>;
     /// Bytes this member keeps on disk (v3's `dbSize`); 0 where nothing is on disk.
     fn disk_bytes(&self) -> u64 {
         0

@@ -106,6 +106,14 @@ impl Consensus for RaftConsensus {
         Box::pin(self.node.change_members(change))
     }
 
+    fn move_leader(
+        &self,
+        target: u64,
+        timeout: std::time::Duration,
+    ) -> super::MoveLeaderFuture<'_> {
+        Box::pin(self.node.move_leader(target, timeout))
+    }
+
     fn disk_bytes(&self) -> u64 {
         dir_bytes(&self.data_dir)
     }

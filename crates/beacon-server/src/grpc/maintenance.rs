@@ -6,7 +6,7 @@ use std::sync::Arc;
 use beacon_proto::etcdserverpb::alarm_request::AlarmAction;
 use beacon_proto::etcdserverpb::{
     maintenance_server, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
-    StatusRequest, StatusResponse,
+    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -38,6 +38,30 @@ impl maintenance_server::Maintenance for Maintenance {
             _ => Err(Status::unimplemented(
                 "beacon: alarms cannot be raised or cleared yet",
             )),
+        }
+    }
+
+    async fn move_leader(
+        &self,
+        request: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        use beacon_raft::MoveLeaderError;
+        let target = request.into_inner().target_id;
+        let moved = self
+            .state
+            .consensus
+            .move_leader(target, self.state.request_timeout)
+            .await;
+        match moved {
+            Ok(()) => Ok(Response::new(MoveLeaderResponse {
+                header: Some(super::header(&self.state)),
+            })),
+            Err(e @ (MoveLeaderError::NotLeader | MoveLeaderError::BadTransferee)) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
+            Err(e @ MoveLeaderError::Stopped) => Err(Status::unavailable(e.to_string())),
+            // Not among etcd's gRPC errors: it answers Unknown with the text.
+            Err(e @ MoveLeaderError::Timeout) => Err(Status::unknown(e.to_string())),
         }
     }
 

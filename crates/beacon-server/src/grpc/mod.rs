@@ -2,9 +2,9 @@
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
 //! Served so far: `Cluster` (the membership, listed and changed as v2 changes it; no
-//! learners), `Maintenance.Status`, `Alarm` (listing: none is raised yet) and
-//! `Defragment` (nothing to do), and gRPC's standard health service (service `""`
-//! serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
+//! learners), `Maintenance.Status`, `Alarm` (listing: none is raised yet),
+//! `Defragment` (nothing to do) and `MoveLeader`, and gRPC's standard health service
+//! (service `""` serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
 //! gRPC answer to a method a server does not have, until the v3 keyspace exists.
 
 mod cluster;
