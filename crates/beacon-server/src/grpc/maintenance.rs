@@ -1,5 +1,5 @@
-//! `etcdserverpb.Maintenance`: this member's status, its (absent) alarms, and a
-//! defragmentation that has nothing to do.
+//! `etcdserverpb.Maintenance`: this member's status, its (absent) alarms, a
+//! defragmentation that has nothing to do, and handing leadership to another member.
 
 use std::sync::Arc;
 
