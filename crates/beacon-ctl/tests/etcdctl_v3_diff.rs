@@ -60,10 +60,12 @@ fn etcdctl_v3_sees_beacon_as_it_sees_etcd() {
     }
     let etcd = ServerProcess::etcd().expect("etcd starts");
     let beacon = support::beacon();
+    // Read once: no command in the sequence changes them.
+    let (etcd_ids, beacon_ids) = (Ids::of(&etcd), Ids::of(&beacon));
     let mut differences = Vec::new();
     for args in SEQUENCE {
-        let want = normalized(&etcd, args);
-        let got = normalized(&beacon, args);
+        let want = normalized(&etcd, &etcd_ids, args);
+        let got = normalized(&beacon, &beacon_ids, args);
         if want != got {
             differences.push(format!("{args:?}\n  etcd:   {want:?}\n  beacon: {got:?}"));
         }
@@ -78,9 +80,8 @@ fn etcdctl_v3_sees_beacon_as_it_sees_etcd() {
 }
 
 /// `etcdctl` (v3) `args` against `server`, with what differs between servers rewritten.
-fn normalized(server: &ServerProcess, args: &[&str]) -> Output {
+fn normalized(server: &ServerProcess, ids: &Ids, args: &[&str]) -> Output {
     let endpoint = format!("127.0.0.1:{}", server.client_port());
-    let ids = Ids::of(server);
     let peer = format!("http://127.0.0.1:{}", server.peer_port());
     let args: Vec<String> = args
         .iter()

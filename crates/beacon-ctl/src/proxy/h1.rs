@@ -239,6 +239,16 @@ fn put_header(out: &mut BytesMut, buf: &[u8], h: &httparse::Header<'_>) {
     out.put_slice(b"\r\n");
 }
 
+/// A parsed head's length; `None` while more may complete it, an error once `buf` holds
+/// more than a head may be without one.
+fn head_length(parsed: httparse::Status<usize>, buf: &[u8]) -> Result<Option<usize>, HeadError> {
+    match parsed {
+        httparse::Status::Complete(len) => Ok(Some(len)),
+        httparse::Status::Partial if buf.len() >= HEAD_BYTES_MAX => Err(HeadError::TooLarge),
+        httparse::Status::Partial => Ok(None),
+    }
+}
+
 /// Parses a request head at the start of `buf`. `Ok(None)`: not all of it has arrived.
 /// On success returns the head's length and writes to `forward` the head to send an
 /// instance: request line and the headers to pass on, without `Host`, the body's framing
@@ -249,14 +259,10 @@ pub fn parse_request(
 ) -> Result<Option<(usize, RequestHead)>, HeadError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_MAX];
     let mut req = httparse::Request::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)?
-    {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial if buf.len() >= HEAD_BYTES_MAX => {
-            return Err(HeadError::TooLarge)
-        }
-        httparse::Status::Partial => return Ok(None),
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)?;
+    let Some(len) = head_length(parsed, buf)? else {
+        return Ok(None);
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("request line"));
@@ -333,14 +339,10 @@ pub fn parse_response(
 ) -> Result<Option<(usize, ResponseHead)>, HeadError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_MAX];
     let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?
-    {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial if buf.len() >= HEAD_BYTES_MAX => {
-            return Err(HeadError::TooLarge)
-        }
-        httparse::Status::Partial => return Ok(None),
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?;
+    let Some(len) = head_length(parsed, buf)? else {
+        return Ok(None);
     };
     let (Some(code), Some(minor)) = (resp.code, resp.version) else {
         return Err(HeadError::Malformed("status line"));
