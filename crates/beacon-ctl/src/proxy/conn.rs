@@ -14,6 +14,8 @@
 //! closes a keep-alive connection idle that long), and again for each piece of a body
 //! and each write of an answer that does not go out at once. A connection that is idle
 //! when the proxy stops closes at once; one serving a request closes after the answer.
+//! A connection refused before its request was read whole lingers (`LINGER_TIMEOUT`,
+//! `LINGER_BYTES_MAX`) so that the refusal reaches the client.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -39,11 +41,20 @@ use super::upstream::{itoa, Answer, Outgoing};
 /// What a connection's read buffer holds at least before each read.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// How long, at most, a connection that answered a request it did not read whole goes on
+/// reading (and dropping) what the client still sends, and how much of it. Closing a
+/// socket with unread input makes the kernel send a reset, which can destroy the answer
+/// before the client has read it (what nginx's lingering close avoids, with 5 s and 30 s).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 1024 * 1024;
+
 /// Whether the connection carries another request.
 #[derive(Debug, PartialEq, Eq)]
 enum Next {
     Request,
     Close,
+    /// Close, but the client may still be sending the request the proxy refused.
+    Linger,
 }
 
 /// A client connection and its buffers, reused by every request on it.
@@ -86,7 +97,13 @@ pub async fn serve<S>(
         limits,
         stopping,
     };
-    while conn.exchange(&mut client, service, stop.as_mut()).await == Next::Request {}
+    loop {
+        match conn.exchange(&mut client, service, stop.as_mut()).await {
+            Next::Request => {}
+            Next::Close => return,
+            Next::Linger => return conn.linger().await,
+        }
+    }
 }
 
 impl Client<'_> {
@@ -100,15 +117,16 @@ impl Client<'_> {
     where
         S: Service<Outgoing, Response = Answer, Error = BoxError>,
     {
-        let Some(head) = self.read_head(stop).await else {
-            return Next::Close;
+        let head = match self.read_head(stop).await {
+            Ok(head) => head,
+            Err(next) => return next,
         };
         let body = match self.read_body(&head).await {
             Ok(body) => body,
             Err(Some((status, text))) => {
                 // The rest of the body is still on its way: the connection cannot go on.
                 self.answer_text(status, &text, &head, true).await;
-                return Next::Close;
+                return Next::Linger;
             }
             Err(None) => return Next::Close,
         };
@@ -134,10 +152,10 @@ impl Client<'_> {
         }
     }
 
-    /// Waits for a request head, within the header read timeout; `None` when the
+    /// Waits for a request head, within the header read timeout; `Err` when the
     /// connection is to close (the client closed it, sent garbage, or was too slow, or
     /// the proxy stops while it is idle).
-    async fn read_head<F: Future>(&mut self, mut stop: Pin<&mut F>) -> Option<RequestHead> {
+    async fn read_head<F: Future>(&mut self, mut stop: Pin<&mut F>) -> Result<RequestHead, Next> {
         let limit = self.limits.header_read_timeout;
         self.timer.as_mut().reset(Instant::now() + limit);
         loop {
@@ -145,7 +163,7 @@ impl Client<'_> {
                 match h1::parse_request(&self.read, &mut self.forward) {
                     Ok(Some((len, head))) => {
                         self.read.advance(len);
-                        return Some(head);
+                        return Ok(head);
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -156,7 +174,7 @@ impl Client<'_> {
                         self.out.put_slice(b"\r\n");
                         self.out.put_slice(text.as_bytes());
                         self.flush().await;
-                        return None;
+                        return Err(Next::Linger);
                     }
                 }
             }
@@ -165,12 +183,12 @@ impl Client<'_> {
             let read = tokio::select! {
                 biased;
                 read = self.sock.read_buf(&mut self.read) => read,
-                () = &mut self.timer => return None,
+                () = &mut self.timer => return Err(Next::Close),
                 // Fires once; the connection closes, so it is never polled again.
-                _ = stop.as_mut(), if idle => return None,
+                _ = stop.as_mut(), if idle => return Err(Next::Close),
             };
             match read {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) => return Err(Next::Close),
                 Ok(_) => {}
             }
         }
@@ -355,6 +373,29 @@ impl Client<'_> {
             Next::Request
         } else {
             Next::Close
+        }
+    }
+
+    /// Ends the connection after an answer to a request that was not read whole: sends
+    /// the end of the stream, then drops what the client still sends until it closes too,
+    /// within `LINGER_TIMEOUT` and `LINGER_BYTES_MAX`, so that closing resets nothing.
+    async fn linger(mut self) {
+        let Client { sock, timer, .. } = &mut self;
+        if sock.shutdown().await.is_err() {
+            return;
+        }
+        timer.as_mut().reset(Instant::now() + LINGER_TIMEOUT);
+        let mut scratch = [0; 4096];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES_MAX {
+            tokio::select! {
+                biased;
+                read = sock.read(&mut scratch) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => dropped += n,
+                },
+                () = timer.as_mut() => return,
+            }
         }
     }
 
