@@ -2,7 +2,11 @@
 //! generates the messages with prost and the gRPC services with tonic.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["etcdserverpb/rpc.proto", "mvccpb/kv.proto"];
+    let files = [
+        "etcdserverpb/rpc.proto",
+        "mvccpb/kv.proto",
+        "beaconpb/internal.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

@@ -21,6 +21,9 @@ pub enum MvccError {
     TooManyOps,
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    /// The disk under the keyspace failed; not one of etcd's answers (etcd panics).
+    #[error("etcdserver: the v3 store's disk failed: {0}")]
+    Storage(String),
 }
 
 /// The gRPC status code etcd answers each refusal with.
@@ -29,6 +32,7 @@ pub enum Code {
     InvalidArgument,
     OutOfRange,
     NotFound,
+    Internal,
 }
 
 impl MvccError {
@@ -42,6 +46,7 @@ impl MvccError {
             | MvccError::LeaseProvided
             | MvccError::TooManyOps
             | MvccError::DuplicateKey => Code::InvalidArgument,
+            MvccError::Storage(_) => Code::Internal,
         }
     }
 }

@@ -9,17 +9,22 @@
 //! Raft term.
 //!
 //! What is here: `Range` with every field, `Put`, `DeleteRange`, `Txn` (compares, nested
-//! transactions, the duplicate-key and operation-count checks) and `Compact`, over an
-//! in-memory store of values. Still to come: values on disk, leases, watches.
+//! transactions, the duplicate-key and operation-count checks) and `Compact`. Only the
+//! key index is in memory; values are read from a [`Values`] store and written back in
+//! batches (`values.rs`). Still to come: leases, watches.
 
+mod apply;
 mod error;
 mod index;
 mod store;
 mod txn;
+mod values;
 
+pub use apply::grpc_code;
 pub use error::{Code, MvccError};
 pub use store::Mvcc;
 pub use txn::{check_put_fields, check_txn, TXN_OPS_MAX};
+pub use values::{parse_revision_key, revision_key, Changes, MemValues, StorageError, Values};
 
 /// A point in the keyspace's history: the write transaction, and the change within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,7 +1,8 @@
-//! The keyspace: the key index, every revision's value, and the current and compacted
-//! revisions; Range, Put, DeleteRange and Compact.
+//! The keyspace: the key index, every revision's value (on disk, see `values.rs`), and
+//! the current and compacted revisions; Range, Put, DeleteRange and Compact.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use beacon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use beacon_proto::etcdserverpb::{
@@ -11,14 +12,20 @@ use beacon_proto::etcdserverpb::{
 use beacon_proto::mvccpb::KeyValue;
 
 use crate::index::{KeyIndex, KeyRange};
+use crate::values::{Changes, MemValues, StorageError, Values};
 use crate::{MvccError, Revision};
 
 /// etcd's v3 keyspace.
-#[derive(Debug)]
 pub struct Mvcc {
     pub(crate) index: KeyIndex,
-    /// Every revision's value (a tombstone's: the key alone).
-    pub(crate) values: BTreeMap<Revision, KeyValue>,
+    /// Every committed revision's value (a tombstone's: the key alone).
+    values: Arc<dyn Values>,
+    /// Values written (`Some`) or forgotten (`None`) since the last commit; reads look
+    /// here first.
+    pending: BTreeMap<Revision, Option<KeyValue>>,
+    /// Changes taken for writing (`take_changes`) and not yet known written: reads look
+    /// here after `pending`, so the write can go on without the keyspace's lock.
+    writing: Arc<BTreeMap<Revision, Option<KeyValue>>>,
     /// The last write transaction's main revision; an empty keyspace is at 1.
     pub(crate) current: i64,
     /// Reads before this are refused; -1 until the first compaction (so compacting to
@@ -27,13 +34,19 @@ pub struct Mvcc {
 }
 
 impl Default for Mvcc {
+    /// An empty keyspace over values in memory.
     fn default() -> Self {
-        Self {
-            index: KeyIndex::default(),
-            values: BTreeMap::new(),
-            current: 1,
-            compacted: -1,
-        }
+        Mvcc::empty(Arc::<MemValues>::default())
+    }
+}
+
+impl std::fmt::Debug for Mvcc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mvcc")
+            .field("current", &self.current)
+            .field("compacted", &self.compacted)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,6 +59,86 @@ pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 impl Mvcc {
+    /// An empty keyspace over `values`, which must hold none.
+    pub fn empty(values: Arc<dyn Values>) -> Mvcc {
+        Mvcc {
+            index: KeyIndex::default(),
+            values,
+            pending: BTreeMap::new(),
+            writing: Arc::default(),
+            current: 1,
+            compacted: -1,
+        }
+    }
+
+    /// The keyspace `values` holds: `stored` is every value in it, in revision order,
+    /// from which the key index is rebuilt; `current` and `compacted` as last committed.
+    pub fn open(
+        values: Arc<dyn Values>,
+        stored: impl IntoIterator<Item = Result<(Revision, KeyValue), StorageError>>,
+        current: i64,
+        compacted: i64,
+    ) -> Result<Mvcc, StorageError> {
+        let mut mvcc = Mvcc::empty(values);
+        for item in stored {
+            let (rev, kv) = item?;
+            if rev.main > current {
+                return Err(StorageError(format!(
+                    "a value at revision {rev:?}, past the current revision {current}"
+                )));
+            }
+            mvcc.index.record(&kv.key, rev, kv.version == 0);
+        }
+        mvcc.current = current;
+        mvcc.compacted = compacted;
+        Ok(mvcc)
+    }
+
+    /// Writes what changed since the last commit to the values store, with
+    /// `applied_index`, in one atomic write.
+    pub fn commit(&mut self, applied_index: u64) -> Result<(), StorageError> {
+        let changes = self.take_changes(applied_index);
+        self.values.commit(&changes)?;
+        self.written();
+        Ok(())
+    }
+
+    /// What changed since the last commit, for the caller to write to [`Self::values`]
+    /// (outside the keyspace's lock) and then confirm with [`Self::written`]; reads see
+    /// the changes meanwhile.
+    pub fn take_changes(&mut self, applied_index: u64) -> Changes {
+        assert!(
+            self.writing.is_empty(),
+            "the previous changes were confirmed written before more are taken"
+        );
+        self.writing = Arc::new(std::mem::take(&mut self.pending));
+        Changes {
+            writes: Arc::clone(&self.writing),
+            current: self.current,
+            compacted: self.compacted,
+            applied_index,
+        }
+    }
+
+    /// The changes taken last are in the values store.
+    pub fn written(&mut self) {
+        self.writing = Arc::default();
+    }
+
+    /// The values store.
+    pub fn values(&self) -> Arc<dyn Values> {
+        Arc::clone(&self.values)
+    }
+
+    /// The value at `rev`, which the index lists, so it must exist.
+    pub(crate) fn value(&self, rev: Revision) -> Result<KeyValue, MvccError> {
+        let found = match self.pending.get(&rev).or_else(|| self.writing.get(&rev)) {
+            Some(pending) => pending.clone(),
+            None => self.values.get(rev).map_err(|e| MvccError::Storage(e.0))?,
+        };
+        found.ok_or_else(|| MvccError::Storage(format!("no value at revision {rev:?}")))
+    }
+
     /// The revision of the last change.
     pub fn current_revision(&self) -> i64 {
         self.current
@@ -82,23 +175,35 @@ impl Mvcc {
             return Err(MvccError::Compacted);
         }
         let range = KeyRange::new(&req.key, &req.range_end);
-        let found = self.index.range(&range, at);
+        let mut found = self.index.range(&range, at);
         let count = found.len() as i64;
-        let mut kvs: Vec<KeyValue> = found
-            .into_iter()
-            .map(|(_, rev)| self.values[&rev].clone())
-            .filter(|kv| {
-                (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
-                    && (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
-                    && (req.min_create_revision == 0
-                        || kv.create_revision >= req.min_create_revision)
-                    && (req.max_create_revision == 0
-                        || kv.create_revision <= req.max_create_revision)
-            })
-            .collect();
+        // Without an order or a filter, etcd reads one key past the limit, in key order,
+        // and sorts (by a target other than the key) only what it read.
+        let filtered = req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        if req.sort_order == SortOrder::None as i32 && !filtered && req.limit > 0 {
+            found.truncate(
+                usize::try_from(req.limit)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+            );
+        }
+        let mut kvs = Vec::with_capacity(found.len());
+        for (_, rev) in found {
+            kvs.push(self.value(rev)?);
+        }
+        kvs.retain(|kv| {
+            (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+                && (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+                && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+                && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+        });
         sort(&mut kvs, req);
         let mut more = false;
-        if req.limit > 0 && kvs.len() as i64 > req.limit {
+        // etcd truncates the values it read, and reads none for a count.
+        if !req.count_only && req.limit > 0 && kvs.len() as i64 > req.limit {
             kvs.truncate(req.limit as usize);
             more = true;
         }
@@ -118,13 +223,20 @@ impl Mvcc {
     }
 
     /// The live value of `key` as of `current`.
-    pub(crate) fn live(&self, key: &[u8], current: i64) -> Option<&KeyValue> {
-        self.index.get(key, current).map(|rev| &self.values[&rev])
+    pub(crate) fn live(&self, key: &[u8], current: i64) -> Result<Option<KeyValue>, MvccError> {
+        self.index
+            .get(key, current)
+            .map(|rev| self.value(rev))
+            .transpose()
     }
 
     /// Puts `req` at `rev` (checked by `check_put` first).
-    pub(crate) fn put_at(&mut self, req: &PutRequest, rev: Revision) -> PutResponse {
-        let prev = self.live(&req.key, rev.main).cloned();
+    pub(crate) fn put_at(
+        &mut self,
+        req: &PutRequest,
+        rev: Revision,
+    ) -> Result<PutResponse, MvccError> {
+        let prev = self.live(&req.key, rev.main)?;
         let (create_revision, version) = match &prev {
             Some(p) => (p.create_revision, p.version + 1),
             None => (rev.main, 1),
@@ -147,11 +259,11 @@ impl Mvcc {
             lease,
         };
         self.index.record(&req.key, rev, false);
-        self.values.insert(rev, kv);
-        PutResponse {
+        self.pending.insert(rev, Some(kv));
+        Ok(PutResponse {
             header: header(rev.main),
             prev_kv: prev.filter(|_| req.prev_kv),
-        }
+        })
     }
 
     /// Whether a put can apply as of `current`: `ignore_value`/`ignore_lease` need a
@@ -162,7 +274,7 @@ impl Mvcc {
         current: i64,
         lease_exists: &dyn Fn(i64) -> bool,
     ) -> Result<(), MvccError> {
-        if (req.ignore_value || req.ignore_lease) && self.live(&req.key, current).is_none() {
+        if (req.ignore_value || req.ignore_lease) && self.live(&req.key, current)?.is_none() {
             return Err(MvccError::KeyNotFound);
         }
         if !req.ignore_lease && req.lease != 0 && !lease_exists(req.lease) {
@@ -177,7 +289,7 @@ impl Mvcc {
         &mut self,
         req: &DeleteRangeRequest,
         rev: Revision,
-    ) -> (DeleteRangeResponse, i64) {
+    ) -> Result<(DeleteRangeResponse, i64), MvccError> {
         let range = KeyRange::new(&req.key, &req.range_end);
         let doomed: Vec<(Vec<u8>, Revision)> = self
             .index
@@ -192,27 +304,27 @@ impl Mvcc {
                 sub: rev.sub + i as i64,
             };
             if req.prev_kv {
-                prev_kvs.push(self.values[was].clone());
+                prev_kvs.push(self.value(*was)?);
             }
             self.index.record(key, at, true);
-            self.values.insert(
+            self.pending.insert(
                 at,
-                KeyValue {
+                Some(KeyValue {
                     key: key.clone(),
                     mod_revision: rev.main,
                     ..KeyValue::default()
-                },
+                }),
             );
         }
         let deleted = doomed.len() as i64;
-        (
+        Ok((
             DeleteRangeResponse {
                 header: None,
                 deleted,
                 prev_kvs,
             },
             deleted,
-        )
+        ))
     }
 
     /// A single Put: its own write transaction.
@@ -226,24 +338,27 @@ impl Mvcc {
             main: self.current + 1,
             sub: 0,
         };
-        let resp = self.put_at(req, rev);
+        let resp = self.put_at(req, rev)?;
         self.current = rev.main;
         Ok(resp)
     }
 
     /// A single DeleteRange: its own write transaction, which takes a revision only if
     /// it deleted something.
-    pub fn delete_range(&mut self, req: &DeleteRangeRequest) -> DeleteRangeResponse {
+    pub fn delete_range(
+        &mut self,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, MvccError> {
         let rev = Revision {
             main: self.current + 1,
             sub: 0,
         };
-        let (mut resp, deleted) = self.delete_at(req, rev);
+        let (mut resp, deleted) = self.delete_at(req, rev)?;
         if deleted > 0 {
             self.current = rev.main;
         }
         resp.header = header(self.current);
-        resp
+        Ok(resp)
     }
 
     /// Forgets the history before `revision` (keeping each live key's value at it).
@@ -256,7 +371,7 @@ impl Mvcc {
         }
         self.compacted = revision;
         for rev in self.index.compact(revision) {
-            self.values.remove(&rev);
+            self.pending.insert(rev, None);
         }
         Ok(CompactionResponse {
             header: header(self.current),
@@ -264,26 +379,29 @@ impl Mvcc {
     }
 }
 
-/// Sorts as etcd does: by the request's target, ascending when a target other than the
-/// key is named without an order; the key order of the index otherwise.
+/// Sorts as etcd 3.4 does: by the request's target, ascending when a target other than
+/// the key is named without an order; ties keep key order in either direction (etcd's
+/// sort of a short list is an insertion sort, which keeps them; of a long one, no order
+/// is defined).
 fn sort(kvs: &mut [KeyValue], req: &RangeRequest) {
+    use std::cmp::Ordering;
     let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
     let mut order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
     if order == SortOrder::None && target != SortTarget::Key {
         order = SortOrder::Ascend;
     }
-    if order == SortOrder::None {
-        return;
-    }
-    // Stable, so ties keep key order (etcd's sort leaves them in no defined order).
-    match target {
-        SortTarget::Key => kvs.sort_by(|a, b| a.key.cmp(&b.key)),
-        SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-        SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-        SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-        SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-    }
-    if order == SortOrder::Descend {
-        kvs.reverse();
+    let by = |a: &KeyValue, b: &KeyValue| -> Ordering {
+        match target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        }
+    };
+    match order {
+        SortOrder::None => {}
+        SortOrder::Ascend => kvs.sort_by(by),
+        SortOrder::Descend => kvs.sort_by(|a, b| by(b, a)),
     }
 }

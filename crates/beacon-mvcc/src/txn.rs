@@ -151,14 +151,16 @@ impl Mvcc {
         lease_exists: &dyn Fn(i64) -> bool,
     ) -> Result<TxnResponse, MvccError> {
         let begin = self.current;
-        let plan = self.plan(txn, begin);
+        let plan = self.plan(txn, begin)?;
         self.check_plan(&plan, begin, lease_exists)?;
         let mut cursor = Cursor {
             begin,
             sub: 0,
             changed: false,
         };
-        let mut resp = self.run(&plan, &mut cursor);
+        // Only a storage failure stops a checked plan half way; the caller treats that
+        // as fatal (the keyspace is then half changed).
+        let mut resp = self.run(&plan, &mut cursor)?;
         if cursor.changed {
             self.current = begin + 1;
         }
@@ -166,37 +168,46 @@ impl Mvcc {
         Ok(resp)
     }
 
-    fn plan<'a>(&self, txn: &'a TxnRequest, at: i64) -> Plan<'a> {
-        let succeeded = txn.compare.iter().all(|c| self.holds(c, at));
+    fn plan<'a>(&self, txn: &'a TxnRequest, at: i64) -> Result<Plan<'a>, MvccError> {
+        let mut succeeded = true;
+        for c in &txn.compare {
+            if !self.holds(c, at)? {
+                succeeded = false;
+                break;
+            }
+        }
         let branch = if succeeded {
             &txn.success
         } else {
             &txn.failure
         };
-        let ops = branch
-            .iter()
-            .map(|op| match &op.request {
-                Some(Request::RequestTxn(t)) => Step::Txn(self.plan(t, at)),
+        let mut ops = Vec::with_capacity(branch.len());
+        for op in branch {
+            ops.push(match &op.request {
+                Some(Request::RequestTxn(t)) => Step::Txn(self.plan(t, at)?),
                 _ => Step::Op(op),
-            })
-            .collect();
-        Plan { succeeded, ops }
+            });
+        }
+        Ok(Plan { succeeded, ops })
     }
 
     /// Whether every key of the compare's range satisfies it; on a range with no key,
     /// a value compare fails and the others compare with zeros.
-    fn holds(&self, c: &Compare, at: i64) -> bool {
+    fn holds(&self, c: &Compare, at: i64) -> Result<bool, MvccError> {
         let range = KeyRange::new(&c.key, &c.range_end);
         let found = self.index.range(&range, at);
         if found.is_empty() {
             if c.target == CompareTarget::Value as i32 {
-                return false;
+                return Ok(false);
             }
-            return compare(&KeyValue::default(), c);
+            return Ok(compare(&KeyValue::default(), c));
         }
-        found
-            .into_iter()
-            .all(|(_, rev)| compare(&self.values[&rev], c))
+        for (_, rev) in found {
+            if !compare(&self.value(rev)?, c) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn check_plan(
@@ -225,29 +236,28 @@ impl Mvcc {
         Ok(())
     }
 
-    fn run(&mut self, plan: &Plan<'_>, cursor: &mut Cursor) -> TxnResponse {
+    fn run(&mut self, plan: &Plan<'_>, cursor: &mut Cursor) -> Result<TxnResponse, MvccError> {
         let mut responses = Vec::with_capacity(plan.ops.len());
         for step in &plan.ops {
             let response = match step {
                 Step::Txn(nested) => {
                     // A nested transaction's response has an empty header.
-                    Response::ResponseTxn(self.run(nested, cursor))
+                    Response::ResponseTxn(self.run(nested, cursor)?)
                 }
                 Step::Op(op) => match &op.request {
                     Some(Request::RequestRange(r)) => {
-                        let mut resp = self
-                            .range_at(r, cursor.view())
-                            .expect("checked before any change");
+                        // Revisions were checked before any change; storage can fail.
+                        let mut resp = self.range_at(r, cursor.view())?;
                         resp.header = header(cursor.view());
                         Response::ResponseRange(resp)
                     }
                     Some(Request::RequestPut(p)) => {
-                        let resp = self.put_at(p, cursor.next(1));
+                        let resp = self.put_at(p, cursor.next(1))?;
                         cursor.changed = true;
                         Response::ResponsePut(resp)
                     }
                     Some(Request::RequestDeleteRange(d)) => {
-                        let (mut resp, deleted) = self.delete_at(d, cursor.peek());
+                        let (mut resp, deleted) = self.delete_at(d, cursor.peek())?;
                         cursor.next(deleted);
                         cursor.changed |= deleted > 0;
                         resp.header = header(cursor.view());
@@ -262,11 +272,11 @@ impl Mvcc {
                 response: Some(response),
             });
         }
-        TxnResponse {
+        Ok(TxnResponse {
             header: None,
             succeeded: plan.succeeded,
             responses,
-        }
+        })
     }
 }
 

@@ -34,7 +34,7 @@ fn del(m: &mut Mvcc, key: &str, end: &str) -> i64 {
         range_end: end.into(),
         ..DeleteRangeRequest::default()
     };
-    m.delete_range(&req).deleted
+    m.delete_range(&req).unwrap().deleted
 }
 
 fn get(m: &Mvcc, req: RangeRequest) -> Vec<(String, i64, i64, i64)> {
@@ -438,11 +438,13 @@ fn a_delete_returns_what_it_deleted() {
     let mut m = Mvcc::default();
     put(&mut m, "p/1", "a");
     put(&mut m, "p/2", "b");
-    let resp = m.delete_range(&DeleteRangeRequest {
-        key: b"p/".to_vec(),
-        range_end: b"p0".to_vec(),
-        prev_kv: true,
-    });
+    let resp = m
+        .delete_range(&DeleteRangeRequest {
+            key: b"p/".to_vec(),
+            range_end: b"p0".to_vec(),
+            prev_kv: true,
+        })
+        .unwrap();
     assert_eq!(resp.deleted, 2);
     let values: Vec<&[u8]> = resp
         .prev_kvs

@@ -14,3 +14,10 @@ pub mod mvccpb {
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
 }
+
+/// Package `beaconpb`: Beacon's own messages, for the Raft log only (a v3 write and the
+/// answer to it), never for clients.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod beaconpb {
+    tonic::include_proto!("beaconpb");
+}

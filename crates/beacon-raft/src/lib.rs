@@ -24,6 +24,7 @@ mod election;
 mod entry_cache;
 mod error;
 mod expiry;
+pub mod keyspace;
 mod log_db;
 mod log_purge;
 mod log_store;

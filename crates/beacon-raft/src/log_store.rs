@@ -81,6 +81,11 @@ fn decode_entry(key: &[u8], value: &[u8]) -> io::Result<Entry> {
 }
 
 impl LogStore {
+    /// The log database, which also holds the v3 keyspace (`keyspace`).
+    pub fn db(&self) -> &Arc<LogDb> {
+        &self.db
+    }
+
     /// Opens (or creates) the log at `path` and checks that it is readable and consistent:
     /// every entry decodes, sits under its own index, and the indexes are contiguous after
     /// the purge marker. fjall itself drops a torn last journal record on recovery.

@@ -64,6 +64,8 @@ struct Inner {
     id: NodeId,
     raft: Raft,
     store: SharedStore,
+    /// The v3 keyspace the state machine applies to (`keyspace`).
+    mvcc: crate::keyspace::SharedMvcc,
     log: LogStore,
     /// The disk the data directory is on (see `Seams::disk`).
     disk: Arc<dyn Disk>,
@@ -172,7 +174,7 @@ impl RaftNode {
                 let started = tokio::time::Instant::now();
                 let log = LogStore::open(on, &raft_dir)?.with_bug(bug);
                 let log_opened = started.elapsed();
-                let sm = StateMachine::open(store, snapshots)?;
+                let sm = StateMachine::open(store, &log, snapshots)?;
                 let loaded = started.elapsed();
                 let checked = crate::coverage::check(&log, &sm, &committed_marker, id, force)?;
                 tracing::info!(
@@ -188,6 +190,7 @@ impl RaftNode {
         };
 
         let applied = sm.applied();
+        let mvcc = sm.mvcc();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = NetworkFactory::new(
             config.node_id,
@@ -233,6 +236,7 @@ impl RaftNode {
                 id: config.node_id,
                 raft,
                 store,
+                mvcc,
                 log,
                 disk: Arc::clone(&disk),
                 applied,
@@ -505,6 +509,11 @@ impl RaftNode {
     /// The store, shared with the state machine: read under the read lock.
     pub fn store(&self) -> &SharedStore {
         &self.inner.store
+    }
+
+    /// The v3 keyspace, for serializable reads (writes go through the log).
+    pub fn mvcc(&self) -> &crate::keyspace::SharedMvcc {
+        &self.inner.mvcc
     }
 
     /// This node's Raft state, from the latest metrics (no round trip to the Raft task).

@@ -1,8 +1,13 @@
 //! The openraft state machine: applies committed entries to the shared `beacon_store`
-//! and turns it into snapshots and back.
+//! (v2) or the v3 keyspace (`keyspace`, a `Command::V3`), and turns both into snapshots
+//! and back.
 //!
-//! The store lives in memory; durability comes from the log plus snapshot files. At
-//! start-up the newest snapshot is loaded here, and openraft replays the log after it.
+//! The v2 store lives in memory; its durability comes from the log plus snapshot files.
+//! The v3 keyspace lives in the log database, written once per applied batch with the
+//! index of its last v3 entry. At start-up the newest snapshot is loaded here and
+//! openraft replays the log after it; v3 entries the keyspace already holds are skipped,
+//! and a keyspace behind the snapshot (its last batch not yet synced at a crash) is
+//! replaced with the snapshot's.
 
 use std::io;
 use std::sync::Arc;
@@ -10,10 +15,17 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
+use prost::Message;
+
+use beacon_proto::beaconpb::V3Request;
+use beacon_store::{Command, Encoded};
 
 use crate::applied::Applied;
 use crate::disk;
 use crate::error::OpenError;
+use crate::keyspace::{self, SharedMvcc};
+use crate::log_db::LogDb;
+use crate::log_store::LogStore;
 use crate::observer::NodeObserver;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
@@ -31,6 +43,12 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 /// The state machine: the shared store plus what openraft needs to know about it.
 pub struct StateMachine {
     store: SharedStore,
+    /// The v3 keyspace, in the log database `db`.
+    mvcc: SharedMvcc,
+    db: Arc<LogDb>,
+    /// The index of the last v3 entry the keyspace holds; v3 entries up to it are
+    /// skipped when the log is replayed.
+    v3_applied: u64,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     snapshots: SnapshotDir,
@@ -54,17 +72,28 @@ pub struct SkippedSnapshot {
 }
 
 /// Reads, verifies and decodes one snapshot file into a store of its own, so a file that
-/// fails half way leaves nothing behind in the shared one.
+/// fails half way leaves nothing behind in the shared one. Also returns the file's bytes,
+/// whose v3 section has been checked.
 fn load_into_fresh_store(
     dir: &SnapshotDir,
     path: &std::path::Path,
-) -> Result<(SnapshotMeta, beacon_store::Store), String> {
+) -> Result<(SnapshotMeta, beacon_store::Store, SnapshotData), String> {
     let (meta, data) = dir.load(path).map_err(|e| e.to_string())?;
+    let store = check_snapshot(&data)?;
+    Ok((meta, store, data))
+}
+
+/// Decodes a snapshot's v2 part into a fresh store and checks its v3 section whole.
+pub fn check_snapshot(data: &[u8]) -> Result<beacon_store::Store, String> {
+    let (v2, v3) = keyspace::split(data)?;
     let mut store = beacon_store::Store::new();
     store
-        .recover(&data)
+        .recover(v2)
         .map_err(|e| format!("the store rejects its contents: {e}"))?;
-    Ok((meta, store))
+    if let Some(v3) = v3 {
+        keyspace::decode(v3).map_err(|e| format!("the v3 keyspace rejects it: {e}"))?;
+    }
+    Ok(store)
 }
 
 /// Renames a snapshot that does not load to `<name>.broken` (etcd's habit), so it is kept
@@ -85,16 +114,27 @@ impl StateMachine {
         self
     }
 
-    /// Builds the state machine over `store`, first loading the newest snapshot in
-    /// `snapshots` that loads into it; damaged ones are set aside (see [`Self::skipped`]).
-    pub fn open(store: SharedStore, snapshots: SnapshotDir) -> Result<StateMachine, OpenError> {
+    /// Builds the state machine over `store` and the v3 keyspace in `log`'s database,
+    /// first loading the newest snapshot in `snapshots` that loads into it; damaged ones
+    /// are set aside (see [`Self::skipped`]).
+    pub fn open(
+        store: SharedStore,
+        log: &LogStore,
+        snapshots: SnapshotDir,
+    ) -> Result<StateMachine, OpenError> {
         let dir_err = |source| OpenError::DataDir {
             path: snapshots.path().to_owned(),
             source,
         };
         snapshots.remove_temp_files().map_err(dir_err)?;
+        let db = Arc::clone(log.db());
+        let (mvcc, v3_applied) = keyspace::open(&db)
+            .map_err(|e| OpenError::Start(format!("the v3 keyspace does not open: {e}")))?;
         let mut sm = StateMachine {
             store,
+            mvcc: Arc::new(std::sync::RwLock::new(mvcc)),
+            db,
+            v3_applied,
             last_applied: None,
             last_membership: StoredMembership::default(),
             snapshots: snapshots.clone(),
@@ -108,9 +148,11 @@ impl StateMachine {
         let mut files = snapshots.list().map_err(dir_err)?;
         while let Some(file) = files.pop() {
             match load_into_fresh_store(&snapshots, &file.path) {
-                Ok((meta, store)) => {
+                Ok((meta, store, data)) => {
                     *sm.write_store()
                         .map_err(|e| OpenError::Start(e.to_string()))? = store;
+                    sm.catch_up_v3(&data)
+                        .map_err(|e| OpenError::Start(format!("the v3 keyspace: {e}")))?;
                     tracing::info!(path = %file.path.display(), last_log_id = ?meta.last_log_id, "loaded snapshot");
                     sm.set_last_applied(meta.last_log_id);
                     sm.last_membership = meta.last_membership;
@@ -132,6 +174,69 @@ impl StateMachine {
             }
         }
         Ok(sm)
+    }
+
+    /// The v3 keyspace, for the server's reads.
+    pub fn mvcc(&self) -> SharedMvcc {
+        Arc::clone(&self.mvcc)
+    }
+
+    /// Replaces the keyspace with a loaded snapshot's if the keyspace is behind it (its
+    /// last batches were not synced before a crash, and the log they came from may be
+    /// purged).
+    fn catch_up_v3(&mut self, data: &[u8]) -> io::Result<()> {
+        let (_, Some(v3)) = keyspace::split(data).map_err(io_other)? else {
+            return Ok(());
+        };
+        let section = keyspace::decode(v3).map_err(io_other)?;
+        if section.applied_index() <= self.v3_applied {
+            return Ok(());
+        }
+        tracing::warn!(
+            keyspace = self.v3_applied,
+            snapshot = section.applied_index(),
+            "the v3 keyspace is behind the snapshot; loading the snapshot's"
+        );
+        let mut mvcc = self.write_mvcc()?;
+        keyspace::install(&self.db, &mut mvcc, &section)?;
+        drop(mvcc);
+        self.v3_applied = section.applied_index();
+        Ok(())
+    }
+
+    fn write_mvcc(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, beacon_mvcc::Mvcc>> {
+        // Poisoned: a panic in the keyspace's apply, which may have left it half changed.
+        self.mvcc
+            .write()
+            .map_err(|_| io_other("v3 keyspace lock poisoned by a panic during apply"))
+    }
+
+    /// Applies one v3 entry at `index`; `None` if the keyspace already holds it.
+    fn apply_v3(
+        &mut self,
+        index: u64,
+        encoded: &Encoded,
+    ) -> io::Result<Option<beacon_store::Applied>> {
+        if index <= self.v3_applied {
+            return Ok(None);
+        }
+        // Entries come from the leader's gRPC port, which encoded them; one that does not
+        // decode is refused alike on every replica.
+        let response = match V3Request::decode(encoded.0.as_slice()) {
+            Ok(req) => self.write_mvcc()?.apply(&req).map_err(io_other)?,
+            Err(e) => beacon_proto::beaconpb::V3Response {
+                response: Some(beacon_proto::beaconpb::v3_response::Response::Refusal(
+                    beacon_proto::beaconpb::Refusal {
+                        code: beacon_mvcc::grpc_code(beacon_mvcc::Code::InvalidArgument),
+                        message: format!("etcdserver: a v3 request that does not decode: {e}"),
+                    },
+                )),
+            },
+        };
+        self.v3_applied = index;
+        Ok(Some(beacon_store::Applied::V3(Encoded(
+            response.encode_to_vec(),
+        ))))
     }
 
     /// The snapshot directory.
@@ -195,9 +300,17 @@ impl StateMachine {
             .read()
             .map_err(|_| io_other("store lock poisoned by a panic during apply"))?
             .snapshot_view();
+        // The keyspace's values were committed at the end of the last apply: a view of
+        // its table now is as of `last_applied`, and stays so while applies go on.
+        let mvcc = self
+            .mvcc
+            .read()
+            .map_err(|_| io_other("v3 keyspace lock poisoned by a panic during apply"))?;
+        let section = keyspace::Section::take(&self.db, &mvcc, self.v3_applied)?;
+        drop(mvcc);
         Ok(SnapshotBuilder {
             meta: self.meta(),
-            view: Some(view),
+            view: Some((view, std::sync::Mutex::new(section))),
             snapshots: self.snapshots.clone(),
             observer: self.observer.clone(),
         })
@@ -208,7 +321,9 @@ impl StateMachine {
 pub struct SnapshotBuilder {
     meta: SnapshotMeta,
     /// Taken by `build_snapshot`, which openraft calls once per builder.
-    view: Option<beacon_store::StoreView>,
+    /// The section's table view is read by one thread at a time, but openraft wants the
+    /// builder `Sync`.
+    view: Option<(beacon_store::StoreView, std::sync::Mutex<keyspace::Section>)>,
     snapshots: SnapshotDir,
     observer: Option<Arc<dyn NodeObserver>>,
 }
@@ -218,14 +333,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let meta = self.meta.clone();
-        let view = self
+        let (view, section) = self
             .view
             .take()
             .ok_or_else(|| io_other("a snapshot builder was asked to build twice"))?;
         // Encoding is linear in the store (~100 MB of JSON for 1M keys): it runs where
         // blocking work goes (the Disk seam, so a simulation stays deterministic), never
         // on the node's tasks, and never under the store's lock.
-        let data = disk::blocking(&**self.snapshots.disk(), move || view.save()).await?;
+        let data = disk::blocking(&**self.snapshots.disk(), move || {
+            let section = section.into_inner().unwrap_or_else(|p| p.into_inner());
+            keyspace::join(view.save(), section)
+        })
+        .await??;
         let data = Arc::new(data);
         let path = self
             .snapshots
@@ -270,6 +389,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             + Unpin
             + openraft::OptionalSend,
     {
+        let v3_before = self.v3_applied;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             if let Some(observer) = &self.observer {
@@ -279,7 +399,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             let response = match entry.payload {
                 EntryPayload::Blank => None,
-                EntryPayload::Normal(Request(cmd)) => Some(self.write_store()?.apply(&cmd)),
+                EntryPayload::Normal(Request(cmd)) => match &*cmd {
+                    Command::V3(v3) => self.apply_v3(entry.log_id.index, v3)?,
+                    _ => Some(self.write_store()?.apply(&cmd)),
+                },
                 EntryPayload::Membership(m) => {
                     // Who left the membership is out for good, as etcd records it:
                     // their ids are refused from then on (see `RaftNode::is_removed`).
@@ -301,6 +424,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if let Some(responder) = responder {
                 responder.send(response);
             }
+        }
+        // One write for the batch's v3 changes, as blocking work and outside the
+        // keyspace's lock: fjall's commit waits for its journal's lock, which the log's
+        // writer holds across a sync. Reads see the changes in memory meanwhile.
+        if self.v3_applied != v3_before {
+            let applied = self.v3_applied;
+            let (changes, values) = {
+                let mut mvcc = self.write_mvcc()?;
+                (mvcc.take_changes(applied), mvcc.values())
+            };
+            disk::blocking(&**self.snapshots.disk(), move || values.commit(&changes))
+                .await?
+                .map_err(io_other)?;
+            self.write_mvcc()?.written();
         }
         Ok(())
     }
@@ -334,9 +471,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // The peer API verified it already; a snapshot that does not decode must still
         // never reach the disk, where it would replace the good ones.
         let snapshot = disk::blocking(&**self.snapshots.disk(), move || {
-            beacon_store::Store::new()
-                .recover(&snapshot)
-                .map_err(io_other)?;
+            check_snapshot(&snapshot).map_err(io_other)?;
             Ok::<_, io::Error>(Arc::new(snapshot))
         })
         .await??;
@@ -348,7 +483,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         prune(&self.snapshots, 1).await;
         let snapshot = Arc::unwrap_or_clone(snapshot);
         // Recovered in place, not swapped for a new Store: the server holds watchers on it.
-        self.write_store()?.recover(&snapshot).map_err(io_other)?;
+        let (v2, v3) = keyspace::split(&snapshot).map_err(io_other)?;
+        self.write_store()?.recover(v2).map_err(io_other)?;
+        let section = keyspace::decode(v3.unwrap_or_default()).ok();
+        {
+            let mut mvcc = self.write_mvcc()?;
+            match &section {
+                Some(section) => keyspace::install(&self.db, &mut mvcc, section)?,
+                // A snapshot from before v3 (a leader of an older version): no v3 keys.
+                None => keyspace::install(&self.db, &mut mvcc, &keyspace::Decoded::empty())?,
+            }
+        }
+        let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        self.v3_applied = index;
         self.set_last_applied(meta.last_log_id);
         self.last_membership = meta.last_membership.clone();
         if let Some(observer) = &self.observer {

@@ -34,8 +34,8 @@ where
         disk.create_dir_all(&snap_dir).map_err(|e| err(&e))?;
         let log = LogStore::open(Arc::clone(&disk), &raft_dir).map_err(|e| err(&e))?;
         let store = Arc::new(RwLock::new(beacon_store::Store::new()));
-        let sm =
-            StateMachine::open(store, SnapshotDir::new(disk, snap_dir)).map_err(|e| err(&e))?;
+        let sm = StateMachine::open(store, &log, SnapshotDir::new(disk, snap_dir))
+            .map_err(|e| err(&e))?;
         Ok((guard, log, sm))
     }
 }

@@ -73,9 +73,14 @@ pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pending connections the kernel may queue per listener (it caps this at somaxconn).
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// Largest gRPC message a v3 call may send: etcd's default `--max-request-bytes`
-/// (1.5 MiB) plus its 512 KiB allowance for gRPC's own framing.
-pub const GRPC_MESSAGE_BYTES_MAX: usize = (3 << 19) + (512 << 10);
+/// Largest v3 write proposed through the log, encoded: etcd's default
+/// `--max-request-bytes` (1.5 MiB); a larger one is refused with etcd's "request is too
+/// large".
+pub const V3_PROPOSAL_BYTES_MAX: usize = 3 << 19;
+
+/// Largest gRPC message a v3 call may send: [`V3_PROPOSAL_BYTES_MAX`] plus etcd's
+/// 512 KiB allowance for gRPC's own framing.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + (512 << 10);
 
 /// Most calls one HTTP/2 connection may have open at once.
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;

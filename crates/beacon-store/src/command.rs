@@ -1,4 +1,5 @@
-//! What travels through the Raft log: a v2 keys write, or the leader's clock.
+//! What travels through the Raft log: a v2 keys write, the leader's clock, or a v3
+//! request for the other store (the MVCC keyspace), which this one never applies.
 
 use beacon_api::ByteString;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,37 @@ pub enum Command {
         /// Unix nanoseconds on the proposing leader.
         time_ns: i64,
     },
+    /// A v3 request (`beacon-proto`'s `V3Request`, encoded): applied by the MVCC
+    /// keyspace, not by this store (etcd 3.4 keeps the two keyspaces apart too).
+    V3(Encoded),
+}
+
+/// A protobuf message carried as bytes, which the log's JSON holds as base64.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Encoded(pub Vec<u8>);
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encoded({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Encoded {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Encoded {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Encoded)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The HTTP method a keys request came with; it decides which store operation runs.

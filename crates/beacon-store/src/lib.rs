@@ -16,7 +16,7 @@ mod stats;
 mod store;
 mod watch;
 
-pub use command::{Command, KeysRequest, Method};
+pub use command::{Command, Encoded, KeysRequest, Method};
 pub use snapshot::{RecoverError, StoreView};
 pub use stats::StoreStats;
 pub use store::{Applied, Store};

@@ -27,6 +27,8 @@ pub enum Applied {
     Keys(Result<Event, EtcdError>),
     /// A clock entry was applied (and maybe expired keys).
     Synced,
+    /// What the MVCC keyspace answered a v3 request (`beacon-proto`'s `V3Response`).
+    V3(crate::Encoded),
 }
 
 /// etcd's v2 store. Deterministic: the same commands in the same order give the same
@@ -75,6 +77,9 @@ impl Store {
                 self.delete_expired(*time_ns);
                 Applied::Synced
             }
+            // The state machine hands these to the MVCC keyspace; this store has no v3
+            // keys, so one that reaches it changes nothing here.
+            Command::V3(_) => Applied::Synced,
         }
     }
 

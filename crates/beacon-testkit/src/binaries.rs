@@ -39,3 +39,16 @@ pub fn etcd_bin() -> PathBuf {
 pub fn etcd_available() -> bool {
     etcd_bin().is_file()
 }
+
+/// Whether a test comparing with etcd can run: etcd is installed, or the test should
+/// skip (it says so), unless `BEACON_REQUIRE_ETCD=1` (as CI sets it) makes a missing
+/// etcd a failure.
+pub fn etcd_or_skip() -> bool {
+    if etcd_available() {
+        return true;
+    }
+    let required = std::env::var("BEACON_REQUIRE_ETCD").is_ok_and(|v| v == "1");
+    assert!(!required, "BEACON_REQUIRE_ETCD=1 but etcd is missing");
+    eprintln!("skipping: no etcd");
+    false
+}

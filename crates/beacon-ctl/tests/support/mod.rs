@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -99,8 +99,23 @@ pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
 }
 
 /// Runs a prepared command to completion within [`COMMAND_DEADLINE`].
-pub fn finish(mut cmd: Command, what: &[&str]) -> Output {
+pub fn finish(cmd: Command, what: &[&str]) -> Output {
+    finish_fed(cmd, what, None)
+}
+
+/// [`finish`], with `input` (if any) written to the command's stdin, which is then
+/// closed: what `etcdctl txn` reads, for one.
+pub fn finish_fed(mut cmd: Command, what: &[&str], input: Option<&str>) -> Output {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = cmd.spawn().expect("spawn command");
+    let feeder = input.map(|text| {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let text = text.to_string();
+        // A command that exits without reading it all closes the pipe: not an error.
+        std::thread::spawn(move || drop(pipe.write_all(text.as_bytes())))
+    });
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + COMMAND_DEADLINE;
@@ -115,6 +130,9 @@ pub fn finish(mut cmd: Command, what: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    if let Some(feeder) = feeder {
+        feeder.join().expect("stdin writer");
+    }
     Output {
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),

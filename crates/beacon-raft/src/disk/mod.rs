@@ -9,9 +9,10 @@
 //! and the group-commit thread) or a simulation's in-memory disk that crashes and
 //! fails on purpose (`beacon-sim`).
 //!
-//! The log database is the subset of fjall the log uses ([`LogTables`]): two tables of
-//! byte keys, point reads, scans of the log table in either direction, atomic batches
-//! across both tables, and a sync of the journal.
+//! The log database is the subset of fjall the node uses ([`LogTables`]): three tables
+//! of byte keys (the log, its markers, and the v3 keyspace's values), point reads, scans
+//! of the log table in either direction, whole-table reads of a consistent view, atomic
+//! batches across the tables, and a sync of the journal.
 
 mod std_disk;
 
@@ -33,8 +34,11 @@ pub type DiskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Table {
     /// Log entries keyed by big-endian index, so key order is log order.
     Log,
-    /// The vote and the purge and commit markers.
+    /// The vote and the purge and commit markers, and the v3 keyspace's revisions and
+    /// applied index.
     Meta,
+    /// The v3 keyspace's values, keyed by revision (`beacon_mvcc::revision_key`).
+    Kv,
 }
 
 /// How much of the journal a sync makes durable (fjall's `PersistMode`).
@@ -60,6 +64,10 @@ pub type KeyRange = (Bound<[u8; 8]>, Bound<[u8; 8]>);
 
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A whole table as it was when the view was taken, in key order, read while writes go
+/// on (a snapshot of the v3 keyspace is built from one).
+pub type TableView = Box<dyn Iterator<Item = Result<KeyValue, DbError>> + Send>;
 
 /// What the log database reports when it fails.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +111,9 @@ pub trait LogTables: Send + Sync {
             .next()
             .transpose()
     }
+
+    /// Every entry of `table` as of now, in key order; later writes do not show.
+    fn view(&self, table: Table) -> TableView;
 
     /// Applies `changes` atomically (one journal record): after a crash all of them or
     /// none are there. Readable at once; durable only after [`Self::persist`].

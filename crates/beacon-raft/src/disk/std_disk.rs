@@ -12,11 +12,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::{
     Change, DbError, Disk, DiskFuture, Durability, KeyRange, KeyValue, LogTables, StreamedFile,
-    Table,
+    Table, TableView,
 };
 
 const LOG_KEYSPACE: &str = "log";
 const META_KEYSPACE: &str = "meta";
+const KV_KEYSPACE: &str = "kv";
 
 /// fjall and the file system under the data directory.
 #[derive(Debug, Default, Clone, Copy)]
@@ -27,6 +28,7 @@ struct Fjall {
     db: Database,
     log: Keyspace,
     meta: Keyspace,
+    kv: Keyspace,
 }
 
 impl Fjall {
@@ -34,6 +36,7 @@ impl Fjall {
         match table {
             Table::Log => &self.log,
             Table::Meta => &self.meta,
+            Table::Kv => &self.kv,
         }
     }
 }
@@ -74,6 +77,14 @@ impl LogTables for Fjall {
         } else {
             Box::new(iter.map(pair))
         }
+    }
+
+    fn view(&self, table: Table) -> TableView {
+        // fjall's iterator holds its own read snapshot: it sees the table as of now.
+        Box::new(self.table(table).iter().map(|guard| {
+            let (k, v) = guard.into_inner().map_err(db_error)?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
     }
 
     fn commit(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
@@ -141,7 +152,10 @@ impl Disk for StdDisk {
         let meta = db
             .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(db_error)?;
-        Ok(Arc::new(Fjall { db, log, meta }))
+        let kv = db
+            .keyspace(KV_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(db_error)?;
+        Ok(Arc::new(Fjall { db, log, meta, kv }))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -135,6 +135,12 @@ fn refuse_command(cmd: &Command, bytes_max: usize) -> Option<String> {
             Some(format!("request larger than {bytes_max} bytes\n"))
         }
         Command::Keys(_) => None,
+        // The gRPC port refuses a message over its limit.
+        Command::V3(v3) if v3.0.len() > bytes_max => Some(format!(
+            "request larger than {bytes_max} bytes
+"
+        )),
+        Command::V3(_) => None,
     }
 }
 

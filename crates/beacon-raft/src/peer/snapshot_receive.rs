@@ -166,8 +166,7 @@ async fn load(
     );
     crate::disk::blocking(&*disk, move || {
         let (meta, data) = dir.load(&path).map_err(refused)?;
-        beacon_store::Store::new()
-            .recover(&data)
+        crate::state_machine::check_snapshot(&data)
             .map_err(|e| refused(format!("the store does not decode: {e}")))?;
         Ok((meta, data))
     })

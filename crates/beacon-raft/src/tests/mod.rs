@@ -9,6 +9,7 @@ mod connection_end;
 mod direct;
 mod disk;
 mod forward;
+mod keyspace;
 mod log_reads;
 mod net;
 mod node;

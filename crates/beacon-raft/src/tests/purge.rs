@@ -72,6 +72,10 @@ impl LogTables for GatedTables {
         self.inner.scan(range, reverse)
     }
 
+    fn view(&self, table: Table) -> crate::disk::TableView {
+        self.inner.view(table)
+    }
+
     fn commit(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
         if changes
             .iter()

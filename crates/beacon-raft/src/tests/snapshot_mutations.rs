@@ -138,3 +138,52 @@ fn sealed_mutations_of_the_store_bytes_never_panic() {
     eprintln!("sealed mutations: {refused} refused, {accepted} accepted as a valid store");
     assert!(refused > 0, "the generator changes something");
 }
+
+/// A snapshot with a v3 section of a few keys, as `keyspace::join` writes it.
+fn snapshot_with_v3() -> Vec<u8> {
+    use beacon_proto::mvccpb::KeyValue;
+    use prost::Message;
+    let values: Vec<Result<crate::disk::KeyValue, crate::disk::DbError>> = (0..5)
+        .map(|i| {
+            let rev = beacon_mvcc::Revision {
+                main: i + 2,
+                sub: 0,
+            };
+            let kv = KeyValue {
+                key: format!("key{i}").into_bytes(),
+                create_revision: i + 2,
+                mod_revision: i + 2,
+                version: 1,
+                value: b"value".to_vec(),
+                lease: 0,
+            };
+            Ok((beacon_mvcc::revision_key(rev).to_vec(), kv.encode_to_vec()))
+        })
+        .collect();
+    let section = crate::keyspace::Section {
+        state: crate::keyspace::State {
+            current: 6,
+            compacted: -1,
+            applied_index: 9,
+        },
+        values: Box::new(values.into_iter()),
+    };
+    crate::keyspace::join(store_bytes(), section).expect("joined")
+}
+
+#[test]
+fn mutations_of_a_snapshot_with_a_v3_section_never_panic() {
+    let seed = seed("mutations_of_a_snapshot_with_a_v3_section_never_panic");
+    let mut rng = Rng(seed);
+    let data = snapshot_with_v3();
+    crate::state_machine::check_snapshot(&data).expect("the unchanged snapshot loads");
+    let mut refused = 0;
+    for i in 0..SEALED_ITERATIONS {
+        let mut mutated = data.clone();
+        mutate(&mut rng, &mut mutated);
+        let result = catch_unwind(|| crate::state_machine::check_snapshot(&mutated).is_ok())
+            .unwrap_or_else(|_| panic!("seed {seed}, iteration {i}: check_snapshot panicked"));
+        refused += usize::from(!result);
+    }
+    assert!(refused > 0, "the generator changes something");
+}

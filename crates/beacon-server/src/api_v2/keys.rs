@@ -140,7 +140,7 @@ async fn propose(
             status.term = status.term.max(committed.raft_term);
             Ok(event_response(&event, &status, params.no_value_on_success))
         }
-        Applied::Synced => Err(EtcdError::request(
+        Applied::Synced | Applied::V3(_) => Err(EtcdError::request(
             ErrorCode::RaftInternal,
             "received response with no Event/Watcher",
         )),

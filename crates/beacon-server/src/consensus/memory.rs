@@ -1,16 +1,20 @@
-//! An in-memory stand-in for consensus: applies each command to the store at once.
+//! An in-memory stand-in for consensus: applies each command to the store (or the v3
+//! keyspace, over values in memory) at once.
 //! Used by the handler tests and usable by any test that needs a server without Raft.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use beacon_store::{Command, Store};
+use beacon_raft::keyspace::SharedMvcc;
+use beacon_store::{Applied, Command, Encoded, Store};
+use prost::Message;
 
 use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture, SharedStore};
 
 /// A single member that is always leader (unless told otherwise) and commits instantly.
 pub struct MemoryConsensus {
     store: SharedStore,
+    mvcc: SharedMvcc,
     id: u64,
     members: Vec<crate::cluster::Member>,
     raft_index: AtomicU64,
@@ -22,6 +26,7 @@ impl MemoryConsensus {
     pub fn new(id: u64) -> Self {
         MemoryConsensus {
             store: Arc::new(RwLock::new(Store::new())),
+            mvcc: Arc::default(),
             id,
             members: Vec::new(),
             raft_index: AtomicU64::new(1),
@@ -46,14 +51,31 @@ impl Consensus for MemoryConsensus {
         &self.store
     }
 
+    fn mvcc(&self) -> &SharedMvcc {
+        &self.mvcc
+    }
+
     fn propose(&self, cmd: Command) -> ProposeFuture<'_> {
         Box::pin(async move {
             if !self.leader.load(Ordering::SeqCst) {
                 return Err(ProposeFailure::Timeout);
             }
-            let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
             let raft_index = self.raft_index.fetch_add(1, Ordering::SeqCst) + 1;
-            let applied = store.apply(&cmd);
+            let applied = match &cmd {
+                Command::V3(v3) => {
+                    let req = beacon_proto::beaconpb::V3Request::decode(v3.0.as_slice())
+                        .map_err(|e| ProposeFailure::Other(e.to_string()))?;
+                    let mut mvcc = self.mvcc.write().unwrap_or_else(|p| p.into_inner());
+                    let resp = mvcc
+                        .apply(&req)
+                        .map_err(|e| ProposeFailure::Other(e.to_string()))?;
+                    Applied::V3(Encoded(resp.encode_to_vec()))
+                }
+                _ => {
+                    let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
+                    store.apply(&cmd)
+                }
+            };
             Ok(Committed {
                 applied,
                 raft_index,

@@ -105,6 +105,8 @@ pub type CaughtUpFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProposeFail
 pub trait Consensus: Send + Sync + 'static {
     /// The replicated store, for local reads and watches (after [`caught_up`]).
     fn store(&self) -> &SharedStore;
+    /// The v3 keyspace, for serializable reads (after [`caught_up`]).
+    fn mvcc(&self) -> &beacon_raft::keyspace::SharedMvcc;
     /// `None` when every write this member acknowledged is applied to its store, as is
     /// usual; otherwise a wait for it. A write forwarded to the leader is acknowledged
     /// once the leader applied it, and a read here must see it.

@@ -45,6 +45,10 @@ impl Consensus for RaftConsensus {
         self.node.store()
     }
 
+    fn mvcc(&self) -> &beacon_raft::keyspace::SharedMvcc {
+        self.node.mvcc()
+    }
+
     fn read_wait(&self) -> Option<CaughtUpFuture<'_>> {
         if self.node.is_caught_up() {
             return None;

@@ -1,18 +1,21 @@
 //! etcd's v3 API over gRPC, on the same client port as v2's HTTP/1.1, as etcd serves
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
-//! Served so far: `Cluster` (the membership, listed and changed as v2 changes it; no
-//! learners), `Maintenance.Status`, `Alarm` (listing: none is raised yet),
-//! `Defragment` (nothing to do) and `MoveLeader`, and gRPC's standard health service
-//! (service `""` serving, as etcd registers it). Every other v3 call is answered `UNIMPLEMENTED`, the
-//! gRPC answer to a method a server does not have, until the v3 keyspace exists.
+//! Served so far: `KV` (the v3 keyspace, `kv.rs`), `Cluster` (the membership, listed
+//! and changed as v2 changes it; no learners), `Maintenance.Status`, `Alarm` (listing:
+//! none is raised yet), `Defragment` (nothing to do) and `MoveLeader`, and gRPC's
+//! standard health service (service `""` serving, as etcd registers it). Every other
+//! v3 call (Watch, Lease, Auth, Hash) is answered `UNIMPLEMENTED`, the gRPC answer to a
+//! method a server does not have.
 
 mod cluster;
+mod kv;
 mod maintenance;
 
 use std::sync::Arc;
 
 use beacon_proto::etcdserverpb::cluster_server::ClusterServer;
+use beacon_proto::etcdserverpb::kv_server::KvServer;
 use beacon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use beacon_proto::etcdserverpb::ResponseHeader;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,21 +38,29 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
     // etcd's limit on what a call may send; what it is sent has none.
     let cluster = ClusterServer::new(cluster::Cluster::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let kv = KvServer::new(kv::Kv::new(Arc::clone(&state)))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(state))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     tonic::service::Routes::new(health_service)
         .add_service(cluster)
+        .add_service(kv)
         .add_service(maintenance)
 }
 
-/// The header every v3 response carries. The revision is the v3 keyspace's, which
-/// holds nothing yet: an empty etcd keyspace is at revision 1.
+/// The header every v3 response carries: the member's ids, its Raft term, and the v3
+/// keyspace's current revision as this member has applied it.
 fn header(state: &AppState) -> ResponseHeader {
     let status = state.status();
+    let revision = state
+        .consensus
+        .mvcc()
+        .read()
+        .map_or(0, |m| m.current_revision());
     ResponseHeader {
         cluster_id: state.cluster.id,
         member_id: status.id,
-        revision: 1,
+        revision,
         raft_term: status.term,
     }
 }

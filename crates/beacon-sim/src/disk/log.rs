@@ -1,21 +1,24 @@
-//! The simulated log database: two tables of byte keys, batches that are visible at
+//! The simulated log database: three tables of byte keys, batches that are visible at
 //! once and durable once synced, poisoned by a failure until re-opened.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, MutexGuard};
 
-use beacon_raft::disk::{Change, DbError, Durability, KeyRange, KeyValue, LogTables, Table};
+use beacon_raft::disk::{
+    Change, DbError, Durability, KeyRange, KeyValue, LogTables, Table, TableView,
+};
 
 use super::{injected, SimDisk, State};
 
-/// The two tables, `Table::Log` first.
-pub(super) type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; 2];
+/// The three tables, in `slot` order.
+pub(super) type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; 3];
 
 pub(super) fn slot(table: Table) -> usize {
     match table {
         Table::Log => 0,
         Table::Meta => 1,
+        Table::Kv => 2,
     }
 }
 
@@ -162,6 +165,20 @@ impl LogTables for SimLog {
             items.reverse();
         }
         Box::new(items.into_iter())
+    }
+
+    fn view(&self, table: Table) -> TableView {
+        match self.lock() {
+            // A copy: the simulation's tables are small.
+            Ok(s) => Box::new(
+                s.log.visible[slot(table)]
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.clone())))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn commit(&self, changes: &[Change<'_>]) -> Result<(), DbError> {

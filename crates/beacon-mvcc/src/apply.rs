@@ -1,0 +1,57 @@
+//! One v3 command of the Raft log, applied: the request a client sent, and the answer
+//! every replica computes alike (a refusal is an answer too).
+
+use beacon_proto::beaconpb::{v3_request, v3_response, Refusal, V3Request, V3Response};
+
+use crate::error::Code;
+use crate::store::Mvcc;
+use crate::txn::{check_put_fields, check_txn, TXN_OPS_MAX};
+use crate::{MvccError, StorageError};
+
+impl Mvcc {
+    /// Applies `req`. `Err` only when the disk failed, after which the keyspace may be
+    /// half changed and must not be used.
+    pub fn apply(&mut self, req: &V3Request) -> Result<V3Response, StorageError> {
+        // Leases are not served yet: every lease a put names is unknown.
+        let no_lease = |_: i64| false;
+        let answer = match &req.request {
+            Some(v3_request::Request::Range(r)) => self.range(r).map(v3_response::Response::Range),
+            Some(v3_request::Request::Put(p)) => check_put_fields(p)
+                .and_then(|()| self.put(p, &no_lease))
+                .map(v3_response::Response::Put),
+            Some(v3_request::Request::DeleteRange(d)) => {
+                self.delete_range(d).map(v3_response::Response::DeleteRange)
+            }
+            // The server checked it before proposing; checked again, because the log is
+            // what every replica trusts, whoever wrote the entry.
+            Some(v3_request::Request::Txn(t)) => check_txn(t, TXN_OPS_MAX)
+                .and_then(|()| self.txn(t, &no_lease))
+                .map(v3_response::Response::Txn),
+            Some(v3_request::Request::Compaction(c)) => self
+                .compact(c.revision)
+                .map(v3_response::Response::Compaction),
+            None => Err(MvccError::EmptyKey),
+        };
+        let response = match answer {
+            Ok(response) => response,
+            Err(MvccError::Storage(e)) => return Err(StorageError(e)),
+            Err(refused) => v3_response::Response::Refusal(Refusal {
+                code: grpc_code(refused.code()),
+                message: refused.to_string(),
+            }),
+        };
+        Ok(V3Response {
+            response: Some(response),
+        })
+    }
+}
+
+/// The gRPC status code number of `code` (the numbering every gRPC library shares).
+pub fn grpc_code(code: Code) -> i32 {
+    match code {
+        Code::InvalidArgument => 3,
+        Code::NotFound => 5,
+        Code::OutOfRange => 11,
+        Code::Internal => 13,
+    }
+}

@@ -1,0 +1,288 @@
+//! The v3 keyspace (`beacon-mvcc`) on the node's disk: its values in the log database's
+//! `kv` table, keyed by revision, and its revisions and applied index in `meta`, all
+//! written in one batch per applied batch of entries; and its part of a Raft snapshot.
+//!
+//! Why the log database: one fjall journal means a v3 batch is ordered with the log's
+//! own writes, so a log purge that survived a crash was preceded by the v3 state it
+//! relied on. The applied index stored with the values is what lets a restart skip the
+//! v3 commands it already holds instead of replaying the log into a fresh keyspace.
+
+use std::io;
+use std::sync::{Arc, RwLock};
+
+use beacon_mvcc::{parse_revision_key, revision_key, Changes, Mvcc, StorageError, Values};
+use beacon_proto::mvccpb::KeyValue;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::disk::{Change, DbError, Table, TableView};
+use crate::log_db::LogDb;
+
+/// The v3 keyspace, shared between the state machine (applies, under the write lock)
+/// and the gRPC server (serializable reads).
+pub type SharedMvcc = Arc<RwLock<Mvcc>>;
+
+/// The `meta` key of the keyspace's [`State`].
+const KEY_STATE: &[u8] = b"v3_state";
+
+/// What the keyspace records beside its values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The keyspace's current revision (1 when empty).
+    pub current: i64,
+    /// Its compacted revision (-1 before any compaction).
+    pub compacted: i64,
+    /// The index of the last log entry whose changes the values hold.
+    pub applied_index: u64,
+}
+
+impl State {
+    fn empty() -> State {
+        State {
+            current: 1,
+            compacted: -1,
+            applied_index: 0,
+        }
+    }
+}
+
+/// The keyspace's values in the log database.
+struct DiskValues {
+    db: Arc<LogDb>,
+}
+
+fn storage(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+impl Values for DiskValues {
+    fn get(&self, rev: beacon_mvcc::Revision) -> Result<Option<KeyValue>, StorageError> {
+        let handles = self.db.handles_now().map_err(storage)?;
+        let Some(bytes) = handles
+            .get(Table::Kv, &revision_key(rev))
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        KeyValue::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(storage)
+    }
+
+    fn commit(&self, changes: &Changes) -> Result<(), StorageError> {
+        let encoded: Vec<([u8; 16], Option<Vec<u8>>)> = changes
+            .writes
+            .iter()
+            .map(|(rev, kv)| (revision_key(*rev), kv.as_ref().map(Message::encode_to_vec)))
+            .collect();
+        let state = serde_json::to_vec(&State {
+            current: changes.current,
+            compacted: changes.compacted,
+            applied_index: changes.applied_index,
+        })
+        .map_err(storage)?;
+        let mut batch: Vec<Change<'_>> = encoded
+            .iter()
+            .map(|(key, value)| match value {
+                Some(v) => Change::Insert(Table::Kv, key, v),
+                None => Change::Remove(Table::Kv, key),
+            })
+            .collect();
+        batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
+        let handles = self.db.handles_now().map_err(storage)?;
+        let result = handles.commit(&batch);
+        self.db
+            .note("a v3 keyspace write", result.as_ref().map(|_| ()));
+        result.map_err(storage)
+    }
+}
+
+fn read_state(db: &LogDb) -> io::Result<State> {
+    let handles = db.handles_now()?;
+    match handles
+        .get(Table::Meta, KEY_STATE)
+        .map_err(io::Error::other)?
+    {
+        None => Ok(State::empty()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other),
+    }
+}
+
+/// Opens the keyspace the log database holds (empty in a new one): reads its state and
+/// rebuilds the key index from every stored value. Returns it with its applied index.
+pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
+    let state = read_state(db)?;
+    let view = db.handles_now()?.view(Table::Kv);
+    let mvcc = Mvcc::open(
+        Arc::new(DiskValues { db: Arc::clone(db) }),
+        decode_view(view),
+        state.current,
+        state.compacted,
+    )
+    .map_err(io::Error::other)?;
+    Ok((mvcc, state.applied_index))
+}
+
+fn decode_view(
+    view: TableView,
+) -> impl Iterator<Item = Result<(beacon_mvcc::Revision, KeyValue), StorageError>> {
+    view.map(|item| {
+        let (key, value) = item.map_err(storage)?;
+        let rev = parse_revision_key(&key)
+            .ok_or_else(|| storage(format!("a v3 value under a bad key {key:?}")))?;
+        let kv = KeyValue::decode(value.as_slice()).map_err(storage)?;
+        Ok((rev, kv))
+    })
+}
+
+/// The keyspace's part of a snapshot: its state and a view of every value, taken
+/// between two applies so that both are as of the snapshot's last entry.
+pub struct Section {
+    pub state: State,
+    pub values: TableView,
+}
+
+impl Section {
+    /// Takes the section of `mvcc`, whose last commit was at `applied_index`.
+    pub fn take(db: &LogDb, mvcc: &Mvcc, applied_index: u64) -> io::Result<Section> {
+        Ok(Section {
+            state: State {
+                current: mvcc.current_revision(),
+                compacted: mvcc.compact_revision(),
+                applied_index,
+            },
+            values: db.handles_now()?.view(Table::Kv),
+        })
+    }
+
+    /// Appends the section to `out`: the state as JSON, then each value, each with its
+    /// length (u32, big-endian) before it.
+    pub fn write(self, out: &mut Vec<u8>) -> io::Result<()> {
+        let state = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
+        put_chunk(out, &state)?;
+        for item in self.values {
+            let (key, value) = item.map_err(io::Error::other)?;
+            put_chunk(out, &key)?;
+            put_chunk(out, &value)?;
+        }
+        Ok(())
+    }
+}
+
+fn put_chunk(out: &mut Vec<u8>, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("a v3 value over 4 GiB"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn take_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let len: [u8; 4] = bytes
+        .get(..4)
+        .ok_or("a v3 section cut short")?
+        .try_into()
+        .map_err(|_| "a v3 section cut short")?;
+    let len = u32::from_be_bytes(len) as usize;
+    let chunk = bytes.get(4..4 + len).ok_or("a v3 section cut short")?;
+    *bytes = &bytes[4 + len..];
+    Ok(chunk)
+}
+
+/// A section read back: checked whole (every key a revision, every value a `KeyValue`)
+/// before anything is written.
+pub struct Decoded<'a> {
+    state: State,
+    values: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// Decodes a section written by [`Section::write`].
+pub fn decode(mut bytes: &[u8]) -> Result<Decoded<'_>, String> {
+    let state: State =
+        serde_json::from_slice(take_chunk(&mut bytes)?).map_err(|e| e.to_string())?;
+    let mut values = Vec::new();
+    while !bytes.is_empty() {
+        let key = take_chunk(&mut bytes)?;
+        let value = take_chunk(&mut bytes)?;
+        let rev = parse_revision_key(key).ok_or("a v3 value under a bad key")?;
+        let kv = KeyValue::decode(value).map_err(|e| e.to_string())?;
+        if rev.main > state.current || (kv.version != 0 && kv.mod_revision != rev.main) {
+            return Err(format!("a v3 value at {rev:?} does not fit the section"));
+        }
+        values.push((key, value));
+    }
+    Ok(Decoded { state, values })
+}
+
+/// Replaces the keyspace in `db` with `section`'s and re-opens `mvcc` over it.
+pub fn install(db: &Arc<LogDb>, mvcc: &mut Mvcc, section: &Decoded<'_>) -> io::Result<()> {
+    let handles = db.handles_now()?;
+    let old: Vec<Vec<u8>> = handles
+        .view(Table::Kv)
+        .map(|item| item.map(|(k, _)| k))
+        .collect::<Result<_, DbError>>()
+        .map_err(io::Error::other)?;
+    let state = serde_json::to_vec(&section.state).map_err(io::Error::other)?;
+    let mut batch: Vec<Change<'_>> = old
+        .iter()
+        .map(|k| Change::Remove(Table::Kv, k))
+        .chain(
+            section
+                .values
+                .iter()
+                .map(|(k, v)| Change::Insert(Table::Kv, k, v)),
+        )
+        .collect();
+    batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
+    handles.commit(&batch).map_err(io::Error::other)?;
+    drop(handles);
+    *mvcc = open(db)?.0;
+    Ok(())
+}
+
+/// The first bytes of a snapshot with a v3 section; one without them (written before
+/// the v3 keyspace existed) is the v2 store's JSON alone, which starts with `{`.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"beacon3\n";
+
+/// A snapshot's bytes: the v2 store's JSON, then the v3 section.
+pub fn join(v2: Vec<u8>, section: Section) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(v2.len() + 64);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&(v2.len() as u64).to_be_bytes());
+    out.extend_from_slice(&v2);
+    drop(v2);
+    section.write(&mut out)?;
+    Ok(out)
+}
+
+/// A snapshot's v2 JSON and v3 section (`None` in a snapshot from before v3).
+pub fn split(data: &[u8]) -> Result<(&[u8], Option<&[u8]>), String> {
+    let Some(rest) = data.strip_prefix(SNAPSHOT_MAGIC) else {
+        return Ok((data, None));
+    };
+    let len: [u8; 8] = rest
+        .get(..8)
+        .ok_or("a snapshot cut short")?
+        .try_into()
+        .map_err(|_| "a snapshot cut short")?;
+    let end = usize::try_from(u64::from_be_bytes(len))
+        .ok()
+        .and_then(|len| len.checked_add(8))
+        .filter(|&end| end <= rest.len())
+        .ok_or("a snapshot cut short")?;
+    Ok((&rest[8..end], Some(&rest[end..])))
+}
+
+impl Decoded<'_> {
+    /// The section of an empty keyspace.
+    pub fn empty() -> Decoded<'static> {
+        Decoded {
+            state: State::empty(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The applied index the section records.
+    pub fn applied_index(&self) -> u64 {
+        self.state.applied_index
+    }
+}

@@ -1,0 +1,118 @@
+//! The v3 keyspace in the log database: it survives a re-open without the log, and a
+//! snapshot carries it whole to another member, replacing what that one had.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use beacon_proto::beaconpb::{v3_request, V3Request};
+use beacon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
+use openraft::storage::RaftStateMachine;
+
+use super::snapshot_file::meta;
+use crate::disk::StdDisk;
+use crate::keyspace;
+use crate::log_store::LogStore;
+use crate::snapshot_file::SnapshotDir;
+use crate::state_machine::StateMachine;
+
+fn put(key: &str, value: &str) -> V3Request {
+    V3Request {
+        request: Some(v3_request::Request::Put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..PutRequest::default()
+        })),
+    }
+}
+
+fn open(dir: &Path) -> (LogStore, StateMachine) {
+    let log = LogStore::open(Arc::new(StdDisk), &dir.join("raft")).expect("log");
+    let store = Arc::new(RwLock::new(beacon_store::Store::new()));
+    let snapshots = SnapshotDir::new(Arc::new(StdDisk), dir.join("snap"));
+    std::fs::create_dir_all(dir.join("snap")).expect("snap dir");
+    let sm = StateMachine::open(store, &log, snapshots).expect("state machine");
+    (log, sm)
+}
+
+/// Every key with its value, create and mod revision and version, at `revision`.
+fn everything(sm: &StateMachine, revision: i64) -> Vec<beacon_proto::mvccpb::KeyValue> {
+    let mvcc = sm.mvcc();
+    let mvcc = mvcc.read().unwrap();
+    let resp = mvcc
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision,
+            ..RangeRequest::default()
+        })
+        .expect("range");
+    resp.kvs
+}
+
+#[tokio::test]
+async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (log, a) = open(&a_dir);
+    {
+        let mvcc = a.mvcc();
+        let mut mvcc = mvcc.write().unwrap();
+        for i in 0..50 {
+            mvcc.apply(&put(&format!("k{}", i % 20), &format!("v{i}")))
+                .expect("applied");
+        }
+        mvcc.apply(&V3Request {
+            request: Some(v3_request::Request::Compaction(CompactionRequest {
+                revision: 30,
+                physical: true,
+            })),
+        })
+        .expect("compacted");
+        mvcc.commit(7).expect("committed");
+    }
+    let live = everything(&a, 0);
+    let at_40 = everything(&a, 40);
+    assert_eq!(live.len(), 20);
+    drop((a, log));
+
+    // Re-opened from the database alone: the same keys, history and compaction.
+    let (log, mut a) = open(&a_dir);
+    assert_eq!(everything(&a, 0), live);
+    assert_eq!(everything(&a, 40), at_40);
+    let compacted = a
+        .mvcc()
+        .read()
+        .unwrap()
+        .range(&RangeRequest {
+            key: b"k1".to_vec(),
+            revision: 20,
+            ..RangeRequest::default()
+        })
+        .unwrap_err();
+    assert_eq!(compacted, beacon_mvcc::MvccError::Compacted);
+
+    // A snapshot of it installed on a member that has keys of its own: only the
+    // snapshot's are left.
+    let mut builder = a.get_snapshot_builder().await;
+    let snapshot = openraft::RaftSnapshotBuilder::build_snapshot(&mut builder)
+        .await
+        .expect("built");
+    let (_, section) = keyspace::split(&snapshot.snapshot).expect("splits");
+    assert!(section.is_some(), "the snapshot has a v3 section");
+    drop((a, log));
+    let (b_log, mut b) = open(&b_dir);
+    {
+        let mvcc = b.mvcc();
+        let mut mvcc = mvcc.write().unwrap();
+        mvcc.apply(&put("only-on-b", "x")).expect("applied");
+        mvcc.commit(3).expect("committed");
+    }
+    b.install_snapshot(&meta(1, 60), snapshot.snapshot)
+        .await
+        .expect("installed");
+    assert_eq!(everything(&b, 0), live);
+    assert_eq!(everything(&b, 40), at_40);
+    drop((b, b_log));
+    let (_b_log, b) = open(&b_dir);
+    assert_eq!(everything(&b, 0), live, "the installed keyspace is on disk");
+}

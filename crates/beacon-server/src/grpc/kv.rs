@@ -1,0 +1,185 @@
+//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn and Compact over the v3 keyspace.
+//!
+//! Every write (and every linearizable read) is a `Command::V3` in the Raft log, applied
+//! by each member's keyspace alike; the answer is the leader's. A serializable Range
+//! reads this member's keyspace as it is. etcd's checks that need no state (empty keys,
+//! `ignore_*` with a value, operation counts, duplicate keys in a txn, the request size)
+//! refuse a request here, before the log, as etcd's API layer does.
+
+use std::sync::Arc;
+
+use beacon_mvcc::{check_put_fields, check_txn, grpc_code, MvccError, TXN_OPS_MAX};
+use beacon_proto::beaconpb::{v3_request, v3_response, V3Request, V3Response};
+use beacon_proto::etcdserverpb::{
+    kv_server, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+};
+use beacon_store::{Applied, Command, Encoded};
+use prost::Message;
+use tonic::{Code, Request, Response, Status};
+
+use crate::consensus::{caught_up, propose_with_timeout, ProposeFailure};
+use crate::limits::V3_PROPOSAL_BYTES_MAX;
+use crate::state::AppState;
+
+pub struct Kv {
+    state: Arc<AppState>,
+}
+
+impl Kv {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    /// Puts `request` through the log and returns what the keyspace answered.
+    async fn propose(&self, request: v3_request::Request) -> Result<v3_response::Response, Status> {
+        let encoded = V3Request {
+            request: Some(request),
+        }
+        .encode_to_vec();
+        if encoded.len() > V3_PROPOSAL_BYTES_MAX {
+            return Err(Status::invalid_argument("etcdserver: request is too large"));
+        }
+        let cmd = Command::V3(Encoded(encoded));
+        let committed = propose_with_timeout(
+            self.state.consensus.as_ref(),
+            cmd,
+            self.state.request_timeout,
+        )
+        .await
+        .map_err(|f| failure(&f))?;
+        let Applied::V3(answer) = committed.applied else {
+            return Err(Status::internal("beacon: a v3 request answered as v2"));
+        };
+        let answer = V3Response::decode(answer.0.as_slice()).map_err(|e| {
+            Status::internal(format!("beacon: a v3 answer that does not decode: {e}"))
+        })?;
+        match answer.response {
+            Some(v3_response::Response::Refusal(r)) => {
+                Err(Status::new(Code::from_i32(r.code), r.message))
+            }
+            Some(response) => Ok(response),
+            None => Err(Status::internal("beacon: an empty v3 answer")),
+        }
+    }
+
+    /// A response header: the member's ids and term, and the keyspace's revision the
+    /// answer carries.
+    fn header(&self, answered: Option<ResponseHeader>) -> Option<ResponseHeader> {
+        let revision = answered.map_or(0, |h| h.revision);
+        Some(ResponseHeader {
+            revision,
+            ..super::header(&self.state)
+        })
+    }
+}
+
+/// etcd's answer to a refusal found before the log.
+fn refused(e: &MvccError) -> Status {
+    Status::new(Code::from_i32(grpc_code(e.code())), e.to_string())
+}
+
+/// etcd's answer when consensus gave none.
+fn failure(f: &ProposeFailure) -> Status {
+    match f {
+        ProposeFailure::Timeout | ProposeFailure::Stopped => Status::unavailable(f.to_string()),
+        ProposeFailure::Other(_) => Status::unknown(f.to_string()),
+    }
+}
+
+fn unexpected() -> Status {
+    Status::internal("beacon: the v3 keyspace answered another request")
+}
+
+#[tonic::async_trait]
+impl kv_server::Kv for Kv {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
+        let req = request.into_inner();
+        if req.key.is_empty() {
+            return Err(refused(&MvccError::EmptyKey));
+        }
+        let mut resp = if req.serializable {
+            // This member's keyspace as it is, once it has applied what it acknowledged.
+            caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
+                .await
+                .map_err(|f| failure(&f))?;
+            let mvcc = self
+                .state
+                .consensus
+                .mvcc()
+                .read()
+                .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+            mvcc.range(&req).map_err(|e| refused(&e))?
+        } else {
+            match self.propose(v3_request::Request::Range(req)).await? {
+                v3_response::Response::Range(resp) => resp,
+                _ => return Err(unexpected()),
+            }
+        };
+        resp.header = self.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let req = request.into_inner();
+        check_put_fields(&req).map_err(|e| refused(&e))?;
+        match self.propose(v3_request::Request::Put(req)).await? {
+            v3_response::Response::Put(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let req = request.into_inner();
+        if req.key.is_empty() {
+            return Err(refused(&MvccError::EmptyKey));
+        }
+        match self.propose(v3_request::Request::DeleteRange(req)).await? {
+            v3_response::Response::DeleteRange(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let req = request.into_inner();
+        check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
+        match self.propose(v3_request::Request::Txn(req)).await? {
+            v3_response::Response::Txn(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        // `physical` asks etcd to answer only once the compacted revisions are deleted;
+        // here they are gone from the index when the entry applies, and from the disk in
+        // the same write, so every compaction is physical.
+        match self
+            .propose(v3_request::Request::Compaction(request.into_inner()))
+            .await?
+        {
+            v3_response::Response::Compaction(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}
