@@ -12,12 +12,10 @@ impl Mvcc {
     /// Applies `req`. `Err` only when the disk failed, after which the keyspace may be
     /// half changed and must not be used.
     pub fn apply(&mut self, req: &V3Request) -> Result<V3Response, StorageError> {
-        // Leases are not served yet: every lease a put names is unknown.
-        let no_lease = |_: i64| false;
         let answer = match &req.request {
             Some(v3_request::Request::Range(r)) => self.range(r).map(v3_response::Response::Range),
             Some(v3_request::Request::Put(p)) => check_put_fields(p)
-                .and_then(|()| self.put(p, &no_lease))
+                .and_then(|()| self.put(p))
                 .map(v3_response::Response::Put),
             Some(v3_request::Request::DeleteRange(d)) => {
                 self.delete_range(d).map(v3_response::Response::DeleteRange)
@@ -25,11 +23,20 @@ impl Mvcc {
             // The server checked it before proposing; checked again, because the log is
             // what every replica trusts, whoever wrote the entry.
             Some(v3_request::Request::Txn(t)) => check_txn(t, TXN_OPS_MAX)
-                .and_then(|()| self.txn(t, &no_lease))
+                .and_then(|()| self.txn(t))
                 .map(v3_response::Response::Txn),
             Some(v3_request::Request::Compaction(c)) => self
                 .compact(c.revision)
                 .map(v3_response::Response::Compaction),
+            Some(v3_request::Request::LeaseGrant(g)) => self
+                .lease_grant(&g.request.unwrap_or_default(), g.now_ns)
+                .map(v3_response::Response::LeaseGrant),
+            Some(v3_request::Request::LeaseRevoke(r)) => self
+                .lease_revoke(r.id)
+                .map(v3_response::Response::LeaseRevoke),
+            Some(v3_request::Request::LeaseRenew(r)) => Ok(v3_response::Response::LeaseRenew(
+                self.lease_renew(r.id, r.now_ns),
+            )),
             None => Err(MvccError::EmptyKey),
         };
         let response = match answer {
@@ -51,6 +58,7 @@ pub fn grpc_code(code: Code) -> i32 {
     match code {
         Code::InvalidArgument => 3,
         Code::NotFound => 5,
+        Code::FailedPrecondition => 9,
         Code::OutOfRange => 11,
         Code::Internal => 13,
     }

@@ -11,6 +11,10 @@ pub enum MvccError {
     KeyNotFound,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("etcdserver: key is not provided")]
     EmptyKey,
     #[error("etcdserver: value is provided")]
@@ -32,13 +36,17 @@ pub enum Code {
     InvalidArgument,
     OutOfRange,
     NotFound,
+    FailedPrecondition,
     Internal,
 }
 
 impl MvccError {
     pub fn code(&self) -> Code {
         match self {
-            MvccError::Compacted | MvccError::FutureRevision => Code::OutOfRange,
+            MvccError::Compacted | MvccError::FutureRevision | MvccError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            MvccError::LeaseExists => Code::FailedPrecondition,
             MvccError::LeaseNotFound => Code::NotFound,
             MvccError::KeyNotFound
             | MvccError::EmptyKey

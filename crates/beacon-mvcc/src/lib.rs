@@ -11,17 +11,21 @@
 //! What is here: `Range` with every field, `Put`, `DeleteRange`, `Txn` (compares, nested
 //! transactions, the duplicate-key and operation-count checks) and `Compact`. Only the
 //! key index is in memory; values are read from a [`Values`] store and written back in
-//! batches (`values.rs`). Still to come: leases, watches.
+//! batches (`values.rs`). Leases (`lease.rs`) take their time from the log. Still to
+//! come: watches.
 
 mod apply;
 mod error;
+mod events;
 mod index;
+mod lease;
 mod store;
 mod txn;
 mod values;
 
 pub use apply::grpc_code;
 pub use error::{Code, MvccError};
+pub use lease::{lease_key, parse_lease_key, LeaseRecord, LEASE_TTL_MAX};
 pub use store::Mvcc;
 pub use txn::{check_put_fields, check_txn, TXN_OPS_MAX};
 pub use values::{parse_revision_key, revision_key, Changes, MemValues, StorageError, Values};

@@ -12,6 +12,7 @@ use beacon_proto::etcdserverpb::{
 use beacon_proto::mvccpb::KeyValue;
 
 use crate::index::{KeyIndex, KeyRange};
+use crate::lease::{LeaseRecord, Leases};
 use crate::values::{Changes, MemValues, StorageError, Values};
 use crate::{MvccError, Revision};
 
@@ -19,13 +20,16 @@ use crate::{MvccError, Revision};
 pub struct Mvcc {
     pub(crate) index: KeyIndex,
     /// Every committed revision's value (a tombstone's: the key alone).
-    values: Arc<dyn Values>,
+    pub(crate) values: Arc<dyn Values>,
     /// Values written (`Some`) or forgotten (`None`) since the last commit; reads look
     /// here first.
-    pending: BTreeMap<Revision, Option<KeyValue>>,
+    pub(crate) pending: BTreeMap<Revision, Option<KeyValue>>,
     /// Changes taken for writing (`take_changes`) and not yet known written: reads look
     /// here after `pending`, so the write can go on without the keyspace's lock.
-    writing: Arc<BTreeMap<Revision, Option<KeyValue>>>,
+    pub(crate) writing: Arc<BTreeMap<Revision, Option<KeyValue>>>,
+    pub(crate) leases: Leases,
+    /// Leases granted, renewed (`Some`) or revoked (`None`) since the last commit.
+    pub(crate) pending_leases: BTreeMap<i64, Option<LeaseRecord>>,
     /// The last write transaction's main revision; an empty keyspace is at 1.
     pub(crate) current: i64,
     /// Reads before this are refused; -1 until the first compaction (so compacting to
@@ -66,20 +70,27 @@ impl Mvcc {
             values,
             pending: BTreeMap::new(),
             writing: Arc::default(),
+            leases: Leases::default(),
+            pending_leases: BTreeMap::new(),
             current: 1,
             compacted: -1,
         }
     }
 
     /// The keyspace `values` holds: `stored` is every value in it, in revision order,
-    /// from which the key index is rebuilt; `current` and `compacted` as last committed.
+    /// from which the key index is rebuilt; `leases` every lease, to which the live keys
+    /// naming them are attached again; `current` and `compacted` as last committed.
     pub fn open(
         values: Arc<dyn Values>,
         stored: impl IntoIterator<Item = Result<(Revision, KeyValue), StorageError>>,
+        leases: impl IntoIterator<Item = LeaseRecord>,
         current: i64,
         compacted: i64,
     ) -> Result<Mvcc, StorageError> {
         let mut mvcc = Mvcc::empty(values);
+        for rec in leases {
+            mvcc.leases.insert(rec);
+        }
         for item in stored {
             let (rev, kv) = item?;
             if rev.main > current {
@@ -87,7 +98,13 @@ impl Mvcc {
                     "a value at revision {rev:?}, past the current revision {current}"
                 )));
             }
-            mvcc.index.record(&kv.key, rev, kv.version == 0);
+            let tombstone = kv.version == 0;
+            mvcc.index.record(&kv.key, rev, tombstone);
+            if tombstone {
+                mvcc.leases.detach(&kv.key);
+            } else {
+                mvcc.leases.attach(&kv.key, kv.lease);
+            }
         }
         mvcc.current = current;
         mvcc.compacted = compacted;
@@ -114,6 +131,7 @@ impl Mvcc {
         self.writing = Arc::new(std::mem::take(&mut self.pending));
         Changes {
             writes: Arc::clone(&self.writing),
+            leases: std::mem::take(&mut self.pending_leases),
             current: self.current,
             compacted: self.compacted,
             applied_index,
@@ -258,6 +276,7 @@ impl Mvcc {
             value,
             lease,
         };
+        self.leases.attach(&req.key, lease);
         self.index.record(&req.key, rev, false);
         self.pending.insert(rev, Some(kv));
         Ok(PutResponse {
@@ -268,16 +287,11 @@ impl Mvcc {
 
     /// Whether a put can apply as of `current`: `ignore_value`/`ignore_lease` need a
     /// value to keep, and a lease must exist.
-    pub(crate) fn check_put(
-        &self,
-        req: &PutRequest,
-        current: i64,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<(), MvccError> {
+    pub(crate) fn check_put(&self, req: &PutRequest, current: i64) -> Result<(), MvccError> {
         if (req.ignore_value || req.ignore_lease) && self.live(&req.key, current)?.is_none() {
             return Err(MvccError::KeyNotFound);
         }
-        if !req.ignore_lease && req.lease != 0 && !lease_exists(req.lease) {
+        if !req.ignore_lease && req.lease != 0 && !self.leases.contains(req.lease) {
             return Err(MvccError::LeaseNotFound);
         }
         Ok(())
@@ -306,15 +320,7 @@ impl Mvcc {
             if req.prev_kv {
                 prev_kvs.push(self.value(*was)?);
             }
-            self.index.record(key, at, true);
-            self.pending.insert(
-                at,
-                Some(KeyValue {
-                    key: key.clone(),
-                    mod_revision: rev.main,
-                    ..KeyValue::default()
-                }),
-            );
+            self.tombstone(key, at);
         }
         let deleted = doomed.len() as i64;
         Ok((
@@ -328,12 +334,8 @@ impl Mvcc {
     }
 
     /// A single Put: its own write transaction.
-    pub fn put(
-        &mut self,
-        req: &PutRequest,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<PutResponse, MvccError> {
-        self.check_put(req, self.current, lease_exists)?;
+    pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, MvccError> {
+        self.check_put(req, self.current)?;
         let rev = Revision {
             main: self.current + 1,
             sub: 0,

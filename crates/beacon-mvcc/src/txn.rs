@@ -145,14 +145,10 @@ enum Step<'a> {
 impl Mvcc {
     /// Applies a transaction (checked by [`check_txn`]) as one write transaction: it
     /// takes the next revision if anything in it changed the keyspace.
-    pub fn txn(
-        &mut self,
-        txn: &TxnRequest,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<TxnResponse, MvccError> {
+    pub fn txn(&mut self, txn: &TxnRequest) -> Result<TxnResponse, MvccError> {
         let begin = self.current;
         let plan = self.plan(txn, begin)?;
-        self.check_plan(&plan, begin, lease_exists)?;
+        self.check_plan(&plan, begin)?;
         let mut cursor = Cursor {
             begin,
             sub: 0,
@@ -210,17 +206,12 @@ impl Mvcc {
         Ok(true)
     }
 
-    fn check_plan(
-        &self,
-        plan: &Plan<'_>,
-        at: i64,
-        lease_exists: &dyn Fn(i64) -> bool,
-    ) -> Result<(), MvccError> {
+    fn check_plan(&self, plan: &Plan<'_>, at: i64) -> Result<(), MvccError> {
         for step in &plan.ops {
             match step {
-                Step::Txn(nested) => self.check_plan(nested, at, lease_exists)?,
+                Step::Txn(nested) => self.check_plan(nested, at)?,
                 Step::Op(op) => match &op.request {
-                    Some(Request::RequestPut(p)) => self.check_put(p, at, lease_exists)?,
+                    Some(Request::RequestPut(p)) => self.check_put(p, at)?,
                     Some(Request::RequestRange(r)) if r.revision > at => {
                         return Err(MvccError::FutureRevision)
                     }

@@ -26,6 +26,8 @@ pub struct Changes {
     /// Values written (`Some`) or forgotten by a compaction (`None`), by revision;
     /// shared with the keyspace, which reads them there until they are written.
     pub writes: Arc<BTreeMap<Revision, Option<KeyValue>>>,
+    /// Leases granted or renewed (`Some`) or revoked (`None`), by id.
+    pub leases: BTreeMap<i64, Option<crate::LeaseRecord>>,
     /// The keyspace's current revision after the batch.
     pub current: i64,
     /// Its compacted revision after the batch (-1 before any compaction).
@@ -40,6 +42,9 @@ pub struct Changes {
 pub trait Values: Send + Sync {
     /// The value written at `rev`; `None` if there is none (compacted away).
     fn get(&self, rev: Revision) -> Result<Option<KeyValue>, StorageError>;
+    /// Every value written at a revision in `from..to`, in revision order.
+    fn scan(&self, from: Revision, to: Revision)
+        -> Result<Vec<(Revision, KeyValue)>, StorageError>;
     /// Applies `changes` atomically: after a crash all of them or none are there.
     fn commit(&self, changes: &Changes) -> Result<(), StorageError>;
 }
@@ -54,6 +59,18 @@ impl Values for MemValues {
     fn get(&self, rev: Revision) -> Result<Option<KeyValue>, StorageError> {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
         Ok(values.get(&rev).cloned())
+    }
+
+    fn scan(
+        &self,
+        from: Revision,
+        to: Revision,
+    ) -> Result<Vec<(Revision, KeyValue)>, StorageError> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(values
+            .range(from..to)
+            .map(|(rev, kv)| (*rev, kv.clone()))
+            .collect())
     }
 
     fn commit(&self, changes: &Changes) -> Result<(), StorageError> {

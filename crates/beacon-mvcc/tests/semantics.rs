@@ -11,21 +11,13 @@ use beacon_proto::etcdserverpb::{
 };
 use beacon_proto::mvccpb::KeyValue;
 
-fn no_leases(_: i64) -> bool {
-    false
-}
-
 fn put(m: &mut Mvcc, key: &str, value: &str) -> i64 {
     let req = PutRequest {
         key: key.into(),
         value: value.into(),
         ..PutRequest::default()
     };
-    m.put(&req, &no_leases)
-        .expect("put")
-        .header
-        .expect("header")
-        .revision
+    m.put(&req).expect("put").header.expect("header").revision
 }
 
 fn del(m: &mut Mvcc, key: &str, end: &str) -> i64 {
@@ -114,7 +106,7 @@ fn revisions_versions_and_a_delete_starting_a_new_life() {
         prev_kv: true,
         ..PutRequest::default()
     };
-    let prev = m.put(&req, &no_leases).expect("put").prev_kv.expect("prev");
+    let prev = m.put(&req).expect("put").prev_kv.expect("prev");
     assert_eq!((prev.value.as_slice(), prev.mod_revision), (&b"2"[..], 3));
     assert_eq!(del(&mut m, "a", ""), 1);
     assert_eq!(m.current_revision(), 5);
@@ -273,16 +265,16 @@ fn put_field_checks() {
         ignore_value: true,
         ..PutRequest::default()
     };
-    assert_eq!(m.put(&keep_value, &no_leases), Err(MvccError::KeyNotFound));
+    assert_eq!(m.put(&keep_value), Err(MvccError::KeyNotFound));
     let leased = PutRequest {
         key: b"k".to_vec(),
         lease: 7,
         ..PutRequest::default()
     };
-    assert_eq!(m.put(&leased, &no_leases), Err(MvccError::LeaseNotFound));
+    assert_eq!(m.put(&leased), Err(MvccError::LeaseNotFound));
     assert_eq!(m.current_revision(), 1, "refusals change nothing");
     put(&mut m, "k", "kept");
-    m.put(&keep_value, &no_leases).expect("ignore_value");
+    m.put(&keep_value).expect("ignore_value");
     assert_eq!(m.range(&range("k", "")).expect("get").kvs[0].value, b"kept");
     let both = PutRequest {
         value: b"x".to_vec(),
@@ -319,7 +311,7 @@ fn transactions_compare_then_write_in_one_revision() {
         success: vec![put_op("lock"), range_op("lock")],
         failure: vec![range_op("lock")],
     };
-    let resp = m.txn(&create_if_absent, &no_leases).expect("txn");
+    let resp = m.txn(&create_if_absent).expect("txn");
     assert!(resp.succeeded);
     assert_eq!(resp.header.expect("header").revision, 2);
     // The range after the put sees it, at the transaction's revision.
@@ -330,7 +322,7 @@ fn transactions_compare_then_write_in_one_revision() {
         (r.kvs.len(), r.header.as_ref().expect("h").revision),
         (1, 2)
     );
-    let again = m.txn(&create_if_absent, &no_leases).expect("txn");
+    let again = m.txn(&create_if_absent).expect("txn");
     assert!(!again.succeeded);
     assert_eq!(
         again.header.expect("header").revision,
@@ -346,7 +338,7 @@ fn transactions_compare_then_write_in_one_revision() {
         )],
         ..TxnRequest::default()
     };
-    assert!(!m.txn(&by_value, &no_leases).expect("txn").succeeded);
+    assert!(!m.txn(&by_value).expect("txn").succeeded);
 }
 
 #[test]
@@ -357,7 +349,7 @@ fn a_nested_transaction_and_a_failing_operation() {
         ..TxnRequest::default()
     };
     check_txn(&nested, TXN_OPS_MAX).expect("valid");
-    let resp = m.txn(&nested, &no_leases).expect("txn");
+    let resp = m.txn(&nested).expect("txn");
     let Some(Response::ResponseTxn(inner)) = &resp.responses[1].response else {
         panic!("a nested txn response");
     };
@@ -381,7 +373,7 @@ fn a_nested_transaction_and_a_failing_operation() {
         ],
         ..TxnRequest::default()
     };
-    assert_eq!(m.txn(&leased, &no_leases), Err(MvccError::LeaseNotFound));
+    assert_eq!(m.txn(&leased), Err(MvccError::LeaseNotFound));
     assert!(get(&m, range("d", "")).is_empty(), "nothing of it applied");
     assert_eq!(m.current_revision(), 2);
 }
@@ -457,4 +449,94 @@ fn a_delete_returns_what_it_deleted() {
         4,
         "one revision for both"
     );
+}
+
+fn grant(m: &mut Mvcc, id: i64, ttl: i64, now_ns: i64) {
+    use beacon_proto::etcdserverpb::LeaseGrantRequest;
+    m.lease_grant(&LeaseGrantRequest { ttl, id }, now_ns)
+        .expect("granted");
+}
+
+fn leased(key: &str, lease: i64) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: b"v".to_vec(),
+        lease,
+        ..PutRequest::default()
+    }
+}
+
+const SECOND: i64 = 1_000_000_000;
+
+#[test]
+fn a_lease_takes_its_keys_with_it_in_one_revision() {
+    let mut m = Mvcc::default();
+    grant(&mut m, 7, 10, 0);
+    assert_eq!(m.current_revision(), 1, "a grant takes no revision");
+    m.put(&leased("b", 7)).expect("put");
+    m.put(&leased("a", 7)).expect("put");
+    m.put(&leased("c", 0)).expect("put");
+    // Put again without the lease: detached.
+    m.put(&leased("b", 0)).expect("put");
+    assert_eq!(m.lease_time_to_live(7, true, 0).keys, vec![b"a".to_vec()]);
+    let before = m.current_revision();
+    m.lease_revoke(7).expect("revoked");
+    assert_eq!(m.current_revision(), before + 1);
+    let left: Vec<Vec<u8>> = m
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..RangeRequest::default()
+        })
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(left, vec![b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(m.lease_revoke(7), Err(MvccError::LeaseNotFound));
+    assert_eq!(m.lease_time_to_live(7, false, 0).ttl, -1);
+    assert_eq!(m.lease_renew(7, 0).ttl, 0);
+    // A lease without keys takes no revision when it goes.
+    grant(&mut m, 8, 10, 0);
+    let before = m.current_revision();
+    m.lease_revoke(8).expect("revoked");
+    assert_eq!(m.current_revision(), before);
+}
+
+#[test]
+fn leases_expire_by_the_clock_in_the_log_and_renewals_push_expiry_back() {
+    let mut m = Mvcc::default();
+    grant(&mut m, 1, 5, 0);
+    grant(&mut m, 2, 5, 0);
+    m.put(&leased("x", 1)).expect("put");
+    m.put(&leased("y", 2)).expect("put");
+    assert_eq!(m.lease_time_to_live(1, false, 2 * SECOND).ttl, 3);
+    assert_eq!(m.lease_renew(2, 4 * SECOND).ttl, 5);
+    assert_eq!(m.next_lease_expiry(), Some(5 * SECOND));
+    assert_eq!(m.expire(5 * SECOND - 1), 0);
+    let before = m.current_revision();
+    assert_eq!(m.expire(5 * SECOND), 1, "lease 1 only: 2 was renewed");
+    assert_eq!(m.current_revision(), before + 1);
+    assert_eq!(m.expire(9 * SECOND), 1);
+    assert_eq!(m.lease_leases().leases.len(), 0);
+    assert_eq!(m.next_lease_expiry(), None);
+}
+
+#[test]
+fn lease_refusals_are_etcds() {
+    use beacon_proto::etcdserverpb::LeaseGrantRequest;
+    let mut m = Mvcc::default();
+    grant(&mut m, 3, 10, 0);
+    let again = m.lease_grant(&LeaseGrantRequest { ttl: 10, id: 3 }, 0);
+    assert_eq!(again, Err(MvccError::LeaseExists));
+    let long = m.lease_grant(
+        &LeaseGrantRequest {
+            ttl: beacon_mvcc::LEASE_TTL_MAX + 1,
+            id: 4,
+        },
+        0,
+    );
+    assert_eq!(long, Err(MvccError::LeaseTtlTooLarge));
+    assert_eq!(m.put(&leased("k", 99)), Err(MvccError::LeaseNotFound));
 }

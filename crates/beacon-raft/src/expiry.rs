@@ -1,7 +1,8 @@
 //! The expiry ticker, a part of the node. Keys expire only when the leader's clock
-//! goes through the log (`Command::Sync`), so every replica expires the same keys at
-//! the same index, whatever its own clock says. Followers never propose; the leader
-//! proposes only while some key has a TTL. It runs on tokio's clock and reads the wall
+//! goes through the log (`Command::Sync`), so every replica expires the same keys (and
+//! revokes the same v3 leases) at the same index, whatever its own clock says.
+//! Followers never propose; the leader proposes only while some v2 key has a TTL or
+//! some v3 lease is due. It runs on tokio's clock and reads the wall
 //! clock from the node's `Clock` seam, so a simulation drives both.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use beacon_store::Command;
 use tokio::time::MissedTickBehavior;
 
 use crate::clock::Clock;
+use crate::keyspace::SharedMvcc;
 use crate::route;
 use crate::state_machine::Raft;
 use crate::types::{NodeId, Request, SharedStore};
@@ -31,6 +33,7 @@ const SYNC_TIMEOUT_BASE: Duration = Duration::from_secs(5);
 pub(crate) struct Ticker {
     pub(crate) raft: Raft,
     pub(crate) store: SharedStore,
+    pub(crate) mvcc: SharedMvcc,
     pub(crate) id: NodeId,
     pub(crate) election_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
@@ -53,12 +56,15 @@ impl Ticker {
             }
             // A store poisoned by a panic in apply has stopped Raft: nothing to propose.
             let has_ttl = self.store.read().is_ok_and(|s| s.has_ttl_keys());
-            if !has_ttl {
+            let now_ns = self.clock.now_ns();
+            let lease_due = self
+                .mvcc
+                .read()
+                .is_ok_and(|m| m.next_lease_expiry().is_some_and(|at| at <= now_ns));
+            if !has_ttl && !lease_due {
                 continue;
             }
-            let sync = Request(Arc::new(Command::Sync {
-                time_ns: self.clock.now_ns(),
-            }));
+            let sync = Request(Arc::new(Command::Sync { time_ns: now_ns }));
             let timeout = sync_timeout(self.election_timeout);
             match tokio::time::timeout(timeout, self.raft.client_write(sync)).await {
                 Ok(Ok(_)) => {}

@@ -1,6 +1,7 @@
 //! The v3 keyspace (`beacon-mvcc`) on the node's disk: its values in the log database's
-//! `kv` table, keyed by revision, and its revisions and applied index in `meta`, all
-//! written in one batch per applied batch of entries; and its part of a Raft snapshot.
+//! `kv` table, keyed by revision, its leases in `lease`, and its revisions and applied
+//! index in `meta`, all written in one batch per applied batch of entries; and its part
+//! of a Raft snapshot.
 //!
 //! Why the log database: one fjall journal means a v3 batch is ordered with the log's
 //! own writes, so a log purge that survived a crash was preceded by the v3 state it
@@ -10,7 +11,10 @@
 use std::io;
 use std::sync::{Arc, RwLock};
 
-use beacon_mvcc::{parse_revision_key, revision_key, Changes, Mvcc, StorageError, Values};
+use beacon_mvcc::{
+    lease_key, parse_lease_key, parse_revision_key, revision_key, Changes, LeaseRecord, Mvcc,
+    StorageError, Values,
+};
 use beacon_proto::mvccpb::KeyValue;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -69,11 +73,37 @@ impl Values for DiskValues {
             .map_err(storage)
     }
 
+    fn scan(
+        &self,
+        from: beacon_mvcc::Revision,
+        to: beacon_mvcc::Revision,
+    ) -> Result<Vec<(beacon_mvcc::Revision, KeyValue)>, StorageError> {
+        let handles = self.db.handles_now().map_err(storage)?;
+        let (from, to) = (revision_key(from), revision_key(to));
+        let found: Vec<_> = handles
+            .range(Table::Kv, &from, &to)
+            .collect::<Result<_, DbError>>()
+            .map_err(storage)?;
+        found
+            .into_iter()
+            .map(|(key, value)| {
+                let rev = parse_revision_key(&key)
+                    .ok_or_else(|| storage(format!("a v3 value under a bad key {key:?}")))?;
+                Ok((rev, KeyValue::decode(value.as_slice()).map_err(storage)?))
+            })
+            .collect()
+    }
+
     fn commit(&self, changes: &Changes) -> Result<(), StorageError> {
         let encoded: Vec<([u8; 16], Option<Vec<u8>>)> = changes
             .writes
             .iter()
             .map(|(rev, kv)| (revision_key(*rev), kv.as_ref().map(Message::encode_to_vec)))
+            .collect();
+        let leases: Vec<([u8; 8], Option<[u8; 16]>)> = changes
+            .leases
+            .iter()
+            .map(|(id, rec)| (lease_key(*id), rec.as_ref().map(LeaseRecord::encode)))
             .collect();
         let state = serde_json::to_vec(&State {
             current: changes.current,
@@ -88,6 +118,10 @@ impl Values for DiskValues {
                 None => Change::Remove(Table::Kv, key),
             })
             .collect();
+        batch.extend(leases.iter().map(|(key, rec)| match rec {
+            Some(rec) => Change::Insert(Table::Lease, key, rec),
+            None => Change::Remove(Table::Lease, key),
+        }));
         batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
         let handles = self.db.handles_now().map_err(storage)?;
         let result = handles.commit(&batch);
@@ -112,15 +146,29 @@ fn read_state(db: &LogDb) -> io::Result<State> {
 /// rebuilds the key index from every stored value. Returns it with its applied index.
 pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
     let state = read_state(db)?;
-    let view = db.handles_now()?.view(Table::Kv);
+    let handles = db.handles_now()?;
+    let leases = decode_leases(handles.view(Table::Lease)).map_err(io::Error::other)?;
+    let view = handles.view(Table::Kv);
+    drop(handles);
     let mvcc = Mvcc::open(
         Arc::new(DiskValues { db: Arc::clone(db) }),
         decode_view(view),
+        leases,
         state.current,
         state.compacted,
     )
     .map_err(io::Error::other)?;
     Ok((mvcc, state.applied_index))
+}
+
+fn decode_leases(view: TableView) -> Result<Vec<LeaseRecord>, String> {
+    view.map(|item| {
+        let (key, value) = item.map_err(|e| e.to_string())?;
+        parse_lease_key(&key)
+            .and_then(|id| LeaseRecord::decode(id, &value))
+            .ok_or_else(|| format!("a lease record that does not decode under {key:?}"))
+    })
+    .collect()
 }
 
 fn decode_view(
@@ -139,27 +187,39 @@ fn decode_view(
 /// between two applies so that both are as of the snapshot's last entry.
 pub struct Section {
     pub state: State,
+    /// Every lease, as stored.
+    pub leases: TableView,
     pub values: TableView,
 }
 
 impl Section {
     /// Takes the section of `mvcc`, whose last commit was at `applied_index`.
     pub fn take(db: &LogDb, mvcc: &Mvcc, applied_index: u64) -> io::Result<Section> {
+        let handles = db.handles_now()?;
         Ok(Section {
             state: State {
                 current: mvcc.current_revision(),
                 compacted: mvcc.compact_revision(),
                 applied_index,
             },
-            values: db.handles_now()?.view(Table::Kv),
+            leases: handles.view(Table::Lease),
+            values: handles.view(Table::Kv),
         })
     }
 
-    /// Appends the section to `out`: the state as JSON, then each value, each with its
+    /// Appends the section to `out`: the state as JSON, the leases (their stored keys
+    /// and records, one chunk), then each value's key and value, each chunk with its
     /// length (u32, big-endian) before it.
     pub fn write(self, out: &mut Vec<u8>) -> io::Result<()> {
         let state = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
         put_chunk(out, &state)?;
+        let mut leases = Vec::new();
+        for item in self.leases {
+            let (key, value) = item.map_err(io::Error::other)?;
+            leases.extend_from_slice(&key);
+            leases.extend_from_slice(&value);
+        }
+        put_chunk(out, &leases)?;
         for item in self.values {
             let (key, value) = item.map_err(io::Error::other)?;
             put_chunk(out, &key)?;
@@ -192,13 +252,29 @@ fn take_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
 /// before anything is written.
 pub struct Decoded<'a> {
     state: State,
+    leases: Vec<LeaseRecord>,
     values: Vec<(&'a [u8], &'a [u8])>,
 }
+
+/// A lease's stored key and record, as a section's lease chunk holds them.
+const LEASE_ENTRY_BYTES: usize = 8 + 16;
 
 /// Decodes a section written by [`Section::write`].
 pub fn decode(mut bytes: &[u8]) -> Result<Decoded<'_>, String> {
     let state: State =
         serde_json::from_slice(take_chunk(&mut bytes)?).map_err(|e| e.to_string())?;
+    let lease_chunk = take_chunk(&mut bytes)?;
+    if lease_chunk.len() % LEASE_ENTRY_BYTES != 0 {
+        return Err("a v3 section's leases cut short".into());
+    }
+    let leases = lease_chunk
+        .chunks(LEASE_ENTRY_BYTES)
+        .map(|entry| {
+            parse_lease_key(&entry[..8])
+                .and_then(|id| LeaseRecord::decode(id, &entry[8..]))
+                .ok_or_else(|| "a v3 section's lease does not decode".to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut values = Vec::new();
     while !bytes.is_empty() {
         let key = take_chunk(&mut bytes)?;
@@ -210,26 +286,44 @@ pub fn decode(mut bytes: &[u8]) -> Result<Decoded<'_>, String> {
         }
         values.push((key, value));
     }
-    Ok(Decoded { state, values })
+    Ok(Decoded {
+        state,
+        leases,
+        values,
+    })
 }
 
 /// Replaces the keyspace in `db` with `section`'s and re-opens `mvcc` over it.
 pub fn install(db: &Arc<LogDb>, mvcc: &mut Mvcc, section: &Decoded<'_>) -> io::Result<()> {
     let handles = db.handles_now()?;
-    let old: Vec<Vec<u8>> = handles
-        .view(Table::Kv)
-        .map(|item| item.map(|(k, _)| k))
-        .collect::<Result<_, DbError>>()
-        .map_err(io::Error::other)?;
+    let keys_of = |table| {
+        handles
+            .view(table)
+            .map(|item| item.map(|(k, _)| k))
+            .collect::<Result<Vec<Vec<u8>>, DbError>>()
+            .map_err(io::Error::other)
+    };
+    let (old, old_leases) = (keys_of(Table::Kv)?, keys_of(Table::Lease)?);
     let state = serde_json::to_vec(&section.state).map_err(io::Error::other)?;
+    let leases: Vec<([u8; 8], [u8; 16])> = section
+        .leases
+        .iter()
+        .map(|rec| (lease_key(rec.id), rec.encode()))
+        .collect();
     let mut batch: Vec<Change<'_>> = old
         .iter()
         .map(|k| Change::Remove(Table::Kv, k))
+        .chain(old_leases.iter().map(|k| Change::Remove(Table::Lease, k)))
         .chain(
             section
                 .values
                 .iter()
                 .map(|(k, v)| Change::Insert(Table::Kv, k, v)),
+        )
+        .chain(
+            leases
+                .iter()
+                .map(|(k, v)| Change::Insert(Table::Lease, k, v)),
         )
         .collect();
     batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
@@ -277,6 +371,7 @@ impl Decoded<'_> {
     pub fn empty() -> Decoded<'static> {
         Decoded {
             state: State::empty(),
+            leases: Vec::new(),
             values: Vec::new(),
         }
     }

@@ -66,6 +66,8 @@ struct Inner {
     store: SharedStore,
     /// The v3 keyspace the state machine applies to (`keyspace`).
     mvcc: crate::keyspace::SharedMvcc,
+    /// Its current revision, as the state machine publishes it.
+    v3_revisions: tokio::sync::watch::Receiver<i64>,
     log: LogStore,
     /// The disk the data directory is on (see `Seams::disk`).
     disk: Arc<dyn Disk>,
@@ -191,6 +193,7 @@ impl RaftNode {
 
         let applied = sm.applied();
         let mvcc = sm.mvcc();
+        let v3_revisions = sm.v3_revisions();
         let removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = NetworkFactory::new(
             config.node_id,
@@ -218,6 +221,7 @@ impl RaftNode {
             crate::expiry::Ticker {
                 raft: raft.clone(),
                 store: Arc::clone(&store),
+                mvcc: Arc::clone(&mvcc),
                 id: config.node_id,
                 election_timeout,
                 clock: Arc::clone(&seams.clock),
@@ -237,6 +241,7 @@ impl RaftNode {
                 raft,
                 store,
                 mvcc,
+                v3_revisions,
                 log,
                 disk: Arc::clone(&disk),
                 applied,
@@ -514,6 +519,12 @@ impl RaftNode {
     /// The v3 keyspace, for serializable reads (writes go through the log).
     pub fn mvcc(&self) -> &crate::keyspace::SharedMvcc {
         &self.inner.mvcc
+    }
+
+    /// The v3 keyspace's current revision, which changes after each applied batch that
+    /// changed it (what watchers wait on).
+    pub fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.v3_revisions.clone()
     }
 
     /// This node's Raft state, from the latest metrics (no round trip to the Raft task).

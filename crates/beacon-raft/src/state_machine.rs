@@ -49,6 +49,9 @@ pub struct StateMachine {
     /// The index of the last v3 entry the keyspace holds; v3 entries up to it are
     /// skipped when the log is replayed.
     v3_applied: u64,
+    /// The keyspace's current revision, published after each applied batch: what the
+    /// server's watchers wait on.
+    revisions: Arc<tokio::sync::watch::Sender<i64>>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     snapshots: SnapshotDir,
@@ -130,8 +133,10 @@ impl StateMachine {
         let db = Arc::clone(log.db());
         let (mvcc, v3_applied) = keyspace::open(&db)
             .map_err(|e| OpenError::Start(format!("the v3 keyspace does not open: {e}")))?;
+        let revisions = Arc::new(tokio::sync::watch::Sender::new(mvcc.current_revision()));
         let mut sm = StateMachine {
             store,
+            revisions,
             mvcc: Arc::new(std::sync::RwLock::new(mvcc)),
             db,
             v3_applied,
@@ -181,6 +186,22 @@ impl StateMachine {
         Arc::clone(&self.mvcc)
     }
 
+    /// The keyspace's current revision as applied, changed after each applied batch.
+    pub fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.revisions.subscribe()
+    }
+
+    fn publish_revision(&self) -> io::Result<()> {
+        let current = self
+            .mvcc
+            .read()
+            .map_err(|_| io_other("v3 keyspace lock poisoned by a panic during apply"))?
+            .current_revision();
+        self.revisions
+            .send_if_modified(|r| std::mem::replace(r, current) != current);
+        Ok(())
+    }
+
     /// Replaces the keyspace with a loaded snapshot's if the keyspace is behind it (its
     /// last batches were not synced before a crash, and the log they came from may be
     /// purged).
@@ -201,7 +222,7 @@ impl StateMachine {
         keyspace::install(&self.db, &mut mvcc, &section)?;
         drop(mvcc);
         self.v3_applied = section.applied_index();
-        Ok(())
+        self.publish_revision()
     }
 
     fn write_mvcc(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, beacon_mvcc::Mvcc>> {
@@ -237,6 +258,18 @@ impl StateMachine {
         Ok(Some(beacon_store::Applied::V3(Encoded(
             response.encode_to_vec(),
         ))))
+    }
+
+    /// Revokes the v3 leases due at `time_ns` (a clock entry at `index`), unless the
+    /// keyspace already holds the entry.
+    fn expire_v3(&mut self, index: u64, time_ns: i64) -> io::Result<()> {
+        if index <= self.v3_applied {
+            return Ok(());
+        }
+        if self.write_mvcc()?.expire(time_ns) > 0 {
+            self.v3_applied = index;
+        }
+        Ok(())
     }
 
     /// The snapshot directory.
@@ -401,6 +434,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(Request(cmd)) => match &*cmd {
                     Command::V3(v3) => self.apply_v3(entry.log_id.index, v3)?,
+                    // The leader's clock expires v3 leases as it expires v2 TTLs.
+                    Command::Sync { time_ns } => {
+                        self.expire_v3(entry.log_id.index, *time_ns)?;
+                        Some(self.write_store()?.apply(&cmd))
+                    }
                     _ => Some(self.write_store()?.apply(&cmd)),
                 },
                 EntryPayload::Membership(m) => {
@@ -429,6 +467,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // keyspace's lock: fjall's commit waits for its journal's lock, which the log's
         // writer holds across a sync. Reads see the changes in memory meanwhile.
         if self.v3_applied != v3_before {
+            self.publish_revision()?;
             let applied = self.v3_applied;
             let (changes, values) = {
                 let mut mvcc = self.write_mvcc()?;
@@ -496,6 +535,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
         self.v3_applied = index;
+        self.publish_revision()?;
         self.set_last_applied(meta.last_log_id);
         self.last_membership = meta.last_membership.clone();
         if let Some(observer) = &self.observer {

@@ -108,7 +108,12 @@ pub async fn run(
         let (name, client_urls) = (config.name.clone(), config.advertise_client_urls.clone());
         async move { node.publish(name, client_urls).await }
     });
-    let consensus = Arc::new(RaftConsensus::new(node.clone(), config.data_dir.clone()));
+    let consensus = Arc::new(RaftConsensus::new(
+        node.clone(),
+        config.data_dir.clone(),
+        config.heartbeat_interval_ms,
+        config.election_timeout_ms,
+    ));
     let (removed_tx, mut removed_rx) = watch::channel(false);
     let (failed_tx, mut failed_rx) = watch::channel(None);
     let stop = {

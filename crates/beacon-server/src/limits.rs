@@ -82,5 +82,24 @@ pub const V3_PROPOSAL_BYTES_MAX: usize = 3 << 19;
 /// 512 KiB allowance for gRPC's own framing.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + (512 << 10);
 
+/// Keep-alive answers a lease stream may have waiting for its client to read them;
+/// past it, the stream reads no more requests until the client catches up.
+pub const LEASE_KEEP_ALIVES_QUEUED_MAX: usize = 16;
+
+/// Watch answers a stream may have waiting for its client to read them (etcd's
+/// `chanBufLen`); past it, the stream's watchers wait, and catch up from storage.
+pub const WATCH_RESPONSES_QUEUED_MAX: usize = 128;
+
+/// Most revisions one catch-up answer of a watcher covers (etcd's batch).
+pub const WATCH_CATCH_UP_REVISIONS_MAX: i64 = 1000;
+
+/// Most watchers one watch stream may hold; a create past it is refused as etcd refuses
+/// a bad one (a cancelled create with the reason). etcd has no limit.
+pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
+
+/// How often a watcher that asked for progress notifications and heard nothing since
+/// hears the current revision (etcd's default, 10 minutes).
+pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Most calls one HTTP/2 connection may have open at once.
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;

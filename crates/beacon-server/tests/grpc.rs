@@ -88,7 +88,7 @@ async fn grpc_and_http_share_the_client_port() {
     // A v3 service Beacon does not serve yet: refused, not hung or reset.
     let mut unserved = tonic::client::Grpc::new(channel(&beacon).await);
     unserved.ready().await.expect("ready");
-    let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Lease/LeaseGrant");
+    let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Auth/AuthStatus");
     let codec = tonic_prost::ProstCodec::<StatusRequest, StatusRequest>::default();
     let refused = unserved
         .unary(tonic::Request::new(StatusRequest {}), path, codec)

@@ -1,16 +1,18 @@
-//! etcd's v3 KV service through a Rust gRPC client: the same calls against a fresh etcd
-//! 3.4 and a fresh Beacon must answer the same, response for response and refusal for
-//! refusal (code and message), once the member's ids and Raft term are blanked. Both
-//! keyspaces start at revision 1 and count every write alike, so revisions compare as
-//! they are.
+//! etcd's v3 KV and Lease services through a Rust gRPC client: the same calls against a
+//! fresh etcd 3.4 and a fresh Beacon must answer the same, response for response and
+//! refusal for refusal (code and message), once the member's ids and Raft term are
+//! blanked. Both keyspaces start at revision 1 and count every write alike, so revisions
+//! compare as they are; leases are granted with ids of the script's choosing.
 
 use beacon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use beacon_proto::etcdserverpb::kv_client::KvClient;
+use beacon_proto::etcdserverpb::lease_client::LeaseClient;
 use beacon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use beacon_proto::etcdserverpb::request_op::Request as Op;
 use beacon_proto::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
-    ResponseHeader, TxnRequest,
+    CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
+    LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest,
+    RequestOp, ResponseHeader, TxnRequest,
 };
 use beacon_testkit::ServerProcess;
 use tonic::transport::Channel;
@@ -23,6 +25,12 @@ enum Call {
     Delete(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact(CompactionRequest),
+    Grant(LeaseGrantRequest),
+    Revoke(i64),
+    TimeToLive(LeaseTimeToLiveRequest),
+    Leases,
+    /// One keep-alive on a stream of its own.
+    KeepAlive(i64),
 }
 
 fn put(key: &str, value: &str) -> PutRequest {
@@ -319,7 +327,48 @@ fn script() -> Vec<Call> {
         }),
         Range(range("\0", "\0")),
     ]);
+    calls.extend(lease_script());
     calls
+}
+
+/// Leases, with ids chosen here (a server's own are its own).
+fn lease_script() -> Vec<Call> {
+    use Call::*;
+    let grant = |id, ttl| Grant(LeaseGrantRequest { ttl, id });
+    let ttl = |id, keys| TimeToLive(LeaseTimeToLiveRequest { id, keys });
+    vec![
+        grant(100, 60),
+        grant(100, 60),
+        // Raised to the minimum, 2 s with the default timing flags.
+        grant(101, 1),
+        grant(102, 9_000_000_001),
+        grant(-5, 30),
+        Put(PutRequest {
+            lease: 100,
+            ..put("leased/a", "1")
+        }),
+        Put(PutRequest {
+            lease: 100,
+            ..put("leased/b", "1")
+        }),
+        Put(PutRequest {
+            lease: 999,
+            ..put("leased/c", "1")
+        }),
+        ttl(100, false),
+        ttl(999, true),
+        KeepAlive(100),
+        KeepAlive(999),
+        Leases,
+        // Put again without the lease: detached, and kept when the lease goes.
+        Put(put("leased/b", "2")),
+        Revoke(100),
+        Revoke(100),
+        Revoke(0),
+        Revoke(-5),
+        Range(range("leased/", "leased0")),
+        Leases,
+    ]
 }
 
 /// Blanks what differs between two servers in a header.
@@ -331,7 +380,11 @@ fn blank(header: &mut Option<ResponseHeader>) {
     }
 }
 
-async fn answer(kv: &mut KvClient<Channel>, call: Call) -> String {
+async fn answer(
+    kv: &mut KvClient<Channel>,
+    lease: &mut LeaseClient<Channel>,
+    call: Call,
+) -> String {
     let refusal = |s: tonic::Status| format!("refused {:?}: {}", s.code(), s.message());
     match call {
         Call::Put(r) => match kv.put(r).await {
@@ -374,6 +427,53 @@ async fn answer(kv: &mut KvClient<Channel>, call: Call) -> String {
             }
             Err(s) => refusal(s),
         },
+        Call::Grant(r) => match lease.lease_grant(r).await {
+            Ok(resp) => {
+                let mut resp = resp.into_inner();
+                blank(&mut resp.header);
+                format!("{resp:?}")
+            }
+            Err(s) => refusal(s),
+        },
+        Call::Revoke(id) => match lease.lease_revoke(LeaseRevokeRequest { id }).await {
+            Ok(resp) => {
+                let mut resp = resp.into_inner();
+                blank(&mut resp.header);
+                format!("{resp:?}")
+            }
+            Err(s) => refusal(s),
+        },
+        Call::TimeToLive(r) => match lease.lease_time_to_live(r).await {
+            Ok(resp) => {
+                let mut resp = resp.into_inner();
+                blank(&mut resp.header);
+                format!("{resp:?}")
+            }
+            Err(s) => refusal(s),
+        },
+        Call::Leases => match lease.lease_leases(LeaseLeasesRequest {}).await {
+            Ok(resp) => {
+                let mut resp = resp.into_inner();
+                blank(&mut resp.header);
+                format!("{resp:?}")
+            }
+            Err(s) => refusal(s),
+        },
+        Call::KeepAlive(id) => {
+            let once = futures_util::stream::iter([LeaseKeepAliveRequest { id }]);
+            let mut answers = match lease.lease_keep_alive(once).await {
+                Ok(answers) => answers.into_inner(),
+                Err(s) => return refusal(s),
+            };
+            match answers.message().await {
+                Ok(Some(mut resp)) => {
+                    blank(&mut resp.header);
+                    format!("{resp:?}")
+                }
+                Ok(None) => "no answer".into(),
+                Err(s) => refusal(s),
+            }
+        }
     }
 }
 
@@ -383,34 +483,22 @@ async fn answers(server: &ServerProcess) -> Vec<String> {
         .connect()
         .await
         .expect("gRPC connects");
-    let mut kv = KvClient::new(channel);
+    let mut kv = KvClient::new(channel.clone());
+    let mut lease = LeaseClient::new(channel);
     let mut out = Vec::new();
     for call in script() {
-        out.push(answer(&mut kv, call).await);
+        out.push(answer(&mut kv, &mut lease, call).await);
     }
     out
 }
 
 #[tokio::test]
-async fn kv_calls_answer_as_etcd_answers_them() {
+async fn kv_and_lease_calls_answer_as_etcd_answers_them() {
     if !beacon_testkit::etcd_or_skip() {
         return;
     }
     let etcd = ServerProcess::etcd().expect("etcd starts");
     let beacon = ServerProcess::beacon().expect("beacon starts");
     let (want, got) = (answers(&etcd).await, answers(&beacon).await);
-    let differences: Vec<String> = want
-        .iter()
-        .zip(&got)
-        .enumerate()
-        .filter(|(_, (w, g))| w != g)
-        .map(|(i, (w, g))| format!("call {i}:\n  etcd:   {w}\n  beacon: {g}"))
-        .collect();
-    assert!(
-        differences.is_empty(),
-        "{} of {} calls differ:\n{}",
-        differences.len(),
-        want.len(),
-        differences.join("\n")
-    );
+    beacon_testkit::assert_same_answers(&want, &got);
 }

@@ -52,3 +52,23 @@ pub fn etcd_or_skip() -> bool {
     eprintln!("skipping: no etcd");
     false
 }
+
+/// Fails, listing each pair that differs, unless etcd's answers (`want`) and Beacon's
+/// (`got`) to the same script are equal, one for one.
+pub fn assert_same_answers(want: &[String], got: &[String]) {
+    let differences: Vec<String> = want
+        .iter()
+        .zip(got)
+        .enumerate()
+        .filter(|(_, (w, g))| w != g)
+        .map(|(i, (w, g))| format!("answer {i}:\n  etcd:   {w}\n  beacon: {g}"))
+        .collect();
+    assert!(
+        differences.is_empty() && want.len() == got.len(),
+        "{} of {} answers differ ({} from Beacon):\n{}",
+        differences.len(),
+        want.len(),
+        got.len(),
+        differences.join("\n")
+    );
+}

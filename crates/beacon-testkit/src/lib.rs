@@ -12,7 +12,9 @@ mod proxied_cluster;
 mod rng;
 mod temp_dir;
 
-pub use binaries::{beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin};
+pub use binaries::{
+    assert_same_answers, beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin,
+};
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
 pub use http_probe::{http_get, ProbeResponse};
 pub use ports::{free_port, free_ports};

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use beacon_testkit::ServerProcess;
 
+pub mod v3;
+
 /// Bound on one command that is expected to finish.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(20);
 /// Bound on waiting for a line from a long-running command.

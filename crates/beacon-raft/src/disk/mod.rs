@@ -9,8 +9,8 @@
 //! and the group-commit thread) or a simulation's in-memory disk that crashes and
 //! fails on purpose (`beacon-sim`).
 //!
-//! The log database is the subset of fjall the node uses ([`LogTables`]): three tables
-//! of byte keys (the log, its markers, and the v3 keyspace's values), point reads, scans
+//! The log database is the subset of fjall the node uses ([`LogTables`]): four tables
+//! of byte keys (the log, its markers, and the v3 keyspace's values and leases), point reads, scans
 //! of the log table in either direction, whole-table reads of a consistent view, atomic
 //! batches across the tables, and a sync of the journal.
 
@@ -39,6 +39,8 @@ pub enum Table {
     Meta,
     /// The v3 keyspace's values, keyed by revision (`beacon_mvcc::revision_key`).
     Kv,
+    /// The v3 keyspace's leases, keyed by id (`beacon_mvcc::lease_key`).
+    Lease,
 }
 
 /// How much of the journal a sync makes durable (fjall's `PersistMode`).
@@ -111,6 +113,14 @@ pub trait LogTables: Send + Sync {
             .next()
             .transpose()
     }
+
+    /// The entries of `table` with keys in `from..to`, in key order.
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_>;
 
     /// Every entry of `table` as of now, in key order; later writes do not show.
     fn view(&self, table: Table) -> TableView;

@@ -18,6 +18,7 @@ use super::{
 const LOG_KEYSPACE: &str = "log";
 const META_KEYSPACE: &str = "meta";
 const KV_KEYSPACE: &str = "kv";
+const LEASE_KEYSPACE: &str = "lease";
 
 /// fjall and the file system under the data directory.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +30,7 @@ struct Fjall {
     log: Keyspace,
     meta: Keyspace,
     kv: Keyspace,
+    lease: Keyspace,
 }
 
 impl Fjall {
@@ -37,6 +39,7 @@ impl Fjall {
             Table::Log => &self.log,
             Table::Meta => &self.meta,
             Table::Kv => &self.kv,
+            Table::Lease => &self.lease,
         }
     }
 }
@@ -77,6 +80,18 @@ impl LogTables for Fjall {
         } else {
             Box::new(iter.map(pair))
         }
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_> {
+        Box::new(self.table(table).range(from..to).map(|guard| {
+            let (k, v) = guard.into_inner().map_err(db_error)?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
     }
 
     fn view(&self, table: Table) -> TableView {
@@ -155,7 +170,16 @@ impl Disk for StdDisk {
         let kv = db
             .keyspace(KV_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(db_error)?;
-        Ok(Arc::new(Fjall { db, log, meta, kv }))
+        let lease = db
+            .keyspace(LEASE_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(db_error)?;
+        Ok(Arc::new(Fjall {
+            db,
+            log,
+            meta,
+            kv,
+            lease,
+        }))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -68,17 +68,38 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
             })),
         })
         .expect("compacted");
+        mvcc.lease_grant(
+            &beacon_proto::etcdserverpb::LeaseGrantRequest { ttl: 60, id: 9 },
+            1_000,
+        )
+        .expect("granted");
+        mvcc.apply(&V3Request {
+            request: Some(v3_request::Request::Put(PutRequest {
+                key: b"leased".to_vec(),
+                lease: 9,
+                ..PutRequest::default()
+            })),
+        })
+        .expect("applied");
         mvcc.commit(7).expect("committed");
     }
+    // The lease, its expiry and its key, as a fresh open must find them.
+    let lease_of = |sm: &StateMachine| {
+        let ttl = sm.mvcc().read().unwrap().lease_time_to_live(9, true, 1_000);
+        (ttl.granted_ttl, ttl.ttl, ttl.keys)
+    };
+    let lease = (60, 60, vec![b"leased".to_vec()]);
+    assert_eq!(lease_of(&a), lease);
     let live = everything(&a, 0);
     let at_40 = everything(&a, 40);
-    assert_eq!(live.len(), 20);
+    assert_eq!(live.len(), 21);
     drop((a, log));
 
     // Re-opened from the database alone: the same keys, history and compaction.
     let (log, mut a) = open(&a_dir);
     assert_eq!(everything(&a, 0), live);
     assert_eq!(everything(&a, 40), at_40);
+    assert_eq!(lease_of(&a), lease);
     let compacted = a
         .mvcc()
         .read()
@@ -112,7 +133,9 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
         .expect("installed");
     assert_eq!(everything(&b, 0), live);
     assert_eq!(everything(&b, 40), at_40);
+    assert_eq!(lease_of(&b), lease);
     drop((b, b_log));
     let (_b_log, b) = open(&b_dir);
     assert_eq!(everything(&b, 0), live, "the installed keyspace is on disk");
+    assert_eq!(lease_of(&b), lease);
 }

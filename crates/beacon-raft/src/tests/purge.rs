@@ -72,6 +72,15 @@ impl LogTables for GatedTables {
         self.inner.scan(range, reverse)
     }
 
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_> {
+        self.inner.range(table, from, to)
+    }
+
     fn view(&self, table: Table) -> crate::disk::TableView {
         self.inner.view(table)
     }

@@ -166,6 +166,19 @@ fn snapshot_with_v3() -> Vec<u8> {
             compacted: -1,
             applied_index: 9,
         },
+        leases: Box::new(
+            vec![Ok((
+                beacon_mvcc::lease_key(7).to_vec(),
+                beacon_mvcc::LeaseRecord {
+                    id: 7,
+                    ttl: 10,
+                    expiry_ns: 1,
+                }
+                .encode()
+                .to_vec(),
+            ))]
+            .into_iter(),
+        ),
         values: Box::new(values.into_iter()),
     };
     crate::keyspace::join(store_bytes(), section).expect("joined")

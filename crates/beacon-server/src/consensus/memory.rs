@@ -15,6 +15,7 @@ use super::{Committed, Consensus, ConsensusStatus, ProposeFailure, ProposeFuture
 pub struct MemoryConsensus {
     store: SharedStore,
     mvcc: SharedMvcc,
+    revisions: tokio::sync::watch::Sender<i64>,
     id: u64,
     members: Vec<crate::cluster::Member>,
     raft_index: AtomicU64,
@@ -27,6 +28,7 @@ impl MemoryConsensus {
         MemoryConsensus {
             store: Arc::new(RwLock::new(Store::new())),
             mvcc: Arc::default(),
+            revisions: tokio::sync::watch::Sender::new(1),
             id,
             members: Vec::new(),
             raft_index: AtomicU64::new(1),
@@ -55,6 +57,10 @@ impl Consensus for MemoryConsensus {
         &self.mvcc
     }
 
+    fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.revisions.subscribe()
+    }
+
     fn propose(&self, cmd: Command) -> ProposeFuture<'_> {
         Box::pin(async move {
             if !self.leader.load(Ordering::SeqCst) {
@@ -69,6 +75,7 @@ impl Consensus for MemoryConsensus {
                     let resp = mvcc
                         .apply(&req)
                         .map_err(|e| ProposeFailure::Other(e.to_string()))?;
+                    self.revisions.send_replace(mvcc.current_revision());
                     Applied::V3(Encoded(resp.encode_to_vec()))
                 }
                 _ => {

@@ -107,6 +107,12 @@ pub trait Consensus: Send + Sync + 'static {
     fn store(&self) -> &SharedStore;
     /// The v3 keyspace, for serializable reads (after [`caught_up`]).
     fn mvcc(&self) -> &beacon_raft::keyspace::SharedMvcc;
+    /// The v3 keyspace's current revision, changed as applies change it.
+    fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64>;
+    /// The shortest lease TTL, in seconds; a grant asking for less gets this.
+    fn min_lease_ttl(&self) -> i64 {
+        min_lease_ttl(100, 1000)
+    }
     /// `None` when every write this member acknowledged is applied to its store, as is
     /// usual; otherwise a wait for it. A write forwarded to the leader is acknowledged
     /// once the leader applied it, and a read here must see it.
@@ -138,6 +144,15 @@ pub trait Consensus: Send + Sync + 'static {
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
         std::collections::BTreeMap::new()
     }
+}
+
+/// etcd's shortest lease TTL, in seconds: one and a half election timeouts, counted in
+/// whole heartbeats, rounded up (2 s with the default 100 ms and 1000 ms).
+pub fn min_lease_ttl(heartbeat_interval_ms: u64, election_timeout_ms: u64) -> i64 {
+    let heartbeat = heartbeat_interval_ms.max(1);
+    let election_ticks = election_timeout_ms / heartbeat;
+    let min_ms = (3 * election_ticks / 2) * heartbeat;
+    i64::try_from(min_ms.div_ceil(1000)).unwrap_or(i64::MAX)
 }
 
 /// Waits, within `timeout`, until a read of this member's store sees every write the

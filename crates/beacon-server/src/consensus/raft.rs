@@ -15,12 +15,24 @@ pub struct RaftConsensus {
     node: RaftNode,
     /// The node's data directory, whose size Status reports.
     data_dir: PathBuf,
+    /// The shortest lease TTL, in seconds.
+    min_lease_ttl: i64,
 }
 
 impl RaftConsensus {
-    /// Wraps a node opened on `data_dir`.
-    pub fn new(node: RaftNode, data_dir: PathBuf) -> Self {
-        RaftConsensus { node, data_dir }
+    /// Wraps a node opened on `data_dir`, with its heartbeat interval and election
+    /// timeout (which set the shortest lease TTL).
+    pub fn new(
+        node: RaftNode,
+        data_dir: PathBuf,
+        heartbeat_interval_ms: u64,
+        election_timeout_ms: u64,
+    ) -> Self {
+        RaftConsensus {
+            node,
+            data_dir,
+            min_lease_ttl: super::min_lease_ttl(heartbeat_interval_ms, election_timeout_ms),
+        }
     }
 }
 
@@ -47,6 +59,14 @@ impl Consensus for RaftConsensus {
 
     fn mvcc(&self) -> &beacon_raft::keyspace::SharedMvcc {
         self.node.mvcc()
+    }
+
+    fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.node.v3_revisions()
+    }
+
+    fn min_lease_ttl(&self) -> i64 {
+        self.min_lease_ttl
     }
 
     fn read_wait(&self) -> Option<CaughtUpFuture<'_>> {

@@ -8,18 +8,16 @@
 
 use std::sync::Arc;
 
-use beacon_mvcc::{check_put_fields, check_txn, grpc_code, MvccError, TXN_OPS_MAX};
-use beacon_proto::beaconpb::{v3_request, v3_response, V3Request, V3Response};
+use beacon_mvcc::{check_put_fields, check_txn, MvccError, TXN_OPS_MAX};
+use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
     kv_server, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
-use beacon_store::{Applied, Command, Encoded};
-use prost::Message;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-use crate::consensus::{caught_up, propose_with_timeout, ProposeFailure};
-use crate::limits::V3_PROPOSAL_BYTES_MAX;
+use super::{failure, refused};
+use crate::consensus::caught_up;
 use crate::state::AppState;
 
 pub struct Kv {
@@ -31,59 +29,12 @@ impl Kv {
         Self { state }
     }
 
-    /// Puts `request` through the log and returns what the keyspace answered.
     async fn propose(&self, request: v3_request::Request) -> Result<v3_response::Response, Status> {
-        let encoded = V3Request {
-            request: Some(request),
-        }
-        .encode_to_vec();
-        if encoded.len() > V3_PROPOSAL_BYTES_MAX {
-            return Err(Status::invalid_argument("etcdserver: request is too large"));
-        }
-        let cmd = Command::V3(Encoded(encoded));
-        let committed = propose_with_timeout(
-            self.state.consensus.as_ref(),
-            cmd,
-            self.state.request_timeout,
-        )
-        .await
-        .map_err(|f| failure(&f))?;
-        let Applied::V3(answer) = committed.applied else {
-            return Err(Status::internal("beacon: a v3 request answered as v2"));
-        };
-        let answer = V3Response::decode(answer.0.as_slice()).map_err(|e| {
-            Status::internal(format!("beacon: a v3 answer that does not decode: {e}"))
-        })?;
-        match answer.response {
-            Some(v3_response::Response::Refusal(r)) => {
-                Err(Status::new(Code::from_i32(r.code), r.message))
-            }
-            Some(response) => Ok(response),
-            None => Err(Status::internal("beacon: an empty v3 answer")),
-        }
+        super::propose(&self.state, request).await
     }
 
-    /// A response header: the member's ids and term, and the keyspace's revision the
-    /// answer carries.
     fn header(&self, answered: Option<ResponseHeader>) -> Option<ResponseHeader> {
-        let revision = answered.map_or(0, |h| h.revision);
-        Some(ResponseHeader {
-            revision,
-            ..super::header(&self.state)
-        })
-    }
-}
-
-/// etcd's answer to a refusal found before the log.
-fn refused(e: &MvccError) -> Status {
-    Status::new(Code::from_i32(grpc_code(e.code())), e.to_string())
-}
-
-/// etcd's answer when consensus gave none.
-fn failure(f: &ProposeFailure) -> Status {
-    match f {
-        ProposeFailure::Timeout | ProposeFailure::Stopped => Status::unavailable(f.to_string()),
-        ProposeFailure::Other(_) => Status::unknown(f.to_string()),
+        super::header_with(&self.state, answered)
     }
 }
 

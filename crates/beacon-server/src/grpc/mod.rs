@@ -1,29 +1,42 @@
 //! etcd's v3 API over gRPC, on the same client port as v2's HTTP/1.1, as etcd serves
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
-//! Served so far: `KV` (the v3 keyspace, `kv.rs`), `Cluster` (the membership, listed
+//! Served so far: `KV` (the v3 keyspace, `kv.rs`), `Lease` (`lease.rs`), `Watch`
+//! (`watch.rs`), `Cluster` (the membership, listed
 //! and changed as v2 changes it; no learners), `Maintenance.Status`, `Alarm` (listing:
 //! none is raised yet), `Defragment` (nothing to do) and `MoveLeader`, and gRPC's
 //! standard health service (service `""` serving, as etcd registers it). Every other
-//! v3 call (Watch, Lease, Auth, Hash) is answered `UNIMPLEMENTED`, the gRPC answer to a
+//! v3 call (Auth, Hash, Snapshot) is answered `UNIMPLEMENTED`, the gRPC answer to a
 //! method a server does not have.
 
 mod cluster;
 mod kv;
+mod lease;
 mod maintenance;
+mod watch;
 
 use std::sync::Arc;
 
 use beacon_proto::etcdserverpb::cluster_server::ClusterServer;
 use beacon_proto::etcdserverpb::kv_server::KvServer;
+use beacon_proto::etcdserverpb::lease_server::LeaseServer;
 use beacon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use beacon_proto::etcdserverpb::watch_server::WatchServer;
 use beacon_proto::etcdserverpb::ResponseHeader;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
-use crate::limits::{GRPC_MESSAGE_BYTES_MAX, GRPC_STREAMS_PER_CONNECTION_MAX};
+use beacon_mvcc::{grpc_code, MvccError};
+use beacon_proto::beaconpb::{v3_request, v3_response, V3Request, V3Response};
+use beacon_store::{Applied, Command, Encoded};
+use prost::Message;
+use tonic::{Code, Status};
+
+use crate::consensus::{propose_with_timeout, ProposeFailure};
+use crate::limits::{
+    GRPC_MESSAGE_BYTES_MAX, GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
+};
 use crate::state::AppState;
 
 /// The gRPC services, routed by path; cheap to clone (one per connection).
@@ -40,11 +53,17 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let kv = KvServer::new(kv::Kv::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let lease = LeaseServer::new(lease::Lease::new(Arc::clone(&state)))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let watch = WatchServer::new(watch::Watch::new(Arc::clone(&state)))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(state))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     tonic::service::Routes::new(health_service)
         .add_service(cluster)
         .add_service(kv)
+        .add_service(lease)
+        .add_service(watch)
         .add_service(maintenance)
 }
 
@@ -65,10 +84,64 @@ fn header(state: &AppState) -> ResponseHeader {
     }
 }
 
+/// The header of a v3 answer: the member's ids and term, and the keyspace's revision
+/// the answer carries.
+fn header_with(state: &AppState, answered: Option<ResponseHeader>) -> Option<ResponseHeader> {
+    let revision = answered.map_or(0, |h| h.revision);
+    Some(ResponseHeader {
+        revision,
+        ..header(state)
+    })
+}
+
+/// Puts a v3 request through the log and returns what the keyspace answered.
+async fn propose(
+    state: &AppState,
+    request: v3_request::Request,
+) -> Result<v3_response::Response, Status> {
+    let encoded = V3Request {
+        request: Some(request),
+    }
+    .encode_to_vec();
+    if encoded.len() > V3_PROPOSAL_BYTES_MAX {
+        return Err(Status::invalid_argument("etcdserver: request is too large"));
+    }
+    let cmd = Command::V3(Encoded(encoded));
+    let committed = propose_with_timeout(state.consensus.as_ref(), cmd, state.request_timeout)
+        .await
+        .map_err(|f| failure(&f))?;
+    let Applied::V3(answer) = committed.applied else {
+        return Err(Status::internal("beacon: a v3 request answered as v2"));
+    };
+    let answer = V3Response::decode(answer.0.as_slice())
+        .map_err(|e| Status::internal(format!("beacon: a v3 answer that does not decode: {e}")))?;
+    match answer.response {
+        Some(v3_response::Response::Refusal(r)) => Err(Status::new(Code::from(r.code), r.message)),
+        Some(response) => Ok(response),
+        None => Err(Status::internal("beacon: an empty v3 answer")),
+    }
+}
+
+/// etcd's answer to a refusal found before the log.
+fn refused(e: &MvccError) -> Status {
+    Status::new(Code::from(grpc_code(e.code())), e.to_string())
+}
+
+/// etcd's answer when consensus gave none.
+fn failure(f: &ProposeFailure) -> Status {
+    match f {
+        ProposeFailure::Timeout | ProposeFailure::Stopped => Status::unavailable(f.to_string()),
+        ProposeFailure::Other(_) => Status::unknown(f.to_string()),
+    }
+}
+
 /// Serves one HTTP/2 connection (its preface not yet read) with `routes` until it
 /// closes or the server stops; then the connection finishes its calls and closes.
-pub async fn serve_connection<I>(io: I, routes: Routes, mut stop: watch::Receiver<bool>)
-where
+pub async fn serve_connection<I>(
+    io: I,
+    routes: Routes,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = tower::util::MapResponse::new(routes, etcd_refusals);

@@ -1,4 +1,4 @@
-//! The simulated log database: three tables of byte keys, batches that are visible at
+//! The simulated log database: four tables of byte keys, batches that are visible at
 //! once and durable once synced, poisoned by a failure until re-opened.
 
 use std::collections::BTreeMap;
@@ -12,13 +12,14 @@ use beacon_raft::disk::{
 use super::{injected, SimDisk, State};
 
 /// The three tables, in `slot` order.
-pub(super) type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; 3];
+pub(super) type Tables = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
 
 pub(super) fn slot(table: Table) -> usize {
     match table {
         Table::Log => 0,
         Table::Meta => 1,
         Table::Kv => 2,
+        Table::Lease => 3,
     }
 }
 
@@ -165,6 +166,27 @@ impl LogTables for SimLog {
             items.reverse();
         }
         Box::new(items.into_iter())
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue, DbError>> + '_> {
+        match self.lock() {
+            Ok(s) => Box::new(
+                s.log.visible[slot(table)]
+                    .range::<[u8], _>((
+                        std::ops::Bound::Included(from),
+                        std::ops::Bound::Excluded(to),
+                    ))
+                    .map(|(k, v)| Ok((k.clone(), v.clone())))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn view(&self, table: Table) -> TableView {

@@ -1,0 +1,462 @@
+//! `etcdserverpb.Watch`: one bidirectional stream multiplexes a client's watchers.
+//!
+//! A stream is one task. It keeps each watcher's range, options and next revision, and
+//! reads the changes it owes them from the keyspace itself (`Mvcc::changes`), up to
+//! the revision the state machine last published: there is no per-watcher queue of
+//! events, so a watcher whose client reads slowly (the stream's answers wait in a queue
+//! of [`WATCH_RESPONSES_QUEUED_MAX`]) just falls behind and catches up from storage
+//! later, in order, with nothing lost and no memory growing (etcd's slow watchers pile
+//! events up in memory as "victims"). As etcd: a watcher that catches up gets batches
+//! of at most [`WATCH_CATCH_UP_REVISIONS_MAX`] revisions with the current revision in
+//! the header; one that is caught up gets one answer per revision, with that revision.
+//! A watcher whose next revision was compacted away is cancelled with the compacted
+//! revision.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use beacon_mvcc::MvccError;
+use beacon_proto::etcdserverpb::watch_create_request::FilterType;
+use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+use beacon_proto::etcdserverpb::{
+    watch_server, ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use beacon_proto::mvccpb::{Event, KeyValue};
+use futures_util::{Stream, StreamExt};
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::limits::{
+    GRPC_MESSAGE_BYTES_MAX, WATCHERS_PER_STREAM_MAX, WATCH_CATCH_UP_REVISIONS_MAX,
+    WATCH_PROGRESS_NOTIFY_INTERVAL, WATCH_RESPONSES_QUEUED_MAX,
+};
+use crate::state::AppState;
+
+pub struct Watch {
+    state: Arc<AppState>,
+}
+
+impl Watch {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl watch_server::Watch for Watch {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (tx, rx) = mpsc::channel(WATCH_RESPONSES_QUEUED_MAX);
+        let session = Session {
+            revisions: self.state.consensus.v3_revisions(),
+            state: Arc::clone(&self.state),
+            watchers: BTreeMap::new(),
+            next_id: 0,
+            tx,
+        };
+        tokio::spawn(session.run(request.into_inner()));
+        let answers = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|answer| (Ok(answer), rx))
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+}
+
+/// One watcher of a stream.
+struct Watcher {
+    key: Vec<u8>,
+    /// Empty: the key alone; `"\0"`: every key from `key` on.
+    range_end: Vec<u8>,
+    /// The first revision not yet sent.
+    next: i64,
+    /// Caught up once: answers per revision from then on.
+    synced: bool,
+    prev_kv: bool,
+    no_put: bool,
+    no_delete: bool,
+    progress_notify: bool,
+    fragment: bool,
+    /// Sent something since the last progress tick.
+    sent: bool,
+}
+
+impl Watcher {
+    fn covers(&self, key: &[u8]) -> bool {
+        match self.range_end.as_slice() {
+            [] => key == self.key,
+            [0] => key >= self.key.as_slice(),
+            end => key >= self.key.as_slice() && key < end,
+        }
+    }
+
+    fn wants(&self, kv: &KeyValue) -> bool {
+        let filtered = if kv.version == 0 {
+            self.no_delete
+        } else {
+            self.no_put
+        };
+        self.covers(&kv.key) && !filtered
+    }
+}
+
+/// Why a stream ends.
+struct Gone;
+
+struct Session {
+    state: Arc<AppState>,
+    revisions: watch::Receiver<i64>,
+    watchers: BTreeMap<i64, Watcher>,
+    /// The next automatic watch id to try.
+    next_id: i64,
+    tx: mpsc::Sender<WatchResponse>,
+}
+
+impl Session {
+    async fn run(mut self, mut requests: Streaming<WatchRequest>) {
+        let mut shutdown = self.state.shutdown.clone();
+        let mut progress = tokio::time::interval(WATCH_PROGRESS_NOTIFY_INTERVAL);
+        progress.tick().await;
+        // A client that closed its side still gets its watchers' events, as etcd's.
+        let mut open = true;
+        loop {
+            let current = *self.revisions.borrow_and_update();
+            let behind = self.watchers.values().any(|w| w.next <= current);
+            let step = tokio::select! {
+                biased;
+                () = async { let _ = shutdown.wait_for(|s| *s).await; } => Err(Gone),
+                request = requests.next(), if open => match request {
+                    Some(Ok(request)) => self.handle(request).await,
+                    Some(Err(_)) => Err(Gone),
+                    None => {
+                        open = false;
+                        Ok(())
+                    }
+                },
+                () = std::future::ready(()), if behind => self.dispatch(current).await,
+                _ = self.revisions.changed() => Ok(()),
+                _ = progress.tick() => self.progress().await,
+                () = self.tx.closed() => Err(Gone),
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn header(&self, revision: Option<i64>) -> Option<ResponseHeader> {
+        let mut header = super::header(&self.state);
+        if let Some(revision) = revision {
+            header.revision = revision;
+        }
+        Some(header)
+    }
+
+    async fn send(&self, response: WatchResponse) -> Result<(), Gone> {
+        self.tx.send(response).await.map_err(|_| Gone)
+    }
+
+    async fn handle(&mut self, request: WatchRequest) -> Result<(), Gone> {
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
+            Some(RequestUnion::CancelRequest(cancel)) => {
+                // An unknown id gets no answer at all, as etcd's.
+                if self.watchers.remove(&cancel.watch_id).is_some() {
+                    self.send(WatchResponse {
+                        header: self.header(None),
+                        watch_id: cancel.watch_id,
+                        canceled: true,
+                        ..WatchResponse::default()
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                self.send(WatchResponse {
+                    header: self.header(None),
+                    watch_id: -1,
+                    ..WatchResponse::default()
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn refuse(&self, reason: &str) -> Result<(), Gone> {
+        self.send(WatchResponse {
+            header: self.header(None),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.into(),
+            ..WatchResponse::default()
+        })
+        .await
+    }
+
+    async fn create(&mut self, create: WatchCreateRequest) -> Result<(), Gone> {
+        let key = if create.key.is_empty() {
+            vec![0]
+        } else {
+            create.key
+        };
+        let range_end = create.range_end;
+        if !matches!(range_end.as_slice(), [] | [0]) && key >= range_end {
+            return self.refuse("mvcc: watcher range is empty").await;
+        }
+        if self.watchers.len() >= WATCHERS_PER_STREAM_MAX {
+            let reason =
+                format!("beacon: more than {WATCHERS_PER_STREAM_MAX} watchers on one stream");
+            return self.refuse(&reason).await;
+        }
+        let id = if create.watch_id == 0 {
+            // The next unused one, and never again on this stream (etcd's).
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id += 1;
+            self.next_id - 1
+        } else {
+            create.watch_id
+        };
+        if self.watchers.contains_key(&id) {
+            return self
+                .refuse("mvcc: duplicate watch ID provided on the WatchStream")
+                .await;
+        }
+        let current = *self.revisions.borrow();
+        let next = if create.start_revision <= 0 {
+            current + 1
+        } else {
+            create.start_revision
+        };
+        let filters = |f: FilterType| create.filters.contains(&(f as i32));
+        self.watchers.insert(
+            id,
+            Watcher {
+                key,
+                range_end,
+                next,
+                synced: next > current,
+                prev_kv: create.prev_kv,
+                no_put: filters(FilterType::Noput),
+                no_delete: filters(FilterType::Nodelete),
+                progress_notify: create.progress_notify,
+                fragment: create.fragment,
+                sent: false,
+            },
+        );
+        self.send(WatchResponse {
+            header: self.header(Some(current)),
+            watch_id: id,
+            created: true,
+            ..WatchResponse::default()
+        })
+        .await
+    }
+
+    /// Sends the watchers that are behind what they owe them, from the lowest revision
+    /// any of them needs, at most [`WATCH_CATCH_UP_REVISIONS_MAX`] revisions at once.
+    async fn dispatch(&mut self, current: i64) -> Result<(), Gone> {
+        let (compacted, outcome) = {
+            let mvcc = self.state.consensus.mvcc();
+            let Ok(mvcc) = mvcc.read() else {
+                return Err(Gone);
+            };
+            let compacted = mvcc.compact_revision();
+            let from = self
+                .watchers
+                .values()
+                .map(|w| w.next)
+                .filter(|&n| n >= compacted)
+                .min();
+            let outcome = match from {
+                Some(from) => {
+                    let to = current.min(from + WATCH_CATCH_UP_REVISIONS_MAX - 1);
+                    self.collect(&mvcc, from, to).map(|batch| Some((to, batch)))
+                }
+                None => Ok(None),
+            };
+            (compacted, outcome)
+        };
+        // Watchers whose next revision is gone: cancelled with the compacted revision.
+        let lost: Vec<i64> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.next < compacted)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.watchers.remove(&id);
+            self.send(WatchResponse {
+                header: self.header(Some(0)),
+                watch_id: id,
+                canceled: true,
+                compact_revision: compacted,
+                ..WatchResponse::default()
+            })
+            .await?;
+        }
+        let (to, batch) = match outcome {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(()),
+            // Compacted between two reads: the next round cancels who needs it.
+            Err(MvccError::Compacted) => return Ok(()),
+            Err(_) => return Err(Gone),
+        };
+        for (id, responses) in batch {
+            for response in responses {
+                self.send(response).await?;
+            }
+            if let Some(w) = self.watchers.get_mut(&id) {
+                w.sent = true;
+            }
+        }
+        for w in self.watchers.values_mut() {
+            if w.next <= to {
+                w.next = to + 1;
+                if to == current {
+                    w.synced = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every behind watcher's answers for the changes in `from..=to`.
+    fn collect(
+        &self,
+        mvcc: &beacon_mvcc::Mvcc,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Vec<WatchResponse>)>, MvccError> {
+        let changes = mvcc.changes(from, to)?;
+        let current = mvcc.current_revision();
+        let mut out = Vec::new();
+        for (&id, w) in self.watchers.iter().filter(|(_, w)| w.next <= to) {
+            let mut events: Vec<(i64, Event)> = Vec::new();
+            for (rev, kv) in changes.iter().filter(|(rev, _)| rev.main >= w.next) {
+                if w.wants(kv) {
+                    events.push((rev.main, mvcc.event(kv.clone(), w.prev_kv)?));
+                }
+            }
+            if events.is_empty() {
+                continue;
+            }
+            let mut responses = Vec::new();
+            if w.synced {
+                // One answer per revision, headed by it.
+                let mut events = events.into_iter().peekable();
+                while let Some((rev, first)) = events.next() {
+                    let mut of_rev = vec![first];
+                    while let Some((_, e)) = events.next_if(|(r, _)| *r == rev) {
+                        of_rev.push(e);
+                    }
+                    responses.extend(self.answers(id, w, rev, of_rev));
+                }
+            } else {
+                let events = events.into_iter().map(|(_, e)| e).collect();
+                responses.extend(self.answers(id, w, current, events));
+            }
+            out.push((id, responses));
+        }
+        Ok(out)
+    }
+
+    /// One answer with `events`, or several if the watcher asked for fragments and it
+    /// would be over the message limit (a single event is never split).
+    fn answers(
+        &self,
+        id: i64,
+        w: &Watcher,
+        revision: i64,
+        events: Vec<Event>,
+    ) -> Vec<WatchResponse> {
+        let whole = WatchResponse {
+            header: self.header(Some(revision)),
+            watch_id: id,
+            events,
+            ..WatchResponse::default()
+        };
+        if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < GRPC_MESSAGE_BYTES_MAX {
+            return vec![whole];
+        }
+        let WatchResponse { header, events, .. } = whole;
+        let piece = |events, fragment| WatchResponse {
+            header,
+            watch_id: id,
+            fragment,
+            events,
+            ..WatchResponse::default()
+        };
+        let (mut pieces, mut part, mut size) = (Vec::new(), Vec::new(), 0);
+        for event in events {
+            let len = event.encoded_len();
+            if !part.is_empty() && size + len >= GRPC_MESSAGE_BYTES_MAX {
+                pieces.push(piece(std::mem::take(&mut part), true));
+                size = 0;
+            }
+            size += len;
+            part.push(event);
+        }
+        pieces.push(piece(part, false));
+        pieces
+    }
+
+    /// etcd's progress notification: each caught-up watcher that asked for them and got
+    /// nothing since the last tick hears the current revision.
+    async fn progress(&mut self) -> Result<(), Gone> {
+        let current = *self.revisions.borrow();
+        let due: Vec<i64> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.progress_notify && w.synced && !w.sent && w.next > current)
+            .map(|(id, _)| *id)
+            .collect();
+        for w in self.watchers.values_mut() {
+            w.sent = false;
+        }
+        for id in due {
+            self.send(WatchResponse {
+                header: self.header(Some(current)),
+                watch_id: id,
+                ..WatchResponse::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watcher_covers_its_key_its_range_or_everything_from_its_key() {
+        let w = |key: &[u8], end: &[u8]| Watcher {
+            key: key.to_vec(),
+            range_end: end.to_vec(),
+            next: 1,
+            synced: true,
+            prev_kv: false,
+            no_put: false,
+            no_delete: false,
+            progress_notify: false,
+            fragment: false,
+            sent: false,
+        };
+        assert!(w(b"a", b"").covers(b"a") && !w(b"a", b"").covers(b"ab"));
+        assert!(w(b"a", b"b").covers(b"ab") && !w(b"a", b"b").covers(b"b"));
+        assert!(w(b"a", b"\0").covers(b"zzz") && !w(b"a", b"\0").covers(b"0"));
+    }
+}
