@@ -18,6 +18,16 @@ impl Mvcc {
         if from < self.compacted {
             return Err(MvccError::Compacted);
         }
+        self.stored(from, to)
+    }
+
+    /// Every stored value with a main revision in `from..=to`, in revision order, what
+    /// is not written yet included.
+    pub(crate) fn stored(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Revision, KeyValue)>, MvccError> {
         let (lo, hi) = (
             Revision { main: from, sub: 0 },
             Revision {

@@ -142,6 +142,15 @@ impl Leases {
         Some(l)
     }
 
+    /// Every lease, by id.
+    pub fn records(&self) -> impl Iterator<Item = LeaseRecord> + '_ {
+        self.by_id.iter().map(|(&id, l)| LeaseRecord {
+            id,
+            ttl: l.ttl,
+            expiry_ns: l.expiry_ns,
+        })
+    }
+
     /// The earliest expiry of any lease.
     pub fn next_expiry(&self) -> Option<i64> {
         self.by_expiry.first().map(|(at, _)| *at)

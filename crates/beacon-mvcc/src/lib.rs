@@ -11,12 +11,14 @@
 //! What is here: `Range` with every field, `Put`, `DeleteRange`, `Txn` (compares, nested
 //! transactions, the duplicate-key and operation-count checks) and `Compact`. Only the
 //! key index is in memory; values are read from a [`Values`] store and written back in
-//! batches (`values.rs`). Leases (`lease.rs`) take their time from the log. Still to
-//! come: watches.
+//! batches (`values.rs`). Leases (`lease.rs`) take their time from the log. A watcher
+//! reads its events back from the stored history (`events.rs`); `hash.rs` hashes it as
+//! etcd's corruption check does.
 
 mod apply;
 mod error;
 mod events;
+mod hash;
 mod index;
 mod lease;
 mod store;

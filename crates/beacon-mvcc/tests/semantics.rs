@@ -540,3 +540,25 @@ fn lease_refusals_are_etcds() {
     assert_eq!(long, Err(MvccError::LeaseTtlTooLarge));
     assert_eq!(m.put(&leased("k", 99)), Err(MvccError::LeaseNotFound));
 }
+
+#[test]
+fn hashes_depend_on_the_history_not_on_what_is_written_yet() {
+    let mut m = Mvcc::default();
+    for i in 0..30 {
+        put(&mut m, &format!("k{}", i % 4), &format!("v{i}"));
+    }
+    m.delete_range(&DeleteRangeRequest {
+        key: b"k1".to_vec(),
+        ..DeleteRangeRequest::default()
+    })
+    .unwrap();
+    m.compact(12).unwrap();
+    let (kv_pending, all_pending) = (m.hash_kv(0).unwrap().hash, m.hash().unwrap().hash);
+    m.commit(1).unwrap();
+    assert_eq!(m.hash_kv(0).unwrap().hash, kv_pending);
+    assert_eq!(m.hash().unwrap().hash, all_pending);
+    // Another revision, another hash; a compacted one is refused as etcd refuses it.
+    assert_ne!(m.hash_kv(20).unwrap().hash, kv_pending);
+    assert_eq!(m.hash_kv(12), Err(MvccError::Compacted));
+    assert_eq!(m.hash_kv(100), Err(MvccError::FutureRevision));
+}

@@ -180,3 +180,121 @@ async fn move_leader_hands_leadership_to_the_chosen_member() {
     let (now, now_id) = leader_of(&members).await;
     assert_eq!((now, now_id), (follower, follower_id));
 }
+
+/// Writes through any member reach every member's keyspace alike: at the same revision
+/// every member answers the same `HashKV` and `Hash` (etcd's corruption check compares
+/// them), and a watcher on a follower sees the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_hashes_the_keyspace_alike() {
+    use beacon_proto::etcdserverpb::kv_client::KvClient;
+    use beacon_proto::etcdserverpb::watch_client::WatchClient;
+    use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+    use beacon_proto::etcdserverpb::{
+        CompactionRequest, HashKvRequest, HashRequest, PutRequest, RangeRequest,
+        WatchCreateRequest, WatchRequest,
+    };
+
+    let members = ServerProcess::cluster(
+        beacon_testkit::ServerKind::Beacon,
+        beacon_testkit::beacon_bin(),
+        3,
+    )
+    .expect("the cluster starts");
+    let (leader, _) = leader_of(&members).await;
+    let follower = (leader + 1) % members.len();
+    // A watcher on the other follower, from the first revision.
+    let watched = (leader + 2) % members.len();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"k".to_vec(),
+            range_end: b"l".to_vec(),
+            start_revision: 1,
+            ..WatchCreateRequest::default()
+        })),
+    })
+    .await
+    .expect("queued");
+    let requests =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    let mut events = WatchClient::new(channel(&members[watched]).await)
+        .watch(requests)
+        .await
+        .expect("watch")
+        .into_inner();
+
+    let mut kv = KvClient::new(channel(&members[follower]).await);
+    for i in 0..20 {
+        kv.put(PutRequest {
+            key: format!("k{}", i % 7).into_bytes(),
+            value: format!("v{i}").into_bytes(),
+            ..PutRequest::default()
+        })
+        .await
+        .expect("put through a follower");
+    }
+    let last = kv
+        .range(RangeRequest {
+            key: b"k0".to_vec(),
+            ..RangeRequest::default()
+        })
+        .await
+        .expect("range")
+        .into_inner()
+        .header
+        .expect("header")
+        .revision;
+    assert_eq!(last, 21);
+
+    // The watcher hears all 20 puts, in order.
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), events.message())
+            .await
+            .expect("events in time")
+            .expect("open")
+            .expect("an answer");
+        seen.extend(
+            answer
+                .events
+                .iter()
+                .filter_map(|e| e.kv.as_ref().map(|kv| kv.mod_revision)),
+        );
+    }
+    assert_eq!(seen, (2..=21).collect::<Vec<i64>>());
+    // Compacted after the watcher heard everything (before, it would be cancelled).
+    kv.compact(CompactionRequest {
+        revision: 10,
+        physical: true,
+    })
+    .await
+    .expect("compact");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut hashes = Vec::new();
+        for m in &members {
+            let mut maintenance = MaintenanceClient::new(channel(m).await);
+            let kv_hash = maintenance
+                .hash_kv(HashKvRequest { revision: 21 })
+                .await
+                .map(|r| r.into_inner().hash);
+            let hash = maintenance
+                .hash(HashRequest {})
+                .await
+                .map(|r| r.into_inner().hash);
+            hashes.push((kv_hash.ok(), hash.ok()));
+        }
+        if hashes
+            .iter()
+            .all(|h| h.0.is_some() && h.1.is_some() && *h == hashes[0])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members disagree: {hashes:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -139,6 +139,8 @@ const OWN_VALUES: &[&str] = &[
     // etcdctl's own log lines (a retry's warning): its time and its random client name.
     "ts",
     "target",
+    // `endpoint health`'s time for its read.
+    "took",
 ];
 
 /// One output line with [`OWN_VALUES`] blanked, in whichever format it is.
@@ -160,6 +162,10 @@ fn collapse(line: &str) -> String {
 }
 
 fn own_values(line: &str, endpoint: &str) -> String {
+    // simple `endpoint health`: `<endpoint> is healthy: ... took = 1.2ms`.
+    if let Some((head, _)) = line.split_once(" took = ") {
+        return format!("{head} took = <own>");
+    }
     // json: a document on one line.
     if line.starts_with('{') || line.starts_with('[') {
         if let Ok(mut doc) = serde_json::from_str::<Value>(line) {

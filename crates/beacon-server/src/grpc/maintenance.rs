@@ -1,12 +1,14 @@
 //! `etcdserverpb.Maintenance`: this member's status, its (absent) alarms, a
-//! defragmentation that has nothing to do, and handing leadership to another member.
+//! defragmentation that has nothing to do, the keyspace's hashes (etcd's corruption
+//! checks), and handing leadership to another member.
 
 use std::sync::Arc;
 
 use beacon_proto::etcdserverpb::alarm_request::AlarmAction;
 use beacon_proto::etcdserverpb::{
     maintenance_server, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
-    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -63,6 +65,32 @@ impl maintenance_server::Maintenance for Maintenance {
             // Not among etcd's gRPC errors: it answers Unknown with the text.
             Err(e @ MoveLeaderError::Timeout) => Err(Status::unknown(e.to_string())),
         }
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let mvcc = self.state.consensus.mvcc();
+        let mvcc = mvcc
+            .read()
+            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+        let mut resp = mvcc.hash().map_err(|e| super::refused(&e))?;
+        drop(mvcc);
+        resp.header = super::header_with(&self.state, resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let revision = request.into_inner().revision;
+        let mvcc = self.state.consensus.mvcc();
+        let mvcc = mvcc
+            .read()
+            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+        let mut resp = mvcc.hash_kv(revision).map_err(|e| super::refused(&e))?;
+        drop(mvcc);
+        resp.header = super::header_with(&self.state, resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn defragment(

@@ -2,12 +2,12 @@
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
 //! Served so far: `KV` (the v3 keyspace, `kv.rs`), `Lease` (`lease.rs`), `Watch`
-//! (`watch.rs`), `Cluster` (the membership, listed
-//! and changed as v2 changes it; no learners), `Maintenance.Status`, `Alarm` (listing:
-//! none is raised yet), `Defragment` (nothing to do) and `MoveLeader`, and gRPC's
-//! standard health service (service `""` serving, as etcd registers it). Every other
-//! v3 call (Auth, Hash, Snapshot) is answered `UNIMPLEMENTED`, the gRPC answer to a
-//! method a server does not have.
+//! (`watch.rs`), `Cluster` (the membership, listed and changed as v2 changes it; no
+//! learners), `Maintenance.Status`, `Alarm` (listing: none is raised yet), `Defragment`
+//! (nothing to do), `Hash` and `HashKV` (etcd's own hash of the history) and
+//! `MoveLeader`, and gRPC's standard health service (service `""` serving, as etcd
+//! registers it). Every other v3 call (Auth, `Maintenance.Snapshot`) is answered
+//! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have.
 
 mod cluster;
 mod kv;
