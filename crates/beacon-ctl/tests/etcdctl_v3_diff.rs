@@ -10,7 +10,7 @@
 mod support;
 
 use support::etcd_comparison_possible;
-use support::v3::{assert_same_as_etcd, run, txn, Step};
+use support::v3::{assert_same_as_etcd, run, txn, watch, Step};
 
 /// `<self>` stands for the server's own member id (hex), `<peer>` for its peer URL.
 const SEQUENCE: &[&[&str]] = &[
@@ -347,4 +347,46 @@ fn etcdctl_v3_lease_commands_print_as_against_etcd() {
         return;
     }
     assert_same_as_etcd(LEASE_SEQUENCE);
+}
+
+/// `etcdctl watch` over history (`--rev`), each read until the last write's value
+/// (`end`, base64 `ZW5k` in json) or until etcdctl gives up (a compacted revision).
+const WATCH_SEQUENCE: &[Step] = &[
+    run(&["put", "a", "1"]),
+    run(&["put", "a", "2"]),
+    run(&["put", "b", "3"]),
+    run(&["del", "a"]),
+    txn(&["txn"], "\nput c 4\nput d 5\ndel b\n\n\n"),
+    run(&["put", "zz", "end"]),
+    watch(&["watch", "--prefix", "", "--rev", "1"], "end"),
+    watch(&["watch", "--prefix", "", "--rev", "1", "--prev-kv"], "end"),
+    watch(&["watch", "a", "zzz", "--rev", "2", "-w", "json"], "ZW5k"),
+    watch(
+        &[
+            "watch",
+            "--prefix",
+            "",
+            "--rev",
+            "5",
+            "-w",
+            "json",
+            "--prev-kv",
+        ],
+        "ZW5k",
+    ),
+    watch(
+        &["watch", "--prefix", "z", "--rev", "4", "-w", "fields"],
+        "end",
+    ),
+    run(&["compaction", "4"]),
+    watch(&["watch", "--prefix", "", "--rev", "4"], "end"),
+    watch(&["watch", "--prefix", "", "--rev", "2"], "end"),
+];
+
+#[test]
+fn etcdctl_v3_watch_commands_print_as_against_etcd() {
+    if !etcd_comparison_possible() {
+        return;
+    }
+    assert_same_as_etcd(WATCH_SEQUENCE);
 }

@@ -20,9 +20,16 @@ pub fn assert_same_as_etcd(steps: &[Step]) {
     let mut differences = Vec::new();
     for step in steps {
         let want = normalized(&etcd, &mut etcd_ids, step);
+        if step.until.is_some() {
+            assert!(
+                !want.stdout.is_empty(),
+                "{:?}: etcd printed nothing",
+                step.args
+            );
+        }
         let got = normalized(&beacon, &mut beacon_ids, step);
         if want != got {
-            let Step { args, stdin } = step;
+            let Step { args, stdin, .. } = step;
             differences.push(format!(
                 "{args:?} stdin {stdin:?}\n  etcd:   {want:?}\n  beacon: {got:?}"
             ));
@@ -42,11 +49,21 @@ pub fn assert_same_as_etcd(steps: &[Step]) {
 pub struct Step {
     pub args: &'static [&'static str],
     pub stdin: Option<&'static str>,
+    /// A command that runs until stopped (`watch`): its output up to and including the
+    /// first line containing this, which it must print within [`WATCH_DEADLINE`].
+    pub until: Option<&'static str>,
 }
+
+/// How long a `watch` step may take to print its last line.
+pub const WATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `etcdctl args...` with nothing on stdin.
 pub const fn run(args: &'static [&'static str]) -> Step {
-    Step { args, stdin: None }
+    Step {
+        args,
+        stdin: None,
+        until: None,
+    }
 }
 
 /// `etcdctl txn` (non-interactive: it reads stdin) with `stdin`: compares one a line,
@@ -55,6 +72,17 @@ pub const fn txn(args: &'static [&'static str], stdin: &'static str) -> Step {
     Step {
         args,
         stdin: Some(stdin),
+        until: None,
+    }
+}
+
+/// `etcdctl watch ...` (or anything that runs until stopped), read until it prints a
+/// line containing `until` (or ends), then killed.
+pub const fn watch(args: &'static [&'static str], until: &'static str) -> Step {
+    Step {
+        args,
+        stdin: None,
+        until: Some(until),
     }
 }
 
@@ -93,7 +121,10 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let out = finish_fed(cmd, step.args, step.stdin);
+    let out = match step.until {
+        Some(until) => read_until(cmd, until),
+        None => finish_fed(cmd, step.args, step.stdin),
+    };
     if step.args.first() == Some(&"lease") && step.args.get(1) == Some(&"grant") {
         ids.leases.extend(granted_lease(&out.stdout));
     }
@@ -256,5 +287,54 @@ impl Ids {
             cluster: doc["header"]["cluster_id"].as_u64().expect("a cluster id"),
             leases: Vec::new(),
         }
+    }
+}
+
+/// Runs `cmd` until it prints a line containing `until` (or ends, or [`WATCH_DEADLINE`]
+/// passes), then kills it; its stdout so far is the output.
+fn read_until(mut cmd: Command, until: &str) -> Output {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.spawn().expect("etcdctl starts");
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // What a watch that gives up says (a compacted revision) is on stderr.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if err_tx.send(format!("stderr: {line}")).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + WATCH_DEADLINE;
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let last = line.contains(until);
+                lines.push(line);
+                if last {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Output {
+        stdout: lines.join("\n"),
+        stderr: String::new(),
+        code: -1,
     }
 }
