@@ -1,8 +1,9 @@
-//! Linearizability of etcd's v2 keys under network faults: concurrent clients set,
-//! read with `quorum=true`, compare-and-swap and delete a few keys on random members of
-//! a real cluster while a nemesis isolates leaders and followers, splits the cluster,
-//! delays and drops peer messages. The history is checked per key with porcupine
-//! against etcd's semantics; any violation fails with the checker's visualization.
+//! Linearizability of etcd's v2 keys and of its v3 KV under network faults: concurrent
+//! clients set, read (v2 with `quorum=true`, v3 linearizable ranges), compare-and-swap
+//! (v3: a txn) and delete a few keys on random members of a real cluster while a nemesis
+//! isolates leaders and followers, splits the cluster, delays and drops peer messages.
+//! The history is checked per key with porcupine against etcd's semantics; any
+//! violation fails with the checker's visualization. One test per API.
 //!
 //! `BEACON_LINEARIZABILITY_SECS` (default 20) sets the load's length,
 //! `BEACON_LINEARIZABILITY_MEMBERS` (3 or 5, default 3) the cluster's size,
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use beacon_testkit::SeededRng;
 use porcupine_rs::{CheckResult, Operation};
 
-use crate::client::{Record, Shared, Tally, KINDS};
+use crate::client::{Api, Record, Shared, Tally, KINDS};
 use crate::model::KeysModel;
 
 /// Concurrent clients, and the keys they share: few keys keep them contending.
@@ -40,6 +41,16 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histories_under_faults_are_linearizable() {
+    histories_are_linearizable(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_histories_under_faults_are_linearizable() {
+    histories_are_linearizable(3).await;
+}
+
+/// One run through `api_version` (2 or 3).
+async fn histories_are_linearizable(api_version: u32) {
     let seed = env_u64("BEACON_LINEARIZABILITY_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -52,7 +63,7 @@ async fn histories_under_faults_are_linearizable() {
     eprintln!(
         "seed {seed}, {n} members, {secs} s; replay with BEACON_LINEARIZABILITY_SEED={seed} \
          BEACON_LINEARIZABILITY_MEMBERS={n} BEACON_LINEARIZABILITY_SECS={secs} \
-         cargo test -p beacon-server --test linearizability"
+         cargo test -p beacon-server --test linearizability (v{api_version})"
     );
     let mut rng = SeededRng::new(seed);
     let (proxy, members) = support::cluster_behind_proxies(n, rng.next_u64());
@@ -62,6 +73,22 @@ async fn histories_under_faults_are_linearizable() {
     support::leader_among(&http, &members, &all, Duration::from_secs(10)).await;
 
     let bases: Vec<String> = members.iter().map(|m| m.client_url()).collect();
+    let api = if api_version == 2 {
+        Api::V2(http.clone())
+    } else {
+        let channels = bases
+            .iter()
+            .map(|b| {
+                let channel = tonic::transport::Channel::from_shared(b.clone())
+                    .expect("a URL")
+                    .connect_timeout(REQUEST_TIMEOUT)
+                    .timeout(REQUEST_TIMEOUT)
+                    .connect_lazy();
+                beacon_proto::etcdserverpb::kv_client::KvClient::new(channel)
+            })
+            .collect();
+        Api::V3(channels)
+    };
     let start = Instant::now();
     let until = start + Duration::from_secs(secs);
     let shared = Shared {
@@ -83,7 +110,7 @@ async fn histories_under_faults_are_linearizable() {
             tokio::spawn(client::run(
                 id,
                 shared.clone(),
-                http.clone(),
+                api.clone(),
                 client_rng,
                 until,
                 OPS_PER_CLIENT_MAX,
@@ -129,9 +156,44 @@ async fn histories_under_faults_are_linearizable() {
         "the checker gave up (seed {seed})"
     );
 
-    // After the last heal every member converges on the same keys.
+    // After the last heal every member converges on the same keys: v2's compared key
+    // by key, v3's by their HashKV at the same revision.
     let everyone = support::http_with_timeout(Duration::from_secs(5));
     support::wait_converged(&everyone, &members, "lin", Duration::from_secs(20)).await;
+    if api_version == 3 {
+        v3_converged(&members).await;
+    }
+}
+
+/// Waits (bounded) until every member reports the same v3 revision and HashKV.
+async fn v3_converged(members: &[beacon_testkit::ServerProcess]) {
+    use beacon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use beacon_proto::etcdserverpb::HashKvRequest;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut seen = Vec::new();
+        for m in members {
+            let answer = async {
+                let channel = tonic::transport::Channel::from_shared(m.client_url())
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?;
+                let hash = MaintenanceClient::new(channel)
+                    .hash_kv(HashKvRequest { revision: 0 })
+                    .await
+                    .ok()?
+                    .into_inner();
+                Some((hash.header.map(|h| h.revision), hash.hash))
+            };
+            seen.push(answer.await);
+        }
+        if seen.iter().all(|s| s.is_some() && *s == seen[0]) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "v3 keyspaces differ: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The history for the checker (see `model::history`).
