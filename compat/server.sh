@@ -22,3 +22,65 @@ server_command() {
     *) fail "TARGET must be beacon or etcd, not '$target'" ;;
   esac
 }
+
+# The rest is the v3 drivers' common frame (the v2 ones predate it).
+#
+#   compat_begin NAME    a work directory, removed at exit with the server killed,
+#                        and `fail MESSAGE`, which prints the server log's tail
+#   free_ports           `port` and `peer_port` free on loopback, `client` and `peer`
+#   start_server         starts TARGET's server (see server_command) on them
+#   wait_ready CMD...    until CMD succeeds, within 20 s, while the server runs
+compat_begin() {
+  suite="$1"
+  target="${TARGET:-beacon}"
+  work="$(mktemp -d "${TMPDIR:-/tmp}/beacon-compat-$suite.XXXXXX")"
+  server_pid=
+  trap compat_cleanup EXIT
+}
+
+compat_cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$work"; fi
+}
+
+fail() {
+  echo "$suite compat: $*" >&2
+  if [[ -f "$work/server.log" ]]; then
+    echo "--- server.log (last 30 lines)" >&2
+    tail -n 30 "$work/server.log" >&2
+  fi
+  echo "FAIL: $suite compat ($target)"
+  exit 1
+}
+
+free_ports() {
+  read -r port peer_port < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+  )
+  client="http://127.0.0.1:$port"
+  peer="http://127.0.0.1:$peer_port"
+}
+
+start_server() {
+  server_command "$target" "$client" "$peer" "$work/data"
+  echo "== $suite compat: starting $target ($bin) on $client"
+  "$bin" "${flags[@]}" >"$work/server.log" 2>&1 &
+  server_pid=$!
+}
+
+wait_ready() {
+  local deadline=$((SECONDS + 20))
+  until "$@"; do
+    kill -0 "$server_pid" 2>/dev/null || fail "$target exited during startup"
+    ((SECONDS < deadline)) || fail "$target's v3 API not ready within 20 s"
+    sleep 0.2
+  done
+}

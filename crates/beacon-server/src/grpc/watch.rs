@@ -267,6 +267,10 @@ impl Session {
     /// Sends the watchers that are behind what they owe them, from the lowest revision
     /// any of them needs, at most [`WATCH_CATCH_UP_REVISIONS_MAX`] revisions at once.
     async fn dispatch(&mut self, current: i64) -> Result<(), Gone> {
+        // Taken before the keyspace's lock: the header reads the keyspace too, and a
+        // second read lock on this thread would wait behind a queued apply that waits
+        // for the first (a deadlock the etcd3 client suites found).
+        let base = super::header(&self.state);
         let (compacted, outcome) = {
             let mvcc = self.state.consensus.mvcc();
             let Ok(mvcc) = mvcc.read() else {
@@ -282,7 +286,8 @@ impl Session {
             let outcome = match from {
                 Some(from) => {
                     let to = current.min(from + WATCH_CATCH_UP_REVISIONS_MAX - 1);
-                    self.collect(&mvcc, from, to).map(|batch| Some((to, batch)))
+                    self.collect(&mvcc, base, from, to)
+                        .map(|batch| Some((to, batch)))
                 }
                 None => Ok(None),
             };
@@ -336,6 +341,7 @@ impl Session {
     fn collect(
         &self,
         mvcc: &beacon_mvcc::Mvcc,
+        base: ResponseHeader,
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Vec<WatchResponse>)>, MvccError> {
@@ -361,55 +367,15 @@ impl Session {
                     while let Some((_, e)) = events.next_if(|(r, _)| *r == rev) {
                         of_rev.push(e);
                     }
-                    responses.extend(self.answers(id, w, rev, of_rev));
+                    responses.extend(answers(base, id, w, rev, of_rev));
                 }
             } else {
                 let events = events.into_iter().map(|(_, e)| e).collect();
-                responses.extend(self.answers(id, w, current, events));
+                responses.extend(answers(base, id, w, current, events));
             }
             out.push((id, responses));
         }
         Ok(out)
-    }
-
-    /// One answer with `events`, or several if the watcher asked for fragments and it
-    /// would be over the message limit (a single event is never split).
-    fn answers(
-        &self,
-        id: i64,
-        w: &Watcher,
-        revision: i64,
-        events: Vec<Event>,
-    ) -> Vec<WatchResponse> {
-        let whole = WatchResponse {
-            header: self.header(Some(revision)),
-            watch_id: id,
-            events,
-            ..WatchResponse::default()
-        };
-        if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < GRPC_MESSAGE_BYTES_MAX {
-            return vec![whole];
-        }
-        let WatchResponse { header, events, .. } = whole;
-        let piece = |events, fragment| WatchResponse {
-            header,
-            watch_id: id,
-            fragment,
-            events,
-            ..WatchResponse::default()
-        };
-        let (mut pieces, mut part, mut size) = (Vec::new(), Vec::new(), 0);
-        for event in events {
-            let len = event.encoded_len();
-            if !part.is_empty() && size + len >= GRPC_MESSAGE_BYTES_MAX {
-                pieces.push(piece(std::mem::take(&mut part), true));
-                size = 0;
-            }
-            size += len;
-            part.push(event);
-        }
-        pieces.push(piece(part, false));
-        pieces
     }
 
     /// etcd's progress notification: each caught-up watcher that asked for them and got
@@ -435,6 +401,47 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// One answer to watcher `id` with `events`, headed by `revision`, or several if the
+/// watcher asked for fragments and it would be over the message limit (a single event
+/// is never split).
+fn answers(
+    base: ResponseHeader,
+    id: i64,
+    w: &Watcher,
+    revision: i64,
+    events: Vec<Event>,
+) -> Vec<WatchResponse> {
+    let whole = WatchResponse {
+        header: Some(ResponseHeader { revision, ..base }),
+        watch_id: id,
+        events,
+        ..WatchResponse::default()
+    };
+    if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < GRPC_MESSAGE_BYTES_MAX {
+        return vec![whole];
+    }
+    let WatchResponse { header, events, .. } = whole;
+    let piece = |events, fragment| WatchResponse {
+        header,
+        watch_id: id,
+        fragment,
+        events,
+        ..WatchResponse::default()
+    };
+    let (mut pieces, mut part, mut size) = (Vec::new(), Vec::new(), 0);
+    for event in events {
+        let len = event.encoded_len();
+        if !part.is_empty() && size + len >= GRPC_MESSAGE_BYTES_MAX {
+            pieces.push(piece(std::mem::take(&mut part), true));
+            size = 0;
+        }
+        size += len;
+        part.push(event);
+    }
+    pieces.push(piece(part, false));
+    pieces
 }
 
 #[cfg(test)]

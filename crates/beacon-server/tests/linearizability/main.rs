@@ -16,6 +16,7 @@ mod support;
 mod client;
 mod model;
 mod nemesis;
+mod watch_check;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,6 +105,16 @@ async fn histories_are_linearizable(api_version: u32) {
         start,
         until,
     ));
+    // v3: a watcher over the whole run (checked at the end, `watch_check`).
+    let (last_tx, last_rx) = tokio::sync::watch::channel(None);
+    let watcher = (api_version == 3).then(|| {
+        tokio::spawn(watch_check::watch(
+            shared.bases.clone(),
+            until,
+            last_rx,
+            until + Duration::from_secs(60),
+        ))
+    });
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
             let client_rng = SeededRng::new(rng.next_u64());
@@ -158,15 +169,27 @@ async fn histories_are_linearizable(api_version: u32) {
 
     // After the last heal every member converges on the same keys: v2's compared key
     // by key, v3's by their HashKV at the same revision.
-    let everyone = support::http_with_timeout(Duration::from_secs(5));
-    support::wait_converged(&everyone, &members, "lin", Duration::from_secs(20)).await;
-    if api_version == 3 {
-        v3_converged(&members).await;
+    if api_version == 2 {
+        let everyone = support::http_with_timeout(Duration::from_secs(5));
+        support::wait_converged(&everyone, &members, "lin", Duration::from_secs(20)).await;
+    } else {
+        let last = v3_converged(&members).await;
+        let _ = last_tx.send(Some(last));
+        let heard = watcher.expect("a watcher").await.expect("the watcher ends");
+        let reference = watch_check::reference(&members[0].client_url(), last).await;
+        let problems = watch_check::problems(&heard, &reference);
+        eprintln!(
+            "watcher: {} events up to revision {last}, {} problems",
+            heard.len(),
+            problems.len()
+        );
+        assert!(problems.is_empty(), "watch (seed {seed}): {problems:#?}");
     }
 }
 
-/// Waits (bounded) until every member reports the same v3 revision and HashKV.
-async fn v3_converged(members: &[beacon_testkit::ServerProcess]) {
+/// Waits (bounded) until every member reports the same v3 revision and HashKV;
+/// returns the revision.
+async fn v3_converged(members: &[beacon_testkit::ServerProcess]) -> i64 {
     use beacon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
     use beacon_proto::etcdserverpb::HashKvRequest;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -189,7 +212,7 @@ async fn v3_converged(members: &[beacon_testkit::ServerProcess]) {
             seen.push(answer.await);
         }
         if seen.iter().all(|s| s.is_some() && *s == seen[0]) {
-            return;
+            return seen[0].and_then(|(revision, _)| revision).unwrap_or(0);
         }
         assert!(Instant::now() < deadline, "v3 keyspaces differ: {seen:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
