@@ -17,6 +17,7 @@ mod preload;
 mod procfs;
 mod report;
 mod server_log;
+mod v3;
 mod wait;
 mod watch;
 
@@ -54,6 +55,13 @@ enum Command {
         server: Server,
         #[command(flatten)]
         args: load::LoadArgs,
+    },
+    /// v3 Put, Range or serializable Range over gRPC at a fixed concurrency.
+    V3 {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: v3::V3Args,
     },
     /// GETs through a proxy (bench/chaos): success rate, latency, share per instance id.
     Chaos {
@@ -156,6 +164,7 @@ fn main() -> Result<()> {
 async fn execute(command: Command) -> Result<String> {
     let json = |v: Value| Ok(v.to_string());
     match command {
+        Command::V3 { server, args } => json(v3::run(&server.url, &args, server.pid).await?),
         Command::Load { server, args } => {
             json(load::run(&Target::parse(&server.url)?, &args, server.pid).await?)
         }

@@ -448,11 +448,10 @@ fn answers(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_watcher_covers_its_key_its_range_or_everything_from_its_key() {
-        let w = |key: &[u8], end: &[u8]| Watcher {
+    fn watcher(key: &[u8], range_end: &[u8]) -> Watcher {
+        Watcher {
             key: key.to_vec(),
-            range_end: end.to_vec(),
+            range_end: range_end.to_vec(),
             next: 1,
             synced: true,
             prev_kv: false,
@@ -461,9 +460,45 @@ mod tests {
             progress_notify: false,
             fragment: false,
             sent: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_watcher_covers_its_key_its_range_or_everything_from_its_key() {
+        let w = watcher;
         assert!(w(b"a", b"").covers(b"a") && !w(b"a", b"").covers(b"ab"));
         assert!(w(b"a", b"b").covers(b"ab") && !w(b"a", b"b").covers(b"b"));
         assert!(w(b"a", b"\0").covers(b"zzz") && !w(b"a", b"\0").covers(b"0"));
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_fragmented_between_events_when_asked() {
+        let event = |i: u8| Event {
+            kv: Some(KeyValue {
+                key: vec![i],
+                value: vec![i; 1 << 20],
+                mod_revision: 5,
+                version: 1,
+                create_revision: 5,
+                lease: 0,
+            }),
+            ..Event::default()
+        };
+        let mut w = watcher(&[0], &[0]);
+        let events = || (1..=3).map(event).collect::<Vec<_>>();
+        let base = ResponseHeader::default();
+        assert_eq!(answers(base, 4, &w, 5, events()).len(), 1, "not asked");
+        w.fragment = true;
+        let pieces = answers(base, 4, &w, 5, events());
+        let shape: Vec<(usize, bool)> = pieces
+            .iter()
+            .map(|p| (p.events.len(), p.fragment))
+            .collect();
+        assert_eq!(shape, vec![(1, true), (1, true), (1, false)]);
+        assert!(pieces
+            .iter()
+            .all(|p| p.watch_id == 4 && p.header.is_some_and(|h| h.revision == 5)));
+        // A single event is never split, however large.
+        assert_eq!(answers(base, 4, &w, 5, vec![event(9)]).len(), 1);
     }
 }
