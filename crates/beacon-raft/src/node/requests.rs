@@ -261,6 +261,25 @@ impl RaftNode {
         self.inner.applied.read_waits_for().is_none()
     }
 
+    /// On the leader: confirms that it still leads (openraft's ReadIndex: a heartbeat
+    /// round answered by a quorum) and waits until its state machine has applied
+    /// everything committed before: a read of the state machine after it is
+    /// linearizable, without a log entry. `false` on any other member, or when leadership
+    /// was not confirmed within `timeout`; the caller then puts the read through the log.
+    pub async fn read_index_here(&self, timeout: std::time::Duration) -> bool {
+        if !matches!(self.route(), Route::Here) {
+            return false;
+        }
+        let confirmed = tokio::time::timeout(
+            timeout,
+            self.inner
+                .raft
+                .ensure_linearizable(openraft::ReadPolicy::ReadIndex),
+        )
+        .await;
+        matches!(confirmed, Ok(Ok(_)))
+    }
+
     /// Resolves once this member has applied every write it acknowledged, so that a
     /// read here sees them (a forwarded write is answered once the leader applied it).
     pub async fn caught_up(&self) -> Result<(), ProposeError> {

@@ -57,6 +57,12 @@ impl Consensus for MemoryConsensus {
         &self.mvcc
     }
 
+    fn read_index(&self, _: std::time::Duration) -> super::ReadIndexFuture<'_> {
+        // Commands apply as they are proposed: every read here is up to date, while it
+        // leads.
+        Box::pin(std::future::ready(self.leader.load(Ordering::SeqCst)))
+    }
+
     fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
         self.revisions.subscribe()
     }

@@ -98,6 +98,9 @@ pub type ProposeFuture<'a> =
 pub type MoveLeaderFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), beacon_raft::MoveLeaderError>> + Send + 'a>>;
 
+/// A boxed ReadIndex: whether a local read may now be served as linearizable.
+pub type ReadIndexFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
 /// A boxed wait for this member to apply what it acknowledged.
 pub type CaughtUpFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProposeFailure>> + Send + 'a>>;
 
@@ -107,6 +110,10 @@ pub trait Consensus: Send + Sync + 'static {
     fn store(&self) -> &SharedStore;
     /// The v3 keyspace, for serializable reads (after [`caught_up`]).
     fn mvcc(&self) -> &beacon_raft::keyspace::SharedMvcc;
+    /// On the leader, confirms leadership and waits until everything committed before is
+    /// applied, so that a local read is linearizable (ReadIndex); `false` elsewhere or
+    /// when it could not within `timeout` (the read then goes through the log).
+    fn read_index(&self, timeout: std::time::Duration) -> ReadIndexFuture<'_>;
     /// The v3 keyspace's current revision, changed as applies change it.
     fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64>;
     /// The shortest lease TTL, in seconds; a grant asking for less gets this.

@@ -61,6 +61,10 @@ impl Consensus for RaftConsensus {
         self.node.mvcc()
     }
 
+    fn read_index(&self, timeout: std::time::Duration) -> super::ReadIndexFuture<'_> {
+        Box::pin(self.node.read_index_here(timeout))
+    }
+
     fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
         self.node.v3_revisions()
     }

@@ -1,8 +1,9 @@
 //! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn and Compact over the v3 keyspace.
 //!
-//! Every write (and every linearizable read) is a `Command::V3` in the Raft log, applied
-//! by each member's keyspace alike; the answer is the leader's. A serializable Range
-//! reads this member's keyspace as it is. etcd's checks that need no state (empty keys,
+//! Every write is a `Command::V3` in the Raft log, applied by each member's keyspace
+//! alike; the answer is the leader's. A linearizable Range on the leader confirms
+//! leadership (ReadIndex) and reads the keyspace; on a follower it goes through the log
+//! as a write does. A serializable Range reads this member's keyspace as it is. etcd's checks that need no state (empty keys,
 //! `ignore_*` with a value, operation counts, duplicate keys in a txn, the request size)
 //! refuse a request here, before the log, as etcd's API layer does.
 
@@ -52,7 +53,14 @@ impl kv_server::Kv for Kv {
         if req.key.is_empty() {
             return Err(refused(&MvccError::EmptyKey));
         }
-        let mut resp = if req.serializable {
+        // A linearizable read on the leader: ReadIndex, then this member's keyspace.
+        let local = req.serializable
+            || self
+                .state
+                .consensus
+                .read_index(self.state.request_timeout)
+                .await;
+        let mut resp = if local {
             // This member's keyspace as it is, once it has applied what it acknowledged.
             caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
                 .await
