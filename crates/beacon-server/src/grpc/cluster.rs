@@ -25,10 +25,7 @@ impl Cluster {
 
     /// etcd's cluster calls leave the header's revision out (0).
     fn header(&self) -> Option<ResponseHeader> {
-        Some(ResponseHeader {
-            revision: 0,
-            ..super::header(&self.state)
-        })
+        Some(super::header_at(&self.state, 0))
     }
 
     /// The members as this member knows them, sorted by id (as etcd lists them).

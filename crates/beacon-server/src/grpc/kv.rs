@@ -39,10 +39,6 @@ impl Kv {
     }
 }
 
-fn unexpected() -> Status {
-    Status::internal("beacon: the v3 keyspace answered another request")
-}
-
 #[tonic::async_trait]
 impl kv_server::Kv for Kv {
     async fn range(
@@ -65,17 +61,12 @@ impl kv_server::Kv for Kv {
             caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
                 .await
                 .map_err(|f| failure(&f))?;
-            let mvcc = self
-                .state
-                .consensus
-                .mvcc()
-                .read()
-                .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+            let mvcc = super::read_mvcc(&self.state)?;
             mvcc.range(&req).map_err(|e| refused(&e))?
         } else {
             match self.propose(v3_request::Request::Range(req)).await? {
                 v3_response::Response::Range(resp) => resp,
-                _ => return Err(unexpected()),
+                _ => return Err(super::unexpected()),
             }
         };
         resp.header = self.header(resp.header);
@@ -90,7 +81,7 @@ impl kv_server::Kv for Kv {
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(unexpected()),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -107,7 +98,7 @@ impl kv_server::Kv for Kv {
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(unexpected()),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -119,7 +110,7 @@ impl kv_server::Kv for Kv {
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(unexpected()),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -138,7 +129,7 @@ impl kv_server::Kv for Kv {
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(unexpected()),
+            _ => Err(super::unexpected()),
         }
     }
 }

@@ -74,9 +74,7 @@ async fn renew(state: &AppState, id: i64) -> Result<LeaseKeepAliveResponse, Stat
             resp.header = super::header_with(state, resp.header);
             Ok(resp)
         }
-        _ => Err(Status::internal(
-            "beacon: the v3 keyspace answered another request",
-        )),
+        _ => Err(super::unexpected()),
     }
 }
 
@@ -103,9 +101,7 @@ impl lease_server::Lease for Lease {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(Status::internal(
-                "beacon: the v3 keyspace answered another request",
-            )),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -119,9 +115,7 @@ impl lease_server::Lease for Lease {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))
             }
-            _ => Err(Status::internal(
-                "beacon: the v3 keyspace answered another request",
-            )),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -169,13 +163,7 @@ impl lease_server::Lease for Lease {
             .await
             .map_err(|f| failure(&f))?;
         let now_ns = self.state.consensus.now_ns();
-        let mut resp = self
-            .state
-            .consensus
-            .mvcc()
-            .read()
-            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?
-            .lease_time_to_live(req.id, req.keys, now_ns);
+        let mut resp = super::read_mvcc(&self.state)?.lease_time_to_live(req.id, req.keys, now_ns);
         resp.header = super::header_with(&self.state, resp.header);
         Ok(Response::new(resp))
     }
@@ -187,13 +175,7 @@ impl lease_server::Lease for Lease {
         caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
             .await
             .map_err(|f| failure(&f))?;
-        let mut resp = self
-            .state
-            .consensus
-            .mvcc()
-            .read()
-            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?
-            .lease_leases();
+        let mut resp = super::read_mvcc(&self.state)?.lease_leases();
         resp.header = super::header_with(&self.state, resp.header);
         Ok(Response::new(resp))
     }

@@ -68,10 +68,7 @@ impl maintenance_server::Maintenance for Maintenance {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let mvcc = self.state.consensus.mvcc();
-        let mvcc = mvcc
-            .read()
-            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+        let mvcc = super::read_mvcc(&self.state)?;
         let mut resp = mvcc.hash().map_err(|e| super::refused(&e))?;
         drop(mvcc);
         resp.header = super::header_with(&self.state, resp.header);
@@ -83,10 +80,7 @@ impl maintenance_server::Maintenance for Maintenance {
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
         let revision = request.into_inner().revision;
-        let mvcc = self.state.consensus.mvcc();
-        let mvcc = mvcc
-            .read()
-            .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))?;
+        let mvcc = super::read_mvcc(&self.state)?;
         let mut resp = mvcc.hash_kv(revision).map_err(|e| super::refused(&e))?;
         drop(mvcc);
         resp.header = super::header_with(&self.state, resp.header);

@@ -70,12 +70,18 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
 /// The header every v3 response carries: the member's ids, its Raft term, and the v3
 /// keyspace's current revision as this member has applied it.
 fn header(state: &AppState) -> ResponseHeader {
-    let status = state.status();
     let revision = state
         .consensus
         .mvcc()
         .read()
         .map_or(0, |m| m.current_revision());
+    header_at(state, revision)
+}
+
+/// The member's ids and term with `revision`, which the caller already knows: no read
+/// of the keyspace (whose lock the caller may hold).
+fn header_at(state: &AppState, revision: i64) -> ResponseHeader {
+    let status = state.status();
     ResponseHeader {
         cluster_id: state.cluster.id,
         member_id: status.id,
@@ -87,11 +93,23 @@ fn header(state: &AppState) -> ResponseHeader {
 /// The header of a v3 answer: the member's ids and term, and the keyspace's revision
 /// the answer carries.
 fn header_with(state: &AppState, answered: Option<ResponseHeader>) -> Option<ResponseHeader> {
-    let revision = answered.map_or(0, |h| h.revision);
-    Some(ResponseHeader {
-        revision,
-        ..header(state)
-    })
+    Some(header_at(state, answered.map_or(0, |h| h.revision)))
+}
+
+/// This member's keyspace, for a read.
+fn read_mvcc(
+    state: &AppState,
+) -> Result<std::sync::RwLockReadGuard<'_, beacon_mvcc::Mvcc>, Status> {
+    state
+        .consensus
+        .mvcc()
+        .read()
+        .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))
+}
+
+/// The keyspace answered a request of another kind than the one proposed.
+fn unexpected() -> Status {
+    Status::internal("beacon: the v3 keyspace answered another request")
 }
 
 /// Puts a v3 request through the log and returns what the keyspace answered.

@@ -152,11 +152,10 @@ impl Session {
     }
 
     fn header(&self, revision: Option<i64>) -> Option<ResponseHeader> {
-        let mut header = super::header(&self.state);
-        if let Some(revision) = revision {
-            header.revision = revision;
-        }
-        Some(header)
+        Some(match revision {
+            Some(revision) => super::header_at(&self.state, revision),
+            None => super::header(&self.state),
+        })
     }
 
     async fn send(&self, response: WatchResponse) -> Result<(), Gone> {
@@ -267,13 +266,12 @@ impl Session {
     /// Sends the watchers that are behind what they owe them, from the lowest revision
     /// any of them needs, at most [`WATCH_CATCH_UP_REVISIONS_MAX`] revisions at once.
     async fn dispatch(&mut self, current: i64) -> Result<(), Gone> {
-        // Taken before the keyspace's lock: the header reads the keyspace too, and a
-        // second read lock on this thread would wait behind a queued apply that waits
-        // for the first (a deadlock the etcd3 client suites found).
-        let base = super::header(&self.state);
+        // Without the keyspace's revision: a second read lock on this thread, under the
+        // one taken below, would wait behind a queued apply that waits for the first (a
+        // deadlock the etcd3 client suites found). Each answer sets its own revision.
+        let base = super::header_at(&self.state, 0);
         let (compacted, outcome) = {
-            let mvcc = self.state.consensus.mvcc();
-            let Ok(mvcc) = mvcc.read() else {
+            let Ok(mvcc) = super::read_mvcc(&self.state) else {
                 return Err(Gone);
             };
             let compacted = mvcc.compact_revision();
