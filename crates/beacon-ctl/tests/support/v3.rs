@@ -143,7 +143,9 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
             .iter()
             .enumerate()
             .fold(text, |text, (n, lease)| {
-                text.replace(&format!("{lease:x}"), &format!("<lease-{}>", n + 1))
+                // etcdctl prints an id as 16 hex digits (`%016x`), zeros first.
+                text.replace(&format!("{lease:016x}"), &format!("<lease-{}>", n + 1))
+                    .replace(&format!("{lease:x}"), &format!("<lease-{}>", n + 1))
                     .replace(&lease.to_string(), &format!("<lease-{}>", n + 1))
             })
     };
