@@ -3,14 +3,15 @@
 //! servers is normalized (ports, member and cluster ids, Raft's term and indexes, which
 //! count each implementation's internal entries, and the database's size on disk).
 //!
-//! Three sequences: the membership and a member's status (`member list`, `endpoint
-//! status`, ...), the KV commands (`put`, `get`, `del`, `txn`, `compaction`), and the
-//! lease commands. The runner and the normalization are `support::v3`.
+//! Four sequences: the membership and a member's status (`member list`, `endpoint
+//! status`, ...), the KV commands (`put`, `get`, `del`, `txn`, `compaction`), the
+//! lease commands, and `watch` (over history, and interactive with `-i`). The runner
+//! and the normalization are `support::v3`.
 
 mod support;
 
 use support::etcd_comparison_possible;
-use support::v3::{assert_same_as_etcd, run, txn, watch, Step};
+use support::v3::{assert_same_as_etcd, run, txn, watch, watch_interactive, Step};
 
 /// `<self>` stands for the server's own member id (hex), `<peer>` for its peer URL.
 const SEQUENCE: &[&[&str]] = &[
@@ -378,9 +379,20 @@ const WATCH_SEQUENCE: &[Step] = &[
         &["watch", "--prefix", "z", "--rev", "4", "-w", "fields"],
         "end",
     ),
+    // Interactive: one watch a line, read from stdin; a line that is no watch is
+    // refused and the rest still read, the end of input ends it.
+    watch_interactive("watch --rev 1 --prefix \"\"\n", "end"),
+    watch_interactive("watch --rev 2 --prev-kv a zzz\n", "end"),
+    watch_interactive("bogus\nwatch --rev 6 zz\n", "end"),
+    Step {
+        args: &["watch", "-i"],
+        stdin: Some("bogus\n"),
+        until: None,
+    },
     run(&["compaction", "4"]),
     watch(&["watch", "--prefix", "", "--rev", "4"], "end"),
     watch(&["watch", "--prefix", "", "--rev", "2"], "end"),
+    watch_interactive("watch --rev 2 a\n", "compacted"),
 ];
 
 #[test]

@@ -76,6 +76,16 @@ pub const fn txn(args: &'static [&'static str], stdin: &'static str) -> Step {
     }
 }
 
+/// `etcdctl watch -i` fed `stdin` (kept open), read until it prints a line containing
+/// `until` (or ends), then killed.
+pub const fn watch_interactive(stdin: &'static str, until: &'static str) -> Step {
+    Step {
+        args: &["watch", "-i"],
+        stdin: Some(stdin),
+        until: Some(until),
+    }
+}
+
 /// `etcdctl watch ...` (or anything that runs until stopped), read until it prints a
 /// line containing `until` (or ends), then killed.
 pub const fn watch(args: &'static [&'static str], until: &'static str) -> Step {
@@ -122,7 +132,7 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let out = match step.until {
-        Some(until) => read_until(cmd, until),
+        Some(until) => read_until(cmd, until, step.stdin),
         None => finish_fed(cmd, step.args, step.stdin),
     };
     if step.args.first() == Some(&"lease") && step.args.get(1) == Some(&"grant") {
@@ -293,10 +303,20 @@ impl Ids {
 }
 
 /// Runs `cmd` until it prints a line containing `until` (or ends, or [`WATCH_DEADLINE`]
-/// passes), then kills it; its stdout so far is the output.
-fn read_until(mut cmd: Command, until: &str) -> Output {
-    use std::io::{BufRead, BufReader};
+/// passes), then kills it; its stdout so far is the output. `stdin`, if any, is written
+/// and the pipe kept open meanwhile (`watch -i` ends at the end of its input).
+fn read_until(mut cmd: Command, until: &str, stdin: Option<&str>) -> Output {
+    use std::io::{BufRead, BufReader, Write};
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = cmd.spawn().expect("etcdctl starts");
+    let _input = stdin.map(|text| {
+        let mut pipe = child.stdin.take().expect("piped");
+        pipe.write_all(text.as_bytes())
+            .expect("etcdctl reads stdin");
+        pipe
+    });
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
