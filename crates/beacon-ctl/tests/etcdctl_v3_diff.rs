@@ -41,6 +41,30 @@ const SEQUENCE: &[&[&str]] = &[
     &["member", "promote", "<self>"],
     &["move-leader", "1234abcd"],
     &["move-leader", "<self>"],
+    // A learner that never starts: listed as one, one at a time, not promoted until in
+    // sync, removed.
+    &[
+        "member",
+        "add",
+        "y",
+        "--peer-urls",
+        "http://127.0.0.1:2",
+        "--learner",
+    ],
+    &["member", "list"],
+    &["member", "list", "-w", "json"],
+    &["member", "list", "-w", "table"],
+    &[
+        "member",
+        "add",
+        "z",
+        "--peer-urls",
+        "http://127.0.0.1:3",
+        "--learner",
+    ],
+    &["member", "promote", "<added-1>"],
+    &["member", "remove", "<added-1>"],
+    &["member", "list"],
     // One the servers take: the member's own peer URL changes in the record.
     &[
         "member",

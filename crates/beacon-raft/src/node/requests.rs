@@ -180,9 +180,14 @@ impl RaftNode {
             || self.route(),
             |route| async move {
                 let result = match route {
-                    Route::NoLeader => return Attempt::Again,
+                    // A leader whose URL is not known yet (a joining member has its
+                    // vote before the membership that names it) is looked for again,
+                    // as no leader is: giving up here held a new member's publish back
+                    // a whole `PUBLISH_RETRY`.
+                    Route::NoLeader | Route::Leader { peer_url: None, .. } => {
+                        return Attempt::Again
+                    }
                     Route::Here => self.change_here(change, deadline).await,
-                    Route::Leader { peer_url: None, .. } => Err(MembershipError::Timeout),
                     Route::Leader {
                         peer_url: Some(url),
                         ..

@@ -126,8 +126,13 @@ impl Consensus for RaftConsensus {
                 name: m.member.name,
                 peer_urls: m.member.peer_urls,
                 client_urls: m.member.client_urls,
+                is_learner: m.member.learner,
             })
             .collect()
+    }
+
+    fn is_learner(&self) -> bool {
+        self.node.is_learner()
     }
 
     fn change_members(&self, change: beacon_raft::MemberChange) -> super::MembersFuture<'_> {

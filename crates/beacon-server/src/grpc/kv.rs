@@ -46,6 +46,8 @@ impl kv_server::Kv for Kv {
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
         let req = request.into_inner();
+        // etcd's interceptor refuses before the request's own checks.
+        super::learner::refuse_linearizable(&self.state, req.serializable)?;
         if req.key.is_empty() {
             return Err(refused(&MvccError::EmptyKey));
         }

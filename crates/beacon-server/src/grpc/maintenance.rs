@@ -115,7 +115,7 @@ impl maintenance_server::Maintenance for Maintenance {
                 None => vec!["etcdserver: no leader".to_string()],
             },
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: self.state.consensus.is_learner(),
         }))
     }
 }
