@@ -41,8 +41,9 @@ const SEQUENCE: &[&[&str]] = &[
     &["member", "promote", "<self>"],
     &["move-leader", "1234abcd"],
     &["move-leader", "<self>"],
-    // A learner that never starts: listed as one, one at a time, not promoted until in
-    // sync, removed.
+    // A learner that never starts: one at a time, not promoted until in sync, removed.
+    // (How a list orders it depends on its id, which is derived from the time:
+    // `tests/learners.rs` checks listings.)
     &[
         "member",
         "add",
@@ -51,9 +52,6 @@ const SEQUENCE: &[&[&str]] = &[
         "http://127.0.0.1:2",
         "--learner",
     ],
-    &["member", "list"],
-    &["member", "list", "-w", "json"],
-    &["member", "list", "-w", "table"],
     &[
         "member",
         "add",

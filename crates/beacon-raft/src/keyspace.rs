@@ -30,7 +30,7 @@ pub type SharedMvcc = Arc<RwLock<Mvcc>>;
 const KEY_STATE: &[u8] = b"v3_state";
 
 /// What the keyspace records beside its values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// The keyspace's current revision (1 when empty).
     pub current: i64,
@@ -38,6 +38,10 @@ pub struct State {
     pub compacted: i64,
     /// The index of the last log entry whose changes the values hold.
     pub applied_index: u64,
+    /// The alarms raised: (member id, `AlarmType` number). Left out when none, so a
+    /// state written before alarms existed reads the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<(u64, i32)>,
 }
 
 impl State {
@@ -46,6 +50,7 @@ impl State {
             current: 1,
             compacted: -1,
             applied_index: 0,
+            alarms: Vec::new(),
         }
     }
 }
@@ -109,6 +114,7 @@ impl Values for DiskValues {
             current: changes.current,
             compacted: changes.compacted,
             applied_index: changes.applied_index,
+            alarms: changes.alarms.clone(),
         })
         .map_err(storage)?;
         let mut batch: Vec<Change<'_>> = encoded
@@ -150,7 +156,7 @@ pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
     let leases = decode_leases(handles.view(Table::Lease)).map_err(io::Error::other)?;
     let view = handles.view(Table::Kv);
     drop(handles);
-    let mvcc = Mvcc::open(
+    let mut mvcc = Mvcc::open(
         Arc::new(DiskValues { db: Arc::clone(db) }),
         decode_view(view),
         leases,
@@ -158,6 +164,7 @@ pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
         state.compacted,
     )
     .map_err(io::Error::other)?;
+    mvcc.restore_alarms(state.alarms.iter().copied());
     Ok((mvcc, state.applied_index))
 }
 
@@ -201,6 +208,7 @@ impl Section {
                 current: mvcc.current_revision(),
                 compacted: mvcc.compact_revision(),
                 applied_index,
+                alarms: mvcc.alarms().iter().copied().collect(),
             },
             leases: handles.view(Table::Lease),
             values: handles.view(Table::Kv),

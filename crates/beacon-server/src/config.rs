@@ -68,6 +68,15 @@ struct Flags {
     /// Number of committed entries that trigger a snapshot.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     snapshot_count: u64,
+    /// Raise alarms when the v3 keyspace exceeds this many bytes (0: the default 2 GiB,
+    /// negative: no quota).
+    #[arg(
+        long,
+        env = "ETCD_QUOTA_BACKEND_BYTES",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    quota_backend_bytes: i64,
     /// Time (in milliseconds) of a heartbeat interval.
     #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
     heartbeat_interval: u64,
@@ -117,6 +126,9 @@ pub struct Config {
     pub initial_cluster_token: String,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
+    /// `--quota-backend-bytes` as a quota: `None` when negative (off), etcd's default
+    /// for 0.
+    pub space_quota: Option<u64>,
     /// `--heartbeat-interval`, ms.
     pub heartbeat_interval_ms: u64,
     /// `--election-timeout`, ms.
@@ -145,7 +157,6 @@ const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
     "wal-dir",
     "max-snapshots",
     "max-wals",
-    "quota-backend-bytes",
     "backend-batch-interval",
     "backend-batch-limit",
     "max-txn-ops",
@@ -339,6 +350,11 @@ impl Config {
             initial_cluster_state,
             initial_cluster_token: f.initial_cluster_token,
             snapshot_count: f.snapshot_count,
+            space_quota: match u64::try_from(f.quota_backend_bytes) {
+                Err(_) => None,
+                Ok(0) => Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
+                Ok(bytes) => Some(bytes),
+            },
             heartbeat_interval_ms: f.heartbeat_interval,
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,

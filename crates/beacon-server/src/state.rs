@@ -24,6 +24,8 @@ pub struct AppState {
     pub leader_seen: Mutex<LeaderSeen>,
     /// Start time, Unix nanoseconds.
     pub start_ns: i64,
+    /// The v3 keyspace's space quota in bytes (`--quota-backend-bytes`), `None` when off.
+    pub space_quota: Option<u64>,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -58,6 +60,7 @@ impl AppState {
                 since_ns: now,
             }),
             start_ns: now,
+            space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
         }
     }
 

@@ -147,7 +147,10 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
     }
     let fix = |text: &str| {
         // Values first (json must still parse), then the ids and ports.
-        let lines: Vec<String> = text.lines().map(|l| normalize_line(l, &endpoint)).collect();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| sorted_cluster(&normalize_line(l, &endpoint)))
+            .collect();
         let text = lines
             .join("\n")
             .replace(&endpoint, "<client>")
@@ -180,6 +183,20 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
         stderr: fix(&out.stderr),
         code: out.code,
     }
+}
+
+/// `member add`'s `ETCD_INITIAL_CLUSTER="a=..,b=.."` with its members sorted: etcdctl
+/// lists them in id order, and an added member's id comes from the time.
+fn sorted_cluster(line: &str) -> String {
+    let Some(list) = line
+        .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return line.to_string();
+    };
+    let mut members: Vec<&str> = list.split(',').collect();
+    members.sort_unstable();
+    format!("ETCD_INITIAL_CLUSTER=\"{}\"", members.join(","))
 }
 
 /// Fields whose values are each implementation's own: Raft's term and indexes (etcd's

@@ -15,6 +15,7 @@ mod kv;
 mod learner;
 mod lease;
 mod maintenance;
+mod quota;
 mod watch;
 
 use std::sync::Arc;
