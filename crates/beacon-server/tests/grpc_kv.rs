@@ -272,6 +272,17 @@ fn script() -> Vec<Call> {
             failure: vec![],
         }),
         Txn(TxnRequest::default()),
+        // A nested transaction's response: etcd sends its header, empty (etcd-client's
+        // differential suite found Beacon leaving it out).
+        Txn(TxnRequest {
+            compare: vec![],
+            success: vec![op(Op::RequestTxn(TxnRequest {
+                compare: vec![],
+                success: vec![op(Op::RequestRange(range("a", "")))],
+                failure: vec![],
+            }))],
+            failure: vec![],
+        }),
         // Deletes.
         Delete(DeleteRangeRequest {
             key: b"c/".to_vec(),
