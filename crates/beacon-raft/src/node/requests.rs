@@ -266,23 +266,58 @@ impl RaftNode {
         self.inner.applied.read_waits_for().is_none()
     }
 
-    /// On the leader: confirms that it still leads (openraft's ReadIndex: a heartbeat
-    /// round answered by a quorum) and waits until its state machine has applied
-    /// everything committed before: a read of the state machine after it is
-    /// linearizable, without a log entry. `false` on any other member, or when leadership
-    /// was not confirmed within `timeout`; the caller then puts the read through the log.
-    pub async fn read_index_here(&self, timeout: std::time::Duration) -> bool {
+    /// Makes a read of this member's state machine linearizable without a log entry
+    /// (ReadIndex). On the leader: it confirms that it still leads (a heartbeat round
+    /// answered by a quorum) and waits until its state machine has applied everything
+    /// committed before. On a follower: it asks the leader for that index over the peer
+    /// port (the leader confirms its leadership the same way) and waits until its own
+    /// state machine has applied it. `false` when no leader is known, or this could not
+    /// be done within `timeout`; the caller then puts the read through the log.
+    pub async fn read_index(&self, timeout: std::time::Duration) -> bool {
+        let url = match self.route() {
+            Route::Here => {
+                let confirmed = tokio::time::timeout(
+                    timeout,
+                    self.inner
+                        .raft
+                        .ensure_linearizable(openraft::ReadPolicy::ReadIndex),
+                )
+                .await;
+                return matches!(confirmed, Ok(Ok(_)));
+            }
+            Route::Leader {
+                peer_url: Some(url),
+                ..
+            } => url,
+            Route::Leader { peer_url: None, .. } | Route::NoLeader => return false,
+        };
+        // A follower: the leader's read index, then this member's apply up to it.
+        let followed = tokio::time::timeout(timeout, async {
+            let index = crate::peer::fetch_read_index(&self.inner.http, &url, timeout).await?;
+            self.inner.applied.wait_for(index).await.then_some(())
+        })
+        .await;
+        matches!(followed, Ok(Some(())))
+    }
+
+    /// On the leader: its read index for a follower (`read_index` there), confirmed with
+    /// a quorum; `None` elsewhere, or when it cannot confirm within the forwarding
+    /// timeout.
+    pub(crate) async fn leader_read_index(&self) -> Option<u64> {
         if !matches!(self.route(), Route::Here) {
-            return false;
+            return None;
         }
-        let confirmed = tokio::time::timeout(
-            timeout,
+        let read = tokio::time::timeout(
+            crate::peer::FORWARD_TIMEOUT,
             self.inner
                 .raft
-                .ensure_linearizable(openraft::ReadPolicy::ReadIndex),
+                .get_read_log_id(openraft::ReadPolicy::ReadIndex),
         )
         .await;
-        matches!(confirmed, Ok(Ok(_)))
+        match read {
+            Ok(Ok((read_log_id, _applied))) => Some(read_log_id.log_id().index),
+            _ => None,
+        }
     }
 
     /// Resolves once this member has applied every write it acknowledged, so that a

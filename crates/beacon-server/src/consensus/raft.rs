@@ -62,7 +62,7 @@ impl Consensus for RaftConsensus {
     }
 
     fn read_index(&self, timeout: std::time::Duration) -> super::ReadIndexFuture<'_> {
-        Box::pin(self.node.read_index_here(timeout))
+        Box::pin(self.node.read_index(timeout))
     }
 
     fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
