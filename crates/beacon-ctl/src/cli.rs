@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::go_duration;
+use beacon_api::go_duration;
 
 /// beaconctl: a command-line client for Beacon and etcd's v2 API.
 #[derive(Debug, Parser)]

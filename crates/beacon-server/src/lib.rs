@@ -142,6 +142,7 @@ pub async fn run(
         listeners,
         limits::request_timeout(config.election_timeout_ms),
         config.space_quota,
+        config.watch_progress_notify_interval,
         stop,
     )
     .await;
@@ -219,11 +220,13 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     request_timeout: std::time::Duration,
     space_quota: Option<u64>,
+    watch_progress_notify_interval: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut state = AppState::new(consensus, cluster, request_timeout, stop_rx.clone());
     state.space_quota = space_quota;
+    state.watch_progress_notify_interval = watch_progress_notify_interval;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

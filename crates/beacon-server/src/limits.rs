@@ -98,7 +98,8 @@ pub const WATCH_CATCH_UP_REVISIONS_MAX: i64 = 1000;
 pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
 
 /// How often a watcher that asked for progress notifications and heard nothing since
-/// hears the current revision (etcd's default, 10 minutes).
+/// hears the current revision, unless `--experimental-watch-progress-notify-interval`
+/// says otherwise (etcd's default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Most calls one HTTP/2 connection may have open at once.

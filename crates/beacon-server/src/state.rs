@@ -26,6 +26,9 @@ pub struct AppState {
     pub start_ns: i64,
     /// The v3 keyspace's space quota in bytes (`--quota-backend-bytes`), `None` when off.
     pub space_quota: Option<u64>,
+    /// How often watchers that asked for progress notifications hear the revision
+    /// (`--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -61,6 +64,7 @@ impl AppState {
             }),
             start_ns: now,
             space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
+            watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
         }
     }
 

@@ -15,11 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 async fn channel(server: &ServerProcess) -> Channel {
-    Channel::from_shared(server.client_url())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects")
+    beacon_testkit::grpc_channel(&server.client_url()).await
 }
 
 /// What both servers answer alike: health, the member list's shape, a refused removal.

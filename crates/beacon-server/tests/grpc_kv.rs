@@ -489,11 +489,7 @@ async fn answer(
 }
 
 async fn answers(server: &ServerProcess) -> Vec<String> {
-    let channel = Channel::from_shared(server.client_url())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects");
+    let channel = beacon_testkit::grpc_channel(&server.client_url()).await;
     let mut kv = KvClient::new(channel.clone());
     let mut lease = LeaseClient::new(channel);
     let mut out = Vec::new();

@@ -20,11 +20,7 @@ use beacon_testkit::{
 use tonic::transport::Channel;
 
 async fn channel(url: &str) -> Channel {
-    Channel::from_shared(url.to_string())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects")
+    beacon_testkit::grpc_channel(url).await
 }
 
 /// An answer as text: `ok ...` or the refusal's code and message.

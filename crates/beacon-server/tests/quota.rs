@@ -19,7 +19,6 @@ use beacon_proto::etcdserverpb::{
 use beacon_testkit::{
     assert_same_answers, beacon_bin, etcd_bin, etcd_or_skip, ServerKind, ServerProcess,
 };
-use tonic::transport::Channel;
 
 /// 1 MiB: reached after a few dozen 16 KiB puts.
 const QUOTA: &str = "1048576";
@@ -55,11 +54,7 @@ async fn quota_answers(kind: ServerKind) -> Vec<String> {
     let server = ServerProcess::cluster_with(kind, bin, 1, &["--quota-backend-bytes", QUOTA])
         .expect("server starts")
         .remove(0);
-    let channel = Channel::from_shared(server.client_url())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects");
+    let channel = beacon_testkit::grpc_channel(&server.client_url()).await;
     let mut kv = KvClient::new(channel.clone());
     let mut maintenance = MaintenanceClient::new(channel.clone());
     let me = maintenance
