@@ -1,0 +1,192 @@
+"""bench/v3-scale's tables: reads WORK/NAME.KIND.json (beacon-bench's results) and prints
+Markdown: the targets of issue 16, then each workload's figures, Beacon beside etcd."""
+
+import json
+import os
+import sys
+
+work = sys.argv[1]
+
+
+def load(name, kind):
+    path = os.path.join(work, "%s.%s.json" % (name, kind))
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def num(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int) or abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    return "{:.{}f}".format(v, digits)
+
+
+def ratio(b, e):
+    if b is None or e is None or not e:
+        return "–"
+    return "%.2fx" % (b / e)
+
+
+def table(rows, b, e):
+    print("| | Beacon | etcd | Beacon ÷ etcd |")
+    print("|---|---|---|---|")
+    for label, field, digits in rows:
+        bv, ev = b.get(field), e.get(field)
+        print("| %s | %s | %s | %s |" % (label, num(bv, digits), num(ev, digits),
+                                         ratio(bv, ev) if not isinstance(bv, bool) else ""))
+    print()
+
+
+watch = {n: (load(n, "beacon"), load(n, "etcd")) for n in ("watch-wide", "watch-narrow")}
+keys = (load("keys", "beacon"), load("keys", "etcd"))
+leases = (load("leases", "beacon"), load("leases", "etcd"))
+big = load("leases-big", "beacon")
+
+print("## Targets of issue 16")
+print()
+print("| target | measured | met |")
+print("|---|---|---|")
+for name, (b, e) in watch.items():
+    if b and e:
+        r = b["rss_bytes_per_watcher"] / e["rss_bytes_per_watcher"]
+        print("| %s: server RSS per watcher ≤ 0.5× etcd's | %.0f B vs %.0f B: %.2fx | %s |" % (
+            name, b["rss_bytes_per_watcher"], e["rss_bytes_per_watcher"], r,
+            "yes" if r <= 0.5 else "**no**"))
+b, e = keys
+if b and e:
+    r = b["rss_bytes_per_key"] / e["rss_bytes_per_key"]
+    print("| %d keys: server RSS per key ≤ 0.5× etcd's | %.0f B vs %.0f B: %.2fx | %s |" % (
+        b["keys"], b["rss_bytes_per_key"], e["rss_bytes_per_key"], r,
+        "yes" if r <= 0.5 else "**no**"))
+for run in (leases[0], big):
+    if run:
+        lag = run["max_lag_s"]
+        ok = run["all_gone"] and lag <= 5.0
+        print("| %d leases: all revoked within 5 s of expiry | largest lag %.2f s, last gone %.2f s after the last deadline%s | %s |" % (
+            run["leases"], lag, run["gone_after_last_deadline_s"],
+            "" if run["all_gone"] else " (%d left at the cap)" % run["left_at_end"],
+            "yes" if ok else "**no**"))
+        print("| %d leases: other requests stay fast | probe (Put + Range) p99 %.1f ms, max %.1f ms during expiry; %.1f / %.1f ms before | see figures |" % (
+            run["leases"], run["probe_during_p99_ms"], run["probe_during_max_ms"],
+            run["probe_before_p99_ms"], run["probe_before_max_ms"]))
+print()
+
+print("## Watch fan-out")
+print()
+print("Every watcher watches the prefix `bench/w/`; a writer Puts one key under it, each"
+      " Put once every watcher had the previous one. A delivery's latency runs from"
+      " sending the Put to the watcher's answer arriving (the load generator shares the"
+      " 2 CPUs). RSS per watcher is the growth from after the connections were open to"
+      " after every watcher was created, over the watchers (streams included); RSS per"
+      " connection the growth from idle to connected.")
+print()
+for name, (b, e) in watch.items():
+    if not (b and e):
+        continue
+    print("### %s: %s watchers on %s streams over %s connections, %s Puts" % (
+        name, num(b["watchers"]), num(b["streams"]), num(b["connections"]), b["puts"]))
+    print()
+    table([
+        ("server RSS per watcher, bytes", "rss_bytes_per_watcher", 0),
+        ("server RSS per connection, bytes", "rss_bytes_per_connection", 0),
+        ("server RSS with every watcher, KiB", "rss_watching_kib", 0),
+        ("creating the watchers, s", "create_s", 2),
+        ("server CPU creating them, s", "create_server_cpu_s", 2),
+        ("delivery p50, ms", "delivery_p50_ms", 1),
+        ("delivery p99, ms", "delivery_p99_ms", 1),
+        ("delivery max, ms", "delivery_max_ms", 1),
+        ("Put to the last watcher, median of the Puts, ms", "all_delivered_median_ms", 1),
+        ("server CPU per delivered event, µs", "server_cpu_us_per_event", 2),
+        ("load generator CPU over the Puts, s", "client_cpu_s", 2),
+    ], b, e)
+
+b, e = keys
+if b and e:
+    print("## Memory per key")
+    print()
+    print("%s keys `bench/kNNNNNN` with %d-byte values, loaded in Txns of 128 Puts over 16"
+          " connections; RSS 3 s after the load against the idle server's, over the keys"
+          " a count-only Range finds. Anonymous memory is the heap; file-backed is mapped"
+          " files (etcd's bbolt database is an mmap; Beacon maps none, its values are in"
+          " fjall's files and the page cache). Disk is the data dir's allocated blocks." % (
+              num(b["keys"]), b["value_bytes"]))
+    print()
+    table([
+        ("keys loaded", "keys", 0),
+        ("load rate, keys/s", "keys_per_sec", 0),
+        ("server CPU per key loaded, µs", "load_cpu_us_per_key", 2),
+        ("server RSS per key, bytes", "rss_bytes_per_key", 0),
+        ("  anonymous, bytes", "anon_bytes_per_key", 0),
+        ("  file-backed, bytes", "file_bytes_per_key", 0),
+        ("server RSS loaded, KiB", "rss_loaded_kib", 0),
+        ("disk per key, bytes", "disk_bytes_per_key", 0),
+    ], b, e)
+
+LEASE_ROWS = [
+    ("leases granted (with a key each)", "leases", 0),
+    ("TTL, s", "ttl_s", 0),
+    ("grant rate (and key Txns), leases/s", "grants_per_sec", 0),
+    ("server CPU per lease granted, µs", "grant_server_cpu_us_per_lease", 1),
+    ("server RSS per lease and its key, bytes", "rss_bytes_per_lease", 0),
+    ("deadlines spread over, s", "deadline_spread_s", 2),
+    ("all gone, s after the first deadline", "gone_after_first_deadline_s", 2),
+    ("all gone, s after the last deadline", "gone_after_last_deadline_s", 2),
+    ("largest lag behind a deadline, s", "max_lag_s", 2),
+    ("peak revokes/s (over 1 s)", "peak_revokes_per_sec", 0),
+    ("all gone within the wait", "all_gone", 0),
+    ("server CPU from the first deadline to the end, s", "expiry_server_cpu_s", 2),
+    ("probe before expiry (from 1 s after the grants): p99 / max, ms", None, 0),
+    ("probe during expiry: p50 ms", "probe_during_p50_ms", 1),
+    ("probe during expiry: p99 ms", "probe_during_p99_ms", 1),
+    ("probe during expiry: max ms", "probe_during_max_ms", 1),
+]
+
+
+def lease_rows(b, e):
+    rows = []
+    for label, field, digits in LEASE_ROWS:
+        if field is None:
+            bv = "%.1f / %.1f" % (b["probe_before_p99_ms"], b["probe_before_max_ms"])
+            ev = e and "%.1f / %.1f" % (e["probe_before_p99_ms"], e["probe_before_max_ms"])
+            rows.append((label, bv, ev, ""))
+            continue
+        bv = b.get(field)
+        ev = e.get(field) if e else None
+        r = "" if isinstance(bv, bool) or e is None else ratio(bv, ev)
+        rows.append((label, num(bv, digits), num(ev, digits) if e else None, r))
+    return rows
+
+
+print("## Leases expiring together")
+print()
+print("Leases of one TTL granted over 64 connections (256 for the large run), each worker"
+      " attaching a key to each of its leases in one Txn per 128; then a count-only"
+      " Range of the keys every 100 ms until none is left, while a probe Puts and"
+      " Ranges another key (20 ms apart). A lease's deadline is its grant's send time"
+      " plus the TTL; the largest lag is how late the oldest lease still there was,"
+      " at any poll. etcd revokes at most 1,000 expired leases a second by design"
+      " (`leaseRevokeRate`), so both servers get the smaller count; Beacon alone the"
+      " large one.")
+print()
+b, e = leases
+if b and e:
+    print("### %s leases, both servers" % num(b["leases"]))
+    print()
+    print("| | Beacon | etcd | Beacon ÷ etcd |")
+    print("|---|---|---|---|")
+    for label, bv, ev, r in lease_rows(b, e):
+        print("| %s | %s | %s | %s |" % (label, bv, ev, r))
+    print()
+if big:
+    print("### %s leases, Beacon alone" % num(big["leases"]))
+    print()
+    print("| | Beacon |")
+    print("|---|---|")
+    for label, bv, _, _ in lease_rows(big, None):
+        print("| %s | %s |" % (label, bv))
+    print()
