@@ -6,10 +6,11 @@
 //! Each lease's deadline is taken as its grant's send time plus the TTL (the server
 //! stamps it a little later, so lags are over- rather than under-stated). Leases are
 //! granted over a while, so their deadlines spread over the grant phase; the result
-//! gives that spread, the time from the last deadline until all are gone, and the
-//! largest lag seen: at a poll at time t with r left, the oldest lease still there is at
-//! best the (N - r)th by deadline (both servers revoke earliest first), late by
-//! t - deadline.
+//! gives that spread, the time from the last deadline until all are gone, and a bound
+//! on the largest lag: both servers revoke earliest first, so the r leases gone between
+//! two polls are the next r by deadline, and were gone by the later poll's answer. With `--burst` the server is held stopped over the deadlines, so that
+//! every lease is due the moment it resumes, which is what a grant rate far above
+//! N / TTL would give.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,11 @@ pub struct V3LeasesArgs {
     /// Pause between two probes (a Put, then a linearizable Range).
     #[arg(long, default_value_t = 20)]
     pub probe_pause_ms: u64,
+    /// Make every lease due at once, however long the grants took: the server is
+    /// stopped (SIGSTOP) from a second before the first deadline until the last one has
+    /// passed, and the lags count from its resumption (needs --pid).
+    #[arg(long)]
+    pub burst: bool,
 }
 
 /// Runs the workload and returns its JSON result.
@@ -94,18 +100,39 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         .iter()
         .map(|&ns| base + Duration::from_nanos(ns) + ttl)
         .collect();
-    let (first, last) = (deadlines[0], deadlines[deadlines.len() - 1]);
+    let (mut first, mut last) = (deadlines[0], deadlines[deadlines.len() - 1]);
     let n = deadlines.len();
 
-    // The probe runs from now until the poll sees none left.
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let probe = tokio::spawn(probe(
+    // The probe runs from now until the poll sees none left (with --burst, another one
+    // from the resumption, on a connection opened before the hold).
+    let pause = Duration::from_millis(args.probe_pause_ms);
+    let mut stop = Arc::new(tokio::sync::Notify::new());
+    let mut probes = vec![tokio::spawn(probe(
         KvClient::new(channel(url, true).await?),
-        Duration::from_millis(args.probe_pause_ms),
+        pause,
         stop.clone(),
-    ));
+    ))];
     let mut kv = KvClient::new(channel(url, true).await?);
     let mut lease = lease_client(channel(url, true).await?);
+    let mut held_from = None;
+    let mut deadlines = deadlines;
+    if args.burst {
+        // Stopped from a second before the first deadline until the last one has
+        // passed: when it resumes, every lease is due at once.
+        let pid = pid.context("--burst needs --pid")?;
+        let after = KvClient::new(channel(url, true).await?);
+        tokio::time::sleep_until((first - Duration::from_secs(1)).into()).await;
+        stop.notify_one();
+        held_from = Some(Instant::now());
+        signal(pid, "STOP")?;
+        tokio::time::sleep_until((last + Duration::from_millis(200)).into()).await;
+        signal(pid, "CONT")?;
+        let resumed = Instant::now();
+        (first, last) = (resumed, resumed);
+        deadlines = vec![resumed; n];
+        stop = Arc::new(tokio::sync::Notify::new());
+        probes.push(tokio::spawn(probe(after, pause, stop.clone())));
+    }
     let give_up = last + Duration::from_secs(args.wait_limit_seconds);
     let mut polls: Vec<(Instant, usize)> = Vec::new();
     let mut cpu = None;
@@ -144,7 +171,12 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         None => None,
     };
     stop.notify_one();
-    let probes = probe.await??;
+    let (mut samples, mut probe_errors) = (Vec::new(), 0);
+    for probe in probes {
+        let (s, e) = probe.await??;
+        samples.extend(s);
+        probe_errors += e;
+    }
     let leases_left = lease
         .lease_leases(LeaseLeasesRequest {})
         .await?
@@ -156,17 +188,22 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
     let secs = |a: Instant, b: Instant| {
         a.saturating_duration_since(b).as_secs_f64() - b.saturating_duration_since(a).as_secs_f64()
     };
-    // The lag of the oldest lease left at each poll (see the module's comment).
-    let max_lag_s = polls
-        .iter()
-        .filter(|(_, left)| *left > 0 && *left <= n)
-        .map(|&(at, left)| secs(at, deadlines[n - left]))
-        .fold(0.0, f64::max);
+    // An upper bound of the largest lag: the leases gone between two polls were gone by
+    // the later one's answer, the earliest of them due at the first deadline among them
+    // (see the module's comment).
+    let mut max_lag_s = 0.0f64;
+    let mut left_before = n;
+    for &(at, left) in &polls {
+        if left < left_before {
+            max_lag_s = max_lag_s.max(secs(at, deadlines[n - left_before]));
+            left_before = left;
+        }
+    }
     let (mut probe_before, mut probe_during) = (Histogram::default(), Histogram::default());
-    for &(at, latency) in &probes {
+    for &(at, latency) in &samples {
         if at >= first {
             probe_during.record(latency);
-        } else if at >= settled {
+        } else if at >= settled && held_from.is_none_or(|held| at < held) {
             probe_before.record(latency);
         }
     }
@@ -185,7 +222,9 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         "rss_idle_kib": kib(rss_idle),
         "rss_granted_kib": kib(rss_granted),
         "rss_bytes_per_lease": rss_idle.zip(rss_granted).map(|(a, b)| (b.total_kib.saturating_sub(a.total_kib) * 1024) as f64 / n as f64),
+        "burst": args.burst,
         "deadline_spread_s": secs(last, first),
+        "held_s": held_from.map(|held| secs(first, held)),
         "left_at_end": left,
         "leases_left_at_end": leases_left,
         "all_gone": left == 0,
@@ -202,6 +241,7 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         "probe_during_p50_ms": ms(probe_during.quantile_us(0.5)),
         "probe_during_p99_ms": ms(probe_during.quantile_us(0.99)),
         "probe_during_max_ms": ms(probe_during.max_us()),
+        "probe_errors": probe_errors,
     }))
 }
 
@@ -290,14 +330,25 @@ async fn grant(
     Ok((kept, lost))
 }
 
+/// Sends `SIGname` to `pid` (`kill -name pid`).
+fn signal(pid: u32, name: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    ensure!(status.success(), "kill -{name} {pid} failed");
+    Ok(())
+}
+
 /// Closed-loop Put then linearizable Range of one key until `stop`; each pair's start
-/// and its whole latency.
+/// and its whole latency, and how many failed (timed out while the server was held).
 async fn probe(
     mut kv: KvClient<Channel>,
     pause: Duration,
     stop: Arc<tokio::sync::Notify>,
-) -> Result<Vec<(Instant, Duration)>> {
-    let mut out = Vec::new();
+) -> Result<(Vec<(Instant, Duration)>, u64)> {
+    let (mut out, mut errors) = (Vec::new(), 0);
     let stopped = stop.notified();
     tokio::pin!(stopped);
     loop {
@@ -317,12 +368,14 @@ async fn probe(
             anyhow::Ok(())
         };
         tokio::select! {
-            () = &mut stopped => return Ok(out),
-            done = pair => done.context("the probe")?,
+            () = &mut stopped => return Ok((out, errors)),
+            done = pair => match done {
+                Ok(()) => out.push((at, at.elapsed())),
+                Err(_) => errors += 1,
+            },
         }
-        out.push((at, at.elapsed()));
         tokio::select! {
-            () = &mut stopped => return Ok(out),
+            () = &mut stopped => return Ok((out, errors)),
             () = tokio::time::sleep(pause) => {}
         }
     }
