@@ -141,6 +141,7 @@ LEASE_ROWS = [
     ("all gone, s after the last deadline", "gone_after_last_deadline_s", 2),
     ("largest lag behind a deadline (bound), s", "max_lag_s", 2),
     ("server held stopped, s", "held_s", 1),
+    ("leases due before the hold (not at once)", "due_before_hold", 0),
     ("probes failed (timed out over the hold)", "probe_errors", 0),
     ("peak revokes/s (over 1 s)", "peak_revokes_per_sec", 0),
     ("all gone within the wait", "all_gone", 0),

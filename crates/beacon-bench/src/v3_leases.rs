@@ -115,6 +115,7 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
     let mut kv = KvClient::new(channel(url, true).await?);
     let mut lease = lease_client(channel(url, true).await?);
     let mut held_from = None;
+    let mut due_before_hold = 0;
     let mut deadlines = deadlines;
     if args.burst {
         // Stopped from a second before the first deadline until the last one has
@@ -128,6 +129,9 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         tokio::time::sleep_until((last + Duration::from_millis(200)).into()).await;
         signal(pid, "CONT")?;
         let resumed = Instant::now();
+        // Leases due before the hold (the TTL was shorter than the grants) were not due
+        // at once; the result says how many.
+        due_before_hold = deadlines.partition_point(|&d| held_from.is_some_and(|h| d < h));
         (first, last) = (resumed, resumed);
         deadlines = vec![resumed; n];
         stop = Arc::new(tokio::sync::Notify::new());
@@ -225,6 +229,7 @@ pub async fn run(url: &str, args: &V3LeasesArgs, pid: Option<u32>) -> Result<Val
         "burst": args.burst,
         "deadline_spread_s": secs(last, first),
         "held_s": held_from.map(|held| secs(first, held)),
+        "due_before_hold": due_before_hold,
         "left_at_end": left,
         "leases_left_at_end": leases_left,
         "all_gone": left == 0,
