@@ -8,9 +8,9 @@
 //! granted over a while, so their deadlines spread over the grant phase; the result
 //! gives that spread, the time from the last deadline until all are gone, and a bound
 //! on the largest lag: both servers revoke earliest first, so the r leases gone between
-//! two polls are the next r by deadline, and were gone by the later poll's answer. With `--burst` the server is held stopped over the deadlines, so that
-//! every lease is due the moment it resumes, which is what a grant rate far above
-//! N / TTL would give.
+//! two polls are the next r by deadline, and were gone by the later poll's answer.
+//! With `--burst` the server is held stopped over the deadlines, so that every lease is
+//! due the moment it resumes, which is what a grant rate far above N / TTL would give.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
