@@ -5,6 +5,7 @@
 
 pub mod byte_string;
 pub mod error;
+pub mod go_duration;
 pub mod go_json;
 pub mod node_list;
 pub mod peer_url;

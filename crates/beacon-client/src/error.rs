@@ -43,6 +43,10 @@ pub enum Error {
     /// The client was given no endpoints.
     #[error("client: no endpoints available")]
     NoEndpoints,
+    /// A v3 member refused the call; shown as etcd's Go client shows it (its message,
+    /// e.g. `etcdserver: requested lease not found`).
+    #[error("{}", .0.message())]
+    Grpc(tonic::Status),
 }
 
 impl Error {
@@ -57,6 +61,14 @@ impl Error {
     /// True when the failure is an etcd error with this code.
     pub fn is_code(&self, code: beacon_api::ErrorCode) -> bool {
         self.etcd().is_some_and(|e| e.code == code)
+    }
+
+    /// The gRPC status, if a v3 member refused the call.
+    pub fn grpc(&self) -> Option<&tonic::Status> {
+        match self {
+            Error::Grpc(status) => Some(status),
+            _ => None,
+        }
     }
 
     /// True when every endpoint failed before sending a request (nothing reached etcd).

@@ -1,4 +1,5 @@
-//! An async client for etcd's v2 HTTP API, as Beacon and etcd 3.4 serve it.
+//! An async client for etcd's v2 HTTP API, as Beacon and etcd 3.4 serve it, and the
+//! parts of the v3 gRPC API that service discovery needs ([`V3Client`]).
 //!
 //! [`Client`] holds a list of endpoints and tries them in turn, as etcd's own Go client
 //! does, when one cannot be reached. Every call but a watch has a deadline. Answers are
@@ -6,7 +7,8 @@
 //! tells an etcd error (parsed from the body, with its HTTP status) from a transport one.
 //!
 //! [`balance`] is the caller's side of service discovery: a balancing, failure-accruing,
-//! retrying client over a tower `Discover` of instances.
+//! retrying client over a tower `Discover` of instances. [`Registration`] and
+//! [`Discovery`] work through either API: give them a [`Client`] or a [`V3Client`].
 
 pub mod balance;
 mod client;
@@ -20,6 +22,7 @@ mod registration;
 mod response;
 mod transport;
 mod url;
+pub mod v3;
 mod watch;
 
 pub use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
@@ -29,6 +32,7 @@ pub use error::{ClusterErrors, EndpointError, EndpointErrorKind, Error};
 pub use health::Health;
 pub use members::Member;
 pub use options::{DeleteOptions, GetOptions, PrevExist, SetOptions, WatchOptions};
-pub use registration::{Registration, RegistrationConfig};
+pub use registration::{Registration, RegistrationConfig, Registry};
 pub use response::Response;
+pub use v3::V3Client;
 pub use watch::Watcher;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::go_duration;
+use beacon_api::go_duration;
 
 /// beaconctl: a command-line client for Beacon and etcd's v2 API.
 #[derive(Debug, Parser)]
@@ -48,6 +48,17 @@ pub struct Global {
     /// Accepted for etcdctl compatibility; beaconctl prints no cURL commands
     #[arg(long, global = true, hide = true)]
     pub debug: bool,
+    /// The registry API of register, discover and proxy: 2 (v2 keys over HTTP) or 3 (v3
+    /// gRPC: leases and watches); the other commands speak v2 only
+    #[arg(long, global = true, env = "ETCDCTL_API", default_value = "2", value_parser = ["2", "3"])]
+    pub api: String,
+}
+
+impl Global {
+    /// True when the registry is to be reached through the v3 API.
+    pub fn v3(&self) -> bool {
+        self.api == "3"
+    }
 }
 
 /// The commands.

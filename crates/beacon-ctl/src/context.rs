@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use beacon_client::Client;
+use beacon_client::{Client, Registry, V3Client};
 
 use crate::cli::Global;
 use crate::fail::{exit, Fail, DEADLINE_EXCEEDED};
@@ -40,6 +40,16 @@ impl Ctx {
         Ok(ctx)
     }
 
+    /// A synced context for v2; for v3 the endpoints as given, as etcdctl v3 uses them
+    /// (the member list is v2's, and a v3 client follows no other).
+    pub async fn for_api(global: &Global) -> Result<Ctx, Fail> {
+        if global.v3() {
+            Ctx::unsynced(global)
+        } else {
+            Ctx::synced(global).await
+        }
+    }
+
     /// A context over the given endpoints as they are.
     pub fn unsynced(global: &Global) -> Result<Ctx, Fail> {
         let endpoints = endpoints(global);
@@ -50,6 +60,17 @@ impl Ctx {
             printer: printer_for(&global.output),
             total_timeout: global.total_timeout,
         })
+    }
+
+    /// The registry as `--api` says to reach it: this context's v2 client, or a v3
+    /// client of the same endpoints.
+    pub fn registry(&self, global: &Global) -> Result<Registry, Fail> {
+        if !global.v3() {
+            return Ok(Registry::V2(self.client.clone()));
+        }
+        V3Client::new(endpoints(global), global.timeout)
+            .map(Registry::V3)
+            .map_err(|e| Fail::line(exit::BAD_ARGS, e))
     }
 
     /// Runs one call under the total timeout; failures are etcdctl's server error.

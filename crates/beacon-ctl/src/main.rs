@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod context;
 mod fail;
-mod go_duration;
 mod go_json;
 mod output;
 mod proxy;

@@ -3,14 +3,15 @@
 //! servers is normalized (ports, member and cluster ids, Raft's term and indexes, which
 //! count each implementation's internal entries, and the database's size on disk).
 //!
-//! Three sequences: the membership and a member's status (`member list`, `endpoint
-//! status`, ...), the KV commands (`put`, `get`, `del`, `txn`, `compaction`), and the
-//! lease commands. The runner and the normalization are `support::v3`.
+//! Four sequences: the membership and a member's status (`member list`, `endpoint
+//! status`, ...), the KV commands (`put`, `get`, `del`, `txn`, `compaction`), the
+//! lease commands, and `watch` (over history, and interactive with `-i`). The runner
+//! and the normalization are `support::v3`.
 
 mod support;
 
 use support::etcd_comparison_possible;
-use support::v3::{assert_same_as_etcd, run, txn, watch, Step};
+use support::v3::{assert_same_as_etcd, run, txn, watch, watch_interactive, Step};
 
 /// `<self>` stands for the server's own member id (hex), `<peer>` for its peer URL.
 const SEQUENCE: &[&[&str]] = &[
@@ -40,6 +41,28 @@ const SEQUENCE: &[&[&str]] = &[
     &["member", "promote", "<self>"],
     &["move-leader", "1234abcd"],
     &["move-leader", "<self>"],
+    // A learner that never starts: one at a time, not promoted until in sync, removed.
+    // (How a list orders it depends on its id, which is derived from the time:
+    // `tests/learners.rs` checks listings.)
+    &[
+        "member",
+        "add",
+        "y",
+        "--peer-urls",
+        "http://127.0.0.1:2",
+        "--learner",
+    ],
+    &[
+        "member",
+        "add",
+        "z",
+        "--peer-urls",
+        "http://127.0.0.1:3",
+        "--learner",
+    ],
+    &["member", "promote", "<added-1>"],
+    &["member", "remove", "<added-1>"],
+    &["member", "list"],
     // One the servers take: the member's own peer URL changes in the record.
     &[
         "member",
@@ -378,9 +401,20 @@ const WATCH_SEQUENCE: &[Step] = &[
         &["watch", "--prefix", "z", "--rev", "4", "-w", "fields"],
         "end",
     ),
+    // Interactive: one watch a line, read from stdin; a line that is no watch is
+    // refused and the rest still read, the end of input ends it.
+    watch_interactive("watch --rev 1 --prefix \"\"\n", "end"),
+    watch_interactive("watch --rev 2 --prev-kv a zzz\n", "end"),
+    watch_interactive("bogus\nwatch --rev 6 zz\n", "end"),
+    Step {
+        args: &["watch", "-i"],
+        stdin: Some("bogus\n"),
+        until: None,
+    },
     run(&["compaction", "4"]),
     watch(&["watch", "--prefix", "", "--rev", "4"], "end"),
     watch(&["watch", "--prefix", "", "--rev", "2"], "end"),
+    watch_interactive("watch --rev 2 a\n", "compacted"),
 ];
 
 #[test]

@@ -14,7 +14,9 @@ use beacon_testkit::{ServerKind, ServerProcess};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
-use support::{client, registries, registry, InstanceOptions, InstanceProcess};
+use support::{
+    modes, registries, registry, registry_client, Api, InstanceOptions, InstanceProcess,
+};
 use tower::{BoxError, ServiceExt};
 
 /// A registry, instances of service `svc`, and a balanced client over them.
@@ -29,16 +31,22 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The caller discovers through the API its instances register with.
     fn start(kind: ServerKind, options: &[InstanceOptions], config: BalanceConfig) -> Fixture {
         let registry = registry(kind);
         let endpoint = registry.client_url();
+        let api = if options.iter().any(|o| o.v3) {
+            Api::V3
+        } else {
+            Api::V2
+        };
         let instances = options
             .iter()
             .enumerate()
             .map(|(i, opts)| InstanceProcess::start("svc", &format!("i{i}"), &endpoint, opts))
             .collect();
         let discovery = Discovery::start(
-            client(&[endpoint]),
+            registry_client(api, &[endpoint]),
             "/services/svc",
             DiscoveryConfig::default(),
         );
@@ -254,12 +262,13 @@ async fn a_new_instance_gets_traffic_within_a_second_of_registering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_outage_of_ten_seconds_fails_no_request() {
-    for kind in registries() {
+    for (kind, api) in modes() {
         let short_ttl = InstanceOptions {
             ttl: Some(3),
+            v3: api == Api::V3,
             ..InstanceOptions::default()
         };
-        let mut f = Fixture::start(kind, &vec![short_ttl; 3], BalanceConfig::default());
+        let mut f = Fixture::start(kind, &vec![short_ttl.clone(); 3], BalanceConfig::default());
         f.warm_up().await;
         f.registry.kill9();
         let down = Instant::now();
@@ -282,12 +291,12 @@ async fn a_registry_outage_of_ten_seconds_fails_no_request() {
         assert!(restarted);
         assert!(
             failures.is_empty(),
-            "{kind:?}: {} of {sent} failed: {failures:?}",
+            "{kind:?} {api:?}: {} of {sent} failed: {failures:?}",
             failures.len()
         );
         // Discovery resumed: a new instance is found.
         let endpoint = f.registry.client_url();
-        let fresh = InstanceProcess::start("svc", "after", &endpoint, &InstanceOptions::default());
+        let fresh = InstanceProcess::start("svc", "after", &endpoint, &short_ttl);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Ok((200, id)) = f.get().await {
@@ -297,7 +306,7 @@ async fn a_registry_outage_of_ten_seconds_fails_no_request() {
             }
             assert!(
                 Instant::now() < deadline,
-                "{kind:?}: discovery did not resume: published {:?}, balancer {:?}",
+                "{kind:?} {api:?}: discovery did not resume: published {:?}, balancer {:?}",
                 f.published.instances(),
                 f.client.instances()
             );

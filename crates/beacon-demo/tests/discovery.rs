@@ -1,6 +1,7 @@
 //! Registration and discovery against real registries (Beacon, and etcd 3.4 when
-//! installed): instances come and go, refreshes make no noise, a history gap is bridged
-//! by a re-list, a member failover and a registry outage lose nothing.
+//! installed), through the v2 API and the v3 API: instances come and go, refreshes and
+//! keep-alives make no noise, a history gap (v2) or a compaction (v3) is bridged by a
+//! re-list, a member failover and a registry outage lose nothing.
 
 mod support;
 
@@ -8,10 +9,15 @@ use std::time::Duration;
 
 use beacon_client::{
     DeleteOptions, Discovery, DiscoveryConfig, InstanceInfo, Registration, RegistrationConfig,
-    SetOptions,
+    SetOptions, V3Client,
 };
+use beacon_proto::etcdserverpb::kv_client::KvClient;
+use beacon_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest};
 use beacon_testkit::{beacon_bin, ServerKind, ServerProcess};
-use support::{client, next_change, next_changes, registries, registry};
+use support::{
+    client, is_registered, modes, next_change, next_changes, registries, registry, registry_client,
+    Api,
+};
 
 const WEB: &str = "/services/web";
 
@@ -27,9 +33,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_come_and_go_and_refreshes_make_no_noise() {
-    for kind in registries() {
+    for (kind, api) in modes() {
         let server = registry(kind);
-        let c = client(&[server.client_url()]);
+        let c = registry_client(api, &[server.client_url()]);
         let discovery_config = DiscoveryConfig {
             removal_grace: Duration::from_secs(2),
             ..DiscoveryConfig::default()
@@ -52,24 +58,46 @@ async fn instances_come_and_go_and_refreshes_make_no_noise() {
                 "+/services/web/dc1/b",
                 "+/services/web/dc1/c"
             ],
-            "{kind:?}"
+            "{kind:?} {api:?}"
         );
         // Past the TTL, the refreshes have kept every key without waking the watch.
         let quiet = next_change(&mut discovery, Duration::from_secs(3)).await;
-        assert!(quiet.is_none(), "{kind:?}: a refresh made noise: {quiet:?}");
+        assert!(
+            quiet.is_none(),
+            "{kind:?} {api:?}: a refresh made noise: {quiet:?}"
+        );
         assert_eq!(discovery.instances().len(), 3);
 
         b.deregister().await.unwrap();
         let seen = next_changes(&mut discovery, 1, Duration::from_secs(5)).await;
-        assert_eq!(seen, ["-/services/web/dc1/b"], "{kind:?}");
+        assert_eq!(seen, ["-/services/web/dc1/b"], "{kind:?} {api:?}");
 
         // Dropped without deregistering (as a crash): the key expires. Two of three gone
         // within the grace period, so this removal waits out the grace period.
         drop(a);
         let seen = next_changes(&mut discovery, 1, Duration::from_secs(10)).await;
-        assert_eq!(seen, ["-/services/web/dc1/a"], "{kind:?}");
+        assert_eq!(seen, ["-/services/web/dc1/a"], "{kind:?} {api:?}");
         assert_eq!(discovery.instances().len(), 1);
     }
+}
+
+/// After x1 and x2 were put, then x3, then x1 deleted: each change once, in order.
+async fn assert_bridged(discovery: &mut Discovery, kind: ServerKind) {
+    let seen = next_changes(discovery, 4, Duration::from_secs(10)).await;
+    assert_eq!(
+        seen,
+        [
+            "+/services/web/dc1/x1",
+            "+/services/web/dc1/x2",
+            "+/services/web/dc1/x3",
+            "-/services/web/dc1/x1"
+        ],
+        "{kind:?}"
+    );
+    let extra = next_change(discovery, Duration::from_millis(500)).await;
+    assert!(extra.is_none(), "{kind:?}: repeated change {extra:?}");
+    let now: Vec<String> = discovery.instances().into_iter().map(|i| i.key).collect();
+    assert_eq!(now, ["/services/web/dc1/x2", "/services/web/dc1/x3"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,30 +131,80 @@ async fn a_history_gap_is_bridged_by_a_relist() {
         c.delete("/services/web/dc1/x1", &DeleteOptions::default())
             .await
             .unwrap();
-        let seen = next_changes(&mut discovery, 4, Duration::from_secs(10)).await;
-        assert_eq!(
-            seen,
-            [
-                "+/services/web/dc1/x1",
-                "+/services/web/dc1/x2",
-                "+/services/web/dc1/x3",
-                "-/services/web/dc1/x1"
-            ],
-            "{kind:?}"
-        );
-        let extra = next_change(&mut discovery, Duration::from_millis(500)).await;
-        assert!(extra.is_none(), "{kind:?}: repeated change {extra:?}");
-        let now: Vec<String> = discovery.instances().into_iter().map(|i| i.key).collect();
-        assert_eq!(now, ["/services/web/dc1/x2", "/services/web/dc1/x3"]);
+        assert_bridged(&mut discovery, kind).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_history_is_bridged_by_a_relist() {
+    for kind in registries() {
+        let server = registry(kind);
+        let v3 = V3Client::new(vec![server.client_url()], Duration::from_secs(2)).unwrap();
+        let discovery_config = DiscoveryConfig {
+            channel_capacity: 1,
+            ..DiscoveryConfig::default()
+        };
+        let mut discovery = Discovery::start(v3.clone(), WEB, discovery_config);
+        let mut watcher = discovery.watcher();
+        assert!(watcher.listed(Duration::from_secs(5)).await, "{kind:?}");
+        let value = |port: u16| InstanceInfo::new("127.0.0.1", port).to_json();
+        // The consumer does not poll: the task holds one change in the channel and
+        // blocks with the second. Meanwhile 4 MiB of events, twice what hyper's HTTP/2
+        // stream window holds (values that are no instance, so no change), keep the
+        // registry's side of the watch behind, and the history it is behind in is
+        // compacted away: the watch is cancelled and the task lists again.
+        v3.put(b"/services/web/dc1/x1", value(1).as_bytes(), 0)
+            .await
+            .unwrap();
+        v3.put(b"/services/web/dc1/x2", value(2).as_bytes(), 0)
+            .await
+            .unwrap();
+        let filler = vec![b'-'; 4096];
+        for _ in 0..1000 {
+            v3.put(b"/services/web/dc1/filler", &filler, 0)
+                .await
+                .unwrap();
+        }
+        v3.put(b"/services/web/dc1/x3", value(3).as_bytes(), 0)
+            .await
+            .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(server.client_url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut kv = KvClient::new(channel);
+        let deleted = kv
+            .delete_range(DeleteRangeRequest {
+                key: b"/services/web/dc1/x1".to_vec(),
+                ..DeleteRangeRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let revision = deleted.header.unwrap().revision;
+        kv.compact(CompactionRequest {
+            revision,
+            physical: true,
+        })
+        .await
+        .unwrap();
+        assert_bridged(&mut discovery, kind).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_registration_survive_the_loss_of_a_member() {
+    for api in [Api::V2, Api::V3] {
+        survive_the_loss_of_a_member(api).await;
+    }
+}
+
+async fn survive_the_loss_of_a_member(api: Api) {
     let mut members =
         ServerProcess::cluster(ServerKind::Beacon, beacon_bin(), 3).expect("cluster starts");
     let endpoints: Vec<String> = members.iter().map(|m| m.client_url()).collect();
-    let c = client(&endpoints);
+    let c = registry_client(api, &endpoints);
     let mut discovery = Discovery::start(c.clone(), WEB, DiscoveryConfig::default());
     // A TTL longer than a failover (up to twice the 1 s election timeout): with 2 s a
     // refresh stuck behind the dead leader could let the key lapse.
@@ -149,14 +227,14 @@ async fn discovery_and_registration_survive_the_loss_of_a_member() {
     );
     // Both keys stay refreshed through the survivors well past their TTL.
     let quiet = next_change(&mut discovery, ttl + Duration::from_secs(1)).await;
-    assert!(quiet.is_none(), "unexpected change {quiet:?}");
+    assert!(quiet.is_none(), "{api:?}: unexpected change {quiet:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_outage_longer_than_the_ttl_never_empties_the_set() {
-    for kind in registries() {
+    for (kind, api) in modes() {
         let mut server = registry(kind);
-        let c = client(&[server.client_url()]);
+        let c = registry_client(api, &[server.client_url()]);
         let mut discovery = Discovery::start(c.clone(), WEB, DiscoveryConfig::default());
         let a = Registration::register(c.clone(), config("a", 1001))
             .await
@@ -177,13 +255,12 @@ async fn a_registry_outage_longer_than_the_ttl_never_empties_the_set() {
         // The registrations notice and write their keys again...
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let got = c.get(a.key(), &Default::default()).await;
-            if got.is_ok_and(|r| r.node().is_some_and(|n| n.ttl > 0)) {
+            if is_registered(&c, a.key()).await {
                 break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{kind:?}: registration not restored"
+                "{kind:?} {api:?}: registration not restored"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -195,8 +272,8 @@ async fn a_registry_outage_longer_than_the_ttl_never_empties_the_set() {
                 tower::discover::Change::Insert(..) => live += 1,
                 tower::discover::Change::Remove(..) => live -= 1,
             }
-            assert!(live >= 1, "{kind:?}: every instance was removed");
+            assert!(live >= 1, "{kind:?} {api:?}: every instance was removed");
         }
-        assert_eq!(discovery.instances().len(), 2, "{kind:?}");
+        assert_eq!(discovery.instances().len(), 2, "{kind:?} {api:?}");
     }
 }

@@ -9,20 +9,24 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use beacon_testkit::workspace_bin;
-use support::{registries, registry, InstanceOptions, InstanceProcess, Proxy};
+use support::{modes, registry, Api, InstanceOptions, InstanceProcess, Proxy};
 
 #[test]
 fn the_proxy_balances_fails_over_and_refuses_when_no_instance_is_left() {
-    for kind in registries() {
+    for (kind, api) in modes() {
         let server = registry(kind);
         let endpoint = server.client_url();
-        let proxy = Proxy::start(&endpoint, "web", &[]);
+        let v3 = api == Api::V3;
+        let proxy = Proxy::start(&endpoint, "web", if v3 { &["--api", "3"] } else { &[] });
         // Nothing registered yet: a short reason, not a hang.
         let (status, body) = proxy.request("GET", "/", "");
-        assert_eq!(status, 503, "{kind:?}: {body}");
+        assert_eq!(status, 503, "{kind:?} {api:?}: {body}");
         assert_eq!(body, "no instance of web is available");
 
-        let opts = InstanceOptions::default();
+        let opts = InstanceOptions {
+            v3,
+            ..InstanceOptions::default()
+        };
         let mut a = InstanceProcess::start("web", "a", &endpoint, &opts);
         let _b = InstanceProcess::start("web", "b", &endpoint, &opts);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -30,7 +34,7 @@ fn the_proxy_balances_fails_over_and_refuses_when_no_instance_is_left() {
         while seen.len() < 2 {
             assert!(
                 Instant::now() < deadline,
-                "{kind:?}: only {seen:?} answered"
+                "{kind:?} {api:?}: only {seen:?} answered"
             );
             if let (200, id) = proxy.request("GET", "/x?y=1", "") {
                 seen.insert(id);
@@ -42,7 +46,11 @@ fn the_proxy_balances_fails_over_and_refuses_when_no_instance_is_left() {
         a.kill9();
         for i in 0..100 {
             let (status, body) = proxy.request("GET", "/", "");
-            assert_eq!((status, body.as_str()), (200, "b"), "{kind:?}: request {i}");
+            assert_eq!(
+                (status, body.as_str()),
+                (200, "b"),
+                "{kind:?} {api:?}: request {i}"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use beacon_proto::beaconpb::{v3_request, v3_response, Refusal, V3Request, V3Response};
 
+use crate::alarm::Write;
 use crate::error::Code;
 use crate::store::Mvcc;
 use crate::txn::{check_put_fields, check_txn, TXN_OPS_MAX};
@@ -12,7 +13,35 @@ impl Mvcc {
     /// Applies `req`. `Err` only when the disk failed, after which the keyspace may be
     /// half changed and must not be used.
     pub fn apply(&mut self, req: &V3Request) -> Result<V3Response, StorageError> {
-        let answer = match &req.request {
+        let write = match &req.request {
+            Some(v3_request::Request::Put(_)) => Write::Put,
+            Some(v3_request::Request::DeleteRange(_)) => Write::Delete,
+            Some(v3_request::Request::Txn(t)) => Write::Txn(t),
+            Some(v3_request::Request::Compaction(_)) => Write::Compact,
+            Some(v3_request::Request::LeaseGrant(_)) => Write::LeaseGrant,
+            _ => Write::Other,
+        };
+        // A raised alarm refuses first, as etcd's capped applier wraps the others.
+        let answer = match self.check_alarms(write) {
+            Err(refused) => Err(refused),
+            Ok(()) => self.apply_allowed(req),
+        };
+        let response = match answer {
+            Ok(response) => response,
+            Err(MvccError::Storage(e)) => return Err(StorageError(e)),
+            Err(refused) => v3_response::Response::Refusal(Refusal {
+                code: grpc_code(refused.code()),
+                message: refused.to_string(),
+            }),
+        };
+        Ok(V3Response {
+            response: Some(response),
+        })
+    }
+
+    /// Applies a request no alarm refuses.
+    fn apply_allowed(&mut self, req: &V3Request) -> Result<v3_response::Response, MvccError> {
+        match &req.request {
             Some(v3_request::Request::Range(r)) => self.range(r).map(v3_response::Response::Range),
             Some(v3_request::Request::Put(p)) => check_put_fields(p)
                 .and_then(|()| self.put(p))
@@ -37,19 +66,9 @@ impl Mvcc {
             Some(v3_request::Request::LeaseRenew(r)) => Ok(v3_response::Response::LeaseRenew(
                 self.lease_renew(r.id, r.now_ns),
             )),
+            Some(v3_request::Request::Alarm(a)) => Ok(v3_response::Response::Alarm(self.alarm(a))),
             None => Err(MvccError::EmptyKey),
-        };
-        let response = match answer {
-            Ok(response) => response,
-            Err(MvccError::Storage(e)) => return Err(StorageError(e)),
-            Err(refused) => v3_response::Response::Refusal(Refusal {
-                code: grpc_code(refused.code()),
-                message: refused.to_string(),
-            }),
-        };
-        Ok(V3Response {
-            response: Some(response),
-        })
+        }
     }
 }
 
@@ -59,7 +78,9 @@ pub fn grpc_code(code: Code) -> i32 {
         Code::InvalidArgument => 3,
         Code::NotFound => 5,
         Code::FailedPrecondition => 9,
+        Code::ResourceExhausted => 8,
         Code::OutOfRange => 11,
         Code::Internal => 13,
+        Code::DataLoss => 15,
     }
 }

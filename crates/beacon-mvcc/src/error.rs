@@ -25,6 +25,10 @@ pub enum MvccError {
     TooManyOps,
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// The disk under the keyspace failed; not one of etcd's answers (etcd panics).
     #[error("etcdserver: the v3 store's disk failed: {0}")]
     Storage(String),
@@ -37,6 +41,8 @@ pub enum Code {
     OutOfRange,
     NotFound,
     FailedPrecondition,
+    ResourceExhausted,
+    DataLoss,
     Internal,
 }
 
@@ -54,6 +60,8 @@ impl MvccError {
             | MvccError::LeaseProvided
             | MvccError::TooManyOps
             | MvccError::DuplicateKey => Code::InvalidArgument,
+            MvccError::NoSpace => Code::ResourceExhausted,
+            MvccError::Corrupt => Code::DataLoss,
             MvccError::Storage(_) => Code::Internal,
         }
     }

@@ -9,17 +9,29 @@ use std::ops::Bound;
 
 use crate::Revision;
 
+/// What one stored revision costs beyond its key and value: its 16-byte revision key
+/// and the encoded KeyValue's other fields, roughly, as the space quota counts it.
+pub const REVISION_OVERHEAD_BYTES: u64 = 64;
+
 /// One change to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub rev: Revision,
     pub tombstone: bool,
+    /// The key's and value's length, for the space quota's count (it fits in the
+    /// padding after `tombstone`, so it costs the index nothing).
+    pub bytes: u32,
 }
+
+// The quota's count must not cost the index memory: `bytes` sits in `Entry`'s padding.
+const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 
 /// Every key's history.
 #[derive(Debug, Default)]
 pub(crate) struct KeyIndex {
     keys: BTreeMap<Vec<u8>, Vec<Entry>>,
+    /// What the stored revisions take, as [`Entry::bytes`] plus the overhead each.
+    stored_bytes: u64,
 }
 
 /// A key range: `[start, end)`, `end` `None` for no upper bound.
@@ -115,13 +127,25 @@ impl KeyIndex {
             .count()
     }
 
-    pub fn record(&mut self, key: &[u8], rev: Revision, tombstone: bool) {
+    /// Records a put of a `value_len`-byte value (or a tombstone) at `rev`.
+    pub fn record(&mut self, key: &[u8], rev: Revision, tombstone: bool, value_len: usize) {
+        let bytes = u32::try_from(key.len() + value_len).unwrap_or(u32::MAX);
         let history = self.keys.entry(key.to_vec()).or_default();
         debug_assert!(
             history.last().is_none_or(|e| e.rev < rev),
             "revisions only grow"
         );
-        history.push(Entry { rev, tombstone });
+        history.push(Entry {
+            rev,
+            tombstone,
+            bytes,
+        });
+        self.stored_bytes += u64::from(bytes) + REVISION_OVERHEAD_BYTES;
+    }
+
+    /// What every stored revision takes, by the space quota's count.
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
     }
 
     /// Forgets what no read at `at` or later can see: of each key's entries at or before
@@ -129,6 +153,7 @@ impl KeyIndex {
     /// revisions forgotten, whose values can go.
     pub fn compact(&mut self, at: i64) -> Vec<Revision> {
         let mut gone = Vec::new();
+        let mut freed = 0;
         self.keys.retain(|_, history| {
             let older = history.partition_point(|e| e.rev.main <= at);
             if older == 0 {
@@ -139,9 +164,14 @@ impl KeyIndex {
             } else {
                 older - 1
             };
-            gone.extend(history.drain(..keep_from).map(|e| e.rev));
+            gone.extend(history.drain(..keep_from).map(|e| {
+                freed += u64::from(e.bytes) + REVISION_OVERHEAD_BYTES;
+                e.rev
+            }));
             !history.is_empty()
         });
+        debug_assert!(freed <= self.stored_bytes, "only what was counted is freed");
+        self.stored_bytes = self.stored_bytes.saturating_sub(freed);
         gone
     }
 }

@@ -309,7 +309,7 @@ impl Mvcc {
     /// Marks `key` deleted at `at`.
     pub(crate) fn tombstone(&mut self, key: &[u8], at: Revision) {
         self.leases.detach(key);
-        self.index.record(key, at, true);
+        self.index.record(key, at, true, 0);
         self.pending.insert(
             at,
             Some(KeyValue {

@@ -13,8 +13,10 @@
 //! key index is in memory; values are read from a [`Values`] store and written back in
 //! batches (`values.rs`). Leases (`lease.rs`) take their time from the log. A watcher
 //! reads its events back from the stored history (`events.rs`); `hash.rs` hashes it as
-//! etcd's corruption check does.
+//! etcd's corruption check does. Alarms (`alarm.rs`) are raised and cleared through the
+//! log too, and refuse at apply time what etcd's refuse.
 
+mod alarm;
 mod apply;
 mod error;
 mod events;
@@ -25,8 +27,10 @@ mod store;
 mod txn;
 mod values;
 
+pub use alarm::Alarms;
 pub use apply::grpc_code;
 pub use error::{Code, MvccError};
+pub use index::REVISION_OVERHEAD_BYTES;
 pub use lease::{lease_key, parse_lease_key, LeaseRecord, LEASE_TTL_MAX};
 pub use store::Mvcc;
 pub use txn::{check_put_fields, check_txn, TXN_OPS_MAX};

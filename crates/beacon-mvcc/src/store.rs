@@ -35,6 +35,9 @@ pub struct Mvcc {
     /// Reads before this are refused; -1 until the first compaction (so compacting to
     /// 0 succeeds, as etcd's does).
     pub(crate) compacted: i64,
+    /// The alarms raised (`alarm.rs`), and whether they changed since the last commit.
+    pub(crate) alarms: crate::alarm::Alarms,
+    pub(crate) alarms_changed: bool,
 }
 
 impl Default for Mvcc {
@@ -74,6 +77,8 @@ impl Mvcc {
             pending_leases: BTreeMap::new(),
             current: 1,
             compacted: -1,
+            alarms: crate::alarm::Alarms::new(),
+            alarms_changed: false,
         }
     }
 
@@ -99,7 +104,7 @@ impl Mvcc {
                 )));
             }
             let tombstone = kv.version == 0;
-            mvcc.index.record(&kv.key, rev, tombstone);
+            mvcc.index.record(&kv.key, rev, tombstone, kv.value.len());
             if tombstone {
                 mvcc.leases.detach(&kv.key);
             } else {
@@ -109,6 +114,19 @@ impl Mvcc {
         mvcc.current = current;
         mvcc.compacted = compacted;
         Ok(mvcc)
+    }
+
+    /// Restores the alarms a reopened keyspace had raised (its state holds them).
+    pub fn restore_alarms(&mut self, alarms: impl IntoIterator<Item = (u64, i32)>) {
+        self.alarms = alarms.into_iter().collect();
+    }
+
+    /// What the keyspace stores, by the space quota's count: each revision's key and
+    /// value plus [`crate::REVISION_OVERHEAD_BYTES`] (what compaction forgets is taken
+    /// off), and the keyspace's own state record, counted as one more revision, so an
+    /// empty keyspace is not nothing.
+    pub fn stored_bytes(&self) -> u64 {
+        self.index.stored_bytes() + crate::REVISION_OVERHEAD_BYTES
     }
 
     /// Writes what changed since the last commit to the values store, with
@@ -129,11 +147,13 @@ impl Mvcc {
             "the previous changes were confirmed written before more are taken"
         );
         self.writing = Arc::new(std::mem::take(&mut self.pending));
+        self.alarms_changed = false;
         Changes {
             writes: Arc::clone(&self.writing),
             leases: std::mem::take(&mut self.pending_leases),
             current: self.current,
             compacted: self.compacted,
+            alarms: self.alarms.iter().copied().collect(),
             applied_index,
         }
     }
@@ -286,7 +306,7 @@ impl Mvcc {
             lease,
         };
         self.leases.attach(&req.key, lease);
-        self.index.record(&req.key, rev, false);
+        self.index.record(&req.key, rev, false, kv.value.len());
         self.pending.insert(rev, Some(kv));
         Ok(PutResponse {
             header: header(rev.main),

@@ -9,7 +9,7 @@ use beacon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUn
 use beacon_proto::etcdserverpb::request_op::Request;
 use beacon_proto::etcdserverpb::response_op::Response;
 use beacon_proto::etcdserverpb::{
-    Compare, PutRequest, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+    Compare, PutRequest, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use beacon_proto::mvccpb::KeyValue;
 
@@ -231,10 +231,7 @@ impl Mvcc {
         let mut responses = Vec::with_capacity(plan.ops.len());
         for step in &plan.ops {
             let response = match step {
-                Step::Txn(nested) => {
-                    // A nested transaction's response has an empty header.
-                    Response::ResponseTxn(self.run(nested, cursor)?)
-                }
+                Step::Txn(nested) => Response::ResponseTxn(self.run(nested, cursor)?),
                 Step::Op(op) => match &op.request {
                     Some(Request::RequestRange(r)) => {
                         // Revisions were checked before any change; storage can fail.
@@ -264,7 +261,10 @@ impl Mvcc {
             });
         }
         Ok(TxnResponse {
-            header: None,
+            // etcd gives every transaction's response a header, and fills in only the
+            // outermost one (`txn` does here): a nested one goes on the wire present
+            // and empty, revision 0 included.
+            header: Some(ResponseHeader::default()),
             succeeded: plan.succeeded,
             responses,
         })

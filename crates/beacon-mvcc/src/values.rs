@@ -32,6 +32,8 @@ pub struct Changes {
     pub current: i64,
     /// Its compacted revision after the batch (-1 before any compaction).
     pub compacted: i64,
+    /// The alarms raised after the batch: (member id, `AlarmType` number).
+    pub alarms: Vec<(u64, i32)>,
     /// The position of the batch's last command in whatever feeds the keyspace (the
     /// Raft log's index), stored with the changes so a restart skips what they hold.
     pub applied_index: u64,

@@ -191,6 +191,15 @@ pub enum MembershipError {
     /// The change would leave no voter.
     #[error("membership: the last voter cannot be removed")]
     LastVoter,
+    /// A learner is to be added while the cluster has one (etcd allows one).
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// The member to promote votes already.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// The learner to promote has not caught up with the leader's log.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
     /// The member asked to make the change does not lead (any more), or the leader
     /// could not be reached before anything was sent: the sender looks for the leader
     /// and asks again.
@@ -224,6 +233,10 @@ enum MembershipErrorWire {
     Timeout,
     Stopped,
     Other(String),
+    // Learners came later; appended so that the earlier variants keep their form.
+    TooManyLearners,
+    NotLearner,
+    LearnerNotReady,
 }
 
 impl From<MembershipError> for MembershipErrorWire {
@@ -234,6 +247,9 @@ impl From<MembershipError> for MembershipErrorWire {
             MembershipError::IdNotFound => MembershipErrorWire::IdNotFound,
             MembershipError::IdRemoved => MembershipErrorWire::IdRemoved,
             MembershipError::LastVoter => MembershipErrorWire::LastVoter,
+            MembershipError::TooManyLearners => MembershipErrorWire::TooManyLearners,
+            MembershipError::NotLearner => MembershipErrorWire::NotLearner,
+            MembershipError::LearnerNotReady => MembershipErrorWire::LearnerNotReady,
             MembershipError::NotLeader => MembershipErrorWire::Other(NOT_LEADER_WIRE.into()),
             MembershipError::Timeout => MembershipErrorWire::Timeout,
             MembershipError::Stopped => MembershipErrorWire::Stopped,
@@ -250,6 +266,9 @@ impl From<MembershipErrorWire> for MembershipError {
             MembershipErrorWire::IdNotFound => MembershipError::IdNotFound,
             MembershipErrorWire::IdRemoved => MembershipError::IdRemoved,
             MembershipErrorWire::LastVoter => MembershipError::LastVoter,
+            MembershipErrorWire::TooManyLearners => MembershipError::TooManyLearners,
+            MembershipErrorWire::NotLearner => MembershipError::NotLearner,
+            MembershipErrorWire::LearnerNotReady => MembershipError::LearnerNotReady,
             MembershipErrorWire::Other(why) if why == NOT_LEADER_WIRE => MembershipError::NotLeader,
             MembershipErrorWire::Timeout => MembershipError::Timeout,
             MembershipErrorWire::Stopped => MembershipError::Stopped,

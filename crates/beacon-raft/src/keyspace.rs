@@ -10,6 +10,7 @@
 
 use std::io;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use beacon_mvcc::{
     lease_key, parse_lease_key, parse_revision_key, revision_key, Changes, LeaseRecord, Mvcc,
@@ -20,7 +21,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::disk::{Change, DbError, Table, TableView};
-use crate::log_db::LogDb;
+use crate::log_db::{Handles, LogDb, LOG_WRITE_RETRY_MS};
 
 /// The v3 keyspace, shared between the state machine (applies, under the write lock)
 /// and the gRPC server (serializable reads).
@@ -30,7 +31,7 @@ pub type SharedMvcc = Arc<RwLock<Mvcc>>;
 const KEY_STATE: &[u8] = b"v3_state";
 
 /// What the keyspace records beside its values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// The keyspace's current revision (1 when empty).
     pub current: i64,
@@ -38,6 +39,10 @@ pub struct State {
     pub compacted: i64,
     /// The index of the last log entry whose changes the values hold.
     pub applied_index: u64,
+    /// The alarms raised: (member id, `AlarmType` number). Left out when none, so a
+    /// state written before alarms existed reads the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<(u64, i32)>,
 }
 
 impl State {
@@ -46,6 +51,7 @@ impl State {
             current: 1,
             compacted: -1,
             applied_index: 0,
+            alarms: Vec::new(),
         }
     }
 }
@@ -95,39 +101,72 @@ impl Values for DiskValues {
     }
 
     fn commit(&self, changes: &Changes) -> Result<(), StorageError> {
-        let encoded: Vec<([u8; 16], Option<Vec<u8>>)> = changes
-            .writes
-            .iter()
-            .map(|(rev, kv)| (revision_key(*rev), kv.as_ref().map(Message::encode_to_vec)))
-            .collect();
-        let leases: Vec<([u8; 8], Option<[u8; 16]>)> = changes
-            .leases
-            .iter()
-            .map(|(id, rec)| (lease_key(*id), rec.as_ref().map(LeaseRecord::encode)))
-            .collect();
-        let state = serde_json::to_vec(&State {
-            current: changes.current,
-            compacted: changes.compacted,
-            applied_index: changes.applied_index,
-        })
-        .map_err(storage)?;
-        let mut batch: Vec<Change<'_>> = encoded
-            .iter()
-            .map(|(key, value)| match value {
-                Some(v) => Change::Insert(Table::Kv, key, v),
-                None => Change::Remove(Table::Kv, key),
-            })
-            .collect();
-        batch.extend(leases.iter().map(|(key, rec)| match rec {
-            Some(rec) => Change::Insert(Table::Lease, key, rec),
-            None => Change::Remove(Table::Lease, key),
-        }));
-        batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
         let handles = self.db.handles_now().map_err(storage)?;
-        let result = handles.commit(&batch);
-        self.db
-            .note("a v3 keyspace write", result.as_ref().map(|_| ()));
+        let result = write_changes(&handles, changes);
+        self.db.note(V3_WRITE, result.as_ref().map(|_| ()));
         result.map_err(storage)
+    }
+}
+
+/// What a failed write of the keyspace is called in the log.
+const V3_WRITE: &str = "a v3 keyspace write";
+
+/// Writes one applied batch's `changes` (values, leases, state) in one atomic write.
+fn write_changes(handles: &Handles, changes: &Changes) -> Result<(), DbError> {
+    let encoded: Vec<([u8; 16], Option<Vec<u8>>)> = changes
+        .writes
+        .iter()
+        .map(|(rev, kv)| (revision_key(*rev), kv.as_ref().map(Message::encode_to_vec)))
+        .collect();
+    let leases: Vec<([u8; 8], Option<[u8; 16]>)> = changes
+        .leases
+        .iter()
+        .map(|(id, rec)| (lease_key(*id), rec.as_ref().map(LeaseRecord::encode)))
+        .collect();
+    let state = serde_json::to_vec(&State {
+        current: changes.current,
+        compacted: changes.compacted,
+        applied_index: changes.applied_index,
+        alarms: changes.alarms.clone(),
+    })
+    .map_err(|e| DbError::from(io::Error::other(e)))?;
+    let mut batch: Vec<Change<'_>> = encoded
+        .iter()
+        .map(|(key, value)| match value {
+            Some(v) => Change::Insert(Table::Kv, key, v),
+            None => Change::Remove(Table::Kv, key),
+        })
+        .collect();
+    batch.extend(leases.iter().map(|(key, rec)| match rec {
+        Some(rec) => Change::Insert(Table::Lease, key, rec),
+        None => Change::Remove(Table::Lease, key),
+    }));
+    batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
+    handles.commit(&batch)
+}
+
+/// Writes an applied batch's `changes` as blocking work, and on failure (a full disk)
+/// tries again every [`LOG_WRITE_RETRY_MS`] over a re-opened database until it
+/// succeeds, as a log write does (`log_db`'s module doc: issue 13): the apply waits,
+/// reads see the changes in memory meanwhile, and Raft is not stopped. Gives up with
+/// the error only once the node is stopping.
+pub async fn commit_retrying(db: &Arc<LogDb>, changes: Changes) -> io::Result<()> {
+    let changes = Arc::new(changes);
+    loop {
+        let handles = db.handles().await?;
+        let generation = LogDb::generation(&handles);
+        let batch = Arc::clone(&changes);
+        let result =
+            crate::disk::blocking(&**db.disk(), move || write_changes(&handles, &batch)).await?;
+        db.note(V3_WRITE, result.as_ref().map(|_| ()));
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if db.is_stopping() => return Err(io::Error::other(format!("{V3_WRITE}: {e}"))),
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
+                db.reopen_async(Some(generation)).await;
+            }
+        }
     }
 }
 
@@ -150,7 +189,7 @@ pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
     let leases = decode_leases(handles.view(Table::Lease)).map_err(io::Error::other)?;
     let view = handles.view(Table::Kv);
     drop(handles);
-    let mvcc = Mvcc::open(
+    let mut mvcc = Mvcc::open(
         Arc::new(DiskValues { db: Arc::clone(db) }),
         decode_view(view),
         leases,
@@ -158,6 +197,7 @@ pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
         state.compacted,
     )
     .map_err(io::Error::other)?;
+    mvcc.restore_alarms(state.alarms.iter().copied());
     Ok((mvcc, state.applied_index))
 }
 
@@ -201,6 +241,7 @@ impl Section {
                 current: mvcc.current_revision(),
                 compacted: mvcc.compact_revision(),
                 applied_index,
+                alarms: mvcc.alarms().iter().copied().collect(),
             },
             leases: handles.view(Table::Lease),
             values: handles.view(Table::Kv),

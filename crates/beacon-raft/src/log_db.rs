@@ -241,7 +241,7 @@ impl LogDb {
     }
 
     /// [`Self::reopen`] as blocking work (it reads the journal).
-    async fn reopen_async(self: &Arc<Self>, stale: Option<u64>) {
+    pub(crate) async fn reopen_async(self: &Arc<Self>, stale: Option<u64>) {
         let db = Arc::clone(self);
         let _ = disk::blocking(&*self.disk, move || db.reopen(stale)).await;
     }

@@ -60,17 +60,42 @@ fn plan(
     let set =
         |id: NodeId, member: Member| Some(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])));
     match change {
-        MemberChange::Add { id, peer_urls } => {
+        MemberChange::Add {
+            id,
+            peer_urls,
+            learner,
+        } => {
             if membership.get_node(id).is_some() {
                 return Err(MembershipError::IdExists);
             }
             if urls_taken(peer_urls, *id) {
                 return Err(MembershipError::PeerUrlExists);
             }
-            let member = Member::with_peer_urls(peer_urls.clone());
+            // etcd 3.4 allows one learner at a time (its `maxLearners`).
+            if *learner && membership.nodes().any(|(_, m)| m.learner) {
+                return Err(MembershipError::TooManyLearners);
+            }
+            let member = Member {
+                learner: *learner,
+                ..Member::with_peer_urls(peer_urls.clone())
+            };
             Ok(Some(ChangeMembers::AddNodes(BTreeMap::from([(
                 *id, member,
             )]))))
+        }
+        MemberChange::Promote { id } => {
+            let current = existing(id)?;
+            if !current.learner {
+                return Err(MembershipError::NotLearner);
+            }
+            // It stops being a learner here; the leader's promoter (`watch_membership`)
+            // makes it a voter once it is within `PROMOTE_LAG` of the log, which the
+            // readiness check before this plan has all but ensured.
+            let promoted = Member {
+                learner: false,
+                ..current.clone()
+            };
+            Ok(set(*id, promoted))
         }
         MemberChange::Remove { id } => {
             existing(id)?;
@@ -163,6 +188,9 @@ pub(crate) async fn change_on_leader(
                     .map(|m| m.peer_url().to_owned()),
                 _ => None,
             };
+            if let MemberChange::Promote { id } = change {
+                learner_ready(&m, *id)?;
+            }
             (
                 *stored.log_id(),
                 plan(change, stored.membership())?,
@@ -397,7 +425,27 @@ pub(crate) async fn move_leader(
     }
 }
 
-/// The learners whose replication is within [`PROMOTE_LAG`] of the leader's log.
+/// etcd's check before a promotion: a member the leader replicates to must have 90% of
+/// the leader's log (etcd's `readyPercent`); one it does not replicate to (the leader
+/// itself, an unknown id) is left to the plan's checks.
+fn learner_ready(
+    m: &openraft::RaftMetrics<crate::types::TypeConfig>,
+    id: NodeId,
+) -> Result<(), MembershipError> {
+    let Some(matched) = m.replication.as_ref().and_then(|r| r.get(&id)) else {
+        return Ok(());
+    };
+    let learner = matched.as_ref().map_or(0, |l| l.index);
+    let leader = m.last_log_index.unwrap_or(0);
+    // Integer form of learner < leader * 0.9.
+    if learner.saturating_mul(10) < leader.saturating_mul(9) {
+        return Err(MembershipError::LearnerNotReady);
+    }
+    Ok(())
+}
+
+/// The learners whose replication is within [`PROMOTE_LAG`] of the leader's log, but
+/// for one added as a learner, which waits for its promotion.
 fn caught_up_learners(
     m: &openraft::RaftMetrics<crate::types::TypeConfig>,
     membership: &openraft::Membership<NodeId, Member>,
@@ -412,6 +460,7 @@ fn caught_up_learners(
     let last = m.last_log_index.unwrap_or(0);
     membership
         .learner_ids()
+        .filter(|id| membership.get_node(id).is_some_and(|n| !n.learner))
         .filter(|id| {
             replication
                 .get(id)
@@ -445,6 +494,7 @@ mod tests {
         let add = |id, url: &str| MemberChange::Add {
             id,
             peer_urls: vec![url.into()],
+            learner: false,
         };
         assert_eq!(
             plan(&add(1, "http://x"), &m).unwrap_err(),
@@ -458,6 +508,35 @@ mod tests {
             plan(&add(3, "http://127.0.0.1:3"), &m),
             Ok(Some(ChangeMembers::AddNodes(_)))
         ));
+    }
+
+    #[test]
+    fn one_learner_at_a_time_and_only_a_learner_is_promoted() {
+        let mut m = membership(&[1], &[]);
+        let add = |id, learner| MemberChange::Add {
+            id,
+            peer_urls: vec![format!("http://127.0.0.1:{id}")],
+            learner,
+        };
+        let Ok(Some(ChangeMembers::AddNodes(nodes))) = plan(&add(2, true), &m) else {
+            panic!("a learner is added as a node");
+        };
+        assert!(nodes[&2].learner);
+        let mut all: BTreeMap<NodeId, Member> = m.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        all.extend(nodes);
+        m = openraft::Membership::new(vec![BTreeSet::from([1])], all).unwrap();
+        assert_eq!(
+            plan(&add(3, true), &m).unwrap_err(),
+            MembershipError::TooManyLearners
+        );
+        assert!(plan(&add(3, false), &m).is_ok(), "a voter may still join");
+        let promote = |id| plan(&MemberChange::Promote { id }, &m);
+        assert_eq!(promote(1).unwrap_err(), MembershipError::NotLearner);
+        assert_eq!(promote(9).unwrap_err(), MembershipError::IdNotFound);
+        let Ok(Some(ChangeMembers::SetNodes(nodes))) = promote(2) else {
+            panic!("a promotion clears the learner mark");
+        };
+        assert!(!nodes[&2].learner);
     }
 
     #[test]

@@ -493,6 +493,18 @@ impl RaftNode {
         membership::members(&self.inner.raft)
     }
 
+    /// Whether this member was added as a learner and not promoted yet: etcd refuses
+    /// such a member most client calls. Read from the latest metrics, without a copy of
+    /// the member list.
+    pub fn is_learner(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&self.inner.id)
+            .is_some_and(|member| member.learner)
+    }
+
     /// Per follower: append-entries calls and their latency, as this member measured
     /// them while it led (etcd's `/v2/stats/leader`).
     pub fn follower_stats(&self) -> BTreeMap<NodeId, crate::peer::FollowerStats> {

@@ -465,17 +465,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // One write for the batch's v3 changes, as blocking work and outside the
         // keyspace's lock: fjall's commit waits for its journal's lock, which the log's
-        // writer holds across a sync. Reads see the changes in memory meanwhile.
+        // writer holds across a sync. Reads see the changes in memory meanwhile, also
+        // while a failed write (a full disk) is retried (`keyspace::commit_retrying`).
         if self.v3_applied != v3_before {
             self.publish_revision()?;
             let applied = self.v3_applied;
-            let (changes, values) = {
-                let mut mvcc = self.write_mvcc()?;
-                (mvcc.take_changes(applied), mvcc.values())
-            };
-            disk::blocking(&**self.snapshots.disk(), move || values.commit(&changes))
-                .await?
-                .map_err(io_other)?;
+            let changes = self.write_mvcc()?.take_changes(applied);
+            keyspace::commit_retrying(&self.db, changes).await?;
             self.write_mvcc()?.written();
         }
         Ok(())

@@ -57,6 +57,11 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     /// Its client URLs; empty until the member publishes them.
     pub client_urls: Vec<String>,
+    /// Added as a learner (etcd's `member add --learner`): it stays a non-voter until
+    /// promoted. Left out of the record when false, so records written before learners
+    /// existed read the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
 }
 
 impl Member {
@@ -67,6 +72,7 @@ impl Member {
             name: String::new(),
             peer_urls,
             client_urls: Vec::new(),
+            learner: false,
         }
     }
 
@@ -107,12 +113,21 @@ pub struct MemberInfo {
 /// A change to the member list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberChange {
-    /// A new member with these peer URLs; it joins as a learner.
+    /// A new member with these peer URLs; it joins as a non-voter, and votes once it
+    /// has caught up unless it was added as a learner.
     Add {
         /// The id given to it.
         id: NodeId,
         /// Its peer URLs.
         peer_urls: Vec<String>,
+        /// Added as a learner: it stays a non-voter until promoted.
+        #[serde(default)]
+        learner: bool,
+    },
+    /// Makes a learner a voter (etcd's `member promote`); it must have caught up.
+    Promote {
+        /// The learner.
+        id: NodeId,
     },
     /// Removes a member (voter or learner).
     Remove {
@@ -142,6 +157,7 @@ impl MemberChange {
     pub fn member_id(&self) -> NodeId {
         match self {
             MemberChange::Add { id, .. }
+            | MemberChange::Promote { id }
             | MemberChange::Remove { id }
             | MemberChange::Update { id, .. }
             | MemberChange::Publish { id, .. } => *id,

@@ -16,6 +16,8 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     /// Client URLs; empty until the member publishes them.
     pub client_urls: Vec<String>,
+    /// Added as a learner and not promoted yet (v3's `isLearner`; v2 does not show it).
+    pub is_learner: bool,
 }
 
 /// The cluster as this member knows it at start: the ids, and the initial members.
@@ -108,6 +110,7 @@ impl Cluster {
                     name: name.to_string(),
                     peer_urls,
                     client_urls: vec![],
+                    is_learner: false,
                 }
             })
             .collect();

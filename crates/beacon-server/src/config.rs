@@ -68,6 +68,23 @@ struct Flags {
     /// Number of committed entries that trigger a snapshot.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     snapshot_count: u64,
+    /// Duration of periodic watch progress notifications (Go duration syntax).
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m",
+        value_parser = beacon_api::go_duration::parse
+    )]
+    experimental_watch_progress_notify_interval: std::time::Duration,
+    /// Raise alarms when the v3 keyspace exceeds this many bytes (0: the default 2 GiB,
+    /// negative: no quota).
+    #[arg(
+        long,
+        env = "ETCD_QUOTA_BACKEND_BYTES",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    quota_backend_bytes: i64,
     /// Time (in milliseconds) of a heartbeat interval.
     #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
     heartbeat_interval: u64,
@@ -117,6 +134,12 @@ pub struct Config {
     pub initial_cluster_token: String,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
+    /// `--experimental-watch-progress-notify-interval`: how often a caught-up watcher
+    /// that asked for progress notifications and heard nothing hears the revision.
+    pub watch_progress_notify_interval: std::time::Duration,
+    /// `--quota-backend-bytes` as a quota: `None` when negative (off), etcd's default
+    /// for 0.
+    pub space_quota: Option<u64>,
     /// `--heartbeat-interval`, ms.
     pub heartbeat_interval_ms: u64,
     /// `--election-timeout`, ms.
@@ -145,7 +168,6 @@ const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
     "wal-dir",
     "max-snapshots",
     "max-wals",
-    "quota-backend-bytes",
     "backend-batch-interval",
     "backend-batch-limit",
     "max-txn-ops",
@@ -204,6 +226,9 @@ const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
     "initial-election-tick-advance",
 ];
 
+/// etcd's `--experimental-*` flags that Beacon implements; the others are refused.
+const SUPPORTED_EXPERIMENTAL: &[&str] = &["experimental-watch-progress-notify-interval"];
+
 /// Go's flag package accepts `-name value` and `-name=value`; clap wants `--name`.
 /// A single dash followed by a word of two or more letters becomes a double dash.
 pub fn normalize_go_flags<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
@@ -252,7 +277,9 @@ impl Config {
             }
             if let Some(name) = s.strip_prefix("--") {
                 let name = name.split('=').next().unwrap_or("");
-                if UNSUPPORTED_ETCD_FLAGS.contains(&name) || name.starts_with("experimental-") {
+                let experimental =
+                    name.starts_with("experimental-") && !SUPPORTED_EXPERIMENTAL.contains(&name);
+                if UNSUPPORTED_ETCD_FLAGS.contains(&name) || experimental {
                     return Err(ConfigError::Invalid(format!(
                         "flag --{name} is an etcd flag that beacon does not support yet"
                     )));
@@ -264,6 +291,11 @@ impl Config {
     }
 
     fn validate(f: Flags) -> Result<Config, String> {
+        if f.experimental_watch_progress_notify_interval.is_zero() {
+            return Err(
+                "--experimental-watch-progress-notify-interval must be positive".to_string(),
+            );
+        }
         let listen_client = parse_list("listen-client-urls", &f.listen_client_urls)?;
         let listen_client_addrs = listen_client
             .iter()
@@ -339,6 +371,12 @@ impl Config {
             initial_cluster_state,
             initial_cluster_token: f.initial_cluster_token,
             snapshot_count: f.snapshot_count,
+            watch_progress_notify_interval: f.experimental_watch_progress_notify_interval,
+            space_quota: match u64::try_from(f.quota_backend_bytes) {
+                Err(_) => None,
+                Ok(0) => Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
+                Ok(bytes) => Some(bytes),
+            },
             heartbeat_interval_ms: f.heartbeat_interval,
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,
@@ -429,6 +467,36 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.listen_client_addrs.len(), 2);
+    }
+
+    #[test]
+    fn quota_and_progress_interval_flags() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.space_quota, Some(2 << 30), "etcd's default");
+        assert_eq!(
+            c.watch_progress_notify_interval,
+            std::time::Duration::from_secs(600)
+        );
+        let c = parse(&[
+            "--quota-backend-bytes",
+            "-1",
+            "-experimental-watch-progress-notify-interval=1m30s",
+        ])
+        .unwrap();
+        assert_eq!(c.space_quota, None, "negative: no quota");
+        assert_eq!(
+            c.watch_progress_notify_interval,
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse(&["--quota-backend-bytes", "4096"])
+                .unwrap()
+                .space_quota,
+            Some(4096)
+        );
+        let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(msg(&["--experimental-watch-progress-notify-interval", "0"]).contains("positive"));
+        assert!(msg(&["--experimental-corrupt-check-time", "1m"]).contains("does not support"));
     }
 
     #[test]

@@ -126,11 +126,23 @@ pub async fn run(
             }
         }
     };
+    if config
+        .space_quota
+        .is_some_and(|q| q > limits::QUOTA_BACKEND_BYTES_WARN)
+    {
+        tracing::warn!(
+            quota = ?config.space_quota,
+            warn_above = limits::QUOTA_BACKEND_BYTES_WARN,
+            "--quota-backend-bytes is past the size etcd recommends"
+        );
+    }
     let served = serve(
         consensus,
         cluster,
         listeners,
         limits::request_timeout(config.election_timeout_ms),
+        config.space_quota,
+        config.watch_progress_notify_interval,
         stop,
     )
     .await;
@@ -207,15 +219,15 @@ pub async fn serve(
     cluster: Cluster,
     listeners: Vec<TcpListener>,
     request_timeout: std::time::Duration,
+    space_quota: Option<u64>,
+    watch_progress_notify_interval: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = Arc::new(AppState::new(
-        consensus,
-        cluster,
-        request_timeout,
-        stop_rx.clone(),
-    ));
+    let mut state = AppState::new(consensus, cluster, request_timeout, stop_rx.clone());
+    state.space_quota = space_quota;
+    state.watch_progress_notify_interval = watch_progress_notify_interval;
+    let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();
     let grpc = grpc::routes(Arc::clone(&state)).await;

@@ -98,8 +98,17 @@ pub const WATCH_CATCH_UP_REVISIONS_MAX: i64 = 1000;
 pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
 
 /// How often a watcher that asked for progress notifications and heard nothing since
-/// hears the current revision (etcd's default, 10 minutes).
+/// hears the current revision, unless `--experimental-watch-progress-notify-interval`
+/// says otherwise (etcd's default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Most calls one HTTP/2 connection may have open at once.
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;
+
+/// The v3 keyspace's space quota when `--quota-backend-bytes` is 0 (etcd's default,
+/// 2 GiB); a negative flag turns the quota off, as in etcd.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
+
+/// The quota above which etcd warns that it is past what it was made for (8 GiB);
+/// Beacon warns alike.
+pub const QUOTA_BACKEND_BYTES_WARN: u64 = 8 << 30;

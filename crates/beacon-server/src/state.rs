@@ -24,6 +24,11 @@ pub struct AppState {
     pub leader_seen: Mutex<LeaderSeen>,
     /// Start time, Unix nanoseconds.
     pub start_ns: i64,
+    /// The v3 keyspace's space quota in bytes (`--quota-backend-bytes`), `None` when off.
+    pub space_quota: Option<u64>,
+    /// How often watchers that asked for progress notifications hear the revision
+    /// (`--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -58,6 +63,8 @@ impl AppState {
                 since_ns: now,
             }),
             start_ns: now,
+            space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
+            watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
         }
     }
 

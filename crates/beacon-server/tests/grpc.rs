@@ -15,11 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 async fn channel(server: &ServerProcess) -> Channel {
-    Channel::from_shared(server.client_url())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects")
+    beacon_testkit::grpc_channel(&server.client_url()).await
 }
 
 /// What both servers answer alike: health, the member list's shape, a refused removal.
@@ -297,4 +293,53 @@ async fn every_member_hashes_the_keyspace_alike() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// A follower's linearizable Range takes the leader's read index (ReadIndex over the
+/// peer port) and waits for its own keyspace to apply it: it sees every write
+/// acknowledged before it, and adds no entry to the log (etcd's reads never do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reads_linearizably_without_a_log_entry() {
+    use beacon_proto::etcdserverpb::kv_client::KvClient;
+    use beacon_proto::etcdserverpb::{PutRequest, RangeRequest};
+
+    let members = ServerProcess::cluster(
+        beacon_testkit::ServerKind::Beacon,
+        beacon_testkit::beacon_bin(),
+        3,
+    )
+    .expect("the cluster starts");
+    let (leader, _) = leader_of(&members).await;
+    let mut at_leader = KvClient::new(channel(&members[leader]).await);
+    let mut at_follower = KvClient::new(channel(&members[(leader + 1) % 3]).await);
+    let read = || RangeRequest {
+        key: b"k".to_vec(),
+        ..RangeRequest::default()
+    };
+    for i in 0..20 {
+        let value = i.to_string().into_bytes();
+        at_leader
+            .put(PutRequest {
+                key: b"k".to_vec(),
+                value: value.clone(),
+                ..PutRequest::default()
+            })
+            .await
+            .expect("put");
+        let got = at_follower.range(read()).await.expect("range").into_inner();
+        assert_eq!(got.kvs[0].value, value, "write {i} acknowledged, then read");
+    }
+    let raft_index = || async {
+        MaintenanceClient::new(channel(&members[leader]).await)
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .raft_index
+    };
+    let before = raft_index().await;
+    for _ in 0..20 {
+        at_follower.range(read()).await.expect("range");
+    }
+    assert_eq!(raft_index().await, before, "reads appended to the log");
 }

@@ -13,11 +13,7 @@ use beacon_testkit::ServerProcess;
 use tonic::transport::Channel;
 
 async fn channel(server: &ServerProcess) -> Channel {
-    Channel::from_shared(server.client_url())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("gRPC connects")
+    beacon_testkit::grpc_channel(&server.client_url()).await
 }
 
 async fn remaining(lease: &mut LeaseClient<Channel>, id: i64) -> i64 {

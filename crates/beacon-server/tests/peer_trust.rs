@@ -381,6 +381,23 @@ async fn forwarded_proposals_obey_the_client_limits_and_never_carry_time() {
             .as_u16(),
         404
     );
+    // A read index goes to members only (it costs the leader a heartbeat round).
+    let read_index = |from: u64| {
+        forged(
+            &http,
+            &members[l],
+            "/raft/read-index",
+            target.cluster_id,
+            from,
+        )
+        .json(&())
+        .send()
+    };
+    assert_eq!(read_index(STRANGER).await.unwrap().status().as_u16(), 404);
+    let asked = read_index(follower).await.unwrap();
+    assert_eq!(asked.status().as_u16(), 200);
+    let index: Option<u64> = asked.json().await.unwrap();
+    assert!(index.is_some_and(|i| i > 0), "the leader's read index");
     // The same in a batch: refused whole, the good command beside them too.
     let propose_batch = |cmds: &[&Command], from: u64| {
         forged(

@@ -267,6 +267,7 @@ async fn replace(
     let add = MemberChange::Add {
         id: new,
         peer_urls: vec![peer_url(new)],
+        learner: false,
     };
     // A retried change whose first try went through is refused with one of these.
     let removed = [MembershipError::IdNotFound, MembershipError::IdRemoved];

@@ -4,6 +4,7 @@
 
 mod binaries;
 mod fault_proxy;
+mod grpc;
 mod http_probe;
 mod ports;
 mod proc_status;
@@ -16,6 +17,7 @@ pub use binaries::{
     assert_same_answers, beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin,
 };
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
+pub use grpc::grpc_channel;
 pub use http_probe::{http_get, ProbeResponse};
 pub use ports::{free_port, free_ports};
 pub use proc_status::{is_running, proc_status_field, rss_bytes};

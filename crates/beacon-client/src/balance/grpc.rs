@@ -36,7 +36,7 @@ impl GrpcChannel {
     /// Balances over every instance of `service` (any datacenter) that `registry` lists,
     /// with discovery's defaults; needs a tokio runtime.
     pub fn for_service(
-        registry: crate::Client,
+        registry: impl Into<crate::Registry>,
         service: &str,
         config: BalanceConfig,
     ) -> Result<Self, BalanceError> {

@@ -1,9 +1,11 @@
 //! Discovery: a registry prefix turned into a `tower::discover::Discover` stream.
 //!
-//! A background task lists the prefix recursively, then watches it from the next index.
-//! The pure [`DiscoveryState`] turns listings and events into changes, so the task only
-//! moves data: a watch that times out is asked again from the same index, a
-//! `401 EventIndexCleared` re-lists and resumes from `X-Etcd-Index + 1`, and an
+//! A background task lists the prefix, then watches it from the next index (v2) or
+//! revision (v3). The pure [`DiscoveryState`] turns listings and events into changes, so
+//! the task only moves data. Through v2 ([`watch`]), a watch that times out is asked
+//! again from the same index and a `401 EventIndexCleared` re-lists and resumes from
+//! `X-Etcd-Index + 1`; through v3 ([`watch_v3`]), a broken stream is opened again from
+//! the revision after the last seen, and a watch cancelled for compaction re-lists. An
 //! unreachable registry (the client fails over between members first) keeps the last
 //! published set while the task retries with a bounded backoff.
 //!
@@ -14,6 +16,7 @@
 mod instance;
 mod state;
 mod watch;
+mod watch_v3;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -24,9 +27,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch as signal};
 
 pub use instance::{Instance, InstanceInfo};
-pub use state::{Change, DiscoveryState};
+pub use state::{Change, DiscoveryState, KeyChange};
 
-use crate::client::Client;
+use crate::registration::Registry;
 
 /// Where a service's instances live: `/services/<service>`, or
 /// `/services/<service>/<datacenter>` for one datacenter.
@@ -79,13 +82,21 @@ pub struct Discovery {
 
 impl Discovery {
     /// Starts discovering the instances under `prefix` (e.g. `/services/api`, or
-    /// `/services/api/dc1` for one datacenter) with `client`'s endpoints.
-    pub fn start(client: Client, prefix: &str, config: DiscoveryConfig) -> Discovery {
+    /// `/services/api/dc1` for one datacenter) through `registry` (a v2 [`Client`](crate::Client) or a
+    /// [`V3Client`](crate::V3Client)).
+    pub fn start(
+        registry: impl Into<Registry>,
+        prefix: &str,
+        config: DiscoveryConfig,
+    ) -> Discovery {
         assert!(config.channel_capacity > 0, "a channel holds something");
         let (tx, changes) = mpsc::channel(config.channel_capacity);
         let (set, published) = signal::channel(None);
         let prefix = format!("/{}", prefix.trim_matches('/'));
-        let task = tokio::spawn(watch::run(client, prefix, config, tx, set));
+        let task = match registry.into() {
+            Registry::V2(client) => tokio::spawn(watch::run(client, prefix, config, tx, set)),
+            Registry::V3(client) => tokio::spawn(watch_v3::run(client, prefix, config, tx, set)),
+        };
         Discovery {
             changes,
             published,
@@ -95,9 +106,9 @@ impl Discovery {
 
     /// Starts discovering every instance of `service` (any datacenter) with the
     /// default configuration.
-    pub fn of_service(client: Client, service: &str) -> Discovery {
+    pub fn of_service(registry: impl Into<Registry>, service: &str) -> Discovery {
         Discovery::start(
-            client,
+            registry,
             &service_prefix(service, None),
             DiscoveryConfig::default(),
         )

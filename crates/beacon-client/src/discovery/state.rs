@@ -29,6 +29,23 @@ pub enum Change {
     Remove(String),
 }
 
+/// One key's change in a v3 watch answer.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyChange<'a> {
+    /// The key was put with this value.
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// Its new value.
+        value: &'a [u8],
+    },
+    /// The key was deleted (or its lease expired).
+    Delete {
+        /// The key.
+        key: &'a [u8],
+    },
+}
+
 /// Discovery's two views and the removals held back.
 #[derive(Debug)]
 pub struct DiscoveryState {
@@ -105,6 +122,48 @@ impl DiscoveryState {
                 // A directory takes everything under it along.
                 let dir = format!("{}/", key.trim_end_matches('/'));
                 self.registry.retain(|k, _| !k.starts_with(&dir));
+            }
+        }
+        self.reconcile(now)
+    }
+
+    /// Replaces the registry view by a v3 listing (every key and value under the
+    /// prefix) and returns the changes to publish.
+    pub fn relist_pairs<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        now: Instant,
+    ) -> Vec<Change> {
+        self.registry.clear();
+        for (key, value) in pairs {
+            if let Some((key, Some(info))) = instance(key, Some(value)) {
+                self.registry.insert(key, info);
+            }
+        }
+        self.reconcile(now)
+    }
+
+    /// Applies the events of one v3 watch answer (all of one revision, or a run of
+    /// revisions while catching up) and returns the changes to publish.
+    pub fn apply_keys<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = KeyChange<'a>>,
+        now: Instant,
+    ) -> Vec<Change> {
+        for change in changes {
+            let (key, value) = match change {
+                KeyChange::Put { key, value } => (key, Some(value)),
+                KeyChange::Delete { key } => (key, None),
+            };
+            match instance(key, value) {
+                Some((key, Some(info))) => {
+                    self.registry.insert(key, info);
+                }
+                // Deleted, or no longer holding an instance.
+                Some((key, None)) => {
+                    self.registry.remove(&key);
+                }
+                None => {}
             }
         }
         self.reconcile(now)
@@ -197,6 +256,17 @@ impl DiscoveryState {
             })
             .collect()
     }
+}
+
+/// A v3 key as a registry key, with the instance its value holds (`None` for a value
+/// that holds none, or a deletion); no key at all for one that is not UTF-8, which no
+/// registration writes.
+fn instance(key: &[u8], value: Option<&[u8]>) -> Option<(String, Option<InstanceInfo>)> {
+    let key = std::str::from_utf8(key).ok()?.to_string();
+    let info = value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(InstanceInfo::parse);
+    Some((key, info))
 }
 
 fn collect_leaves(node: &NodeExtern, into: &mut BTreeMap<String, InstanceInfo>) {

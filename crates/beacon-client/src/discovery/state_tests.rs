@@ -227,3 +227,54 @@ fn a_share_of_one_never_holds() {
     state.relist(Some(&listing(&[(A, 1)])), now);
     assert_eq!(state.relist(None, now).len(), 1);
 }
+
+#[test]
+fn v3_listings_and_events_make_the_same_changes() {
+    use super::KeyChange;
+    let t0 = Instant::now();
+    let mut s = DiscoveryState::new(1.0, GRACE);
+    let (a, b) = (value(1), value(2));
+    let listed = s.relist_pairs(
+        [
+            (&b"/services/web/dc1/a"[..], a.as_bytes()),
+            (&b"/services/web/dc1/b"[..], b.as_bytes()),
+            // Neither a UTF-8 key nor an instance value: not instances.
+            (&b"/services/web/dc1/\xff"[..], a.as_bytes()),
+            (&b"/services/web/dc1/junk"[..], &b"not json"[..]),
+        ],
+        t0,
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let moved = value(3);
+    let changes = s.apply_keys(
+        [
+            KeyChange::Put {
+                key: b"/services/web/dc1/a",
+                value: moved.as_bytes(),
+            },
+            KeyChange::Delete {
+                key: b"/services/web/dc1/b",
+            },
+            // A key overwritten with something that is no instance is gone.
+            KeyChange::Put {
+                key: b"/services/web/dc1/junk",
+                value: b"still not json",
+            },
+        ],
+        t0,
+    );
+    assert_eq!(
+        changes,
+        [
+            Change::Insert(super::Instance {
+                key: "/services/web/dc1/a".into(),
+                info: InstanceInfo::new("127.0.0.1", 3),
+            }),
+            Change::Remove("/services/web/dc1/b".into()),
+        ]
+    );
+    // A re-list that finds the same set publishes nothing.
+    assert!(s
+        .relist_pairs([(&b"/services/web/dc1/a"[..], moved.as_bytes())], t0)
+        .is_empty());
+}

@@ -1,5 +1,6 @@
-//! The discovery task: list, watch, re-list when history is gone, back off when the
-//! registry is unreachable. All decisions about changes are [`DiscoveryState`]'s.
+//! The discovery task through the v2 API: list, watch, re-list when history is gone,
+//! back off when the registry is unreachable. All decisions about changes are
+//! [`DiscoveryState`]'s. The helpers at the end are shared with the v3 task.
 
 use std::time::{Duration, Instant};
 
@@ -94,7 +95,7 @@ async fn list(
 }
 
 /// Sends the changes and updates the published set; false once the consumer is gone.
-async fn publish(
+pub(super) async fn publish(
     tx: &mpsc::Sender<Change>,
     set: &signal::Sender<Option<Vec<Instance>>>,
     state: &DiscoveryState,
@@ -131,7 +132,7 @@ fn only_timeouts(err: &Error) -> bool {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(super) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
@@ -139,25 +140,25 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Doubling waits between failed attempts, capped.
-struct Backoff {
+pub(super) struct Backoff {
     next: Duration,
     max: Duration,
 }
 
 impl Backoff {
-    fn new(max: Duration) -> Backoff {
+    pub(super) fn new(max: Duration) -> Backoff {
         Backoff {
             next: MIN_BACKOFF,
             max: max.max(MIN_BACKOFF),
         }
     }
 
-    async fn wait(&mut self) {
+    pub(super) async fn wait(&mut self) {
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(self.max);
     }
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.next = MIN_BACKOFF;
     }
 }

@@ -4,12 +4,14 @@
 //!
 //! Following is the client library's [`Discovery`] (list, watch, re-list after a
 //! history gap, back off while the cluster is away), with no removal held back: the
-//! command shows the registry as it is.
+//! command shows the registry as it is; `--api 3` lists and watches through v3.
 
 use std::collections::BTreeMap;
 
 use beacon_client::discovery::service_prefix;
-use beacon_client::{Discovery, DiscoveryConfig, ErrorCode, GetOptions, InstanceInfo};
+use beacon_client::{
+    Discovery, DiscoveryConfig, ErrorCode, GetOptions, InstanceInfo, Registry, V3Client,
+};
 use futures_util::StreamExt;
 use tower::discover::Change;
 
@@ -22,10 +24,14 @@ use crate::signals::shutdown;
 /// Runs `discover`.
 pub async fn run(g: &Global, a: &DiscoverArgs) -> CmdResult {
     let dir = service_prefix(&a.service, None);
-    let ctx = Ctx::synced(g).await?;
+    let ctx = Ctx::for_api(g).await?;
+    let registry = ctx.registry(g)?;
     // Listed here even when following, so an unreachable cluster fails the command as
     // etcdctl's would, instead of being retried quietly.
-    let instances = list(&ctx, &dir).await?;
+    let instances = match &registry {
+        Registry::V2(_) => list(&ctx, &dir).await?,
+        Registry::V3(client) => list_v3(&ctx, client, &dir).await?,
+    };
     if a.once {
         for (key, value) in &instances {
             println!("+ {} {}", relative(&dir, key), display_value(value));
@@ -36,7 +42,7 @@ pub async fn run(g: &Global, a: &DiscoverArgs) -> CmdResult {
         max_removed_share: 1.0,
         ..DiscoveryConfig::default()
     };
-    let mut discovery = Discovery::start(ctx.client.clone(), &dir, config);
+    let mut discovery = Discovery::start(registry, &dir, config);
     let follow = async {
         while let Some(Ok(change)) = discovery.next().await {
             match change {
@@ -91,6 +97,28 @@ async fn list(ctx: &Ctx, dir: &str) -> Result<BTreeMap<String, String>, Fail> {
         }
     }
     Ok(instances)
+}
+
+/// The instances under `dir/` through the v3 API (key -> stored value).
+async fn list_v3(
+    ctx: &Ctx,
+    client: &V3Client,
+    dir: &str,
+) -> Result<BTreeMap<String, String>, Fail> {
+    let listing = ctx
+        .call(client.range_prefix(format!("{dir}/").as_bytes()))
+        .await?;
+    Ok(listing
+        .kvs
+        .into_iter()
+        .filter_map(|kv| {
+            let key = String::from_utf8(kv.key).ok()?;
+            let value = String::from_utf8(kv.value).ok()?;
+            InstanceInfo::parse(&value)
+                .is_some()
+                .then_some((key, value))
+        })
+        .collect())
 }
 
 /// `dc1/i-1` for `/services/web/dc1/i-1`.

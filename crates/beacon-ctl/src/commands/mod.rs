@@ -27,6 +27,18 @@ use crate::fail::{exit, CmdResult, Fail};
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> CmdResult {
     let g = &cli.global;
+    let service = matches!(
+        cli.command,
+        Command::Register(_) | Command::Discover(_) | Command::Proxy(_)
+    );
+    if g.v3() && !service {
+        // etcdctl 3.4 is the v3 command line; beaconctl's key and member commands are
+        // v2's, and would silently write to the other keyspace.
+        return Err(Fail::error(
+            exit::BAD_ARGS,
+            "only register, discover and proxy speak the v3 API (--api 3, ETCDCTL_API=3); use etcdctl 3.4 for v3 keys and members",
+        ));
+    }
     match &cli.command {
         Command::ClusterHealth(a) => cluster_health::run(g, a).await,
         Command::Mk(a) => mk::run(g, a).await,

@@ -66,11 +66,11 @@ pub async fn run(g: &Global, a: &ProxyArgs) -> CmdResult {
     let addr = listeners[0].local_addr().map_err(bad_listen)?;
 
     let ctx = Ctx::unsynced(g)?;
-    if !g.no_sync {
+    if !g.no_sync && !g.v3() {
         // Best effort: a registry that is down now is still worth following later.
         let _ = within(ctx.total_timeout, ctx.client.sync()).await;
     }
-    let discovery = Discovery::start(ctx.client.clone(), &prefix, discovery_config);
+    let discovery = Discovery::start(ctx.registry(g)?, &prefix, discovery_config);
     let watcher = discovery.watcher();
     // Workers read the published set; the change stream itself only needs draining
     // (the discovery task logs every change).

@@ -1,6 +1,7 @@
 //! `register SERVICE ADDR --ttl N`: keep an instance registered with the client
 //! library's [`Registration`] (refreshed every ttl/3, re-created if it expired
-//! meanwhile), and remove it on Ctrl-C/SIGTERM.
+//! meanwhile), and remove it on Ctrl-C/SIGTERM. With `--api 3` the key is put with a
+//! lease of the TTL that is kept alive.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -27,9 +28,9 @@ pub async fn run(g: &Global, a: &RegisterArgs) -> CmdResult {
         info,
     )
     .with_ttl(Duration::from_secs(a.ttl));
-    let ctx = Ctx::synced(g).await?;
+    let ctx = Ctx::for_api(g).await?;
     let registration = ctx
-        .call(Registration::register(ctx.client.clone(), config))
+        .call(Registration::register(ctx.registry(g)?, config))
         .await?;
     let key = registration.key().to_string();
     println!("registered {key}");

@@ -76,6 +76,16 @@ pub const fn txn(args: &'static [&'static str], stdin: &'static str) -> Step {
     }
 }
 
+/// `etcdctl watch -i` fed `stdin` (kept open), read until it prints a line containing
+/// `until` (or ends), then killed.
+pub const fn watch_interactive(stdin: &'static str, until: &'static str) -> Step {
+    Step {
+        args: &["watch", "-i"],
+        stdin: Some(stdin),
+        until: Some(until),
+    }
+}
+
 /// `etcdctl watch ...` (or anything that runs until stopped), read until it prints a
 /// line containing `until` (or ends), then killed.
 pub const fn watch(args: &'static [&'static str], until: &'static str) -> Step {
@@ -88,7 +98,8 @@ pub const fn watch(args: &'static [&'static str], until: &'static str) -> Step {
 
 /// `etcdctl` (v3) `step` against `server`, with what differs between servers rewritten.
 /// In the arguments, `<self>` stands for the server's member id, `<peer>` for its peer
-/// URL and `<lease-N>` for the N-th lease it granted (from 1), as the output names it.
+/// URL, `<lease-N>` for the N-th lease it granted and `<added-N>` for the N-th member
+/// added (from 1), as the output names them.
 fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
     let endpoint = format!("127.0.0.1:{}", server.client_port());
     let peer = format!("http://127.0.0.1:{}", server.peer_port());
@@ -101,6 +112,9 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
                 .replace("<peer>", &peer);
             for (n, lease) in ids.leases.iter().enumerate().rev() {
                 a = a.replace(&format!("<lease-{}>", n + 1), &format!("{lease:x}"));
+            }
+            for (n, member) in ids.added.iter().enumerate().rev() {
+                a = a.replace(&format!("<added-{}>", n + 1), &format!("{member:x}"));
             }
             a
         })
@@ -122,15 +136,21 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let out = match step.until {
-        Some(until) => read_until(cmd, until),
+        Some(until) => read_until(cmd, until, step.stdin),
         None => finish_fed(cmd, step.args, step.stdin),
     };
     if step.args.first() == Some(&"lease") && step.args.get(1) == Some(&"grant") {
         ids.leases.extend(granted_lease(&out.stdout));
     }
+    if step.args.first() == Some(&"member") && step.args.get(1) == Some(&"add") {
+        ids.added.extend(added_member(&out.stdout));
+    }
     let fix = |text: &str| {
         // Values first (json must still parse), then the ids and ports.
-        let lines: Vec<String> = text.lines().map(|l| normalize_line(l, &endpoint)).collect();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| sorted_cluster(&normalize_line(l, &endpoint)))
+            .collect();
         let text = lines
             .join("\n")
             .replace(&endpoint, "<client>")
@@ -139,7 +159,8 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
             .replace(&ids.member.to_string(), "<member-id>")
             .replace(&ids.cluster.to_string(), "<cluster-id>")
             .replace(&format!("{:x}", ids.cluster), "<cluster-id>");
-        ids.leases
+        let text = ids
+            .leases
             .iter()
             .enumerate()
             .fold(text, |text, (n, lease)| {
@@ -147,6 +168,14 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
                 text.replace(&format!("{lease:016x}"), &format!("<lease-{}>", n + 1))
                     .replace(&format!("{lease:x}"), &format!("<lease-{}>", n + 1))
                     .replace(&lease.to_string(), &format!("<lease-{}>", n + 1))
+            });
+        ids.added
+            .iter()
+            .enumerate()
+            .fold(text, |text, (n, member)| {
+                text.replace(&format!("{member:016x}"), &format!("<added-{}>", n + 1))
+                    .replace(&format!("{member:x}"), &format!("<added-{}>", n + 1))
+                    .replace(&member.to_string(), &format!("<added-{}>", n + 1))
             })
     };
     Output {
@@ -154,6 +183,20 @@ fn normalized(server: &ServerProcess, ids: &mut Ids, step: &Step) -> Output {
         stderr: fix(&out.stderr),
         code: out.code,
     }
+}
+
+/// `member add`'s `ETCD_INITIAL_CLUSTER="a=..,b=.."` with its members sorted: etcdctl
+/// lists them in id order, and an added member's id comes from the time.
+fn sorted_cluster(line: &str) -> String {
+    let Some(list) = line
+        .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return line.to_string();
+    };
+    let mut members: Vec<&str> = list.split(',').collect();
+    members.sort_unstable();
+    format!("ETCD_INITIAL_CLUSTER=\"{}\"", members.join(","))
 }
 
 /// Fields whose values are each implementation's own: Raft's term and indexes (etcd's
@@ -250,6 +293,21 @@ struct Ids {
     cluster: u64,
     /// The leases the server granted in the sequence so far, in order.
     leases: Vec<i64>,
+    /// The members `member add` added so far (ids are derived from the time), in order.
+    added: Vec<u64>,
+}
+
+/// The id in `member add`'s output: `Member <hex> added to cluster <hex>`, or its json.
+fn added_member(stdout: &str) -> Option<u64> {
+    if let Some(hex) = stdout
+        .strip_prefix("Member ")
+        .and_then(|rest| rest.split_once(" added"))
+        .map(|(hex, _)| hex)
+    {
+        return u64::from_str_radix(hex.trim(), 16).ok();
+    }
+    let doc: Value = serde_json::from_str(stdout.trim()).ok()?;
+    doc["member"]["ID"].as_u64()
 }
 
 /// The id in `lease grant`'s output: `lease <hex> granted with TTL(..)`, or its json.
@@ -288,15 +346,26 @@ impl Ids {
             member_hex,
             cluster: doc["header"]["cluster_id"].as_u64().expect("a cluster id"),
             leases: Vec::new(),
+            added: Vec::new(),
         }
     }
 }
 
 /// Runs `cmd` until it prints a line containing `until` (or ends, or [`WATCH_DEADLINE`]
-/// passes), then kills it; its stdout so far is the output.
-fn read_until(mut cmd: Command, until: &str) -> Output {
-    use std::io::{BufRead, BufReader};
+/// passes), then kills it; its stdout so far is the output. `stdin`, if any, is written
+/// and the pipe kept open meanwhile (`watch -i` ends at the end of its input).
+fn read_until(mut cmd: Command, until: &str, stdin: Option<&str>) -> Output {
+    use std::io::{BufRead, BufReader, Write};
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = cmd.spawn().expect("etcdctl starts");
+    let _input = stdin.map(|text| {
+        let mut pipe = child.stdin.take().expect("piped");
+        pipe.write_all(text.as_bytes())
+            .expect("etcdctl reads stdin");
+        pipe
+    });
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();

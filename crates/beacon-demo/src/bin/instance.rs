@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::StatusCode;
-use beacon_client::{Client, InstanceInfo, Registration, RegistrationConfig};
+use beacon_client::{Client, InstanceInfo, Registration, RegistrationConfig, Registry, V3Client};
 use clap::Parser;
 
 /// One instance of a demo service.
@@ -35,6 +35,9 @@ struct Args {
     /// Registry endpoints, comma-separated
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     endpoints: Vec<String>,
+    /// The registry API: 2 (a key with a TTL) or 3 (a key with a lease kept alive)
+    #[arg(long, default_value = "2", value_parser = ["2", "3"])]
+    api: String,
     /// Registration TTL in seconds
     #[arg(long, default_value_t = 10)]
     ttl: u64,
@@ -85,11 +88,16 @@ async fn main() -> anyhow::Result<()> {
     let registration = if args.no_register {
         None
     } else {
-        let client = Client::new(args.endpoints.clone(), Duration::from_secs(2))?;
+        let timeout = Duration::from_secs(2);
+        let registry: Registry = if args.api == "3" {
+            V3Client::new(args.endpoints.clone(), timeout)?.into()
+        } else {
+            Client::new(args.endpoints.clone(), timeout)?.into()
+        };
         let info = InstanceInfo::new(addr.ip().to_string(), addr.port());
         let config = RegistrationConfig::new(&args.service, &args.datacenter, &id, info)
             .with_ttl(Duration::from_secs(args.ttl.max(1)));
-        let registration = Registration::register(client, config).await?;
+        let registration = Registration::register(registry, config).await?;
         println!("registered {}", registration.key());
         Some(registration)
     };

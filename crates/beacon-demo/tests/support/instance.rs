@@ -28,6 +28,8 @@ pub struct InstanceOptions {
     pub datacenter: Option<String>,
     /// Serve gRPC health instead of HTTP.
     pub grpc: bool,
+    /// Register through etcd's v3 API (a lease) instead of v2 (a TTL).
+    pub v3: bool,
 }
 
 impl InstanceProcess {
@@ -42,6 +44,7 @@ impl InstanceProcess {
             .args(["--ttl", &opts.ttl.unwrap_or(10).to_string()])
             .args(["--datacenter", opts.datacenter.as_deref().unwrap_or("dc1")])
             .args(opts.grpc.then_some("--grpc"))
+            .args(["--api", if opts.v3 { "3" } else { "2" }])
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

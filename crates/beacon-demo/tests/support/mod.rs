@@ -12,7 +12,7 @@ pub use proxy::Proxy;
 
 use std::time::Duration;
 
-use beacon_client::{Client, Discovery, Instance};
+use beacon_client::{Client, Discovery, Instance, Registry, V3Client};
 use beacon_testkit::{beacon_bin, etcd_available, etcd_bin, ServerKind, ServerProcess};
 use futures_util::StreamExt;
 use tower::discover::Change;
@@ -29,6 +29,49 @@ pub fn registries() -> Vec<ServerKind> {
         eprintln!("etcd not installed: testing with Beacon as the registry only");
     }
     kinds
+}
+
+/// The API a test reaches its registry through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// etcd's v2 keys API: keys with TTLs, watches by index.
+    V2,
+    /// etcd's v3 API: keys with leases, watch streams by revision.
+    V3,
+}
+
+/// Every registry of [`registries`] through each API.
+pub fn modes() -> Vec<(ServerKind, Api)> {
+    registries()
+        .into_iter()
+        .flat_map(|kind| [(kind, Api::V2), (kind, Api::V3)])
+        .collect()
+}
+
+/// A registry handle of `endpoints` through `api`, with a 2 s call timeout.
+pub fn registry_client(api: Api, endpoints: &[String]) -> Registry {
+    let timeout = Duration::from_secs(2);
+    match api {
+        Api::V2 => client(endpoints).into(),
+        Api::V3 => V3Client::new(endpoints.to_vec(), timeout)
+            .expect("valid endpoints")
+            .into(),
+    }
+}
+
+/// True when `key` is registered (held with a TTL, or with a lease).
+pub async fn is_registered(registry: &Registry, key: &str) -> bool {
+    match registry {
+        Registry::V2(c) => c
+            .get(key, &Default::default())
+            .await
+            .is_ok_and(|r| r.node().is_some_and(|n| n.ttl > 0)),
+        Registry::V3(c) => c.range_prefix(key.as_bytes()).await.is_ok_and(|r| {
+            r.kvs
+                .iter()
+                .any(|kv| kv.key == key.as_bytes() && kv.lease != 0)
+        }),
+    }
 }
 
 /// A single-member registry of `kind`.

@@ -158,6 +158,10 @@ impl LocalMember for RaftNode {
         RaftNode::propose_many_here(self, cmds).await
     }
 
+    async fn read_index_here(&self) -> Option<u64> {
+        self.leader_read_index().await
+    }
+
     async fn change_members_here(&self, change: MemberChange) -> Result<(), MembershipError> {
         if self.status().leader_id != Some(self.inner.id) {
             return Err(MembershipError::NotLeader);

@@ -180,9 +180,14 @@ impl RaftNode {
             || self.route(),
             |route| async move {
                 let result = match route {
-                    Route::NoLeader => return Attempt::Again,
+                    // A leader whose URL is not known yet (a joining member has its
+                    // vote before the membership that names it) is looked for again,
+                    // as no leader is: giving up here held a new member's publish back
+                    // a whole `PUBLISH_RETRY`.
+                    Route::NoLeader | Route::Leader { peer_url: None, .. } => {
+                        return Attempt::Again
+                    }
                     Route::Here => self.change_here(change, deadline).await,
-                    Route::Leader { peer_url: None, .. } => Err(MembershipError::Timeout),
                     Route::Leader {
                         peer_url: Some(url),
                         ..
@@ -261,23 +266,82 @@ impl RaftNode {
         self.inner.applied.read_waits_for().is_none()
     }
 
-    /// On the leader: confirms that it still leads (openraft's ReadIndex: a heartbeat
-    /// round answered by a quorum) and waits until its state machine has applied
-    /// everything committed before: a read of the state machine after it is
-    /// linearizable, without a log entry. `false` on any other member, or when leadership
-    /// was not confirmed within `timeout`; the caller then puts the read through the log.
-    pub async fn read_index_here(&self, timeout: std::time::Duration) -> bool {
+    /// Makes a read of this member's state machine linearizable without a log entry
+    /// (ReadIndex). On the leader: it confirms that it still leads (a heartbeat round
+    /// answered by a quorum) and waits until its state machine has applied everything
+    /// committed before. On a follower: it asks the leader for that index over the peer
+    /// port (the leader confirms its leadership the same way) and waits until its own
+    /// state machine has applied it. `false` when no leader is known, or this could not
+    /// be done within `timeout`; the caller then puts the read through the log.
+    pub async fn read_index(&self, timeout: std::time::Duration) -> bool {
+        let url = match self.route() {
+            // The only voter leads a cluster no one else can lead without a membership
+            // change, which it would append itself. Once it has applied an entry of its
+            // own term (its first, blank one: everything committed before is applied
+            // too), what it has applied includes every write it acknowledged (a
+            // proposal is answered once applied here), so its keyspace as it is answers
+            // linearizably, without a heartbeat round.
+            Route::Here if self.sole_voter_caught_up() => return true,
+            Route::Here => {
+                let confirmed = tokio::time::timeout(
+                    timeout,
+                    self.inner
+                        .raft
+                        .ensure_linearizable(openraft::ReadPolicy::ReadIndex),
+                )
+                .await;
+                return matches!(confirmed, Ok(Ok(_)));
+            }
+            Route::Leader {
+                peer_url: Some(url),
+                ..
+            } => url,
+            Route::Leader { peer_url: None, .. } | Route::NoLeader => return false,
+        };
+        // A follower: the leader's read index, then this member's apply up to it.
+        let followed = tokio::time::timeout(timeout, async {
+            let index = crate::peer::fetch_read_index(&self.inner.http, &url, timeout).await?;
+            self.inner.applied.wait_for(index).await.then_some(())
+        })
+        .await;
+        matches!(followed, Ok(Some(())))
+    }
+
+    /// Whether this member is the only voter of the latest membership it holds (a
+    /// uniform one: a joint config is a change under way) and has applied an entry of
+    /// its current term, by the latest metrics (which lag: a read then takes the
+    /// ReadIndex way).
+    fn sole_voter_caught_up(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let mut voters = membership.voter_ids();
+        membership.get_joint_config().len() == 1
+            && voters.next() == Some(self.inner.id)
+            && voters.next().is_none()
+            && m.last_applied
+                .as_ref()
+                .is_some_and(|l| l.leader_id.term == m.current_term)
+    }
+
+    /// On the leader: its read index for a follower (`read_index` there), confirmed with
+    /// a quorum; `None` elsewhere, or when it cannot confirm within the forwarding
+    /// timeout.
+    pub(crate) async fn leader_read_index(&self) -> Option<u64> {
         if !matches!(self.route(), Route::Here) {
-            return false;
+            return None;
         }
-        let confirmed = tokio::time::timeout(
-            timeout,
+        let read = tokio::time::timeout(
+            crate::peer::FORWARD_TIMEOUT,
             self.inner
                 .raft
-                .ensure_linearizable(openraft::ReadPolicy::ReadIndex),
+                .get_read_log_id(openraft::ReadPolicy::ReadIndex),
         )
         .await;
-        matches!(confirmed, Ok(Ok(_)))
+        match read {
+            Ok(Ok((read_log_id, _applied))) => Some(read_log_id.log_id().index),
+            _ => None,
+        }
     }
 
     /// Resolves once this member has applied every write it acknowledged, so that a

@@ -335,6 +335,23 @@ pub(crate) async fn forward_member_change(
     }
 }
 
+/// Asks the leader at `peer_url` for its read index; `None` when it could not give one
+/// (not the leader any more, no quorum, unreachable), and the read goes another way.
+pub(crate) async fn fetch_read_index(
+    http: &PeerHttp,
+    peer_url: &str,
+    timeout: Duration,
+) -> Option<u64> {
+    let url = format!(
+        "{}{}",
+        peer_url.trim_end_matches('/'),
+        super::READ_INDEX_PATH
+    );
+    post_json::<_, Option<u64>>(http, &url, &(), timeout)
+        .await
+        .ok()?
+}
+
 /// Reads a running member's list of members and its cluster id (etcd's peer
 /// `GET /members`), as a member joining with `--initial-cluster-state existing` does.
 pub async fn fetch_members(

@@ -109,6 +109,11 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
         change: MemberChange,
     ) -> impl Future<Output = Result<(), MembershipError>> + Send;
 
+    /// On the leader, confirms with a quorum that it still leads (ReadIndex) and
+    /// answers the log index a follower must have applied before it reads; `None` when
+    /// this member does not lead or could not confirm it.
+    fn read_index_here(&self) -> impl Future<Output = Option<u64>> + Send;
+
     /// Member `from` says this member was removed: a hint, which the member checks
     /// with `from` itself before it believes it.
     fn removal_notice(&self, from: NodeId);

@@ -40,7 +40,7 @@ mod stats;
 
 pub use call::PeerHttp;
 pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
-pub(crate) use client::{forward_member_change, notify_removed};
+pub(crate) use client::{fetch_read_index, forward_member_change, notify_removed};
 pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
 pub use listener::serve_listener;
 #[cfg(test)]
@@ -72,6 +72,8 @@ pub(crate) const PROPOSE_PATH: &str = "/raft/propose";
 pub(crate) const PROPOSE_BATCH_PATH: &str = "/raft/propose-batch";
 pub(crate) const MEMBERS_PATH: &str = "/raft/members";
 pub(crate) const REMOVED_PATH: &str = "/raft/removed";
+/// A follower's request for the leader's read index (a linearizable read there).
+pub(crate) const READ_INDEX_PATH: &str = "/raft/read-index";
 /// etcd's peer handler path for the member list, which a joining member reads.
 pub const MEMBER_LIST_PATH: &str = "/members";
 

@@ -22,8 +22,8 @@ use super::local::LocalMember;
 use super::reply::answer;
 use super::{
     append_bytes_max, proposal_body_bytes_max, APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH,
-    PRE_VOTE_PATH, PROPOSE_BATCH_PATH, PROPOSE_PATH, REMOVED_PATH, SMALL_MESSAGE_BYTES_MAX,
-    SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_PATH,
+    PRE_VOTE_PATH, PROPOSE_BATCH_PATH, PROPOSE_PATH, READ_INDEX_PATH, REMOVED_PATH,
+    SMALL_MESSAGE_BYTES_MAX, SNAPSHOT_PATH, TRANSFER_LEADER_PATH, VOTE_PATH,
 };
 use super::{ForwardAnswer, FORWARD_BATCH_COMMANDS_MAX};
 use crate::types::{MemberChange, NodeId, TypeConfig};
@@ -39,6 +39,7 @@ pub fn router<L: LocalMember>(local: L) -> Router {
         .route(PROPOSE_PATH, post(propose::<L>))
         .route(PROPOSE_BATCH_PATH, post(propose_batch::<L>))
         .route(MEMBERS_PATH, post(change_members::<L>))
+        .route(READ_INDEX_PATH, post(read_index::<L>))
         .route(REMOVED_PATH, post(removed::<L>))
         .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot::<L>))
         .route(MEMBER_LIST_PATH, get(member_list::<L>))
@@ -202,6 +203,18 @@ async fn change_members<L: LocalMember>(
         or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     answer(Ok::<_, std::convert::Infallible>(
         node.change_members_here(change).await,
+    ))
+}
+
+/// A follower's request for the read index; the same trust as a forwarded proposal.
+async fn read_index<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (_, ()): (_, ()) = or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    answer(Ok::<_, std::convert::Infallible>(
+        node.read_index_here().await,
     ))
 }
 

@@ -139,3 +139,104 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
     assert_eq!(everything(&b, 0), live, "the installed keyspace is on disk");
     assert_eq!(lease_of(&b), lease);
 }
+
+/// Fails every write of the v3 keyspace (a batch with a `kv` change) while `failing`
+/// is above zero, counting it down; passes everything else through.
+struct FailingV3Writes {
+    inner: Arc<dyn crate::disk::LogTables>,
+    failing: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crate::disk::LogTables for FailingV3Writes {
+    fn get(
+        &self,
+        table: crate::disk::Table,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, crate::disk::DbError> {
+        self.inner.get(table, key)
+    }
+    fn scan(
+        &self,
+        range: crate::disk::KeyRange,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<crate::disk::KeyValue, crate::disk::DbError>> + '_> {
+        self.inner.scan(range, reverse)
+    }
+    fn range(
+        &self,
+        table: crate::disk::Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<crate::disk::KeyValue, crate::disk::DbError>> + '_> {
+        self.inner.range(table, from, to)
+    }
+    fn view(&self, table: crate::disk::Table) -> crate::disk::TableView {
+        self.inner.view(table)
+    }
+    fn commit(&self, changes: &[crate::disk::Change<'_>]) -> Result<(), crate::disk::DbError> {
+        use std::sync::atomic::Ordering;
+        let v3 = changes.iter().any(|c| {
+            matches!(
+                c,
+                crate::disk::Change::Insert(crate::disk::Table::Kv, ..)
+                    | crate::disk::Change::Remove(crate::disk::Table::Kv, _)
+            )
+        });
+        if v3
+            && self
+                .failing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(crate::disk::DbError::Io(std::io::Error::other(
+                "No space left on device",
+            )));
+        }
+        self.inner.commit(changes)
+    }
+    fn persist(&self, durability: crate::disk::Durability) -> Result<(), crate::disk::DbError> {
+        self.inner.persist(durability)
+    }
+}
+
+/// A failed write of the keyspace (a full disk) is tried again over a re-opened
+/// database until it succeeds, as a log write is (issue 13), instead of failing the
+/// apply, which would stop Raft for good.
+#[tokio::test]
+async fn a_failed_keyspace_write_is_retried_until_it_succeeds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let failing = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let wrap_failing = Arc::clone(&failing);
+    let disk = super::disk::StdDiskWith {
+        tables: Some(Box::new(move |inner| {
+            Arc::new(FailingV3Writes {
+                inner,
+                failing: Arc::clone(&wrap_failing),
+            })
+        })),
+        ..super::disk::StdDiskWith::default()
+    };
+    let db =
+        Arc::new(crate::log_db::LogDb::open(Arc::new(disk), &tmp.path().join("raft")).expect("db"));
+    let (mut mvcc, _) = keyspace::open(&db).expect("keyspace");
+    mvcc.apply(&put("k", "v")).expect("applied");
+    let changes = mvcc.take_changes(7);
+    keyspace::commit_retrying(&db, changes)
+        .await
+        .expect("written once the disk takes it");
+    mvcc.written();
+    assert_eq!(
+        failing.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "both failures were met"
+    );
+    let (reopened, applied) = keyspace::open(&db).expect("keyspace");
+    assert_eq!(applied, 7);
+    let got = reopened
+        .range(&RangeRequest {
+            key: b"k".to_vec(),
+            ..RangeRequest::default()
+        })
+        .expect("range");
+    assert_eq!(got.kvs[0].value, b"v");
+}

@@ -165,6 +165,7 @@ fn snapshot_with_v3() -> Vec<u8> {
             current: 6,
             compacted: -1,
             applied_index: 9,
+            alarms: vec![(3, 1)],
         },
         leases: Box::new(
             vec![Ok((

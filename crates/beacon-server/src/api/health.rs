@@ -1,5 +1,5 @@
-//! `/health`, as etcd 3.4: healthy when there is a leader and a quorum read succeeds
-//! within a second. etcd 3.4's body has no `reason` field, and its content type is
+//! `/health`, as etcd 3.4: healthy when no alarm is raised, there is a leader and a
+//! quorum read succeeds within a second. etcd 3.4's body has no `reason` field, and its content type is
 //! Go's sniffed `text/plain`.
 
 use axum::response::Response;
@@ -25,6 +25,14 @@ pub async fn serve(state: &AppState, method: &http::Method) -> Response {
 }
 
 async fn healthy(state: &AppState) -> bool {
+    let alarmed = match state.consensus.mvcc().read() {
+        Ok(mvcc) => !mvcc.alarms().is_empty(),
+        Err(_) => true,
+    };
+    if alarmed {
+        tracing::warn!("/health is false: an alarm is raised");
+        return false;
+    }
     if state.status().leader_id.is_none() {
         return false;
     }

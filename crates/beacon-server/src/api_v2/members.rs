@@ -121,6 +121,7 @@ async fn add(state: &AppState, headers: &http::HeaderMap, body: Body) -> Respons
     let change = MemberChange::Add {
         id,
         peer_urls: peer_urls.clone(),
+        learner: false,
     };
     match state.consensus.change_members(change).await {
         Ok(()) => {
@@ -129,6 +130,7 @@ async fn add(state: &AppState, headers: &http::HeaderMap, body: Body) -> Respons
                 name: String::new(),
                 peer_urls,
                 client_urls: Vec::new(),
+                is_learner: false,
             };
             full(
                 StatusCode::CREATED,

@@ -136,6 +136,10 @@ pub trait Consensus: Send + Sync + 'static {
     fn now_ns(&self) -> i64;
     /// The members, sorted by id, as this member knows them now.
     fn members(&self) -> Vec<crate::cluster::Member>;
+    /// Whether this member is a learner not yet promoted (v3 refuses it most calls).
+    fn is_learner(&self) -> bool {
+        false
+    }
     /// On the leader: hands leadership to the voting member `target` and waits (within
     /// the request timeout) until it leads (v3's MoveLeader).
     fn move_leader(&self, target: u64, timeout: std::time::Duration) -> MoveLeaderFuture<'_>;

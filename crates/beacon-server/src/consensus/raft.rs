@@ -62,7 +62,7 @@ impl Consensus for RaftConsensus {
     }
 
     fn read_index(&self, timeout: std::time::Duration) -> super::ReadIndexFuture<'_> {
-        Box::pin(self.node.read_index_here(timeout))
+        Box::pin(self.node.read_index(timeout))
     }
 
     fn v3_revisions(&self) -> tokio::sync::watch::Receiver<i64> {
@@ -126,8 +126,13 @@ impl Consensus for RaftConsensus {
                 name: m.member.name,
                 peer_urls: m.member.peer_urls,
                 client_urls: m.member.client_urls,
+                is_learner: m.member.learner,
             })
             .collect()
+    }
+
+    fn is_learner(&self) -> bool {
+        self.node.is_learner()
     }
 
     fn change_members(&self, change: beacon_raft::MemberChange) -> super::MembersFuture<'_> {

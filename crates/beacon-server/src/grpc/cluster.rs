@@ -39,8 +39,10 @@ impl Cluster {
                 name: m.name,
                 peer_ur_ls: m.peer_urls,
                 client_ur_ls: m.client_urls,
-                // Beacon has no learners (see `member_add`).
-                is_learner: false,
+                // Added as a learner and not promoted yet. A member that joined as a
+                // voter and is still catching up is a non-voter to Raft but a voter
+                // here, as etcd lists it.
+                is_learner: m.is_learner,
             })
             .collect()
     }
@@ -81,6 +83,10 @@ fn membership_status(e: &MembershipError) -> Status {
         MembershipError::IdNotFound | MembershipError::IdRemoved => {
             Status::not_found("etcdserver: member not found")
         }
+        MembershipError::TooManyLearners | MembershipError::NotLearner => {
+            Status::failed_precondition(e.to_string())
+        }
+        MembershipError::LearnerNotReady => Status::failed_precondition(e.to_string()),
         MembershipError::Timeout => Status::unavailable("etcdserver: request timed out"),
         MembershipError::Stopped => Status::unavailable("etcdserver: server stopped"),
         // Errors etcd has no gRPC code for come back as Unknown with their text.
@@ -95,17 +101,12 @@ impl cluster_server::Cluster for Cluster {
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
         let req = request.into_inner();
-        if req.is_learner {
-            // A refusal rather than a voter in disguise: Beacon's members all vote.
-            return Err(Status::unimplemented(
-                "beacon: learner members are not supported",
-            ));
-        }
         let peer_urls = peer_urls(&req.peer_ur_ls)?;
         let id = added_member_id(&peer_urls, self.state.now_ns() / 1_000_000_000);
         self.change(MemberChange::Add {
             id,
             peer_urls: peer_urls.clone(),
+            learner: req.is_learner,
         })
         .await?;
         Ok(Response::new(MemberAddResponse {
@@ -113,6 +114,7 @@ impl cluster_server::Cluster for Cluster {
             member: Some(Member {
                 id,
                 peer_ur_ls: peer_urls,
+                is_learner: req.is_learner,
                 ..Member::default()
             }),
             members: self.members(),
@@ -164,13 +166,10 @@ impl cluster_server::Cluster for Cluster {
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         let id = request.into_inner().id;
-        // Every member votes, so there is never a learner to promote.
-        if self.members().iter().any(|m| m.id == id) {
-            Err(Status::failed_precondition(
-                "etcdserver: can only promote a learner member",
-            ))
-        } else {
-            Err(Status::not_found("etcdserver: member not found"))
-        }
+        self.change(MemberChange::Promote { id }).await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
     }
 }

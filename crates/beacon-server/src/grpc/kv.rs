@@ -46,6 +46,8 @@ impl kv_server::Kv for Kv {
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
         let req = request.into_inner();
+        // etcd's interceptor refuses before the request's own checks.
+        super::learner::refuse_linearizable(&self.state, req.serializable)?;
         if req.key.is_empty() {
             return Err(refused(&MvccError::EmptyKey));
         }
@@ -75,6 +77,8 @@ impl kv_server::Kv for Kv {
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let req = request.into_inner();
+        // etcd's quota server wraps the KV server: the quota is checked first.
+        super::quota::check(&self.state, super::quota::put_cost(&req)).await?;
         check_put_fields(&req).map_err(|e| refused(&e))?;
         match self.propose(v3_request::Request::Put(req)).await? {
             v3_response::Response::Put(mut resp) => {
@@ -104,6 +108,7 @@ impl kv_server::Kv for Kv {
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let req = request.into_inner();
+        super::quota::check(&self.state, super::quota::txn_cost(&req)).await?;
         check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
         match self.propose(v3_request::Request::Txn(req)).await? {
             v3_response::Response::Txn(mut resp) => {

@@ -87,6 +87,7 @@ impl lease_server::Lease for Lease {
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         let mut req = request.into_inner();
+        super::quota::check(&self.state, super::quota::LEASE_COST).await?;
         if req.id == 0 {
             req.id = self.ids.next();
         }

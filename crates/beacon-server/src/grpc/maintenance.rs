@@ -1,14 +1,14 @@
-//! `etcdserverpb.Maintenance`: this member's status, its (absent) alarms, a
-//! defragmentation that has nothing to do, the keyspace's hashes (etcd's corruption
+//! `etcdserverpb.Maintenance`: this member's status, the cluster's alarms (raised,
+//! cleared and listed through the log), a defragmentation that has nothing to do, the keyspace's hashes (etcd's corruption
 //! checks), and handing leadership to another member.
 
 use std::sync::Arc;
 
-use beacon_proto::etcdserverpb::alarm_request::AlarmAction;
+use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
-    maintenance_server, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, StatusRequest, StatusResponse,
+    maintenance_server, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest,
+    DefragmentResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -31,15 +31,16 @@ impl maintenance_server::Maintenance for Maintenance {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
-        match AlarmAction::try_from(request.into_inner().action) {
-            // Beacon raises no alarm yet (etcd's NOSPACE comes with the space quota), and
-            // etcd's answer carries no header.
-            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse::default())),
-            // Raising or clearing one goes through the log in etcd; until Beacon keeps
-            // alarms there, it refuses rather than pretend.
-            _ => Err(Status::unimplemented(
-                "beacon: alarms cannot be raised or cleared yet",
-            )),
+        // Every action goes through the log, a listing too, as in etcd; its answer
+        // carries no header.
+        match super::propose(
+            &self.state,
+            v3_request::Request::Alarm(request.into_inner()),
+        )
+        .await?
+        {
+            v3_response::Response::Alarm(resp) => Ok(Response::new(resp)),
+            _ => Err(super::unexpected()),
         }
     }
 
@@ -98,9 +99,23 @@ impl maintenance_server::Maintenance for Maintenance {
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let status = self.state.status();
-        // etcd's database is one file; Beacon's is its data directory (the log and
-        // snapshots), all of it in use: there are no free pages to reclaim by defrag.
+        // etcd's database is one file; Beacon's size is its data directory's (the log
+        // database, whose journal is preallocated, and snapshots), and what is in use
+        // is what the keyspace's revisions take; defrag has nothing to reclaim.
         let db_size = i64::try_from(self.state.consensus.disk_bytes()).unwrap_or(i64::MAX);
+        let (stored, alarms) = {
+            let mvcc = super::read_mvcc(&self.state)?;
+            (mvcc.stored_bytes(), mvcc.alarms().clone())
+        };
+        // etcd lists a missing leader, then each alarm as its protobuf text form.
+        let mut errors = Vec::new();
+        if status.leader_id.is_none() {
+            errors.push("etcdserver: no leader".to_string());
+        }
+        errors.extend(alarms.iter().map(|(member, alarm)| {
+            let name = AlarmType::try_from(*alarm).map_or("NONE", |a| a.as_str_name());
+            format!("memberID:{member} alarm:{name} ")
+        }));
         Ok(Response::new(StatusResponse {
             header: Some(super::header(&self.state)),
             version: ETCD_SERVER_VERSION.to_string(),
@@ -109,13 +124,10 @@ impl maintenance_server::Maintenance for Maintenance {
             raft_index: status.commit_index,
             raft_term: status.term,
             raft_applied_index: status.applied_index,
-            // etcd lists its alarms here too; Beacon raises none yet.
-            errors: match status.leader_id {
-                Some(_) => Vec::new(),
-                None => vec!["etcdserver: no leader".to_string()],
-            },
-            db_size_in_use: db_size,
-            is_learner: false,
+            errors,
+            // What the keyspace's revisions take, by the space quota's count.
+            db_size_in_use: i64::try_from(stored).unwrap_or(i64::MAX),
+            is_learner: self.state.consensus.is_learner(),
         }))
     }
 }

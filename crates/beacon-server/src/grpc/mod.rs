@@ -2,17 +2,20 @@
 //! both: `conn` hands this the connections that open with HTTP/2's preface.
 //!
 //! Served so far: `KV` (the v3 keyspace, `kv.rs`), `Lease` (`lease.rs`), `Watch`
-//! (`watch.rs`), `Cluster` (the membership, listed and changed as v2 changes it; no
-//! learners), `Maintenance.Status`, `Alarm` (listing: none is raised yet), `Defragment`
+//! (`watch.rs`), `Cluster` (the membership, listed and changed as v2 changes it, and
+//! learners added and promoted), `Maintenance.Status`, `Alarm` (listing: none is raised yet), `Defragment`
 //! (nothing to do), `Hash` and `HashKV` (etcd's own hash of the history) and
 //! `MoveLeader`, and gRPC's standard health service (service `""` serving, as etcd
 //! registers it). Every other v3 call (Auth, `Maintenance.Snapshot`) is answered
-//! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have.
+//! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have. A learner serves
+//! only Status and serializable Range, as etcd's (`learner.rs`).
 
 mod cluster;
 mod kv;
+mod learner;
 mod lease;
 mod maintenance;
+mod quota;
 mod watch;
 
 use std::sync::Arc;
@@ -39,8 +42,9 @@ use crate::limits::{
 };
 use crate::state::AppState;
 
-/// The gRPC services, routed by path; cheap to clone (one per connection).
-pub type Routes = tonic::service::Routes;
+/// The gRPC services, routed by path behind the learner check; cheap to clone (one per
+/// connection).
+pub type Routes = learner::LearnerGate<tonic::service::Routes>;
 
 /// Every service this member serves over gRPC.
 pub async fn routes(state: Arc<AppState>) -> Routes {
@@ -57,14 +61,15 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let watch = WatchServer::new(watch::Watch::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(state))
+    let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    tonic::service::Routes::new(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(cluster)
         .add_service(kv)
         .add_service(lease)
         .add_service(watch)
-        .add_service(maintenance)
+        .add_service(maintenance);
+    learner::LearnerGate::new(routes, state)
 }
 
 /// The header every v3 response carries: the member's ids, its Raft term, and the v3

@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::limits::{
     GRPC_MESSAGE_BYTES_MAX, WATCHERS_PER_STREAM_MAX, WATCH_CATCH_UP_REVISIONS_MAX,
-    WATCH_PROGRESS_NOTIFY_INTERVAL, WATCH_RESPONSES_QUEUED_MAX,
+    WATCH_RESPONSES_QUEUED_MAX,
 };
 use crate::state::AppState;
 
@@ -122,7 +122,7 @@ struct Session {
 impl Session {
     async fn run(mut self, mut requests: Streaming<WatchRequest>) {
         let mut shutdown = self.state.shutdown.clone();
-        let mut progress = tokio::time::interval(WATCH_PROGRESS_NOTIFY_INTERVAL);
+        let mut progress = tokio::time::interval(self.state.watch_progress_notify_interval);
         progress.tick().await;
         // A client that closed its side still gets its watchers' events, as etcd's.
         let mut open = true;

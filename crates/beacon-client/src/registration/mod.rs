@@ -1,20 +1,52 @@
-//! Registration: an instance keeps its key under `/services/<service>/<dc>/<id>` alive.
+//! Registration: an instance keeps its key under `/services/<service>/<dc>/<id>` alive,
+//! through etcd's v2 API or its v3 API (the [`Registry`] says which).
 //!
-//! The key is written with a TTL and refreshed at about a third of it with
+//! v2 ([`v2`]): the key is written with a TTL and refreshed at about a third of it with
 //! `refresh=true`, which resets the TTL without waking watchers, so callers see no noise.
 //! If the key is gone when a refresh arrives (it expired while the registry was
 //! unreachable), it is written again. A graceful stop deletes the key only if it still
 //! holds this instance's value, so a successor that took the same id is left alone.
+//!
+//! v3 ([`v3`]): the key is put with a lease of the TTL, and the lease is kept alive on
+//! its keep-alive stream at about a third of the TTL (a keep-alive writes no key, so
+//! watchers see nothing). If the lease is gone (it expired while the registry was
+//! unreachable), a new one is granted and the key put again. A graceful stop revokes the
+//! lease, which deletes the key only if it is still this lease's: a successor that put
+//! the same id with its own lease is left alone.
+
+mod v2;
+mod v3;
 
 use std::time::Duration;
 
-use beacon_api::ErrorCode;
 use tokio::sync::oneshot;
 
 use crate::client::Client;
 use crate::discovery::InstanceInfo;
 use crate::error::Error;
-use crate::options::{DeleteOptions, SetOptions};
+use crate::v3::V3Client;
+
+/// Which API a registry is reached through: a v2 [`Client`] or a [`V3Client`]. Both
+/// convert into it, so `Registration::register` and `Discovery::start` take either.
+#[derive(Clone, Debug)]
+pub enum Registry {
+    /// etcd's v2 keys API over HTTP.
+    V2(Client),
+    /// etcd's v3 API over gRPC.
+    V3(V3Client),
+}
+
+impl From<Client> for Registry {
+    fn from(client: Client) -> Registry {
+        Registry::V2(client)
+    }
+}
+
+impl From<V3Client> for Registry {
+    fn from(client: V3Client) -> Registry {
+        Registry::V3(client)
+    }
+}
 
 /// What to register; `new` fills in the defaults.
 #[derive(Clone, Debug)]
@@ -78,16 +110,21 @@ impl RegistrationConfig {
 #[derive(Debug)]
 pub struct Registration {
     key: String,
-    client: Client,
-    value: String,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Leave>,
+}
+
+/// What a graceful stop does once the refresh loop has ended.
+#[derive(Debug)]
+enum Leave {
+    V2(v2::Leave),
+    V3(v3::Leave),
 }
 
 impl Registration {
     /// Writes the key and starts refreshing it; fails if the first write fails.
     pub async fn register(
-        client: Client,
+        registry: impl Into<Registry>,
         config: RegistrationConfig,
     ) -> Result<Registration, Error> {
         assert!(
@@ -95,21 +132,20 @@ impl Registration {
             "a refresh period of zero would spin"
         );
         let key = config.key();
-        let value = config.info.to_json();
-        write(&client, &key, &value, config.ttl_secs()).await?;
-        tracing::info!(%key, ttl = config.ttl_secs(), "registered");
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(refresh_loop(
-            client.clone(),
-            key.clone(),
-            value.clone(),
-            config,
-            stopped,
-        ));
+        let task = match registry.into() {
+            Registry::V2(client) => {
+                let kept = v2::Kept::register(client, &config).await?;
+                tokio::spawn(async move { Leave::V2(kept.refresh(config, stopped).await) })
+            }
+            Registry::V3(client) => {
+                let kept = v3::Kept::register(client, &config).await?;
+                tokio::spawn(async move { Leave::V3(kept.refresh(config, stopped).await) })
+            }
+        };
+        tracing::info!(%key, "registered");
         Ok(Registration {
             key,
-            client,
-            value,
             stop: Some(stop),
             task,
         })
@@ -120,27 +156,23 @@ impl Registration {
         &self.key
     }
 
-    /// Stops refreshing and deletes the key if it still holds this instance's value.
+    /// Stops refreshing and deletes the key if it is still this instance's.
     pub async fn deregister(mut self) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         // Wait for the loop so that no refresh re-creates the key after the delete.
-        let _ = (&mut self.task).await;
-        let opts = DeleteOptions {
-            prev_value: Some(self.value.clone()),
-            ..DeleteOptions::default()
+        let leave = match (&mut self.task).await {
+            Ok(leave) => leave,
+            // The loop panicked: nothing is known to delete; the key expires.
+            Err(_) => return Ok(()),
         };
-        match self.client.delete(&self.key, &opts).await {
-            Ok(_) => {
-                tracing::info!(key = %self.key, "deregistered");
-                Ok(())
-            }
-            Err(e) if e.is_code(ErrorCode::KeyNotFound) || e.is_code(ErrorCode::TestFailed) => {
-                Ok(())
-            }
-            Err(e) => Err(e),
+        match leave {
+            Leave::V2(leave) => leave.run().await?,
+            Leave::V3(leave) => leave.run().await?,
         }
+        tracing::info!(key = %self.key, "deregistered");
+        Ok(())
     }
 }
 
@@ -148,44 +180,4 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-async fn refresh_loop(
-    client: Client,
-    key: String,
-    value: String,
-    config: RegistrationConfig,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let ttl = config.ttl_secs();
-    let retry = config.retry_every.min(config.refresh_every);
-    let mut wait = config.refresh_every;
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let outcome = match client.refresh(&key, ttl).await {
-            Err(e) if e.is_code(ErrorCode::KeyNotFound) => {
-                tracing::warn!(%key, "registration expired; registering again");
-                write(&client, &key, &value, ttl).await
-            }
-            other => other.map(|_| ()),
-        };
-        wait = match outcome {
-            Ok(()) => config.refresh_every,
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "refreshing the registration failed");
-                retry
-            }
-        };
-    }
-}
-
-async fn write(client: &Client, key: &str, value: &str, ttl: u64) -> Result<(), Error> {
-    let opts = SetOptions {
-        ttl: Some(ttl),
-        ..SetOptions::default()
-    };
-    client.set(key, value, &opts).await.map(|_| ())
 }

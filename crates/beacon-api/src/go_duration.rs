@@ -1,5 +1,5 @@
-//! Go's `time.ParseDuration` syntax (`2s`, `500ms`, `1m30s`, `1.5h`), which etcdctl's
-//! `--timeout` and `--total-timeout` take.
+//! Go's `time.ParseDuration` syntax (`2s`, `500ms`, `1m30s`, `1.5h`), which etcd's
+//! duration flags take, and etcdctl's `--timeout` and `--total-timeout`.
 
 use std::time::Duration;
 
