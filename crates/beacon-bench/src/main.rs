@@ -18,6 +18,9 @@ mod procfs;
 mod report;
 mod server_log;
 mod v3;
+mod v3_keys;
+mod v3_leases;
+mod v3_watch;
 mod wait;
 mod watch;
 
@@ -62,6 +65,27 @@ enum Command {
         server: Server,
         #[command(flatten)]
         args: v3::V3Args,
+    },
+    /// v3 watch fan-out: many watchers of one prefix over many streams, then Puts.
+    V3Watch {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: v3_watch::V3WatchArgs,
+    },
+    /// v3 memory per key: many keys loaded in Txns (needs --pid).
+    V3Keys {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: v3_keys::V3KeysArgs,
+    },
+    /// v3 leases of one TTL granted together, then the time until all are revoked.
+    V3Leases {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        args: v3_leases::V3LeasesArgs,
     },
     /// GETs through a proxy (bench/chaos): success rate, latency, share per instance id.
     Chaos {
@@ -165,6 +189,16 @@ async fn execute(command: Command) -> Result<String> {
     let json = |v: Value| Ok(v.to_string());
     match command {
         Command::V3 { server, args } => json(v3::run(&server.url, &args, server.pid).await?),
+        Command::V3Watch { server, args } => {
+            json(v3_watch::run(&server.url, &args, server.pid).await?)
+        }
+        Command::V3Keys { server, args } => {
+            let pid = server.pid.context("v3-keys needs --pid")?;
+            json(v3_keys::run(&server.url, &args, pid).await?)
+        }
+        Command::V3Leases { server, args } => {
+            json(v3_leases::run(&server.url, &args, server.pid).await?)
+        }
         Command::Load { server, args } => {
             json(load::run(&Target::parse(&server.url)?, &args, server.pid).await?)
         }

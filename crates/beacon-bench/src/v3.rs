@@ -43,18 +43,40 @@ pub struct V3Args {
     pub value_bytes: usize,
 }
 
-fn key(i: u64) -> Vec<u8> {
+/// Key `i` of the v3 key space (`v3-keys` loads the same names).
+pub(crate) fn key(i: u64) -> Vec<u8> {
     format!("bench/k{i:06}").into_bytes()
 }
 
-async fn connect(url: &str) -> Result<KvClient<Channel>> {
-    let channel = Channel::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(crate::client::REQUEST_TIMEOUT)
+/// One HTTP/2 connection to `url`, for any of etcd's v3 services. Calls time out after
+/// [`crate::client::REQUEST_TIMEOUT`]; a watch stream must not, so `watch` connections
+/// are opened with `timeout = false`.
+pub(crate) async fn channel(url: &str, timeout: bool) -> Result<Channel> {
+    let mut endpoint =
+        Channel::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(5));
+    if timeout {
+        endpoint = endpoint.timeout(crate::client::REQUEST_TIMEOUT);
+    }
+    endpoint
         .connect()
         .await
-        .with_context(|| format!("gRPC connect to {url}"))?;
-    Ok(KvClient::new(channel))
+        .with_context(|| format!("gRPC connect to {url}"))
+}
+
+/// etcd's end of the range of every key under `prefix` (`clientv3.GetPrefixRangeEnd`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+async fn connect(url: &str) -> Result<KvClient<Channel>> {
+    Ok(KvClient::new(channel(url, true).await?))
 }
 
 /// Runs the workload against `url` and returns its JSON result.
@@ -170,5 +192,17 @@ async fn worker(
         if errors > 10_000 {
             bail!("worker {id}: more than 10,000 errors");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_byte_below_0xff_is_one_more() {
+        assert_eq!(prefix_end(b"bench/w/"), b"bench/w0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
     }
 }

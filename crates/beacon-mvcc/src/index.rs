@@ -107,6 +107,26 @@ impl KeyIndex {
             .collect()
     }
 
+    /// How many keys of `range` are live at `at` (what [`Self::range`] would find).
+    pub fn count(&self, range: &KeyRange, at: i64) -> usize {
+        if range.single
+            || range
+                .end
+                .as_deref()
+                .is_some_and(|end| end <= range.start.as_slice())
+        {
+            return self.range(range, at).len();
+        }
+        let upper = match &range.end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.keys
+            .range::<[u8], _>((Bound::Included(range.start.as_slice()), upper))
+            .filter(|(_, h)| live_at(h, at).is_some())
+            .count()
+    }
+
     /// Records a put of a `value_len`-byte value (or a tombstone) at `rev`.
     pub fn record(&mut self, key: &[u8], rev: Revision, tombstone: bool, value_len: usize) {
         let bytes = u32::try_from(key.len() + value_len).unwrap_or(u32::MAX);

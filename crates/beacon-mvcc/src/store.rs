@@ -213,6 +213,17 @@ impl Mvcc {
             return Err(MvccError::Compacted);
         }
         let range = KeyRange::new(&req.key, &req.range_end);
+        if req.count_only {
+            // etcd counts in its index alone (`CountRevisions`), before and regardless of
+            // the filters, limit and sort: no value is read, so a count of a million keys
+            // is not a million disk reads under the keyspace's read lock.
+            return Ok(RangeResponse {
+                header: None,
+                kvs: Vec::new(),
+                more: false,
+                count: self.index.count(&range, at) as i64,
+            });
+        }
         let mut found = self.index.range(&range, at);
         let count = found.len() as i64;
         // Without an order or a filter, etcd reads one key past the limit, in key order,
@@ -240,14 +251,12 @@ impl Mvcc {
         });
         sort(&mut kvs, req);
         let mut more = false;
-        // etcd truncates the values it read, and reads none for a count.
-        if !req.count_only && req.limit > 0 && kvs.len() as i64 > req.limit {
+        // etcd truncates the values it read.
+        if req.limit > 0 && kvs.len() as i64 > req.limit {
             kvs.truncate(req.limit as usize);
             more = true;
         }
-        if req.count_only {
-            kvs.clear();
-        } else if req.keys_only {
+        if req.keys_only {
             for kv in &mut kvs {
                 kv.value.clear();
             }
