@@ -26,10 +26,16 @@ pub(crate) struct Entry {
 // The quota's count must not cost the index memory: `bytes` sits in `Entry`'s padding.
 const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 
-/// Every key's history.
+/// A history this long or shorter is kept at its exact length: most keys have one to
+/// three revisions, and a `Vec`'s first push would reserve room for four (96 bytes for
+/// one entry). Longer ones (hot keys between compactions) grow as a `Vec` does.
+const EXACT_HISTORY_MAX: usize = 4;
+
+/// Every key's history. Keys are boxed slices, not `Vec`s: a million keys are a
+/// million map entries, and a `Vec`'s capacity word is 8 bytes each for nothing.
 #[derive(Debug, Default)]
 pub(crate) struct KeyIndex {
-    keys: BTreeMap<Vec<u8>, Vec<Entry>>,
+    keys: BTreeMap<Box<[u8]>, Vec<Entry>>,
     /// What the stored revisions take, as [`Entry::bytes`] plus the overhead each.
     stored_bytes: u64,
 }
@@ -86,7 +92,7 @@ impl KeyIndex {
             return self
                 .keys
                 .get_key_value(range.start.as_slice())
-                .and_then(|(k, h)| Some((k.as_slice(), live_at(h, at)?)))
+                .and_then(|(k, h)| Some((&**k, live_at(h, at)?)))
                 .into_iter()
                 .collect();
         }
@@ -103,7 +109,7 @@ impl KeyIndex {
         };
         self.keys
             .range::<[u8], _>((Bound::Included(range.start.as_slice()), upper))
-            .filter_map(|(k, h)| Some((k.as_slice(), live_at(h, at)?)))
+            .filter_map(|(k, h)| Some((&**k, live_at(h, at)?)))
             .collect()
     }
 
@@ -130,16 +136,28 @@ impl KeyIndex {
     /// Records a put of a `value_len`-byte value (or a tombstone) at `rev`.
     pub fn record(&mut self, key: &[u8], rev: Revision, tombstone: bool, value_len: usize) {
         let bytes = u32::try_from(key.len() + value_len).unwrap_or(u32::MAX);
-        let history = self.keys.entry(key.to_vec()).or_default();
-        debug_assert!(
-            history.last().is_none_or(|e| e.rev < rev),
-            "revisions only grow"
-        );
-        history.push(Entry {
+        let entry = Entry {
             rev,
             tombstone,
             bytes,
-        });
+        };
+        // A key already indexed costs no allocation for its name.
+        match self.keys.get_mut(key) {
+            Some(history) => {
+                debug_assert!(
+                    history.last().is_none_or(|e| e.rev < rev),
+                    "revisions only grow"
+                );
+                if history.len() < EXACT_HISTORY_MAX {
+                    history.reserve_exact(1);
+                }
+                history.push(entry);
+            }
+            None => {
+                // `vec![..]` allocates exactly one entry's room.
+                self.keys.insert(Box::from(key), vec![entry]);
+            }
+        }
         self.stored_bytes += u64::from(bytes) + REVISION_OVERHEAD_BYTES;
     }
 
@@ -168,6 +186,10 @@ impl KeyIndex {
                 freed += u64::from(e.bytes) + REVISION_OVERHEAD_BYTES;
                 e.rev
             }));
+            // What compaction left of a long history should not keep its room.
+            if history.capacity() > EXACT_HISTORY_MAX && history.len() * 2 < history.capacity() {
+                history.shrink_to_fit();
+            }
             !history.is_empty()
         });
         debug_assert!(freed <= self.stored_bytes, "only what was counted is freed");

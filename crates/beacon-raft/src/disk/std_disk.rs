@@ -139,6 +139,12 @@ impl StreamedFile for TokioFile {
 /// 64 MiB), which its write path flushes behind in the background.
 const LOG_JOURNALS_BYTES_MAX: u64 = 64 << 20;
 
+/// The v3 values' memtable, flushed to a table beyond this (fjall's default is 64 MiB).
+/// Reads of recent values come from the keyspace's own overlay or fjall's block cache,
+/// so a large memtable buys little and costs up to its whole size in every member's
+/// memory, which `bench/v3-scale`'s memory per key counts (bench/ANALYSIS.md).
+const KV_MEMTABLE_BYTES_MAX: u64 = 16 << 20;
+
 /// fjall's background threads (memtable flushes and compactions) for the log: one.
 /// With more (fjall takes one per core, up to four), its first worker hands every
 /// compaction request back to the queue for another and takes it again at once, a busy
@@ -168,7 +174,9 @@ impl Disk for StdDisk {
             .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(db_error)?;
         let kv = db
-            .keyspace(KV_KEYSPACE, KeyspaceCreateOptions::default)
+            .keyspace(KV_KEYSPACE, || {
+                KeyspaceCreateOptions::default().max_memtable_size(KV_MEMTABLE_BYTES_MAX)
+            })
             .map_err(db_error)?;
         let lease = db
             .keyspace(LEASE_KEYSPACE, KeyspaceCreateOptions::default)
