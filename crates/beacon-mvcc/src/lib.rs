@@ -31,7 +31,9 @@ pub use alarm::Alarms;
 pub use apply::grpc_code;
 pub use error::{Code, MvccError};
 pub use index::REVISION_OVERHEAD_BYTES;
-pub use lease::{lease_key, parse_lease_key, LeaseRecord, LEASE_TTL_MAX};
+pub use lease::{
+    lease_key, parse_lease_key, LeaseRecord, LEASES_EXPIRED_PER_CLOCK_MAX, LEASE_TTL_MAX,
+};
 pub use store::Mvcc;
 pub use txn::{check_put_fields, check_txn, TXN_OPS_MAX};
 pub use values::{parse_revision_key, revision_key, Changes, MemValues, StorageError, Values};

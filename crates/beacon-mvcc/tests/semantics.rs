@@ -631,3 +631,23 @@ fn hashes_depend_on_the_history_not_on_what_is_written_yet() {
     assert_eq!(m.hash_kv(12), Err(MvccError::Compacted));
     assert_eq!(m.hash_kv(100), Err(MvccError::FutureRevision));
 }
+
+/// One clock entry revokes at most `LEASES_EXPIRED_PER_CLOCK_MAX` leases, earliest
+/// first (ties by id); the next entry revokes the rest.
+#[test]
+fn a_mass_expiry_is_spread_over_clock_entries() {
+    use beacon_mvcc::LEASES_EXPIRED_PER_CLOCK_MAX as MAX;
+    let mut m = Mvcc::default();
+    let n = MAX as i64 + 5;
+    for id in 1..=n {
+        grant(&mut m, id, 10, 0);
+    }
+    // One more, due a second later than the others, goes last.
+    grant(&mut m, n + 1, 11, 0);
+    let now = 20 * SECOND;
+    assert_eq!(m.expire(now), MAX);
+    let left: Vec<i64> = m.lease_leases().leases.iter().map(|l| l.id).collect();
+    assert_eq!(left, [n - 4, n - 3, n - 2, n - 1, n, n + 1]);
+    assert_eq!(m.expire(now), 6);
+    assert_eq!(m.expire(now), 0);
+}

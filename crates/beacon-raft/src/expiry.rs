@@ -49,8 +49,14 @@ impl Ticker {
     pub(crate) async fn run(self) {
         let mut tick = tokio::time::interval(EXPIRY_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut more_due = false;
         loop {
-            tick.tick().await;
+            // A clock entry revokes at most `LEASES_EXPIRED_PER_CLOCK_MAX` leases: while
+            // more are due, the next entry goes at once, not a tick later.
+            if !more_due {
+                tick.tick().await;
+            }
+            more_due = false;
             if !route::leads(&self.raft, self.id, self.election_timeout) {
                 continue;
             }
@@ -67,7 +73,12 @@ impl Ticker {
             let sync = Request(Arc::new(Command::Sync { time_ns: now_ns }));
             let timeout = sync_timeout(self.election_timeout);
             match tokio::time::timeout(timeout, self.raft.client_write(sync)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    more_due = self
+                        .mvcc
+                        .read()
+                        .is_ok_and(|m| m.next_lease_expiry().is_some_and(|at| at <= now_ns));
+                }
                 Ok(Err(e)) => tracing::debug!(error = %e, "expiry sync not committed"),
                 Err(_) => tracing::debug!(?timeout, "expiry sync not committed in time"),
             }
