@@ -61,6 +61,8 @@ impl watch_server::Watch for Watch {
             watchers: BTreeMap::new(),
             next_id: 0,
             tx,
+            behind: false,
+            scanned_at: None,
         };
         tokio::spawn(session.run(request.into_inner()));
         let answers = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -117,6 +119,11 @@ struct Session {
     /// The next automatic watch id to try.
     next_id: i64,
     tx: mpsc::Sender<WatchResponse>,
+    /// Whether some watcher may owe events, as of the revision `scanned_at` (`None`:
+    /// look again). Kept rather than found on every turn of the loop: that was a scan
+    /// of every watcher per request, so creating n watchers on one stream cost n².
+    behind: bool,
+    scanned_at: Option<i64>,
 }
 
 impl Session {
@@ -128,7 +135,11 @@ impl Session {
         let mut open = true;
         loop {
             let current = *self.revisions.borrow_and_update();
-            let behind = self.watchers.values().any(|w| w.next <= current);
+            if self.scanned_at != Some(current) {
+                self.behind = self.watchers.values().any(|w| w.next <= current);
+                self.scanned_at = Some(current);
+            }
+            let behind = self.behind;
             let step = tokio::select! {
                 biased;
                 () = async { let _ = shutdown.wait_for(|s| *s).await; } => Err(Gone),
@@ -140,7 +151,11 @@ impl Session {
                         Ok(())
                     }
                 },
-                () = std::future::ready(()), if behind => self.dispatch(current).await,
+                () = std::future::ready(()), if behind => {
+                    // What it left owed (a batch limit, a full queue) is found again.
+                    self.scanned_at = None;
+                    self.dispatch(current).await
+                }
                 _ = self.revisions.changed() => Ok(()),
                 _ = progress.tick() => self.progress().await,
                 () = self.tx.closed() => Err(Gone),
@@ -238,6 +253,11 @@ impl Session {
         } else {
             create.start_revision
         };
+        // Owed history from the start: the loop's next turn dispatches (a watcher from
+        // now owes nothing until the revision moves, when the loop looks again).
+        if next <= current {
+            self.behind = true;
+        }
         let filters = |f: FilterType| create.filters.contains(&(f as i32));
         self.watchers.insert(
             id,
