@@ -148,6 +148,14 @@ async fn learner_answers(kind: ServerKind) -> Vec<String> {
         }
     })
     .await;
+    // etcd serves clients only once the member has published its name; Beacon serves
+    // before (issue 17's readiness), so wait for the name here: the listing compares
+    // what the list shows once the learner runs, not how soon it says so.
+    wait_until("the learner published its name", || {
+        let url = url.clone();
+        async move { roles(&url).await == "learner, voter" }
+    })
+    .await;
     out.push(roles(&url).await);
     let status = MaintenanceClient::new(channel(&learner_url).await)
         .status(StatusRequest {})
