@@ -63,17 +63,7 @@ pub(crate) async fn channel(url: &str, timeout: bool) -> Result<Channel> {
         .with_context(|| format!("gRPC connect to {url}"))
 }
 
-/// etcd's end of the range of every key under `prefix` (`clientv3.GetPrefixRangeEnd`).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+pub(crate) use beacon_proto::prefix_end;
 
 async fn connect(url: &str) -> Result<KvClient<Channel>> {
     Ok(KvClient::new(channel(url, true).await?))
@@ -192,17 +182,5 @@ async fn worker(
         if errors > 10_000 {
             bail!("worker {id}: more than 10,000 errors");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_prefix_ends_where_its_last_byte_below_0xff_is_one_more() {
-        assert_eq!(prefix_end(b"bench/w/"), b"bench/w0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
     }
 }

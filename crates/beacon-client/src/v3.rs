@@ -132,19 +132,48 @@ impl V3Client {
         let mut errors = Vec::new();
         for i in 0..n {
             let at = (first + i) % n;
-            let kind = match tokio::time::timeout(self.inner.timeout, call(self.channel(at))).await
-            {
-                Ok(Ok(answer)) => {
+            let kind = match self.at_endpoint(call(self.channel(at))).await? {
+                Ok(answer) => {
                     self.inner.current.store(at, Ordering::Relaxed);
-                    return Ok(answer.into_inner());
+                    return Ok(answer);
                 }
-                Ok(Err(status)) if !moves_on(&status) => return Err(Error::Grpc(status)),
-                Ok(Err(status)) => EndpointErrorKind::Other(status.message().to_string()),
-                Err(_) => EndpointErrorKind::Timeout,
+                Err(kind) => kind,
             };
             errors.push(self.endpoint_error(at, kind));
         }
         Err(Error::Unavailable(ClusterErrors(errors)))
+    }
+
+    /// One call at one endpoint, bounded by the call timeout: its answer, or the
+    /// endpoint's failure (`Ok(Err(_))`: the caller moves on), or etcd's refusal.
+    async fn at_endpoint<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<Result<T, EndpointErrorKind>, Error> {
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(answer)) => Ok(Ok(answer.into_inner())),
+            Ok(Err(status)) if !moves_on(&status) => Err(Error::Grpc(status)),
+            Ok(Err(status)) => Ok(Err(EndpointErrorKind::Other(status.message().to_string()))),
+            Err(_) => Ok(Err(EndpointErrorKind::Timeout)),
+        }
+    }
+
+    /// Opens a stream at endpoint `at`; a failure of the endpoint moves the client on
+    /// from it, so the next stream goes elsewhere.
+    async fn open_stream<T>(
+        &self,
+        at: usize,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, Error> {
+        match self.at_endpoint(call).await? {
+            Ok(answers) => Ok(answers),
+            Err(kind) => {
+                self.failed(at);
+                Err(Error::Unavailable(ClusterErrors(vec![
+                    self.endpoint_error(at, kind)
+                ])))
+            }
+        }
     }
 
     fn endpoint_error(&self, at: usize, kind: EndpointErrorKind) -> EndpointError {
@@ -224,29 +253,13 @@ impl V3Client {
             .expect("a new channel has room");
         let mut lease = LeaseClient::new(ch);
         let call = lease.lease_keep_alive(ReceiverStream::new(rx));
-        match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(answers)) => Ok(KeepAliveStream {
-                id,
-                at,
-                requests: tx,
-                answers: answers.into_inner(),
-            }),
-            Ok(Err(status)) if !moves_on(&status) => Err(Error::Grpc(status)),
-            Ok(Err(status)) => {
-                self.failed(at);
-                let kind = EndpointErrorKind::Other(status.message().to_string());
-                Err(Error::Unavailable(ClusterErrors(vec![
-                    self.endpoint_error(at, kind)
-                ])))
-            }
-            Err(_) => {
-                self.failed(at);
-                let kind = EndpointErrorKind::Timeout;
-                Err(Error::Unavailable(ClusterErrors(vec![
-                    self.endpoint_error(at, kind)
-                ])))
-            }
-        }
+        let answers = self.open_stream(at, call).await?;
+        Ok(KeepAliveStream {
+            id,
+            at,
+            requests: tx,
+            answers,
+        })
     }
 
     /// Opens a watch of every key under `prefix` from `start_revision` on the current
@@ -270,22 +283,12 @@ impl V3Client {
         .expect("a new channel has room");
         let mut watch = WatchClient::new(ch);
         let call = watch.watch(ReceiverStream::new(rx));
-        let kind = match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(answers)) => {
-                return Ok(WatchStream {
-                    at,
-                    _requests: tx,
-                    answers: answers.into_inner(),
-                })
-            }
-            Ok(Err(status)) if !moves_on(&status) => return Err(Error::Grpc(status)),
-            Ok(Err(status)) => EndpointErrorKind::Other(status.message().to_string()),
-            Err(_) => EndpointErrorKind::Timeout,
-        };
-        self.failed(at);
-        Err(Error::Unavailable(ClusterErrors(vec![
-            self.endpoint_error(at, kind)
-        ])))
+        let answers = self.open_stream(at, call).await?;
+        Ok(WatchStream {
+            at,
+            _requests: tx,
+            answers,
+        })
     }
 }
 
@@ -347,31 +350,13 @@ pub fn moves_on(status: &Status) -> bool {
     }
 }
 
-/// The smallest key after every key that starts with `prefix` (etcd's `GetPrefixRangeEnd`):
-/// the prefix with its last byte below 0xff incremented and the rest cut; `\0` (every key
-/// from `prefix` on) when every byte is 0xff.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+/// etcd's end of the range of every key under `prefix` (re-exported for the
+/// framework's callers).
+pub use beacon_proto::prefix_end;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_ends_are_etcds() {
-        assert_eq!(prefix_end(b"/services/web/"), b"/services/web0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
-        assert_eq!(prefix_end(b""), b"\0");
-    }
 
     #[test]
     fn only_the_endpoints_failures_move_on() {

@@ -21,3 +21,32 @@ pub mod etcdserverpb {
 pub mod beaconpb {
     tonic::include_proto!("beaconpb");
 }
+
+/// The `range_end` that makes a request cover every key starting with `prefix`
+/// (etcd's `clientv3.GetPrefixRangeEnd`): the prefix with its last byte below 0xff
+/// incremented and the rest cut; `"\0"` (every key from `prefix` on) when every byte
+/// is 0xff, the empty prefix included.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_are_etcds() {
+        assert_eq!(prefix_end(b"/services/web/"), b"/services/web0");
+        assert_eq!(prefix_end(b"bench/w/"), b"bench/w0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
+}

@@ -45,6 +45,14 @@ fn sync_timeout(election_timeout: Duration) -> Duration {
 }
 
 impl Ticker {
+    /// Whether some v3 lease expires at or before `now_ns` (false on a poisoned lock:
+    /// Raft has stopped, there is nothing to propose).
+    fn lease_due(&self, now_ns: i64) -> bool {
+        self.mvcc
+            .read()
+            .is_ok_and(|m| m.next_lease_expiry().is_some_and(|at| at <= now_ns))
+    }
+
     /// Ticks until the task is aborted (the node's shutdown does).
     pub(crate) async fn run(self) {
         let mut tick = tokio::time::interval(EXPIRY_TICK);
@@ -63,22 +71,14 @@ impl Ticker {
             // A store poisoned by a panic in apply has stopped Raft: nothing to propose.
             let has_ttl = self.store.read().is_ok_and(|s| s.has_ttl_keys());
             let now_ns = self.clock.now_ns();
-            let lease_due = self
-                .mvcc
-                .read()
-                .is_ok_and(|m| m.next_lease_expiry().is_some_and(|at| at <= now_ns));
+            let lease_due = self.lease_due(now_ns);
             if !has_ttl && !lease_due {
                 continue;
             }
             let sync = Request(Arc::new(Command::Sync { time_ns: now_ns }));
             let timeout = sync_timeout(self.election_timeout);
             match tokio::time::timeout(timeout, self.raft.client_write(sync)).await {
-                Ok(Ok(_)) => {
-                    more_due = self
-                        .mvcc
-                        .read()
-                        .is_ok_and(|m| m.next_lease_expiry().is_some_and(|at| at <= now_ns));
-                }
+                Ok(Ok(_)) => more_due = self.lease_due(now_ns),
                 Ok(Err(e)) => tracing::debug!(error = %e, "expiry sync not committed"),
                 Err(_) => tracing::debug!(?timeout, "expiry sync not committed in time"),
             }

@@ -141,7 +141,5 @@ fn apply(answer: &WatchResponse, next: &mut i64, state: &mut DiscoveryState) -> 
             }
         })
     });
-    // Collected first: the iterator moves `*next` as it goes.
-    let changes: Vec<KeyChange<'_>> = changes.collect();
     state.apply_keys(changes, Instant::now())
 }
