@@ -41,8 +41,10 @@ impl Mvcc {
             .map_err(|e| MvccError::Storage(e.0))?
             .into_iter()
             .collect();
-        // What is not written yet overrides what is (a compaction's removals too).
-        for layer in [&*self.writing, &self.pending] {
+        // What is not written yet overrides what is (a compaction's removals too), the
+        // newer over the older.
+        let taken = self.writing.iter().map(|(_, w)| &**w);
+        for layer in taken.chain([&self.pending]) {
             for (rev, kv) in layer.range(lo..hi) {
                 match kv {
                     Some(kv) => found.insert(*rev, kv.clone()),

@@ -1,7 +1,7 @@
 //! The keyspace: the key index, every revision's value (on disk, see `values.rs`), and
 //! the current and compacted revisions; Range, Put, DeleteRange and Compact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use beacon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -16,6 +16,9 @@ use crate::lease::{LeaseRecord, Leases};
 use crate::values::{Changes, MemValues, StorageError, Values};
 use crate::{MvccError, Revision};
 
+/// Values written (`Some`) or forgotten (`None`), by revision.
+pub(crate) type ValueChanges = BTreeMap<Revision, Option<KeyValue>>;
+
 /// etcd's v3 keyspace.
 pub struct Mvcc {
     pub(crate) index: KeyIndex,
@@ -24,9 +27,11 @@ pub struct Mvcc {
     /// Values written (`Some`) or forgotten (`None`) since the last commit; reads look
     /// here first.
     pub(crate) pending: BTreeMap<Revision, Option<KeyValue>>,
-    /// Changes taken for writing (`take_changes`) and not yet known written: reads look
-    /// here after `pending`, so the write can go on without the keyspace's lock.
-    pub(crate) writing: Arc<BTreeMap<Revision, Option<KeyValue>>>,
+    /// Changes taken for writing (`take_changes`) and not yet known written, oldest
+    /// first, each with the applied index it was taken at: reads look here after
+    /// `pending`, newest first, so the writes go on without the keyspace's lock and
+    /// while the next batches apply.
+    pub(crate) writing: VecDeque<(u64, Arc<ValueChanges>)>,
     pub(crate) leases: Leases,
     /// Leases granted, renewed (`Some`) or revoked (`None`) since the last commit.
     pub(crate) pending_leases: BTreeMap<i64, Option<LeaseRecord>>,
@@ -72,7 +77,7 @@ impl Mvcc {
             index: KeyIndex::default(),
             values,
             pending: BTreeMap::new(),
-            writing: Arc::default(),
+            writing: VecDeque::new(),
             leases: Leases::default(),
             pending_leases: BTreeMap::new(),
             current: 1,
@@ -134,22 +139,28 @@ impl Mvcc {
     pub fn commit(&mut self, applied_index: u64) -> Result<(), StorageError> {
         let changes = self.take_changes(applied_index);
         self.values.commit(&changes)?;
-        self.written();
+        self.written(applied_index);
         Ok(())
     }
 
     /// What changed since the last commit, for the caller to write to [`Self::values`]
-    /// (outside the keyspace's lock) and then confirm with [`Self::written`]; reads see
-    /// the changes meanwhile.
+    /// (outside the keyspace's lock, while more batches apply) and then confirm with
+    /// [`Self::written`]; reads see the changes meanwhile. `applied_index` must grow
+    /// from one call to the next.
     pub fn take_changes(&mut self, applied_index: u64) -> Changes {
-        assert!(
-            self.writing.is_empty(),
-            "the previous changes were confirmed written before more are taken"
-        );
-        self.writing = Arc::new(std::mem::take(&mut self.pending));
+        if let Some((last, _)) = self.writing.back() {
+            assert!(
+                *last < applied_index,
+                "changes are taken in the order they apply"
+            );
+        }
+        let writes = Arc::new(std::mem::take(&mut self.pending));
+        if !writes.is_empty() {
+            self.writing.push_back((applied_index, Arc::clone(&writes)));
+        }
         self.alarms_changed = false;
         Changes {
-            writes: Arc::clone(&self.writing),
+            writes,
             leases: std::mem::take(&mut self.pending_leases),
             current: self.current,
             compacted: self.compacted,
@@ -158,9 +169,21 @@ impl Mvcc {
         }
     }
 
-    /// The changes taken last are in the values store.
-    pub fn written(&mut self) {
-        self.writing = Arc::default();
+    /// The changes taken up to `applied_index` are in the values store.
+    pub fn written(&mut self, applied_index: u64) {
+        while self
+            .writing
+            .front()
+            .is_some_and(|(taken, _)| *taken <= applied_index)
+        {
+            self.writing.pop_front();
+        }
+    }
+
+    /// The applied indexes of the changes taken and not yet confirmed written, oldest
+    /// first.
+    pub fn unwritten(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.writing.iter().map(|(taken, _)| *taken)
     }
 
     /// The values store.
@@ -170,7 +193,8 @@ impl Mvcc {
 
     /// The value at `rev`, which the index lists, so it must exist.
     pub(crate) fn value(&self, rev: Revision) -> Result<KeyValue, MvccError> {
-        let found = match self.pending.get(&rev).or_else(|| self.writing.get(&rev)) {
+        let taken = || self.writing.iter().rev().find_map(|(_, w)| w.get(&rev));
+        let found = match self.pending.get(&rev).or_else(taken) {
             Some(pending) => pending.clone(),
             None => self.values.get(rev).map_err(|e| MvccError::Storage(e.0))?,
         };

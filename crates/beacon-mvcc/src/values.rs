@@ -6,7 +6,9 @@
 //! made while applying commands wait in the keyspace's pending map, where reads see
 //! them at once, until the caller commits them ([`crate::Mvcc::commit`]) in one atomic
 //! write together with the position of the last command applied, so that a restart
-//! finds the keyspace exactly as of some command and goes on from the next.
+//! finds the keyspace exactly as of some command and goes on from the next. A server
+//! takes them instead ([`crate::Mvcc::take_changes`]) for a writer of its own, and
+//! applies on: reads see them, newest first, until it confirms each written.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

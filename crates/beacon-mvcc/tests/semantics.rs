@@ -651,3 +651,41 @@ fn a_mass_expiry_is_spread_over_clock_entries() {
     assert_eq!(m.expire(now), 6);
     assert_eq!(m.expire(now), 0);
 }
+
+#[test]
+fn changes_taken_and_not_yet_written_are_read_newest_first() {
+    // The state machine queues each applied batch's changes to the disk's writer and
+    // applies on: several batches may be unwritten at once, and reads must see each
+    // through them, a later batch's compaction included.
+    let values = std::sync::Arc::new(beacon_mvcc::MemValues::default());
+    let mut m = Mvcc::empty(values.clone());
+    put(&mut m, "a", "1"); // 2
+    put(&mut m, "b", "1"); // 3
+    let first = m.take_changes(10);
+    put(&mut m, "a", "2"); // 4
+    m.compact(3).expect("compact");
+    let second = m.take_changes(11);
+    put(&mut m, "c", "1"); // 5, still pending
+    assert_eq!(m.unwritten().collect::<Vec<_>>(), [10, 11]);
+    let live = [
+        ("a".to_string(), 2, 4, 2),
+        ("b".to_string(), 3, 3, 1),
+        ("c".to_string(), 5, 5, 1),
+    ];
+    assert_eq!(get(&m, range("\0", "\0")), live);
+    let history = |m: &Mvcc| -> Vec<i64> {
+        let changes = m.changes(3, 5).expect("changes");
+        changes.iter().map(|(rev, _)| rev.main).collect()
+    };
+    assert_eq!(history(&m), [3, 4, 5], "revision 2 was compacted away");
+    // Written in order, as the writer does; reads stay the same throughout.
+    beacon_mvcc::Values::commit(&*values, &first).expect("first");
+    m.written(10);
+    assert_eq!(m.unwritten().collect::<Vec<_>>(), [11]);
+    assert_eq!(get(&m, range("\0", "\0")), live);
+    beacon_mvcc::Values::commit(&*values, &second).expect("second");
+    m.written(11);
+    assert_eq!(m.unwritten().len(), 0);
+    assert_eq!(get(&m, range("\0", "\0")), live);
+    assert_eq!(history(&m), [3, 4, 5]);
+}

@@ -1,7 +1,8 @@
 //! The v3 keyspace (`beacon-mvcc`) on the node's disk: its values in the log database's
 //! `kv` table, keyed by revision, its leases in `lease`, and its revisions and applied
-//! index in `meta`, all written in one batch per applied batch of entries; and its part
-//! of a Raft snapshot.
+//! index in `meta`, all written in one batch per applied batch of entries, by the log's
+//! writer (the state machine queues them and applies on); and its part of a Raft
+//! snapshot.
 //!
 //! Why the log database: one fjall journal means a v3 batch is ordered with the log's
 //! own writes, so a log purge that survived a crash was preceded by the v3 state it
@@ -10,7 +11,6 @@
 
 use std::io;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use beacon_mvcc::{
     lease_key, parse_lease_key, parse_revision_key, revision_key, Changes, LeaseRecord, Mvcc,
@@ -21,7 +21,8 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::disk::{Change, DbError, Table, TableView};
-use crate::log_db::{Handles, LogDb, LOG_WRITE_RETRY_MS};
+use crate::log_db::{Handles, LogDb};
+use crate::log_writer::LogWriter;
 
 /// The v3 keyspace, shared between the state machine (applies, under the write lock)
 /// and the gRPC server (serializable reads).
@@ -111,63 +112,56 @@ impl Values for DiskValues {
 /// What a failed write of the keyspace is called in the log.
 const V3_WRITE: &str = "a v3 keyspace write";
 
-/// Writes one applied batch's `changes` (values, leases, state) in one atomic write.
-fn write_changes(handles: &Handles, changes: &Changes) -> Result<(), DbError> {
-    let encoded: Vec<([u8; 16], Option<Vec<u8>>)> = changes
-        .writes
-        .iter()
-        .map(|(rev, kv)| (revision_key(*rev), kv.as_ref().map(Message::encode_to_vec)))
-        .collect();
-    let leases: Vec<([u8; 8], Option<[u8; 16]>)> = changes
-        .leases
-        .iter()
-        .map(|(id, rec)| (lease_key(*id), rec.as_ref().map(LeaseRecord::encode)))
-        .collect();
+/// One applied batch's `changes` (values, leases, state) as the rows to write, in one
+/// atomic write: (table, key, value to set or `None` to remove).
+pub(crate) type Rows = Vec<(Table, Vec<u8>, Option<Vec<u8>>)>;
+
+/// Encodes one applied batch's `changes` as the rows to write.
+fn rows(changes: &Changes) -> io::Result<Rows> {
+    let mut rows: Rows = Vec::with_capacity(changes.writes.len() + changes.leases.len() + 1);
+    rows.extend(changes.writes.iter().map(|(rev, kv)| {
+        let value = kv.as_ref().map(Message::encode_to_vec);
+        (Table::Kv, revision_key(*rev).to_vec(), value)
+    }));
+    rows.extend(changes.leases.iter().map(|(id, rec)| {
+        let value = rec.as_ref().map(|r| LeaseRecord::encode(r).to_vec());
+        (Table::Lease, lease_key(*id).to_vec(), value)
+    }));
     let state = serde_json::to_vec(&State {
         current: changes.current,
         compacted: changes.compacted,
         applied_index: changes.applied_index,
         alarms: changes.alarms.clone(),
     })
-    .map_err(|e| DbError::from(io::Error::other(e)))?;
-    let mut batch: Vec<Change<'_>> = encoded
+    .map_err(io::Error::other)?;
+    rows.push((Table::Meta, KEY_STATE.to_vec(), Some(state)));
+    Ok(rows)
+}
+
+/// Writes one applied batch's `changes` in one atomic write, now.
+fn write_changes(handles: &Handles, changes: &Changes) -> Result<(), DbError> {
+    let rows = rows(changes)?;
+    let batch: Vec<Change<'_>> = rows
         .iter()
-        .map(|(key, value)| match value {
-            Some(v) => Change::Insert(Table::Kv, key, v),
-            None => Change::Remove(Table::Kv, key),
+        .map(|(table, key, value)| match value {
+            Some(v) => Change::Insert(*table, key, v),
+            None => Change::Remove(*table, key),
         })
         .collect();
-    batch.extend(leases.iter().map(|(key, rec)| match rec {
-        Some(rec) => Change::Insert(Table::Lease, key, rec),
-        None => Change::Remove(Table::Lease, key),
-    }));
-    batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
     handles.commit(&batch)
 }
 
-/// Writes an applied batch's `changes` as blocking work, and on failure (a full disk)
-/// tries again every [`LOG_WRITE_RETRY_MS`] over a re-opened database until it
-/// succeeds, as a log write does (`log_db`'s module doc: issue 13): the apply waits,
-/// reads see the changes in memory meanwhile, and Raft is not stopped. Gives up with
-/// the error only once the node is stopping.
-pub async fn commit_retrying(db: &Arc<LogDb>, changes: Changes) -> io::Result<()> {
-    let changes = Arc::new(changes);
-    loop {
-        let handles = db.handles().await?;
-        let generation = LogDb::generation(&handles);
-        let batch = Arc::clone(&changes);
-        let result =
-            crate::disk::blocking(&**db.disk(), move || write_changes(&handles, &batch)).await?;
-        db.note(V3_WRITE, result.as_ref().map(|_| ()));
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if db.is_stopping() => return Err(io::Error::other(format!("{V3_WRITE}: {e}"))),
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(LOG_WRITE_RETRY_MS)).await;
-                db.reopen_async(Some(generation)).await;
-            }
-        }
-    }
+/// Queues one applied batch's `changes` to the log's writer (`log_writer`), which
+/// writes them with its next round (retrying a failed write over a re-opened database,
+/// as for the log's own) and then calls `done`; returns once they are queued. Reads see
+/// the changes in memory until then (`Mvcc::take_changes`).
+pub async fn write_later(
+    writer: &LogWriter,
+    changes: &Changes,
+    done: impl FnOnce(Result<(), String>) + Send + 'static,
+) -> io::Result<()> {
+    writer.write_keyspace(rows(changes)?, done).await;
+    Ok(())
 }
 
 fn read_state(db: &LogDb) -> io::Result<State> {

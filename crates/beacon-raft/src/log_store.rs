@@ -86,6 +86,12 @@ impl LogStore {
         &self.db
     }
 
+    /// The queue to the log database's one writer, which the state machine's keyspace
+    /// writes go through too.
+    pub(crate) fn writer(&self) -> &LogWriter {
+        &self.writer
+    }
+
     /// Opens (or creates) the log at `path` and checks that it is readable and consistent:
     /// every entry decodes, sits under its own index, and the indexes are contiguous after
     /// the purge marker. fjall itself drops a torn last journal record on recovery.

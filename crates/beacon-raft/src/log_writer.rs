@@ -7,10 +7,12 @@
 //! a single append waited up to 130 ms there. So openraft's log I/O only queues: an
 //! append puts its entries in the entry cache (readable at once, as openraft requires)
 //! and queues them here. The worker takes everything queued, commits it in queue order
-//! (one atomic batch for each run of appends and marker writes, a truncation on its
-//! own), syncs the journal once if anything taken needs it, and then reports every
-//! append flushed and every other write done. Appends queued during a sync share the
-//! next one. The worker runs where the disk says (`Disk::spawn_worker`): in production
+//! (one atomic batch for each run of appends, marker writes and the v3 keyspace's
+//! applied changes, a truncation on its own), syncs the journal once if anything taken
+//! needs it, and then reports every append flushed and every other write done. Appends
+//! queued during a sync share the next one. The state machine's keyspace writes come
+//! here for the same reason: made on its own, one waited for the journal's lock behind
+//! a sync, and the next apply with it. The worker runs where the disk says (`Disk::spawn_worker`): in production
 //! a thread of its own, which may block on the journal; in a simulation a task.
 //!
 //! The queue is the log's order: a truncation, a purge marker or a vote lands exactly
@@ -65,6 +67,12 @@ enum Write {
         synced: bool,
         done: Option<Done>,
     },
+    /// The v3 keyspace's changes from one applied batch (`keyspace`), as (table, key,
+    /// value to set or `None`); not synced: the log entries they come from are.
+    Keyspace {
+        changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
+        done: Done,
+    },
     /// Done once everything queued before it is written, and synced with `durability`.
     Barrier {
         durability: Option<Durability>,
@@ -78,7 +86,7 @@ impl Write {
             Write::Append { .. } => Some(Durability::Data),
             Write::Meta { synced: true, .. } => Some(Durability::Data),
             Write::Barrier { durability, .. } => *durability,
-            Write::Truncate { .. } | Write::Meta { .. } => None,
+            Write::Truncate { .. } | Write::Meta { .. } | Write::Keyspace { .. } => None,
         }
     }
 
@@ -94,7 +102,9 @@ impl Write {
             Write::Append { flushed, .. } => {
                 flushed.io_completed(outcome.map_err(io::Error::other))
             }
-            Write::Truncate { done, .. } | Write::Barrier { done, .. } => done(outcome),
+            Write::Truncate { done, .. }
+            | Write::Barrier { done, .. }
+            | Write::Keyspace { done, .. } => done(outcome),
             Write::Meta { done, .. } => {
                 if let Some(done) = done {
                     done(outcome);
@@ -185,6 +195,19 @@ impl LogWriter {
             done: Some(done),
         })
         .await
+    }
+
+    /// Queues the v3 keyspace's `changes` from one applied batch, written with the next
+    /// round in one batch with what else it writes, not synced; `done` runs once they
+    /// are written. The applies go on meanwhile: they never wait for the journal's
+    /// lock, which the worker holds across its syncs.
+    pub async fn write_keyspace(
+        &self,
+        changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
+        done: impl FnOnce(Result<(), String>) + Send + 'static,
+    ) {
+        let done = Box::new(done);
+        self.queue(Write::Keyspace { changes, done }).await;
     }
 
     /// Returns once everything queued so far is written, and synced with `durability`.
@@ -291,7 +314,7 @@ fn last_kept(writes: &[Write]) -> Option<u64> {
     })
 }
 
-/// Writes `writes` in order: each run of appends and meta writes as one batch, each
+/// Writes `writes` in order: each run of appends, meta and keyspace writes as one batch, each
 /// truncation on its own.
 async fn write_all(
     db: &Arc<LogDb>,
@@ -309,7 +332,7 @@ async fn write_all(
     commit(db, cache, &mut writes[run_start..]).await
 }
 
-/// Commits a run of appends and meta writes as one atomic batch.
+/// Commits a run of appends, meta and keyspace writes as one atomic batch.
 async fn commit(
     db: &Arc<LogDb>,
     cache: &Mutex<EntryCache>,
@@ -343,6 +366,12 @@ async fn commit(
             Write::Meta {
                 key, value: None, ..
             } => changes.push(Change::Remove(Table::Meta, key)),
+            Write::Keyspace { changes: kv, .. } => {
+                changes.extend(kv.iter().map(|(table, key, value)| match value {
+                    Some(value) => Change::Insert(*table, key, value),
+                    None => Change::Remove(*table, key),
+                }));
+            }
             Write::Truncate { .. } | Write::Barrier { .. } => {}
         }
     }

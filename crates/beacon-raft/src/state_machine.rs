@@ -26,6 +26,7 @@ use crate::error::OpenError;
 use crate::keyspace::{self, SharedMvcc};
 use crate::log_db::LogDb;
 use crate::log_store::LogStore;
+use crate::log_writer::LogWriter;
 use crate::observer::NodeObserver;
 use crate::snapshot_file::SnapshotDir;
 use crate::types::{
@@ -37,6 +38,12 @@ use crate::types::{
 /// while the next is written.
 const SNAPSHOTS_TO_KEEP: usize = 2;
 
+/// How many applied batches' keyspace changes may wait to be written before the next
+/// apply waits for them: each is a map that every read of a value looks through. The
+/// writer takes them with its next round, so more than a couple wait only while the
+/// disk is slow or failing.
+const V3_WRITES_IN_FLIGHT_MAX: usize = 8;
+
 /// The openraft handle over this state machine (the node and its parts drive it).
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -46,6 +53,11 @@ pub struct StateMachine {
     /// The v3 keyspace, in the log database `db`.
     mvcc: SharedMvcc,
     db: Arc<LogDb>,
+    /// The log database's writer, which writes the keyspace's applied changes.
+    writer: LogWriter,
+    /// The applied index of the last keyspace changes the writer has written, or why
+    /// it could not (it only gives up once the node stops).
+    v3_written: Arc<tokio::sync::watch::Sender<Result<u64, String>>>,
     /// The index of the last v3 entry the keyspace holds; v3 entries up to it are
     /// skipped when the log is replayed.
     v3_applied: u64,
@@ -139,6 +151,8 @@ impl StateMachine {
             revisions,
             mvcc: Arc::new(std::sync::RwLock::new(mvcc)),
             db,
+            writer: log.writer().clone(),
+            v3_written: Arc::new(tokio::sync::watch::Sender::new(Ok(v3_applied))),
             v3_applied,
             last_applied: None,
             last_membership: StoredMembership::default(),
@@ -222,7 +236,79 @@ impl StateMachine {
         keyspace::install(&self.db, &mut mvcc, &section)?;
         drop(mvcc);
         self.v3_applied = section.applied_index();
+        self.v3_replaced();
         self.publish_revision()
+    }
+
+    /// Queues the keyspace's changes since the last call to the log's writer; waits
+    /// only while more than [`V3_WRITES_IN_FLIGHT_MAX`] are unwritten.
+    async fn queue_v3_changes(&mut self) -> io::Result<()> {
+        let applied = self.v3_applied;
+        let written = self.v3_written_index()?;
+        let (changes, wait_for) = {
+            let mut mvcc = self.write_mvcc()?;
+            mvcc.written(written);
+            let changes = mvcc.take_changes(applied);
+            let unwritten = mvcc.unwritten();
+            let over = unwritten.len().saturating_sub(V3_WRITES_IN_FLIGHT_MAX);
+            (changes, mvcc.unwritten().take(over).last())
+        };
+        let report = Arc::clone(&self.v3_written);
+        keyspace::write_later(&self.writer, &changes, move |outcome| {
+            report.send_modify(|w| match (outcome, &*w) {
+                (Ok(()), Ok(_)) => *w = Ok(applied),
+                (Err(e), Ok(_)) => *w = Err(e),
+                // The first failure stays: the writer has stopped.
+                (_, Err(_)) => {}
+            });
+        })
+        .await?;
+        if let Some(index) = wait_for {
+            self.wait_v3_written(index).await?;
+        }
+        Ok(())
+    }
+
+    /// The applied index of the last keyspace changes written; an error if the writer
+    /// failed.
+    fn v3_written_index(&self) -> io::Result<u64> {
+        match &*self.v3_written.borrow() {
+            Ok(index) => Ok(*index),
+            Err(e) => Err(io_other(format!("writing the v3 keyspace: {e}"))),
+        }
+    }
+
+    /// Waits until the keyspace changes taken up to `index` are written.
+    async fn wait_v3_written(&self, index: u64) -> io::Result<()> {
+        let mut written = self.v3_written.subscribe();
+        let _ = written
+            .wait_for(|w| w.as_ref().map_or(true, |w| *w >= index))
+            .await;
+        let written = self.v3_written_index()?;
+        self.write_mvcc()?.written(written);
+        Ok(())
+    }
+
+    /// Waits until every keyspace change queued is written: the keyspace on disk is
+    /// then as of `v3_applied`, as a snapshot's view needs it, and no queued write can
+    /// land over an installed snapshot's.
+    async fn v3_written_all(&self) -> io::Result<()> {
+        // The writer reports its writes done in queue order, so every earlier one is.
+        self.writer.barrier(None).await?;
+        let written = self.v3_written_index()?;
+        self.write_mvcc()?.written(written);
+        Ok(())
+    }
+
+    /// The keyspace on disk was replaced as of `v3_applied` (a snapshot installed); a
+    /// writer that failed stays failed.
+    fn v3_replaced(&self) {
+        let applied = self.v3_applied;
+        self.v3_written.send_modify(|w| {
+            if let Ok(written) = w {
+                *written = applied;
+            }
+        });
     }
 
     fn write_mvcc(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, beacon_mvcc::Mvcc>> {
@@ -333,8 +419,8 @@ impl StateMachine {
             .read()
             .map_err(|_| io_other("store lock poisoned by a panic during apply"))?
             .snapshot_view();
-        // The keyspace's values were committed at the end of the last apply: a view of
-        // its table now is as of `last_applied`, and stays so while applies go on.
+        // Every keyspace write queued is written (`v3_written_all`, just before): a view
+        // of its table now is as of `last_applied`, and stays so while applies go on.
         let mvcc = self
             .mvcc
             .read()
@@ -463,23 +549,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responder.send(response);
             }
         }
-        // One write for the batch's v3 changes, as blocking work and outside the
-        // keyspace's lock: fjall's commit waits for its journal's lock, which the log's
-        // writer holds across a sync. Reads see the changes in memory meanwhile, also
-        // while a failed write (a full disk) is retried (`keyspace::commit_retrying`).
+        // One write for the batch's v3 changes, queued to the log's writer and not
+        // awaited: made here, fjall's commit waited for its journal's lock, which the
+        // writer holds across a sync, and the next batch's apply with it. Reads see the
+        // changes in memory until they are written, also while a failed write (a full
+        // disk) is retried.
         if self.v3_applied != v3_before {
             self.publish_revision()?;
-            let applied = self.v3_applied;
-            let changes = self.write_mvcc()?.take_changes(applied);
-            keyspace::commit_retrying(&self.db, changes).await?;
-            self.write_mvcc()?.written();
+            self.queue_v3_changes().await?;
         }
         Ok(())
     }
 
     async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
-        // The trait gives no error path here; a poisoned store is reported by the next
-        // apply, so skipping this snapshot is enough.
+        // The trait gives no error path here; a poisoned store or a failed keyspace
+        // write is reported by the next apply, so skipping this snapshot is enough.
+        if let Err(e) = self.v3_written_all().await {
+            tracing::error!("cannot snapshot: {e}");
+            return None;
+        }
         match self.builder() {
             Ok(b) => Some(b),
             Err(e) => {
@@ -490,10 +578,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        match self.builder() {
+        let built = match self.v3_written_all().await {
+            Ok(()) => self.builder(),
+            Err(e) => Err(e),
+        };
+        match built {
             Ok(b) => b,
-            // Only reachable after a panic inside the store; openraft's deprecated API has
-            // no way to report it.
+            // Only reachable after a panic inside the store, or once the log's writer has
+            // stopped; openraft's deprecated API has no way to report it.
             Err(e) => panic!("cannot snapshot: {e}"),
         }
     }
@@ -521,6 +613,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (v2, v3) = keyspace::split(&snapshot).map_err(io_other)?;
         self.write_store()?.recover(v2).map_err(io_other)?;
         let section = keyspace::decode(v3.unwrap_or_default()).ok();
+        self.v3_written_all().await?;
         {
             let mut mvcc = self.write_mvcc()?;
             match &section {
@@ -531,6 +624,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
         self.v3_applied = index;
+        self.v3_replaced();
         self.publish_revision()?;
         self.set_last_applied(meta.last_log_id);
         self.last_membership = meta.last_membership.clone();

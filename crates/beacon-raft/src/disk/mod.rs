@@ -29,7 +29,7 @@ pub use std_disk::StdDisk;
 /// A boxed future a disk hands back; `Send`, so the node's tasks can await it anywhere.
 pub type DiskFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One of the log database's two tables.
+/// One of the log database's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     /// Log entries keyed by big-endian index, so key order is log order.

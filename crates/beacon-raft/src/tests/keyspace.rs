@@ -218,13 +218,22 @@ async fn a_failed_keyspace_write_is_retried_until_it_succeeds() {
     };
     let db =
         Arc::new(crate::log_db::LogDb::open(Arc::new(disk), &tmp.path().join("raft")).expect("db"));
+    let cache: Arc<std::sync::Mutex<crate::entry_cache::EntryCache>> = Arc::default();
+    let writer = crate::log_writer::LogWriter::start(Arc::clone(&db), cache).expect("writer");
     let (mut mvcc, _) = keyspace::open(&db).expect("keyspace");
     mvcc.apply(&put("k", "v")).expect("applied");
     let changes = mvcc.take_changes(7);
-    keyspace::commit_retrying(&db, changes)
-        .await
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    keyspace::write_later(&writer, &changes, move |outcome| {
+        let _ = tx.send(outcome);
+    })
+    .await
+    .expect("queued");
+    rx.await
+        .expect("reported")
         .expect("written once the disk takes it");
-    mvcc.written();
+    mvcc.written(7);
+    assert_eq!(mvcc.unwritten().len(), 0);
     assert_eq!(
         failing.load(std::sync::atomic::Ordering::SeqCst),
         0,
