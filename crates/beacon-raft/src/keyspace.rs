@@ -151,16 +151,16 @@ fn write_changes(handles: &Handles, changes: &Changes) -> Result<(), DbError> {
     handles.commit(&batch)
 }
 
-/// Queues one applied batch's `changes` to the log's writer (`log_writer`), which
+/// Hands one applied batch's `changes` to the log's writer (`log_writer`), which
 /// writes them with its next round (retrying a failed write over a re-opened database,
-/// as for the log's own) and then calls `done`; returns once they are queued. Reads see
-/// the changes in memory until then (`Mvcc::take_changes`).
-pub async fn write_later(
+/// as for the log's own) and then calls `done`. Reads see the changes in memory until
+/// then (`Mvcc::take_changes`).
+pub fn write_later(
     writer: &LogWriter,
     changes: &Changes,
     done: impl FnOnce(Result<(), String>) + Send + 'static,
 ) -> io::Result<()> {
-    writer.write_keyspace(rows(changes)?, done).await;
+    writer.write_keyspace_later(rows(changes)?, done);
     Ok(())
 }
 

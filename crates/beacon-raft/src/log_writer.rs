@@ -45,8 +45,16 @@ pub const LOG_QUEUE_WRITES_MAX: usize = 1024;
 /// A sync slower than this is logged (etcd's `slow fdatasync` threshold).
 const SLOW_SYNC: Duration = Duration::from_secs(1);
 
-/// Meta values waiting for the writer's next round, as (key, value to set or `None`).
-type Later = Arc<Mutex<Vec<(&'static [u8], Option<Vec<u8>>)>>>;
+/// Writes waiting for the writer's next round, whatever wakes it.
+#[derive(Default)]
+struct Riding {
+    /// Meta values, as (key, value to set or `None`).
+    meta: Vec<(&'static [u8], Option<Vec<u8>>)>,
+    /// The v3 keyspace's applied changes (`Write::Keyspace`), in the order applied.
+    keyspace: Vec<Write>,
+}
+
+type Later = Arc<Mutex<Riding>>;
 
 /// Called with the outcome of a write once it is done (and synced, if it asked to be).
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -162,11 +170,16 @@ impl LogWriter {
     /// a value that only bounds work at start-up (the committed index, every commit):
     /// queued on its own, it woke the writer once more per write.
     pub fn set_meta_later(&self, key: &'static [u8], value: Option<Vec<u8>>) {
-        let mut later = self.later.lock().unwrap_or_else(|p| p.into_inner());
-        match later.iter_mut().find(|(k, _)| *k == key) {
+        let mut later = self.riding();
+        match later.meta.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => later.push((key, value)),
+            None => later.meta.push((key, value)),
         }
+    }
+
+    fn riding(&self) -> std::sync::MutexGuard<'_, Riding> {
+        // Only pushed to and taken whole: never left half changed.
+        self.later.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues setting a meta key, not synced; `done` runs once it is written.
@@ -197,17 +210,22 @@ impl LogWriter {
         .await
     }
 
-    /// Queues the v3 keyspace's `changes` from one applied batch, written with the next
-    /// round in one batch with what else it writes, not synced; `done` runs once they
-    /// are written. The applies go on meanwhile: they never wait for the journal's
-    /// lock, which the worker holds across its syncs.
-    pub async fn write_keyspace(
+    /// The v3 keyspace's `changes` from one applied batch, written with the writer's
+    /// next round (whatever wakes it: the next append, a [`Self::barrier`]) in one
+    /// batch with what else it writes, before it, not synced; `done` runs once they are
+    /// written. The applies go on meanwhile: they never wait for the journal's lock,
+    /// which the worker holds across its syncs, and the worker is not woken for them
+    /// (a busy leader's next append comes within a sync; until then reads see the
+    /// changes in memory, and a restart replays their entries).
+    pub fn write_keyspace_later(
         &self,
         changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) {
         let done = Box::new(done);
-        self.queue(Write::Keyspace { changes, done }).await;
+        self.riding()
+            .keyspace
+            .push(Write::Keyspace { changes, done });
     }
 
     /// Returns once everything queued so far is written, and synced with `durability`.
@@ -237,7 +255,10 @@ async fn run(
     let mut taken = Vec::with_capacity(LOG_QUEUE_WRITES_MAX);
     while rx.recv_many(&mut taken, LOG_QUEUE_WRITES_MAX).await > 0 {
         let riding = std::mem::take(&mut *later.lock().unwrap_or_else(|p| p.into_inner()));
-        for (key, value) in riding {
+        // The keyspace's changes first: a barrier taken in this round then finds them
+        // done before it, as it would had they been queued.
+        taken.splice(0..0, riding.keyspace);
+        for (key, value) in riding.meta {
             let (synced, done) = (false, None);
             taken.push(Write::Meta {
                 key,

@@ -38,10 +38,11 @@ use crate::types::{
 /// while the next is written.
 const SNAPSHOTS_TO_KEEP: usize = 2;
 
-/// How many applied batches' keyspace changes may wait to be written before the next
-/// apply waits for them: each is a map that every read of a value looks through. The
-/// writer takes them with its next round, so more than a couple wait only while the
-/// disk is slow or failing.
+/// How many applied batches' keyspace changes may wait to be written before an apply
+/// wakes the writer and waits for them: each is a map that every read of a value looks
+/// through. They ride along with the writer's next round, which a busy leader's next
+/// append starts within a sync; more wait only on a member that takes few writes (or
+/// a slow or failing disk).
 const V3_WRITES_IN_FLIGHT_MAX: usize = 8;
 
 /// The openraft handle over this state machine (the node and its parts drive it).
@@ -240,18 +241,17 @@ impl StateMachine {
         self.publish_revision()
     }
 
-    /// Queues the keyspace's changes since the last call to the log's writer; waits
+    /// Hands the keyspace's changes since the last call to the log's writer; waits
     /// only while more than [`V3_WRITES_IN_FLIGHT_MAX`] are unwritten.
     async fn queue_v3_changes(&mut self) -> io::Result<()> {
         let applied = self.v3_applied;
         let written = self.v3_written_index()?;
-        let (changes, wait_for) = {
+        let (changes, unwritten) = {
             let mut mvcc = self.write_mvcc()?;
             mvcc.written(written);
             let changes = mvcc.take_changes(applied);
-            let unwritten = mvcc.unwritten();
-            let over = unwritten.len().saturating_sub(V3_WRITES_IN_FLIGHT_MAX);
-            (changes, mvcc.unwritten().take(over).last())
+            let unwritten = mvcc.unwritten().len();
+            (changes, unwritten)
         };
         let report = Arc::clone(&self.v3_written);
         keyspace::write_later(&self.writer, &changes, move |outcome| {
@@ -261,10 +261,9 @@ impl StateMachine {
                 // The first failure stays: the writer has stopped.
                 (_, Err(_)) => {}
             });
-        })
-        .await?;
-        if let Some(index) = wait_for {
-            self.wait_v3_written(index).await?;
+        })?;
+        if unwritten > V3_WRITES_IN_FLIGHT_MAX {
+            self.v3_written_all().await?;
         }
         Ok(())
     }
@@ -278,22 +277,12 @@ impl StateMachine {
         }
     }
 
-    /// Waits until the keyspace changes taken up to `index` are written.
-    async fn wait_v3_written(&self, index: u64) -> io::Result<()> {
-        let mut written = self.v3_written.subscribe();
-        let _ = written
-            .wait_for(|w| w.as_ref().map_or(true, |w| *w >= index))
-            .await;
-        let written = self.v3_written_index()?;
-        self.write_mvcc()?.written(written);
-        Ok(())
-    }
-
-    /// Waits until every keyspace change queued is written: the keyspace on disk is
-    /// then as of `v3_applied`, as a snapshot's view needs it, and no queued write can
-    /// land over an installed snapshot's.
+    /// Waits until every keyspace change handed to the writer is written (the barrier
+    /// wakes it): the keyspace on disk is then as of `v3_applied`, as a snapshot's view
+    /// needs it, and no queued write can land over an installed snapshot's.
     async fn v3_written_all(&self) -> io::Result<()> {
-        // The writer reports its writes done in queue order, so every earlier one is.
+        // The writer reports the keyspace's writes done before a barrier of the same
+        // round, and every earlier round's before, so every one handed to it is.
         self.writer.barrier(None).await?;
         let written = self.v3_written_index()?;
         self.write_mvcc()?.written(written);

@@ -227,8 +227,9 @@ async fn a_failed_keyspace_write_is_retried_until_it_succeeds() {
     keyspace::write_later(&writer, &changes, move |outcome| {
         let _ = tx.send(outcome);
     })
-    .await
-    .expect("queued");
+    .expect("handed over");
+    // It rides along with the next round; a barrier starts one.
+    writer.barrier(None).await.expect("barrier");
     rx.await
         .expect("reported")
         .expect("written once the disk takes it");
