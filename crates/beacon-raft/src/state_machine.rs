@@ -408,7 +408,7 @@ impl StateMachine {
             .read()
             .map_err(|_| io_other("store lock poisoned by a panic during apply"))?
             .snapshot_view();
-        // Every keyspace write queued is written (`v3_written_all`, just before): a view
+        // Every keyspace write handed over is written (`v3_written_all`, just before): a view
         // of its table now is as of `last_applied`, and stays so while applies go on.
         let mvcc = self
             .mvcc
@@ -538,11 +538,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responder.send(response);
             }
         }
-        // One write for the batch's v3 changes, queued to the log's writer and not
-        // awaited: made here, fjall's commit waited for its journal's lock, which the
-        // writer holds across a sync, and the next batch's apply with it. Reads see the
-        // changes in memory until they are written, also while a failed write (a full
-        // disk) is retried.
+        // One write for the batch's v3 changes, handed to the log's writer (it rides
+        // along with the next round) and not awaited: made here, fjall's commit waited
+        // for its journal's lock, which the writer holds across a sync, and the next
+        // batch's apply with it. Reads see the changes in memory until they are
+        // written, also while a failed write (a full disk) is retried.
         if self.v3_applied != v3_before {
             self.publish_revision()?;
             self.queue_v3_changes().await?;
