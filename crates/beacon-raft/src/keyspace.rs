@@ -1,7 +1,7 @@
 //! The v3 keyspace (`beacon-mvcc`) on the node's disk: its values in the log database's
 //! `kv` table, keyed by revision, its leases in `lease`, and its revisions and applied
 //! index in `meta`, all written in one batch per applied batch of entries, by the log's
-//! writer (the state machine queues them and applies on); and its part of a Raft
+//! writer (the state machine hands them over and applies on); and its part of a Raft
 //! snapshot.
 //!
 //! Why the log database: one fjall journal means a v3 batch is ordered with the log's
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::disk::{Change, DbError, Table, TableView};
 use crate::log_db::{Handles, LogDb};
-use crate::log_writer::LogWriter;
+use crate::log_writer::{LogWriter, Rows};
 
 /// The v3 keyspace, shared between the state machine (applies, under the write lock)
 /// and the gRPC server (serializable reads).
@@ -112,11 +112,8 @@ impl Values for DiskValues {
 /// What a failed write of the keyspace is called in the log.
 const V3_WRITE: &str = "a v3 keyspace write";
 
-/// One applied batch's `changes` (values, leases, state) as the rows to write, in one
-/// atomic write: (table, key, value to set or `None` to remove).
-pub(crate) type Rows = Vec<(Table, Vec<u8>, Option<Vec<u8>>)>;
-
-/// Encodes one applied batch's `changes` as the rows to write.
+/// Encodes one applied batch's `changes` (values, leases, state) as the rows to write
+/// in one atomic write.
 fn rows(changes: &Changes) -> io::Result<Rows> {
     let mut rows: Rows = Vec::with_capacity(changes.writes.len() + changes.leases.len() + 1);
     rows.extend(changes.writes.iter().map(|(rev, kv)| {
@@ -143,10 +140,7 @@ fn write_changes(handles: &Handles, changes: &Changes) -> Result<(), DbError> {
     let rows = rows(changes)?;
     let batch: Vec<Change<'_>> = rows
         .iter()
-        .map(|(table, key, value)| match value {
-            Some(v) => Change::Insert(*table, key, v),
-            None => Change::Remove(*table, key),
-        })
+        .map(|(table, key, value)| Change::set(*table, key, value.as_deref()))
         .collect();
     handles.commit(&batch)
 }

@@ -12,8 +12,9 @@
 //! needs it, and then reports every append flushed and every other write done. Appends
 //! queued during a sync share the next one. The state machine's keyspace writes come
 //! here for the same reason: made on its own, one waited for the journal's lock behind
-//! a sync, and the next apply with it. The worker runs where the disk says (`Disk::spawn_worker`): in production
-//! a thread of its own, which may block on the journal; in a simulation a task.
+//! a sync, and the next apply with it. The worker runs where the disk says
+//! (`Disk::spawn_worker`): in production a thread of its own, which may block on the
+//! journal; in a simulation a task.
 //!
 //! The queue is the log's order: a truncation, a purge marker or a vote lands exactly
 //! where openraft asked for it among the appends. It is bounded ([`LOG_QUEUE_WRITES_MAX`]):
@@ -56,6 +57,9 @@ struct Riding {
 
 type Later = Arc<Mutex<Riding>>;
 
+/// Rows to write in one atomic batch, as (table, key, value to set or `None` to remove).
+pub(crate) type Rows = Vec<(Table, Vec<u8>, Option<Vec<u8>>)>;
+
 /// Called with the outcome of a write once it is done (and synced, if it asked to be).
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -75,12 +79,9 @@ enum Write {
         synced: bool,
         done: Option<Done>,
     },
-    /// The v3 keyspace's changes from one applied batch (`keyspace`), as (table, key,
-    /// value to set or `None`); not synced: the log entries they come from are.
-    Keyspace {
-        changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
-        done: Done,
-    },
+    /// The v3 keyspace's changes from one applied batch (`keyspace`); not synced: the
+    /// log entries they come from are.
+    Keyspace { rows: Rows, done: Done },
     /// Done once everything queued before it is written, and synced with `durability`.
     Barrier {
         durability: Option<Durability>,
@@ -210,7 +211,7 @@ impl LogWriter {
         .await
     }
 
-    /// The v3 keyspace's `changes` from one applied batch, written with the writer's
+    /// The v3 keyspace's changes from one applied batch, `rows`, written with the writer's
     /// next round (whatever wakes it: the next append, a [`Self::barrier`]) in one
     /// batch with what else it writes, before it, not synced; `done` runs once they are
     /// written. The applies go on meanwhile: they never wait for the journal's lock,
@@ -219,13 +220,11 @@ impl LogWriter {
     /// changes in memory, and a restart replays their entries).
     pub fn write_keyspace_later(
         &self,
-        changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
+        rows: Rows,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) {
         let done = Box::new(done);
-        self.riding()
-            .keyspace
-            .push(Write::Keyspace { changes, done });
+        self.riding().keyspace.push(Write::Keyspace { rows, done });
     }
 
     /// Returns once everything queued so far is written, and synced with `durability`.
@@ -335,8 +334,8 @@ fn last_kept(writes: &[Write]) -> Option<u64> {
     })
 }
 
-/// Writes `writes` in order: each run of appends, meta and keyspace writes as one batch, each
-/// truncation on its own.
+/// Writes `writes` in order: each run of appends, meta and keyspace writes as one
+/// batch, each truncation on its own.
 async fn write_all(
     db: &Arc<LogDb>,
     cache: &Mutex<EntryCache>,
@@ -377,21 +376,14 @@ async fn commit(
                     changes.push(Change::Insert(Table::Log, key, bytes));
                 }
             }
-            Write::Meta {
-                key,
-                value: Some(value),
-                ..
-            } => {
-                changes.push(Change::Insert(Table::Meta, key, value));
+            Write::Meta { key, value, .. } => {
+                changes.push(Change::set(Table::Meta, key, value.as_deref()));
             }
-            Write::Meta {
-                key, value: None, ..
-            } => changes.push(Change::Remove(Table::Meta, key)),
-            Write::Keyspace { changes: kv, .. } => {
-                changes.extend(kv.iter().map(|(table, key, value)| match value {
-                    Some(value) => Change::Insert(*table, key, value),
-                    None => Change::Remove(*table, key),
-                }));
+            Write::Keyspace { rows, .. } => {
+                changes.extend(
+                    rows.iter()
+                        .map(|(t, k, v)| Change::set(*t, k, v.as_deref())),
+                );
             }
             Write::Truncate { .. } | Write::Barrier { .. } => {}
         }

@@ -567,11 +567,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let built = match self.v3_written_all().await {
-            Ok(()) => self.builder(),
-            Err(e) => Err(e),
-        };
-        match built {
+        match self.v3_written_all().await.and_then(|()| self.builder()) {
             Ok(b) => b,
             // Only reachable after a panic inside the store, or once the log's writer has
             // stopped; openraft's deprecated API has no way to report it.

@@ -61,6 +61,16 @@ pub enum Change<'a> {
     Remove(Table, &'a [u8]),
 }
 
+impl<'a> Change<'a> {
+    /// Sets `key` to `value` (`Some`) or removes it (`None`).
+    pub fn set(table: Table, key: &'a [u8], value: Option<&'a [u8]>) -> Change<'a> {
+        match value {
+            Some(value) => Change::Insert(table, key, value),
+            None => Change::Remove(table, key),
+        }
+    }
+}
+
 /// A key range of the log table.
 pub type KeyRange = (Bound<[u8; 8]>, Bound<[u8; 8]>);
 
