@@ -17,6 +17,7 @@ mod preload;
 mod procfs;
 mod report;
 mod server_log;
+mod unary;
 mod v3;
 mod v3_keys;
 mod v3_leases;

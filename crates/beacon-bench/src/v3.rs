@@ -6,14 +6,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use beacon_proto::etcdserverpb::kv_client::KvClient;
-use beacon_proto::etcdserverpb::{PutRequest, RangeRequest};
+use beacon_proto::etcdserverpb::{PutRequest, PutResponse, RangeRequest, RangeResponse};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
 use crate::histogram::Histogram;
 use crate::keys::Rng;
 use crate::procfs::{own_cpu_seconds, CpuMeter};
+use crate::unary::{Method, UnaryConn};
 
 /// Which v3 call every worker repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -65,28 +65,71 @@ pub(crate) async fn channel(url: &str, timeout: bool) -> Result<Channel> {
 
 pub(crate) use beacon_proto::prefix_end;
 
-async fn connect(url: &str) -> Result<KvClient<Channel>> {
-    Ok(KvClient::new(channel(url, true).await?))
+/// What every worker repeats: one call of `op` on one server.
+#[derive(Clone)]
+struct Work {
+    put: Method,
+    range: Method,
+    op: V3Op,
+    keys: u64,
+    value: Vec<u8>,
+}
+
+impl Work {
+    fn new(url: &str, args: &V3Args) -> Result<Self> {
+        Ok(Self {
+            put: Method::new(url, "/etcdserverpb.KV/Put")?,
+            range: Method::new(url, "/etcdserverpb.KV/Range")?,
+            op: args.op,
+            keys: args.keys,
+            value: vec![b'v'; args.value_bytes],
+        })
+    }
+
+    /// One call of a random key; `true` when it succeeded (a Range must find the key).
+    async fn call(&self, conn: &mut UnaryConn, rng: &mut Rng) -> bool {
+        let key = key(rng.below(self.keys));
+        match self.op {
+            V3Op::Put => {
+                let put = PutRequest {
+                    key,
+                    value: self.value.clone(),
+                    ..PutRequest::default()
+                };
+                conn.call::<_, PutResponse>(&self.put, &put).await.is_ok()
+            }
+            V3Op::Range | V3Op::SRange => {
+                let range = RangeRequest {
+                    key,
+                    serializable: self.op == V3Op::SRange,
+                    ..RangeRequest::default()
+                };
+                conn.call::<_, RangeResponse>(&self.range, &range)
+                    .await
+                    .is_ok_and(|r| r.count == 1)
+            }
+        }
+    }
 }
 
 /// Runs the workload against `url` and returns its JSON result.
 pub async fn run(url: &str, args: &V3Args, pid: Option<u32>) -> Result<Value> {
-    let value = vec![b'v'; args.value_bytes];
+    let work = Work::new(url, args)?;
     if args.op != V3Op::Put {
         // Every key read must exist: 16 writers load them first.
         let mut loaders = tokio::task::JoinSet::new();
         for w in 0..16u64 {
-            let (mut kv, value, keys) = (connect(url).await?, value.clone(), args.keys);
+            let (mut conn, work) = (UnaryConn::connect(url).await?, work.clone());
             loaders.spawn(async move {
-                for i in (w..keys).step_by(16) {
-                    kv.put(PutRequest {
+                for i in (w..work.keys).step_by(16) {
+                    let put = PutRequest {
                         key: key(i),
-                        value: value.clone(),
+                        value: work.value.clone(),
                         ..PutRequest::default()
-                    })
-                    .await?;
+                    };
+                    conn.call::<_, PutResponse>(&work.put, &put).await?;
                 }
-                Ok::<_, tonic::Status>(())
+                Ok::<_, anyhow::Error>(())
             });
         }
         while let Some(loaded) = loaders.join_next().await {
@@ -95,14 +138,13 @@ pub async fn run(url: &str, args: &V3Args, pid: Option<u32>) -> Result<Value> {
     }
     let mut clients = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
-        clients.push(connect(url).await?);
+        clients.push(UnaryConn::connect(url).await?);
     }
     let start = Instant::now() + Duration::from_secs_f64(args.warmup_seconds);
     let end = start + Duration::from_secs_f64(args.seconds);
     let mut workers = tokio::task::JoinSet::new();
-    for (id, kv) in clients.into_iter().enumerate() {
-        let (op, keys, value) = (args.op, args.keys, value.clone());
-        workers.spawn(worker(kv, id as u64, op, keys, value, start, end));
+    for (id, conn) in clients.into_iter().enumerate() {
+        workers.spawn(worker(conn, work.clone(), id as u64, start, end));
     }
     tokio::time::sleep_until(start.into()).await;
     let server_cpu = CpuMeter::start(pid)?;
@@ -136,11 +178,9 @@ pub async fn run(url: &str, args: &V3Args, pid: Option<u32>) -> Result<Value> {
 /// One closed-loop worker; only calls made after `start` and answered before `end`
 /// count.
 async fn worker(
-    mut kv: KvClient<Channel>,
+    mut conn: UnaryConn,
+    work: Work,
     id: u64,
-    op: V3Op,
-    keys: u64,
-    value: Vec<u8>,
     start: Instant,
     end: Instant,
 ) -> Result<(Histogram, u64)> {
@@ -151,25 +191,7 @@ async fn worker(
         if sent >= end {
             return Ok((latencies, errors));
         }
-        let k = key(rng.below(keys));
-        let ok = match op {
-            V3Op::Put => kv
-                .put(PutRequest {
-                    key: k,
-                    value: value.clone(),
-                    ..PutRequest::default()
-                })
-                .await
-                .is_ok(),
-            V3Op::Range | V3Op::SRange => kv
-                .range(RangeRequest {
-                    key: k,
-                    serializable: op == V3Op::SRange,
-                    ..RangeRequest::default()
-                })
-                .await
-                .is_ok_and(|r| r.get_ref().count == 1),
-        };
+        let ok = work.call(&mut conn, &mut rng).await;
         let answered = Instant::now();
         let counted = sent >= start && answered <= end;
         if ok {
