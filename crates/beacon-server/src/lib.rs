@@ -36,6 +36,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    for ignored in &config.ignored_flags {
+        tracing::warn!("{ignored}");
+    }
     let bootstrap = Cluster::bootstrap(
         &config.initial_cluster,
         &config.initial_cluster_token,

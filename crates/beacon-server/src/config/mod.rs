@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+mod etcd_flags;
+
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
 use crate::urls::{parse_list, FlagUrl};
 
@@ -15,7 +17,9 @@ use crate::urls::{parse_list, FlagUrl};
 #[command(
     name = "beacon",
     version,
-    about = "A key-value store speaking etcd 3.4's v2 HTTP API."
+    about = "A key-value store speaking etcd 3.4's v2 HTTP and v3 gRPC APIs.",
+    // Go's flag package: a repeated flag takes its last value (tools append flags).
+    args_override_self = true
 )]
 struct Flags {
     /// Human-readable name for this member.
@@ -100,6 +104,13 @@ struct Flags {
     #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     force_new_cluster: bool,
+    /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
+    log_level: &'static str,
+    /// Log at debug level (etcd's older spelling of --log-level debug).
+    #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    debug: bool,
 }
 
 /// Whether the member starts a new cluster or joins an existing one.
@@ -148,6 +159,11 @@ pub struct Config {
     pub enable_v2: bool,
     /// `--force-new-cluster`: accept a data directory that misses committed entries.
     pub force_new_cluster: bool,
+    /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
+    pub log_level: &'static str,
+    /// One warning for each etcd flag given that means nothing for Beacon (logged at
+    /// start; see `etcd_flags`).
+    pub ignored_flags: Vec<String>,
 }
 
 /// Why the flags were refused.
@@ -160,74 +176,6 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
 }
-
-/// etcd flags Beacon does not implement: named in a clear error instead of clap's
-/// generic "unexpected argument".
-const UNSUPPORTED_ETCD_FLAGS: &[&str] = &[
-    "config-file",
-    "wal-dir",
-    "max-snapshots",
-    "max-wals",
-    "backend-batch-interval",
-    "backend-batch-limit",
-    "max-txn-ops",
-    "max-request-bytes",
-    "grpc-keepalive-min-time",
-    "grpc-keepalive-interval",
-    "grpc-keepalive-timeout",
-    "max-concurrent-streams",
-    "listen-metrics-urls",
-    "discovery",
-    "discovery-fallback",
-    "discovery-proxy",
-    "discovery-srv",
-    "discovery-srv-name",
-    "strict-reconfig-check",
-    "pre-vote",
-    "proxy",
-    "proxy-failure-wait",
-    "proxy-refresh-interval",
-    "proxy-dial-timeout",
-    "proxy-write-timeout",
-    "proxy-read-timeout",
-    "cert-file",
-    "key-file",
-    "client-cert-auth",
-    "client-crl-file",
-    "client-cert-allowed-hostname",
-    "trusted-ca-file",
-    "auto-tls",
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-client-cert-auth",
-    "peer-trusted-ca-file",
-    "peer-auto-tls",
-    "peer-crl-file",
-    "peer-cert-allowed-cn",
-    "peer-cert-allowed-hostname",
-    "cipher-suites",
-    "cors",
-    "host-whitelist",
-    "logger",
-    "log-output",
-    "log-outputs",
-    "debug",
-    "log-level",
-    "log-package-levels",
-    "auto-compaction-retention",
-    "auto-compaction-mode",
-    "enable-pprof",
-    "metrics",
-    "auth-token",
-    "bcrypt-cost",
-    "auth-token-ttl",
-    "enable-grpc-gateway",
-    "unsafe-no-fsync",
-    "initial-election-tick-advance",
-];
-
-/// etcd's `--experimental-*` flags that Beacon implements; the others are refused.
-const SUPPORTED_EXPERIMENTAL: &[&str] = &["experimental-watch-progress-notify-interval"];
 
 /// Go's flag package accepts `-name value` and `-name=value`; clap wants `--name`.
 /// A single dash followed by a word of two or more letters becomes a double dash.
@@ -261,6 +209,17 @@ pub fn normalize_go_flags<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsSt
     out
 }
 
+/// etcd's log levels as `tracing`'s (it has no panic or fatal level).
+fn parse_log_level(s: &str) -> Result<&'static str, String> {
+    match s {
+        "debug" => Ok("debug"),
+        "info" => Ok("info"),
+        "warn" => Ok("warn"),
+        "error" | "dpanic" | "panic" | "fatal" => Ok("error"),
+        _ => Err(format!("unknown level {s:?}")),
+    }
+}
+
 /// Go's `strconv.ParseBool`, for boolean flags such as `--enable-v2=false`.
 fn parse_go_bool(s: &str) -> Result<bool, String> {
     crate::http::goform::parse_bool(s).ok_or_else(|| format!("invalid boolean value {s:?}"))
@@ -270,24 +229,12 @@ impl Config {
     /// Parses and validates process arguments (the first is the program name).
     pub fn from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Config, ConfigError> {
         let args = normalize_go_flags(args);
-        for arg in args.iter().skip(1) {
-            let s = arg.to_string_lossy();
-            if s == "--" {
-                break;
-            }
-            if let Some(name) = s.strip_prefix("--") {
-                let name = name.split('=').next().unwrap_or("");
-                let experimental =
-                    name.starts_with("experimental-") && !SUPPORTED_EXPERIMENTAL.contains(&name);
-                if UNSUPPORTED_ETCD_FLAGS.contains(&name) || experimental {
-                    return Err(ConfigError::Invalid(format!(
-                        "flag --{name} is an etcd flag that beacon does not support yet"
-                    )));
-                }
-            }
-        }
+        let (args, ignored_flags) =
+            etcd_flags::take(args, |var| std::env::var(var).ok()).map_err(ConfigError::Invalid)?;
         let flags = Flags::try_parse_from(args)?;
-        Config::validate(flags).map_err(ConfigError::Invalid)
+        let mut config = Config::validate(flags).map_err(ConfigError::Invalid)?;
+        config.ignored_flags = ignored_flags;
+        Ok(config)
     }
 
     fn validate(f: Flags) -> Result<Config, String> {
@@ -381,6 +328,8 @@ impl Config {
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,
             force_new_cluster: f.force_new_cluster,
+            log_level: if f.debug { "debug" } else { f.log_level },
+            ignored_flags: Vec::new(),
         })
     }
 }
@@ -460,6 +409,48 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let c = parse(&[
+            "--name",
+            "a",
+            "-name=b",
+            "--snapshot-count",
+            "1",
+            "--snapshot-count=2",
+        ])
+        .unwrap();
+        assert_eq!((c.name.as_str(), c.snapshot_count), ("b", 2));
+        let c = parse(&["--enable-v2=false", "--enable-v2"]).unwrap();
+        assert!(c.enable_v2);
+    }
+
+    #[test]
+    fn log_levels_are_etcds() {
+        assert_eq!(parse(&[]).unwrap().log_level, "info");
+        assert_eq!(parse(&["--log-level", "warn"]).unwrap().log_level, "warn");
+        assert_eq!(parse(&["--log-level=fatal"]).unwrap().log_level, "error");
+        assert_eq!(parse(&["-debug"]).unwrap().log_level, "debug");
+        assert!(parse(&["--log-level", "loud"]).is_err());
+    }
+
+    #[test]
+    fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
+        let c = parse(&[
+            "--max-wals",
+            "2",
+            "--client-cert-auth=false",
+            "--max-txn-ops=128",
+        ])
+        .unwrap();
+        assert_eq!(c.ignored_flags.len(), 1, "{:?}", c.ignored_flags);
+        let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn several_listen_urls() {
         let c = parse(&[
             "--listen-client-urls",
@@ -497,6 +488,7 @@ mod tests {
         let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert!(msg(&["--experimental-watch-progress-notify-interval", "0"]).contains("positive"));
         assert!(msg(&["--experimental-corrupt-check-time", "1m"]).contains("does not support"));
+        assert!(parse(&["--experimental-corrupt-check-time", "0s"]).is_ok());
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! etcd 3.4 flags that Beacon does not parse with clap: taken out of the command line
+//! (and the `ETCD_*` environment) before clap sees it, so that an etcd command line
+//! runs unchanged wherever Beacon would behave as etcd does.
+//!
+//! A flag here is one of two kinds:
+//! - [`Kind::Pending`]: it means something Beacon has not built yet (TLS, auth,
+//!   metrics, ...). The values at which etcd behaves as Beacon always does are
+//!   accepted, typically etcd's default (`--client-cert-auth=false`, `--proxy off`);
+//!   any other value is refused by name, never silently ignored.
+//! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
+//!   WAL file retention, Go's profiler); any value is accepted with one warning.
+
+use std::ffi::OsString;
+
+/// What Beacon does with one etcd flag.
+pub(super) enum Kind {
+    /// Accepted only at these values (compared as Go parses the flag's type).
+    Pending(&'static [&'static str]),
+    /// Accepted at any value, with a warning saying why it changes nothing.
+    NoMeaning(&'static str),
+}
+
+/// One etcd flag Beacon's clap parser does not know.
+pub(super) struct EtcdFlag {
+    pub(super) name: &'static str,
+    /// Go's boolean flags take their value only after `=`; alone they mean true.
+    pub(super) boolean: bool,
+    pub(super) kind: Kind,
+}
+
+const fn pending(name: &'static str, accepted: &'static [&'static str]) -> EtcdFlag {
+    EtcdFlag {
+        name,
+        boolean: false,
+        kind: Kind::Pending(accepted),
+    }
+}
+
+const fn pending_bool(name: &'static str, accepted: &'static [&'static str]) -> EtcdFlag {
+    EtcdFlag {
+        name,
+        boolean: true,
+        kind: Kind::Pending(accepted),
+    }
+}
+
+const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> EtcdFlag {
+    EtcdFlag {
+        name,
+        boolean,
+        kind: Kind::NoMeaning(why),
+    }
+}
+
+const EMPTY: &[&str] = &[""];
+const FALSE: &[&str] = &["false"];
+/// No value is accepted yet: Beacon behaves as etcd does at none of them.
+const NONE: &[&str] = &[];
+
+const BBOLT: &str = "it tunes etcd's bbolt backend; beacon's keyspace is in fjall";
+const PROXY: &str = "it tunes etcd's v2 proxy mode, which is off (--proxy off)";
+
+/// Every flag of `etcd --help` (3.4.23) that [`super::Flags`] does not declare, and
+/// `--unsafe-no-fsync` (3.5), refused here by name as etcd 3.4 refuses it as unknown.
+pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
+    pending("config-file", EMPTY),
+    pending("wal-dir", EMPTY),
+    no_meaning(
+        "max-snapshots",
+        false,
+        "beacon keeps no snapshot files to count",
+    ),
+    no_meaning("max-wals", false, "beacon keeps no WAL files to count"),
+    no_meaning("backend-batch-interval", false, BBOLT),
+    no_meaning("backend-batch-limit", false, BBOLT),
+    no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
+    no_meaning("experimental-compaction-batch-limit", false, BBOLT),
+    // Beacon's limits are etcd's defaults (`limits::V3_PROPOSAL_BYTES_MAX`,
+    // `beacon_mvcc::TXN_OPS_MAX`).
+    pending("max-txn-ops", &["128"]),
+    pending("max-request-bytes", &["1572864"]),
+    pending("grpc-keepalive-min-time", NONE),
+    pending("grpc-keepalive-interval", NONE),
+    pending("grpc-keepalive-timeout", NONE),
+    pending("max-concurrent-streams", NONE),
+    pending("listen-metrics-urls", EMPTY),
+    pending("metrics", NONE),
+    pending("discovery", EMPTY),
+    pending("discovery-fallback", &["proxy"]),
+    pending("discovery-proxy", EMPTY),
+    pending("discovery-srv", EMPTY),
+    pending("discovery-srv-name", EMPTY),
+    // etcd's check refuses some member changes; Beacon makes none of those checks.
+    pending_bool("strict-reconfig-check", FALSE),
+    // openraft has no pre-vote phase.
+    pending_bool("pre-vote", FALSE),
+    pending("initial-election-tick-advance", NONE),
+    pending("proxy", &["off"]),
+    no_meaning("proxy-failure-wait", false, PROXY),
+    no_meaning("proxy-refresh-interval", false, PROXY),
+    no_meaning("proxy-dial-timeout", false, PROXY),
+    no_meaning("proxy-write-timeout", false, PROXY),
+    no_meaning("proxy-read-timeout", false, PROXY),
+    pending("cert-file", EMPTY),
+    pending("key-file", EMPTY),
+    pending_bool("client-cert-auth", FALSE),
+    pending("client-crl-file", EMPTY),
+    pending("client-cert-allowed-hostname", EMPTY),
+    pending("trusted-ca-file", EMPTY),
+    pending_bool("auto-tls", FALSE),
+    pending("peer-cert-file", EMPTY),
+    pending("peer-key-file", EMPTY),
+    pending_bool("peer-client-cert-auth", FALSE),
+    pending("peer-trusted-ca-file", EMPTY),
+    pending_bool("peer-auto-tls", FALSE),
+    pending("peer-crl-file", EMPTY),
+    pending("peer-cert-allowed-cn", EMPTY),
+    pending("peer-cert-allowed-hostname", EMPTY),
+    pending("cipher-suites", EMPTY),
+    pending_bool("experimental-peer-skip-client-san-verification", FALSE),
+    // Every origin and every Host header, as Beacon serves them (etcd's defaults).
+    pending("cors", &["*"]),
+    pending("host-whitelist", &["*", ""]),
+    no_meaning(
+        "logger",
+        false,
+        "beacon writes its own log lines (--log-level sets how many)",
+    ),
+    pending("log-outputs", &["default", "stderr"]),
+    no_meaning(
+        "log-package-levels",
+        false,
+        "it sets capnslog's per-package levels; use --log-level",
+    ),
+    // Without a retention nothing is compacted automatically, in either mode.
+    pending("auto-compaction-retention", &["0"]),
+    pending("auto-compaction-mode", &["periodic", "revision"]),
+    no_meaning(
+        "enable-pprof",
+        true,
+        "it serves Go's profiler; beacon is not a Go program",
+    ),
+    // Settings of auth, which is off and cannot be enabled yet.
+    pending("auth-token", &["simple"]),
+    pending("bcrypt-cost", &["10"]),
+    pending("auth-token-ttl", &["300"]),
+    pending_bool("enable-grpc-gateway", NONE),
+    pending("experimental-corrupt-check-time", &["0s", "0"]),
+    pending_bool("experimental-initial-corrupt-check", FALSE),
+    no_meaning(
+        "experimental-enable-lease-checkpoint",
+        true,
+        "beacon always keeps leases' remaining TTLs in its log",
+    ),
+    pending("experimental-enable-v2v3", EMPTY),
+    pending("experimental-warning-apply-duration", NONE),
+    pending_bool("unsafe-no-fsync", NONE),
+];
+
+fn lookup(name: &str) -> Option<&'static EtcdFlag> {
+    ETCD_FLAGS.iter().find(|f| f.name == name)
+}
+
+/// Takes the flags of [`ETCD_FLAGS`] out of `args` (already in `--name` form) and
+/// checks their values, the last one given winning as with Go's flag package; a flag
+/// absent from the command line is read from its `ETCD_*` variable through `env`.
+/// Returns the arguments left for clap and one warning per flag accepted without
+/// meaning; `Err` names the first flag whose value Beacon cannot honour.
+pub(super) fn take(
+    args: Vec<OsString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Vec<OsString>, Vec<String>), String> {
+    let mut rest = Vec::with_capacity(args.len());
+    let mut given: Vec<(&'static EtcdFlag, String)> = Vec::new();
+    let mut args = args.into_iter().enumerate();
+    while let Some((i, arg)) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            rest.push(arg);
+            rest.extend(args.map(|(_, a)| a));
+            break;
+        }
+        let flag = text
+            .strip_prefix("--")
+            .filter(|_| i > 0)
+            .and_then(|s| lookup(s.split('=').next().unwrap_or("")));
+        let Some(flag) = flag else {
+            rest.push(arg);
+            continue;
+        };
+        let value = match text.split_once('=') {
+            Some((_, v)) => v.to_string(),
+            None if flag.boolean => "true".to_string(),
+            None => match args.next() {
+                Some((_, v)) => v.to_string_lossy().into_owned(),
+                None => return Err(format!("flag needs an argument: -{}", flag.name)),
+            },
+        };
+        given.retain(|(f, _)| f.name != flag.name);
+        given.push((flag, value));
+    }
+    for flag in ETCD_FLAGS {
+        if given.iter().any(|(f, _)| f.name == flag.name) {
+            continue;
+        }
+        let var = format!("ETCD_{}", flag.name.to_uppercase().replace('-', "_"));
+        if let Some(value) = env(&var) {
+            given.push((flag, value));
+        }
+    }
+    let mut warnings = Vec::new();
+    for (flag, value) in given {
+        match flag.kind {
+            Kind::NoMeaning(why) => warnings.push(format!(
+                "flag --{}={value} is accepted for etcd compatibility and ignored: {why}",
+                flag.name
+            )),
+            Kind::Pending(accepted) => {
+                if !accepted.iter().any(|a| same_value(flag, a, &value)) {
+                    let only = match accepted {
+                        [] => String::new(),
+                        values => format!(" (only {})", quoted(values)),
+                    };
+                    return Err(format!(
+                        "flag --{}={value} is an etcd flag that beacon does not support yet{only}",
+                        flag.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok((rest, warnings))
+}
+
+/// Whether `value` says what `accepted` says, as Go would parse the flag.
+fn same_value(flag: &EtcdFlag, accepted: &str, value: &str) -> bool {
+    if flag.boolean {
+        let go = crate::http::goform::parse_bool;
+        return go(value).is_some() && go(value) == go(accepted);
+    }
+    value == accepted
+}
+
+fn quoted(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<(Vec<String>, Vec<String>), String> {
+        let args = args.iter().map(OsString::from).collect();
+        let (rest, warnings) = take(args, |_| None)?;
+        let rest = rest.iter().map(|a| a.to_string_lossy().into_owned());
+        Ok((rest.collect(), warnings))
+    }
+
+    #[test]
+    fn accepted_values_are_taken_out_and_others_refused() {
+        let (rest, warnings) = run(&[
+            "beacon",
+            "--name",
+            "a",
+            "--client-cert-auth=false",
+            "--proxy",
+            "off",
+            "--cert-file=",
+            "--auto-compaction-retention",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(rest, ["beacon", "--name", "a"]);
+        assert!(warnings.is_empty());
+        let refused = run(&["beacon", "--client-cert-auth"]).unwrap_err();
+        assert!(refused.contains("--client-cert-auth=true"), "{refused}");
+        assert!(refused.contains("does not support yet"), "{refused}");
+        assert!(run(&["beacon", "--cert-file", "c.pem"]).is_err());
+        assert!(
+            run(&["beacon", "--client-cert-auth=0"]).is_ok(),
+            "Go's false"
+        );
+        assert!(run(&["beacon", "--client-cert-auth=nope"]).is_err());
+    }
+
+    #[test]
+    fn the_last_value_given_wins() {
+        assert!(run(&["beacon", "--proxy", "on", "--proxy=off"]).is_ok());
+        assert!(run(&["beacon", "--proxy", "off", "--proxy=on"]).is_err());
+    }
+
+    #[test]
+    fn flags_without_meaning_warn_once() {
+        let (rest, warnings) = run(&[
+            "beacon",
+            "--max-wals",
+            "3",
+            "--max-wals=4",
+            "--enable-pprof",
+        ])
+        .unwrap();
+        assert_eq!(rest, ["beacon"]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("--max-wals=4"), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_environment_fills_in_and_the_command_line_wins() {
+        let env = |v: &str| (v == "ETCD_PROXY").then(|| "on".to_string());
+        let args = vec![OsString::from("beacon")];
+        assert!(take(args, env).is_err());
+        let args = ["beacon", "--proxy=off"].map(OsString::from).to_vec();
+        assert!(take(args, env).is_ok());
+    }
+
+    #[test]
+    fn a_value_after_the_separator_is_left_alone() {
+        let (rest, _) = run(&["beacon", "--", "--proxy=on"]).unwrap();
+        assert_eq!(rest, ["beacon", "--", "--proxy=on"]);
+        assert!(run(&["beacon", "--wal-dir"])
+            .unwrap_err()
+            .contains("needs an argument"));
+    }
+}
