@@ -46,7 +46,9 @@ pub async fn run(
         &config.advertise_client_urls,
     )
     .map_err(anyhow::Error::msg)?;
-    let listeners = bind_all(&config.listen_client_addrs).await?;
+    let listeners = bind_all(&config.listen_client_addrs)
+        .await
+        .context("binding --listen-client-urls")?;
     let peer_addrs = config
         .listen_peer_urls
         .iter()
@@ -139,17 +141,38 @@ pub async fn run(
             "--quota-backend-bytes is past the size etcd recommends"
         );
     }
-    let served = serve(
-        consensus,
-        cluster,
-        listeners,
-        limits::request_timeout(config.election_timeout_ms),
-        config.space_quota,
-        config.watch_progress_notify_interval,
-        stop,
-    )
-    .await;
+    // As etcd, client requests are served once this member has published itself:
+    // until then the bound listeners hold new connections in their backlog, and a
+    // member that cannot reach a leader serves nothing (scripts wait for this line).
+    let (mut stop, mut publisher) = (Box::pin(stop), publisher);
+    let published = tokio::select! {
+        published = &mut publisher => published.is_ok(),
+        () = &mut stop => false,
+    };
     publisher.abort();
+    let served = if published {
+        tracing::info!("ready to serve client requests");
+        for l in &listeners {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "serving client requests");
+            }
+        }
+        let settings = ClientSettings {
+            request_timeout: limits::request_timeout(config.election_timeout_ms),
+            space_quota: config.space_quota,
+            watch_progress_notify_interval: config.watch_progress_notify_interval,
+            http2: grpc::Http2Settings {
+                max_concurrent_streams: config
+                    .max_concurrent_streams
+                    .unwrap_or(limits::GRPC_STREAMS_PER_CONNECTION_MAX),
+                keepalive_interval: config.grpc_keepalive_interval,
+                keepalive_timeout: config.grpc_keepalive_timeout,
+            },
+        };
+        serve(consensus, cluster, listeners, settings, stop).await
+    } else {
+        Ok(())
+    };
     let stopped = node
         .shutdown()
         .await
@@ -192,9 +215,7 @@ async fn serve_peers(listeners: Vec<TcpListener>, node: beacon_raft::RaftNode) {
 pub async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let l =
-            listen(*addr).with_context(|| format!("listening for client requests on {addr}"))?;
-        tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "serving client requests");
+        let l = listen(*addr).with_context(|| format!("listening on {addr}"))?;
         listeners.push(l);
     }
     Ok(listeners)
@@ -214,6 +235,19 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(limits::LISTEN_BACKLOG)
 }
 
+/// How the client API serves: etcd's flags for it, with their defaults in `limits`.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSettings {
+    /// How long a request waits for consensus.
+    pub request_timeout: std::time::Duration,
+    /// The v3 keyspace's space quota (`--quota-backend-bytes`), `None` when off.
+    pub space_quota: Option<u64>,
+    /// `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval: std::time::Duration,
+    /// How gRPC connections are kept.
+    pub http2: grpc::Http2Settings,
+}
+
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
 /// then open watches end, new connections are refused and open ones get
 /// [`limits::SHUTDOWN_GRACE`] to finish.
@@ -221,15 +255,19 @@ pub async fn serve(
     consensus: Arc<dyn Consensus>,
     cluster: Cluster,
     listeners: Vec<TcpListener>,
-    request_timeout: std::time::Duration,
-    space_quota: Option<u64>,
-    watch_progress_notify_interval: std::time::Duration,
+    settings: ClientSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut state = AppState::new(consensus, cluster, request_timeout, stop_rx.clone());
-    state.space_quota = space_quota;
-    state.watch_progress_notify_interval = watch_progress_notify_interval;
+    let mut state = AppState::new(
+        consensus,
+        cluster,
+        settings.request_timeout,
+        stop_rx.clone(),
+    );
+    state.space_quota = settings.space_quota;
+    state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
+    state.http2 = settings.http2;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

@@ -102,8 +102,17 @@ pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
 /// says otherwise (etcd's default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Most calls one HTTP/2 connection may have open at once.
+/// Most calls one HTTP/2 connection may have open at once, unless
+/// `--max-concurrent-streams` says otherwise (etcd's default has no bound).
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;
+
+/// How long a gRPC connection may be silent before the server pings it
+/// (`--grpc-keepalive-interval`; grpc-go's default, so etcd's).
+pub const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// How long the server waits for the answer to that ping before closing the
+/// connection (`--grpc-keepalive-timeout`; grpc-go's and etcd's default).
+pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The v3 keyspace's space quota when `--quota-backend-bytes` is 0 (etcd's default,
 /// 2 GiB); a negative flag turns the quota off, as in etcd.

@@ -29,6 +29,8 @@ pub struct AppState {
     /// How often watchers that asked for progress notifications hear the revision
     /// (`--experimental-watch-progress-notify-interval`).
     pub watch_progress_notify_interval: Duration,
+    /// How gRPC connections are kept (streams at once, keep-alive pings).
+    pub http2: crate::grpc::Http2Settings,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -65,6 +67,7 @@ impl AppState {
             start_ns: now,
             space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
+            http2: crate::grpc::Http2Settings::default(),
         }
     }
 

@@ -1,14 +1,23 @@
-//! etcd's command lines: every flag `etcd --help` (3.4.23) lists is known to Beacon,
-//! either implemented or refused by name at the values Beacon cannot honour (never
-//! clap's "unexpected argument"), and one command line with repeated flags, etcd's
+//! Beacon in place of the etcd binary: every flag `etcd --help` (3.4.23) lists is known
+//! to Beacon, either implemented or refused by name at the values Beacon cannot honour
+//! (never clap's "unexpected argument"); one command line with repeated flags, etcd's
 //! defaults of flags Beacon has not built yet and flags that mean nothing here starts
-//! both etcd and Beacon.
+//! both etcd and Beacon; both say when they are ready to serve, and serve only then;
+//! and the gRPC connection flags (keep-alive pings, streams per connection) act alike.
 
 use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use beacon_proto::etcdserverpb::kv_client::KvClient;
+use beacon_proto::etcdserverpb::watch_client::WatchClient;
+use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+use beacon_proto::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchRequest};
 use beacon_server::config::{Config, ConfigError};
-use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, ServerKind, ServerProcess};
+use beacon_testkit::{
+    beacon_bin, etcd_bin, etcd_or_skip, http_get, ServerKind, ServerProcess, READY_TIMEOUT,
+};
 
 /// `--flag 'default'` pairs from etcd's help text (a few defaults are unquoted).
 fn etcd_help_flags() -> Vec<(String, String)> {
@@ -114,5 +123,167 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
             assert!(!log.contains("DEBUG"), "the last --log-level wins:\n{log}");
         }
         members[0].terminate(std::time::Duration::from_secs(10));
+    }
+}
+
+/// etcd serves client requests only once the member has published itself through a
+/// leader, and says "ready to serve client requests" then; scripts wait for that line.
+/// A member restarted without a quorum answers nothing until a peer returns.
+#[test]
+fn a_member_serves_clients_once_published_and_says_so() {
+    if !etcd_or_skip() {
+        return;
+    }
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let mut members = ServerProcess::cluster(kind, bin, 3).expect("a 3-member cluster");
+        let ready_lines = |m: &ServerProcess| m.log_tail(10_000).matches(READY).count();
+        assert_eq!(ready_lines(&members[0]), 1, "{kind:?}: said once at start");
+        members[1].kill9();
+        members[2].kill9();
+        members[0].restart_unready().expect("restarting m0");
+        // Long enough for a lone member's start and several election timeouts.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let answer = http_get(members[0].client_port(), "/version");
+            assert!(
+                answer.is_err(),
+                "{kind:?}: served without a quorum: {answer:?}"
+            );
+        }
+        assert_eq!(ready_lines(&members[0]), 1, "{kind:?}: not ready yet");
+        members[1].restart().expect("restarting m1");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while http_get(members[0].client_port(), "/version").is_err() {
+            assert!(Instant::now() < deadline, "{kind:?}: m0 never served");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            ready_lines(&members[0]),
+            2,
+            "{kind:?}: said again once ready"
+        );
+    }
+}
+
+const READY: &str = "ready to serve client requests";
+
+/// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout`: a gRPC client that stays
+/// silent is pinged after the interval, and a client that never answers the ping loses
+/// its connection after the timeout. Spoken as raw HTTP/2 frames, so that nothing
+/// answers the ping for the test.
+#[test]
+fn an_unanswered_keepalive_ping_closes_the_connection() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let args = [
+        "--grpc-keepalive-interval=300ms",
+        "--grpc-keepalive-timeout=300ms",
+    ];
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let members = ServerProcess::cluster_with(kind, bin, 1, &args).expect("a member");
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", members[0].client_port()))
+            .expect("connecting");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The client preface, then an empty SETTINGS frame.
+        sock.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .unwrap();
+        let started = Instant::now();
+        let mut pinged = false;
+        // Closed: the connection ended well before the read timeout could end it.
+        let closed = loop {
+            let Some((kind_byte, flags)) = read_frame(&mut sock) else {
+                break started.elapsed() < Duration::from_secs(8);
+            };
+            match (kind_byte, flags & 1) {
+                // SETTINGS: acknowledged, as a live client does.
+                (4, 0) => sock.write_all(b"\0\0\0\x04\x01\0\0\0\0").unwrap(),
+                // PING, not acknowledged.
+                (6, 0) => pinged = true,
+                _ => {}
+            }
+            if started.elapsed() > Duration::from_secs(8) {
+                break false;
+            }
+        };
+        assert!(pinged, "{kind:?}: no keep-alive ping");
+        assert!(
+            closed,
+            "{kind:?}: the connection outlived the ping's timeout"
+        );
+    }
+}
+
+/// One HTTP/2 frame's type and flags, its payload skipped; `None` at the end of the
+/// connection (or a read error: a reset is an end too).
+fn read_frame(sock: &mut std::net::TcpStream) -> Option<(u8, u8)> {
+    let mut head = [0u8; 9];
+    sock.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    sock.read_exact(&mut payload).ok()?;
+    Some((head[3], head[4]))
+}
+
+/// `--max-concurrent-streams`: with 1, a call on a connection whose one stream is open
+/// (a watch) waits until that stream ends.
+#[test]
+fn calls_past_max_concurrent_streams_wait_for_a_free_stream() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let members = ServerProcess::cluster_with(kind, bin, 1, &["--max-concurrent-streams=1"])
+            .expect("a member");
+        let url = members[0].client_url();
+        runtime.block_on(async {
+            let channel = beacon_testkit::grpc_channel(&url).await;
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: b"k".to_vec(),
+                    ..WatchCreateRequest::default()
+                })),
+            };
+            // Queued before the call: grpc-go sends the stream's headers with its first
+            // answer. Closing `tx` ends the stream's request side, which ends the watch.
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.send(create).await.expect("queued");
+            let requests = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
+            });
+            let mut watch = WatchClient::new(channel.clone())
+                .watch(requests)
+                .await
+                .expect("a watch stream")
+                .into_inner();
+            watch.message().await.expect("created").expect("an answer");
+            let mut kv = KvClient::new(channel);
+            let range = || RangeRequest {
+                key: b"k".to_vec(),
+                ..RangeRequest::default()
+            };
+            let held = tokio::time::timeout(Duration::from_millis(500), kv.range(range())).await;
+            assert!(
+                held.is_err(),
+                "{kind:?}: a second call ran beside the watch"
+            );
+            drop((tx, watch));
+            let ran = tokio::time::timeout(Duration::from_secs(5), kv.range(range())).await;
+            assert!(
+                matches!(ran, Ok(Ok(_))),
+                "{kind:?}: after the watch: {ran:?}"
+            );
+        });
     }
 }

@@ -313,6 +313,13 @@ impl ServerProcess {
         self.spawn_and_wait()
     }
 
+    /// Kills the server if it runs and starts it again on the same data dir and ports,
+    /// without waiting until it is ready (it may not be: a member without a quorum).
+    pub fn restart_unready(&mut self) -> std::io::Result<()> {
+        self.kill9();
+        self.spawn()
+    }
+
     fn args(&self) -> Vec<String> {
         let client = self.client_url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);

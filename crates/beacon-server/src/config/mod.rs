@@ -104,6 +104,19 @@ struct Flags {
     #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     force_new_cluster: bool,
+    /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
+    #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
+    max_concurrent_streams: Option<u32>,
+    /// After how long without hearing from a gRPC client the server pings it (Go
+    /// duration syntax; 0: the default).
+    #[arg(long, env = "ETCD_GRPC_KEEPALIVE_INTERVAL", default_value = "2h",
+          value_parser = beacon_api::go_duration::parse)]
+    grpc_keepalive_interval: std::time::Duration,
+    /// How long to wait for that ping's answer before closing the connection (0: the
+    /// default).
+    #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s",
+          value_parser = beacon_api::go_duration::parse)]
+    grpc_keepalive_timeout: std::time::Duration,
     /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: &'static str,
@@ -159,6 +172,12 @@ pub struct Config {
     pub enable_v2: bool,
     /// `--force-new-cluster`: accept a data directory that misses committed entries.
     pub force_new_cluster: bool,
+    /// `--max-concurrent-streams`, when given.
+    pub max_concurrent_streams: Option<u32>,
+    /// `--grpc-keepalive-interval`.
+    pub grpc_keepalive_interval: std::time::Duration,
+    /// `--grpc-keepalive-timeout`.
+    pub grpc_keepalive_timeout: std::time::Duration,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
     /// One warning for each etcd flag given that means nothing for Beacon (logged at
@@ -209,6 +228,22 @@ pub fn normalize_go_flags<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsSt
     out
 }
 
+/// The keep-alive interval and timeout as etcd hands them to grpc-go: both together,
+/// only when both are positive; otherwise grpc-go's defaults, which are etcd's.
+fn keepalive(
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+) -> (std::time::Duration, std::time::Duration) {
+    if interval.is_zero() || timeout.is_zero() {
+        (
+            crate::limits::GRPC_KEEPALIVE_INTERVAL,
+            crate::limits::GRPC_KEEPALIVE_TIMEOUT,
+        )
+    } else {
+        (interval, timeout)
+    }
+}
+
 /// etcd's log levels as `tracing`'s (it has no panic or fatal level).
 fn parse_log_level(s: &str) -> Result<&'static str, String> {
     match s {
@@ -238,6 +273,7 @@ impl Config {
     }
 
     fn validate(f: Flags) -> Result<Config, String> {
+        let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
         if f.experimental_watch_progress_notify_interval.is_zero() {
             return Err(
                 "--experimental-watch-progress-notify-interval must be positive".to_string(),
@@ -328,6 +364,9 @@ impl Config {
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,
             force_new_cluster: f.force_new_cluster,
+            max_concurrent_streams: f.max_concurrent_streams,
+            grpc_keepalive_interval: keepalive.0,
+            grpc_keepalive_timeout: keepalive.1,
             log_level: if f.debug { "debug" } else { f.log_level },
             ignored_flags: Vec::new(),
         })
@@ -422,6 +461,35 @@ mod tests {
         assert_eq!((c.name.as_str(), c.snapshot_count), ("b", 2));
         let c = parse(&["--enable-v2=false", "--enable-v2"]).unwrap();
         assert!(c.enable_v2);
+    }
+
+    #[test]
+    fn grpc_connection_flags() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.max_concurrent_streams, None);
+        assert_eq!(
+            c.grpc_keepalive_interval,
+            std::time::Duration::from_secs(7200)
+        );
+        let c = parse(&[
+            "--max-concurrent-streams=10",
+            "--grpc-keepalive-interval=1m",
+            "--grpc-keepalive-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(c.max_concurrent_streams, Some(10));
+        assert_eq!(
+            c.grpc_keepalive_interval,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(c.grpc_keepalive_timeout, std::time::Duration::from_secs(5));
+        let c = parse(&["--grpc-keepalive-interval=1m", "--grpc-keepalive-timeout=0"]).unwrap();
+        assert_eq!(
+            c.grpc_keepalive_interval,
+            std::time::Duration::from_secs(7200)
+        );
+        assert_eq!(c.grpc_keepalive_timeout, std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod quota;
 mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use beacon_proto::etcdserverpb::cluster_server::ClusterServer;
 use beacon_proto::etcdserverpb::kv_server::KvServer;
@@ -33,18 +34,48 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use beacon_mvcc::{grpc_code, MvccError};
 use beacon_proto::beaconpb::{v3_request, v3_response, V3Request, V3Response};
 use beacon_store::{Applied, Command, Encoded};
+
 use prost::Message;
 use tonic::{Code, Status};
 
 use crate::consensus::{propose_with_timeout, ProposeFailure};
 use crate::limits::{
-    GRPC_MESSAGE_BYTES_MAX, GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
+    GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT, GRPC_MESSAGE_BYTES_MAX,
+    GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
 };
 use crate::state::AppState;
 
-/// The gRPC services, routed by path behind the learner check; cheap to clone (one per
-/// connection).
-pub type Routes = learner::LearnerGate<tonic::service::Routes>;
+/// The gRPC services, routed by path behind the learner check, and how their HTTP/2
+/// connections are kept; cheap to clone (one per connection).
+#[derive(Clone)]
+pub struct Routes {
+    service: learner::LearnerGate<tonic::service::Routes>,
+    http2: Http2Settings,
+}
+
+/// How each gRPC connection is kept: etcd's `--max-concurrent-streams` and
+/// `--grpc-keepalive-interval`/`--grpc-keepalive-timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct Http2Settings {
+    /// Most calls open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// After this long without hearing from the client, the server pings it...
+    pub keepalive_interval: Duration,
+    /// ...and closes the connection when the ping is not answered within this.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Http2Settings {
+    /// Beacon bounds the calls of a connection where etcd's default does not; the
+    /// keep-alive is grpc-go's default, which etcd's is.
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: GRPC_STREAMS_PER_CONNECTION_MAX,
+            keepalive_interval: GRPC_KEEPALIVE_INTERVAL,
+            keepalive_timeout: GRPC_KEEPALIVE_TIMEOUT,
+        }
+    }
+}
 
 /// Every service this member serves over gRPC.
 pub async fn routes(state: Arc<AppState>) -> Routes {
@@ -69,7 +100,11 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
         .add_service(lease)
         .add_service(watch)
         .add_service(maintenance);
-    learner::LearnerGate::new(routes, state)
+    let http2 = state.http2;
+    Routes {
+        service: learner::LearnerGate::new(routes, state),
+        http2,
+    }
 }
 
 /// The header every v3 response carries: the member's ids, its Raft term, and the v3
@@ -167,11 +202,14 @@ pub async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = tower::util::MapResponse::new(routes, etcd_refusals);
+    let Routes { service, http2 } = routes;
+    let service = tower::util::MapResponse::new(service, etcd_refusals);
     let service = TowerToHyperService::new(service);
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .max_concurrent_streams(GRPC_STREAMS_PER_CONNECTION_MAX)
+        .max_concurrent_streams(http2.max_concurrent_streams)
+        .keep_alive_interval(http2.keepalive_interval)
+        .keep_alive_timeout(http2.keepalive_timeout)
         .serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let stopping = tokio::select! {
