@@ -36,8 +36,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    for ignored in &config.ignored_flags {
-        tracing::warn!("{ignored}");
+    for warning in &config.flag_warnings {
+        tracing::warn!("{warning}");
     }
     let bootstrap = Cluster::bootstrap(
         &config.initial_cluster,

@@ -3,7 +3,8 @@
 //! (never clap's "unexpected argument"); one command line with repeated flags, etcd's
 //! defaults of flags Beacon has not built yet and flags that mean nothing here starts
 //! both etcd and Beacon; both say when they are ready to serve, and serve only then;
-//! and the gRPC connection flags (keep-alive pings, streams per connection) act alike.
+//! the gRPC connection flags (keep-alive pings, streams per connection) act alike; and
+//! a config file in etcd's YAML starts either.
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -16,8 +17,17 @@ use beacon_proto::etcdserverpb::watch_request::RequestUnion;
 use beacon_proto::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchRequest};
 use beacon_server::config::{Config, ConfigError};
 use beacon_testkit::{
-    beacon_bin, etcd_bin, etcd_or_skip, http_get, ServerKind, ServerProcess, READY_TIMEOUT,
+    beacon_bin, etcd_bin, etcd_or_skip, free_ports, http_get, ServerKind, ServerProcess, TempDir,
+    READY_TIMEOUT,
 };
+
+/// etcd, then Beacon: each test runs the same steps against both.
+fn both() -> [(ServerKind, std::path::PathBuf); 2] {
+    [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ]
+}
 
 /// `--flag 'default'` pairs from etcd's help text (a few defaults are unquoted).
 fn etcd_help_flags() -> Vec<(String, String)> {
@@ -110,10 +120,7 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
         "debug",
         "--log-level=info",
     ];
-    for (kind, bin) in [
-        (ServerKind::Etcd, etcd_bin()),
-        (ServerKind::Beacon, beacon_bin()),
-    ] {
+    for (kind, bin) in both() {
         let mut members = ServerProcess::cluster_with(kind, bin, 1, &args)
             .unwrap_or_else(|e| panic!("{kind:?} refused the command line: {e}"));
         if kind == ServerKind::Beacon {
@@ -134,10 +141,7 @@ fn a_member_serves_clients_once_published_and_says_so() {
     if !etcd_or_skip() {
         return;
     }
-    for (kind, bin) in [
-        (ServerKind::Etcd, etcd_bin()),
-        (ServerKind::Beacon, beacon_bin()),
-    ] {
+    for (kind, bin) in both() {
         let mut members = ServerProcess::cluster(kind, bin, 3).expect("a 3-member cluster");
         let ready_lines = |m: &ServerProcess| m.log_tail(10_000).matches(READY).count();
         assert_eq!(ready_lines(&members[0]), 1, "{kind:?}: said once at start");
@@ -183,10 +187,7 @@ fn an_unanswered_keepalive_ping_closes_the_connection() {
         "--grpc-keepalive-interval=300ms",
         "--grpc-keepalive-timeout=300ms",
     ];
-    for (kind, bin) in [
-        (ServerKind::Etcd, etcd_bin()),
-        (ServerKind::Beacon, beacon_bin()),
-    ] {
+    for (kind, bin) in both() {
         let members = ServerProcess::cluster_with(kind, bin, 1, &args).expect("a member");
         let mut sock = std::net::TcpStream::connect(("127.0.0.1", members[0].client_port()))
             .expect("connecting");
@@ -240,10 +241,7 @@ fn calls_past_max_concurrent_streams_wait_for_a_free_stream() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    for (kind, bin) in [
-        (ServerKind::Etcd, etcd_bin()),
-        (ServerKind::Beacon, beacon_bin()),
-    ] {
+    for (kind, bin) in both() {
         let members = ServerProcess::cluster_with(kind, bin, 1, &["--max-concurrent-streams=1"])
             .expect("a member");
         let url = members[0].client_url();
@@ -285,5 +283,69 @@ fn calls_past_max_concurrent_streams_wait_for_a_free_stream() {
                 "{kind:?}: after the watch: {ran:?}"
             );
         });
+    }
+}
+
+/// `--config-file`: etcd's YAML (flag names as keys, the TLS settings nested) starts a
+/// member, and the command line beside it is ignored, by etcd and Beacon alike.
+#[test]
+fn a_config_file_starts_a_member_and_the_command_line_is_ignored() {
+    if !etcd_or_skip() {
+        return;
+    }
+    for (kind, bin) in both() {
+        let dir = TempDir::new("config-file").expect("a temp dir");
+        let ports = free_ports(2);
+        let (client, peer) = (
+            format!("http://127.0.0.1:{}", ports[0]),
+            format!("http://127.0.0.1:{}", ports[1]),
+        );
+        let yaml = format!(
+            "# as etcd.conf.yml.sample writes it\n\
+             name: 'from-file'\n\
+             data-dir: {data}\n\
+             wal-dir:\n\
+             snapshot-count: 10000\n\
+             listen-client-urls: {client}\n\
+             advertise-client-urls: {client}\n\
+             listen-peer-urls: {peer}\n\
+             initial-advertise-peer-urls: {peer}\n\
+             initial-cluster: from-file={peer}\n\
+             initial-cluster-state: 'new'\n\
+             enable-v2: true\n\
+             client-transport-security:\n  client-cert-auth: false\n  auto-tls: false\n\
+             log-outputs: [stderr]\n",
+            data = dir.path().join("data").display(),
+        );
+        let file = dir.path().join("etcd.yml");
+        std::fs::write(&file, yaml).expect("writing the file");
+        let log = std::fs::File::create(dir.path().join("log")).expect("a log file");
+        let mut child = Command::new(bin)
+            .args(["--name", "from-flag", "--config-file"])
+            .arg(&file)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting the server");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let members = loop {
+            match http_get(ports[0], "/v2/members") {
+                Ok(answer) if answer.status == 200 && answer.body.contains("clientURLs") => {
+                    break answer.body;
+                }
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+                    panic!("{kind:?} did not serve from its config file:\n{log}");
+                }
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            members.contains("\"name\":\"from-file\""),
+            "{kind:?}: {members}"
+        );
     }
 }

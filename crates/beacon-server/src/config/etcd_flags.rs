@@ -60,10 +60,10 @@ const NONE: &[&str] = &[];
 const BBOLT: &str = "it tunes etcd's bbolt backend; beacon's keyspace is in fjall";
 const PROXY: &str = "it tunes etcd's v2 proxy mode, which is off (--proxy off)";
 
-/// Every flag of `etcd --help` (3.4.23) that [`super::Flags`] does not declare, and
+/// Every flag of `etcd --help` (3.4.23) that [`super::Flags`] does not declare (but
+/// `--config-file`, which `super::take_config_file` reads first), and
 /// `--unsafe-no-fsync` (3.5), refused here by name as etcd 3.4 refuses it as unknown.
 pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
-    pending("config-file", EMPTY),
     pending("wal-dir", EMPTY),
     no_meaning(
         "max-snapshots",

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 mod etcd_flags;
+mod file;
 
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
 use crate::urls::{parse_list, FlagUrl};
@@ -180,9 +181,9 @@ pub struct Config {
     pub grpc_keepalive_timeout: std::time::Duration,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
-    /// One warning for each etcd flag given that means nothing for Beacon (logged at
-    /// start; see `etcd_flags`).
-    pub ignored_flags: Vec<String>,
+    /// Warnings about the flags, logged at start: each etcd flag given that means
+    /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`).
+    pub flag_warnings: Vec<String>,
 }
 
 /// Why the flags were refused.
@@ -244,6 +245,39 @@ fn keepalive(
     }
 }
 
+/// Takes every `--config-file` out of `args` (in `--name` form), returning the last
+/// non-empty value given.
+fn take_config_file(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<OsString>), String> {
+    let (mut rest, mut file) = (Vec::with_capacity(args.len()), None);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            rest.push(arg);
+            rest.extend(args.by_ref());
+            break;
+        }
+        let text = arg.to_string_lossy();
+        let value = if text == "--config-file" {
+            args.next()
+                .ok_or_else(|| "flag needs an argument: -config-file".to_string())?
+        } else if let Some(v) = text.strip_prefix("--config-file=") {
+            OsString::from(v)
+        } else {
+            rest.push(arg);
+            continue;
+        };
+        file = Some(value).filter(|v| !v.is_empty());
+    }
+    Ok((rest, file))
+}
+
+/// [`Flags`] from `args` alone: clap's `ETCD_*` fallbacks switched off.
+fn parse_without_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let command = Flags::command().mut_args(|a| a.env(None::<&'static str>));
+    Flags::from_arg_matches(&command.try_get_matches_from(args)?)
+}
+
 /// etcd's log levels as `tracing`'s (it has no panic or fatal level).
 fn parse_log_level(s: &str) -> Result<&'static str, String> {
     match s {
@@ -263,12 +297,37 @@ fn parse_go_bool(s: &str) -> Result<bool, String> {
 impl Config {
     /// Parses and validates process arguments (the first is the program name).
     pub fn from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Config, ConfigError> {
-        let args = normalize_go_flags(args);
-        let (args, ignored_flags) =
-            etcd_flags::take(args, |var| std::env::var(var).ok()).map_err(ConfigError::Invalid)?;
-        let flags = Flags::try_parse_from(args)?;
+        let (args, config_file) =
+            take_config_file(normalize_go_flags(args)).map_err(ConfigError::Invalid)?;
+        let config_file =
+            config_file.or_else(|| std::env::var_os("ETCD_CONFIG_FILE").filter(|f| !f.is_empty()));
+        let (flags, flag_warnings) = match config_file {
+            None => {
+                let (args, warnings) = etcd_flags::take(args, |var| std::env::var(var).ok())
+                    .map_err(ConfigError::Invalid)?;
+                (Flags::try_parse_from(args)?, warnings)
+            }
+            // As etcd: the file alone, neither the command line nor the environment.
+            Some(path) => {
+                let (from_file, mut warnings) =
+                    file::arguments(path.as_ref()).map_err(ConfigError::Invalid)?;
+                let program = args.into_iter().take(1);
+                let (args, more) = etcd_flags::take(program.chain(from_file).collect(), |_| None)
+                    .map_err(ConfigError::Invalid)?;
+                warnings.extend(more);
+                warnings.insert(
+                    0,
+                    format!(
+                        "loading server configuration from {}; other configuration command \
+                         line flags and environment variables are ignored",
+                        std::path::Path::new(&path).display()
+                    ),
+                );
+                (parse_without_environment(args)?, warnings)
+            }
+        };
         let mut config = Config::validate(flags).map_err(ConfigError::Invalid)?;
-        config.ignored_flags = ignored_flags;
+        config.flag_warnings = flag_warnings;
         Ok(config)
     }
 
@@ -368,7 +427,7 @@ impl Config {
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
             log_level: if f.debug { "debug" } else { f.log_level },
-            ignored_flags: Vec::new(),
+            flag_warnings: Vec::new(),
         })
     }
 }
@@ -493,6 +552,22 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_replaces_the_command_line() {
+        let path = std::env::temp_dir().join(format!("beacon-cfg-{}.yml", std::process::id()));
+        std::fs::write(&path, "name: from-file\nsnapshot-count: 7\nmax-wals: 2\n").unwrap();
+        let file = path.display().to_string();
+        let c = parse(&["--name", "from-flag", "-config-file", &file]).unwrap();
+        assert_eq!((c.name.as_str(), c.snapshot_count), ("from-file", 7));
+        assert_eq!(c.flag_warnings.len(), 2, "{:?}", c.flag_warnings);
+        assert!(c.flag_warnings[0].contains(&file));
+        std::fs::write(&path, "proxy: on\n").unwrap();
+        assert!(parse(&["--config-file", &file]).is_err());
+        let _ = std::fs::remove_file(&path);
+        let c = parse(&["--config-file=", "--name", "n"]).unwrap();
+        assert_eq!(c.name, "n", "an empty --config-file is none");
+    }
+
+    #[test]
     fn log_levels_are_etcds() {
         assert_eq!(parse(&[]).unwrap().log_level, "info");
         assert_eq!(parse(&["--log-level", "warn"]).unwrap().log_level, "warn");
@@ -510,7 +585,7 @@ mod tests {
             "--max-txn-ops=128",
         ])
         .unwrap();
-        assert_eq!(c.ignored_flags.len(), 1, "{:?}", c.ignored_flags);
+        assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
         let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
         assert!(
             msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
