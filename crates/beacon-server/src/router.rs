@@ -62,6 +62,7 @@ async fn route(state: &AppState, req: Request) -> Response {
     match clean.as_bytes() {
         b"/version" => api::version::serve(&method),
         b"/health" => api::health::serve(state, &method).await,
+        b"/metrics" => api::metrics::serve(state),
         b"/v2/stats/store" => stats::serve(state, &method, "store").await,
         b"/v2/stats/self" => stats::serve(state, &method, "self").await,
         b"/v2/stats/leader" => stats::serve(state, &method, "leader").await,

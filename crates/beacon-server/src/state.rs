@@ -42,6 +42,11 @@ pub struct LeaderSeen {
     pub leader: Option<u64>,
     /// When it was first seen, Unix nanoseconds.
     pub since_ns: i64,
+    /// The term it was last seen leading.
+    pub term: u64,
+    /// How many times a leader was seen that was not the one seen before, or the same
+    /// one in a new term (`etcd_server_leader_changes_seen_total`).
+    pub changes: u64,
 }
 
 impl AppState {
@@ -61,8 +66,8 @@ impl AppState {
             request_timeout,
             shutdown,
             leader_seen: Mutex::new(LeaderSeen {
-                leader: None,
                 since_ns: now,
+                ..LeaderSeen::default()
             }),
             start_ns: now,
             space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
@@ -83,10 +88,14 @@ impl AppState {
         let status = self.consensus.status();
         let mut seen = self.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
         if status.leader_id.is_some() && status.leader_id != seen.leader {
-            *seen = LeaderSeen {
-                leader: status.leader_id,
-                since_ns: self.now_ns(),
-            };
+            seen.leader = status.leader_id;
+            seen.since_ns = self.now_ns();
+            seen.changes += 1;
+        } else if status.leader_id.is_some() && status.term != seen.term {
+            seen.changes += 1;
+        }
+        if status.leader_id.is_some() {
+            seen.term = status.term;
         }
         status
     }

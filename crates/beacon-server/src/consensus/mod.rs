@@ -6,6 +6,7 @@ mod raft;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use beacon_api::{ErrorCode, EtcdError};
@@ -181,14 +182,42 @@ pub async fn caught_up(
     }
 }
 
+/// Client proposals of this process under way (`etcd_server_proposals_pending`):
+/// every client request that goes through the log passes `propose_with_timeout`.
+pub static PROPOSALS_PENDING: AtomicI64 = AtomicI64::new(0);
+/// Client proposals that ended without a result: timed out, stopped, no leader
+/// (`etcd_server_proposals_failed_total`).
+pub static PROPOSALS_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one proposal as pending while it lives (a client that leaves drops it).
+struct Pending;
+
+impl Pending {
+    fn start() -> Pending {
+        PROPOSALS_PENDING.fetch_add(1, Ordering::Relaxed);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        PROPOSALS_PENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Proposes with a deadline, as etcd bounds every request by its `ReqTimeout`.
 pub async fn propose_with_timeout(
     consensus: &dyn Consensus,
     cmd: Command,
     timeout: std::time::Duration,
 ) -> Result<Committed, ProposeFailure> {
-    match tokio::time::timeout(timeout, consensus.propose(cmd)).await {
+    let _pending = Pending::start();
+    let result = match tokio::time::timeout(timeout, consensus.propose(cmd)).await {
         Ok(result) => result,
         Err(_) => Err(ProposeFailure::Timeout),
+    };
+    if result.is_err() {
+        PROPOSALS_FAILED.fetch_add(1, Ordering::Relaxed);
     }
+    result
 }

@@ -1,0 +1,95 @@
+//! `/metrics`: every family Beacon exposes has etcd 3.4's name, help text and type
+//! (so etcd's dashboards and alerts read it), and the figures move under load.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use beacon_testkit::{etcd_or_skip, ServerProcess};
+
+/// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
+#[derive(Debug, Default)]
+struct Scrape {
+    meta: BTreeMap<String, Vec<String>>,
+    samples: BTreeMap<String, f64>,
+}
+
+/// Scrapes with reqwest (etcd's answer is chunked).
+fn scrape(runtime: &tokio::runtime::Runtime, server: &ServerProcess) -> Scrape {
+    let url = format!("{}/metrics", server.client_url());
+    let body = runtime.block_on(async {
+        let answer = reqwest::get(url).await.expect("scraping /metrics");
+        assert_eq!(answer.status(), 200);
+        answer.text().await.expect("the body")
+    });
+    let mut scrape = Scrape::default();
+    for line in body.lines() {
+        if let Some(meta) = line.strip_prefix("# ") {
+            let name = meta.split_whitespace().nth(1).unwrap_or_default();
+            scrape
+                .meta
+                .entry(name.to_string())
+                .or_default()
+                .push(line.to_string());
+        } else if let Some((name, value)) = line.rsplit_once(' ') {
+            let value = value.parse().unwrap_or_else(|_| panic!("a sample: {line}"));
+            scrape.samples.insert(name.to_string(), value);
+        }
+    }
+    scrape
+}
+
+#[test]
+fn every_family_is_etcds_and_the_figures_move_under_load() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let etcd = ServerProcess::etcd().expect("etcd starts");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
+    let (theirs, ours) = (scrape(&runtime, &etcd), scrape(&runtime, &beacon));
+    assert!(ours.meta.len() >= 15, "families: {:?}", ours.meta.keys());
+    for (name, lines) in &ours.meta {
+        assert_eq!(Some(lines), theirs.meta.get(name), "{name}'s help and type");
+    }
+    for name in [
+        "etcd_server_has_leader",
+        "etcd_server_is_leader",
+        "etcd_server_leader_changes_seen_total",
+        "etcd_server_version{server_version=\"3.4.23\"}",
+        "etcd_cluster_version{cluster_version=\"3.4\"}",
+    ] {
+        assert_eq!(ours.samples.get(name), theirs.samples.get(name), "{name}");
+    }
+
+    // Writes while scraping: the proposal figures and the sizes grow.
+    let before = ours;
+    let url = beacon.client_url();
+    let writer = runtime.spawn(async move {
+        let http = reqwest::Client::new();
+        for i in 0..200 {
+            let put = http
+                .put(format!("{url}/v2/keys/metrics/k{}", i % 20))
+                .form(&[("value", "v".repeat(100))])
+                .send()
+                .await;
+            assert!(put.is_ok_and(|r| r.status().is_success()), "put {i}");
+        }
+    });
+    let mut during = scrape(&runtime, &beacon);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while during.samples["etcd_server_proposals_applied_total"]
+        <= before.samples["etcd_server_proposals_applied_total"]
+    {
+        assert!(std::time::Instant::now() < deadline, "no proposal applied");
+        std::thread::sleep(Duration::from_millis(10));
+        during = scrape(&runtime, &beacon);
+    }
+    runtime.block_on(writer).expect("the writes");
+    let after = scrape(&runtime, &beacon);
+    let grew = |name: &str| after.samples[name] - before.samples[name];
+    assert!(grew("etcd_server_proposals_committed_total") >= 200.0);
+    assert!(grew("etcd_server_proposals_applied_total") >= 200.0);
+    assert!(grew("process_cpu_seconds_total") > 0.0);
+    assert_eq!(after.samples["etcd_server_proposals_pending"], 0.0);
+    assert_eq!(after.samples["etcd_server_proposals_failed_total"], 0.0);
+}
