@@ -49,6 +49,9 @@ pub async fn run(
     let listeners = bind_all(&config.listen_client_addrs)
         .await
         .context("binding --listen-client-urls")?;
+    let metrics_listeners = bind_all(&config.listen_metrics_addrs)
+        .await
+        .context("binding --listen-metrics-urls")?;
     let peer_addrs = config
         .listen_peer_urls
         .iter()
@@ -157,6 +160,11 @@ pub async fn run(
                 tracing::info!(%addr, "serving client requests");
             }
         }
+        for l in &metrics_listeners {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "serving /metrics and /health");
+            }
+        }
         let settings = ClientSettings {
             request_timeout: limits::request_timeout(config.election_timeout_ms),
             space_quota: config.space_quota,
@@ -168,6 +176,10 @@ pub async fn run(
                 keepalive_interval: config.grpc_keepalive_interval,
                 keepalive_timeout: config.grpc_keepalive_timeout,
             },
+        };
+        let listeners = Listeners {
+            client: listeners,
+            metrics: metrics_listeners,
         };
         serve(consensus, cluster, listeners, settings, stop).await
     } else {
@@ -235,6 +247,16 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(limits::LISTEN_BACKLOG)
 }
 
+/// Where the client API is served: the client URLs, and the metrics URLs that serve
+/// `/metrics` and `/health` alone.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `--listen-client-urls`.
+    pub client: Vec<TcpListener>,
+    /// `--listen-metrics-urls`.
+    pub metrics: Vec<TcpListener>,
+}
+
 /// How the client API serves: etcd's flags for it, with their defaults in `limits`.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientSettings {
@@ -254,7 +276,7 @@ pub struct ClientSettings {
 pub async fn serve(
     consensus: Arc<dyn Consensus>,
     cluster: Cluster,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     settings: ClientSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -272,7 +294,7 @@ pub async fn serve(
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();
     let grpc = grpc::routes(Arc::clone(&state)).await;
-    for listener in listeners {
+    for listener in listeners.client {
         let app = router::router(Arc::clone(&state));
         servers.spawn(conn::serve_listener(
             listener,
@@ -280,6 +302,21 @@ pub async fn serve(
             grpc.clone(),
             stop_rx.clone(),
         ));
+    }
+    for listener in listeners.metrics {
+        let app = router::metrics_router(Arc::clone(&state));
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopping)
+                .await
+            {
+                tracing::warn!(error = %e, "serving --listen-metrics-urls");
+            }
+        });
     }
     shutdown.await;
     tracing::info!("shutting down: no new connections, ending watches");

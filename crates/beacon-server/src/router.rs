@@ -24,6 +24,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
+/// The router of `--listen-metrics-urls`: `/metrics` and `/health` only, as etcd's
+/// metrics listener (its `ServeMux` answers anything else with Go's 404).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch_metrics).with_state(state)
+}
+
+async fn dispatch_metrics(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    match req.uri().path() {
+        "/metrics" => api::metrics::serve(&state),
+        "/health" => api::health::serve(&state, req.method()).await,
+        _ => not_found(),
+    }
+}
+
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let head = req.method() == http::Method::HEAD;
     let mut resp = route(&state, req).await;

@@ -1,10 +1,11 @@
 //! `/metrics`: every family Beacon exposes has etcd 3.4's name, help text and type
-//! (so etcd's dashboards and alerts read it), and the figures move under load.
+//! (so etcd's dashboards and alerts read it), the figures move under load, and
+//! `--listen-metrics-urls` serves it (and `/health`) on a port of its own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use beacon_testkit::{etcd_or_skip, ServerProcess};
+use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerKind, ServerProcess};
 
 /// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
 #[derive(Debug, Default)]
@@ -92,4 +93,46 @@ fn every_family_is_etcds_and_the_figures_move_under_load() {
     assert!(grew("process_cpu_seconds_total") > 0.0);
     assert_eq!(after.samples["etcd_server_proposals_pending"], 0.0);
     assert_eq!(after.samples["etcd_server_proposals_failed_total"], 0.0);
+}
+
+/// `--listen-metrics-urls`: another port serving `/metrics` and `/health`, and nothing
+/// else, on etcd and Beacon alike.
+#[test]
+fn metrics_urls_serve_metrics_and_health_alone() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let _member = ServerProcess::cluster_with(kind, bin, 1, &["--listen-metrics-urls", &url])
+            .expect("a member");
+        let answers: Vec<(u16, String)> = runtime.block_on(async {
+            let mut answers = Vec::new();
+            for path in ["/metrics", "/health", "/v2/keys/", "/version"] {
+                let answer = reqwest::get(format!("{url}{path}"))
+                    .await
+                    .expect("an answer");
+                let status = answer.status().as_u16();
+                answers.push((status, answer.text().await.expect("a body")));
+            }
+            answers
+        });
+        assert_eq!(answers[0].0, 200, "{kind:?} /metrics");
+        assert!(
+            answers[0].1.contains("\netcd_server_has_leader 1\n"),
+            "{kind:?}"
+        );
+        assert_eq!(
+            answers[1],
+            (200, "{\"health\":\"true\"}".to_string()),
+            "{kind:?}"
+        );
+        assert_eq!(answers[2].0, 404, "{kind:?} /v2/keys/");
+        assert_eq!(answers[3].0, 404, "{kind:?} /version");
+    }
 }

@@ -105,6 +105,9 @@ struct Flags {
     #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     force_new_cluster: bool,
+    /// More URLs to serve /metrics and /health on (and nothing else).
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
+    listen_metrics_urls: String,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -173,6 +176,8 @@ pub struct Config {
     pub enable_v2: bool,
     /// `--force-new-cluster`: accept a data directory that misses committed entries.
     pub force_new_cluster: bool,
+    /// `--listen-metrics-urls`: where to serve `/metrics` and `/health` alone.
+    pub listen_metrics_addrs: Vec<SocketAddr>,
     /// `--max-concurrent-streams`, when given.
     pub max_concurrent_streams: Option<u32>,
     /// `--grpc-keepalive-interval`.
@@ -343,6 +348,14 @@ impl Config {
             .iter()
             .map(FlagUrl::bind_addr)
             .collect::<Result<Vec<_>, _>>()?;
+        let listen_metrics_addrs = if f.listen_metrics_urls.trim().is_empty() {
+            Vec::new()
+        } else {
+            parse_list("listen-metrics-urls", &f.listen_metrics_urls)?
+                .iter()
+                .map(FlagUrl::bind_addr)
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let advertise_client_urls = parse_list("advertise-client-urls", &f.advertise_client_urls)?
             .into_iter()
             .map(|u| u.text)
@@ -406,6 +419,7 @@ impl Config {
             name: f.name,
             data_dir,
             listen_client_addrs,
+            listen_metrics_addrs,
             advertise_client_urls,
             listen_peer_urls,
             initial_advertise_peer_urls,
@@ -591,6 +605,14 @@ mod tests {
             msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn metrics_urls() {
+        assert!(parse(&[]).unwrap().listen_metrics_addrs.is_empty());
+        let c = parse(&["--listen-metrics-urls", "http://127.0.0.1:9"]).unwrap();
+        assert_eq!(c.listen_metrics_addrs, vec!["127.0.0.1:9".parse().unwrap()]);
+        assert!(parse(&["--listen-metrics-urls", "https://127.0.0.1:9"]).is_err());
     }
 
     #[test]
