@@ -20,6 +20,7 @@ mod committed_marker;
 mod config;
 mod coverage;
 pub mod disk;
+pub mod disk_metrics;
 mod election;
 mod entry_cache;
 mod error;

@@ -91,6 +91,10 @@ fn every_family_is_etcds_and_the_figures_move_under_load() {
     assert!(grew("etcd_server_proposals_committed_total") >= 200.0);
     assert!(grew("etcd_server_proposals_applied_total") >= 200.0);
     assert!(grew("process_cpu_seconds_total") > 0.0);
+    // Each acknowledged write was synced; syncs are shared, so at least one more.
+    assert!(grew("etcd_disk_wal_fsync_duration_seconds_count") >= 1.0);
+    assert!(grew("etcd_disk_backend_commit_duration_seconds_count") >= 1.0);
+    assert!(grew("etcd_disk_wal_fsync_duration_seconds_sum") > 0.0);
     assert_eq!(after.samples["etcd_server_proposals_pending"], 0.0);
     assert_eq!(after.samples["etcd_server_proposals_failed_total"], 0.0);
 }

@@ -110,7 +110,10 @@ impl LogTables for Fjall {
                 Change::Remove(table, key) => batch.remove(self.table(table), key),
             }
         }
-        batch.commit().map_err(db_error)
+        let started = std::time::Instant::now();
+        let committed = batch.commit().map_err(db_error);
+        crate::disk_metrics::BATCH_COMMIT.observe(started.elapsed());
+        committed
     }
 
     fn persist(&self, durability: Durability) -> Result<(), DbError> {
@@ -118,7 +121,10 @@ impl LogTables for Fjall {
             Durability::Data => PersistMode::SyncData,
             Durability::All => PersistMode::SyncAll,
         };
-        self.db.persist(mode).map_err(db_error)
+        let started = std::time::Instant::now();
+        let persisted = self.db.persist(mode).map_err(db_error);
+        crate::disk_metrics::LOG_SYNC.observe(started.elapsed());
+        persisted
     }
 }
 

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::response::Response;
+use beacon_raft::disk_metrics;
 use http::StatusCode;
 
 use super::version::{ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION};
@@ -27,7 +28,8 @@ pub fn serve(state: &AppState) -> Response {
     full(StatusCode::OK, Some(CONTENT_TYPE), render(state))
 }
 
-/// One family: name, help text, type, and its samples (labels, value).
+/// One family: name, help text, type, and its samples (what follows the name: a
+/// suffix and labels; value).
 struct Family {
     name: &'static str,
     help: &'static str,
@@ -50,6 +52,30 @@ fn labelled(name: &'static str, help: &'static str, label: &str, value: &str) ->
         help,
         kind: "gauge",
         samples: vec![(format!("{{{label}=\"{value}\"}}"), 1.0)],
+    }
+}
+
+/// A histogram family: its cumulative buckets, `+Inf`, sum and count, as Go's client
+/// writes them.
+fn histogram(
+    name: &'static str,
+    help: &'static str,
+    h: &disk_metrics::DurationHistogram,
+) -> Family {
+    let reading = h.read();
+    let mut samples: Vec<(String, f64)> = reading
+        .cumulative
+        .iter()
+        .map(|(bound, n)| (format!("_bucket{{le=\"{}\"}}", go_float(*bound)), *n as f64))
+        .collect();
+    samples.push(("_bucket{le=\"+Inf\"}".to_string(), reading.count as f64));
+    samples.push(("_sum".to_string(), reading.sum_seconds));
+    samples.push(("_count".to_string(), reading.count as f64));
+    Family {
+        name,
+        help,
+        kind: "histogram",
+        samples,
     }
 }
 
@@ -144,7 +170,19 @@ fn render(state: &AppState) -> String {
             ETCD_SERVER_VERSION,
         ),
     ];
+    families.push(histogram(
+        "etcd_disk_backend_commit_duration_seconds",
+        "The latency distributions of commit called by backend.",
+        &disk_metrics::BATCH_COMMIT,
+    ));
+    families.push(histogram(
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency distributions of fsync called by WAL.",
+        &disk_metrics::LOG_SYNC,
+    ));
     families.extend(process_families());
+    // In name order, as Go's client writes them.
+    families.sort_by_key(|f| f.name);
     let mut out = String::with_capacity(4096);
     for f in &families {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
