@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use beacon_proto::etcdserverpb::kv_client::KvClient;
+use beacon_proto::etcdserverpb::RangeRequest;
 use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerKind, ServerProcess};
 
 /// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
@@ -139,4 +141,62 @@ fn metrics_urls_serve_metrics_and_health_alone() {
         assert_eq!(answers[2].0, 404, "{kind:?} /v2/keys/");
         assert_eq!(answers[3].0, 404, "{kind:?} /version");
     }
+}
+
+/// `grpc_server_started_total` and `grpc_server_handled_total`: the same series as
+/// etcd's (every method it registers, every code), and each call counted once with
+/// its outcome, on etcd and Beacon alike.
+#[test]
+fn grpc_calls_are_counted_by_method_and_code() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut series = Vec::new();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let members = ServerProcess::cluster(kind, bin, 1).expect("a member");
+        let before = scrape(&runtime, &members[0]);
+        let url = members[0].client_url();
+        runtime.block_on(async {
+            let mut kv = KvClient::new(beacon_testkit::grpc_channel(&url).await);
+            let range = |key: &[u8]| RangeRequest {
+                key: key.to_vec(),
+                ..RangeRequest::default()
+            };
+            for _ in 0..3 {
+                kv.range(range(b"k")).await.expect("a range");
+            }
+            let refused = kv.range(range(b"")).await.expect_err("an empty key");
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        });
+        let after = scrape(&runtime, &members[0]);
+        let grew = |name: &str| {
+            after.samples.get(name).copied().unwrap_or(0.0)
+                - before.samples.get(name).copied().unwrap_or(0.0)
+        };
+        let kv_range = "grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
+        assert_eq!(
+            grew(&format!("grpc_server_started_total{{{kv_range}}}")),
+            4.0,
+            "{kind:?}"
+        );
+        for (code, n) in [("OK", 3.0), ("InvalidArgument", 1.0), ("Unknown", 0.0)] {
+            let name = format!("grpc_server_handled_total{{grpc_code=\"{code}\",{kv_range}}}");
+            assert_eq!(grew(&name), n, "{kind:?}: {name}");
+        }
+        let names: Vec<String> = after
+            .samples
+            .keys()
+            .filter(|k| {
+                k.starts_with("grpc_server_handled_total")
+                    || k.starts_with("grpc_server_started_total")
+            })
+            .cloned()
+            .collect();
+        series.push(names);
+    }
+    assert_eq!(series[0], series[1], "the same series as etcd's");
 }

@@ -180,6 +180,7 @@ fn render(state: &AppState) -> String {
         "The latency distributions of fsync called by WAL.",
         &disk_metrics::LOG_SYNC,
     ));
+    families.extend(grpc_families());
     families.extend(process_families());
     // In name order, as Go's client writes them.
     families.sort_by_key(|f| f.name);
@@ -192,6 +193,45 @@ fn render(state: &AppState) -> String {
         }
     }
     out
+}
+
+/// go-grpc-prometheus' call counters, every method etcd registers (`grpc::calls`),
+/// series in its order: by label values, the labels in name order.
+fn grpc_families() -> [Family; 2] {
+    use crate::grpc::calls::{handled, started, CODES, METHODS};
+    let labels = |m: usize| {
+        let (service, method, kind) = METHODS[m];
+        format!("grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"")
+    };
+    let mut methods: Vec<usize> = (0..METHODS.len()).collect();
+    methods.sort_by_key(|m| (METHODS[*m].1, METHODS[*m].0));
+    let mut codes: Vec<usize> = (0..CODES.len()).collect();
+    codes.sort_by_key(|c| CODES[*c]);
+    let mut handled_samples = Vec::with_capacity(METHODS.len() * CODES.len());
+    for c in &codes {
+        for m in &methods {
+            let series = format!("{{grpc_code=\"{}\",{}}}", CODES[*c], labels(*m));
+            handled_samples.push((series, handled(*m, *c) as f64));
+        }
+    }
+    let started_samples = methods
+        .iter()
+        .map(|m| (format!("{{{}}}", labels(*m)), started(*m) as f64))
+        .collect();
+    [
+        Family {
+            name: "grpc_server_handled_total",
+            help: "Total number of RPCs completed on the server, regardless of success or failure.",
+            kind: "counter",
+            samples: handled_samples,
+        },
+        Family {
+            name: "grpc_server_started_total",
+            help: "Total number of RPCs started on the server.",
+            kind: "counter",
+            samples: started_samples,
+        },
+    ]
 }
 
 /// Linux's unit for `/proc` CPU times (`USER_HZ`), fixed at 100 by its ABI whatever

@@ -10,6 +10,7 @@
 //! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have. A learner serves
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
+pub mod calls;
 mod cluster;
 mod kv;
 mod learner;
@@ -204,7 +205,7 @@ pub async fn serve_connection<I>(
 {
     let Routes { service, http2 } = routes;
     let service = tower::util::MapResponse::new(service, etcd_refusals);
-    let service = TowerToHyperService::new(service);
+    let service = TowerToHyperService::new(calls::Counted::new(service));
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(http2.max_concurrent_streams)

@@ -1,0 +1,230 @@
+//! Counts of gRPC calls by method and outcome, as etcd's go-grpc-prometheus keeps them
+//! (`grpc_server_started_total`, `grpc_server_handled_total`), for `/metrics`. The
+//! counted service wraps the routes of every connection: a call is started when its
+//! request arrives and handled when its `grpc-status` is sent, in the answer's
+//! headers (an answer without a message) or in its trailers; a call whose answer is
+//! dropped before either (the client left) counts as `Canceled`, as grpc-go counts it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+
+/// Every method etcd 3.4's server registers, as (service, method, grpc_type), in the
+/// order its `/metrics` lists them. Beacon answers the ones it does not serve (Auth,
+/// Snapshot) with `Unimplemented`, counted like any other outcome.
+pub const METHODS: [(&str, &str, &str); 41] = [
+    ("etcdserverpb.Auth", "AuthDisable", "unary"),
+    ("etcdserverpb.Auth", "AuthEnable", "unary"),
+    ("etcdserverpb.Auth", "Authenticate", "unary"),
+    ("etcdserverpb.Auth", "RoleAdd", "unary"),
+    ("etcdserverpb.Auth", "RoleDelete", "unary"),
+    ("etcdserverpb.Auth", "RoleGet", "unary"),
+    ("etcdserverpb.Auth", "RoleGrantPermission", "unary"),
+    ("etcdserverpb.Auth", "RoleList", "unary"),
+    ("etcdserverpb.Auth", "RoleRevokePermission", "unary"),
+    ("etcdserverpb.Auth", "UserAdd", "unary"),
+    ("etcdserverpb.Auth", "UserChangePassword", "unary"),
+    ("etcdserverpb.Auth", "UserDelete", "unary"),
+    ("etcdserverpb.Auth", "UserGet", "unary"),
+    ("etcdserverpb.Auth", "UserGrantRole", "unary"),
+    ("etcdserverpb.Auth", "UserList", "unary"),
+    ("etcdserverpb.Auth", "UserRevokeRole", "unary"),
+    ("etcdserverpb.Cluster", "MemberAdd", "unary"),
+    ("etcdserverpb.Cluster", "MemberList", "unary"),
+    ("etcdserverpb.Cluster", "MemberPromote", "unary"),
+    ("etcdserverpb.Cluster", "MemberRemove", "unary"),
+    ("etcdserverpb.Cluster", "MemberUpdate", "unary"),
+    ("etcdserverpb.KV", "Compact", "unary"),
+    ("etcdserverpb.KV", "DeleteRange", "unary"),
+    ("etcdserverpb.KV", "Put", "unary"),
+    ("etcdserverpb.KV", "Range", "unary"),
+    ("etcdserverpb.KV", "Txn", "unary"),
+    ("etcdserverpb.Lease", "LeaseGrant", "unary"),
+    ("etcdserverpb.Lease", "LeaseKeepAlive", "bidi_stream"),
+    ("etcdserverpb.Lease", "LeaseLeases", "unary"),
+    ("etcdserverpb.Lease", "LeaseRevoke", "unary"),
+    ("etcdserverpb.Lease", "LeaseTimeToLive", "unary"),
+    ("etcdserverpb.Maintenance", "Alarm", "unary"),
+    ("etcdserverpb.Maintenance", "Defragment", "unary"),
+    ("etcdserverpb.Maintenance", "Hash", "unary"),
+    ("etcdserverpb.Maintenance", "HashKV", "unary"),
+    ("etcdserverpb.Maintenance", "MoveLeader", "unary"),
+    ("etcdserverpb.Maintenance", "Snapshot", "server_stream"),
+    ("etcdserverpb.Maintenance", "Status", "unary"),
+    ("etcdserverpb.Watch", "Watch", "bidi_stream"),
+    ("grpc.health.v1.Health", "Check", "unary"),
+    ("grpc.health.v1.Health", "Watch", "server_stream"),
+];
+
+/// gRPC's status codes by number, as the `grpc_code` label names them.
+pub const CODES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+const CANCELED: usize = 1;
+const UNKNOWN: usize = 2;
+
+static STARTED: [AtomicU64; METHODS.len()] = [const { AtomicU64::new(0) }; METHODS.len()];
+static HANDLED: [[AtomicU64; CODES.len()]; METHODS.len()] =
+    [const { [const { AtomicU64::new(0) }; CODES.len()] }; METHODS.len()];
+
+/// Calls of method `METHODS[method]` started so far.
+pub fn started(method: usize) -> u64 {
+    STARTED[method].load(Ordering::Relaxed)
+}
+
+/// Calls of method `METHODS[method]` that ended with code `CODES[code]`.
+pub fn handled(method: usize, code: usize) -> u64 {
+    HANDLED[method][code].load(Ordering::Relaxed)
+}
+
+/// The index in [`METHODS`] of a request path (`/service/method`).
+fn method_index(path: &str) -> Option<usize> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    METHODS
+        .iter()
+        .position(|(s, m, _)| *s == service && *m == method)
+}
+
+/// The code a `grpc-status` header value says; `Unknown` for anything unreadable.
+fn code_of(headers: &http::HeaderMap) -> Option<usize> {
+    let status = headers.get("grpc-status")?;
+    let code = std::str::from_utf8(status.as_bytes())
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|c| *c < CODES.len());
+    Some(code.unwrap_or(UNKNOWN))
+}
+
+/// A service counting the calls it passes to `inner`.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S) -> Self {
+        Counted { inner }
+    }
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for Counted<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<CountedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = method_index(req.uri().path());
+        if let Some(m) = method {
+            STARTED[m].fetch_add(1, Ordering::Relaxed);
+        }
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answer = answer.await?;
+            let mut pending = method;
+            if let (Some(m), Some(code)) = (method, code_of(answer.headers())) {
+                HANDLED[m][code].fetch_add(1, Ordering::Relaxed);
+                pending = None;
+            }
+            Ok(answer.map(|inner| CountedBody { inner, pending }))
+        })
+    }
+}
+
+/// An answer's body that counts its call once the trailers carry its status.
+pub struct CountedBody<B> {
+    inner: B,
+    /// The call's method while its outcome is not counted yet.
+    pending: Option<usize>,
+}
+
+impl<B> CountedBody<B> {
+    fn count(&mut self, code: usize) {
+        if let Some(m) = self.pending.take() {
+            HANDLED[m][code].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(code_of) {
+                    self.count(code);
+                }
+            }
+            // An answer that ends without a status is grpc-go's Unknown.
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.count(UNKNOWN),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for CountedBody<B> {
+    fn drop(&mut self) {
+        self.count(CANCELED);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_statuses_are_read_as_grpc_writes_them() {
+        let range = method_index("/etcdserverpb.KV/Range").expect("Range");
+        assert_eq!(METHODS[range], ("etcdserverpb.KV", "Range", "unary"));
+        assert_eq!(method_index("/etcdserverpb.KV/Nope"), None);
+        assert_eq!(method_index("/v2/keys"), None);
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(code_of(&headers), None);
+        headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(code_of(&headers).map(|c| CODES[c]), Some("NotFound"));
+        headers.insert("grpc-status", http::HeaderValue::from_static("99"));
+        assert_eq!(code_of(&headers).map(|c| CODES[c]), Some("Unknown"));
+    }
+}
