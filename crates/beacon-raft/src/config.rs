@@ -54,6 +54,9 @@ pub struct RaftConfig {
     /// `--force-new-cluster`: start over whatever the data directory holds, even when it
     /// misses entries this member knew committed (see `coverage`).
     pub force_new_cluster: bool,
+    /// An entry whose apply takes longer is logged ("apply request took too long"):
+    /// etcd's `--experimental-warning-apply-duration`, 100 ms by default.
+    pub warning_apply_duration: std::time::Duration,
 }
 
 impl RaftConfig {
@@ -80,6 +83,7 @@ impl RaftConfig {
             election_timeout_ms: 1000,
             proposal_bytes_max: PROPOSAL_BYTES_MAX_DEFAULT,
             force_new_cluster: false,
+            warning_apply_duration: std::time::Duration::from_millis(100),
         }
     }
 

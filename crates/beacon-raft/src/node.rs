@@ -171,12 +171,14 @@ impl RaftNode {
                 config.force_new_cluster,
             );
             let (on, bug) = (Arc::clone(&disk), seams.bug);
+            let apply_warning = config.warning_apply_duration;
             disk::blocking(&*disk, move || {
                 // Timed, because a restart's time is mostly here (issue 15's restart target).
                 let started = tokio::time::Instant::now();
                 let log = LogStore::open(on, &raft_dir)?.with_bug(bug);
                 let log_opened = started.elapsed();
-                let sm = StateMachine::open(store, &log, snapshots)?;
+                let sm =
+                    StateMachine::open(store, &log, snapshots)?.with_apply_warning(apply_warning);
                 let loaded = started.elapsed();
                 let checked = crate::coverage::check(&log, &sm, &committed_marker, id, force)?;
                 tracing::info!(

@@ -76,6 +76,8 @@ pub struct StateMachine {
     skipped: Vec<SkippedSnapshot>,
     /// A simulation's observer (`Seams::observer`); `None` in production.
     observer: Option<Arc<dyn NodeObserver>>,
+    /// An entry whose apply takes longer is logged (`RaftConfig::warning_apply_duration`).
+    apply_warning: std::time::Duration,
 }
 
 /// A snapshot file `open` could not use, and why.
@@ -130,6 +132,13 @@ impl StateMachine {
         self
     }
 
+    /// Logs every entry whose apply takes longer than `limit` (etcd's "apply request
+    /// took too long").
+    pub fn with_apply_warning(mut self, limit: std::time::Duration) -> StateMachine {
+        self.apply_warning = limit;
+        self
+    }
+
     /// Builds the state machine over `store` and the v3 keyspace in `log`'s database,
     /// first loading the newest snapshot in `snapshots` that loads into it; damaged ones
     /// are set aside (see [`Self::skipped`]).
@@ -161,6 +170,7 @@ impl StateMachine {
             applied: Arc::default(),
             skipped: Vec::new(),
             observer: None,
+            apply_warning: std::time::Duration::from_millis(100),
         };
         // Newest first; a file that does not load is set aside and the next older one
         // is tried, as etcd's snapshotter does. Whether the older snapshot plus the log
@@ -505,6 +515,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let id = entry.log_id;
                 observer.applied(id.index, id.leader_id.term, id.to_string(), payload);
             }
+            let started = std::time::Instant::now();
+            let index = entry.log_id.index;
             let response = match entry.payload {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(Request(cmd)) => match &*cmd {
@@ -533,6 +545,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     None
                 }
             };
+            // etcd's warning, at its threshold: an apply this slow holds up every
+            // write and linearizable read behind it.
+            let took = started.elapsed();
+            if took > self.apply_warning {
+                tracing::warn!(
+                    index,
+                    took_ms = took.as_secs_f64() * 1000.0,
+                    expected_ms = self.apply_warning.as_secs_f64() * 1000.0,
+                    "apply request took too long"
+                );
+            }
             self.set_last_applied(Some(entry.log_id));
             if let Some(responder) = responder {
                 responder.send(response);

@@ -84,6 +84,7 @@ pub async fn run(
         // A peer may forward only what this port would take from a client.
         proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
         force_new_cluster: config.force_new_cluster,
+        warning_apply_duration: config.warning_apply_duration,
     })
     .await;
     let node = match node {

@@ -349,3 +349,42 @@ fn a_config_file_starts_a_member_and_the_command_line_is_ignored() {
         );
     }
 }
+
+/// `--experimental-warning-apply-duration`: with 1ns, every applied write is slower than
+/// the limit and logged as having "took too long", by etcd and Beacon alike (etcd's
+/// default logger words it `request "..." with result "..." took too long (21µs) to
+/// execute`, its zap logger "apply request took too long", as Beacon does).
+#[test]
+fn applies_slower_than_the_warning_duration_are_logged() {
+    if !etcd_or_skip() {
+        return;
+    }
+    for (kind, bin) in both() {
+        let args = ["--experimental-warning-apply-duration=1ns"];
+        let members = ServerProcess::cluster_with(kind, bin, 1, &args).expect("a member");
+        let port = members[0].client_port();
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let body = "value=v";
+        write!(
+            sock,
+            "PUT /v2/keys/slow HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 201"), "{kind:?}: {answer}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !members[0].log_tail(200).contains("took too long") {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: no warning:\n{}",
+                members[0].log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -149,7 +149,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         "beacon always keeps leases' remaining TTLs in its log",
     ),
     pending("experimental-enable-v2v3", EMPTY),
-    pending("experimental-warning-apply-duration", NONE),
     pending_bool("unsafe-no-fsync", NONE),
 ];
 

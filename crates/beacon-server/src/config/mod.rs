@@ -105,6 +105,10 @@ struct Flags {
     #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     force_new_cluster: bool,
+    /// Log every applied entry that took longer than this (Go duration syntax).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION", default_value = "100ms",
+          value_parser = beacon_api::go_duration::parse)]
+    experimental_warning_apply_duration: std::time::Duration,
     /// More URLs to serve /metrics and /health on (and nothing else).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
     listen_metrics_urls: String,
@@ -176,6 +180,8 @@ pub struct Config {
     pub enable_v2: bool,
     /// `--force-new-cluster`: accept a data directory that misses committed entries.
     pub force_new_cluster: bool,
+    /// `--experimental-warning-apply-duration`.
+    pub warning_apply_duration: std::time::Duration,
     /// `--listen-metrics-urls`: where to serve `/metrics` and `/health` alone.
     pub listen_metrics_addrs: Vec<SocketAddr>,
     /// `--max-concurrent-streams`, when given.
@@ -420,6 +426,7 @@ impl Config {
             data_dir,
             listen_client_addrs,
             listen_metrics_addrs,
+            warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
             listen_peer_urls,
             initial_advertise_peer_urls,
