@@ -306,18 +306,7 @@ pub async fn serve(
     }
     for listener in listeners.metrics {
         let app = router::metrics_router(Arc::clone(&state));
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            let stopping = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stopping)
-                .await
-            {
-                tracing::warn!(error = %e, "serving --listen-metrics-urls");
-            }
-        });
+        servers.spawn(conn::serve_http_listener(listener, app, stop_rx.clone()));
     }
     shutdown.await;
     tracing::info!("shutting down: no new connections, ending watches");

@@ -41,13 +41,40 @@ pub async fn serve_listener(
     grpc: crate::grpc::Routes,
     stop: watch::Receiver<bool>,
 ) {
+    let serve = {
+        let stop = stop.clone();
+        move |sock| serve_connection(sock, app.clone(), grpc.clone(), stop.clone())
+    };
+    accept_loop(listener, stop, serve).await;
+}
+
+/// [`serve_listener`] for a port that serves plain HTTP/1.1 alone (the metrics URLs):
+/// no gRPC and no lean watch path, with the client port's timeouts and limits.
+pub async fn serve_http_listener(listener: TcpListener, app: Router, stop: watch::Receiver<bool>) {
+    let serve = {
+        let stop = stop.clone();
+        move |sock: TcpStream| {
+            let _ = sock.set_nodelay(true);
+            serve_with_hyper(Prefixed::new(Vec::new(), sock), app.clone(), stop.clone())
+        }
+    };
+    accept_loop(listener, stop, serve).await;
+}
+
+/// Accepts connections and hands each to `serve` on a task of its own, until `stop`
+/// turns true; then waits for the open ones to finish.
+async fn accept_loop<F, Fut>(listener: TcpListener, stop: watch::Receiver<bool>, mut serve: F)
+where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut conns = JoinSet::new();
-    let mut stopped = std::pin::pin!(stopped(stop.clone()));
+    let mut stopped = std::pin::pin!(stopped(stop));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((sock, _)) => {
-                    conns.spawn(serve_connection(sock, app.clone(), grpc.clone(), stop.clone()));
+                    conns.spawn(serve(sock));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving.
                 Err(e) => {
