@@ -101,9 +101,10 @@ async fn call<Q: prost::Message>(
         .header(http::header::TE, "trailers")
         .body(())?;
     let (response, mut body) = send.send_request(head, false)?;
-    let mut framed = BytesMut::with_capacity(5 + request.encoded_len());
+    let len = request.encoded_len();
+    let mut framed = BytesMut::with_capacity(5 + len);
     framed.put_u8(0);
-    framed.put_u32(u32::try_from(request.encoded_len())?);
+    framed.put_u32(u32::try_from(len)?);
     request.encode(&mut framed)?;
     body.send_data(framed.freeze(), true)?;
 

@@ -87,14 +87,14 @@ impl AppState {
     pub fn status_noting_leader(&self) -> ConsensusStatus {
         let status = self.consensus.status();
         let mut seen = self.leader_seen.lock().unwrap_or_else(|p| p.into_inner());
-        if status.leader_id.is_some() && status.leader_id != seen.leader {
-            seen.leader = status.leader_id;
-            seen.since_ns = self.now_ns();
-            seen.changes += 1;
-        } else if status.leader_id.is_some() && status.term != seen.term {
-            seen.changes += 1;
-        }
         if status.leader_id.is_some() {
+            if status.leader_id != seen.leader {
+                seen.leader = status.leader_id;
+                seen.since_ns = self.now_ns();
+                seen.changes += 1;
+            } else if status.term != seen.term {
+                seen.changes += 1;
+            }
             seen.term = status.term;
         }
         status

@@ -156,6 +156,55 @@ fn lookup(name: &str) -> Option<&'static EtcdFlag> {
     ETCD_FLAGS.iter().find(|f| f.name == name)
 }
 
+/// Splits `args` (in `--name` form, the program name first) into the arguments left
+/// for clap and the flags `wanted` picks, in the order given, as Go's flag package
+/// reads them: `--name=value`, a flag `wanted` calls boolean alone as `true`, or
+/// `--name value`. Nothing after `--` is a flag.
+pub(super) fn split_out(
+    args: Vec<OsString>,
+    wanted: impl Fn(&str) -> Option<Boolean>,
+) -> Result<(Vec<OsString>, Picked), String> {
+    let mut rest = Vec::with_capacity(args.len());
+    let mut picked = Vec::new();
+    let mut args = args.into_iter().enumerate();
+    while let Some((i, arg)) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            rest.push(arg);
+            rest.extend(args.map(|(_, a)| a));
+            break;
+        }
+        let name = text
+            .strip_prefix("--")
+            .filter(|_| i > 0)
+            .map(|s| s.split('=').next().unwrap_or(""));
+        let Some((name, boolean)) = name.and_then(|n| Some((n, wanted(n)?))) else {
+            rest.push(arg);
+            continue;
+        };
+        let value = match text.split_once('=') {
+            Some((_, v)) => OsString::from(v),
+            None if boolean == Boolean::Yes => OsString::from("true"),
+            None => match args.next() {
+                Some((_, v)) => v,
+                None => return Err(format!("flag needs an argument: -{name}")),
+            },
+        };
+        picked.push((name.to_string(), value));
+    }
+    Ok((rest, picked))
+}
+
+/// The flags [`split_out`] took: (name, value), in the order given.
+pub(super) type Picked = Vec<(String, OsString)>;
+
+/// Whether a flag is one of Go's booleans, which take a value only after `=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Boolean {
+    Yes,
+    No,
+}
+
 /// Takes the flags of [`ETCD_FLAGS`] out of `args` (already in `--name` form) and
 /// checks their values, the last one given winning as with Go's flag package; a flag
 /// absent from the command line is read from its `ETCD_*` variable through `env`.
@@ -165,34 +214,15 @@ pub(super) fn take(
     args: Vec<OsString>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(Vec<OsString>, Vec<String>), String> {
-    let mut rest = Vec::with_capacity(args.len());
+    let boolean = |f: &EtcdFlag| if f.boolean { Boolean::Yes } else { Boolean::No };
+    let (rest, picked) = split_out(args, |name| lookup(name).map(boolean))?;
     let mut given: Vec<(&'static EtcdFlag, String)> = Vec::new();
-    let mut args = args.into_iter().enumerate();
-    while let Some((i, arg)) = args.next() {
-        let text = arg.to_string_lossy().into_owned();
-        if text == "--" {
-            rest.push(arg);
-            rest.extend(args.map(|(_, a)| a));
-            break;
-        }
-        let flag = text
-            .strip_prefix("--")
-            .filter(|_| i > 0)
-            .and_then(|s| lookup(s.split('=').next().unwrap_or("")));
-        let Some(flag) = flag else {
-            rest.push(arg);
-            continue;
-        };
-        let value = match text.split_once('=') {
-            Some((_, v)) => v.to_string(),
-            None if flag.boolean => "true".to_string(),
-            None => match args.next() {
-                Some((_, v)) => v.to_string_lossy().into_owned(),
-                None => return Err(format!("flag needs an argument: -{}", flag.name)),
-            },
-        };
+    for (flag, value) in picked
+        .into_iter()
+        .filter_map(|(n, v)| Some((lookup(&n)?, v)))
+    {
         given.retain(|(f, _)| f.name != flag.name);
-        given.push((flag, value));
+        given.push((flag, value.to_string_lossy().into_owned()));
     }
     for flag in ETCD_FLAGS {
         if given.iter().any(|(f, _)| f.name == flag.name) {

@@ -259,27 +259,10 @@ fn keepalive(
 /// Takes every `--config-file` out of `args` (in `--name` form), returning the last
 /// non-empty value given.
 fn take_config_file(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<OsString>), String> {
-    let (mut rest, mut file) = (Vec::with_capacity(args.len()), None);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            rest.push(arg);
-            rest.extend(args.by_ref());
-            break;
-        }
-        let text = arg.to_string_lossy();
-        let value = if text == "--config-file" {
-            args.next()
-                .ok_or_else(|| "flag needs an argument: -config-file".to_string())?
-        } else if let Some(v) = text.strip_prefix("--config-file=") {
-            OsString::from(v)
-        } else {
-            rest.push(arg);
-            continue;
-        };
-        file = Some(value).filter(|v| !v.is_empty());
-    }
-    Ok((rest, file))
+    let wanted = |name: &str| (name == "config-file").then_some(etcd_flags::Boolean::No);
+    let (rest, picked) = etcd_flags::split_out(args, wanted)?;
+    let file = picked.into_iter().last().map(|(_, v)| v);
+    Ok((rest, file.filter(|v| !v.is_empty())))
 }
 
 /// [`Flags`] from `args` alone: clap's `ETCD_*` fallbacks switched off.

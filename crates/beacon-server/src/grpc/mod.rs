@@ -35,7 +35,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use beacon_mvcc::{grpc_code, MvccError};
 use beacon_proto::beaconpb::{v3_request, v3_response, V3Request, V3Response};
 use beacon_store::{Applied, Command, Encoded};
-
 use prost::Message;
 use tonic::{Code, Status};
 
