@@ -28,10 +28,27 @@ impl Client {
     /// A client over `endpoints` (`http://host:port`; a missing scheme means `http`) whose
     /// calls, watches aside, each give up after `timeout`.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Client, Error> {
+        Client::with_tls(endpoints, timeout, None)
+    }
+
+    /// [`Client::new`] whose `https` endpoints are reached with `tls` (the CA that
+    /// signs their certificates and the pair to present: etcdctl's `--cacert`,
+    /// `--cert`, `--key`); without it, with the system's roots and no pair.
+    pub fn with_tls(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        tls: Option<&beacon_tls::TlsInfo>,
+    ) -> Result<Client, Error> {
+        let default = beacon_tls::TlsInfo::default();
+        let config = tls
+            .unwrap_or(&default)
+            .client_config(&[b"http/1.1"])
+            .map_err(|e| Error::Tls(e.to_string()))?;
         let http = reqwest::Client::builder()
             // Connecting is bounded separately so a dead endpoint cannot eat a watch's
             // unbounded budget before the next endpoint is tried.
             .connect_timeout(timeout.max(Duration::from_millis(1)))
+            .use_preconfigured_tls(std::sync::Arc::unwrap_or_clone(config))
             .build()
             .map_err(|e| Error::InvalidEndpoint(e.to_string()))?;
         let client = Client {

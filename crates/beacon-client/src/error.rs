@@ -40,6 +40,9 @@ pub enum Error {
     /// An endpoint URL could not be parsed.
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
+    /// The TLS files could not make a client configuration.
+    #[error("{0}")]
+    Tls(String),
     /// The client was given no endpoints.
     #[error("client: no endpoints available")]
     NoEndpoints,

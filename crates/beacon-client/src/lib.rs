@@ -20,12 +20,14 @@ mod members;
 mod options;
 mod registration;
 mod response;
+mod tls_connect;
 mod transport;
 mod url;
 pub mod v3;
 mod watch;
 
 pub use beacon_api::{Action, ErrorCode, EtcdError, Event, NodeExtern};
+pub use beacon_tls::TlsInfo;
 pub use client::Client;
 pub use discovery::{Discovery, DiscoveryConfig, Instance, InstanceInfo};
 pub use error::{ClusterErrors, EndpointError, EndpointErrorKind, Error};

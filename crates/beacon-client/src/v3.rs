@@ -54,6 +54,8 @@ struct Inner {
     channels: Vec<OnceLock<Channel>>,
     /// The endpoint calls and new streams go to.
     current: AtomicUsize,
+    /// Opens the channels' connections (TLS for `https` endpoints).
+    connect: crate::tls_connect::TlsConnect,
     timeout: Duration,
 }
 
@@ -61,6 +63,24 @@ impl V3Client {
     /// A client of `endpoints` (`http://host:port`) whose unary calls each take at most
     /// `timeout` per endpoint tried.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<V3Client, Error> {
+        V3Client::with_tls(endpoints, timeout, None)
+    }
+
+    /// [`V3Client::new`] whose `https` endpoints are reached with `tls` (etcdctl's
+    /// `--cacert`, `--cert`, `--key`); without it, with the system's roots and no pair.
+    pub fn with_tls(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        tls: Option<&beacon_tls::TlsInfo>,
+    ) -> Result<V3Client, Error> {
+        let default = beacon_tls::TlsInfo::default();
+        let config = tls
+            .unwrap_or(&default)
+            .client_config(&[b"h2"])
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        let connect = crate::tls_connect::TlsConnect {
+            tls: beacon_tls::Connector::new(config),
+        };
         if endpoints.is_empty() {
             return Err(Error::NoEndpoints);
         }
@@ -81,6 +101,7 @@ impl V3Client {
         Ok(V3Client {
             inner: Arc::new(Inner {
                 channels: (0..urls.len()).map(|_| OnceLock::new()).collect(),
+                connect,
                 urls,
                 endpoints: parsed,
                 current: AtomicUsize::new(0),
@@ -107,7 +128,10 @@ impl V3Client {
 
     fn channel(&self, at: usize) -> Channel {
         self.inner.channels[at]
-            .get_or_init(|| self.inner.endpoints[at].connect_lazy())
+            .get_or_init(|| {
+                let connect = self.inner.connect.clone();
+                self.inner.endpoints[at].connect_with_connector_lazy(connect)
+            })
             .clone()
     }
 

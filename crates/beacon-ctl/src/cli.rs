@@ -48,6 +48,19 @@ pub struct Global {
     /// Accepted for etcdctl compatibility; beaconctl prints no cURL commands
     #[arg(long, global = true, hide = true)]
     pub debug: bool,
+    /// Identify HTTPS client using this SSL certificate file (v3's name: --cert)
+    #[arg(long, global = true, env = "ETCDCTL_CERT_FILE", visible_alias = "cert")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Identify HTTPS client using this SSL key file (v3's name: --key)
+    #[arg(long, global = true, env = "ETCDCTL_KEY_FILE", visible_alias = "key")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Verify certificates of HTTPS-enabled servers using this CA bundle (v3's name: --cacert)
+    #[arg(long, global = true, env = "ETCDCTL_CA_FILE", visible_alias = "cacert")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Skip the server certificate verification (CAUTION: the connection is then open to
+    /// man-in-the-middle attacks)
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
     /// The registry API of register, discover and proxy: 2 (v2 keys over HTTP) or 3 (v3
     /// gRPC: leases and watches); the other commands speak v2 only
     #[arg(long, global = true, env = "ETCDCTL_API", default_value = "2", value_parser = ["2", "3"])]
@@ -58,6 +71,18 @@ impl Global {
     /// True when the registry is to be reached through the v3 API.
     pub fn v3(&self) -> bool {
         self.api == "3"
+    }
+
+    /// How `https` endpoints are reached: the CA and pair given, or no check at all
+    /// with `--insecure-skip-tls-verify`.
+    pub fn tls(&self) -> beacon_client::TlsInfo {
+        beacon_client::TlsInfo {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            trusted_ca_file: self.ca_file.clone(),
+            self_signed: self.insecure_skip_tls_verify,
+            ..beacon_client::TlsInfo::default()
+        }
     }
 }
 

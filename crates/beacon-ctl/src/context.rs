@@ -53,8 +53,8 @@ impl Ctx {
     /// A context over the given endpoints as they are.
     pub fn unsynced(global: &Global) -> Result<Ctx, Fail> {
         let endpoints = endpoints(global);
-        let client =
-            Client::new(endpoints, global.timeout).map_err(|e| Fail::line(exit::BAD_ARGS, e))?;
+        let client = Client::with_tls(endpoints, global.timeout, Some(&global.tls()))
+            .map_err(|e| Fail::line(exit::BAD_ARGS, e))?;
         Ok(Ctx {
             client,
             printer: printer_for(&global.output),
@@ -68,7 +68,7 @@ impl Ctx {
         if !global.v3() {
             return Ok(Registry::V2(self.client.clone()));
         }
-        V3Client::new(endpoints(global), global.timeout)
+        V3Client::with_tls(endpoints(global), global.timeout, Some(&global.tls()))
             .map(Registry::V3)
             .map_err(|e| Fail::line(exit::BAD_ARGS, e))
     }

@@ -8,6 +8,7 @@
 //! URLs, as etcd's `GetClusterFromRemotePeers` does.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -85,10 +86,13 @@ pub fn store(data_dir: &Path, identity: &Identity) -> anyhow::Result<()> {
 /// Finds this member in a running cluster: asks each other member of
 /// `--initial-cluster` for its member list and picks the entry with this member's
 /// advertised peer URLs.
-pub async fn discover(config: &Config) -> anyhow::Result<Identity> {
+pub async fn discover(
+    config: &Config,
+    net: Arc<dyn beacon_raft::peer::PeerNet>,
+) -> anyhow::Result<Identity> {
     let mut own: Vec<String> = config.initial_advertise_peer_urls.clone();
     own.sort();
-    let http = beacon_raft::peer::discovery_client();
+    let http = beacon_raft::peer::discovery_client_over(net);
     let mut failures = Vec::new();
     for (_, url) in config
         .initial_cluster
@@ -139,7 +143,11 @@ pub async fn discover(config: &Config) -> anyhow::Result<Identity> {
 
 /// The identity to run with: the stored one, else one derived from the flags (a new
 /// cluster) or discovered from the running members (`existing`), stored for next time.
-pub async fn resolve(config: &Config, bootstrap: &Cluster) -> anyhow::Result<Identity> {
+pub async fn resolve(
+    config: &Config,
+    bootstrap: &Cluster,
+    net: Arc<dyn beacon_raft::peer::PeerNet>,
+) -> anyhow::Result<Identity> {
     if let Some(identity) = load(&config.data_dir)? {
         return Ok(identity);
     }
@@ -148,7 +156,7 @@ pub async fn resolve(config: &Config, bootstrap: &Cluster) -> anyhow::Result<Ide
             member_id: bootstrap.local_id,
             cluster_id: bootstrap.id,
         },
-        crate::config::ClusterState::Existing => discover(config).await?,
+        crate::config::ClusterState::Existing => discover(config, net).await?,
     };
     store(&config.data_dir, &identity)?;
     Ok(identity)

@@ -17,6 +17,7 @@ pub mod leader_seen;
 pub mod limits;
 pub mod router;
 pub mod state;
+pub mod tls;
 pub mod urls;
 
 use std::future::Future;
@@ -46,32 +47,29 @@ pub async fn run(
         &config.advertise_client_urls,
     )
     .map_err(anyhow::Error::msg)?;
-    let listeners = bind_all(&config.listen_client_addrs)
-        .await
+    let member_tls = tls::prepare(&config)?;
+    let listeners = bind_all(&config.listen_client_urls, &member_tls.client)
         .context("binding --listen-client-urls")?;
-    let metrics_listeners = bind_all(&config.listen_metrics_addrs)
-        .await
+    let metrics_listeners = bind_all(&config.listen_metrics_urls, &member_tls.client)
         .context("binding --listen-metrics-urls")?;
-    let peer_addrs = config
-        .listen_peer_urls
-        .iter()
-        .map(|u| u.bind_addr().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let peer_listeners = bind_all(&peer_addrs)
-        .await
+    let peer_listeners = bind_all(&config.listen_peer_urls, &member_tls.peer_server)
         .context("binding --listen-peer-urls")?;
+    let mut seams = beacon_raft::Seams::production();
+    if let Some(dialing) = member_tls.peer_client.clone() {
+        seams.net = Arc::new(beacon_raft::peer::TlsNet::new(seams.net, dialing));
+    }
     let peer_url = config
         .initial_advertise_peer_urls
         .first()
         .cloned()
         .unwrap_or_default();
-    let identity = identity::resolve(&config, &bootstrap).await?;
+    let identity = identity::resolve(&config, &bootstrap, Arc::clone(&seams.net)).await?;
     let cluster = Cluster {
         id: identity.cluster_id,
         local_id: identity.member_id,
         ..bootstrap.clone()
     };
-    let node = beacon_raft::RaftNode::open(beacon_raft::RaftConfig {
+    let raft_config = beacon_raft::RaftConfig {
         data_dir: config.data_dir.clone(),
         node_id: cluster.local_id,
         initial_members: identity::initial_members(&bootstrap),
@@ -85,8 +83,8 @@ pub async fn run(
         proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
         force_new_cluster: config.force_new_cluster,
         warning_apply_duration: config.warning_apply_duration,
-    })
-    .await;
+    };
+    let node = beacon_raft::RaftNode::open_with(raft_config, seams).await;
     let node = match node {
         Ok(node) => node,
         // etcd's removed member that restarts on its old data stops and exits 0.
@@ -157,13 +155,13 @@ pub async fn run(
     let served = if published {
         tracing::info!("ready to serve client requests");
         for l in &listeners {
-            if let Ok(addr) = l.local_addr() {
-                tracing::info!(%addr, "serving client requests");
+            if let Ok(addr) = l.tcp.local_addr() {
+                tracing::info!(%addr, tls = l.tls.is_some(), "serving client requests");
             }
         }
         for l in &metrics_listeners {
-            if let Ok(addr) = l.local_addr() {
-                tracing::info!(%addr, "serving /metrics and /health");
+            if let Ok(addr) = l.tcp.local_addr() {
+                tracing::info!(%addr, tls = l.tls.is_some(), "serving /metrics and /health");
             }
         }
         let settings = ClientSettings {
@@ -215,23 +213,63 @@ fn removed_warning(data_dir: &std::path::Path, why: &dyn std::fmt::Display) {
 
 /// Serves the peer API (Raft messages, forwarded proposals) on every peer listener,
 /// each with its own connection cap and timeouts, apart from the client port's.
-async fn serve_peers(listeners: Vec<TcpListener>, node: beacon_raft::RaftNode) {
+async fn serve_peers(listeners: Vec<Listener>, node: beacon_raft::RaftNode) {
     let router = beacon_raft::peer::router(node);
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        servers.spawn(beacon_raft::peer::serve_listener(listener, router.clone()));
+    for Listener { tcp, tls } in listeners {
+        match tls {
+            None => servers.spawn(beacon_raft::peer::serve_listener(tcp, router.clone())),
+            Some(tls) => servers.spawn(beacon_raft::peer::serve_tls_listener(
+                tcp,
+                router.clone(),
+                tls,
+            )),
+        };
     }
     while servers.join_next().await.is_some() {}
 }
 
-/// Binds every client address, failing with the address in the message.
-pub async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
-    let mut listeners = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        let l = listen(*addr).with_context(|| format!("listening on {addr}"))?;
-        listeners.push(l);
+/// Binds every URL, failing with the address in the message; an `https` one is served
+/// with `tls` (which `tls::prepare` made whenever one is `https`).
+pub fn bind_all(
+    urls: &[urls::FlagUrl],
+    tls: &Option<beacon_tls::Acceptor>,
+) -> anyhow::Result<Vec<Listener>> {
+    let mut listeners = Vec::with_capacity(urls.len());
+    for url in urls {
+        let addr = url.bind_addr().map_err(anyhow::Error::msg)?;
+        let tcp = listen(addr).with_context(|| format!("listening on {addr}"))?;
+        let tls = if url.tls {
+            Some(tls.clone().context("an https URL without TLS")?)
+        } else {
+            None
+        };
+        listeners.push(Listener { tcp, tls });
     }
     Ok(listeners)
+}
+
+/// A bound listener, and the TLS it serves with when its URL is `https`.
+pub struct Listener {
+    /// The socket.
+    pub tcp: TcpListener,
+    /// The handshake each connection makes first.
+    pub tls: Option<beacon_tls::Acceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Listener {
+        Listener { tcp, tls: None }
+    }
 }
 
 /// Binds `addr` with address reuse and a deep accept queue: thousands of watchers
@@ -253,9 +291,9 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 #[derive(Debug)]
 pub struct Listeners {
     /// `--listen-client-urls`.
-    pub client: Vec<TcpListener>,
+    pub client: Vec<Listener>,
     /// `--listen-metrics-urls`.
-    pub metrics: Vec<TcpListener>,
+    pub metrics: Vec<Listener>,
 }
 
 /// How the client API serves: etcd's flags for it, with their defaults in `limits`.

@@ -12,6 +12,8 @@ pub struct FlagUrl {
     pub host: String,
     /// The port.
     pub port: u16,
+    /// `https`: served (or dialed) with TLS.
+    pub tls: bool,
 }
 
 impl FlagUrl {
@@ -28,7 +30,7 @@ impl FlagUrl {
     }
 }
 
-/// Parses a comma-separated URL list (etcd's `types.NewURLs`): http only for now.
+/// Parses a comma-separated URL list (etcd's `types.NewURLs`): http and https.
 pub fn parse_list(flag: &str, list: &str) -> Result<Vec<FlagUrl>, String> {
     let urls: Vec<FlagUrl> = list
         .split(',')
@@ -48,16 +50,16 @@ fn parse_one(s: &str) -> Result<FlagUrl, String> {
             "URL scheme must be http, https, unix, or unixs: {s}"
         ));
     };
-    match scheme {
-        "http" => {}
-        "https" | "unixs" => return Err(format!("TLS not supported yet: {s}")),
-        "unix" => return Err(format!("unix sockets not supported yet: {s}")),
+    let tls = match scheme {
+        "http" => false,
+        "https" => true,
+        "unix" | "unixs" => return Err(format!("unix sockets not supported yet: {s}")),
         _ => {
             return Err(format!(
                 "URL scheme must be http, https, unix, or unixs: {s}"
             ))
         }
-    }
+    };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains('/') || authority.contains('?') || authority.contains('#') {
         return Err(format!("URL must not contain a path: {s}"));
@@ -78,6 +80,7 @@ fn parse_one(s: &str) -> Result<FlagUrl, String> {
         text: format!("{scheme}://{authority}"),
         host: host.to_string(),
         port,
+        tls,
     })
 }
 
@@ -97,9 +100,9 @@ mod tests {
 
     #[test]
     fn refuses_what_etcd_refuses() {
-        assert!(parse_list("x", "https://127.0.0.1:2379")
-            .unwrap_err()
-            .contains("TLS not supported yet"));
+        let secure = parse_list("x", "https://127.0.0.1:2379").unwrap();
+        assert!(secure[0].tls && !parse_list("x", "http://a:1").unwrap()[0].tls);
+        assert!(parse_list("x", "unixs://a:1").unwrap_err().contains("unix"));
         assert!(parse_list("x", "http://127.0.0.1")
             .unwrap_err()
             .contains("host:port"));

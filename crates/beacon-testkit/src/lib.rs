@@ -6,6 +6,7 @@ mod binaries;
 mod fault_proxy;
 mod grpc;
 mod http_probe;
+mod pki;
 mod ports;
 mod proc_status;
 mod process;
@@ -19,9 +20,10 @@ pub use binaries::{
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
 pub use grpc::grpc_channel;
 pub use http_probe::{http_get, ProbeResponse};
+pub use pki::{PemPair, Pki};
 pub use ports::{free_port, free_ports};
 pub use proc_status::{is_running, proc_status_field, rss_bytes};
-pub use process::{ServerKind, ServerProcess, READY_TIMEOUT};
+pub use process::{Https, ServerKind, ServerProcess, READY_TIMEOUT};
 pub use rng::SeededRng;
 pub use temp_dir::TempDir;
 

@@ -13,6 +13,9 @@ use crate::http_probe::http_get;
 use crate::ports::free_ports;
 use crate::temp_dir::TempDir;
 
+/// What both servers log once they serve clients.
+const READY_LINE: &str = "ready to serve client requests";
+
 /// How long a server gets to become ready after spawning.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -23,6 +26,25 @@ pub enum ServerKind {
     Beacon,
     /// Reference etcd, additionally ready only once `/version` has a decided cluster version.
     Etcd,
+}
+
+/// Which of a member's URLs are `https` (the TLS files come in the extra flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Https {
+    /// `--listen-client-urls` and `--advertise-client-urls`.
+    pub client: bool,
+    /// The peer URLs.
+    pub peer: bool,
+}
+
+impl Https {
+    fn scheme(secure: bool) -> &'static str {
+        if secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// The ports of one cluster member.
@@ -50,6 +72,10 @@ pub struct ServerProcess {
     initial_cluster: Option<String>,
     /// Flags added after the ones every member gets.
     extra_args: Vec<String>,
+    /// Which URLs are `https`.
+    https: Https,
+    /// How many "ready" lines the log held when the process was last spawned.
+    ready_lines: usize,
     child: Option<Child>,
     // Declared last so the child is killed before its directory is removed.
     temp: TempDir,
@@ -73,6 +99,18 @@ impl ServerProcess {
 
     /// Starts `bin` as a server of `kind` on fresh ports and a fresh data dir.
     pub fn start(kind: ServerKind, bin: PathBuf) -> std::io::Result<ServerProcess> {
+        ServerProcess::start_https(kind, bin, Https::default(), &[])
+    }
+
+    /// [`ServerProcess::start`] with `https` URLs where `https` says, and `extra_args`
+    /// (the TLS flags). An `https` client port is ready once the log says "ready to
+    /// serve client requests", which both servers write.
+    pub fn start_https(
+        kind: ServerKind,
+        bin: PathBuf,
+        https: Https,
+        extra_args: &[&str],
+    ) -> std::io::Result<ServerProcess> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -92,7 +130,9 @@ impl ServerProcess {
             advertise_peer_port: ports[1],
             name: "default".to_string(),
             initial_cluster: None,
-            extra_args: Vec::new(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            https,
+            ready_lines: 0,
             child: None,
             temp: TempDir::new(prefix)?,
         };
@@ -117,6 +157,17 @@ impl ServerProcess {
         n: usize,
         extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
+        ServerProcess::cluster_https(kind, bin, n, Https::default(), extra_args)
+    }
+
+    /// [`ServerProcess::cluster_with`] with `https` URLs where `https` says.
+    pub fn cluster_https(
+        kind: ServerKind,
+        bin: PathBuf,
+        n: usize,
+        https: Https,
+        extra_args: &[&str],
+    ) -> std::io::Result<Vec<ServerProcess>> {
         let ports = free_ports(2 * n);
         let layout: Vec<MemberPorts> = (0..n)
             .map(|i| MemberPorts {
@@ -125,7 +176,7 @@ impl ServerProcess {
                 advertise_peer: ports[2 * i + 1],
             })
             .collect();
-        ServerProcess::cluster_on(kind, bin, &layout, extra_args)
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args)
     }
 
     /// Starts one member per entry of `layout` (member `i` named `m{i}`), each listening
@@ -134,6 +185,7 @@ impl ServerProcess {
         kind: ServerKind,
         bin: PathBuf,
         layout: &[MemberPorts],
+        https: Https,
         extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
@@ -145,7 +197,10 @@ impl ServerProcess {
         let initial_cluster = layout
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{}", p.advertise_peer))
+            .map(|(i, p)| {
+                let scheme = Https::scheme(https.peer);
+                format!("m{i}={scheme}://127.0.0.1:{}", p.advertise_peer)
+            })
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::with_capacity(layout.len());
@@ -159,6 +214,8 @@ impl ServerProcess {
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+                https,
+                ready_lines: 0,
                 child: None,
                 temp: TempDir::new(&format!("cluster-m{i}"))?,
             };
@@ -187,7 +244,10 @@ impl ServerProcess {
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url()))
             .collect();
-        initial_cluster.push(format!("{name}=http://127.0.0.1:{peer_port}"));
+        // The newcomer's URLs are as secure as the cluster's.
+        let https = cluster.first().map_or(Https::default(), |m| m.https);
+        let scheme = Https::scheme(https.peer);
+        initial_cluster.push(format!("{name}={scheme}://127.0.0.1:{peer_port}"));
         let mut args = vec![
             "--initial-cluster-state".to_string(),
             "existing".to_string(),
@@ -202,6 +262,8 @@ impl ServerProcess {
             name: name.to_string(),
             initial_cluster: Some(initial_cluster.join(",")),
             extra_args: args,
+            https,
+            ready_lines: 0,
             child: None,
             temp: TempDir::new(&format!("cluster-{name}"))?,
         };
@@ -211,7 +273,8 @@ impl ServerProcess {
 
     /// The peer URL it advertises (its own, or its fault proxy's).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.advertise_peer_port)
+        let scheme = Https::scheme(self.https.peer);
+        format!("{scheme}://127.0.0.1:{}", self.advertise_peer_port)
     }
 
     /// Waits up to `timeout` for the process to exit on its own; its status if it did.
@@ -240,9 +303,11 @@ impl ServerProcess {
         self.kind
     }
 
-    /// `http://127.0.0.1:<client port>`, without a trailing slash.
+    /// `http://127.0.0.1:<client port>` (`https` for a TLS client port), without a
+    /// trailing slash.
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = Https::scheme(self.https.client);
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The client port.
@@ -322,8 +387,9 @@ impl ServerProcess {
 
     fn args(&self) -> Vec<String> {
         let client = self.client_url();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let advertised_peer = format!("http://127.0.0.1:{}", self.advertise_peer_port);
+        let peer_scheme = Https::scheme(self.https.peer);
+        let peer = format!("{peer_scheme}://127.0.0.1:{}", self.peer_port);
+        let advertised_peer = self.peer_url();
         let mut args = Vec::new();
         if self.kind == ServerKind::Etcd {
             args.push("--enable-v2=true".to_string());
@@ -354,6 +420,7 @@ impl ServerProcess {
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
+        self.ready_lines = self.logged_ready_lines();
         let log = File::options()
             .create(true)
             .append(true)
@@ -390,6 +457,9 @@ impl ServerProcess {
     }
 
     fn is_ready(&self) -> bool {
+        if self.https.client {
+            return self.logged_ready_lines() > self.ready_lines;
+        }
         let healthy = http_get(self.client_port, "/health")
             .is_ok_and(|r| r.status == 200 && r.json().is_some_and(|j| j["health"] == "true"));
         if !healthy || self.kind == ServerKind::Beacon {
@@ -402,6 +472,11 @@ impl ServerProcess {
                 .and_then(|j| j["etcdcluster"].as_str().map(|v| v != "not_decided"))
                 .unwrap_or(false)
         })
+    }
+
+    /// How many times the log says the server is ready.
+    fn logged_ready_lines(&self) -> usize {
+        std::fs::read_to_string(self.log_path()).map_or(0, |log| log.matches(READY_LINE).count())
     }
 
     fn startup_error(&self, what: &str) -> std::io::Error {

@@ -31,7 +31,13 @@ impl ServerProcess {
                 advertise_peer: proxy.port(i),
             })
             .collect();
-        let members = ServerProcess::cluster_on(kind, bin, &layout, extra_args)?;
+        let members = ServerProcess::cluster_on(
+            kind,
+            bin,
+            &layout,
+            crate::process::Https::default(),
+            extra_args,
+        )?;
         for (i, member) in members.iter().enumerate() {
             proxy.learn_member_id(i, member_id(member)?);
         }

@@ -244,11 +244,11 @@ impl tower::Service<Uri> for Connector {
             reason,
             timed_out,
         };
-        let Some((host, port)) = plain_http_host_port(&uri) else {
-            let e = refused(format!("not a plain http URL: {uri}"), false);
+        let Some((secure, host, port)) = peer_host_port(&uri) else {
+            let e = refused(format!("not an http or https URL: {uri}"), false);
             return Box::pin(async move { Err(e) });
         };
-        let connecting: Connecting = self.net.connect(host, port);
+        let connecting: Connecting = super::net::dial(&self.net, secure, host, port);
         Box::pin(async move {
             match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                 Ok(Ok(stream)) => Ok(PeerConnection {
@@ -264,15 +264,16 @@ impl tower::Service<Uri> for Connector {
     }
 }
 
-/// The host (without an IPv6 address's brackets) and port of a plain http URL; `None`
-/// for any other. Peer URLs are plain http (peer TLS is not supported yet), so port 80
-/// by default.
-pub(crate) fn plain_http_host_port(uri: &Uri) -> Option<(&str, u16)> {
-    if uri.scheme_str() != Some("http") {
-        return None;
-    }
+/// Whether a peer URL is `https`, its host (without an IPv6 address's brackets) and its
+/// port (the scheme's by default); `None` for a URL of another scheme.
+pub(crate) fn peer_host_port(uri: &Uri) -> Option<(bool, &str, u16)> {
+    let (secure, default_port) = match uri.scheme_str()? {
+        "http" => (false, 80),
+        "https" => (true, 443),
+        _ => return None,
+    };
     let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-    Some((host, uri.port_u16().unwrap_or(80)))
+    Some((secure, host, uri.port_u16().unwrap_or(default_port)))
 }
 
 /// A connection the client holds, in hyper's I/O traits.

@@ -29,6 +29,8 @@ pub(crate) struct Direct {
     authority: String,
     host: String,
     port: u16,
+    /// An `https` peer URL: TLS over the connection.
+    secure: bool,
     headers: Arc<HeaderMap>,
     /// Taken by a call for its duration, put back after a success. In a mutex only so
     /// that the client is `Sync`, as openraft wants: one task calls at a time.
@@ -44,16 +46,18 @@ struct Open {
 }
 
 impl Direct {
-    /// A connection to the peer at the plain http `url`, over `net`, sending `headers`
-    /// on every request; `None` for any other URL.
+    /// A connection to the peer at the http or https `url`, over `net`, sending
+    /// `headers` on every request; `None` for any other URL.
     pub(crate) fn to(net: Arc<dyn PeerNet>, url: &str, headers: Arc<HeaderMap>) -> Option<Direct> {
         let uri: http::Uri = url.parse().ok()?;
-        let (host, port) = super::call::plain_http_host_port(&uri)?;
-        Some(Direct::new(net, host, port, headers))
+        let (secure, host, port) = super::call::peer_host_port(&uri)?;
+        let mut direct = Direct::new(net, host, port, headers);
+        direct.secure = secure;
+        Some(direct)
     }
 
-    /// A connection to the peer at `host:port`, over `net`, sending `headers` on every
-    /// request.
+    /// A plain connection to the peer at `host:port`, over `net`, sending `headers` on
+    /// every request.
     pub(crate) fn new(
         net: Arc<dyn PeerNet>,
         host: &str,
@@ -70,6 +74,7 @@ impl Direct {
             authority,
             host: host.to_owned(),
             port,
+            secure: false,
             headers,
             open: std::sync::Mutex::new(None),
         }
@@ -156,19 +161,17 @@ impl Direct {
             timed_out,
             message: format!("connecting to {}: {message}", self.authority),
         };
-        let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, self.net.connect(&self.host, self.port))
-                .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return Err(not_sent(false, e.to_string())),
-                Err(_) => {
-                    return Err(not_sent(
-                        true,
-                        format!("no connection within {CONNECT_TIMEOUT:?}"),
-                    ))
-                }
-            };
+        let dialing = super::net::dial(&self.net, self.secure, &self.host, self.port);
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, dialing).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(not_sent(false, e.to_string())),
+            Err(_) => {
+                return Err(not_sent(
+                    true,
+                    format!("no connection within {CONNECT_TIMEOUT:?}"),
+                ))
+            }
+        };
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| not_sent(false, e.to_string()))?;

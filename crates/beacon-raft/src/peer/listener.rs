@@ -56,13 +56,39 @@ impl ConnectionEnd {
 
 /// Serves `router` on the connections `listener` accepts until the task is dropped.
 pub async fn serve_listener(listener: impl PeerAccept, router: Router) {
-    serve_listener_with(listener, router, PEER_CONNECTIONS_MAX, PEER_IDLE_TIMEOUT).await
+    serve_listener_with(
+        listener,
+        router,
+        None,
+        PEER_CONNECTIONS_MAX,
+        PEER_IDLE_TIMEOUT,
+    )
+    .await
 }
 
-/// [`serve_listener`] with its limits given (tests use small ones).
+/// [`serve_listener`] for an `https` peer URL: each connection's TLS handshake (within
+/// [`PEER_IDLE_TIMEOUT`], on its own task) with `tls` before its first request; one that
+/// fails is logged with its address and closed, as etcd's "rejected connection".
+pub async fn serve_tls_listener(
+    listener: impl PeerAccept,
+    router: Router,
+    tls: beacon_tls::Acceptor,
+) {
+    serve_listener_with(
+        listener,
+        router,
+        Some(tls),
+        PEER_CONNECTIONS_MAX,
+        PEER_IDLE_TIMEOUT,
+    )
+    .await
+}
+
+/// [`serve_listener`] with its TLS and limits given (tests use small limits).
 pub(crate) async fn serve_listener_with(
     mut listener: impl PeerAccept,
     router: Router,
+    tls: Option<beacon_tls::Acceptor>,
     connections_max: usize,
     idle_timeout: Duration,
 ) {
@@ -73,8 +99,8 @@ pub(crate) async fn serve_listener_with(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let sock = match PeerAccept::accept(&mut listener).await {
-            Ok((sock, _)) => sock,
+        let (sock, remote) = match PeerAccept::accept(&mut listener).await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a peer connection");
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -89,17 +115,47 @@ pub(crate) async fn serve_listener_with(
                 req
             },
         ));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            // hyper's head timer runs from the moment it waits for a request head, so
-            // it closes a connection that sits idle between requests too.
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(idle_timeout)
-                .auto_date_header(dated);
-            let _ = builder.serve_connection(TokioIo::new(sock), service).await;
+            match tls {
+                None => serve_connection(sock, service, idle_timeout, dated).await,
+                Some(tls) => {
+                    match tokio::time::timeout(idle_timeout, tls.accept(sock, remote)).await {
+                        Ok(Ok(secured)) => {
+                            serve_connection(secured, service, idle_timeout, dated).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%remote, error = %e, "rejected peer connection")
+                        }
+                        Err(_) => tracing::warn!(
+                            %remote,
+                            "rejected peer connection: no TLS handshake within {idle_timeout:?}"
+                        ),
+                    }
+                }
+            }
             end.closed();
             drop(slot);
         });
     }
+}
+
+/// Serves one connection's requests until it closes or sits idle for `idle_timeout`.
+async fn serve_connection<IO, S>(io: IO, service: S, idle_timeout: Duration, dated: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper's head timer runs from the moment it waits for a request head, so it
+    // closes a connection that sits idle between requests too.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .auto_date_header(dated);
+    let _ = builder.serve_connection(TokioIo::new(io), service).await;
 }

@@ -42,12 +42,12 @@ pub use call::PeerHttp;
 pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
 pub(crate) use client::{fetch_read_index, forward_member_change, notify_removed};
 pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
-pub use listener::serve_listener;
 #[cfg(test)]
 pub(crate) use listener::ConnectionEnd;
+pub use listener::{serve_listener, serve_tls_listener};
 pub(crate) use local::from_leader;
 pub use local::LocalMember;
-pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet};
+pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet, TlsNet};
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -34,6 +35,61 @@ pub trait PeerNet: Send + Sync + 'static {
     /// Opens a connection to `host:port`, the host and port of a peer URL (a name, an
     /// IPv4 address, or an IPv6 address without its brackets).
     fn connect(&self, host: &str, port: u16) -> Connecting;
+
+    /// How a connection to an `https` peer URL is secured over what [`connect`] opened;
+    /// `None` when this member has no peer TLS, and then such a URL is not dialed.
+    ///
+    /// [`connect`]: PeerNet::connect
+    fn tls(&self) -> Option<&beacon_tls::Connector> {
+        None
+    }
+}
+
+/// A network whose `https` peer URLs are dialed with TLS (`--peer-cert-file`,
+/// `--peer-auto-tls`); `http` ones stay plain, as etcd decides by each URL's scheme.
+pub struct TlsNet {
+    inner: Arc<dyn PeerNet>,
+    tls: beacon_tls::Connector,
+}
+
+impl TlsNet {
+    /// `inner`'s connections, secured with `tls` for `https` peers.
+    pub fn new(inner: Arc<dyn PeerNet>, tls: beacon_tls::Connector) -> TlsNet {
+        TlsNet { inner, tls }
+    }
+}
+
+impl PeerNet for TlsNet {
+    fn connect(&self, host: &str, port: u16) -> Connecting {
+        self.inner.connect(host, port)
+    }
+
+    fn tls(&self) -> Option<&beacon_tls::Connector> {
+        Some(&self.tls)
+    }
+}
+
+/// Opens a connection to a peer URL's `host:port` over `net`: as it comes for `http`,
+/// with a TLS handshake on it for `https` (`secure`).
+pub(crate) fn dial(net: &Arc<dyn PeerNet>, secure: bool, host: &str, port: u16) -> Connecting {
+    let plain = net.connect(host, port);
+    if !secure {
+        return plain;
+    }
+    let Some(tls) = net.tls().cloned() else {
+        return Box::pin(async {
+            Err(io::Error::other(
+                "an https peer URL, but this member has no peer TLS \
+                 (--peer-cert-file and --peer-key-file, or --peer-auto-tls)",
+            ))
+        });
+    };
+    let host = host.to_owned();
+    Box::pin(async move {
+        let stream = plain.await?;
+        let secured = tls.connect(&host, stream).await?;
+        Ok(Box::new(secured) as PeerStream)
+    })
 }
 
 /// How long a peer connection may be silent before TCP probes it, and then how often

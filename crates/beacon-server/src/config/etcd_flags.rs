@@ -5,7 +5,7 @@
 //! A flag here is one of two kinds:
 //! - [`Kind::Pending`]: it means something Beacon has not built yet (TLS, auth,
 //!   metrics, ...). The values at which etcd behaves as Beacon always does are
-//!   accepted, typically etcd's default (`--client-cert-auth=false`, `--proxy off`);
+//!   accepted, typically etcd's default (`--pre-vote=false`, `--proxy off`);
 //!   any other value is refused by name, never silently ignored.
 //! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
 //!   WAL file retention, Go's profiler); any value is accepted with one warning.
@@ -97,23 +97,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("proxy-dial-timeout", false, PROXY),
     no_meaning("proxy-write-timeout", false, PROXY),
     no_meaning("proxy-read-timeout", false, PROXY),
-    pending("cert-file", EMPTY),
-    pending("key-file", EMPTY),
-    pending_bool("client-cert-auth", FALSE),
-    pending("client-crl-file", EMPTY),
-    pending("client-cert-allowed-hostname", EMPTY),
-    pending("trusted-ca-file", EMPTY),
-    pending_bool("auto-tls", FALSE),
-    pending("peer-cert-file", EMPTY),
-    pending("peer-key-file", EMPTY),
-    pending_bool("peer-client-cert-auth", FALSE),
-    pending("peer-trusted-ca-file", EMPTY),
-    pending_bool("peer-auto-tls", FALSE),
-    pending("peer-crl-file", EMPTY),
-    pending("peer-cert-allowed-cn", EMPTY),
-    pending("peer-cert-allowed-hostname", EMPTY),
-    pending("cipher-suites", EMPTY),
-    pending_bool("experimental-peer-skip-client-san-verification", FALSE),
     // Every origin and every Host header, as Beacon serves them (etcd's defaults).
     pending("cors", &["*"]),
     pending("host-whitelist", &["*", ""]),
@@ -291,25 +274,22 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--client-cert-auth=false",
+            "--pre-vote=false",
             "--proxy",
             "off",
-            "--cert-file=",
+            "--discovery=",
             "--auto-compaction-retention",
             "0",
         ])
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
         assert!(warnings.is_empty());
-        let refused = run(&["beacon", "--client-cert-auth"]).unwrap_err();
-        assert!(refused.contains("--client-cert-auth=true"), "{refused}");
+        let refused = run(&["beacon", "--pre-vote"]).unwrap_err();
+        assert!(refused.contains("--pre-vote=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--cert-file", "c.pem"]).is_err());
-        assert!(
-            run(&["beacon", "--client-cert-auth=0"]).is_ok(),
-            "Go's false"
-        );
-        assert!(run(&["beacon", "--client-cert-auth=nope"]).is_err());
+        assert!(run(&["beacon", "--discovery", "http://d"]).is_err());
+        assert!(run(&["beacon", "--pre-vote=0"]).is_ok(), "Go's false");
+        assert!(run(&["beacon", "--pre-vote=nope"]).is_err());
     }
 
     #[test]

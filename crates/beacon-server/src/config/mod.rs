@@ -2,13 +2,15 @@
 //! environment variables), validated into a [`Config`].
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
 
 mod etcd_flags;
 mod file;
+mod tls;
+
+pub use tls::TlsSettings;
 
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
 use crate::urls::{parse_list, FlagUrl};
@@ -132,6 +134,8 @@ struct Flags {
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     debug: bool,
+    #[command(flatten)]
+    tls: tls::TlsFlags,
 }
 
 /// Whether the member starts a new cluster or joins an existing one.
@@ -150,8 +154,8 @@ pub struct Config {
     pub name: String,
     /// `--data-dir`, defaulted.
     pub data_dir: PathBuf,
-    /// Where to accept client connections.
-    pub listen_client_addrs: Vec<SocketAddr>,
+    /// `--listen-client-urls`: where to accept client connections (each bindable).
+    pub listen_client_urls: Vec<FlagUrl>,
     /// `--advertise-client-urls`.
     pub advertise_client_urls: Vec<String>,
     /// `--listen-peer-urls`.
@@ -183,7 +187,9 @@ pub struct Config {
     /// `--experimental-warning-apply-duration`.
     pub warning_apply_duration: std::time::Duration,
     /// `--listen-metrics-urls`: where to serve `/metrics` and `/health` alone.
-    pub listen_metrics_addrs: Vec<SocketAddr>,
+    pub listen_metrics_urls: Vec<FlagUrl>,
+    /// The client and peer TLS flags.
+    pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
     pub max_concurrent_streams: Option<u32>,
     /// `--grpc-keepalive-interval`.
@@ -332,19 +338,15 @@ impl Config {
                 "--experimental-watch-progress-notify-interval must be positive".to_string(),
             );
         }
-        let listen_client = parse_list("listen-client-urls", &f.listen_client_urls)?;
-        let listen_client_addrs = listen_client
-            .iter()
-            .map(FlagUrl::bind_addr)
-            .collect::<Result<Vec<_>, _>>()?;
-        let listen_metrics_addrs = if f.listen_metrics_urls.trim().is_empty() {
+        let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
+        let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {
             Vec::new()
         } else {
             parse_list("listen-metrics-urls", &f.listen_metrics_urls)?
-                .iter()
-                .map(FlagUrl::bind_addr)
-                .collect::<Result<Vec<_>, _>>()?
         };
+        for u in listen_client_urls.iter().chain(&listen_metrics_urls) {
+            u.bind_addr()?;
+        }
         let advertise_client_urls = parse_list("advertise-client-urls", &f.advertise_client_urls)?
             .into_iter()
             .map(|u| u.text)
@@ -404,11 +406,22 @@ impl Config {
         let data_dir = f
             .data_dir
             .unwrap_or_else(|| PathBuf::from(format!("{}.beacon", f.name)));
+        let tls = f.tls.settings()?;
+        let client_served = listen_client_urls.iter().chain(&listen_metrics_urls);
+        check_schemes(client_served, &tls.client, tls.auto_tls, "client", "")?;
+        check_schemes(
+            listen_peer_urls.iter(),
+            &tls.peer,
+            tls.peer_auto_tls,
+            "peer",
+            "peer-",
+        )?;
         Ok(Config {
             name: f.name,
             data_dir,
-            listen_client_addrs,
-            listen_metrics_addrs,
+            listen_client_urls,
+            listen_metrics_urls,
+            tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
             listen_peer_urls,
@@ -434,6 +447,26 @@ impl Config {
             flag_warnings: Vec::new(),
         })
     }
+}
+
+/// etcd's refusal of an https URL without a pair to serve it with (given or automatic).
+fn check_schemes<'a>(
+    urls: impl Iterator<Item = &'a FlagUrl>,
+    info: &beacon_tls::TlsInfo,
+    auto: bool,
+    side: &str,
+    prefix: &str,
+) -> Result<(), String> {
+    for u in urls {
+        if u.tls && info.is_empty() && !auto {
+            return Err(format!(
+                "TLS key/cert (--{prefix}cert-file, --{prefix}key-file) must be provided for \
+                 {side} url {} with HTTPS scheme",
+                u.text
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `name=url,name=url` (a name may repeat for several peer URLs).
@@ -468,9 +501,10 @@ mod tests {
         assert_eq!(c.name, "default");
         assert_eq!(c.data_dir, PathBuf::from("default.beacon"));
         assert_eq!(
-            c.listen_client_addrs,
-            vec!["127.0.0.1:2379".parse().unwrap()]
+            c.listen_client_urls[0].bind_addr().unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
         );
+        assert_eq!(c.tls, TlsSettings::default());
         assert_eq!(
             c.initial_cluster,
             vec![("default".to_string(), "http://localhost:2380".to_string())]
@@ -582,13 +616,7 @@ mod tests {
 
     #[test]
     fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
-        let c = parse(&[
-            "--max-wals",
-            "2",
-            "--client-cert-auth=false",
-            "--max-txn-ops=128",
-        ])
-        .unwrap();
+        let c = parse(&["--max-wals", "2", "--pre-vote=false", "--max-txn-ops=128"]).unwrap();
         assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
         let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
         assert!(
@@ -599,10 +627,50 @@ mod tests {
 
     #[test]
     fn metrics_urls() {
-        assert!(parse(&[]).unwrap().listen_metrics_addrs.is_empty());
+        assert!(parse(&[]).unwrap().listen_metrics_urls.is_empty());
         let c = parse(&["--listen-metrics-urls", "http://127.0.0.1:9"]).unwrap();
-        assert_eq!(c.listen_metrics_addrs, vec!["127.0.0.1:9".parse().unwrap()]);
+        let addr = c.listen_metrics_urls[0].bind_addr().unwrap();
+        assert_eq!(addr, "127.0.0.1:9".parse().unwrap());
+        // Served with the client pair, as etcd.
         assert!(parse(&["--listen-metrics-urls", "https://127.0.0.1:9"]).is_err());
+        assert!(parse(&["--listen-metrics-urls", "https://127.0.0.1:9", "--auto-tls"]).is_ok());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let c = parse(&[
+            "--cert-file=c.pem",
+            "-key-file",
+            "k.pem",
+            "--client-cert-auth",
+            "--trusted-ca-file",
+            "ca.pem",
+            "--peer-auto-tls",
+            "--peer-cert-allowed-cn=member",
+            "--cipher-suites",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "--listen-client-urls",
+            "https://127.0.0.1:1",
+            "--listen-peer-urls",
+            "https://127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(c.tls.client.cert_file, Some(PathBuf::from("c.pem")));
+        assert!(c.tls.client.client_cert_auth && c.tls.peer_auto_tls && !c.tls.auto_tls);
+        assert_eq!(c.tls.peer.allowed_cn.as_deref(), Some("member"));
+        assert_eq!(c.tls.peer.cipher_suites.len(), 2);
+        assert!(c.listen_client_urls[0].tls);
+        let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert_eq!(
+            msg(&["--listen-client-urls", "https://127.0.0.1:1"]),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:1 with HTTPS scheme"
+        );
+        assert!(msg(&["--listen-peer-urls", "https://127.0.0.1:2"]).contains("--peer-cert-file"));
+        assert_eq!(
+            msg(&["--cipher-suites", "FOO"]),
+            "unexpected TLS cipher suite \"FOO\""
+        );
     }
 
     #[test]
@@ -612,7 +680,7 @@ mod tests {
             "http://127.0.0.1:1,http://127.0.0.2:2",
         ])
         .unwrap();
-        assert_eq!(c.listen_client_addrs.len(), 2);
+        assert_eq!(c.listen_client_urls.len(), 2);
     }
 
     #[test]
@@ -649,11 +717,6 @@ mod tests {
     #[test]
     fn refusals_are_clear() {
         let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
-        assert!(msg(&["--cert-file", "x"]).contains("does not support"));
-        assert!(msg(&["-peer-auto-tls"]).contains("does not support"));
-        assert!(
-            msg(&["--listen-client-urls", "https://127.0.0.1:1"]).contains("TLS not supported yet")
-        );
         assert!(msg(&["--election-timeout", "100"]).contains("at least as 5 times"));
         assert!(msg(&["--initial-cluster-state", "old"]).contains("clusterState"));
         assert!(matches!(

@@ -11,7 +11,8 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+
+use super::ClientIo;
 use tower::ServiceExt as _;
 
 use crate::http::goform;
@@ -69,8 +70,8 @@ pub fn recognize(head: &[u8]) -> Option<LeanRequest> {
 
 /// Answers the request on `sock`. Returns the bytes the client sent meanwhile (a
 /// pipelined next request) when the connection should go on, `None` when it is done.
-pub async fn answer(
-    sock: &mut TcpStream,
+pub async fn answer<S: ClientIo>(
+    sock: &mut S,
     lean: LeanRequest,
     app: Router,
     stopping: impl Fn() -> bool,
@@ -177,7 +178,7 @@ fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn write(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+async fn write<S: ClientIo>(sock: &mut S, bytes: &[u8]) -> io::Result<()> {
     match tokio::time::timeout(CLIENT_WRITE_TIMEOUT, sock.write_all(bytes)).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(

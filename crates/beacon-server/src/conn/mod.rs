@@ -8,6 +8,11 @@
 //! On both paths a head Go would refuse before any handler (no `Host`, a transfer
 //! coding other than `chunked`: `http::gohead`) gets Go's own answer and is closed,
 //! and a write blocked for CLIENT_WRITE_TIMEOUT ends the connection.
+//!
+//! An `https` listener's connections make their TLS handshake first (within
+//! HEADER_READ_TIMEOUT, on their own task) and are then told apart the same way, inside
+//! TLS; a failed handshake is logged with the client's address, as etcd's "rejected
+//! connection", and closed.
 
 mod lean_watch;
 mod prefixed;
@@ -20,7 +25,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -30,42 +35,108 @@ use crate::http::gohead::{self, Rejection};
 use crate::limits::{
     CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, REQUEST_HEADERS_MAX, REQUEST_HEAD_PEEK_BYTES_MAX,
 };
+use crate::Listener;
 use prefixed::Prefixed;
 use write_deadline::WriteDeadline;
 
 /// Accepts connections on `listener` until `stop` turns true, then waits for the open
 /// ones to finish (the caller bounds that wait).
 pub async fn serve_listener(
-    listener: TcpListener,
+    listener: Listener,
     app: Router,
     grpc: crate::grpc::Routes,
     stop: watch::Receiver<bool>,
 ) {
+    let Listener { tcp, tls } = listener;
     let serve = {
         let stop = stop.clone();
-        move |sock| serve_connection(sock, app.clone(), grpc.clone(), stop.clone())
+        move |sock: TcpStream, remote| {
+            let (app, grpc, stop, tls) = (app.clone(), grpc.clone(), stop.clone(), tls.clone());
+            async move {
+                let _ = sock.set_nodelay(true);
+                match tls {
+                    None => serve_connection(sock, app, grpc, stop).await,
+                    // Boxed: inline, a TLS connection's state would size every plain
+                    // connection's future too, and idle watchers come by the ten thousand.
+                    Some(tls) => {
+                        Box::pin(async move {
+                            if let Some(secured) = handshake(&tls, sock, remote).await {
+                                serve_connection(secured, app, grpc, stop).await;
+                            }
+                        })
+                        .await
+                    }
+                }
+            }
+        }
     };
-    accept_loop(listener, stop, serve).await;
+    accept_loop(tcp, stop, serve).await;
 }
 
 /// [`serve_listener`] for a port that serves plain HTTP/1.1 alone (the metrics URLs):
 /// no gRPC and no lean watch path, with the client port's timeouts and limits.
-pub async fn serve_http_listener(listener: TcpListener, app: Router, stop: watch::Receiver<bool>) {
+pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::Receiver<bool>) {
+    let Listener { tcp, tls } = listener;
     let serve = {
         let stop = stop.clone();
-        move |sock: TcpStream| {
-            let _ = sock.set_nodelay(true);
-            serve_with_hyper(Prefixed::new(Vec::new(), sock), app.clone(), stop.clone())
+        move |sock: TcpStream, remote| {
+            let (app, stop, tls) = (app.clone(), stop.clone(), tls.clone());
+            async move {
+                let _ = sock.set_nodelay(true);
+                match tls {
+                    None => serve_with_hyper(Prefixed::new(Vec::new(), sock), app, stop).await,
+                    Some(tls) => {
+                        if let Some(secured) = handshake(&tls, sock, remote).await {
+                            serve_with_hyper(Prefixed::new(Vec::new(), secured), app, stop).await;
+                        }
+                    }
+                }
+            }
         }
     };
-    accept_loop(listener, stop, serve).await;
+    accept_loop(tcp, stop, serve).await;
+}
+
+/// The content type of a TLS record that carries a handshake (RFC 8446 5.1), which a
+/// client's first record is.
+const TLS_HANDSHAKE_RECORD: u8 = 22;
+
+/// The TLS handshake of a connection from `remote`, within [`HEADER_READ_TIMEOUT`];
+/// `None`, logged, when it fails.
+async fn handshake(
+    tls: &beacon_tls::Acceptor,
+    sock: TcpStream,
+    remote: std::net::SocketAddr,
+) -> Option<beacon_tls::ServerTlsStream<TcpStream>> {
+    // Go's server closes a connection whose first record is not a handshake without a
+    // word; rustls would answer with an alert, which an HTTP client reads as garbage.
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HEADER_READ_TIMEOUT, sock.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) || first[0] != TLS_HANDSHAKE_RECORD {
+        tracing::warn!(
+            %remote,
+            "rejected connection: first record does not look like a TLS handshake"
+        );
+        return None;
+    }
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(sock, remote)).await {
+        Ok(Ok(secured)) => Some(secured),
+        Ok(Err(e)) => {
+            tracing::warn!(%remote, error = %e, "rejected connection");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%remote, "rejected connection: no TLS handshake in time");
+            None
+        }
+    }
 }
 
 /// Accepts connections and hands each to `serve` on a task of its own, until `stop`
 /// turns true; then waits for the open ones to finish.
 async fn accept_loop<F, Fut>(listener: TcpListener, stop: watch::Receiver<bool>, mut serve: F)
 where
-    F: FnMut(TcpStream) -> Fut,
+    F: FnMut(TcpStream, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut conns = JoinSet::new();
@@ -73,8 +144,8 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((sock, _)) => {
-                    conns.spawn(serve(sock));
+                Ok((sock, remote)) => {
+                    conns.spawn(serve(sock, remote));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving.
                 Err(e) => {
@@ -94,13 +165,17 @@ where
 /// as a request head with a blank line after it, which `read_head` reads whole.
 const HTTP2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 
-async fn serve_connection(
-    mut sock: TcpStream,
+/// A client connection's byte stream: TCP, or TLS over it.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientIo for T {}
+
+async fn serve_connection<S: ClientIo>(
+    mut sock: S,
     app: Router,
     grpc: crate::grpc::Routes,
     stop: watch::Receiver<bool>,
 ) {
-    let _ = sock.set_nodelay(true);
     let mut unread = Vec::with_capacity(1024);
     // Watch after watch stays on the lean path: a watcher re-arms on the same connection,
     // and handing each one to hyper after its first event would cost ~20 KiB of buffers
@@ -112,7 +187,7 @@ async fn serve_connection(
         let Some(end) = head_end(&unread) else { break };
         if unread.starts_with(HTTP2_PREFACE_HEAD) {
             let io = WriteDeadline::new(Prefixed::new(unread, sock), CLIENT_WRITE_TIMEOUT);
-            Box::pin(crate::grpc::serve_connection(io, grpc, stop)).await;
+            Box::pin(crate::grpc::serve_connection(io, grpc, app, stop)).await;
             return;
         }
         if let Some(rejection) = go_rejection(&unread[..end]) {
@@ -145,7 +220,7 @@ async fn serve_connection(
 /// Reads into `head` until it holds a whole request head or
 /// [`REQUEST_HEAD_PEEK_BYTES_MAX`] bytes; `false` when the client left or took longer
 /// than [`HEADER_READ_TIMEOUT`].
-async fn read_head(sock: &mut TcpStream, head: &mut Vec<u8>) -> bool {
+async fn read_head<S: ClientIo>(sock: &mut S, head: &mut Vec<u8>) -> bool {
     let complete =
         |head: &Vec<u8>| head_end(head).is_some() || head.len() >= REQUEST_HEAD_PEEK_BYTES_MAX;
     if complete(head) {
@@ -193,7 +268,11 @@ fn go_rejection(head: &[u8]) -> Option<Rejection> {
 }
 
 /// Serves the rest of a connection with hyper until it closes or the server stops.
-async fn serve_with_hyper(stream: Prefixed, app: Router, stop: watch::Receiver<bool>) {
+async fn serve_with_hyper<S: ClientIo>(
+    stream: Prefixed<S>,
+    app: Router,
+    stop: watch::Receiver<bool>,
+) {
     // A client that stops reading (a stream watcher that never reads) fails hyper's
     // next write after CLIENT_WRITE_TIMEOUT, as on the lean path, and so is closed.
     let io = TokioIo::new(WriteDeadline::new(stream, CLIENT_WRITE_TIMEOUT));

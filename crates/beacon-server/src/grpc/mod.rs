@@ -29,7 +29,6 @@ use beacon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use beacon_proto::etcdserverpb::watch_server::WatchServer;
 use beacon_proto::etcdserverpb::ResponseHeader;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use beacon_mvcc::{grpc_code, MvccError};
@@ -195,16 +194,36 @@ fn failure(f: &ProposeFailure) -> Status {
 
 /// Serves one HTTP/2 connection (its preface not yet read) with `routes` until it
 /// closes or the server stops; then the connection finishes its calls and closes.
+/// Requests that are not gRPC calls (no `application/grpc` content type: a Go client's
+/// v2 requests over TLS, which negotiates HTTP/2) are `app`'s, the HTTP/1.1 router's.
 pub async fn serve_connection<I>(
     io: I,
     routes: Routes,
+    app: axum::Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use http_body_util::Either;
+    use tower::ServiceExt as _;
     let Routes { service, http2 } = routes;
-    let service = tower::util::MapResponse::new(service, etcd_refusals);
-    let service = TowerToHyperService::new(calls::Counted::new(service));
+    let grpc = calls::Counted::new(tower::util::MapResponse::new(service, etcd_refusals));
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let is_grpc = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let (grpc, app) = (grpc.clone(), app.clone());
+        async move {
+            if is_grpc {
+                let resp = grpc.oneshot(req).await?;
+                Ok::<_, std::convert::Infallible>(resp.map(Either::Left))
+            } else {
+                let resp = app.oneshot(req).await?;
+                Ok(resp.map(Either::Right))
+            }
+        }
+    });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(http2.max_concurrent_streams)
