@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+mod support;
+
 /// How long a story waits for something the other side of a call must make happen.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// How long a call that must keep waiting is watched not to answer.
@@ -329,19 +331,6 @@ fn spawn_campaign(
     tokio::spawn(async move { campaign(client, name, lease, value).await.0 })
 }
 
-/// The answers to `story` of a fresh etcd, then of a fresh Beacon; `None` when etcd
-/// is missing and the test skips.
-async fn told_by_both(
-    story: impl AsyncFn(&ServerProcess) -> Vec<String>,
-) -> Option<(Vec<String>, Vec<String>)> {
-    if !beacon_testkit::etcd_or_skip() {
-        return None;
-    }
-    let etcd = ServerProcess::etcd().expect("etcd starts");
-    let beacon = ServerProcess::beacon().expect("beacon starts");
-    Some((story(&etcd).await, story(&beacon).await))
-}
-
 async fn lock_story(server: &ServerProcess) -> Vec<String> {
     let mut s = Story::new(server).await;
     for id in [0xa1, 0xb2, 0xc3, 0xd4] {
@@ -485,14 +474,14 @@ async fn election_story(server: &ServerProcess) -> Vec<String> {
 
 #[tokio::test]
 async fn locks_answer_as_etcds() {
-    if let Some((want, got)) = told_by_both(lock_story).await {
+    if let Some((want, got)) = support::told_by_both(lock_story).await {
         beacon_testkit::assert_same_answers(&want, &got);
     }
 }
 
 #[tokio::test]
 async fn elections_answer_as_etcds() {
-    if let Some((want, got)) = told_by_both(election_story).await {
+    if let Some((want, got)) = support::told_by_both(election_story).await {
         beacon_testkit::assert_same_answers(&want, &got);
     }
 }
@@ -528,7 +517,7 @@ async fn lost_lease_story(server: &ServerProcess) -> Vec<String> {
 
 #[tokio::test]
 async fn a_waiter_whose_lease_goes_ends_on_beacon_and_waits_on_etcd() {
-    let Some((etcd_story, beacon_story)) = told_by_both(lost_lease_story).await else {
+    let Some((etcd_story, beacon_story)) = support::told_by_both(lost_lease_story).await else {
         return;
     };
     // Alike until the lease goes.
