@@ -232,6 +232,10 @@ mod tests {
         let range = method_index("/etcdserverpb.KV/Range").expect("Range");
         assert_eq!(METHODS[range], ("etcdserverpb.KV", "Range", "unary"));
         assert_eq!(method_index("/etcdserverpb.KV/Nope"), None);
+        let lock = method_index("/v3lockpb.Lock/Lock").expect("Lock");
+        assert!(lock >= LISTED_ONCE_CALLED, "etcd lists Lock once called");
+        let observe = method_index("/v3electionpb.Election/Observe").expect("Observe");
+        assert_eq!(METHODS[observe].2, "server_stream");
         assert_eq!(method_index("/v2/keys"), None);
         let mut headers = http::HeaderMap::new();
         assert_eq!(code_of(&headers), None);
