@@ -130,11 +130,21 @@ async fn campaigns_proclamations_observers_and_resignations() {
     same_answers(|mut c: Client| async move {
         let mut out = grant(&mut c, &[0xa1, 0xb2, 0xc3, 0xd4]).await;
         out.push(answer(c.leader("el").await));
+        // etcd sends an Observe call's headers with its first leader: `observe` returns
+        // only once there is one.
+        let mut opening = {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let mut observer = c.observe("el").await.expect("observe");
+                observed(&mut observer).await
+            })
+        };
+        out.push(still_waiting(&mut opening).await);
         let first = c.campaign("el", "a", 0xa1).await;
         let leader = first.as_ref().ok().and_then(|r| r.leader().cloned());
         out.push(answer(first));
         let leader = leader.expect("a leader key");
-        // etcd sends an Observe call's headers with its first leader: there is one now.
+        out.push(answered(opening).await);
         let mut observer = c.observe("el").await.expect("observe");
         out.push(observed(&mut observer).await);
         out.push(answer(c.leader("el").await));

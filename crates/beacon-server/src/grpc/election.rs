@@ -18,7 +18,7 @@ use beacon_proto::v3electionpb::{
     election_server, CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse,
     ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
 };
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
@@ -171,9 +171,18 @@ impl election_server::Election for Election {
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
         let prefix = recipe::prefix_of(&request.into_inner().name);
-        let (tx, rx) = mpsc::channel(crate::limits::OBSERVE_RESPONSES_QUEUED_MAX);
+        let (tx, mut rx) = mpsc::channel(crate::limits::OBSERVE_RESPONSES_QUEUED_MAX);
         tokio::spawn(observe::run(Arc::clone(&self.recipes.state), prefix, tx));
-        Ok(Response::new(Box::pin(super::queued(rx))))
+        // grpc-go sends a stream's headers with its first message, so etcd's Observe
+        // call opens only once there is a leader to tell (etcd-client's `observe` waits
+        // until then). A client that leaves meanwhile drops this, and the task ends.
+        match rx.recv().await {
+            Some(Err(status)) => Err(status),
+            first => {
+                let answers = futures_util::stream::iter(first).chain(super::queued(rx));
+                Ok(Response::new(Box::pin(answers)))
+            }
+        }
     }
 
     async fn resign(

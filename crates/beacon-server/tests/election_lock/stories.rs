@@ -66,8 +66,13 @@ pub async fn election_story(server: &ServerProcess) -> Vec<String> {
         s.grant(id, 60).await;
     }
     s.leader("el").await;
+    // etcd's Observe call opens (its headers come) only with the first leader.
+    let mut opening = spawn_observe_opening(&s, "el");
+    s.still_waiting("an observer with no leader", &mut opening)
+        .await;
     let mut observer = observe(&s, "el");
     let first = s.campaign("el", 0xa1, "a").await;
+    s.answered("an observer with no leader", opening).await;
     s.observed(&mut observer, "the first leader").await;
     s.leader("el").await;
     s.proclaim(first.clone(), "a2").await;

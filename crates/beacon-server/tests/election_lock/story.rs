@@ -309,6 +309,19 @@ pub fn observe(story: &Story, name: &'static str) -> mpsc::Receiver<String> {
     rx
 }
 
+/// An Observe call on a task of its own that answers once the call is open (its
+/// headers came), with what the opening brought.
+pub fn spawn_observe_opening(story: &Story, name: &'static str) -> JoinHandle<String> {
+    let mut client = story.election.clone();
+    tokio::spawn(async move {
+        let request = LeaderRequest { name: name.into() };
+        match client.observe(request).await {
+            Ok(_) => "opened".into(),
+            Err(s) => refusal(&s),
+        }
+    })
+}
+
 pub fn spawn_lock(story: &Story, name: &'static str, lease: i64) -> JoinHandle<String> {
     tokio::spawn(lock(story.lock.clone(), name, lease))
 }
