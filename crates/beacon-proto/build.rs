@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "etcdserverpb/rpc.proto",
         "mvccpb/kv.proto",
         "beaconpb/internal.proto",
+        "v3electionpb/v3election.proto",
+        "v3lockpb/v3lock.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

@@ -1,5 +1,5 @@
-//! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`
-//! and `mvccpb`,
+//! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`,
+//! `mvccpb`, `v3electionpb` and `v3lockpb`,
 //! generated at build time from `proto/` (our own definitions with etcd's names and
 //! field numbers; see the file's header).
 
@@ -13,6 +13,18 @@ pub mod mvccpb {
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+}
+
+/// Package `v3electionpb`: the Election service (campaigns, leaders, observers).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}
+
+/// Package `v3lockpb`: the Lock service.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
 }
 
 /// Package `beaconpb`: Beacon's own messages, for the Raft log only (a v3 write and the

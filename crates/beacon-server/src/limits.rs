@@ -86,6 +86,11 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + (512 << 10);
 /// past it, the stream reads no more requests until the client catches up.
 pub const LEASE_KEEP_ALIVES_QUEUED_MAX: usize = 16;
 
+/// Leaders an `Election.Observe` stream may have waiting for its client to read them
+/// (etcd's recipe hands them over one at a time); past it, the observer waits, and
+/// reads what changed meanwhile from storage.
+pub const OBSERVE_RESPONSES_QUEUED_MAX: usize = 16;
+
 /// Watch answers a stream may have waiting for its client to read them (etcd's
 /// `chanBufLen`); past it, the stream's watchers wait, and catch up from storage.
 pub const WATCH_RESPONSES_QUEUED_MAX: usize = 128;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use beacon_proto::etcdserverpb::kv_client::KvClient;
 use beacon_proto::etcdserverpb::RangeRequest;
+use beacon_proto::v3lockpb::lock_client::LockClient;
+use beacon_proto::v3lockpb::UnlockRequest;
 use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerKind, ServerProcess};
 
 /// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
@@ -171,6 +173,11 @@ fn grpc_calls_are_counted_by_method_and_code() {
             }
             let refused = kv.range(range(b"")).await.expect_err("an empty key");
             assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+            // Lock's series appear with its first call, Unlock's codes each with theirs.
+            let mut lock = LockClient::new(beacon_testkit::grpc_channel(&url).await);
+            let unlock = |key: &[u8]| UnlockRequest { key: key.to_vec() };
+            lock.unlock(unlock(b"k")).await.expect("an unlock");
+            lock.unlock(unlock(b"")).await.expect_err("an empty key");
         });
         let after = scrape(&runtime, &members[0]);
         let grew = |name: &str| {

@@ -4,12 +4,14 @@
 //! be the same once what legitimately differs is blanked: the member's and cluster's
 //! ids, the Raft term, and ids a server picks on its own (a lease granted without one).
 //! Both keyspaces start at revision 1 and count writes alike, so revisions compare as
-//! they are. Without etcd the tests skip, unless `BEACON_REQUIRE_ETCD=1`;
+//! they are. Lock and Election calls that wait run on tasks of their own
+//! (`recipes.rs`). Without etcd the tests skip, unless `BEACON_REQUIRE_ETCD=1`;
 //! `BEACON_COMPAT_SHOW=1` prints etcd's answers (with `--nocapture`).
 
 mod kv;
 mod lease;
 mod normalize;
+mod recipes;
 mod txn;
 mod watch;
 

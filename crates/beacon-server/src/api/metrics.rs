@@ -198,18 +198,24 @@ fn render(state: &AppState) -> String {
 /// go-grpc-prometheus' call counters, every method etcd registers (`grpc::calls`),
 /// series in its order: by label values, the labels in name order.
 fn grpc_families() -> [Family; 2] {
-    use crate::grpc::calls::{handled, started, CODES, METHODS};
+    use crate::grpc::calls::{handled, started, CODES, LISTED_ONCE_CALLED, METHODS};
     let labels = |m: usize| {
         let (service, method, kind) = METHODS[m];
         format!("grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"")
     };
-    let mut methods: Vec<usize> = (0..METHODS.len()).collect();
+    // etcd's Election and Lock series appear with their first call, each code with
+    // its first call that ends so.
+    let listed = |m: usize| m < LISTED_ONCE_CALLED || started(m) > 0;
+    let mut methods: Vec<usize> = (0..METHODS.len()).filter(|m| listed(*m)).collect();
     methods.sort_by_key(|m| (METHODS[*m].1, METHODS[*m].0));
     let mut codes: Vec<usize> = (0..CODES.len()).collect();
     codes.sort_by_key(|c| CODES[*c]);
     let mut handled_samples = Vec::with_capacity(METHODS.len() * CODES.len());
     for c in &codes {
-        for m in &methods {
+        for m in methods
+            .iter()
+            .filter(|m| **m < LISTED_ONCE_CALLED || handled(**m, *c) > 0)
+        {
             let series = format!("{{grpc_code=\"{}\",{}}}", CODES[*c], labels(*m));
             handled_samples.push((series, handled(*m, *c) as f64));
         }

@@ -12,10 +12,13 @@ use std::task::{Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 
-/// Every method etcd 3.4's server registers, as (service, method, grpc_type), in the
-/// order its `/metrics` lists them. Beacon answers the ones it does not serve (Auth,
-/// Snapshot) with `Unimplemented`, counted like any other outcome.
-pub const METHODS: [(&str, &str, &str); 41] = [
+/// Every method etcd 3.4's server registers, as (service, method, grpc_type): first,
+/// in the order its `/metrics` lists them, those listed from the start (at zero), then
+/// from [`LISTED_ONCE_CALLED`] on those it registers after its metrics are set up
+/// (Election and Lock), listed only once called and only with the codes they ended
+/// with. Beacon answers the ones it does not serve (Auth, Snapshot) with
+/// `Unimplemented`, counted like any other outcome.
+pub const METHODS: [(&str, &str, &str); 48] = [
     ("etcdserverpb.Auth", "AuthDisable", "unary"),
     ("etcdserverpb.Auth", "AuthEnable", "unary"),
     ("etcdserverpb.Auth", "Authenticate", "unary"),
@@ -57,7 +60,17 @@ pub const METHODS: [(&str, &str, &str); 41] = [
     ("etcdserverpb.Watch", "Watch", "bidi_stream"),
     ("grpc.health.v1.Health", "Check", "unary"),
     ("grpc.health.v1.Health", "Watch", "server_stream"),
+    ("v3electionpb.Election", "Campaign", "unary"),
+    ("v3electionpb.Election", "Leader", "unary"),
+    ("v3electionpb.Election", "Observe", "server_stream"),
+    ("v3electionpb.Election", "Proclaim", "unary"),
+    ("v3electionpb.Election", "Resign", "unary"),
+    ("v3lockpb.Lock", "Lock", "unary"),
+    ("v3lockpb.Lock", "Unlock", "unary"),
 ];
+
+/// The index in [`METHODS`] of the first method `/metrics` lists only once called.
+pub const LISTED_ONCE_CALLED: usize = 41;
 
 /// gRPC's status codes by number, as the `grpc_code` label names them.
 pub const CODES: [&str; 17] = [
@@ -219,6 +232,10 @@ mod tests {
         let range = method_index("/etcdserverpb.KV/Range").expect("Range");
         assert_eq!(METHODS[range], ("etcdserverpb.KV", "Range", "unary"));
         assert_eq!(method_index("/etcdserverpb.KV/Nope"), None);
+        let lock = method_index("/v3lockpb.Lock/Lock").expect("Lock");
+        assert!(lock >= LISTED_ONCE_CALLED, "etcd lists Lock once called");
+        let observe = method_index("/v3electionpb.Election/Observe").expect("Observe");
+        assert_eq!(METHODS[observe].2, "server_stream");
         assert_eq!(method_index("/v2/keys"), None);
         let mut headers = http::HeaderMap::new();
         assert_eq!(code_of(&headers), None);

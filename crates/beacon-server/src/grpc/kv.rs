@@ -13,7 +13,7 @@ use beacon_mvcc::{check_put_fields, check_txn, MvccError, TXN_OPS_MAX};
 use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
     kv_server, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -29,13 +29,63 @@ impl Kv {
     pub fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
+}
 
-    async fn propose(&self, request: v3_request::Request) -> Result<v3_response::Response, Status> {
-        super::propose(&self.state, request).await
+/// `KV.Range` as a client's call runs it; also the reads of the Election and Lock
+/// recipes, which etcd runs through its own KV server too.
+pub(super) async fn range(state: &AppState, req: RangeRequest) -> Result<RangeResponse, Status> {
+    // etcd's interceptor refuses before the request's own checks.
+    super::learner::refuse_linearizable(state, req.serializable)?;
+    if req.key.is_empty() {
+        return Err(refused(&MvccError::EmptyKey));
     }
+    // A linearizable read on the leader: ReadIndex, then this member's keyspace.
+    let local = req.serializable || state.consensus.read_index(state.request_timeout).await;
+    let mut resp = if local {
+        // This member's keyspace as it is, once it has applied what it acknowledged.
+        caught_up(state.consensus.as_ref(), state.request_timeout)
+            .await
+            .map_err(|f| failure(&f))?;
+        let mvcc = super::read_mvcc(state)?;
+        mvcc.range(&req).map_err(|e| refused(&e))?
+    } else {
+        match super::propose(state, v3_request::Request::Range(req)).await? {
+            v3_response::Response::Range(resp) => resp,
+            _ => return Err(super::unexpected()),
+        }
+    };
+    resp.header = super::header_with(state, resp.header);
+    Ok(resp)
+}
 
-    fn header(&self, answered: Option<ResponseHeader>) -> Option<ResponseHeader> {
-        super::header_with(&self.state, answered)
+/// `KV.DeleteRange` as a client's call runs it (and Unlock, and the recipes' cleanups).
+pub(super) async fn delete_range(
+    state: &AppState,
+    req: DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, Status> {
+    if req.key.is_empty() {
+        return Err(refused(&MvccError::EmptyKey));
+    }
+    match super::propose(state, v3_request::Request::DeleteRange(req)).await? {
+        v3_response::Response::DeleteRange(mut resp) => {
+            resp.header = super::header_with(state, resp.header);
+            Ok(resp)
+        }
+        _ => Err(super::unexpected()),
+    }
+}
+
+/// `KV.Txn` as a client's call runs it (and the recipes' transactions).
+pub(super) async fn txn(state: &AppState, req: TxnRequest) -> Result<TxnResponse, Status> {
+    // etcd's quota server wraps the KV server: the quota is checked first.
+    super::quota::check(state, super::quota::txn_cost(&req)).await?;
+    check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
+    match super::propose(state, v3_request::Request::Txn(req)).await? {
+        v3_response::Response::Txn(mut resp) => {
+            resp.header = super::header_with(state, resp.header);
+            Ok(resp)
+        }
+        _ => Err(super::unexpected()),
     }
 }
 
@@ -45,44 +95,18 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let req = request.into_inner();
-        // etcd's interceptor refuses before the request's own checks.
-        super::learner::refuse_linearizable(&self.state, req.serializable)?;
-        if req.key.is_empty() {
-            return Err(refused(&MvccError::EmptyKey));
-        }
-        // A linearizable read on the leader: ReadIndex, then this member's keyspace.
-        let local = req.serializable
-            || self
-                .state
-                .consensus
-                .read_index(self.state.request_timeout)
-                .await;
-        let mut resp = if local {
-            // This member's keyspace as it is, once it has applied what it acknowledged.
-            caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
-                .await
-                .map_err(|f| failure(&f))?;
-            let mvcc = super::read_mvcc(&self.state)?;
-            mvcc.range(&req).map_err(|e| refused(&e))?
-        } else {
-            match self.propose(v3_request::Request::Range(req)).await? {
-                v3_response::Response::Range(resp) => resp,
-                _ => return Err(super::unexpected()),
-            }
-        };
-        resp.header = self.header(resp.header);
-        Ok(Response::new(resp))
+        range(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let req = request.into_inner();
-        // etcd's quota server wraps the KV server: the quota is checked first.
         super::quota::check(&self.state, super::quota::put_cost(&req)).await?;
         check_put_fields(&req).map_err(|e| refused(&e))?;
-        match self.propose(v3_request::Request::Put(req)).await? {
+        match super::propose(&self.state, v3_request::Request::Put(req)).await? {
             v3_response::Response::Put(mut resp) => {
-                resp.header = self.header(resp.header);
+                resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))
             }
             _ => Err(super::unexpected()),
@@ -93,30 +117,15 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let req = request.into_inner();
-        if req.key.is_empty() {
-            return Err(refused(&MvccError::EmptyKey));
-        }
-        match self.propose(v3_request::Request::DeleteRange(req)).await? {
-            v3_response::Response::DeleteRange(mut resp) => {
-                resp.header = self.header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        delete_range(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let req = request.into_inner();
-        super::quota::check(&self.state, super::quota::txn_cost(&req)).await?;
-        check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
-        match self.propose(v3_request::Request::Txn(req)).await? {
-            v3_response::Response::Txn(mut resp) => {
-                resp.header = self.header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        txn(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn compact(
@@ -126,12 +135,10 @@ impl kv_server::Kv for Kv {
         // `physical` asks etcd to answer only once the compacted revisions are deleted;
         // here they are gone from the index when the entry applies, and from the disk in
         // the same write, so every compaction is physical.
-        match self
-            .propose(v3_request::Request::Compaction(request.into_inner()))
-            .await?
-        {
+        let req = v3_request::Request::Compaction(request.into_inner());
+        match super::propose(&self.state, req).await? {
             v3_response::Response::Compaction(mut resp) => {
-                resp.header = self.header(resp.header);
+                resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))
             }
             _ => Err(super::unexpected()),

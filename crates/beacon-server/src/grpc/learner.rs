@@ -80,6 +80,8 @@ mod tests {
             "/etcdserverpb.Cluster/MemberList",
             "/etcdserverpb.Lease/LeaseKeepAlive",
             "/grpc.health.v1.Health/Check",
+            "/v3lockpb.Lock/Lock",
+            "/v3electionpb.Election/Observe",
         ] {
             assert!(!served_by_learner(path), "{path}");
         }

@@ -61,6 +61,31 @@ impl Lease {
         let ids = IdGenerator::new(state.status().id, state.consensus.now_ns());
         Self { state, ids }
     }
+
+    /// `LeaseGrant` as a client's call runs it; also the Election and Lock services'
+    /// grants, which must take their ids from the same generator.
+    pub(super) async fn grant(
+        &self,
+        mut req: LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, Status> {
+        super::quota::check(&self.state, super::quota::LEASE_COST).await?;
+        if req.id == 0 {
+            req.id = self.ids.next();
+        }
+        // etcd raises a short TTL (zero and negative ones too) to its minimum.
+        req.ttl = req.ttl.max(self.state.consensus.min_lease_ttl());
+        let grant = LeaseGrant {
+            request: Some(req),
+            now_ns: self.state.consensus.now_ns(),
+        };
+        match super::propose(&self.state, v3_request::Request::LeaseGrant(grant)).await? {
+            v3_response::Response::LeaseGrant(mut resp) => {
+                resp.header = super::header_with(&self.state, resp.header);
+                Ok(resp)
+            }
+            _ => Err(super::unexpected()),
+        }
+    }
 }
 
 /// One keep-alive through the log.
@@ -86,24 +111,7 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let mut req = request.into_inner();
-        super::quota::check(&self.state, super::quota::LEASE_COST).await?;
-        if req.id == 0 {
-            req.id = self.ids.next();
-        }
-        // etcd raises a short TTL (zero and negative ones too) to its minimum.
-        req.ttl = req.ttl.max(self.state.consensus.min_lease_ttl());
-        let grant = LeaseGrant {
-            request: Some(req),
-            now_ns: self.state.consensus.now_ns(),
-        };
-        match super::propose(&self.state, v3_request::Request::LeaseGrant(grant)).await? {
-            v3_response::Response::LeaseGrant(mut resp) => {
-                resp.header = super::header_with(&self.state, resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        self.grant(request.into_inner()).await.map(Response::new)
     }
 
     async fn lease_revoke(
@@ -149,10 +157,7 @@ impl lease_server::Lease for Lease {
                 }
             }
         });
-        let answers = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|answer| (answer, rx))
-        });
-        Ok(Response::new(Box::pin(answers)))
+        Ok(Response::new(Box::pin(super::queued(rx))))
     }
 
     async fn lease_time_to_live(

@@ -5,16 +5,21 @@
 //! (`watch.rs`), `Cluster` (the membership, listed and changed as v2 changes it, and
 //! learners added and promoted), `Maintenance.Status`, `Alarm` (listing: none is raised yet), `Defragment`
 //! (nothing to do), `Hash` and `HashKV` (etcd's own hash of the history) and
-//! `MoveLeader`, and gRPC's standard health service (service `""` serving, as etcd
+//! `MoveLeader`, etcd's `Election` and `Lock` services (`election.rs`, `lock.rs`: etcd's
+//! client recipes run in the server over the KV and Lease services' own functions,
+//! `concurrency.rs`), and gRPC's standard health service (service `""` serving, as etcd
 //! registers it). Every other v3 call (Auth, `Maintenance.Snapshot`) is answered
 //! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have. A learner serves
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
 pub mod calls;
 mod cluster;
+mod concurrency;
+mod election;
 mod kv;
 mod learner;
 mod lease;
+mod lock;
 mod maintenance;
 mod quota;
 mod watch;
@@ -28,6 +33,8 @@ use beacon_proto::etcdserverpb::lease_server::LeaseServer;
 use beacon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use beacon_proto::etcdserverpb::watch_server::WatchServer;
 use beacon_proto::etcdserverpb::ResponseHeader;
+use beacon_proto::v3electionpb::election_server::ElectionServer;
+use beacon_proto::v3lockpb::lock_server::LockServer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -87,8 +94,15 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let kv = KvServer::new(kv::Kv::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let lease = LeaseServer::new(lease::Lease::new(Arc::clone(&state)))
+    // One Lease service: the Election and Lock services grant with its id generator.
+    let leases = Arc::new(lease::Lease::new(Arc::clone(&state)));
+    let lease = LeaseServer::from_arc(Arc::clone(&leases))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let recipes = Arc::new(concurrency::Recipes::new(Arc::clone(&state), leases));
+    let election = ElectionServer::new(election::Election::new(Arc::clone(&recipes)))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let lock =
+        LockServer::new(lock::Lock::new(recipes)).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let watch = WatchServer::new(watch::Watch::new(Arc::clone(&state)))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(Arc::clone(&state)))
@@ -98,7 +112,9 @@ pub async fn routes(state: Arc<AppState>) -> Routes {
         .add_service(kv)
         .add_service(lease)
         .add_service(watch)
-        .add_service(maintenance);
+        .add_service(maintenance)
+        .add_service(election)
+        .add_service(lock);
     let http2 = state.http2;
     Routes {
         service: learner::LearnerGate::new(routes, state),
@@ -146,6 +162,15 @@ fn read_mvcc(
         .map_err(|_| Status::internal("beacon: the v3 keyspace failed"))
 }
 
+/// A stream call's answers as its task queues them, until the task drops its sender.
+fn queued<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|answer| (answer, rx))
+    })
+}
+
 /// The keyspace answered a request of another kind than the one proposed.
 fn unexpected() -> Status {
     Status::internal("beacon: the v3 keyspace answered another request")
@@ -182,6 +207,12 @@ async fn propose(
 /// etcd's answer to a refusal found before the log.
 fn refused(e: &MvccError) -> Status {
     Status::new(Code::from(grpc_code(e.code())), e.to_string())
+}
+
+/// The answer of a call that waited (a campaign, a lock, an observer) when the server
+/// stops under it: etcd's words, and a code that sends the client to another member.
+fn stopped() -> Status {
+    Status::unavailable("etcdserver: server stopped")
 }
 
 /// etcd's answer when consensus gave none.

@@ -65,10 +65,7 @@ impl watch_server::Watch for Watch {
             scanned_at: None,
         };
         tokio::spawn(session.run(request.into_inner()));
-        let answers = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|answer| (Ok(answer), rx))
-        });
-        Ok(Response::new(Box::pin(answers)))
+        Ok(Response::new(Box::pin(super::queued(rx).map(Ok))))
     }
 }
 

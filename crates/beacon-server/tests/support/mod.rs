@@ -48,6 +48,19 @@ pub fn peer_identity(m: &ServerProcess) -> PeerIdentity {
     PeerIdentity { cluster_id, own_id }
 }
 
+/// The answers to `story` of a fresh etcd, then of a fresh Beacon; `None` when etcd
+/// is missing and the test skips.
+pub async fn told_by_both(
+    story: impl AsyncFn(&ServerProcess) -> Vec<String>,
+) -> Option<(Vec<String>, Vec<String>)> {
+    if !beacon_testkit::etcd_or_skip() {
+        return None;
+    }
+    let etcd = ServerProcess::etcd().expect("etcd starts");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
+    Some((story(&etcd).await, story(&beacon).await))
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
