@@ -11,13 +11,13 @@
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
 pub mod calls;
-mod cluster;
-mod kv;
-mod learner;
-mod lease;
-mod maintenance;
+pub(crate) mod cluster;
+pub(crate) mod kv;
+pub(crate) mod learner;
+pub(crate) mod lease;
+pub(crate) mod maintenance;
 mod quota;
-mod watch;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,22 +77,47 @@ impl Default for Http2Settings {
     }
 }
 
+/// The implementations of etcd's services, one of each per server: the gRPC routes and
+/// the JSON gateway (`crate::gateway`) call the same ones, so both see one lease id
+/// generator and take one path to the keyspace.
+#[derive(Clone)]
+pub struct Services {
+    pub kv: Arc<kv::Kv>,
+    pub lease: Arc<lease::Lease>,
+    pub watch: Arc<watch::Watch>,
+    pub cluster: Arc<cluster::Cluster>,
+    pub maintenance: Arc<maintenance::Maintenance>,
+}
+
+impl Services {
+    /// The services of the server over `state`.
+    pub fn new(state: &Arc<AppState>) -> Self {
+        Services {
+            kv: Arc::new(kv::Kv::new(Arc::clone(state))),
+            lease: Arc::new(lease::Lease::new(Arc::clone(state))),
+            watch: Arc::new(watch::Watch::new(Arc::clone(state))),
+            cluster: Arc::new(cluster::Cluster::new(Arc::clone(state))),
+            maintenance: Arc::new(maintenance::Maintenance::new(Arc::clone(state))),
+        }
+    }
+}
+
 /// Every service this member serves over gRPC.
-pub async fn routes(state: Arc<AppState>) -> Routes {
+pub async fn routes(state: Arc<AppState>, services: &Services) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     // etcd's limit on what a call may send; what it is sent has none.
-    let cluster = ClusterServer::new(cluster::Cluster::new(Arc::clone(&state)))
+    let cluster = ClusterServer::from_arc(Arc::clone(&services.cluster))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let kv = KvServer::new(kv::Kv::new(Arc::clone(&state)))
+    let kv = KvServer::from_arc(Arc::clone(&services.kv))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let lease = LeaseServer::new(lease::Lease::new(Arc::clone(&state)))
+    let lease = LeaseServer::from_arc(Arc::clone(&services.lease))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let watch = WatchServer::new(watch::Watch::new(Arc::clone(&state)))
+    let watch = WatchServer::from_arc(Arc::clone(&services.watch))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(Arc::clone(&state)))
+    let maintenance = MaintenanceServer::from_arc(Arc::clone(&services.maintenance))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let routes = tonic::service::Routes::new(health_service)
         .add_service(cluster)

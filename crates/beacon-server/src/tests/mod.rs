@@ -45,7 +45,7 @@ pub fn harness() -> Harness {
         stop_rx,
     ));
     Harness {
-        router: crate::router::router(state),
+        router: crate::router::router(Arc::clone(&state), crate::grpc::Services::new(&state)),
         consensus,
         stop,
     }

@@ -1,0 +1,216 @@
+//! The gateway's streaming calls (`Watch`, `LeaseKeepAlive`): the request body is a
+//! series of JSON requests, each handed to the service as it arrives, and the answer a
+//! chunked series of `{"result":...}` lines, as etcd's gateway streams them.
+//!
+//! As etcd's: the first request is read before the call (one that does not decode is
+//! refused with 500, gRPC's UNKNOWN: grpc-gateway does not mark it a bad argument); a
+//! later one that does not decode ends the requests, not the answers. The head goes
+//! with the first answer. The answers end when the service's stream ends, the client
+//! leaves (the body is dropped, and the service's stream with it) or the server stops,
+//! which etcd's gateway reports as its connection's end ("transport is closing").
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body::Frame;
+use http_body_util::BodyExt as _;
+use prost::Message;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tonic::codec::BufferSettings;
+use tonic::Status;
+
+use super::json::{self, DecodeError, Next};
+use crate::http::{full, APPLICATION_JSON};
+use crate::limits::{
+    GATEWAY_REQUEST_BYTES_MAX, GATEWAY_STREAM_REQUESTS_QUEUED_MAX, GRPC_MESSAGE_BYTES_MAX,
+    REQUEST_BODY_READ_TIMEOUT,
+};
+
+/// Serves one streaming call: reads the requests from `body`, calls `call` with them as
+/// the service's request stream, and streams its answers back.
+pub async fn serve<Req, Resp, S, F, Fut>(
+    body: Body,
+    shutdown: watch::Receiver<bool>,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned + Default + Message + 'static,
+    Resp: Serialize + Send + 'static,
+    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(tonic::Request<tonic::Streaming<Req>>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let mut requests = Requests::new(body);
+    let first = tokio::time::timeout(REQUEST_BODY_READ_TIMEOUT, requests.next::<Req>()).await;
+    let first = match first {
+        Ok(Ok(first)) => first,
+        Ok(Err(e)) => return json::not_called(&Status::unknown(e.0)),
+        Err(_) => return json::not_called(&Status::unknown("unexpected EOF")),
+    };
+    let (tx, rx) = mpsc::channel(GATEWAY_STREAM_REQUESTS_QUEUED_MAX);
+    if let Some(first) = first {
+        let _ = tx.try_send(grpc_frame(&first));
+        tokio::spawn(forward::<Req>(requests, tx, shutdown.clone()));
+    }
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        let frame = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(frame)), rx))
+    });
+    let streaming = tonic::Streaming::new_request(
+        tonic_prost::ProstDecoder::<Req>::new(BufferSettings::default()),
+        http_body_util::StreamBody::new(frames),
+        None,
+        Some(GRPC_MESSAGE_BYTES_MAX),
+    );
+    let answers = match call(tonic::Request::new(streaming)).await {
+        Ok(answers) => answers.into_inner(),
+        Err(status) => return json::refused(&status),
+    };
+    answer(Box::pin(answers), shutdown).await
+}
+
+/// The answers as etcd's gateway writes them: nothing until the first one, then each
+/// as a line; an error ends them.
+async fn answer<Resp, S>(
+    mut answers: std::pin::Pin<Box<S>>,
+    shutdown: watch::Receiver<bool>,
+) -> Response
+where
+    Resp: Serialize + Send + 'static,
+    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+{
+    let mut stopping = shutdown.clone();
+    let first = tokio::select! {
+        first = answers.next() => first,
+        _ = stopping.wait_for(|s| *s) => Some(Err(closing())),
+    };
+    let first = match first {
+        Some(Ok(first)) => json::stream_result(&first),
+        Some(Err(status)) => {
+            let status_code = json::http_status(status.code());
+            return full(
+                status_code,
+                Some(APPLICATION_JSON),
+                json::stream_error(&status),
+            );
+        }
+        None => return json::stream_head(Body::empty()),
+    };
+    let rest = futures_util::stream::unfold(Some((answers, shutdown)), |open| async move {
+        let (mut answers, shutdown) = open?;
+        match answers.next().await {
+            Some(Ok(answer)) => Some((json::stream_result(&answer), Some((answers, shutdown)))),
+            Some(Err(status)) => Some((json::stream_error(&status), None)),
+            // The service ends its streams when the server stops; etcd's gateway sees
+            // its connection to the server close.
+            None if *shutdown.borrow() => Some((json::stream_error(&closing()), None)),
+            None => None,
+        }
+    });
+    let chunks = futures_util::stream::once(async { first })
+        .chain(rest)
+        .map(Ok::<_, Infallible>);
+    json::stream_head(Body::from_stream(chunks))
+}
+
+/// What etcd's gateway reports when the server stops under a stream.
+fn closing() -> Status {
+    Status::unavailable("transport is closing")
+}
+
+/// Hands the body's later requests to the service's request stream, until the body
+/// ends or holds something that is not a request, the service's stream ends or the
+/// server stops.
+async fn forward<Req>(
+    mut requests: Requests,
+    tx: mpsc::Sender<Bytes>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    Req: DeserializeOwned + Default + Message,
+{
+    loop {
+        let next = tokio::select! {
+            next = requests.next::<Req>() => next,
+            () = tx.closed() => return,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let Ok(Some(request)) = next else { return };
+        if tx.send(grpc_frame(&request)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A message in gRPC's framing: uncompressed, its length, its bytes.
+fn grpc_frame<M: Message>(message: &M) -> Bytes {
+    let len = message.encoded_len();
+    let mut frame = Vec::with_capacity(5 + len);
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    message.encode_raw(&mut frame);
+    Bytes::from(frame)
+}
+
+/// The JSON requests of a body that may still be arriving.
+struct Requests {
+    body: Body,
+    buf: Vec<u8>,
+    ended: bool,
+    /// Whether `buf` may hold a whole value not looked at yet.
+    fresh: bool,
+}
+
+impl Requests {
+    fn new(body: Body) -> Self {
+        Requests {
+            body,
+            buf: Vec::new(),
+            ended: false,
+            fresh: false,
+        }
+    }
+
+    /// The next request; `None` once the body has ended.
+    async fn next<M: DeserializeOwned + Default>(&mut self) -> Result<Option<M>, DecodeError> {
+        loop {
+            if self.fresh || self.ended {
+                self.fresh = false;
+                match json::next_value(&self.buf)? {
+                    Next::Value(value, end) => {
+                        self.buf.drain(..end);
+                        self.fresh = true;
+                        return json::message(value).map(Some);
+                    }
+                    Next::End if self.ended => return Ok(None),
+                    Next::Incomplete if self.ended => {
+                        return Err(DecodeError("unexpected EOF".to_string()))
+                    }
+                    Next::End | Next::Incomplete => {}
+                }
+            }
+            if self.buf.len() > GATEWAY_REQUEST_BYTES_MAX {
+                return Err(DecodeError(format!(
+                    "beacon: a request of more than {GATEWAY_REQUEST_BYTES_MAX} bytes"
+                )));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        // Every request is an object: a value can only have ended at a
+                        // `}`, so a body trickled in bytes is not parsed at each one.
+                        self.fresh = data.contains(&b'}');
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(DecodeError(e.to_string())),
+                None => self.ended = true,
+            }
+        }
+    }
+}
