@@ -97,8 +97,13 @@ struct Gateway {
 
 impl Gateway {
     fn new(server: &ServerProcess) -> Self {
+        // Redirects are answers to compare, not to follow.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client");
         Gateway {
-            http: reqwest::Client::new(),
+            http,
             url: server.client_url(),
         }
     }
@@ -171,6 +176,25 @@ impl Watch {
         .await;
         let ended = if read.is_err() { " (timed out)" } else { "" };
         format!("{} {}{ended}", self.head, lines.join(" "))
+    }
+
+    /// Everything the stream still sends until it ends, within [`WATCH_WAIT`].
+    async fn rest(&mut self) -> String {
+        let read = tokio::time::timeout(WATCH_WAIT, async {
+            while let Some(chunk) = self.answer.chunk().await.expect("the stream") {
+                self.unread.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        let ended = if read.is_err() {
+            " (timed out)"
+        } else {
+            " (ended)"
+        };
+        format!(
+            "{}{ended}",
+            body_text(&std::mem::take(&mut self.unread), true)
+        )
     }
 }
 
@@ -259,6 +283,27 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
     );
     out.push(live.lines(2).await);
     drop((history, live));
+    // Several requests in one body: creates (one with its own id), a progress request,
+    // cancels of a watcher and of none, an id taken again once free and one in use.
+    let mut several = gw
+        .watch(concat!(
+            r#"{"create_request":{"key":"YQ=="}}{"create_request":{"key":"Yg==","watch_id":"7"}}"#,
+            r#"{"progress_request":{}}{"cancel_request":{"watch_id":"7"}}"#,
+            r#"{"cancel_request":{"watch_id":"70"}}{"create_request":{"key":"Yw==","watch_id":"7"}}"#,
+            r#"{"create_request":{"key":"Yw==","watch_id":"7"}}{"create_request":{"key":"Yw=="}}"#,
+        ))
+        .await;
+    out.push(several.lines(7).await);
+    drop(several);
+    // A request that does not decode ends the requests, not the answers.
+    let mut cut = gw.watch(r#"{"create_request":{"key":"eA=="}} {"bad"#).await;
+    out.push(cut.lines(1).await);
+    out.push(
+        gw.call("/v3/kv/put", r#"{"key":"eA==","value":"MQ=="}"#)
+            .await,
+    );
+    out.push(cut.lines(1).await);
+    drop(cut);
 
     // Compaction and its refusals, and a watch from before it.
     out.push(gw.call("/v3/kv/compaction", r#"{"revision":"1000"}"#).await);
@@ -299,6 +344,9 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
     out.push(gw.call("/v3/kv/put", &leased).await);
     out.push(gw.call("/v3/lease/keepalive", r#"{"ID":"4242"}"#).await);
     out.push(gw.call("/v3/lease/keepalive", r#"{"ID":"99"}"#).await);
+    for body in [r#"{"ID":"4242"} {"ID":4343}"#, "", r#"{"ID":x}"#, "[]"] {
+        out.push(gw.call("/v3/lease/keepalive", body).await);
+    }
     let ttl = gw
         .call("/v3/lease/timetolive", r#"{"ID":"4242","keys":true}"#)
         .await;
@@ -362,6 +410,16 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
         gw.call("/v3/watch", r#"{"create_request":{"key":"Zm9v""#)
             .await,
     );
+    // Over etcd's request limit (1.5 MiB) and over gRPC's message limit (2 MiB).
+    for value_bytes in [(3 << 19) + 100, (2 << 20) + 100] {
+        let value = b64(&"x".repeat(value_bytes));
+        let body = format!(r#"{{"key":"YQ==","value":"{value}"}}"#);
+        out.push(
+            gw.call("/v3/kv/put", &body)
+                .await
+                .replace(&value, "<value>"),
+        );
+    }
     for path in [
         "/v3/kv/rangex",
         "/v3/kv/range/",
@@ -371,8 +429,14 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
     ] {
         out.push(gw.call(path, &key).await);
     }
+    out.push(gw.call("/v3", &key).await);
+    out.push(gw.call("/v3/", &key).await);
     out.push(
         gw.call_with(reqwest::Method::GET, "/v3/kv/range", "", true)
+            .await,
+    );
+    out.push(
+        gw.call_with(reqwest::Method::HEAD, "/v3/kv/range", "", true)
             .await,
     );
     out.push(
@@ -387,16 +451,37 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-#[test]
-fn the_json_gateway_answers_as_etcds() {
+/// A watch whose server stops: what the stream says before it ends.
+async fn stopped_watch(mut server: ServerProcess) -> Vec<String> {
+    let gw = Gateway::new(&server);
+    let mut watch = gw.watch(r#"{"create_request":{"key":"Zm9v"}}"#).await;
+    let mut out = vec![watch.lines(1).await];
+    assert!(server.terminate(WATCH_WAIT), "the server stops");
+    out.push(watch.rest().await);
+    out
+}
+
+/// Runs `script` against a fresh etcd, then a fresh Beacon, and compares the answers.
+fn same_answers<F, Fut>(script: F)
+where
+    F: Fn(ServerProcess) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
     if !etcd_or_skip() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let etcd = ServerProcess::etcd().expect("etcd starts");
-    let want = runtime.block_on(transcript(&etcd));
-    drop(etcd);
-    let beacon = ServerProcess::beacon().expect("beacon starts");
-    let got = runtime.block_on(transcript(&beacon));
+    let want = runtime.block_on(script(ServerProcess::etcd().expect("etcd starts")));
+    let got = runtime.block_on(script(ServerProcess::beacon().expect("beacon starts")));
     assert_same_answers(&want, &got);
+}
+
+#[test]
+fn a_watch_ends_when_the_server_stops() {
+    same_answers(stopped_watch);
+}
+
+#[test]
+fn the_json_gateway_answers_as_etcds() {
+    same_answers(|server| async move { transcript(&server).await });
 }

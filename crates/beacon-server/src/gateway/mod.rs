@@ -250,5 +250,9 @@ mod tests {
         assert_eq!(Rpc::from_path(b"kv/lease/leases"), Some(Rpc::LeaseLeases));
         assert_eq!(Rpc::from_path(b"kv/range/"), None);
         assert_eq!(Rpc::from_path(b"maintenance/hashkv"), None);
+        // Served, as Beacon's gRPC serves them: UNIMPLEMENTED (etcd without auth
+        // enabled answers them itself, e.g. "user name not found").
+        assert_eq!(Rpc::from_path(b"auth/user/get"), Some(Rpc::Auth));
+        assert_eq!(Rpc::from_path(b"auth/status"), None);
     }
 }

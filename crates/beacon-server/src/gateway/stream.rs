@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use http::StatusCode;
 use http_body::Frame;
 use http_body_util::BodyExt as _;
 use prost::Message;
@@ -26,6 +27,7 @@ use tonic::codec::BufferSettings;
 use tonic::Status;
 
 use super::json::{self, DecodeError, Next};
+use crate::http::body::BodyError;
 use crate::http::{full, APPLICATION_JSON};
 use crate::limits::{
     GATEWAY_REQUEST_BYTES_MAX, GATEWAY_STREAM_REQUESTS_QUEUED_MAX, GRPC_MESSAGE_BYTES_MAX,
@@ -51,12 +53,21 @@ where
     let first = match first {
         Ok(Ok(first)) => first,
         Ok(Err(e)) => return json::not_called(&Status::unknown(e.0)),
-        Err(_) => return json::not_called(&Status::unknown("unexpected EOF")),
+        Err(_) => {
+            let late = BodyError::TimedOut {
+                timeout: REQUEST_BODY_READ_TIMEOUT,
+            };
+            return json::not_called(&Status::unknown(late.to_string()));
+        }
     };
     let (tx, rx) = mpsc::channel(GATEWAY_STREAM_REQUESTS_QUEUED_MAX);
-    if let Some(first) = first {
-        let _ = tx.try_send(grpc_frame(&first));
-        tokio::spawn(forward::<Req>(requests, tx, shutdown.clone()));
+    match first {
+        Some(first) => {
+            let _ = tx.try_send(grpc_frame(&first));
+            tokio::spawn(forward::<Req>(requests, tx, shutdown.clone()));
+        }
+        // No request at all: the service's request stream ends at once.
+        None => drop(tx),
     }
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
         let frame = rx.recv().await?;
@@ -100,7 +111,16 @@ where
                 json::stream_error(&status),
             );
         }
-        None => return json::stream_head(Body::empty()),
+        // The service ended the stream before answering: etcd's gateway got no
+        // headers to forward, and writes a chunked body with nothing in it.
+        None => {
+            let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
+            return full(
+                StatusCode::OK,
+                Some(APPLICATION_JSON),
+                Body::from_stream(nothing),
+            );
+        }
     };
     let rest = futures_util::stream::unfold(Some((answers, shutdown)), |open| async move {
         let (mut answers, shutdown) = open?;

@@ -3,6 +3,7 @@
 
 mod bodies;
 mod garbage;
+mod gateway;
 mod keys;
 mod misc;
 mod watch;
