@@ -142,6 +142,33 @@ fn go_data_error(e: &serde_json::Error) -> String {
     what
 }
 
+/// `message` as JSON the way etcd's gateway writes it: Go's `encoding/json` escapes `<`,
+/// `>`, `&`, U+2028 and U+2029 in strings, and writes backspace and form feed as
+/// `\u0008` and `\u000c`, where serde_json writes them as they are or as `\b`, `\f`.
+/// Outside strings serde_json's output has none of these, so one pass over it does.
+fn go_json<M: Serialize + ?Sized>(message: &M) -> Result<Vec<u8>, serde_json::Error> {
+    let plain = serde_json::to_vec(message)?;
+    let mut out = Vec::with_capacity(plain.len());
+    let mut at = 0;
+    while let Some(&b) = plain.get(at) {
+        let (escaped, taken): (&[u8], usize) = match (b, plain.get(at + 1..at + 3)) {
+            (b'\\', Some([b'b', ..])) => (b"\\u0008", 2),
+            (b'\\', Some([b'f', ..])) => (b"\\u000c", 2),
+            // Any other escape is Go's too; its second byte is never one of ours.
+            (b'\\', _) => (&plain[at..(at + 2).min(plain.len())], 2),
+            (b'<', _) => (b"\\u003c", 1),
+            (b'>', _) => (b"\\u003e", 1),
+            (b'&', _) => (b"\\u0026", 1),
+            (0xe2, Some([0x80, 0xa8])) => (b"\\u2028", 3),
+            (0xe2, Some([0x80, 0xa9])) => (b"\\u2029", 3),
+            _ => (&plain[at..at + 1], 1),
+        };
+        out.extend_from_slice(escaped);
+        at += taken;
+    }
+    Ok(out)
+}
+
 /// The HTTP status grpc-gateway (as etcd 3.4.23 is built) answers a gRPC code with.
 pub fn http_status(code: Code) -> StatusCode {
     match code {
@@ -175,13 +202,13 @@ fn error_body(status: &Status) -> Vec<u8> {
         message: status.message(),
         code: status.code() as i32,
     };
-    serde_json::to_vec(&body).unwrap_or_default()
+    go_json(&body).unwrap_or_default()
 }
 
 /// A call answered: the message, and the gRPC answer's content type as grpc-gateway
 /// forwards it.
 pub fn answered<M: Serialize>(message: &M) -> Response {
-    match serde_json::to_vec(message) {
+    match go_json(message) {
         Ok(body) => {
             let mut resp = full(StatusCode::OK, Some(APPLICATION_JSON), body);
             resp.headers_mut()
@@ -227,7 +254,7 @@ pub fn stream_result<M: Serialize>(message: &M) -> Bytes {
     struct Chunk<'a, M> {
         result: &'a M,
     }
-    let mut line = serde_json::to_vec(&Chunk { result: message }).unwrap_or_default();
+    let mut line = go_json(&Chunk { result: message }).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -255,7 +282,7 @@ pub fn stream_error(status: &Status) -> Bytes {
             http_status: http.canonical_reason().unwrap_or_default(),
         },
     };
-    Bytes::from(serde_json::to_vec(&chunk).unwrap_or_default())
+    Bytes::from(go_json(&chunk).unwrap_or_default())
 }
 
 /// A stream's answer head: etcd's gateway sends it with the first answer.
@@ -306,6 +333,15 @@ mod tests {
         assert_eq!(
             err::<RangeRequest>(r#"{"key":"!!!"}"#),
             "illegal base64 data at input byte 0"
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_gos_encoder_escapes_them() {
+        let written = go_json("a<b>&c \u{8}\u{c}\n\\b \u{2028}\u{2029} é").unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            r#""a\u003cb\u003e\u0026c \u0008\u000c\n\\b \u2028\u2029 é""#
         );
     }
 
