@@ -52,11 +52,14 @@ pub fn next_value(bytes: &[u8]) -> Result<Next, DecodeError> {
 }
 
 /// A request from one JSON value, as grpc-gateway's decoder makes it.
-pub fn message<M: DeserializeOwned + Default>(value: serde_json::Value) -> Result<M, DecodeError> {
-    let kind = match &value {
+pub fn message<M: DeserializeOwned + Default>(
+    mut value: serde_json::Value,
+) -> Result<M, DecodeError> {
+    let kind = match &mut value {
         serde_json::Value::Null => return Ok(M::default()),
-        serde_json::Value::Object(_) => {
-            return serde_json::from_value(value).map_err(|e| DecodeError(go_data_error(&e)))
+        serde_json::Value::Object(fields) => {
+            drop_nulls(fields);
+            return serde_json::from_value(value).map_err(|e| DecodeError(go_data_error(&e)));
         }
         serde_json::Value::Array(_) => "array",
         serde_json::Value::String(_) => "string",
@@ -66,6 +69,25 @@ pub fn message<M: DeserializeOwned + Default>(value: serde_json::Value) -> Resul
     Err(DecodeError(format!(
         "json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage"
     )))
+}
+
+/// Leaves out the fields set to `null`, in nested messages too: Go's decoder takes a
+/// `null` as the field's default, where the generated serde impls refuse it for a
+/// number or an enum.
+fn drop_nulls(fields: &mut serde_json::Map<String, serde_json::Value>) {
+    fields.retain(|_, v| !v.is_null());
+    let mut nested: Vec<&mut serde_json::Value> = fields.values_mut().collect();
+    // A stack, not recursion: a body of deeply nested objects must not overflow it.
+    while let Some(value) = nested.pop() {
+        match value {
+            serde_json::Value::Object(inner) => {
+                inner.retain(|_, v| !v.is_null());
+                nested.extend(inner.values_mut());
+            }
+            serde_json::Value::Array(items) => nested.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
 }
 
 /// A unary call's request from its whole body: the first JSON value, the rest ignored.
@@ -127,9 +149,13 @@ fn go_quote_char(c: u8) -> String {
     }
 }
 
-/// A message's fields that do not fit: base64 in Go's words, the rest in serde's.
+/// A message's fields that do not fit: a JSON value of the wrong kind for a boolean,
+/// string or bytes field, and bad base64, in Go's words; the rest in serde's.
 fn go_data_error(e: &serde_json::Error) -> String {
     let what = e.to_string();
+    if let Some(go) = go_type_error(&what) {
+        return go;
+    }
     if let Some(at) = what.find(", offset ") {
         let digits: String = what[at + ", offset ".len()..]
             .chars()
@@ -167,6 +193,31 @@ fn go_json<M: Serialize + ?Sized>(message: &M) -> Result<Vec<u8>, serde_json::Er
         at += taken;
     }
     Ok(out)
+}
+
+/// Go's "cannot unmarshal" for serde's "invalid type: <found>, expected <wanted>".
+fn go_type_error(what: &str) -> Option<String> {
+    let (found, wanted) = what
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected ")?;
+    let go_type = match wanted.split(" at line ").next()? {
+        "a boolean" => "bool",
+        "a string" => "string",
+        "a base64 string" => "[]uint8",
+        _ => return None,
+    };
+    let kinds = [
+        ("boolean", "bool"),
+        ("integer", "number"),
+        ("floating point", "number"),
+        ("string", "string"),
+        ("sequence", "array"),
+        ("map", "object"),
+    ];
+    let kind = kinds.iter().find(|(serde, _)| found.starts_with(serde))?.1;
+    Some(format!(
+        "json: cannot unmarshal {kind} into Go value of type {go_type}"
+    ))
 }
 
 /// The HTTP status grpc-gateway (as etcd 3.4.23 is built) answers a gRPC code with.
@@ -317,6 +368,9 @@ mod tests {
         );
         let unknown: PutRequest = request(br#"{"key":"YQ==","bogus":1}"#).unwrap();
         assert_eq!(unknown.key, b"a");
+        let nulls: RangeRequest =
+            request(br#"{"key":"YQ==","limit":null,"sort_order":null}"#).unwrap();
+        assert_eq!((nulls.limit, nulls.sort_order), (0, 0));
     }
 
     #[test]
@@ -333,6 +387,14 @@ mod tests {
         assert_eq!(
             err::<RangeRequest>(r#"{"key":"!!!"}"#),
             "illegal base64 data at input byte 0"
+        );
+        assert_eq!(
+            err::<RangeRequest>(r#"{"key":"YQ==","keys_only":"true"}"#),
+            "json: cannot unmarshal string into Go value of type bool"
+        );
+        assert_eq!(
+            err::<RangeRequest>(r#"{"key":123}"#),
+            "json: cannot unmarshal number into Go value of type []uint8"
         );
     }
 
