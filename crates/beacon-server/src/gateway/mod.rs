@@ -4,8 +4,8 @@
 //!
 //! etcd's gateway is a gRPC client of its own server; here a handler decodes the JSON
 //! request (`json`) and calls the very service the gRPC routes call (`grpc::Services`),
-//! behind the same learner check, so there is one path to the keyspace. Every call is a
-//! `POST`; another method on a known path is 405, an unknown path 404, both in
+//! behind the same learner check and counted in the same call metrics, so there is one
+//! path to the keyspace. Every call is a `POST`; another method on a known path is 405, an unknown path 404, both in
 //! grpc-gateway's plain words. Streaming calls are in `stream`.
 //!
 //! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::Status;
 
+use crate::grpc::calls::Call;
 use crate::grpc::{learner, Services};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::go_error;
@@ -160,38 +161,36 @@ pub async fn serve(
     if method != Method::POST {
         return go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
-    if let Err(refused) = learner::refuse_unserved(state, rpc.grpc_path()) {
-        return json::refused(&refused);
-    }
+    let method = rpc.grpc_path();
     let (kv, lease) = (services.kv.as_ref(), services.lease.as_ref());
     let (cluster, maintenance) = (services.cluster.as_ref(), services.maintenance.as_ref());
     match rpc {
-        Rpc::Range => unary(body, |r| kv.range(r)).await,
-        Rpc::Put => unary(body, |r| kv.put(r)).await,
-        Rpc::DeleteRange => unary(body, |r| kv.delete_range(r)).await,
-        Rpc::Txn => unary(body, |r| kv.txn(r)).await,
-        Rpc::Compact => unary(body, |r| kv.compact(r)).await,
-        Rpc::LeaseGrant => unary(body, |r| lease.lease_grant(r)).await,
-        Rpc::LeaseRevoke => unary(body, |r| lease.lease_revoke(r)).await,
-        Rpc::LeaseTimeToLive => unary(body, |r| lease.lease_time_to_live(r)).await,
-        Rpc::LeaseLeases => unary(body, |r| lease.lease_leases(r)).await,
+        Rpc::Range => unary(state, method, body, |r| kv.range(r)).await,
+        Rpc::Put => unary(state, method, body, |r| kv.put(r)).await,
+        Rpc::DeleteRange => unary(state, method, body, |r| kv.delete_range(r)).await,
+        Rpc::Txn => unary(state, method, body, |r| kv.txn(r)).await,
+        Rpc::Compact => unary(state, method, body, |r| kv.compact(r)).await,
+        Rpc::LeaseGrant => unary(state, method, body, |r| lease.lease_grant(r)).await,
+        Rpc::LeaseRevoke => unary(state, method, body, |r| lease.lease_revoke(r)).await,
+        Rpc::LeaseTimeToLive => unary(state, method, body, |r| lease.lease_time_to_live(r)).await,
+        Rpc::LeaseLeases => unary(state, method, body, |r| lease.lease_leases(r)).await,
         Rpc::LeaseKeepAlive => {
-            stream::serve(body, state.shutdown.clone(), |r| lease.lease_keep_alive(r)).await
+            stream::serve(state, method, body, |r| lease.lease_keep_alive(r)).await
         }
         Rpc::Watch => {
             let watch = services.watch.as_ref();
-            stream::serve(body, state.shutdown.clone(), |r| watch.watch(r)).await
+            stream::serve(state, method, body, |r| watch.watch(r)).await
         }
-        Rpc::MemberAdd => unary(body, |r| cluster.member_add(r)).await,
-        Rpc::MemberRemove => unary(body, |r| cluster.member_remove(r)).await,
-        Rpc::MemberUpdate => unary(body, |r| cluster.member_update(r)).await,
-        Rpc::MemberList => unary(body, |r| cluster.member_list(r)).await,
-        Rpc::MemberPromote => unary(body, |r| cluster.member_promote(r)).await,
-        Rpc::Alarm => unary(body, |r| maintenance.alarm(r)).await,
-        Rpc::Status => unary(body, |r| maintenance.status(r)).await,
-        Rpc::Defragment => unary(body, |r| maintenance.defragment(r)).await,
-        Rpc::Hash => unary(body, |r| maintenance.hash(r)).await,
-        Rpc::MoveLeader => unary(body, |r| maintenance.move_leader(r)).await,
+        Rpc::MemberAdd => unary(state, method, body, |r| cluster.member_add(r)).await,
+        Rpc::MemberRemove => unary(state, method, body, |r| cluster.member_remove(r)).await,
+        Rpc::MemberUpdate => unary(state, method, body, |r| cluster.member_update(r)).await,
+        Rpc::MemberList => unary(state, method, body, |r| cluster.member_list(r)).await,
+        Rpc::MemberPromote => unary(state, method, body, |r| cluster.member_promote(r)).await,
+        Rpc::Alarm => unary(state, method, body, |r| maintenance.alarm(r)).await,
+        Rpc::Status => unary(state, method, body, |r| maintenance.status(r)).await,
+        Rpc::Defragment => unary(state, method, body, |r| maintenance.defragment(r)).await,
+        Rpc::Hash => unary(state, method, body, |r| maintenance.hash(r)).await,
+        Rpc::MoveLeader => unary(state, method, body, |r| maintenance.move_leader(r)).await,
         // What Beacon's gRPC answers these: it has no such method.
         Rpc::Snapshot => json::refused(&Status::unimplemented(
             "unknown method Snapshot for service etcdserverpb.Maintenance",
@@ -200,8 +199,9 @@ pub async fn serve(
     }
 }
 
-/// One unary call: the body decoded, the call made, its answer or refusal as JSON.
-async fn unary<Req, Resp, F, Fut>(body: Body, call: F) -> Response
+/// One unary call of the gRPC `method`: the body decoded, the call made (and counted,
+/// as a call of etcd's gateway counts on its server), its answer or refusal as JSON.
+async fn unary<Req, Resp, F, Fut>(state: &AppState, method: &str, body: Body, call: F) -> Response
 where
     Req: DeserializeOwned + Default + Message,
     Resp: Serialize,
@@ -225,9 +225,20 @@ where
     if encoded_bytes > GRPC_MESSAGE_BYTES_MAX {
         return json::refused(&too_large(encoded_bytes.to_string()));
     }
-    match call(tonic::Request::new(request)).await {
-        Ok(answer) => json::answered(answer.get_ref()),
-        Err(status) => json::refused(&status),
+    let counted = Call::start(method);
+    let answer = match learner::refuse_unserved(state, method) {
+        Ok(()) => call(tonic::Request::new(request)).await,
+        Err(refused) => Err(refused),
+    };
+    match answer {
+        Ok(answer) => {
+            counted.end(tonic::Code::Ok);
+            json::answered(answer.get_ref())
+        }
+        Err(status) => {
+            counted.end(status.code());
+            json::refused(&status)
+        }
     }
 }
 

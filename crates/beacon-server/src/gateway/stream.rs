@@ -24,21 +24,25 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tonic::codec::BufferSettings;
-use tonic::Status;
+use tonic::{Code, Status};
 
 use super::json::{self, DecodeError, Next};
+use crate::grpc::calls::Call;
+use crate::grpc::learner;
 use crate::http::body::BodyError;
 use crate::http::{full, APPLICATION_JSON};
 use crate::limits::{
     GATEWAY_REQUEST_BYTES_MAX, GATEWAY_STREAM_REQUESTS_QUEUED_MAX, GRPC_MESSAGE_BYTES_MAX,
     REQUEST_BODY_READ_TIMEOUT,
 };
+use crate::state::AppState;
 
-/// Serves one streaming call: reads the requests from `body`, calls `call` with them as
-/// the service's request stream, and streams its answers back.
+/// Serves one streaming call of the gRPC `method`: reads the requests from `body`, calls
+/// `call` with them as the service's request stream, and streams its answers back.
 pub async fn serve<Req, Resp, S, F, Fut>(
+    state: &AppState,
+    method: &str,
     body: Body,
-    shutdown: watch::Receiver<bool>,
     call: F,
 ) -> Response
 where
@@ -60,6 +64,12 @@ where
             return json::not_called(&Status::unknown(late.to_string()));
         }
     };
+    let shutdown = state.shutdown.clone();
+    let counted = Call::start(method);
+    if let Err(refused) = learner::refuse_unserved(state, method) {
+        counted.end(refused.code());
+        return json::refused(&refused);
+    }
     let (tx, rx) = mpsc::channel(GATEWAY_STREAM_REQUESTS_QUEUED_MAX);
     match first {
         Some(first) => {
@@ -81,16 +91,21 @@ where
     );
     let answers = match call(tonic::Request::new(streaming)).await {
         Ok(answers) => answers.into_inner(),
-        Err(status) => return json::refused(&status),
+        Err(status) => {
+            counted.end(status.code());
+            return json::refused(&status);
+        }
     };
-    answer(Box::pin(answers), shutdown).await
+    answer(Box::pin(answers), shutdown, counted).await
 }
 
 /// The answers as etcd's gateway writes them: nothing until the first one, then each
-/// as a line; an error ends them.
+/// as a line; an error ends them. The call is counted handled when they end (and
+/// `Canceled` if the client leaves first: the body, and `counted` in it, is dropped).
 async fn answer<Resp, S>(
     mut answers: std::pin::Pin<Box<S>>,
     shutdown: watch::Receiver<bool>,
+    counted: Call,
 ) -> Response
 where
     Resp: Serialize + Send + 'static,
@@ -104,6 +119,7 @@ where
     let first = match first {
         Some(Ok(first)) => json::stream_result(&first),
         Some(Err(status)) => {
+            counted.end(status.code());
             let status_code = json::http_status(status.code());
             return full(
                 status_code,
@@ -114,6 +130,7 @@ where
         // The service ended the stream before answering: etcd's gateway got no
         // headers to forward, and writes a chunked body with nothing in it.
         None => {
+            counted.end(Code::Ok);
             let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
             return full(
                 StatusCode::OK,
@@ -122,15 +139,29 @@ where
             );
         }
     };
-    let rest = futures_util::stream::unfold(Some((answers, shutdown)), |open| async move {
-        let (mut answers, shutdown) = open?;
-        match answers.next().await {
-            Some(Ok(answer)) => Some((json::stream_result(&answer), Some((answers, shutdown)))),
-            Some(Err(status)) => Some((json::stream_error(&status), None)),
+    let open = Some((answers, shutdown, counted));
+    let rest = futures_util::stream::unfold(open, |open| async move {
+        let (mut answers, shutdown, counted) = open?;
+        let ended = match answers.next().await {
+            Some(Ok(answer)) => {
+                let line = json::stream_result(&answer);
+                return Some((line, Some((answers, shutdown, counted))));
+            }
+            Some(Err(status)) => Some(status),
             // The service ends its streams when the server stops; etcd's gateway sees
             // its connection to the server close.
-            None if *shutdown.borrow() => Some((json::stream_error(&closing()), None)),
+            None if *shutdown.borrow() => Some(closing()),
             None => None,
+        };
+        match ended {
+            Some(status) => {
+                counted.end(status.code());
+                Some((json::stream_error(&status), None))
+            }
+            None => {
+                counted.end(Code::Ok);
+                None
+            }
         }
     });
     let chunks = futures_util::stream::once(async { first })

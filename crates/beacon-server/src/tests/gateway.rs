@@ -1,5 +1,6 @@
-//! The JSON gateway's bounds: a body over its limit is refused before it is decoded,
-//! and a watch stream's work ends when its client stops reading it.
+//! The JSON gateway's bounds (a body over its limit is refused before it is decoded, a
+//! watch stream's work ends when its client stops reading it) and its calls counted as
+//! gRPC calls for `/metrics`.
 
 use std::time::Duration;
 
@@ -54,4 +55,22 @@ async fn a_watch_stream_ends_with_its_client() {
     })
     .await;
     assert!(gone.is_ok(), "the watch session outlived its client");
+}
+
+#[tokio::test]
+async fn calls_count_as_grpc_calls() {
+    use crate::grpc::calls::{handled, started, CODES, METHODS};
+    let put = METHODS.iter().position(|m| m.1 == "Put").unwrap();
+    let invalid = CODES.iter().position(|c| *c == "InvalidArgument").unwrap();
+    let (started_before, refused_before) = (started(put), handled(put, invalid));
+    let h = harness();
+    h.call("POST", "/v3/kv/put", r#"{"key":"YQ==","value":"MQ=="}"#)
+        .await;
+    let r = h.call("POST", "/v3/kv/put", r#"{"value":"MQ=="}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A body that does not decode never reaches the service, nor the count.
+    h.call("POST", "/v3/kv/put", r#"{"key":"#).await;
+    // Other tests may count puts at the same time: at least these.
+    assert!(started(put) >= started_before + 2);
+    assert!(handled(put, invalid) > refused_before);
 }
