@@ -8,6 +8,11 @@
 //! with the first answer. The answers end when the service's stream ends, the client
 //! leaves (the body is dropped, and the service's stream with it) or the server stops,
 //! which etcd's gateway reports as its connection's end ("transport is closing").
+//!
+//! One difference, on purpose: answers are streamed while the request body is still
+//! arriving (a client may send a cancel later on the same request). etcd's Go 1.19
+//! HTTP/1.1 server sends no answer until the request body has ended, so there a body
+//! kept open gets nothing back.
 
 use std::convert::Infallible;
 use std::future::Future;
