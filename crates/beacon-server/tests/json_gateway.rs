@@ -445,6 +445,13 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
                 .replace(&value, "<value>"),
         );
     }
+    // A stream's request over gRPC's limit: refused as the stream's answer, first or later.
+    let big_key = b64(&"x".repeat((2 << 20) + 100));
+    let big_create = format!(r#"{{"create_request":{{"key":"{big_key}"}}}}"#);
+    let created_first = format!(r#"{{"create_request":{{"key":"YQ=="}}}}{big_create}"#);
+    for body in [&big_create, &created_first] {
+        out.push(gw.call("/v3/watch", body).await.replace(&big_key, "<key>"));
+    }
     for path in [
         "/v3/kv/rangex",
         "/v3/kv/range/",

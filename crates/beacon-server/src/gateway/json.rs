@@ -18,6 +18,7 @@ use serde::Serialize;
 use tonic::{Code, Status};
 
 use crate::http::{full, APPLICATION_JSON};
+use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 
 /// The header grpc-gateway forwards from the gRPC answer's own headers.
 const GRPC_METADATA_CONTENT_TYPE: HeaderName =
@@ -237,6 +238,13 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// grpc-go's refusal of a message over the server's limit, `found` bytes long.
+pub fn too_large(found: String) -> Status {
+    Status::resource_exhausted(format!(
+        "grpc: received message larger than max ({found} vs. {GRPC_MESSAGE_BYTES_MAX})"
+    ))
 }
 
 /// grpc-gateway's error body: the message twice and the gRPC code, in this order.

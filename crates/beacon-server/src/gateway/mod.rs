@@ -212,7 +212,7 @@ where
     {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { limit_bytes }) => {
-            return json::refused(&too_large(format!("more than {limit_bytes}")))
+            return json::refused(&json::too_large(format!("more than {limit_bytes}")))
         }
         Err(e) => return json::not_called(&Status::invalid_argument(e.to_string())),
     };
@@ -223,7 +223,7 @@ where
     // etcd's gateway hands the request to its gRPC server, whose limit refuses it.
     let encoded_bytes = request.encoded_len();
     if encoded_bytes > GRPC_MESSAGE_BYTES_MAX {
-        return json::refused(&too_large(encoded_bytes.to_string()));
+        return json::refused(&json::too_large(encoded_bytes.to_string()));
     }
     let counted = Call::start(method);
     let answer = match learner::refuse_unserved(state, method) {
@@ -240,13 +240,6 @@ where
             json::refused(&status)
         }
     }
-}
-
-/// grpc-go's refusal of a message over the server's limit.
-fn too_large(found: String) -> Status {
-    Status::resource_exhausted(format!(
-        "grpc: received message larger than max ({found} vs. {GRPC_MESSAGE_BYTES_MAX})"
-    ))
 }
 
 #[cfg(test)]

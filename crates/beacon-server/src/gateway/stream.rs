@@ -16,6 +16,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -71,22 +72,31 @@ where
     };
     let shutdown = state.shutdown.clone();
     let counted = Call::start(method);
-    if let Err(refused) = learner::refuse_unserved(state, method) {
+    // etcd's gateway opens the stream at once; a refusal (the learner check, or its
+    // server's message limit on the first request) comes as the stream's first answer.
+    let refusal = match (learner::refuse_unserved(state, method), &first) {
+        (Err(refused), _) => Some(refused),
+        (Ok(()), Some(first)) => oversized(first),
+        (Ok(()), None) => None,
+    };
+    if let Some(refused) = refusal {
         counted.end(refused.code());
-        return json::refused(&refused);
+        return stream_refused(&refused);
     }
     let (tx, rx) = mpsc::channel(GATEWAY_STREAM_REQUESTS_QUEUED_MAX);
+    let failed = Arc::new(OnceLock::new());
     match first {
         Some(first) => {
-            let _ = tx.try_send(grpc_frame(&first));
-            tokio::spawn(forward::<Req>(requests, tx, shutdown.clone()));
+            let _ = tx.try_send(Ok(grpc_frame(&first)));
+            let forwarding = forward::<Req>(requests, tx, shutdown.clone(), Arc::clone(&failed));
+            tokio::spawn(forwarding);
         }
         // No request at all: the service's request stream ends at once.
         None => drop(tx),
     }
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
         let frame = rx.recv().await?;
-        Some((Ok::<_, Infallible>(Frame::data(frame)), rx))
+        Some((frame.map(Frame::data), rx))
     });
     let streaming = tonic::Streaming::new_request(
         tonic_prost::ProstDecoder::<Req>::new(BufferSettings::default()),
@@ -98,43 +108,79 @@ where
         Ok(answers) => answers.into_inner(),
         Err(status) => {
             counted.end(status.code());
-            return json::refused(&status);
+            return stream_refused(&status);
         }
     };
-    answer(Box::pin(answers), shutdown, counted).await
+    let ends = Ends { shutdown, failed };
+    answer(Box::pin(answers), ends, counted).await
+}
+
+/// grpc-go's refusal of a request over its server's message limit, if it is.
+fn oversized<M: Message>(request: &M) -> Option<Status> {
+    let encoded_bytes = request.encoded_len();
+    (encoded_bytes > GRPC_MESSAGE_BYTES_MAX).then(|| json::too_large(encoded_bytes.to_string()))
+}
+
+/// A stream refused before its first answer: the status its code maps to, and the
+/// refusal as the stream's one (chunked) error.
+fn stream_refused(status: &Status) -> Response {
+    let chunk = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(
+        json::stream_error(status),
+    )));
+    full(
+        json::http_status(status.code()),
+        Some(APPLICATION_JSON),
+        Body::from_stream(chunk),
+    )
+}
+
+/// What may end a stream's answers other than the service itself.
+struct Ends {
+    shutdown: watch::Receiver<bool>,
+    /// A later request its server refused (over the message limit): the service's
+    /// request stream failed with it, which ends the service's answers.
+    failed: Arc<OnceLock<Status>>,
+}
+
+impl Ends {
+    /// Why the service's answers ended, when it is an error to report.
+    fn why(&self) -> Option<Status> {
+        // The service ends its streams when the server stops; etcd's gateway sees its
+        // connection to the server close.
+        if *self.shutdown.borrow() {
+            return Some(closing());
+        }
+        self.failed.get().cloned()
+    }
 }
 
 /// The answers as etcd's gateway writes them: nothing until the first one, then each
 /// as a line; an error ends them. The call is counted handled when they end (and
 /// `Canceled` if the client leaves first: the body, and `counted` in it, is dropped).
-async fn answer<Resp, S>(
-    mut answers: std::pin::Pin<Box<S>>,
-    shutdown: watch::Receiver<bool>,
-    counted: Call,
-) -> Response
+async fn answer<Resp, S>(mut answers: std::pin::Pin<Box<S>>, ends: Ends, counted: Call) -> Response
 where
     Resp: Serialize + Send + 'static,
     S: Stream<Item = Result<Resp, Status>> + Send + 'static,
 {
-    let mut stopping = shutdown.clone();
+    let mut stopping = ends.shutdown.clone();
     let first = tokio::select! {
         first = answers.next() => first,
         _ = stopping.wait_for(|s| *s) => Some(Err(closing())),
     };
-    let first = match first {
-        Some(Ok(first)) => json::stream_result(&first),
-        Some(Err(status)) => {
+    let refusal = match first {
+        Some(Ok(first)) => Ok(json::stream_result(&first)),
+        Some(Err(status)) => Err(Some(status)),
+        None => Err(ends.why()),
+    };
+    let first = match refusal {
+        Ok(first) => first,
+        Err(Some(status)) => {
             counted.end(status.code());
-            let status_code = json::http_status(status.code());
-            return full(
-                status_code,
-                Some(APPLICATION_JSON),
-                json::stream_error(&status),
-            );
+            return stream_refused(&status);
         }
         // The service ended the stream before answering: etcd's gateway got no
         // headers to forward, and writes a chunked body with nothing in it.
-        None => {
+        Err(None) => {
             counted.end(Code::Ok);
             let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
             return full(
@@ -144,19 +190,16 @@ where
             );
         }
     };
-    let open = Some((answers, shutdown, counted));
+    let open = Some((answers, ends, counted));
     let rest = futures_util::stream::unfold(open, |open| async move {
-        let (mut answers, shutdown, counted) = open?;
+        let (mut answers, ends, counted) = open?;
         let ended = match answers.next().await {
             Some(Ok(answer)) => {
                 let line = json::stream_result(&answer);
-                return Some((line, Some((answers, shutdown, counted))));
+                return Some((line, Some((answers, ends, counted))));
             }
             Some(Err(status)) => Some(status),
-            // The service ends its streams when the server stops; etcd's gateway sees
-            // its connection to the server close.
-            None if *shutdown.borrow() => Some(closing()),
-            None => None,
+            None => ends.why(),
         };
         match ended {
             Some(status) => {
@@ -185,8 +228,9 @@ fn closing() -> Status {
 /// server stops.
 async fn forward<Req>(
     mut requests: Requests,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Result<Bytes, Status>>,
     mut shutdown: watch::Receiver<bool>,
+    failed: Arc<OnceLock<Status>>,
 ) where
     Req: DeserializeOwned + Default + Message,
 {
@@ -197,7 +241,12 @@ async fn forward<Req>(
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let Ok(Some(request)) = next else { return };
-        if tx.send(grpc_frame(&request)).await.is_err() {
+        if let Some(refused) = oversized(&request) {
+            let _ = failed.set(refused.clone());
+            let _ = tx.send(Err(refused)).await;
+            return;
+        }
+        if tx.send(Ok(grpc_frame(&request))).await.is_err() {
             return;
         }
     }
