@@ -240,6 +240,13 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// grpc-go's refusal of a request over its server's message limit, if it is: etcd's
+/// gateway hands the request to its gRPC server, whose limit refuses it.
+pub fn oversized<M: prost::Message>(request: &M) -> Option<Status> {
+    let encoded_bytes = request.encoded_len();
+    (encoded_bytes > GRPC_MESSAGE_BYTES_MAX).then(|| too_large(encoded_bytes.to_string()))
+}
+
 /// grpc-go's refusal of a message over the server's limit, `found` bytes long.
 pub fn too_large(found: String) -> Status {
     Status::resource_exhausted(format!(

@@ -34,7 +34,7 @@ use crate::grpc::calls::Call;
 use crate::grpc::{learner, Services};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::go_error;
-use crate::limits::{GATEWAY_REQUEST_BYTES_MAX, GRPC_MESSAGE_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
+use crate::limits::{GATEWAY_REQUEST_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
 
 /// Where the gateway's paths start: `/v3/`, and `/v3beta/`, which etcd rewrites to it.
@@ -192,7 +192,8 @@ pub async fn serve(
         Rpc::Hash => unary(state, method, body, |r| maintenance.hash(r)).await,
         Rpc::MoveLeader => unary(state, method, body, |r| maintenance.move_leader(r)).await,
         // What Beacon's gRPC answers these: it has no such method.
-        Rpc::Snapshot => json::refused(&Status::unimplemented(
+        // A stream in etcd: refused as its gateway refuses a stream.
+        Rpc::Snapshot => stream::stream_refused(&Status::unimplemented(
             "unknown method Snapshot for service etcdserverpb.Maintenance",
         )),
         Rpc::Auth => json::refused(&Status::unimplemented("unknown service etcdserverpb.Auth")),
@@ -220,10 +221,8 @@ where
         Ok(request) => request,
         Err(e) => return json::not_called(&Status::invalid_argument(e.0)),
     };
-    // etcd's gateway hands the request to its gRPC server, whose limit refuses it.
-    let encoded_bytes = request.encoded_len();
-    if encoded_bytes > GRPC_MESSAGE_BYTES_MAX {
-        return json::refused(&json::too_large(encoded_bytes.to_string()));
+    if let Some(refused) = json::oversized(&request) {
+        return json::refused(&refused);
     }
     let counted = Call::start(method);
     let answer = match learner::refuse_unserved(state, method) {

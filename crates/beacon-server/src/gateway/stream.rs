@@ -76,7 +76,7 @@ where
     // server's message limit on the first request) comes as the stream's first answer.
     let refusal = match (learner::refuse_unserved(state, method), &first) {
         (Err(refused), _) => Some(refused),
-        (Ok(()), Some(first)) => oversized(first),
+        (Ok(()), Some(first)) => json::oversized(first),
         (Ok(()), None) => None,
     };
     if let Some(refused) = refusal {
@@ -115,15 +115,9 @@ where
     answer(Box::pin(answers), ends, counted).await
 }
 
-/// grpc-go's refusal of a request over its server's message limit, if it is.
-fn oversized<M: Message>(request: &M) -> Option<Status> {
-    let encoded_bytes = request.encoded_len();
-    (encoded_bytes > GRPC_MESSAGE_BYTES_MAX).then(|| json::too_large(encoded_bytes.to_string()))
-}
-
 /// A stream refused before its first answer: the status its code maps to, and the
 /// refusal as the stream's one (chunked) error.
-fn stream_refused(status: &Status) -> Response {
+pub fn stream_refused(status: &Status) -> Response {
     let chunk = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(
         json::stream_error(status),
     )));
@@ -241,7 +235,7 @@ async fn forward<Req>(
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let Ok(Some(request)) = next else { return };
-        if let Some(refused) = oversized(&request) {
+        if let Some(refused) = json::oversized(&request) {
             let _ = failed.set(refused.clone());
             let _ = tx.send(Err(refused)).await;
             return;
