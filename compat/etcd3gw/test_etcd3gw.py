@@ -144,6 +144,20 @@ def test_lease_with_a_key():
     check(lease.refresh() == -1, "refreshing a revoked lease gives -1")
 
 
+def test_lock_is_exclusive():
+    # etcd3gw's lock is a transaction on a key held by a lease, not etcd's Lock service.
+    c = client()
+    first, second = c.lock("compat", ttl=30), c.lock("compat", ttl=30)
+    check(first.acquire(), "the first acquire takes the lock")
+    check(first.is_acquired(), "the first holds it")
+    check(not second.acquire(), "a second acquire is refused while it is held")
+    check(first.refresh() == 30, "refreshing the lock's lease")
+    check(first.release(), "release")
+    check(not first.is_acquired(), "released")
+    check(second.acquire(), "the second takes it once free")
+    check(second.release(), "and releases it")
+
+
 def test_status_and_members():
     c = client()
     status = c.status()
