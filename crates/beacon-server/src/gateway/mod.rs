@@ -161,6 +161,7 @@ pub async fn serve(
     if method != Method::POST {
         return go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
+    // From here on, the method is the gRPC one the call is counted and checked as.
     let method = rpc.grpc_path();
     let (kv, lease) = (services.kv.as_ref(), services.lease.as_ref());
     let (cluster, maintenance) = (services.cluster.as_ref(), services.maintenance.as_ref());
@@ -191,8 +192,8 @@ pub async fn serve(
         Rpc::Defragment => unary(state, method, body, |r| maintenance.defragment(r)).await,
         Rpc::Hash => unary(state, method, body, |r| maintenance.hash(r)).await,
         Rpc::MoveLeader => unary(state, method, body, |r| maintenance.move_leader(r)).await,
-        // What Beacon's gRPC answers these: it has no such method.
-        // A stream in etcd: refused as its gateway refuses a stream.
+        // What Beacon's gRPC answers these, which it does not serve; Snapshot is a
+        // stream in etcd, so refused as its gateway refuses a stream.
         Rpc::Snapshot => stream::stream_refused(&Status::unimplemented(
             "unknown method Snapshot for service etcdserverpb.Maintenance",
         )),
