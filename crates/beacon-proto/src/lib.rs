@@ -3,16 +3,19 @@
 //! generated at build time from `proto/` (our own definitions with etcd's names and
 //! field numbers; see the file's header).
 
-/// Package `mvccpb`: a key's value at a revision, and change events.
+/// Package `mvccpb` (with grpc-gateway's JSON as serde impls): a key's value at a revision, and change events.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
+    include!(concat!(env!("OUT_DIR"), "/mvccpb.serde.rs"));
 }
 
-/// Package `etcdserverpb`: requests, responses and the services' server and client code.
+/// Package `etcdserverpb`: requests, responses and the services' server and client code,
+/// and grpc-gateway's JSON of each message as serde impls.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.serde.rs"));
 }
 
 /// Package `v3electionpb`: the Election service (campaigns, leaders, observers).

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod consensus;
+pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod identity;
@@ -332,9 +333,10 @@ pub async fn serve(
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();
-    let grpc = grpc::routes(Arc::clone(&state)).await;
+    let services = grpc::Services::new(&state);
+    let grpc = grpc::routes(Arc::clone(&state), &services).await;
     for listener in listeners.client {
-        let app = router::router(Arc::clone(&state));
+        let app = router::router(Arc::clone(&state), services.clone());
         servers.spawn(conn::serve_listener(
             listener,
             app,

@@ -82,6 +82,17 @@ pub const V3_PROPOSAL_BYTES_MAX: usize = 3 << 19;
 /// 512 KiB allowance for gRPC's own framing.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + (512 << 10);
 
+/// Largest JSON request the gateway reads (`/v3/...`): a body, or one request of a
+/// stream. etcd's gateway reads any body and its gRPC server then refuses a message
+/// over [`GRPC_MESSAGE_BYTES_MAX`]; base64 makes the largest such message's JSON a third
+/// larger, and field names add more, so four times that bounds every JSON request etcd
+/// would take.
+pub const GATEWAY_REQUEST_BYTES_MAX: usize = 4 * GRPC_MESSAGE_BYTES_MAX;
+
+/// Requests of a gateway stream (watch, keep-alive) read ahead of the service taking
+/// them; past it, the gateway reads no more of the body until the service catches up.
+pub const GATEWAY_STREAM_REQUESTS_QUEUED_MAX: usize = 16;
+
 /// Keep-alive answers a lease stream may have waiting for its client to read them;
 /// past it, the stream reads no more requests until the client catches up.
 pub const LEASE_KEEP_ALIVES_QUEUED_MAX: usize = 16;

@@ -15,13 +15,26 @@ use http_body::Body as _;
 
 use crate::api;
 use crate::api_v2::{keys, members, stats};
+use crate::gateway;
+use crate::grpc::Services;
 use crate::http::gopath::{clean_rooted, escape_path, mux_clean, unescape};
 use crate::http::{bad_request_close, full, moved_permanently, not_found};
 use crate::state::AppState;
 
-/// The router serving the client API over `state`.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+/// What the client API's handlers are served with: the state, and the v3 services the
+/// JSON gateway calls.
+#[derive(Clone)]
+struct Client {
+    state: Arc<AppState>,
+    services: Services,
+}
+
+/// The router serving the client API over `state`, and the v3 JSON gateway over
+/// `services`.
+pub fn router(state: Arc<AppState>, services: Services) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(Client { state, services })
 }
 
 /// The router of `--listen-metrics-urls`: `/metrics` and `/health` only, as etcd's
@@ -38,9 +51,9 @@ async fn dispatch_metrics(State(state): State<Arc<AppState>>, req: Request) -> R
     }
 }
 
-async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+async fn dispatch(State(client): State<Client>, req: Request) -> Response {
     let head = req.method() == http::Method::HEAD;
-    let mut resp = route(&state, req).await;
+    let mut resp = route(&client, req).await;
     // Go rejects a bad request line before etcd's CORS handler runs.
     if resp.headers().get(http::header::CONNECTION).is_none() {
         add_cors(&mut resp);
@@ -51,7 +64,8 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     resp
 }
 
-async fn route(state: &AppState, req: Request) -> Response {
+async fn route(client: &Client, req: Request) -> Response {
+    let state = client.state.as_ref();
     let (parts, body) = req.into_parts();
     let method = parts.method;
     if method == http::Method::OPTIONS {
@@ -73,6 +87,9 @@ async fn route(state: &AppState, req: Request) -> Response {
         }
         return moved_permanently(&method, &location);
     }
+    if let Some(rpc) = gateway::route(clean.as_bytes()) {
+        return gateway::serve(state, &client.services, &method, rpc, body).await;
+    }
     match clean.as_bytes() {
         b"/version" => api::version::serve(&method),
         b"/health" => api::health::serve(state, &method).await,
@@ -87,6 +104,8 @@ async fn route(state: &AppState, req: Request) -> Response {
             let rest = String::from_utf8_lossy(&p[b"/v2/members/".len()..]);
             members::serve_members(state, &method, &parts.headers, &rest, body).await
         }
+        // etcd's `ServeMux` serves the gateway's subtree at `/v3/`.
+        b"/v3" => moved_permanently(&method, "/v3/"),
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let key = clean_rooted(&p[b"/v2/keys".len()..]);
             keys::serve(state, method, &parts.headers, raw_query, key, body).await

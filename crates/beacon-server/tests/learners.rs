@@ -83,6 +83,25 @@ where
     }
 }
 
+/// A JSON gateway answer as text: the status, and a refusal's body (an answer's has
+/// ids that differ).
+async fn gateway_answer(url: &str, path: &str, body: &str) -> String {
+    let answer = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("a gateway answer");
+    let status = answer.status();
+    let text = answer.text().await.expect("its body");
+    let shown = if status.is_success() {
+        ""
+    } else {
+        text.as_str()
+    };
+    format!("{path}: {} {shown}", status.as_u16())
+}
+
 async fn learner_answers(kind: ServerKind) -> Vec<String> {
     let bin = match kind {
         ServerKind::Beacon => beacon_bin(),
@@ -185,6 +204,18 @@ async fn learner_answers(kind: ServerKind) -> Vec<String> {
             .await,
         |_| String::new(),
     ));
+    // The JSON gateway's calls pass the same check.
+    for (path, body) in [
+        (
+            "/v3/kv/range",
+            r#"{"key":"aw==","range_end":"AA==","serializable":true}"#,
+        ),
+        ("/v3/kv/range", r#"{"key":"aw==","range_end":"AA=="}"#),
+        ("/v3/kv/put", r#"{"key":"aw==","value":"dg=="}"#),
+        ("/v3/watch", r#"{"create_request":{"key":"aw=="}}"#),
+    ] {
+        out.push(gateway_answer(&learner_url, path, body).await);
+    }
 
     // Caught up now: the promotion goes through.
     let promoted = cluster

@@ -42,6 +42,11 @@ impl MemoryConsensus {
         self
     }
 
+    /// How many v3 watch streams follow the keyspace's revision (each holds a receiver).
+    pub fn v3_revision_followers(&self) -> usize {
+        self.revisions.receiver_count()
+    }
+
     /// Pretends the leader is lost (or regained); proposals fail while it is.
     pub fn set_leader(&self, leader: bool) {
         self.leader.store(leader, Ordering::SeqCst);

@@ -128,6 +128,42 @@ fn code_of(headers: &http::HeaderMap) -> Option<usize> {
     Some(code.unwrap_or(UNKNOWN))
 }
 
+/// One call made by the JSON gateway, which etcd makes as a gRPC client of its own
+/// server, so its calls count as the routes' do: started when made, handled with the
+/// code it ends with; one dropped before it ends (its client left) counts as `Canceled`.
+pub struct Call {
+    /// The call's method while its outcome is not counted yet.
+    pending: Option<usize>,
+}
+
+impl Call {
+    /// Counts a call of the method at `path` (`/service/method`) started.
+    pub fn start(path: &str) -> Call {
+        let pending = method_index(path);
+        if let Some(m) = pending {
+            STARTED[m].fetch_add(1, Ordering::Relaxed);
+        }
+        Call { pending }
+    }
+
+    /// Counts the call handled with `code`.
+    pub fn end(mut self, code: tonic::Code) {
+        self.count(code as usize);
+    }
+
+    fn count(&mut self, code: usize) {
+        if let Some(m) = self.pending.take() {
+            HANDLED[m][code.min(CODES.len() - 1)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.count(CANCELED);
+    }
+}
+
 /// A service counting the calls it passes to `inner`.
 #[derive(Clone)]
 pub struct Counted<S> {

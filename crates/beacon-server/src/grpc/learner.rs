@@ -25,6 +25,15 @@ pub fn refuse_linearizable(state: &AppState, serializable: bool) -> Result<(), S
     Ok(())
 }
 
+/// Refuses `path` (a gRPC method's path) when this member is a learner that does not
+/// serve it: the gRPC routes and the JSON gateway check alike.
+pub fn refuse_unserved(state: &AppState, path: &str) -> Result<(), Status> {
+    if !served_by_learner(path) && state.consensus.is_learner() {
+        return Err(not_supported());
+    }
+    Ok(())
+}
+
 /// The methods a learner serves (Range only when serializable, checked by Range).
 fn served_by_learner(path: &str) -> bool {
     matches!(
@@ -59,8 +68,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if !served_by_learner(req.uri().path()) && self.state.consensus.is_learner() {
-            return Either::Right(futures_util::future::ready(Ok(not_supported().into_http())));
+        if let Err(refused) = refuse_unserved(&self.state, req.uri().path()) {
+            return Either::Right(futures_util::future::ready(Ok(refused.into_http())));
         }
         Either::Left(self.inner.call(req))
     }

@@ -13,16 +13,16 @@
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
 pub mod calls;
-mod cluster;
+pub(crate) mod cluster;
 mod concurrency;
-mod election;
-mod kv;
-mod learner;
-mod lease;
-mod lock;
-mod maintenance;
+pub(crate) mod election;
+pub(crate) mod kv;
+pub(crate) mod learner;
+pub(crate) mod lease;
+pub(crate) mod lock;
+pub(crate) mod maintenance;
 mod quota;
-mod watch;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,29 +83,61 @@ impl Default for Http2Settings {
     }
 }
 
+/// The implementations of etcd's services, one of each per server: the gRPC routes and
+/// the JSON gateway (`crate::gateway`) call the same ones, so both see one lease id
+/// generator and take one path to the keyspace.
+#[derive(Clone)]
+pub struct Services {
+    pub kv: Arc<kv::Kv>,
+    pub lease: Arc<lease::Lease>,
+    pub watch: Arc<watch::Watch>,
+    pub cluster: Arc<cluster::Cluster>,
+    pub maintenance: Arc<maintenance::Maintenance>,
+    pub election: Arc<election::Election>,
+    pub lock: Arc<lock::Lock>,
+}
+
+impl Services {
+    /// The services of the server over `state`.
+    pub fn new(state: &Arc<AppState>) -> Self {
+        // One Lease service: the Election and Lock services grant with its id generator.
+        let lease = Arc::new(lease::Lease::new(Arc::clone(state)));
+        let recipes = Arc::new(concurrency::Recipes::new(
+            Arc::clone(state),
+            Arc::clone(&lease),
+        ));
+        Services {
+            kv: Arc::new(kv::Kv::new(Arc::clone(state))),
+            lease,
+            election: Arc::new(election::Election::new(Arc::clone(&recipes))),
+            lock: Arc::new(lock::Lock::new(recipes)),
+            watch: Arc::new(watch::Watch::new(Arc::clone(state))),
+            cluster: Arc::new(cluster::Cluster::new(Arc::clone(state))),
+            maintenance: Arc::new(maintenance::Maintenance::new(Arc::clone(state))),
+        }
+    }
+}
+
 /// Every service this member serves over gRPC.
-pub async fn routes(state: Arc<AppState>) -> Routes {
+pub async fn routes(state: Arc<AppState>, services: &Services) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     // etcd's limit on what a call may send; what it is sent has none.
-    let cluster = ClusterServer::new(cluster::Cluster::new(Arc::clone(&state)))
+    let cluster = ClusterServer::from_arc(Arc::clone(&services.cluster))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let kv = KvServer::new(kv::Kv::new(Arc::clone(&state)))
+    let kv = KvServer::from_arc(Arc::clone(&services.kv))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    // One Lease service: the Election and Lock services grant with its id generator.
-    let leases = Arc::new(lease::Lease::new(Arc::clone(&state)));
-    let lease = LeaseServer::from_arc(Arc::clone(&leases))
+    let lease = LeaseServer::from_arc(Arc::clone(&services.lease))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let recipes = Arc::new(concurrency::Recipes::new(Arc::clone(&state), leases));
-    let election = ElectionServer::new(election::Election::new(Arc::clone(&recipes)))
+    let election = ElectionServer::from_arc(Arc::clone(&services.election))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let lock =
-        LockServer::new(lock::Lock::new(recipes)).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let watch = WatchServer::new(watch::Watch::new(Arc::clone(&state)))
+    let lock = LockServer::from_arc(Arc::clone(&services.lock))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let maintenance = MaintenanceServer::new(maintenance::Maintenance::new(Arc::clone(&state)))
+    let watch = WatchServer::from_arc(Arc::clone(&services.watch))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let maintenance = MaintenanceServer::from_arc(Arc::clone(&services.maintenance))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let routes = tonic::service::Routes::new(health_service)
         .add_service(cluster)

@@ -3,6 +3,7 @@
 
 mod bodies;
 mod garbage;
+mod gateway;
 mod keys;
 mod misc;
 mod watch;
@@ -45,7 +46,7 @@ pub fn harness() -> Harness {
         stop_rx,
     ));
     Harness {
-        router: crate::router::router(state),
+        router: crate::router::router(Arc::clone(&state), crate::grpc::Services::new(&state)),
         consensus,
         stop,
     }
