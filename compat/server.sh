@@ -84,3 +84,38 @@ wait_ready() {
     sleep 0.2
   done
 }
+
+# The TLS phase of a v3 driver, after its plain run:
+#
+#   start_tls_server     stops the plain server, writes the test PKI (BEACON_PKI_BIN:
+#                        a CA, server and client pairs) to $work/pki (`pki`), and starts
+#                        TARGET's server with an https client URL on fresh ports, asking
+#                        clients for a certificate the CA signed (--client-cert-auth)
+start_tls_server() {
+  local pki_bin="${BEACON_PKI_BIN:-}"
+  [[ -n "$pki_bin" && -x "$pki_bin" ]] || fail "set BEACON_PKI_BIN to the beacon-pki binary (got '${pki_bin}')"
+  if [[ -n "$server_pid" ]]; then
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+  fi
+  pki="$work/pki"
+  "$pki_bin" "$pki" || fail "beacon-pki $pki failed"
+  free_ports
+  client="https://127.0.0.1:$port"
+  server_command "$target" "$client" "$peer" "$work/data-tls"
+  flags+=(--cert-file "$pki/server.pem" --key-file "$pki/server-key.pem"
+    --client-cert-auth --trusted-ca-file "$pki/ca.pem")
+  echo "== $suite compat: starting $target ($bin) with TLS on $client"
+  # `fail` shows server.log: from here on, the TLS server's.
+  if [[ -f "$work/server.log" ]]; then mv "$work/server.log" "$work/server-plain.log"; fi
+  "$bin" "${flags[@]}" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  # Ready once it says so (both servers log it); a client check follows in the driver.
+  local deadline=$((SECONDS + 20))
+  until grep -q "ready to serve client requests" "$work/server.log" 2>/dev/null; do
+    kill -0 "$server_pid" 2>/dev/null || fail "$target exited during its TLS start"
+    ((SECONDS < deadline)) || fail "$target with TLS not ready within 20 s"
+    sleep 0.2
+  done
+}

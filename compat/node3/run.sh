@@ -41,9 +41,16 @@ wait_ready ready
 echo "== node3 compat: etcd3 (npm) tests"
 if ETCD_HOST=127.0.0.1 ETCD_PORT="$port" timeout -k 5 "$test_deadline_s" node "$here/test_etcd3.js"; then
   echo "ok: node3 compat ($target), $((SECONDS - started)) s"
-  echo "PASS: node3 compat ($target)"
 else
   rc=$?
   ((rc != 124)) || fail "etcd3 tests did not finish within ${test_deadline_s} s"
   fail "etcd3 tests failed"
+fi
+
+echo "== node3 compat: etcd3 (npm) over TLS (credentials)"
+start_tls_server
+if PKI="$pki" ETCD_HOST=127.0.0.1 ETCD_PORT="$port" timeout -k 5 60 node "$here/test_etcd3_tls.js"; then
+  echo "PASS: node3 compat ($target)"
+else
+  fail "etcd3 (npm) over TLS failed"
 fi

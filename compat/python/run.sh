@@ -71,8 +71,16 @@ until healthy; do
 done
 
 echo "== python compat: python-etcd tests"
-if ETCD_HOST=127.0.0.1 ETCD_PORT="$port" "$venv/bin/python" "$here/test_python_etcd.py"; then
+if ! ETCD_HOST=127.0.0.1 ETCD_PORT="$port" "$venv/bin/python" "$here/test_python_etcd.py"; then
+  fail "python-etcd tests failed"
+fi
+
+echo "== python compat: python-etcd over TLS (protocol, cert, ca_cert)"
+suite=python
+start_tls_server
+if PKI="$pki" ETCD_HOST=127.0.0.1 ETCD_PORT="$port" timeout -k 5 60 \
+  "$venv/bin/python" "$here/test_python_etcd_tls.py"; then
   echo "PASS: python compat ($target)"
 else
-  fail "python-etcd tests failed"
+  fail "python-etcd over TLS failed"
 fi

@@ -40,9 +40,17 @@ echo "== python3 compat: etcd3 tests"
 if ETCD_HOST=127.0.0.1 ETCD_PORT="$port" timeout -k 5 "$test_deadline_s" \
   "$venv/bin/python" "$here/test_etcd3.py"; then
   echo "ok: python3 compat ($target), $((SECONDS - started)) s"
-  echo "PASS: python3 compat ($target)"
 else
   rc=$?
   ((rc != 124)) || fail "etcd3 tests did not finish within ${test_deadline_s} s"
   fail "etcd3 tests failed"
+fi
+
+echo "== python3 compat: etcd3 over TLS (ca_cert, cert_key, cert_cert)"
+start_tls_server
+if PKI="$pki" ETCD_HOST=127.0.0.1 ETCD_PORT="$port" timeout -k 5 60 \
+  "$venv/bin/python" "$here/test_etcd3_tls.py"; then
+  echo "PASS: python3 compat ($target)"
+else
+  fail "etcd3 over TLS failed"
 fi

@@ -38,13 +38,23 @@ pub struct Pki {
     pub crl: PathBuf,
     /// A server-and-client pair for 127.0.0.1 from another CA.
     pub stranger: PemPair,
-    _dir: TempDir,
+    /// Removed on drop when the files were made in a temporary directory.
+    _temp: Option<TempDir>,
 }
 
 impl Pki {
-    /// Makes every file in a fresh directory.
+    /// Makes every file in a fresh directory, removed on drop.
     pub fn new() -> std::io::Result<Pki> {
-        let dir = TempDir::new("pki")?;
+        let temp = TempDir::new("pki")?;
+        let mut pki = Pki::write_to(temp.path())?;
+        pki._temp = Some(temp);
+        Ok(pki)
+    }
+
+    /// Makes every file in `dir` (which must exist), to stay there: `ca.pem`,
+    /// `server.pem`/`server-key.pem`, `client.pem`/`client-key.pem`, `revoked*.pem`,
+    /// `crl.pem`, `stranger*.pem`.
+    pub fn write_to(dir: &Path) -> std::io::Result<Pki> {
         let failed = |e: rcgen::Error| std::io::Error::other(e.to_string());
         let ca_key = KeyPair::generate().map_err(failed)?;
         let ca =
@@ -52,19 +62,13 @@ impl Pki {
         let other_key = KeyPair::generate().map_err(failed)?;
         let other_ca =
             CertifiedIssuer::self_signed(ca_params("another CA"), other_key).map_err(failed)?;
-        let path = |name: &str| dir.path().join(name);
+        let path = |name: &str| dir.join(name);
         write(&path("ca.pem"), &ca.as_ref().pem())?;
         let loopback = ["127.0.0.1", "localhost"];
-        let server = leaf(&ca, "server", &loopback, 1, &dir.path().join("server"))?;
-        let client = leaf(&ca, "root", &[], 2, &dir.path().join("client"))?;
-        let revoked = leaf(&ca, "revoked", &[], 3, &dir.path().join("revoked"))?;
-        let stranger = leaf(
-            &other_ca,
-            "server",
-            &loopback,
-            4,
-            &dir.path().join("stranger"),
-        )?;
+        let server = leaf(&ca, "server", &loopback, 1, &dir.join("server"))?;
+        let client = leaf(&ca, "root", &[], 2, &dir.join("client"))?;
+        let revoked = leaf(&ca, "revoked", &[], 3, &dir.join("revoked"))?;
+        let stranger = leaf(&other_ca, "server", &loopback, 4, &dir.join("stranger"))?;
         let now = rcgen::date_time_ymd(2024, 1, 1);
         let crl = CertificateRevocationListParams {
             this_update: now,
@@ -89,7 +93,7 @@ impl Pki {
             revoked,
             crl: path("crl.pem"),
             stranger,
-            _dir: dir,
+            _temp: None,
         })
     }
 }
