@@ -1,8 +1,9 @@
 //! TLS on the client and peer URLs (issue 17, item 1), with real processes and real
 //! clients: etcdctl v3 and v2 over TLS with client certificates (good, missing, revoked,
 //! from an unknown CA), the same answers from etcd 3.4.23 and Beacon; a three-member
-//! Beacon cluster whose peers and clients all use mutual TLS; a peer port refusing
-//! certificates it should; and a member that joins with `--auto-tls`.
+//! Beacon cluster whose peers and clients all use mutual TLS, with an allowed common
+//! name; a peer port refusing certificates it should; and a member that joins with
+//! `--auto-tls`.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -220,6 +221,9 @@ fn three_members_with_peer_and_client_mutual_tls() {
         s(&pki.ca),
         "--peer-crl-file",
         s(&pki.crl),
+        // Checked on what peers present and on what they serve.
+        "--peer-cert-allowed-cn",
+        "server",
     ] {
         flags.push(f.to_string());
     }
@@ -261,6 +265,7 @@ fn three_members_with_peer_and_client_mutual_tls() {
         ("no certificate", None),
         ("a revoked one", Some(&pki.revoked)),
         ("another CA's", Some(&pki.stranger)),
+        ("a common name not allowed", Some(&pki.client)),
     ] {
         let refused = peer_members(port, &pki, pair);
         assert!(

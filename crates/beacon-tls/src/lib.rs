@@ -156,17 +156,26 @@ impl TlsInfo {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = if self.self_signed {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verify::AnyServer::new(provider))
+        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if self.self_signed {
+            verify::AnyServer::new(Arc::clone(&provider))
         } else {
             let roots = match &self.trusted_ca_file {
                 Some(ca) => roots_from(ca)?,
                 None => system_roots(),
             };
-            builder.with_root_certificates(roots)
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Config(format!("server certificate verifier: {e}")))?
         };
+        // etcd checks the allowed names on the certificates its peers serve too.
+        let verifier = verify::AllowedServer::wrap(
+            verifier,
+            self.allowed_cn.clone(),
+            self.allowed_hostname.clone(),
+        );
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let mut config = if self.is_empty() {
             builder.with_no_client_auth()
         } else {

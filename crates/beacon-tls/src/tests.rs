@@ -61,3 +61,59 @@ fn refusals_name_the_file() {
     };
     assert!(no_ca.server_config().is_err());
 }
+
+/// A handshake over an in-memory pipe between a server of `server` and a client of
+/// `client`; what the client's side of it said.
+fn handshake(server: &TlsInfo, client: &TlsInfo) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let acceptor = Acceptor::new(server.server_config().unwrap(), false);
+    let connector = Connector::new(client.client_config(&[b"h2"]).unwrap());
+    runtime.block_on(async {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let remote = "127.0.0.1:1".parse().unwrap();
+        // Both ends kept until both are done: a side that finished first and closed
+        // would break the other's last flight.
+        let (served, dialed) = tokio::join!(
+            acceptor.accept(a, remote),
+            connector.connect("127.0.0.1", b)
+        );
+        match (dialed, served) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        }
+    })
+}
+
+#[test]
+fn allowed_common_name_is_checked_both_ways() {
+    let pki = beacon_testkit::Pki::new().unwrap();
+    let pair = |p: &beacon_testkit::PemPair, cn: Option<&str>| TlsInfo {
+        cert_file: Some(p.cert.clone()),
+        key_file: Some(p.key.clone()),
+        trusted_ca_file: Some(pki.ca.clone()),
+        client_cert_auth: true,
+        allowed_cn: cn.map(str::to_owned),
+        ..TlsInfo::default()
+    };
+    // The server pair's common name is "server", the client's "root".
+    let plain = handshake(&pair(&pki.server, None), &pair(&pki.client, None));
+    assert!(plain.is_ok(), "{plain:?}");
+    assert!(handshake(&pair(&pki.server, Some("root")), &pair(&pki.client, None)).is_ok());
+    let refused = handshake(&pair(&pki.server, Some("other")), &pair(&pki.client, None));
+    assert!(
+        refused.is_err(),
+        "the server took a client it does not allow"
+    );
+    let refused = handshake(&pair(&pki.server, None), &pair(&pki.client, Some("other")));
+    let e = refused.expect_err("the client took a server it does not allow");
+    assert!(e.contains("CommonName authentication failed"), "{e}");
+    let revoked = TlsInfo {
+        crl_file: Some(pki.crl.clone()),
+        ..pair(&pki.server, None)
+    };
+    assert!(handshake(&revoked, &pair(&pki.revoked, None)).is_err());
+    assert!(handshake(&revoked, &pair(&pki.client, None)).is_ok());
+}

@@ -88,6 +88,77 @@ impl ClientCertVerifier for AllowedIdentity {
     }
 }
 
+/// rustls's verifier of a server's certificate, then etcd's allowed-identity checks,
+/// which etcd applies to what its peers serve as well as to what they present.
+#[derive(Debug)]
+pub(crate) struct AllowedServer {
+    inner: Arc<dyn ServerCertVerifier>,
+    cn: Option<String>,
+    hostname: Option<String>,
+}
+
+impl AllowedServer {
+    /// `inner` alone when nothing more is to be checked.
+    pub(crate) fn wrap(
+        inner: Arc<dyn ServerCertVerifier>,
+        cn: Option<String>,
+        hostname: Option<String>,
+    ) -> Arc<dyn ServerCertVerifier> {
+        if cn.is_none() && hostname.is_none() {
+            return inner;
+        }
+        Arc::new(AllowedServer {
+            inner,
+            cn,
+            hostname,
+        })
+    }
+}
+
+impl ServerCertVerifier for AllowedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        check_allowed(end_entity, self.cn.as_deref(), self.hostname.as_deref())
+            .map_err(|why| Error::InvalidCertificate(CertificateError::Other(why_error(why))))?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 fn why_error(why: &'static str) -> rustls::OtherError {
     rustls::OtherError(Arc::new(std::io::Error::other(why)))
 }
