@@ -22,12 +22,14 @@ pub mod etcdserverpb {
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
+    include!(concat!(env!("OUT_DIR"), "/v3electionpb.serde.rs"));
 }
 
 /// Package `v3lockpb`: the Lock service.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v3lockpb {
     tonic::include_proto!("v3lockpb");
+    include!(concat!(env!("OUT_DIR"), "/v3lockpb.serde.rs"));
 }
 
 /// Package `beaconpb`: Beacon's own messages, for the Raft log only (a v3 write and the

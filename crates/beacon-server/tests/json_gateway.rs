@@ -6,7 +6,8 @@
 //! compares, compaction and its refusals), leases (grant, keep-alive stream,
 //! time-to-live, revoke, list, an unknown lease), the cluster and maintenance calls,
 //! watch streams (a put seen, history, a compacted start), and grpc-gateway's own
-//! refusals (bad JSON, unknown paths and methods, `/v3beta`, `/v3alpha`).
+//! refusals (bad JSON, unknown paths and methods, `/v3beta`, `/v3alpha`), and the Lock
+//! and Election calls (`/v3/lock/*`, `/v3/election/*`, Observe as a stream).
 
 use std::time::Duration;
 
@@ -146,7 +147,12 @@ impl Gateway {
 
     /// Opens a watch stream with `body`; its answers are read with [`Watch::lines`].
     async fn watch(&self, body: &str) -> Watch {
-        let answer = self.send(reqwest::Method::POST, "/v3/watch", body).await;
+        self.stream("/v3/watch", body).await
+    }
+
+    /// Opens the streaming call at `path` with `body`.
+    async fn stream(&self, path: &str, body: &str) -> Watch {
+        let answer = self.send(reqwest::Method::POST, path, body).await;
         Watch {
             head: head_text(&answer),
             answer,
@@ -478,6 +484,78 @@ async fn transcript(server: &ServerProcess) -> Vec<String> {
     out
 }
 
+/// Lock and Election through the gateway: a lock taken and given back, a campaign won,
+/// proclaimed, observed and resigned, and their refusals.
+async fn recipes(server: &ServerProcess) -> Vec<String> {
+    let gw = Gateway::new(server);
+    let mut out = Vec::new();
+    out.push(
+        gw.call("/v3/lease/grant", r#"{"TTL":"60","ID":"77"}"#)
+            .await,
+    );
+    let (lock, election) = (b64("L"), b64("E"));
+    out.push(
+        gw.call(
+            "/v3/lock/lock",
+            &format!(r#"{{"name":"{lock}","lease":"77"}}"#),
+        )
+        .await,
+    );
+    let held = b64("L/4d");
+    out.push(
+        gw.call("/v3/lock/unlock", &format!(r#"{{"key":"{held}"}}"#))
+            .await,
+    );
+    out.push(
+        gw.call(
+            "/v3/lock/lock",
+            &format!(r#"{{"name":"{lock}","lease":"999"}}"#),
+        )
+        .await,
+    );
+    out.push(gw.call("/v3/lock/unlock", "{}").await);
+    let name = format!(r#"{{"name":"{election}"}}"#);
+    out.push(gw.call("/v3/election/leader", &name).await);
+    let campaign = format!(
+        r#"{{"name":"{election}","lease":"77","value":"{}"}}"#,
+        b64("v1")
+    );
+    let won = gw.call("/v3/election/campaign", &campaign).await;
+    out.push(won.clone());
+    let rev = won
+        .split("\"rev\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no rev in {won}"))
+        .to_string();
+    let leader = format!(
+        r#"{{"name":"{election}","key":"{}","rev":"{rev}","lease":"77"}}"#,
+        b64("E/4d")
+    );
+    let mut observe = gw.stream("/v3/election/observe", &name).await;
+    out.push(observe.lines(1).await);
+    let proclaim = format!(r#"{{"leader":{leader},"value":"{}"}}"#, b64("v2"));
+    out.push(gw.call("/v3/election/proclaim", &proclaim).await);
+    out.push(observe.lines(1).await);
+    out.push(gw.call("/v3/election/leader", &name).await);
+    out.push(
+        gw.call("/v3/election/resign", &format!(r#"{{"leader":{leader}}}"#))
+            .await,
+    );
+    out.push(gw.call("/v3/election/proclaim", &proclaim).await);
+    out.push(gw.call("/v3/election/leader", &name).await);
+    let stranger = format!(
+        r#"{{"name":"{election}","lease":"999","value":"{}"}}"#,
+        b64("x")
+    );
+    out.push(gw.call("/v3/election/campaign", &stranger).await);
+    out.push(
+        gw.call_with(reqwest::Method::GET, "/v3/lock/lock", "", true)
+            .await,
+    );
+    out
+}
+
 fn b64(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -511,6 +589,11 @@ where
 #[test]
 fn a_watch_ends_when_the_server_stops() {
     same_answers(stopped_watch);
+}
+
+#[test]
+fn lock_and_election_answer_as_etcds() {
+    same_answers(|server| async move { recipes(&server).await });
 }
 
 #[test]

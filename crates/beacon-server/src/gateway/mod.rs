@@ -9,8 +9,7 @@
 //! grpc-gateway's plain words. Streaming calls are in `stream`.
 //!
 //! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
-//! gRPC), `Maintenance.Snapshot` (likewise), and Lock and Election (404 until those
-//! services exist).
+//! gRPC) and `Maintenance.Snapshot` (likewise).
 
 mod json;
 mod stream;
@@ -24,6 +23,8 @@ use beacon_proto::etcdserverpb::kv_server::Kv as _;
 use beacon_proto::etcdserverpb::lease_server::Lease as _;
 use beacon_proto::etcdserverpb::maintenance_server::Maintenance as _;
 use beacon_proto::etcdserverpb::watch_server::Watch as _;
+use beacon_proto::v3electionpb::election_server::Election as _;
+use beacon_proto::v3lockpb::lock_server::Lock as _;
 use http::{Method, StatusCode};
 use prost::Message;
 use serde::de::DeserializeOwned;
@@ -68,6 +69,13 @@ enum Rpc {
     Hash,
     Snapshot,
     MoveLeader,
+    Lock,
+    Unlock,
+    Campaign,
+    Proclaim,
+    Leader,
+    Observe,
+    Resign,
     Auth,
 }
 
@@ -97,6 +105,13 @@ impl Rpc {
             b"maintenance/hash" => Rpc::Hash,
             b"maintenance/snapshot" => Rpc::Snapshot,
             b"maintenance/transfer-leadership" => Rpc::MoveLeader,
+            b"lock/lock" => Rpc::Lock,
+            b"lock/unlock" => Rpc::Unlock,
+            b"election/campaign" => Rpc::Campaign,
+            b"election/proclaim" => Rpc::Proclaim,
+            b"election/leader" => Rpc::Leader,
+            b"election/observe" => Rpc::Observe,
+            b"election/resign" => Rpc::Resign,
             b"auth/enable"
             | b"auth/disable"
             | b"auth/authenticate"
@@ -142,6 +157,13 @@ impl Rpc {
             Rpc::Hash => "/etcdserverpb.Maintenance/Hash",
             Rpc::Snapshot => "/etcdserverpb.Maintenance/Snapshot",
             Rpc::MoveLeader => "/etcdserverpb.Maintenance/MoveLeader",
+            Rpc::Lock => "/v3lockpb.Lock/Lock",
+            Rpc::Unlock => "/v3lockpb.Lock/Unlock",
+            Rpc::Campaign => "/v3electionpb.Election/Campaign",
+            Rpc::Proclaim => "/v3electionpb.Election/Proclaim",
+            Rpc::Leader => "/v3electionpb.Election/Leader",
+            Rpc::Observe => "/v3electionpb.Election/Observe",
+            Rpc::Resign => "/v3electionpb.Election/Resign",
             Rpc::Auth => "/etcdserverpb.Auth/",
         }
     }
@@ -165,6 +187,7 @@ pub async fn serve(
     let method = rpc.grpc_path();
     let (kv, lease) = (services.kv.as_ref(), services.lease.as_ref());
     let (cluster, maintenance) = (services.cluster.as_ref(), services.maintenance.as_ref());
+    let election = services.election.as_ref();
     match rpc {
         Rpc::Range => unary(state, method, body, |r| kv.range(r)).await,
         Rpc::Put => unary(state, method, body, |r| kv.put(r)).await,
@@ -192,12 +215,45 @@ pub async fn serve(
         Rpc::Defragment => unary(state, method, body, |r| maintenance.defragment(r)).await,
         Rpc::Hash => unary(state, method, body, |r| maintenance.hash(r)).await,
         Rpc::MoveLeader => unary(state, method, body, |r| maintenance.move_leader(r)).await,
+        Rpc::Lock => unary(state, method, body, |r| services.lock.lock(r)).await,
+        Rpc::Unlock => unary(state, method, body, |r| services.lock.unlock(r)).await,
+        Rpc::Campaign => unary(state, method, body, |r| election.campaign(r)).await,
+        Rpc::Proclaim => unary(state, method, body, |r| election.proclaim(r)).await,
+        Rpc::Leader => unary(state, method, body, |r| election.leader(r)).await,
+        Rpc::Resign => unary(state, method, body, |r| election.resign(r)).await,
+        Rpc::Observe => stream::serve_one(state, method, body, |r| election.observe(r)).await,
         // What Beacon's gRPC answers these, which it does not serve; Snapshot is a
         // stream in etcd, so refused as its gateway refuses a stream.
         Rpc::Snapshot => stream::stream_refused(&Status::unimplemented(
             "unknown method Snapshot for service etcdserverpb.Maintenance",
         )),
         Rpc::Auth => json::refused(&Status::unimplemented("unknown service etcdserverpb.Auth")),
+    }
+}
+
+/// The one request of a unary or server-streaming call, read whole and decoded; or
+/// the answer to a body that is too large or does not decode, as etcd's gateway gives.
+async fn one_request<Req>(body: Body) -> Result<Req, Response>
+where
+    Req: DeserializeOwned + Default + Message,
+{
+    let bytes = match read_capped(body, GATEWAY_REQUEST_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await
+    {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge { limit_bytes }) => {
+            return Err(json::refused(&json::too_large(format!(
+                "more than {limit_bytes}"
+            ))))
+        }
+        Err(e) => return Err(json::not_called(&Status::invalid_argument(e.to_string()))),
+    };
+    let request: Req = match json::request(&bytes) {
+        Ok(request) => request,
+        Err(e) => return Err(json::not_called(&Status::invalid_argument(e.0))),
+    };
+    match json::oversized(&request) {
+        Some(refused) => Err(json::refused(&refused)),
+        None => Ok(request),
     }
 }
 
@@ -210,21 +266,10 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let bytes = match read_capped(body, GATEWAY_REQUEST_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await
-    {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { limit_bytes }) => {
-            return json::refused(&json::too_large(format!("more than {limit_bytes}")))
-        }
-        Err(e) => return json::not_called(&Status::invalid_argument(e.to_string())),
-    };
-    let request: Req = match json::request(&bytes) {
+    let request: Req = match one_request(body).await {
         Ok(request) => request,
-        Err(e) => return json::not_called(&Status::invalid_argument(e.0)),
+        Err(refused) => return refused,
     };
-    if let Some(refused) = json::oversized(&request) {
-        return json::refused(&refused);
-    }
     let counted = Call::start(method);
     let answer = match learner::refuse_unserved(state, method) {
         Ok(()) => call(tonic::Request::new(request)).await,

@@ -115,6 +115,45 @@ where
     answer(Box::pin(answers), ends, counted).await
 }
 
+/// Serves one server-streaming call of the gRPC `method` (`Election.Observe`): its one
+/// request read whole, as a unary call's, and its answers streamed back as a
+/// bidirectional call's.
+pub async fn serve_one<Req, Resp, S, F, Fut>(
+    state: &AppState,
+    method: &str,
+    body: Body,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned + Default + Message,
+    Resp: Serialize + Send + 'static,
+    S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let request: Req = match super::one_request(body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let counted = Call::start(method);
+    if let Err(refused) = learner::refuse_unserved(state, method) {
+        counted.end(refused.code());
+        return stream_refused(&refused);
+    }
+    let answers = match call(tonic::Request::new(request)).await {
+        Ok(answers) => answers.into_inner(),
+        Err(status) => {
+            counted.end(status.code());
+            return stream_refused(&status);
+        }
+    };
+    let ends = Ends {
+        shutdown: state.shutdown.clone(),
+        failed: Arc::new(OnceLock::new()),
+    };
+    answer(Box::pin(answers), ends, counted).await
+}
+
 /// A stream refused before its first answer: the status its code maps to, and the
 /// refusal as the stream's one (chunked) error.
 pub fn stream_refused(status: &Status) -> Response {
