@@ -93,6 +93,7 @@ fn plan(
             // readiness check before this plan has all but ensured.
             let promoted = Member {
                 learner: false,
+                updated: current.updated + 1,
                 ..current.clone()
             };
             Ok(set(*id, promoted))
@@ -113,11 +114,13 @@ fn plan(
             if urls_taken(peer_urls, *id) {
                 return Err(MembershipError::PeerUrlExists);
             }
+            // Written even when nothing changes, as etcd writes the raft attributes.
             let updated = Member {
                 peer_urls: Member::with_peer_urls(peer_urls.clone()).peer_urls,
+                updated: current.updated + 1,
                 ..current.clone()
             };
-            Ok((updated != *current).then(|| set(*id, updated)).flatten())
+            Ok(set(*id, updated))
         }
         MemberChange::Publish {
             id,
@@ -125,14 +128,55 @@ fn plan(
             client_urls,
         } => {
             let current = existing(id)?;
+            // At every start, changed or not: etcd's member writes its attributes
+            // each time, and each write takes an etcd index.
             let updated = Member {
                 name: name.clone(),
                 client_urls: client_urls.clone(),
+                published: current.published + 1,
                 ..current.clone()
             };
-            Ok((updated != *current).then(|| set(*id, updated)).flatten())
+            Ok(set(*id, updated))
         }
     }
+}
+
+/// The writes etcd makes into its v2 store for the change from membership `before` to
+/// `after` (`beacon_store::ClusterWrite`): a record created per member added, one per
+/// publish and raft-attribute update the records count, two per member removed, and
+/// the cluster version once, when every member has published for the first time. A
+/// change of the voter sets alone (a learner made a voter by the promoter) is none.
+pub(crate) fn cluster_writes(
+    before: &openraft::Membership<NodeId, Member>,
+    after: &openraft::Membership<NodeId, Member>,
+    version_decided: bool,
+) -> Vec<beacon_store::ClusterWrite> {
+    use beacon_store::ClusterWrite;
+    let mut writes = Vec::new();
+    for (id, now) in after.nodes() {
+        let (published, updated) = match before.get_node(id) {
+            None => {
+                writes.push(ClusterWrite::MemberAdded(*id));
+                (0, 0)
+            }
+            Some(was) => (was.published, was.updated),
+        };
+        for _ in updated..now.updated {
+            writes.push(ClusterWrite::MemberUpdated(*id));
+        }
+        for _ in published..now.published {
+            writes.push(ClusterWrite::MemberPublished(*id));
+        }
+    }
+    for (id, _) in before.nodes() {
+        if after.get_node(id).is_none() {
+            writes.push(ClusterWrite::MemberRemoved(*id));
+        }
+    }
+    if !version_decided && after.nodes().all(|(_, m)| !m.name.is_empty()) {
+        writes.push(ClusterWrite::ClusterVersion);
+    }
+    writes
 }
 
 /// Whether a change failed only because another one got there first, so that it may
@@ -557,13 +601,22 @@ mod tests {
     }
 
     #[test]
-    fn updating_or_publishing_what_is_already_there_is_a_no_op() {
+    fn updating_or_publishing_again_is_written_as_etcd_writes_it() {
         let m = membership(&[1, 2], &[]);
         let same = MemberChange::Update {
             id: 1,
             peer_urls: vec!["http://127.0.0.1:1".into()],
         };
-        assert!(plan(&same, &m).unwrap().is_none());
+        // Unchanged URLs are still a write of the raft attributes, counted.
+        let Ok(Some(ChangeMembers::SetNodes(nodes))) = plan(&same, &m) else {
+            panic!("an update is always planned");
+        };
+        assert_eq!(nodes[&1].updated, 1);
+        let mut all: BTreeMap<NodeId, Member> = m.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        all.extend(nodes);
+        let after = openraft::Membership::new(vec![BTreeSet::from([1, 2])], all).unwrap();
+        let writes = cluster_writes(&m, &after, true);
+        assert_eq!(writes, vec![beacon_store::ClusterWrite::MemberUpdated(1)]);
         let taken = MemberChange::Update {
             id: 1,
             peer_urls: vec!["http://127.0.0.1:2".into()],

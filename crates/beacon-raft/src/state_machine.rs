@@ -538,9 +538,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         .map(|(id, _)| *id)
                         .filter(|id| m.get_node(id).is_none())
                         .collect();
+                    let mut store = self.write_store()?;
+                    let writes = crate::membership::cluster_writes(
+                        self.last_membership.membership(),
+                        &m,
+                        store.cluster_version_decided(),
+                    );
                     if !removed.is_empty() {
-                        self.write_store()?.record_removed_members(removed);
+                        store.record_removed_members(removed);
                     }
+                    store.record_cluster_writes(&writes);
+                    drop(store);
                     self.last_membership = StoredMembership::new(Some(entry.log_id), m);
                     None
                 }

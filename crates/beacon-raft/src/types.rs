@@ -62,6 +62,19 @@ pub struct Member {
     /// existed read the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub learner: bool,
+    /// How many times it published its name and client URLs (once per start, as
+    /// etcd's members do, whether or not they changed): each is a write etcd makes into
+    /// its v2 store, which takes an etcd index (`beacon_store::ClusterWrite`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub published: u64,
+    /// How many times its peer URLs or learner mark were updated (etcd's raft
+    /// attributes), likewise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Member {
@@ -73,6 +86,8 @@ impl Member {
             peer_urls,
             client_urls: Vec::new(),
             learner: false,
+            published: 0,
+            updated: 0,
         }
     }
 

@@ -5,6 +5,7 @@
 //! [`Store::apply`], fed from the committed log; everything it needs, time included,
 //! arrives inside the [`Command`]. No clock, no I/O, no async runtime.
 
+mod cluster;
 mod command;
 mod history;
 mod lookup;
@@ -16,6 +17,7 @@ mod stats;
 mod store;
 mod watch;
 
+pub use cluster::ClusterWrite;
 pub use command::{Command, Encoded, KeysRequest, Method};
 pub use snapshot::{RecoverError, StoreView};
 pub use stats::StoreStats;

@@ -60,6 +60,9 @@ struct Saved {
     /// Absent in snapshots written before members could be removed.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     removed_members: BTreeSet<u64>,
+    /// Absent before the store recorded etcd's cluster writes, and while undecided.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cluster_version_decided: bool,
 }
 
 /// The store's state at one moment, frozen: what [`Store::save`] would have written
@@ -74,6 +77,7 @@ pub struct StoreView {
     history: History,
     stats: StoreStats,
     removed_members: BTreeSet<u64>,
+    cluster_version_decided: bool,
 }
 
 /// A view is encoded on another thread than the store's (the snapshot builder's).
@@ -100,6 +104,7 @@ impl StoreView {
             history: self.history.events().map(|e| (**e).clone()).collect(),
             stats: self.stats.clone(),
             removed_members: self.removed_members.clone(),
+            cluster_version_decided: self.cluster_version_decided,
         };
         serde_json::to_vec(&saved).expect("store state always serializes")
     }
@@ -114,6 +119,7 @@ impl Store {
             history: self.history.clone(),
             stats: self.stats(),
             removed_members: self.removed_members.clone(),
+            cluster_version_decided: self.cluster_version_decided,
         }
     }
 
@@ -166,6 +172,7 @@ impl Store {
         self.replace_state(root, saved.current_index, history);
         self.counters.restore(&saved.stats);
         self.removed_members = saved.removed_members;
+        self.cluster_version_decided = saved.cluster_version_decided;
         Ok(())
     }
 }

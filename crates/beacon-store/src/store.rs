@@ -47,6 +47,8 @@ pub struct Store {
     /// Members removed from the cluster, for good (etcd's `/0/removed_members`): their
     /// ids are never reused, and their messages are refused.
     pub(crate) removed_members: BTreeSet<u64>,
+    /// Whether the cluster version was recorded (etcd's `/0/version`, written once).
+    pub(crate) cluster_version_decided: bool,
 }
 
 impl Default for Store {
@@ -66,6 +68,7 @@ impl Store {
             hub: Hub::default(),
             counters: Counters::default(),
             removed_members: BTreeSet::new(),
+            cluster_version_decided: false,
         }
     }
 
