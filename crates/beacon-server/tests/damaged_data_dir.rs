@@ -163,7 +163,7 @@ async fn journal_truncated_to_zero_is_refused_unless_forced() {
     let copy = Copy::new("jnl-zero");
     truncate(&copy.path(JOURNAL), 0);
     let missing = [
-        "entries 300..=352 are missing",
+        "entries 300..=353 are missing",
         "member/raft",
         "--force-new-cluster",
     ];
@@ -199,7 +199,7 @@ async fn journal_truncated_part_way_is_refused() {
     assert_refuses(
         &copy,
         &["--snapshot-count", SNAPSHOT_COUNT],
-        &["are missing", "..=352", "member/raft"],
+        &["are missing", "..=353", "member/raft"],
     );
 }
 
@@ -210,7 +210,7 @@ async fn journal_deleted_is_refused() {
     assert_refuses(
         &copy,
         &[],
-        &["entries 300..=352 are missing", "member/raft"],
+        &["entries 300..=353 are missing", "member/raft"],
     );
 }
 
@@ -221,7 +221,7 @@ async fn raft_dir_deleted_is_refused_unless_forced() {
     assert_refuses(
         &copy,
         &[],
-        &["entries 300..=352 are missing", "member/raft"],
+        &["entries 300..=353 are missing", "member/raft"],
     );
     let m = assert_starts_with_keys(&copy, &["--force-new-cluster"], 290).await;
     assert!(m.log_text().contains("--force-new-cluster"));
