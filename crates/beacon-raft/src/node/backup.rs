@@ -13,6 +13,10 @@ use super::RaftNode;
 use crate::disk;
 use crate::error::BackupError;
 
+/// How long a backup waits for a snapshot before it asks openraft again (a trigger that
+/// came while another snapshot was being built was dropped).
+const BACKUP_RETRIGGER: Duration = Duration::from_millis(500);
+
 impl RaftNode {
     /// The newest snapshot file once it holds every entry applied now, asking openraft
     /// for a new snapshot when the newest is older; waits up to `timeout` for it.
@@ -24,23 +28,30 @@ impl RaftNode {
         let snapshot_index = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
             m.snapshot.as_ref().map_or(0, |s| s.index)
         };
-        let current = snapshot_index(&self.inner.raft.metrics().borrow_watched());
-        if current < target {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // openraft ignores a trigger while it builds a snapshot, which may be one from
+        // before `target`: trigger again each slice until a snapshot covers it.
+        while snapshot_index(&self.inner.raft.metrics().borrow_watched()) < target {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(BackupError::Timeout);
+            }
             self.inner
                 .raft
                 .trigger()
                 .snapshot()
                 .await
                 .map_err(|_| BackupError::Stopped)?;
-            self.inner
+            let waited = self
+                .inner
                 .raft
-                .wait(Some(timeout))
+                .wait(Some(left.min(BACKUP_RETRIGGER)))
                 .metrics(|m| snapshot_index(m) >= target, "a snapshot for a backup")
-                .await
-                .map_err(|e| match e {
-                    openraft::metrics::WaitError::Timeout(..) => BackupError::Timeout,
-                    _ => BackupError::Stopped,
-                })?;
+                .await;
+            match waited {
+                Ok(_) | Err(openraft::metrics::WaitError::Timeout(..)) => {}
+                Err(_) => return Err(BackupError::Stopped),
+            }
         }
         let dir = self.inner.snapshots.clone();
         let latest = disk::blocking(&*self.inner.disk, move || dir.latest())
