@@ -127,6 +127,56 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Serve a local HTTP/1.1 reverse proxy over a service's discovered instances
     Proxy(ProxyArgs),
+    /// Manages backups (`etcdctl snapshot save` writes them), with etcdctl v3's flags
+    Snapshot {
+        /// The snapshot subcommand.
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// `snapshot` subcommands (etcdctl v3's).
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Gets backend snapshot status of a given file
+    Status(SnapshotStatusArgs),
+    /// Restores an etcd member snapshot to an etcd directory
+    Restore(SnapshotRestoreArgs),
+}
+
+/// `snapshot status <filename>`.
+#[derive(Debug, Args)]
+pub struct SnapshotStatusArgs {
+    /// Set the output format (simple, table, json, fields)
+    #[arg(long, short = 'w', default_value = "simple")]
+    pub write_out: String,
+    /// <filename>
+    pub files: Vec<String>,
+}
+
+/// `snapshot restore <filename>` and etcdctl's cluster-reset flags, with its defaults.
+#[derive(Debug, Args)]
+pub struct SnapshotRestoreArgs {
+    /// Path to the data directory (default: <name>.beacon, beacon's default)
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Initial cluster configuration for restore bootstrap
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Human-readable name for this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// <filename>
+    pub files: Vec<String>,
 }
 
 /// `member` subcommands.

@@ -336,6 +336,20 @@ pub enum MoveLeaderError {
     Stopped,
 }
 
+/// Why [`RaftNode::backup_file`](crate::RaftNode::backup_file) found no file.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The snapshot was not written in time.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The node is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The snapshot directory could not be read.
+    #[error("the snapshot directory: {0}")]
+    Io(std::io::Error),
+}
+
 /// Why [`RaftNode::shutdown`](crate::RaftNode::shutdown) did not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ShutdownError {

@@ -369,12 +369,53 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"beacon3\n";
 /// A snapshot's bytes: the v2 store's JSON, then the v3 section.
 pub fn join(v2: Vec<u8>, section: Section) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(v2.len() + 64);
-    out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&(v2.len() as u64).to_be_bytes());
-    out.extend_from_slice(&v2);
+    put_v2(&mut out, &v2);
     drop(v2);
     section.write(&mut out)?;
     Ok(out)
+}
+
+fn put_v2(out: &mut Vec<u8>, v2: &[u8]) {
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&(v2.len() as u64).to_be_bytes());
+    out.extend_from_slice(v2);
+}
+
+/// [`join`] of a section already encoded (a restore's).
+pub fn join_encoded(v2: &[u8], v3: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v2.len() + v3.len() + 16);
+    put_v2(&mut out, v2);
+    out.extend_from_slice(v3);
+    out
+}
+
+/// An encoded section with its applied index set to `applied_index` (a restore's
+/// first snapshot of a new log) and its alarms cleared (they name the old members);
+/// everything else as it was.
+pub fn rebase(mut v3: &[u8], applied_index: u64) -> Result<Vec<u8>, String> {
+    let mut state: State =
+        serde_json::from_slice(take_chunk(&mut v3)?).map_err(|e| e.to_string())?;
+    state.applied_index = applied_index;
+    state.alarms.clear();
+    let state = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(state.len() + v3.len() + 4);
+    put_chunk(&mut out, &state).map_err(|e| e.to_string())?;
+    out.extend_from_slice(v3);
+    Ok(out)
+}
+
+/// The encoded section of an empty keyspace at `applied_index`.
+pub fn rebase_empty(applied_index: u64) -> Vec<u8> {
+    let state = State {
+        applied_index,
+        ..State::empty()
+    };
+    let mut out = Vec::new();
+    // A state and an empty lease chunk are far under a chunk's 4 GiB.
+    let state = serde_json::to_vec(&state).expect("a keyspace state serializes");
+    put_chunk(&mut out, &state).expect("a small chunk");
+    put_chunk(&mut out, &[]).expect("a small chunk");
+    out
 }
 
 /// A snapshot's v2 JSON and v3 section (`None` in a snapshot from before v3).
@@ -408,5 +449,15 @@ impl Decoded<'_> {
     /// The applied index the section records.
     pub fn applied_index(&self) -> u64 {
         self.state.applied_index
+    }
+
+    /// The keyspace's current revision.
+    pub fn revision(&self) -> i64 {
+        self.state.current
+    }
+
+    /// Its stored records: every value (each revision of each key) and every lease.
+    pub fn records(&self) -> u64 {
+        (self.values.len() + self.leases.len()) as u64
     }
 }

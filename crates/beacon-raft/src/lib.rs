@@ -15,6 +15,7 @@
 //! running, holding the fjall database open, until it is shut down.
 
 mod applied;
+pub mod backup;
 mod clock;
 mod committed_marker;
 mod config;
@@ -50,7 +51,8 @@ mod tests;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::RaftConfig;
 pub use error::{
-    MembershipError, MoveLeaderError, OpenError, ProposeError, ShutdownError, SnapshotFileError,
+    BackupError, MembershipError, MoveLeaderError, OpenError, ProposeError, ShutdownError,
+    SnapshotFileError,
 };
 pub use node::{RaftNode, RaftStatus};
 pub use observer::{InjectedBug, NodeObserver};

@@ -7,6 +7,7 @@
 //! leader) is in `node/requests.rs`, and the node as the peer server's
 //! [`LocalMember`](crate::peer::LocalMember) in `node/local_member.rs`.
 
+mod backup;
 mod local_member;
 mod requests;
 

@@ -137,3 +137,16 @@ pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
 /// The quota above which etcd warns that it is past what it was made for (8 GiB);
 /// Beacon warns alike.
 pub const QUOTA_BACKEND_BYTES_WARN: u64 = 8 << 30;
+
+/// Bytes of a backup sent in one `Maintenance.Snapshot` message: etcd's
+/// `snapshotSendBufferSize` (32 KiB), so a client sees the same chunks.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+/// Chunks of a backup read ahead of a slow client: what one backup holds in memory is
+/// this many chunks (plus the one being read), whatever the snapshot's size.
+pub const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 4;
+
+/// How long a backup waits for the snapshot it streams to be written. Encoding is
+/// linear in the data (seconds for millions of keys), so this is generous; etcd has no
+/// such wait, as it streams its database file as it is.
+pub const SNAPSHOT_BUILD_TIMEOUT: Duration = Duration::from_secs(300);

@@ -15,13 +15,14 @@ mod rm;
 mod rmdir;
 mod service;
 mod set;
+mod snapshot;
 mod update;
 mod updatedir;
 mod watch;
 
 use std::io::Read;
 
-use crate::cli::{Cli, Command, MemberCommand};
+use crate::cli::{Cli, Command, MemberCommand, SnapshotCommand};
 use crate::fail::{exit, CmdResult, Fail};
 
 /// Runs the parsed command line.
@@ -31,7 +32,9 @@ pub async fn run(cli: Cli) -> CmdResult {
         cli.command,
         Command::Register(_) | Command::Discover(_) | Command::Proxy(_)
     );
-    if g.v3() && !service {
+    // `snapshot` is etcdctl v3's own command, and contacts no endpoint.
+    let offline = matches!(cli.command, Command::Snapshot { .. });
+    if g.v3() && !service && !offline {
         // etcdctl 3.4 is the v3 command line; beaconctl's key and member commands are
         // v2's, and would silently write to the other keyspace.
         return Err(Fail::error(
@@ -62,6 +65,10 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Register(a) => register::run(g, a).await,
         Command::Discover(a) => discover::run(g, a).await,
         Command::Proxy(a) => proxy::run(g, a).await,
+        Command::Snapshot { command } => match command {
+            SnapshotCommand::Status(a) => snapshot::status(a),
+            SnapshotCommand::Restore(a) => snapshot::restore(a),
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 //! peer router against forged and mutated messages, and the peer transport over an
 //! injected network.
 
+mod backup;
 mod clock;
 mod coalesce;
 mod connection_end;

@@ -470,7 +470,7 @@ fn check_schemes<'a>(
 }
 
 /// `name=url,name=url` (a name may repeat for several peer URLs).
-fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, url) = entry

@@ -105,6 +105,10 @@ pub type ReadIndexFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 /// A boxed wait for this member to apply what it acknowledged.
 pub type CaughtUpFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProposeFailure>> + Send + 'a>>;
 
+/// A boxed wait for a snapshot file that holds everything applied now.
+pub type BackupFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<std::path::PathBuf, beacon_raft::BackupError>> + Send + 'a>>;
+
 /// Consensus as the HTTP layer needs it.
 pub trait Consensus: Send + Sync + 'static {
     /// The replicated store, for local reads and watches (after [`caught_up`]).
@@ -147,6 +151,17 @@ pub trait Consensus: Send + Sync + 'static {
     /// Bytes this member keeps on disk (v3's `dbSize`); 0 where nothing is on disk.
     fn disk_bytes(&self) -> u64 {
         0
+    }
+    /// A snapshot file holding every entry applied now (v3's `Maintenance.Snapshot`),
+    /// within `timeout`; none where nothing is on disk.
+    fn backup_file(&self, timeout: std::time::Duration) -> BackupFuture<'_> {
+        let _ = timeout;
+        Box::pin(async {
+            Err(beacon_raft::BackupError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this member keeps no snapshot files",
+            )))
+        })
     }
     /// Adds, removes or updates a member, or publishes one's attributes; resolves once
     /// the change is committed.

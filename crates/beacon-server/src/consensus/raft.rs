@@ -147,6 +147,10 @@ impl Consensus for RaftConsensus {
         Box::pin(self.node.move_leader(target, timeout))
     }
 
+    fn backup_file(&self, timeout: std::time::Duration) -> super::BackupFuture<'_> {
+        Box::pin(self.node.backup_file(timeout))
+    }
+
     fn disk_bytes(&self) -> u64 {
         dir_bytes(&self.data_dir)
     }

@@ -9,7 +9,7 @@
 //! grpc-gateway's plain words. Streaming calls are in `stream`.
 //!
 //! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
-//! gRPC) and `Maintenance.Snapshot` (likewise).
+//! gRPC).
 
 mod json;
 mod stream;
@@ -222,11 +222,8 @@ pub async fn serve(
         Rpc::Leader => unary(state, method, body, |r| election.leader(r)).await,
         Rpc::Resign => unary(state, method, body, |r| election.resign(r)).await,
         Rpc::Observe => stream::serve_one(state, method, body, |r| election.observe(r)).await,
-        // What Beacon's gRPC answers these, which it does not serve; Snapshot is a
-        // stream in etcd, so refused as its gateway refuses a stream.
-        Rpc::Snapshot => stream::stream_refused(&Status::unimplemented(
-            "unknown method Snapshot for service etcdserverpb.Maintenance",
-        )),
+        Rpc::Snapshot => stream::serve_one(state, method, body, |r| maintenance.snapshot(r)).await,
+        // What Beacon's gRPC answers, as it has no Auth.
         Rpc::Auth => json::refused(&Status::unimplemented("unknown service etcdserverpb.Auth")),
     }
 }

@@ -1,6 +1,6 @@
 //! `etcdserverpb.Maintenance`: this member's status, the cluster's alarms (raised,
 //! cleared and listed through the log), a defragmentation that has nothing to do, the keyspace's hashes (etcd's corruption
-//! checks), and handing leadership to another member.
+//! checks), handing leadership to another member, and a backup (`snapshot.rs`).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
     maintenance_server, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest,
     DefragmentResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -27,6 +27,17 @@ impl Maintenance {
 
 #[tonic::async_trait]
 impl maintenance_server::Maintenance for Maintenance {
+    type SnapshotStream = super::snapshot::SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        super::snapshot::stream(Arc::clone(&self.state))
+            .await
+            .map(Response::new)
+    }
+
     async fn alarm(
         &self,
         request: Request<AlarmRequest>,

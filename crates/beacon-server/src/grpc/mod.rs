@@ -5,10 +5,10 @@
 //! (`watch.rs`), `Cluster` (the membership, listed and changed as v2 changes it, and
 //! learners added and promoted), `Maintenance.Status`, `Alarm` (listing: none is raised yet), `Defragment`
 //! (nothing to do), `Hash` and `HashKV` (etcd's own hash of the history) and
-//! `MoveLeader`, etcd's `Election` and `Lock` services (`election.rs`, `lock.rs`: etcd's
+//! `MoveLeader`, `Snapshot` (a backup in Beacon's own format, `snapshot.rs`), etcd's `Election` and `Lock` services (`election.rs`, `lock.rs`: etcd's
 //! client recipes run in the server over the KV and Lease services' own functions,
 //! `concurrency.rs`), and gRPC's standard health service (service `""` serving, as etcd
-//! registers it). Every other v3 call (Auth, `Maintenance.Snapshot`) is answered
+//! registers it). Every other v3 call (Auth) is answered
 //! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have. A learner serves
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
@@ -22,6 +22,7 @@ pub(crate) mod lease;
 pub(crate) mod lock;
 pub(crate) mod maintenance;
 mod quota;
+mod snapshot;
 pub(crate) mod watch;
 
 use std::sync::Arc;
