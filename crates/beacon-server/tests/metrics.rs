@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use beacon_proto::etcdserverpb::kv_client::KvClient;
-use beacon_proto::etcdserverpb::RangeRequest;
+use beacon_proto::etcdserverpb::watch_client::WatchClient;
+use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+use beacon_proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest, WatchRequest};
 use beacon_proto::v3lockpb::lock_client::LockClient;
 use beacon_proto::v3lockpb::UnlockRequest;
 use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerKind, ServerProcess};
+use futures_util::StreamExt as _;
 
 /// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
 #[derive(Debug, Default)]
@@ -147,14 +150,16 @@ fn metrics_urls_serve_metrics_and_health_alone() {
 
 /// `grpc_server_started_total` and `grpc_server_handled_total`: the same series as
 /// etcd's (every method it registers, every code), and each call counted once with
-/// its outcome, on etcd and Beacon alike.
+/// its outcome, on etcd and Beacon alike; `grpc_server_msg_{received,sent}_total` count
+/// each message (a unary call's answer only when it succeeds, each of a stream's), and
+/// `etcd_network_client_grpc_{received,sent}_bytes_total` their bytes.
 #[test]
 fn grpc_calls_are_counted_by_method_and_code() {
     if !etcd_or_skip() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let mut series = Vec::new();
+    let (mut series, mut received_bytes) = (Vec::new(), Vec::new());
     for (kind, bin) in [
         (ServerKind::Etcd, etcd_bin()),
         (ServerKind::Beacon, beacon_bin()),
@@ -178,6 +183,28 @@ fn grpc_calls_are_counted_by_method_and_code() {
             let unlock = |key: &[u8]| UnlockRequest { key: key.to_vec() };
             lock.unlock(unlock(b"k")).await.expect("an unlock");
             lock.unlock(unlock(b"")).await.expect_err("an empty key");
+            // A watch: one request in, its creation and one event out.
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: b"w".to_vec(),
+                    ..WatchCreateRequest::default()
+                })),
+            };
+            let requests =
+                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let mut watch = WatchClient::new(beacon_testkit::grpc_channel(&url).await)
+                .watch(requests)
+                .await
+                .expect("a watch stream")
+                .into_inner();
+            watch.message().await.expect("created").expect("an answer");
+            let put = PutRequest {
+                key: b"w".to_vec(),
+                value: b"v".to_vec(),
+                ..PutRequest::default()
+            };
+            kv.put(put).await.expect("a put");
+            watch.message().await.expect("an event").expect("an answer");
         });
         let after = scrape(&runtime, &members[0]);
         let grew = |name: &str| {
@@ -194,16 +221,31 @@ fn grpc_calls_are_counted_by_method_and_code() {
             let name = format!("grpc_server_handled_total{{grpc_code=\"{code}\",{kv_range}}}");
             assert_eq!(grew(&name), n, "{kind:?}: {name}");
         }
+        let watch =
+            "grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"";
+        let unlock = "grpc_method=\"Unlock\",grpc_service=\"v3lockpb.Lock\",grpc_type=\"unary\"";
+        for (labels, received, sent) in
+            [(kv_range, 4.0, 3.0), (watch, 1.0, 2.0), (unlock, 2.0, 1.0)]
+        {
+            let name = format!("grpc_server_msg_received_total{{{labels}}}");
+            assert_eq!(grew(&name), received, "{kind:?}: {name}");
+            let name = format!("grpc_server_msg_sent_total{{{labels}}}");
+            assert_eq!(grew(&name), sent, "{kind:?}: {name}");
+        }
+        assert!(
+            grew("etcd_network_client_grpc_sent_bytes_total") > 0.0,
+            "{kind:?}"
+        );
+        // The same requests, so the same bytes: a message's, without gRPC's framing.
+        received_bytes.push(grew("etcd_network_client_grpc_received_bytes_total"));
         let names: Vec<String> = after
             .samples
             .keys()
-            .filter(|k| {
-                k.starts_with("grpc_server_handled_total")
-                    || k.starts_with("grpc_server_started_total")
-            })
+            .filter(|k| k.starts_with("grpc_server_"))
             .cloned()
             .collect();
         series.push(names);
     }
     assert_eq!(series[0], series[1], "the same series as etcd's");
+    assert_eq!(received_bytes[0], received_bytes[1], "received bytes");
 }

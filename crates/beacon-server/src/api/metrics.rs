@@ -195,10 +195,12 @@ fn render(state: &AppState) -> String {
     out
 }
 
-/// go-grpc-prometheus' call counters, every method etcd registers (`grpc::calls`),
-/// series in its order: by label values, the labels in name order.
-fn grpc_families() -> [Family; 2] {
+/// go-grpc-prometheus' call and message counters, every method etcd registers
+/// (`grpc::calls`), series in its order: by label values, the labels in name order; and
+/// etcd's own byte counts of the messages.
+fn grpc_families() -> [Family; 6] {
     use crate::grpc::calls::{handled, started, CODES, LISTED_ONCE_CALLED, METHODS};
+    use crate::grpc::messages::{received, received_bytes, sent, sent_bytes};
     let labels = |m: usize| {
         let (service, method, kind) = METHODS[m];
         format!("grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"")
@@ -220,11 +222,40 @@ fn grpc_families() -> [Family; 2] {
             handled_samples.push((series, handled(*m, *c) as f64));
         }
     }
-    let started_samples = methods
-        .iter()
-        .map(|m| (format!("{{{}}}", labels(*m)), started(*m) as f64))
-        .collect();
+    // A method etcd lists once called gets each message series with the first message
+    // counted that way (a unary call that fails sends none).
+    let per_method = |count: fn(usize) -> u64| -> Vec<(String, f64)> {
+        methods
+            .iter()
+            .filter(|m| **m < LISTED_ONCE_CALLED || count(**m) > 0)
+            .map(|m| (format!("{{{}}}", labels(*m)), count(*m) as f64))
+            .collect()
+    };
     [
+        one(
+            "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.",
+            "counter",
+            received_bytes() as f64,
+        ),
+        one(
+            "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.",
+            "counter",
+            sent_bytes() as f64,
+        ),
+        Family {
+            name: "grpc_server_msg_received_total",
+            help: "Total number of RPC stream messages received on the server.",
+            kind: "counter",
+            samples: per_method(received),
+        },
+        Family {
+            name: "grpc_server_msg_sent_total",
+            help: "Total number of gRPC stream messages sent by the server.",
+            kind: "counter",
+            samples: per_method(sent),
+        },
         Family {
             name: "grpc_server_handled_total",
             help: "Total number of RPCs completed on the server, regardless of success or failure.",
@@ -235,7 +266,7 @@ fn grpc_families() -> [Family; 2] {
             name: "grpc_server_started_total",
             help: "Total number of RPCs started on the server.",
             kind: "counter",
-            samples: started_samples,
+            samples: per_method(started),
         },
     ]
 }
