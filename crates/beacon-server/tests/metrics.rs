@@ -249,3 +249,67 @@ fn grpc_calls_are_counted_by_method_and_code() {
     assert_eq!(series[0], series[1], "the same series as etcd's");
     assert_eq!(received_bytes[0], received_bytes[1], "received bytes");
 }
+
+/// `etcd_network_peer_round_trip_time_seconds`: each member probes the others and
+/// records a round trip per peer, labelled `To` with the peer's id, within etcd's
+/// first 5 s; etcd's help text, type and buckets.
+#[test]
+fn peer_round_trips_are_recorded_per_peer() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let family = "etcd_network_peer_round_trip_time_seconds";
+    let mut shapes = Vec::new();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let members = ServerProcess::cluster(kind, bin, 3).expect("a cluster");
+        let ids: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let scrape = scrape(&runtime, m);
+                let id = scrape.samples.keys().find_map(|k| {
+                    let rest = k.strip_prefix("etcd_server_id{server_id=\"")?;
+                    Some(rest.trim_end_matches("\"}").to_string())
+                });
+                id.expect("etcd_server_id")
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            let first = scrape(&runtime, &members[0]);
+            let recorded = ids[1..].iter().all(|to| {
+                let count = format!("{family}_count{{To=\"{to}\"}}");
+                first.samples.get(&count).is_some_and(|n| *n >= 1.0)
+            });
+            if recorded {
+                break first;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind:?}: no round trip recorded to {:?}",
+                &ids[1..]
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            !first.samples.keys().any(|k| k.contains(&format!("To=\"{}\"", ids[0]))),
+            "{kind:?}: no round trip to itself"
+        );
+        let to = &ids[1];
+        let sum = first.samples[&format!("{family}_sum{{To=\"{to}\"}}")];
+        assert!(sum > 0.0 && sum < 1.0, "{kind:?}: a loopback round trip: {sum}");
+        // The buckets' bounds, the same for every peer.
+        let bounds: Vec<String> = first
+            .samples
+            .keys()
+            .filter_map(|k| k.strip_prefix(&format!("{family}_bucket{{To=\"{to}\",le=\"")))
+            .map(|le| le.trim_end_matches("\"}").to_string())
+            .collect();
+        shapes.push((first.meta.get(family).cloned(), bounds));
+    }
+    assert!(shapes[0].0.is_some());
+    assert_eq!(shapes[0], shapes[1], "etcd's help, type and buckets");
+}

@@ -62,18 +62,53 @@ fn histogram(
     help: &'static str,
     h: &disk_metrics::DurationHistogram,
 ) -> Family {
-    let reading = h.read();
-    let mut samples: Vec<(String, f64)> = reading
-        .cumulative
-        .iter()
-        .map(|(bound, n)| (format!("_bucket{{le=\"{}\"}}", go_float(*bound)), *n as f64))
-        .collect();
-    samples.push(("_bucket{le=\"+Inf\"}".to_string(), reading.count as f64));
-    samples.push(("_sum".to_string(), reading.sum_seconds));
-    samples.push(("_count".to_string(), reading.count as f64));
     Family {
         name,
         help,
+        kind: "histogram",
+        samples: histogram_samples("", &h.read()),
+    }
+}
+
+/// One histogram's samples, `labels` (`name="value",` each, or nothing) before `le`.
+fn histogram_samples(labels: &str, reading: &disk_metrics::HistogramReading) -> Vec<(String, f64)> {
+    let mut samples: Vec<(String, f64)> = reading
+        .cumulative
+        .iter()
+        .map(|(bound, n)| {
+            let le = go_float(*bound);
+            (format!("_bucket{{{labels}le=\"{le}\"}}"), *n as f64)
+        })
+        .collect();
+    samples.push((
+        format!("_bucket{{{labels}le=\"+Inf\"}}"),
+        reading.count as f64,
+    ));
+    let labels = labels.trim_end_matches(',');
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    samples.push((format!("_sum{braced}"), reading.sum_seconds));
+    samples.push((format!("_count{braced}"), reading.count as f64));
+    samples
+}
+
+/// Each peer's round trips (`beacon_raft::peer::probe`), labelled with its id as etcd
+/// labels them; no series before a peer's first record, and so no family at all on a
+/// member alone, as etcd's.
+fn peer_round_trips() -> Family {
+    let samples = beacon_raft::peer::round_trips()
+        .into_iter()
+        .flat_map(|(id, reading)| {
+            let labels = format!("To=\"{}\",", crate::cluster::id_hex(id));
+            histogram_samples(&labels, &reading)
+        })
+        .collect();
+    Family {
+        name: "etcd_network_peer_round_trip_time_seconds",
+        help: "Round-Trip-Time histogram between peers",
         kind: "histogram",
         samples,
     }
@@ -180,12 +215,14 @@ fn render(state: &AppState) -> String {
         "The latency distributions of fsync called by WAL.",
         &disk_metrics::LOG_SYNC,
     ));
+    families.push(peer_round_trips());
     families.extend(grpc_families());
     families.extend(process_families());
     // In name order, as Go's client writes them.
     families.sort_by_key(|f| f.name);
     let mut out = String::with_capacity(4096);
-    for f in &families {
+    // Go's registry leaves out a family without a series.
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
         for (labels, value) in &f.samples {
