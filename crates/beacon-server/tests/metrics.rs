@@ -295,12 +295,18 @@ fn peer_round_trips_are_recorded_per_peer() {
             std::thread::sleep(Duration::from_millis(200));
         };
         assert!(
-            !first.samples.keys().any(|k| k.contains(&format!("To=\"{}\"", ids[0]))),
+            !first
+                .samples
+                .keys()
+                .any(|k| k.contains(&format!("To=\"{}\"", ids[0]))),
             "{kind:?}: no round trip to itself"
         );
         let to = &ids[1];
         let sum = first.samples[&format!("{family}_sum{{To=\"{to}\"}}")];
-        assert!(sum > 0.0 && sum < 1.0, "{kind:?}: a loopback round trip: {sum}");
+        assert!(
+            sum > 0.0 && sum < 1.0,
+            "{kind:?}: a loopback round trip: {sum}"
+        );
         // The buckets' bounds, the same for every peer.
         let bounds: Vec<String> = first
             .samples
@@ -312,4 +318,61 @@ fn peer_round_trips_are_recorded_per_peer() {
     }
     assert!(shapes[0].0.is_some());
     assert_eq!(shapes[0], shapes[1], "etcd's help, type and buckets");
+}
+
+/// The queries of etcd's Grafana dashboard (`tests/data/grafana-metrics.txt`, the names
+/// they use) resolve on a Beacon under a little load: every name has a series, but the
+/// ones the list says are missing, which must indeed be absent.
+#[test]
+fn grafana_dashboard_queries_resolve() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
+    let url = beacon.client_url();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..10 {
+            let put = http
+                .put(format!("{url}/v2/keys/grafana/k{i}"))
+                .form(&[("value", "v")])
+                .send()
+                .await;
+            assert!(put.is_ok_and(|r| r.status().is_success()), "put {i}");
+        }
+        let mut kv = KvClient::new(beacon_testkit::grpc_channel(&url).await);
+        let put = PutRequest {
+            key: b"grafana".to_vec(),
+            value: b"v".to_vec(),
+            ..PutRequest::default()
+        };
+        kv.put(put).await.expect("a put");
+    });
+    let scraped = scrape(&runtime, &beacon);
+    let names: std::collections::BTreeSet<&str> = scraped
+        .samples
+        .keys()
+        .map(|k| k.split('{').next().unwrap_or(k))
+        .collect();
+    let list = include_str!("data/grafana-metrics.txt");
+    let mut checked = 0;
+    for line in list
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, missing) = match line.split_once(" missing: ") {
+            Some((name, why)) => (name, Some(why)),
+            None => (line, None),
+        };
+        match missing {
+            None => assert!(
+                names.contains(name),
+                "the dashboard's {name} is not scraped"
+            ),
+            Some(why) => assert!(
+                !names.contains(name),
+                "{name} is listed missing ({why}) but is scraped: take it off"
+            ),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "every name of the list");
 }
