@@ -376,3 +376,54 @@ fn grafana_dashboard_queries_resolve() {
     }
     assert_eq!(checked, 16, "every name of the list");
 }
+
+/// `--metrics extensive` adds go-grpc-prometheus' `grpc_server_handling_seconds`, with
+/// etcd's series and buckets; `basic` (the default) does not have it.
+#[test]
+fn extensive_metrics_add_grpc_handling_times() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let family = "grpc_server_handling_seconds";
+    let mut shapes = Vec::new();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let basic = ServerProcess::cluster_with(kind, bin.clone(), 1, &["--metrics=basic"])
+            .expect("a member");
+        let scraped = scrape(&runtime, &basic[0]);
+        assert!(!scraped.meta.contains_key(family), "{kind:?}: basic");
+        drop(basic);
+        let members = ServerProcess::cluster_with(kind, bin, 1, &["--metrics", "extensive"])
+            .expect("a member");
+        let url = members[0].client_url();
+        runtime.block_on(async {
+            let mut kv = KvClient::new(beacon_testkit::grpc_channel(&url).await);
+            let range = RangeRequest {
+                key: b"k".to_vec(),
+                ..RangeRequest::default()
+            };
+            kv.range(range).await.expect("a range");
+        });
+        let scraped = scrape(&runtime, &members[0]);
+        let kv_range = "grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
+        let count = format!("{family}_count{{{kv_range}}}");
+        assert_eq!(scraped.samples.get(&count), Some(&1.0), "{kind:?}");
+        let inf = format!("{family}_bucket{{{kv_range},le=\"+Inf\"}}");
+        assert_eq!(scraped.samples.get(&inf), Some(&1.0), "{kind:?}");
+        let series: Vec<String> = scraped
+            .samples
+            .keys()
+            .filter(|k| k.starts_with(family))
+            .cloned()
+            .collect();
+        shapes.push((scraped.meta.get(family).cloned(), series));
+    }
+    assert!(shapes[0].0.is_some());
+    assert_eq!(
+        shapes[0], shapes[1],
+        "etcd's help, type, series and buckets"
+    );
+}

@@ -217,6 +217,9 @@ fn render(state: &AppState) -> String {
     ));
     families.push(peer_round_trips());
     families.extend(grpc_families());
+    if state.metrics_extensive {
+        families.push(grpc_handling());
+    }
     families.extend(process_families());
     // In name order, as Go's client writes them.
     families.sort_by_key(|f| f.name);
@@ -306,6 +309,32 @@ fn grpc_families() -> [Family; 6] {
             samples: per_method(started),
         },
     ]
+}
+
+/// go-grpc-prometheus' handling-time histogram (`--metrics extensive`), its series as
+/// the call counters' (Election and Lock once a call of theirs ended).
+fn grpc_handling() -> Family {
+    use crate::grpc::calls::{handling, LISTED_ONCE_CALLED, METHODS};
+    let mut methods: Vec<usize> = (0..METHODS.len()).collect();
+    methods.sort_by_key(|m| (METHODS[*m].1, METHODS[*m].0));
+    let samples = methods
+        .into_iter()
+        .map(|m| (m, handling(m)))
+        .filter(|(m, reading)| *m < LISTED_ONCE_CALLED || reading.count > 0)
+        .flat_map(|(m, reading)| {
+            let (service, method, kind) = METHODS[m];
+            let labels = format!(
+                "grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\","
+            );
+            histogram_samples(&labels, &reading)
+        })
+        .collect();
+    Family {
+        name: "grpc_server_handling_seconds",
+        help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        kind: "histogram",
+        samples,
+    }
 }
 
 /// Linux's unit for `/proc` CPU times (`USER_HZ`), fixed at 100 by its ABI whatever

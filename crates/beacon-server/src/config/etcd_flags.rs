@@ -80,7 +80,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     pending("max-txn-ops", &["128"]),
     pending("max-request-bytes", &["1572864"]),
     pending("grpc-keepalive-min-time", NONE),
-    pending("metrics", NONE),
     pending("discovery", EMPTY),
     pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),

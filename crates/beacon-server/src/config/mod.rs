@@ -114,6 +114,9 @@ struct Flags {
     /// More URLs to serve /metrics and /health on (and nothing else).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
     listen_metrics_urls: String,
+    /// What /metrics shows: basic, or extensive (gRPC handling-time histograms too).
+    #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
+    metrics: String,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -188,6 +191,9 @@ pub struct Config {
     pub warning_apply_duration: std::time::Duration,
     /// `--listen-metrics-urls`: where to serve `/metrics` and `/health` alone.
     pub listen_metrics_urls: Vec<FlagUrl>,
+    /// `--metrics extensive`: `/metrics` shows `grpc_server_handling_seconds` too. etcd
+    /// takes any other value, even a misspelt one, as `basic`, and so does Beacon.
+    pub metrics_extensive: bool,
     /// The client and peer TLS flags.
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
@@ -421,6 +427,7 @@ impl Config {
             data_dir,
             listen_client_urls,
             listen_metrics_urls,
+            metrics_extensive: f.metrics == "extensive",
             tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
@@ -623,6 +630,18 @@ mod tests {
             msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn metrics_are_extensive_only_when_so_spelt() {
+        assert!(!parse(&[]).unwrap().metrics_extensive);
+        assert!(
+            parse(&["--metrics", "extensive"])
+                .unwrap()
+                .metrics_extensive
+        );
+        assert!(!parse(&["--metrics=basic"]).unwrap().metrics_extensive);
+        assert!(!parse(&["--metrics=Extensive"]).unwrap().metrics_extensive);
     }
 
     #[test]
