@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use beacon_raft::disk_metrics::{DurationHistogram, HistogramReading};
-
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
