@@ -20,11 +20,18 @@ pub static LOG_SYNC: DurationHistogram = DurationHistogram::new();
 /// Batches committed to the log database (entries, markers, keyspace rows).
 pub static BATCH_COMMIT: DurationHistogram = DurationHistogram::new();
 
-/// Counts of durations by [`BUCKET_BOUNDS_SECONDS`], lock-free.
+/// The most bounds a histogram may have (etcd's longest list: the peer round trip's 16).
+const BOUNDS_MAX: usize = 16;
+
+/// Counts of durations by upper bounds (etcd's disk buckets, [`BUCKET_BOUNDS_SECONDS`],
+/// unless made [`with_bounds`](Self::with_bounds)), lock-free.
 #[derive(Debug)]
 pub struct DurationHistogram {
-    /// Observations at or below each bound, not cumulative (the last: above all).
-    buckets: [AtomicU64; 15],
+    /// Upper bounds in seconds, increasing.
+    bounds: &'static [f64],
+    /// Observations at or below each bound, not cumulative (the one after the last
+    /// bound: above all).
+    buckets: [AtomicU64; BOUNDS_MAX + 1],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
@@ -41,10 +48,17 @@ pub struct HistogramReading {
 }
 
 impl DurationHistogram {
-    /// An empty histogram.
+    /// An empty histogram with etcd's disk buckets.
     pub const fn new() -> Self {
+        Self::with_bounds(&BUCKET_BOUNDS_SECONDS)
+    }
+
+    /// An empty histogram with these upper bounds (seconds, increasing, at most 16).
+    pub const fn with_bounds(bounds: &'static [f64]) -> Self {
+        assert!(bounds.len() <= BOUNDS_MAX, "too many bounds");
         DurationHistogram {
-            buckets: [const { AtomicU64::new(0) }; 15],
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; BOUNDS_MAX + 1],
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
         }
@@ -53,10 +67,11 @@ impl DurationHistogram {
     /// Counts one duration.
     pub fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        let bucket = BUCKET_BOUNDS_SECONDS
+        let bucket = self
+            .bounds
             .iter()
             .position(|bound| seconds <= *bound)
-            .unwrap_or(BUCKET_BOUNDS_SECONDS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -67,7 +82,8 @@ impl DurationHistogram {
     /// figures and not yet in others, as with any scrape).
     pub fn read(&self) -> HistogramReading {
         let mut running = 0;
-        let cumulative = BUCKET_BOUNDS_SECONDS
+        let cumulative = self
+            .bounds
             .iter()
             .zip(&self.buckets)
             .map(|(bound, n)| {

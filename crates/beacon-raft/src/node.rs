@@ -108,6 +108,8 @@ struct Inner {
     contact: Arc<crate::election::Contact>,
     /// The election timer (`election`).
     election_task: tokio::task::AbortHandle,
+    /// The peers' prober (`peer::probe`).
+    probe_task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -238,6 +240,12 @@ impl RaftNode {
             election_timeout,
             Duration::from_millis(config.heartbeat_interval_ms),
         );
+        let probe_task = tokio::spawn(crate::peer::probe::run(
+            raft.clone(),
+            config.node_id,
+            peer_http.clone(),
+        ))
+        .abort_handle();
         let node = RaftNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -263,6 +271,7 @@ impl RaftNode {
                 expiry_task,
                 contact,
                 election_task,
+                probe_task,
                 bug: seams.bug,
             }),
         };
@@ -317,6 +326,7 @@ impl RaftNode {
             // Stop openraft's tasks so they release the data directory.
             node.inner.marker_task.abort();
             node.inner.expiry_task.abort();
+            node.inner.probe_task.abort();
             node.inner.election_task.abort();
             let _ = node.inner.raft.shutdown().await;
             return Err(e);
@@ -569,6 +579,7 @@ impl RaftNode {
         // one shutting down campaigns no more.
         self.inner.expiry_task.abort();
         self.inner.election_task.abort();
+        self.inner.probe_task.abort();
         membership::hand_over_leadership(
             &self.inner.raft,
             self.inner.id,

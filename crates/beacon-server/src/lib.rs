@@ -170,6 +170,7 @@ pub async fn run(
             request_timeout: limits::request_timeout(config.election_timeout_ms),
             space_quota: config.space_quota,
             watch_progress_notify_interval: config.watch_progress_notify_interval,
+            metrics_extensive: config.metrics_extensive,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -309,6 +310,8 @@ pub struct ClientSettings {
     pub watch_progress_notify_interval: std::time::Duration,
     /// How gRPC connections are kept.
     pub http2: grpc::Http2Settings,
+    /// `--metrics extensive`.
+    pub metrics_extensive: bool,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -331,6 +334,7 @@ pub async fn serve(
     state.space_quota = settings.space_quota;
     state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
     state.http2 = settings.http2;
+    state.metrics_extensive = settings.metrics_extensive;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

@@ -31,6 +31,8 @@ pub struct AppState {
     pub watch_progress_notify_interval: Duration,
     /// How gRPC connections are kept (streams at once, keep-alive pings).
     pub http2: crate::grpc::Http2Settings,
+    /// `--metrics extensive`: `/metrics` shows the gRPC handling times too.
+    pub metrics_extensive: bool,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -73,6 +75,7 @@ impl AppState {
             space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             http2: crate::grpc::Http2Settings::default(),
+            metrics_extensive: false,
         }
     }
 

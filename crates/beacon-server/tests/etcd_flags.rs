@@ -388,3 +388,46 @@ fn applies_slower_than_the_warning_duration_are_logged() {
         }
     }
 }
+
+/// `--logger zap`: etcd 3.4 writes its log as JSON lines, one object a line with its
+/// level, and so does Beacon; Beacon's own `--log-format json` asks for the same without
+/// naming etcd's logger. etcd refuses a logger it does not have, and so does Beacon.
+#[test]
+fn zap_logs_json_lines() {
+    if !etcd_or_skip() {
+        return;
+    }
+    for (kind, bin) in both() {
+        let member =
+            ServerProcess::cluster_with(kind, bin.clone(), 1, &["--logger=zap"]).expect("a member");
+        let log = std::fs::read_to_string(member[0].log_path()).expect("the log");
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty(), "{kind:?}: no log");
+        for line in lines {
+            let object: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{kind:?}: not a JSON line ({e}): {line}"));
+            assert!(object.get("level").is_some(), "{kind:?}: no level: {line}");
+        }
+        let refused = Command::new(&bin)
+            .args(["--logger", "bogus"])
+            .output()
+            .expect("runs");
+        assert!(!refused.status.success(), "{kind:?}: --logger bogus");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            said.contains("unknown logger option \"bogus\""),
+            "{kind:?}: {said}"
+        );
+    }
+    let member = ServerProcess::cluster_with(
+        ServerKind::Beacon,
+        beacon_bin(),
+        1,
+        &["--log-format", "json"],
+    )
+    .expect("a member");
+    let log = std::fs::read_to_string(member[0].log_path()).expect("the log");
+    let first = log.lines().next().expect("a line");
+    let object: serde_json::Value = serde_json::from_str(first).expect("a JSON line");
+    assert!(object.get("message").is_some(), "{first}");
+}

@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use beacon_proto::etcdserverpb::kv_client::KvClient;
-use beacon_proto::etcdserverpb::RangeRequest;
+use beacon_proto::etcdserverpb::watch_client::WatchClient;
+use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+use beacon_proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest, WatchRequest};
 use beacon_proto::v3lockpb::lock_client::LockClient;
 use beacon_proto::v3lockpb::UnlockRequest;
 use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerKind, ServerProcess};
+use futures_util::StreamExt as _;
 
 /// Each family's `# HELP` and `# TYPE` lines, and its samples (name with labels, value).
 #[derive(Debug, Default)]
@@ -147,14 +150,16 @@ fn metrics_urls_serve_metrics_and_health_alone() {
 
 /// `grpc_server_started_total` and `grpc_server_handled_total`: the same series as
 /// etcd's (every method it registers, every code), and each call counted once with
-/// its outcome, on etcd and Beacon alike.
+/// its outcome, on etcd and Beacon alike; `grpc_server_msg_{received,sent}_total` count
+/// each message (a unary call's answer only when it succeeds, each of a stream's), and
+/// `etcd_network_client_grpc_{received,sent}_bytes_total` their bytes.
 #[test]
 fn grpc_calls_are_counted_by_method_and_code() {
     if !etcd_or_skip() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let mut series = Vec::new();
+    let (mut series, mut received_bytes) = (Vec::new(), Vec::new());
     for (kind, bin) in [
         (ServerKind::Etcd, etcd_bin()),
         (ServerKind::Beacon, beacon_bin()),
@@ -178,6 +183,28 @@ fn grpc_calls_are_counted_by_method_and_code() {
             let unlock = |key: &[u8]| UnlockRequest { key: key.to_vec() };
             lock.unlock(unlock(b"k")).await.expect("an unlock");
             lock.unlock(unlock(b"")).await.expect_err("an empty key");
+            // A watch: one request in, its creation and one event out.
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: b"w".to_vec(),
+                    ..WatchCreateRequest::default()
+                })),
+            };
+            let requests =
+                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let mut watch = WatchClient::new(beacon_testkit::grpc_channel(&url).await)
+                .watch(requests)
+                .await
+                .expect("a watch stream")
+                .into_inner();
+            watch.message().await.expect("created").expect("an answer");
+            let put = PutRequest {
+                key: b"w".to_vec(),
+                value: b"v".to_vec(),
+                ..PutRequest::default()
+            };
+            kv.put(put).await.expect("a put");
+            watch.message().await.expect("an event").expect("an answer");
         });
         let after = scrape(&runtime, &members[0]);
         let grew = |name: &str| {
@@ -194,16 +221,209 @@ fn grpc_calls_are_counted_by_method_and_code() {
             let name = format!("grpc_server_handled_total{{grpc_code=\"{code}\",{kv_range}}}");
             assert_eq!(grew(&name), n, "{kind:?}: {name}");
         }
+        let watch =
+            "grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"";
+        let unlock = "grpc_method=\"Unlock\",grpc_service=\"v3lockpb.Lock\",grpc_type=\"unary\"";
+        for (labels, received, sent) in
+            [(kv_range, 4.0, 3.0), (watch, 1.0, 2.0), (unlock, 2.0, 1.0)]
+        {
+            let name = format!("grpc_server_msg_received_total{{{labels}}}");
+            assert_eq!(grew(&name), received, "{kind:?}: {name}");
+            let name = format!("grpc_server_msg_sent_total{{{labels}}}");
+            assert_eq!(grew(&name), sent, "{kind:?}: {name}");
+        }
+        assert!(
+            grew("etcd_network_client_grpc_sent_bytes_total") > 0.0,
+            "{kind:?}"
+        );
+        // The same requests, so the same bytes: a message's, without gRPC's framing.
+        received_bytes.push(grew("etcd_network_client_grpc_received_bytes_total"));
         let names: Vec<String> = after
             .samples
             .keys()
-            .filter(|k| {
-                k.starts_with("grpc_server_handled_total")
-                    || k.starts_with("grpc_server_started_total")
-            })
+            .filter(|k| k.starts_with("grpc_server_"))
             .cloned()
             .collect();
         series.push(names);
     }
     assert_eq!(series[0], series[1], "the same series as etcd's");
+    assert_eq!(received_bytes[0], received_bytes[1], "received bytes");
+}
+
+/// `etcd_network_peer_round_trip_time_seconds`: each member probes the others and
+/// records a round trip per peer, labelled `To` with the peer's id, within etcd's
+/// first 5 s; etcd's help text, type and buckets.
+#[test]
+fn peer_round_trips_are_recorded_per_peer() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let family = "etcd_network_peer_round_trip_time_seconds";
+    let mut shapes = Vec::new();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let members = ServerProcess::cluster(kind, bin, 3).expect("a cluster");
+        let ids: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let scrape = scrape(&runtime, m);
+                let id = scrape.samples.keys().find_map(|k| {
+                    let rest = k.strip_prefix("etcd_server_id{server_id=\"")?;
+                    Some(rest.trim_end_matches("\"}").to_string())
+                });
+                id.expect("etcd_server_id")
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            let first = scrape(&runtime, &members[0]);
+            let recorded = ids[1..].iter().all(|to| {
+                let count = format!("{family}_count{{To=\"{to}\"}}");
+                first.samples.get(&count).is_some_and(|n| *n >= 1.0)
+            });
+            if recorded {
+                break first;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind:?}: no round trip recorded to {:?}",
+                &ids[1..]
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            !first
+                .samples
+                .keys()
+                .any(|k| k.contains(&format!("To=\"{}\"", ids[0]))),
+            "{kind:?}: no round trip to itself"
+        );
+        let to = &ids[1];
+        let sum = first.samples[&format!("{family}_sum{{To=\"{to}\"}}")];
+        assert!(
+            sum > 0.0 && sum < 1.0,
+            "{kind:?}: a loopback round trip: {sum}"
+        );
+        // The buckets' bounds, the same for every peer.
+        let bounds: Vec<String> = first
+            .samples
+            .keys()
+            .filter_map(|k| k.strip_prefix(&format!("{family}_bucket{{To=\"{to}\",le=\"")))
+            .map(|le| le.trim_end_matches("\"}").to_string())
+            .collect();
+        shapes.push((first.meta.get(family).cloned(), bounds));
+    }
+    assert!(shapes[0].0.is_some());
+    assert_eq!(shapes[0], shapes[1], "etcd's help, type and buckets");
+}
+
+/// The queries of etcd's Grafana dashboard (`tests/data/grafana-metrics.txt`, the names
+/// they use) resolve on a Beacon under a little load: every name has a series, but the
+/// ones the list says are missing, which must indeed be absent.
+#[test]
+fn grafana_dashboard_queries_resolve() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let beacon = ServerProcess::beacon().expect("beacon starts");
+    let url = beacon.client_url();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..10 {
+            let put = http
+                .put(format!("{url}/v2/keys/grafana/k{i}"))
+                .form(&[("value", "v")])
+                .send()
+                .await;
+            assert!(put.is_ok_and(|r| r.status().is_success()), "put {i}");
+        }
+        let mut kv = KvClient::new(beacon_testkit::grpc_channel(&url).await);
+        let put = PutRequest {
+            key: b"grafana".to_vec(),
+            value: b"v".to_vec(),
+            ..PutRequest::default()
+        };
+        kv.put(put).await.expect("a put");
+    });
+    let scraped = scrape(&runtime, &beacon);
+    let names: std::collections::BTreeSet<&str> = scraped
+        .samples
+        .keys()
+        .map(|k| k.split('{').next().unwrap_or(k))
+        .collect();
+    let list = include_str!("data/grafana-metrics.txt");
+    let mut checked = 0;
+    for line in list
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, missing) = match line.split_once(" missing: ") {
+            Some((name, why)) => (name, Some(why)),
+            None => (line, None),
+        };
+        match missing {
+            None => assert!(
+                names.contains(name),
+                "the dashboard's {name} is not scraped"
+            ),
+            Some(why) => assert!(
+                !names.contains(name),
+                "{name} is listed missing ({why}) but is scraped: take it off"
+            ),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "every name of the list");
+}
+
+/// `--metrics extensive` adds go-grpc-prometheus' `grpc_server_handling_seconds`, with
+/// etcd's series and buckets; `basic` (the default) does not have it.
+#[test]
+fn extensive_metrics_add_grpc_handling_times() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let family = "grpc_server_handling_seconds";
+    let mut shapes = Vec::new();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let basic = ServerProcess::cluster_with(kind, bin.clone(), 1, &["--metrics=basic"])
+            .expect("a member");
+        let scraped = scrape(&runtime, &basic[0]);
+        assert!(!scraped.meta.contains_key(family), "{kind:?}: basic");
+        drop(basic);
+        let members = ServerProcess::cluster_with(kind, bin, 1, &["--metrics", "extensive"])
+            .expect("a member");
+        let url = members[0].client_url();
+        runtime.block_on(async {
+            let mut kv = KvClient::new(beacon_testkit::grpc_channel(&url).await);
+            let range = RangeRequest {
+                key: b"k".to_vec(),
+                ..RangeRequest::default()
+            };
+            kv.range(range).await.expect("a range");
+        });
+        let scraped = scrape(&runtime, &members[0]);
+        let kv_range = "grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
+        let count = format!("{family}_count{{{kv_range}}}");
+        assert_eq!(scraped.samples.get(&count), Some(&1.0), "{kind:?}");
+        let inf = format!("{family}_bucket{{{kv_range},le=\"+Inf\"}}");
+        assert_eq!(scraped.samples.get(&inf), Some(&1.0), "{kind:?}");
+        let series: Vec<String> = scraped
+            .samples
+            .keys()
+            .filter(|k| k.starts_with(family))
+            .cloned()
+            .collect();
+        shapes.push((scraped.meta.get(family).cloned(), series));
+    }
+    assert!(shapes[0].0.is_some());
+    assert_eq!(
+        shapes[0], shapes[1],
+        "etcd's help, type, series and buckets"
+    );
 }

@@ -19,6 +19,9 @@
 //! stream keeps for itself and polls in its own task (`direct`); the other messages
 //! share a pool of keep-alive connections (`call`).
 //!
+//! Every member probes every other one every few seconds (`probe`), for the round-trip
+//! figures etcd exports.
+//!
 //! Below it all, [`PeerNet`] opens the connections the client sends on and
 //! [`PeerAccept`] yields those the server reads from: TCP in production, a simulated
 //! network in `beacon-sim`, with the same HTTP code above either.
@@ -33,6 +36,7 @@ mod guard;
 mod listener;
 mod local;
 mod net;
+pub(crate) mod probe;
 mod reply;
 mod server;
 mod snapshot_receive;
@@ -48,6 +52,7 @@ pub use listener::{serve_listener, serve_tls_listener};
 pub(crate) use local::from_leader;
 pub use local::LocalMember;
 pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet, TlsNet};
+pub use probe::{round_trips, ROUND_TRIP_BOUNDS_SECONDS};
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
 

@@ -43,7 +43,14 @@ pub fn router<L: LocalMember>(local: L) -> Router {
         .route(REMOVED_PATH, post(removed::<L>))
         .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot::<L>))
         .route(MEMBER_LIST_PATH, get(member_list::<L>))
+        .route(super::probe::PROBING_PATH, get(probing))
         .with_state(local)
+}
+
+/// A probe's answer: only its round trip matters. Unguarded, as etcd's: it tells
+/// nothing and changes nothing.
+async fn probing() -> StatusCode {
+    StatusCode::OK
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {

@@ -62,18 +62,53 @@ fn histogram(
     help: &'static str,
     h: &disk_metrics::DurationHistogram,
 ) -> Family {
-    let reading = h.read();
-    let mut samples: Vec<(String, f64)> = reading
-        .cumulative
-        .iter()
-        .map(|(bound, n)| (format!("_bucket{{le=\"{}\"}}", go_float(*bound)), *n as f64))
-        .collect();
-    samples.push(("_bucket{le=\"+Inf\"}".to_string(), reading.count as f64));
-    samples.push(("_sum".to_string(), reading.sum_seconds));
-    samples.push(("_count".to_string(), reading.count as f64));
     Family {
         name,
         help,
+        kind: "histogram",
+        samples: histogram_samples("", &h.read()),
+    }
+}
+
+/// One histogram's samples, `labels` (`name="value",` each, or nothing) before `le`.
+fn histogram_samples(labels: &str, reading: &disk_metrics::HistogramReading) -> Vec<(String, f64)> {
+    let mut samples: Vec<(String, f64)> = reading
+        .cumulative
+        .iter()
+        .map(|(bound, n)| {
+            let le = go_float(*bound);
+            (format!("_bucket{{{labels}le=\"{le}\"}}"), *n as f64)
+        })
+        .collect();
+    samples.push((
+        format!("_bucket{{{labels}le=\"+Inf\"}}"),
+        reading.count as f64,
+    ));
+    let labels = labels.trim_end_matches(',');
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    samples.push((format!("_sum{braced}"), reading.sum_seconds));
+    samples.push((format!("_count{braced}"), reading.count as f64));
+    samples
+}
+
+/// Each peer's round trips (`beacon_raft::peer::probe`), labelled with its id as etcd
+/// labels them; no series before a peer's first record, and so no family at all on a
+/// member alone, as etcd's.
+fn peer_round_trips() -> Family {
+    let samples = beacon_raft::peer::round_trips()
+        .into_iter()
+        .flat_map(|(id, reading)| {
+            let labels = format!("To=\"{}\",", crate::cluster::id_hex(id));
+            histogram_samples(&labels, &reading)
+        })
+        .collect();
+    Family {
+        name: "etcd_network_peer_round_trip_time_seconds",
+        help: "Round-Trip-Time histogram between peers",
         kind: "histogram",
         samples,
     }
@@ -180,12 +215,17 @@ fn render(state: &AppState) -> String {
         "The latency distributions of fsync called by WAL.",
         &disk_metrics::LOG_SYNC,
     ));
+    families.push(peer_round_trips());
     families.extend(grpc_families());
+    if state.metrics_extensive {
+        families.push(grpc_handling());
+    }
     families.extend(process_families());
     // In name order, as Go's client writes them.
     families.sort_by_key(|f| f.name);
     let mut out = String::with_capacity(4096);
-    for f in &families {
+    // Go's registry leaves out a family without a series.
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
         for (labels, value) in &f.samples {
@@ -195,10 +235,12 @@ fn render(state: &AppState) -> String {
     out
 }
 
-/// go-grpc-prometheus' call counters, every method etcd registers (`grpc::calls`),
-/// series in its order: by label values, the labels in name order.
-fn grpc_families() -> [Family; 2] {
+/// go-grpc-prometheus' call and message counters, every method etcd registers
+/// (`grpc::calls`), series in its order: by label values, the labels in name order; and
+/// etcd's own byte counts of the messages.
+fn grpc_families() -> [Family; 6] {
     use crate::grpc::calls::{handled, started, CODES, LISTED_ONCE_CALLED, METHODS};
+    use crate::grpc::messages::{received, received_bytes, sent, sent_bytes};
     let labels = |m: usize| {
         let (service, method, kind) = METHODS[m];
         format!("grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"")
@@ -220,11 +262,40 @@ fn grpc_families() -> [Family; 2] {
             handled_samples.push((series, handled(*m, *c) as f64));
         }
     }
-    let started_samples = methods
-        .iter()
-        .map(|m| (format!("{{{}}}", labels(*m)), started(*m) as f64))
-        .collect();
+    // A method etcd lists once called gets each message series with the first message
+    // counted that way (a unary call that fails sends none).
+    let per_method = |count: fn(usize) -> u64| -> Vec<(String, f64)> {
+        methods
+            .iter()
+            .filter(|m| **m < LISTED_ONCE_CALLED || count(**m) > 0)
+            .map(|m| (format!("{{{}}}", labels(*m)), count(*m) as f64))
+            .collect()
+    };
     [
+        one(
+            "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.",
+            "counter",
+            received_bytes() as f64,
+        ),
+        one(
+            "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.",
+            "counter",
+            sent_bytes() as f64,
+        ),
+        Family {
+            name: "grpc_server_msg_received_total",
+            help: "Total number of RPC stream messages received on the server.",
+            kind: "counter",
+            samples: per_method(received),
+        },
+        Family {
+            name: "grpc_server_msg_sent_total",
+            help: "Total number of gRPC stream messages sent by the server.",
+            kind: "counter",
+            samples: per_method(sent),
+        },
         Family {
             name: "grpc_server_handled_total",
             help: "Total number of RPCs completed on the server, regardless of success or failure.",
@@ -235,9 +306,35 @@ fn grpc_families() -> [Family; 2] {
             name: "grpc_server_started_total",
             help: "Total number of RPCs started on the server.",
             kind: "counter",
-            samples: started_samples,
+            samples: per_method(started),
         },
     ]
+}
+
+/// go-grpc-prometheus' handling-time histogram (`--metrics extensive`), its series as
+/// the call counters' (Election and Lock once a call of theirs ended).
+fn grpc_handling() -> Family {
+    use crate::grpc::calls::{handling, LISTED_ONCE_CALLED, METHODS};
+    let mut methods: Vec<usize> = (0..METHODS.len()).collect();
+    methods.sort_by_key(|m| (METHODS[*m].1, METHODS[*m].0));
+    let samples = methods
+        .into_iter()
+        .map(|m| (m, handling(m)))
+        .filter(|(m, reading)| *m < LISTED_ONCE_CALLED || reading.count > 0)
+        .flat_map(|(m, reading)| {
+            let (service, method, kind) = METHODS[m];
+            let labels = format!(
+                "grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\","
+            );
+            histogram_samples(&labels, &reading)
+        })
+        .collect();
+    Family {
+        name: "grpc_server_handling_seconds",
+        help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        kind: "histogram",
+        samples,
+    }
 }
 
 /// Linux's unit for `/proc` CPU times (`USER_HZ`), fixed at 100 by its ABI whatever

@@ -80,7 +80,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     pending("max-txn-ops", &["128"]),
     pending("max-request-bytes", &["1572864"]),
     pending("grpc-keepalive-min-time", NONE),
-    pending("metrics", NONE),
     pending("discovery", EMPTY),
     pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),
@@ -100,11 +99,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     // Every origin and every Host header, as Beacon serves them (etcd's defaults).
     pending("cors", &["*"]),
     pending("host-whitelist", &["*", ""]),
-    no_meaning(
-        "logger",
-        false,
-        "beacon writes its own log lines (--log-level sets how many)",
-    ),
     pending("log-outputs", &["default", "stderr"]),
     no_meaning(
         "log-package-levels",

@@ -114,6 +114,9 @@ struct Flags {
     /// More URLs to serve /metrics and /health on (and nothing else).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
     listen_metrics_urls: String,
+    /// What /metrics shows: basic, or extensive (gRPC handling-time histograms too).
+    #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
+    metrics: String,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -130,12 +133,28 @@ struct Flags {
     /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: &'static str,
+    /// How log lines are written: text, or json (one JSON object a line) [default: json
+    /// under --logger zap, text otherwise].
+    #[arg(long, env = "BEACON_LOG_FORMAT", value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+    /// etcd's logger: capnslog (text lines) or zap (JSON lines).
+    #[arg(long, env = "ETCD_LOGGER", default_value = "capnslog", value_parser = parse_logger)]
+    logger: LogFormat,
     /// Log at debug level (etcd's older spelling of --log-level debug).
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     debug: bool,
     #[command(flatten)]
     tls: tls::TlsFlags,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (etcd's capnslog).
+    Text,
+    /// One JSON object a line (etcd's zap, whose output is JSON).
+    Json,
 }
 
 /// Whether the member starts a new cluster or joins an existing one.
@@ -188,6 +207,9 @@ pub struct Config {
     pub warning_apply_duration: std::time::Duration,
     /// `--listen-metrics-urls`: where to serve `/metrics` and `/health` alone.
     pub listen_metrics_urls: Vec<FlagUrl>,
+    /// `--metrics extensive`: `/metrics` shows `grpc_server_handling_seconds` too. etcd
+    /// takes any other value, even a misspelt one, as `basic`, and so does Beacon.
+    pub metrics_extensive: bool,
     /// The client and peer TLS flags.
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
@@ -198,6 +220,8 @@ pub struct Config {
     pub grpc_keepalive_timeout: std::time::Duration,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
+    /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
+    pub log_format: LogFormat,
     /// Warnings about the flags, logged at start: each etcd flag given that means
     /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`).
     pub flag_warnings: Vec<String>,
@@ -286,6 +310,25 @@ fn parse_log_level(s: &str) -> Result<&'static str, String> {
         "warn" => Ok("warn"),
         "error" | "dpanic" | "panic" | "fatal" => Ok("error"),
         _ => Err(format!("unknown level {s:?}")),
+    }
+}
+
+/// Beacon's `--log-format`.
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("unknown log format {s:?} (text or json)")),
+    }
+}
+
+/// etcd 3.4's `--logger`: its two loggers, as the formats they write; etcd refuses any
+/// other with these words.
+fn parse_logger(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "capnslog" => Ok(LogFormat::Text),
+        "zap" => Ok(LogFormat::Json),
+        _ => Err(format!("unknown logger option {s:?}")),
     }
 }
 
@@ -421,6 +464,7 @@ impl Config {
             data_dir,
             listen_client_urls,
             listen_metrics_urls,
+            metrics_extensive: f.metrics == "extensive",
             tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
@@ -444,6 +488,7 @@ impl Config {
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
             log_level: if f.debug { "debug" } else { f.log_level },
+            log_format: f.log_format.unwrap_or(f.logger),
             flag_warnings: Vec::new(),
         })
     }
@@ -623,6 +668,39 @@ mod tests {
             msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn log_lines_are_json_under_zap_or_when_asked() {
+        assert_eq!(parse(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            parse(&["--logger=zap"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert_eq!(
+            parse(&["--logger", "capnslog"]).unwrap().log_format,
+            LogFormat::Text
+        );
+        assert_eq!(
+            parse(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let both = parse(&["--logger=zap", "--log-format=text"]).unwrap();
+        assert_eq!(both.log_format, LogFormat::Text, "the explicit format wins");
+        assert!(parse(&["--logger", "bogus"]).is_err());
+        assert!(parse(&["--log-format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn metrics_are_extensive_only_when_so_spelt() {
+        assert!(!parse(&[]).unwrap().metrics_extensive);
+        assert!(
+            parse(&["--metrics", "extensive"])
+                .unwrap()
+                .metrics_extensive
+        );
+        assert!(!parse(&["--metrics=basic"]).unwrap().metrics_extensive);
+        assert!(!parse(&["--metrics=Extensive"]).unwrap().metrics_extensive);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use serde::Serialize;
 use tonic::Status;
 
 use crate::grpc::calls::Call;
+use crate::grpc::messages::Way;
 use crate::grpc::{learner, Services};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::go_error;
@@ -259,7 +260,7 @@ where
 async fn unary<Req, Resp, F, Fut>(state: &AppState, method: &str, body: Body, call: F) -> Response
 where
     Req: DeserializeOwned + Default + Message,
-    Resp: Serialize,
+    Resp: Serialize + Message,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
@@ -268,12 +269,14 @@ where
         Err(refused) => return refused,
     };
     let counted = Call::start(method);
+    counted.message(Way::Received, request.encoded_len());
     let answer = match learner::refuse_unserved(state, method) {
         Ok(()) => call(tonic::Request::new(request)).await,
         Err(refused) => Err(refused),
     };
     match answer {
         Ok(answer) => {
+            counted.message(Way::Sent, answer.get_ref().encoded_len());
             counted.end(tonic::Code::Ok);
             json::answered(answer.get_ref())
         }

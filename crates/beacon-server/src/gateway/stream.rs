@@ -35,6 +35,7 @@ use tonic::{Code, Status};
 use super::json::{self, DecodeError, Next};
 use crate::grpc::calls::Call;
 use crate::grpc::learner;
+use crate::grpc::messages::{self, Way};
 use crate::http::body::BodyError;
 use crate::http::{full, APPLICATION_JSON};
 use crate::limits::{
@@ -53,7 +54,7 @@ pub async fn serve<Req, Resp, S, F, Fut>(
 ) -> Response
 where
     Req: DeserializeOwned + Default + Message + 'static,
-    Resp: Serialize + Send + 'static,
+    Resp: Serialize + Message + Send + 'static,
     S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     F: FnOnce(tonic::Request<tonic::Streaming<Req>>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
@@ -87,8 +88,15 @@ where
     let failed = Arc::new(OnceLock::new());
     match first {
         Some(first) => {
+            counted.message(Way::Received, first.encoded_len());
             let _ = tx.try_send(Ok(grpc_frame(&first)));
-            let forwarding = forward::<Req>(requests, tx, shutdown.clone(), Arc::clone(&failed));
+            let to = Forward {
+                tx,
+                shutdown: shutdown.clone(),
+                failed: Arc::clone(&failed),
+                method: counted.method(),
+            };
+            let forwarding = forward::<Req>(requests, to);
             tokio::spawn(forwarding);
         }
         // No request at all: the service's request stream ends at once.
@@ -126,7 +134,7 @@ pub async fn serve_one<Req, Resp, S, F, Fut>(
 ) -> Response
 where
     Req: DeserializeOwned + Default + Message,
-    Resp: Serialize + Send + 'static,
+    Resp: Serialize + Message + Send + 'static,
     S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
@@ -192,7 +200,7 @@ impl Ends {
 /// `Canceled` if the client leaves first: the body, and `counted` in it, is dropped).
 async fn answer<Resp, S>(mut answers: std::pin::Pin<Box<S>>, ends: Ends, counted: Call) -> Response
 where
-    Resp: Serialize + Send + 'static,
+    Resp: Serialize + Message + Send + 'static,
     S: Stream<Item = Result<Resp, Status>> + Send + 'static,
 {
     let mut stopping = ends.shutdown.clone();
@@ -201,7 +209,10 @@ where
         _ = stopping.wait_for(|s| *s) => Some(Err(closing())),
     };
     let refusal = match first {
-        Some(Ok(first)) => Ok(json::stream_result(&first)),
+        Some(Ok(first)) => {
+            counted.message(Way::Sent, first.encoded_len());
+            Ok(json::stream_result(&first))
+        }
         Some(Err(status)) => Err(Some(status)),
         None => Err(ends.why()),
     };
@@ -228,6 +239,7 @@ where
         let (mut answers, ends, counted) = open?;
         let ended = match answers.next().await {
             Some(Ok(answer)) => {
+                counted.message(Way::Sent, answer.encoded_len());
                 let line = json::stream_result(&answer);
                 return Some((line, Some((answers, ends, counted))));
             }
@@ -259,14 +271,16 @@ fn closing() -> Status {
 /// Hands the body's later requests to the service's request stream, until the body
 /// ends or holds something that is not a request, the service's stream ends or the
 /// server stops.
-async fn forward<Req>(
-    mut requests: Requests,
-    tx: mpsc::Sender<Result<Bytes, Status>>,
-    mut shutdown: watch::Receiver<bool>,
-    failed: Arc<OnceLock<Status>>,
-) where
+async fn forward<Req>(mut requests: Requests, to: Forward)
+where
     Req: DeserializeOwned + Default + Message,
 {
+    let Forward {
+        tx,
+        mut shutdown,
+        failed,
+        method,
+    } = to;
     loop {
         let next = tokio::select! {
             next = requests.next::<Req>() => next,
@@ -279,10 +293,19 @@ async fn forward<Req>(
             let _ = tx.send(Err(refused)).await;
             return;
         }
+        messages::count(method, Way::Received, request.encoded_len());
         if tx.send(Ok(grpc_frame(&request))).await.is_err() {
             return;
         }
     }
+}
+
+/// Where `forward` hands the requests, and the call they are counted for.
+struct Forward {
+    tx: mpsc::Sender<Result<Bytes, Status>>,
+    shutdown: watch::Receiver<bool>,
+    failed: Arc<OnceLock<Status>>,
+    method: Option<usize>,
 }
 
 /// A message in gRPC's framing: uncompressed, its length, its bytes.

@@ -21,6 +21,7 @@ pub(crate) mod learner;
 pub(crate) mod lease;
 pub(crate) mod lock;
 pub(crate) mod maintenance;
+pub mod messages;
 mod quota;
 mod snapshot;
 pub(crate) mod watch;

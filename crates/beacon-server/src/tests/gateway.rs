@@ -60,9 +60,12 @@ async fn a_watch_stream_ends_with_its_client() {
 #[tokio::test]
 async fn calls_count_as_grpc_calls() {
     use crate::grpc::calls::{handled, started, CODES, METHODS};
+    use crate::grpc::messages::{received, received_bytes, sent};
     let put = METHODS.iter().position(|m| m.1 == "Put").unwrap();
     let invalid = CODES.iter().position(|c| *c == "InvalidArgument").unwrap();
     let (started_before, refused_before) = (started(put), handled(put, invalid));
+    let (received_before, sent_before) = (received(put), sent(put));
+    let bytes_before = received_bytes();
     let h = harness();
     h.call("POST", "/v3/kv/put", r#"{"key":"YQ==","value":"MQ=="}"#)
         .await;
@@ -73,4 +76,9 @@ async fn calls_count_as_grpc_calls() {
     // Other tests may count puts at the same time: at least these.
     assert!(started(put) >= started_before + 2);
     assert!(handled(put, invalid) > refused_before);
+    // Both requests were received, the refused one got no answer message; the first
+    // was 6 bytes (key and value, each a tag, a length and one byte).
+    assert!(received(put) >= received_before + 2);
+    assert!(sent(put) > sent_before);
+    assert!(received_bytes() >= bytes_before + 6 + 3);
 }
