@@ -96,7 +96,11 @@ fn single(kind: ServerKind) -> Vec<String> {
 
 /// `n` members started together, then (for 3) one added and started, then removed.
 fn cluster(kind: ServerKind, n: usize, change: bool) -> Vec<String> {
-    let members = ServerProcess::cluster(kind, bin(kind), n).expect("the cluster starts");
+    // One more try on a loaded machine: a port picked free may be taken by the time a
+    // member binds it (another test's connections), which fails the start, not the test.
+    let members = ServerProcess::cluster(kind, bin(kind), n)
+        .or_else(|_| ServerProcess::cluster(kind, bin(kind), n))
+        .expect("the cluster starts");
     wait_members(&members[0], "all published", |v| all_named(v, n));
     let mut out = vec![format!("{n} members: {}", etcd_index(&members[0]))];
     if !change {
@@ -152,17 +156,11 @@ fn compare(script: impl Fn(ServerKind) -> Vec<String>) {
     beacon_testkit::assert_same_answers(&want, &got);
 }
 
+/// One test, so that one cluster runs at a time: several etcd clusters starting at
+/// once on two loaded cores missed the start deadline in CI.
 #[test]
-fn a_single_member_starts_and_restarts_at_etcds_index() {
+fn the_v2_index_is_etcds_for_1_3_and_5_members_and_member_changes() {
     compare(single);
-}
-
-#[test]
-fn three_members_and_a_member_change_take_etcds_indexes() {
     compare(|kind| cluster(kind, 3, true));
-}
-
-#[test]
-fn five_members_start_at_etcds_index() {
     compare(|kind| cluster(kind, 5, false));
 }
