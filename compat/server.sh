@@ -77,9 +77,20 @@ start_server() {
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + 20))
+  local deadline=$((SECONDS + 20)) retried=0
   until "$@"; do
-    kill -0 "$server_pid" 2>/dev/null || fail "$target exited during startup"
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      # A port picked free may be taken before the server binds it (by an outgoing
+      # connection's ephemeral port): pick others and start again, once.
+      if ((retried == 0)) && grep -qi "address already in use" "$work/server.log"; then
+        retried=1
+        free_ports
+        start_server
+        deadline=$((SECONDS + 20))
+        continue
+      fi
+      fail "$target exited during startup"
+    fi
     ((SECONDS < deadline)) || fail "$target's v3 API not ready within 20 s"
     sleep 0.2
   done
