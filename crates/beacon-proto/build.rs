@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "etcdserverpb/rpc.proto",
         "mvccpb/kv.proto",
+        "authpb/auth.proto",
         "beaconpb/internal.proto",
         "v3electionpb/v3election.proto",
         "v3lockpb/v3lock.proto",
@@ -28,6 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&encoded)?
         .preserve_proto_field_names()
         .ignore_unknown_fields()
-        .build(&[".etcdserverpb", ".mvccpb", ".v3electionpb", ".v3lockpb"])?;
+        .build(&[
+            ".etcdserverpb",
+            ".mvccpb",
+            ".authpb",
+            ".v3electionpb",
+            ".v3lockpb",
+        ])?;
     Ok(())
 }

@@ -24,7 +24,12 @@ impl Mvcc {
         // A raised alarm refuses first, as etcd's capped applier wraps the others.
         let answer = match self.check_alarms(write) {
             Err(refused) => Err(refused),
-            Ok(()) => self.apply_allowed(req),
+            Ok(()) => self
+                .check_auth(req)
+                .and_then(|()| match self.apply_auth(req) {
+                    Some(answer) => answer,
+                    None => self.apply_allowed(req),
+                }),
         };
         let response = match answer {
             Ok(response) => response,
@@ -67,6 +72,7 @@ impl Mvcc {
                 self.lease_renew(r.id, r.now_ns),
             )),
             Some(v3_request::Request::Alarm(a)) => Ok(v3_response::Response::Alarm(self.alarm(a))),
+            Some(_) => unreachable!("`apply_auth` answers every Auth service entry"),
             None => Err(MvccError::EmptyKey),
         }
     }
@@ -82,5 +88,8 @@ pub fn grpc_code(code: Code) -> i32 {
         Code::OutOfRange => 11,
         Code::Internal => 13,
         Code::DataLoss => 15,
+        Code::Unknown => 2,
+        Code::PermissionDenied => 7,
+        Code::Unauthenticated => 16,
     }
 }

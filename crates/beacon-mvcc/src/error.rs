@@ -29,6 +29,9 @@ pub enum MvccError {
     NoSpace,
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// Auth refused it (etcd's words are `AuthError`'s).
+    #[error(transparent)]
+    Auth(#[from] beacon_auth::AuthError),
     /// The disk under the keyspace failed; not one of etcd's answers (etcd panics).
     #[error("etcdserver: the v3 store's disk failed: {0}")]
     Storage(String),
@@ -44,6 +47,9 @@ pub enum Code {
     ResourceExhausted,
     DataLoss,
     Internal,
+    PermissionDenied,
+    Unauthenticated,
+    Unknown,
 }
 
 impl MvccError {
@@ -63,6 +69,13 @@ impl MvccError {
             MvccError::NoSpace => Code::ResourceExhausted,
             MvccError::Corrupt => Code::DataLoss,
             MvccError::Storage(_) => Code::Internal,
+            MvccError::Auth(e) => match e.grpc_code() {
+                3 => Code::InvalidArgument,
+                7 => Code::PermissionDenied,
+                16 => Code::Unauthenticated,
+                9 => Code::FailedPrecondition,
+                _ => Code::Unknown,
+            },
         }
     }
 }

@@ -149,6 +149,14 @@ impl Leases {
         Some(l)
     }
 
+    /// The live keys attached to lease `id` (none if there is no such lease).
+    pub fn keys_of(&self, id: i64) -> impl Iterator<Item = &[u8]> + '_ {
+        self.by_id
+            .get(&id)
+            .into_iter()
+            .flat_map(|l| l.keys.iter().map(Vec::as_slice))
+    }
+
     /// Every lease, by id.
     pub fn records(&self) -> impl Iterator<Item = LeaseRecord> + '_ {
         self.by_id.iter().map(|(&id, l)| LeaseRecord {

@@ -14,10 +14,13 @@
 //! batches (`values.rs`). Leases (`lease.rs`) take their time from the log. A watcher
 //! reads its events back from the stored history (`events.rs`); `hash.rs` hashes it as
 //! etcd's corruption check does. Alarms (`alarm.rs`) are raised and cleared through the
-//! log too, and refuse at apply time what etcd's refuse.
+//! log too, and refuse at apply time what etcd's refuse. So does auth (`auth.rs`, over
+//! `beacon-auth`): the Auth service's entries are applied here, and every entry is
+//! checked against the user it names.
 
 mod alarm;
 mod apply;
+mod auth;
 mod error;
 mod events;
 mod hash;

@@ -43,6 +43,10 @@ pub struct Mvcc {
     /// The alarms raised (`alarm.rs`), and whether they changed since the last commit.
     pub(crate) alarms: crate::alarm::Alarms,
     pub(crate) alarms_changed: bool,
+    /// Users, roles and whether auth is on (`auth.rs`), and whether they changed since
+    /// the last commit.
+    pub(crate) auth: beacon_auth::AuthStore,
+    pub(crate) auth_changed: bool,
 }
 
 impl Default for Mvcc {
@@ -84,6 +88,8 @@ impl Mvcc {
             compacted: -1,
             alarms: crate::alarm::Alarms::new(),
             alarms_changed: false,
+            auth: beacon_auth::AuthStore::default(),
+            auth_changed: false,
         }
     }
 
@@ -159,7 +165,9 @@ impl Mvcc {
             self.writing.push_back((applied_index, Arc::clone(&writes)));
         }
         self.alarms_changed = false;
+        let auth = std::mem::take(&mut self.auth_changed).then(|| self.auth.state().clone());
         Changes {
+            auth,
             writes,
             leases: std::mem::take(&mut self.pending_leases),
             current: self.current,

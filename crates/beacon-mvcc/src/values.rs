@@ -36,6 +36,8 @@ pub struct Changes {
     pub compacted: i64,
     /// The alarms raised after the batch: (member id, `AlarmType` number).
     pub alarms: Vec<(u64, i32)>,
+    /// The auth state after the batch, when the batch changed it.
+    pub auth: Option<beacon_auth::AuthState>,
     /// The position of the batch's last command in whatever feeds the keyspace (the
     /// Raft log's index), stored with the changes so a restart skips what they hold.
     pub applied_index: u64,

@@ -13,6 +13,7 @@ use beacon_proto::etcdserverpb::{
 fn apply(m: &mut Mvcc, request: v3_request::Request) -> String {
     let answer = m
         .apply(&V3Request {
+            caller: None,
             request: Some(request),
         })
         .expect("no disk here");

@@ -1,5 +1,5 @@
 //! etcd's v3 protocol: the messages and gRPC services of etcd 3.4.23's `etcdserverpb`,
-//! `mvccpb`, `v3electionpb` and `v3lockpb`,
+//! `mvccpb`, `authpb`, `v3electionpb` and `v3lockpb`,
 //! generated at build time from `proto/` (our own definitions with etcd's names and
 //! field numbers; see the file's header).
 
@@ -8,6 +8,13 @@
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
     include!(concat!(env!("OUT_DIR"), "/mvccpb.serde.rs"));
+}
+
+/// Package `authpb`: users, roles and permissions as the Auth service sends them.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod authpb {
+    tonic::include_proto!("authpb");
+    include!(concat!(env!("OUT_DIR"), "/authpb.serde.rs"));
 }
 
 /// Package `etcdserverpb`: requests, responses and the services' server and client code,

@@ -31,6 +31,10 @@ pub type SharedMvcc = Arc<RwLock<Mvcc>>;
 /// The `meta` key of the keyspace's [`State`].
 const KEY_STATE: &[u8] = b"v3_state";
 
+/// The `meta` key of the auth state (`beacon_auth::AuthState`, JSON): written only by
+/// a batch that changed it, where the state is written with every batch.
+const KEY_AUTH: &[u8] = b"v3_auth";
+
 /// What the keyspace records beside its values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -44,6 +48,10 @@ pub struct State {
     /// state written before alarms existed reads the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<(u64, i32)>,
+    /// Users, roles and whether auth is on: in a snapshot's state only (on disk they
+    /// are under their own key); left out when never used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<beacon_auth::AuthState>,
 }
 
 impl State {
@@ -53,6 +61,7 @@ impl State {
             compacted: -1,
             applied_index: 0,
             alarms: Vec::new(),
+            auth: None,
         }
     }
 }
@@ -129,9 +138,14 @@ fn rows(changes: &Changes) -> io::Result<Rows> {
         compacted: changes.compacted,
         applied_index: changes.applied_index,
         alarms: changes.alarms.clone(),
+        auth: None,
     })
     .map_err(io::Error::other)?;
     rows.push((Table::Meta, KEY_STATE.to_vec(), Some(state)));
+    if let Some(auth) = &changes.auth {
+        let auth = serde_json::to_vec(auth).map_err(io::Error::other)?;
+        rows.push((Table::Meta, KEY_AUTH.to_vec(), Some(auth)));
+    }
     Ok(rows)
 }
 
@@ -169,6 +183,16 @@ fn read_state(db: &LogDb) -> io::Result<State> {
     }
 }
 
+fn read_auth(db: &LogDb) -> io::Result<Option<beacon_auth::AuthState>> {
+    let handles = db.handles_now()?;
+    let found = handles
+        .get(Table::Meta, KEY_AUTH)
+        .map_err(io::Error::other)?;
+    found
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(io::Error::other))
+        .transpose()
+}
+
 /// Opens the keyspace the log database holds (empty in a new one): reads its state and
 /// rebuilds the key index from every stored value. Returns it with its applied index.
 pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
@@ -186,6 +210,9 @@ pub fn open(db: &Arc<LogDb>) -> io::Result<(Mvcc, u64)> {
     )
     .map_err(io::Error::other)?;
     mvcc.restore_alarms(state.alarms.iter().copied());
+    if let Some(auth) = read_auth(db)? {
+        mvcc.restore_auth(auth);
+    }
     Ok((mvcc, state.applied_index))
 }
 
@@ -230,6 +257,7 @@ impl Section {
                 compacted: mvcc.compact_revision(),
                 applied_index,
                 alarms: mvcc.alarms().iter().copied().collect(),
+                auth: Some(mvcc.auth().state().clone()).filter(|a| !a.is_initial()),
             },
             leases: handles.view(Table::Lease),
             values: handles.view(Table::Kv),
@@ -333,7 +361,18 @@ pub fn install(db: &Arc<LogDb>, mvcc: &mut Mvcc, section: &Decoded<'_>) -> io::R
             .map_err(io::Error::other)
     };
     let (old, old_leases) = (keys_of(Table::Kv)?, keys_of(Table::Lease)?);
-    let state = serde_json::to_vec(&section.state).map_err(io::Error::other)?;
+    // The auth state goes under its own key, as a batch writes it.
+    let auth = section
+        .state
+        .auth
+        .as_ref()
+        .map(|a| serde_json::to_vec(a).map_err(io::Error::other))
+        .transpose()?;
+    let state = serde_json::to_vec(&State {
+        auth: None,
+        ..section.state.clone()
+    })
+    .map_err(io::Error::other)?;
     let leases: Vec<([u8; 8], [u8; 16])> = section
         .leases
         .iter()
@@ -356,6 +395,10 @@ pub fn install(db: &Arc<LogDb>, mvcc: &mut Mvcc, section: &Decoded<'_>) -> io::R
         )
         .collect();
     batch.push(Change::Insert(Table::Meta, KEY_STATE, &state));
+    batch.push(match &auth {
+        Some(auth) => Change::Insert(Table::Meta, KEY_AUTH, auth),
+        None => Change::Remove(Table::Meta, KEY_AUTH),
+    });
     handles.commit(&batch).map_err(io::Error::other)?;
     drop(handles);
     *mvcc = open(db)?.0;

@@ -171,6 +171,8 @@ pub async fn run(
             space_quota: config.space_quota,
             watch_progress_notify_interval: config.watch_progress_notify_interval,
             metrics_extensive: config.metrics_extensive,
+            auth_token_ttl: config.auth_token_ttl,
+            bcrypt_cost: config.bcrypt_cost,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -312,6 +314,10 @@ pub struct ClientSettings {
     pub http2: grpc::Http2Settings,
     /// `--metrics extensive`.
     pub metrics_extensive: bool,
+    /// `--auth-token-ttl`: how long a `simple` token lives unused.
+    pub auth_token_ttl: std::time::Duration,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -335,6 +341,8 @@ pub async fn serve(
     state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
     state.http2 = settings.http2;
     state.metrics_extensive = settings.metrics_extensive;
+    state.auth_token_ttl = settings.auth_token_ttl;
+    state.bcrypt_cost = settings.bcrypt_cost;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

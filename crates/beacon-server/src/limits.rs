@@ -118,6 +118,10 @@ pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
 /// says otherwise (etcd's default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
+/// How long a `simple` auth token lives without use, unless `--auth-token-ttl` says
+/// otherwise (etcd's default, 300 seconds).
+pub const AUTH_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(300);
+
 /// Most calls one HTTP/2 connection may have open at once, unless
 /// `--max-concurrent-streams` says otherwise (etcd's default has no bound).
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;

@@ -33,6 +33,10 @@ pub struct AppState {
     pub http2: crate::grpc::Http2Settings,
     /// `--metrics extensive`: `/metrics` shows the gRPC handling times too.
     pub metrics_extensive: bool,
+    /// How long a `simple` auth token lives unused (`--auth-token-ttl`).
+    pub auth_token_ttl: Duration,
+    /// The bcrypt cost of the password hashes the Auth service makes (`--bcrypt-cost`).
+    pub bcrypt_cost: u32,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -76,6 +80,8 @@ impl AppState {
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             http2: crate::grpc::Http2Settings::default(),
             metrics_extensive: false,
+            auth_token_ttl: crate::limits::AUTH_TOKEN_TTL_DEFAULT,
+            bcrypt_cost: beacon_auth::password::DEFAULT_COST,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::state_machine::StateMachine;
 
 fn put(key: &str, value: &str) -> V3Request {
     V3Request {
+        caller: None,
         request: Some(v3_request::Request::Put(PutRequest {
             key: key.into(),
             value: value.into(),
@@ -62,6 +63,7 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
                 .expect("applied");
         }
         mvcc.apply(&V3Request {
+            caller: None,
             request: Some(v3_request::Request::Compaction(CompactionRequest {
                 revision: 30,
                 physical: true,
@@ -74,6 +76,7 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
         )
         .expect("granted");
         mvcc.apply(&V3Request {
+            caller: None,
             request: Some(v3_request::Request::Put(PutRequest {
                 key: b"leased".to_vec(),
                 lease: 9,
@@ -81,8 +84,34 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
             })),
         })
         .expect("applied");
+        // Users, roles and auth on, which go beside the keyspace's state.
+        for request in [
+            v3_request::Request::UserAdd(beacon_proto::beaconpb::UserAdd {
+                name: "root".into(),
+                hashed_password: "hash".into(),
+                options: None,
+            }),
+            v3_request::Request::UserGrantRole(
+                beacon_proto::etcdserverpb::AuthUserGrantRoleRequest {
+                    user: "root".into(),
+                    role: "root".into(),
+                },
+            ),
+            v3_request::Request::RoleAdd(beacon_proto::etcdserverpb::AuthRoleAddRequest {
+                name: "reader".into(),
+            }),
+            v3_request::Request::AuthEnable(Default::default()),
+        ] {
+            mvcc.apply(&V3Request {
+                caller: None,
+                request: Some(request),
+            })
+            .expect("applied");
+        }
+        assert!(mvcc.auth().is_enabled());
         mvcc.commit(7).expect("committed");
     }
+    let auth = a.mvcc().read().unwrap().auth().state().clone();
     // The lease, its expiry and its key, as a fresh open must find them.
     let lease_of = |sm: &StateMachine| {
         let ttl = sm.mvcc().read().unwrap().lease_time_to_live(9, true, 1_000);
@@ -100,6 +129,7 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
     assert_eq!(everything(&a, 0), live);
     assert_eq!(everything(&a, 40), at_40);
     assert_eq!(lease_of(&a), lease);
+    assert_eq!(a.mvcc().read().unwrap().auth().state(), &auth);
     let compacted = a
         .mvcc()
         .read()
@@ -134,10 +164,12 @@ async fn the_keyspace_survives_a_reopen_and_travels_in_a_snapshot() {
     assert_eq!(everything(&b, 0), live);
     assert_eq!(everything(&b, 40), at_40);
     assert_eq!(lease_of(&b), lease);
+    assert_eq!(b.mvcc().read().unwrap().auth().state(), &auth);
     drop((b, b_log));
     let (_b_log, b) = open(&b_dir);
     assert_eq!(everything(&b, 0), live, "the installed keyspace is on disk");
     assert_eq!(lease_of(&b), lease);
+    assert_eq!(b.mvcc().read().unwrap().auth().state(), &auth);
 }
 
 /// Fails every write of the v3 keyspace (a batch with a `kv` change) while `failing`

@@ -166,6 +166,7 @@ fn snapshot_with_v3() -> Vec<u8> {
             compacted: -1,
             applied_index: 9,
             alarms: vec![(3, 1)],
+            auth: None,
         },
         leases: Box::new(
             vec![Ok((

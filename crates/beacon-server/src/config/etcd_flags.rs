@@ -113,10 +113,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "it serves Go's profiler; beacon is not a Go program",
     ),
-    // Settings of auth, which is off and cannot be enabled yet.
-    pending("auth-token", &["simple"]),
-    pending("bcrypt-cost", &["10"]),
-    pending("auth-token-ttl", &["300"]),
     pending_bool("enable-grpc-gateway", NONE),
     pending("experimental-corrupt-check-time", &["0s", "0"]),
     pending_bool("experimental-initial-corrupt-check", FALSE),

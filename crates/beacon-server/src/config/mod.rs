@@ -117,6 +117,15 @@ struct Flags {
     /// What /metrics shows: basic, or extensive (gRPC handling-time histograms too).
     #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
     metrics: String,
+    /// The kind of v3 auth tokens: 'simple' (Beacon has no 'jwt' yet).
+    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    auth_token: String,
+    /// The bcrypt cost of v3 auth password hashes (4 to 31).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = beacon_auth::password::DEFAULT_COST)]
+    bcrypt_cost: u32,
+    /// How long (in seconds) a 'simple' auth token lives unused.
+    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    auth_token_ttl: u64,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -210,6 +219,10 @@ pub struct Config {
     /// `--metrics extensive`: `/metrics` shows `grpc_server_handling_seconds` too. etcd
     /// takes any other value, even a misspelt one, as `basic`, and so does Beacon.
     pub metrics_extensive: bool,
+    /// `--auth-token-ttl`.
+    pub auth_token_ttl: std::time::Duration,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
     /// The client and peer TLS flags.
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
@@ -376,6 +389,7 @@ impl Config {
 
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
+        check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
         if f.experimental_watch_progress_notify_interval.is_zero() {
             return Err(
                 "--experimental-watch-progress-notify-interval must be positive".to_string(),
@@ -465,6 +479,8 @@ impl Config {
             listen_client_urls,
             listen_metrics_urls,
             metrics_extensive: f.metrics == "extensive",
+            auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
+            bcrypt_cost: f.bcrypt_cost,
             tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
@@ -528,6 +544,24 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
         return Err("--initial-cluster is empty".into());
     }
     Ok(out)
+}
+
+/// `--auth-token` and `--bcrypt-cost` as Beacon can honour them: `simple` tokens (etcd's
+/// default; its options after a comma, which only `jwt` reads, are ignored as etcd
+/// ignores them), and a cost bcrypt accepts.
+fn check_auth_flags(auth_token: &str, bcrypt_cost: u32) -> Result<(), String> {
+    let kind = auth_token.split(',').next().unwrap_or_default();
+    if kind != "simple" {
+        return Err(format!(
+            "--auth-token={auth_token}: beacon has only 'simple' tokens (no 'jwt' yet)"
+        ));
+    }
+    if !beacon_auth::password::COSTS.contains(&bcrypt_cost) {
+        return Err(format!(
+            "--bcrypt-cost={bcrypt_cost}: bcrypt takes a cost from 4 to 31"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,8 +24,7 @@ use super::messages::{self, Framing, Way};
 /// in the order its `/metrics` lists them, those listed from the start (at zero), then
 /// from [`LISTED_ONCE_CALLED`] on those it registers after its metrics are set up
 /// (Election and Lock), listed only once called and only with the codes they ended
-/// with. Beacon answers the ones it does not serve (Auth) with
-/// `Unimplemented`, counted like any other outcome.
+/// with.
 pub const METHODS: [(&str, &str, &str); 48] = [
     ("etcdserverpb.Auth", "AuthDisable", "unary"),
     ("etcdserverpb.Auth", "AuthEnable", "unary"),

@@ -100,6 +100,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        super::auth::check_admin(&self.state, &request)?;
         let req = request.into_inner();
         let peer_urls = peer_urls(&req.peer_ur_ls)?;
         let id = added_member_id(&peer_urls, self.state.now_ns() / 1_000_000_000);
@@ -125,6 +126,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        super::auth::check_admin(&self.state, &request)?;
         let id = request.into_inner().id;
         self.change(MemberChange::Remove { id }).await?;
         Ok(Response::new(MemberRemoveResponse {
@@ -137,6 +139,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        super::auth::check_admin(&self.state, &request)?;
         let req = request.into_inner();
         let peer_urls = peer_urls(&req.peer_ur_ls)?;
         self.change(MemberChange::Update {
@@ -165,6 +168,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        super::auth::check_admin(&self.state, &request)?;
         let id = request.into_inner().id;
         self.change(MemberChange::Promote { id }).await?;
         Ok(Response::new(MemberPromoteResponse {

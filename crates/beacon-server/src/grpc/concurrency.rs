@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use beacon_auth::Caller;
 use beacon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use beacon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use beacon_proto::etcdserverpb::request_op::Request as Op;
@@ -80,6 +81,7 @@ impl Recipes {
     /// (it waits for the keys before, however long, then answers as if the key held).
     pub async fn wait_deletes(
         &self,
+        caller: Option<&Caller>,
         prefix: &[u8],
         waiter: &Waiter,
     ) -> Result<ResponseHeader, WaitEnd> {
@@ -88,7 +90,7 @@ impl Recipes {
                 max_create_revision: waiter.create_revision - 1,
                 ..top(prefix, SortOrder::Descend)
             };
-            let found = kv::range(&self.state, newest_before)
+            let found = kv::range(&self.state, caller, newest_before)
                 .await
                 .map_err(|s| WaitEnd::Failed(relayed(s)))?;
             let header = found.header.unwrap_or_default();
@@ -251,6 +253,9 @@ pub fn relayed(status: Status) -> Status {
 /// the log, bounded by the request timeout.
 pub struct OnCancel {
     state: Arc<AppState>,
+    /// Who made the call: the cleanup runs as them (etcd's runs with its own context,
+    /// which carries no user, so with auth on it is refused).
+    caller: Option<Caller>,
     cleanup: Option<Cleanup>,
 }
 
@@ -262,20 +267,23 @@ pub enum Cleanup {
 }
 
 impl Cleanup {
-    pub async fn run(self, state: &AppState) -> Result<(), Status> {
+    pub async fn run(self, state: &AppState, caller: Option<&Caller>) -> Result<(), Status> {
         match self {
-            Cleanup::Delete(key) => kv::delete_range(state, delete(&key)).await.map(drop),
-            Cleanup::Resign(key, revision) => {
-                kv::txn(state, resign_txn(&key, revision)).await.map(drop)
-            }
+            Cleanup::Delete(key) => kv::delete_range(state, caller, delete(&key))
+                .await
+                .map(drop),
+            Cleanup::Resign(key, revision) => kv::txn(state, caller, resign_txn(&key, revision))
+                .await
+                .map(drop),
         }
     }
 }
 
 impl OnCancel {
-    pub fn new(state: Arc<AppState>, cleanup: Cleanup) -> Self {
+    pub fn new(state: Arc<AppState>, caller: Option<Caller>, cleanup: Cleanup) -> Self {
         OnCancel {
             state,
+            caller,
             cleanup: Some(cleanup),
         }
     }
@@ -297,8 +305,9 @@ impl Drop for OnCancel {
             return;
         };
         let state = Arc::clone(&self.state);
+        let caller = self.caller.take();
         runtime.spawn(async move {
-            if let Err(e) = cleanup.run(&state).await {
+            if let Err(e) = cleanup.run(&state, caller.as_ref()).await {
                 tracing::debug!(error = %e.message(), "cleaning up after a cancelled call");
             }
         });

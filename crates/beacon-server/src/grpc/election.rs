@@ -12,6 +12,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use beacon_auth::Caller;
 use beacon_proto::etcdserverpb::range_request::SortOrder;
 use beacon_proto::etcdserverpb::TxnRequest;
 use beacon_proto::v3electionpb::{
@@ -51,6 +52,7 @@ fn not_leader() -> Status {
 /// Puts `value` on the leader's key if it still has its create revision.
 async fn proclaim(
     state: &AppState,
+    caller: Option<&Caller>,
     leader: &Waiter,
     lease: i64,
     value: Vec<u8>,
@@ -60,7 +62,9 @@ async fn proclaim(
         success: vec![recipe::put_op(&leader.key, &value, lease)],
         failure: Vec::new(),
     };
-    let posted = kv::txn(state, post).await.map_err(recipe::relayed)?;
+    let posted = kv::txn(state, caller, post)
+        .await
+        .map_err(recipe::relayed)?;
     if !posted.succeeded {
         return Err(not_leader());
     }
@@ -75,8 +79,9 @@ impl election_server::Election for Election {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        let CampaignRequest { name, lease, value } = request.into_inner();
         let state = &self.recipes.state;
+        let caller = super::auth::caller(state, &request)?;
+        let CampaignRequest { name, lease, value } = request.into_inner();
         let lease = self.recipes.session(lease).await?;
         let prefix = recipe::prefix_of(&name);
         let key = recipe::waiter_key(&prefix, lease);
@@ -85,7 +90,9 @@ impl election_server::Election for Election {
             success: vec![recipe::put_op(&key, &value, lease)],
             failure: vec![recipe::range_op(recipe::get(&key))],
         };
-        let entered = kv::txn(state, enter).await.map_err(recipe::relayed)?;
+        let entered = kv::txn(state, caller.as_ref(), enter)
+            .await
+            .map_err(recipe::relayed)?;
         let mut me = Waiter {
             key,
             create_revision: entered.header.as_ref().map_or(0, |h| h.revision),
@@ -98,17 +105,22 @@ impl election_server::Election for Election {
             };
             me.create_revision = kv.create_revision;
             if kv.value != value {
-                if let Err(e) = proclaim(state, &me, lease, value).await {
-                    let _ = Cleanup::Resign(me.key, me.create_revision).run(state).await;
+                if let Err(e) = proclaim(state, caller.as_ref(), &me, lease, value).await {
+                    let resign = Cleanup::Resign(me.key, me.create_revision);
+                    let _ = resign.run(state, caller.as_ref()).await;
                     return Err(e);
                 }
             }
         }
         let cancelled = OnCancel::new(
             Arc::clone(state),
+            caller.clone(),
             Cleanup::Resign(me.key.clone(), me.create_revision),
         );
-        let waited = self.recipes.wait_deletes(&prefix, &me).await;
+        let waited = self
+            .recipes
+            .wait_deletes(caller.as_ref(), &prefix, &me)
+            .await;
         // Only a cancelled campaign resigns; one that failed keeps its key, as etcd's.
         cancelled.disarm();
         match waited {
@@ -132,6 +144,7 @@ impl election_server::Election for Election {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let caller = super::auth::caller(&self.recipes.state, &request)?;
         let ProclaimRequest { leader, value } = request.into_inner();
         let leader = leader.ok_or_else(missing_leader)?;
         // etcd's session: a lease 0 gets a new lease, and the value is put with it.
@@ -140,7 +153,7 @@ impl election_server::Election for Election {
             key: leader.key,
             create_revision: leader.rev,
         };
-        let posted = proclaim(&self.recipes.state, &me, lease, value).await?;
+        let posted = proclaim(&self.recipes.state, caller.as_ref(), &me, lease, value).await?;
         Ok(Response::new(ProclaimResponse {
             header: posted.header,
         }))
@@ -150,9 +163,10 @@ impl election_server::Election for Election {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let caller = super::auth::caller(&self.recipes.state, &request)?;
         let prefix = recipe::prefix_of(&request.into_inner().name);
         let first = recipe::top(&prefix, SortOrder::Ascend);
-        let found = kv::range(&self.recipes.state, first)
+        let found = kv::range(&self.recipes.state, caller.as_ref(), first)
             .await
             .map_err(recipe::relayed)?;
         let Some(kv) = found.kvs.into_iter().next() else {
@@ -170,9 +184,11 @@ impl election_server::Election for Election {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let caller = super::auth::caller(&self.recipes.state, &request)?;
         let prefix = recipe::prefix_of(&request.into_inner().name);
         let (tx, mut rx) = mpsc::channel(crate::limits::OBSERVE_RESPONSES_QUEUED_MAX);
-        tokio::spawn(observe::run(Arc::clone(&self.recipes.state), prefix, tx));
+        let state = Arc::clone(&self.recipes.state);
+        tokio::spawn(observe::run(state, caller, prefix, tx));
         // grpc-go sends a stream's headers with its first message, so etcd's Observe
         // call opens only once there is a leader to tell (etcd-client's `observe` waits
         // until then). A client that leaves meanwhile drops this, and the task ends.
@@ -189,11 +205,12 @@ impl election_server::Election for Election {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let caller = super::auth::caller(&self.recipes.state, &request)?;
         let leader = request.into_inner().leader.ok_or_else(missing_leader)?;
         // etcd opens a session here too: a lease 0 is granted a lease nobody uses.
         self.recipes.session(leader.lease).await?;
         let resign = recipe::resign_txn(&leader.key, leader.rev);
-        let resigned = kv::txn(&self.recipes.state, resign)
+        let resigned = kv::txn(&self.recipes.state, caller.as_ref(), resign)
             .await
             .map_err(recipe::relayed)?;
         Ok(Response::new(ResignResponse {

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use beacon_auth::Caller;
 use beacon_mvcc::{check_put_fields, check_txn, MvccError, TXN_OPS_MAX};
 use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
@@ -17,6 +18,7 @@ use beacon_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::{failure, refused};
 use crate::consensus::caught_up;
 use crate::state::AppState;
@@ -33,7 +35,11 @@ impl Kv {
 
 /// `KV.Range` as a client's call runs it; also the reads of the Election and Lock
 /// recipes, which etcd runs through its own KV server too.
-pub(super) async fn range(state: &AppState, req: RangeRequest) -> Result<RangeResponse, Status> {
+pub(super) async fn range(
+    state: &AppState,
+    caller: Option<&Caller>,
+    req: RangeRequest,
+) -> Result<RangeResponse, Status> {
     // etcd's interceptor refuses before the request's own checks.
     super::learner::refuse_linearizable(state, req.serializable)?;
     if req.key.is_empty() {
@@ -47,9 +53,11 @@ pub(super) async fn range(state: &AppState, req: RangeRequest) -> Result<RangeRe
             .await
             .map_err(|f| failure(&f))?;
         let mvcc = super::read_mvcc(state)?;
+        // etcd checks a read served without the log against the store as it is.
+        mvcc.check_range(caller, &req).map_err(|e| refused(&e))?;
         mvcc.range(&req).map_err(|e| refused(&e))?
     } else {
-        match super::propose(state, v3_request::Request::Range(req)).await? {
+        match super::propose(state, caller, v3_request::Request::Range(req)).await? {
             v3_response::Response::Range(resp) => resp,
             _ => return Err(super::unexpected()),
         }
@@ -61,12 +69,13 @@ pub(super) async fn range(state: &AppState, req: RangeRequest) -> Result<RangeRe
 /// `KV.DeleteRange` as a client's call runs it (and Unlock, and the recipes' cleanups).
 pub(super) async fn delete_range(
     state: &AppState,
+    caller: Option<&Caller>,
     req: DeleteRangeRequest,
 ) -> Result<DeleteRangeResponse, Status> {
     if req.key.is_empty() {
         return Err(refused(&MvccError::EmptyKey));
     }
-    match super::propose(state, v3_request::Request::DeleteRange(req)).await? {
+    match super::propose(state, caller, v3_request::Request::DeleteRange(req)).await? {
         v3_response::Response::DeleteRange(mut resp) => {
             resp.header = super::header_with(state, resp.header);
             Ok(resp)
@@ -76,11 +85,15 @@ pub(super) async fn delete_range(
 }
 
 /// `KV.Txn` as a client's call runs it (and the recipes' transactions).
-pub(super) async fn txn(state: &AppState, req: TxnRequest) -> Result<TxnResponse, Status> {
+pub(super) async fn txn(
+    state: &AppState,
+    caller: Option<&Caller>,
+    req: TxnRequest,
+) -> Result<TxnResponse, Status> {
     // etcd's quota server wraps the KV server: the quota is checked first.
     super::quota::check(state, super::quota::txn_cost(&req)).await?;
     check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
-    match super::propose(state, v3_request::Request::Txn(req)).await? {
+    match super::propose(state, caller, v3_request::Request::Txn(req)).await? {
         v3_response::Response::Txn(mut resp) => {
             resp.header = super::header_with(state, resp.header);
             Ok(resp)
@@ -95,16 +108,19 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        range(&self.state, request.into_inner())
+        let caller = caller(&self.state, &request)?;
+        range(&self.state, caller.as_ref(), request.into_inner())
             .await
             .map(Response::new)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let caller = caller(&self.state, &request)?;
         let req = request.into_inner();
         super::quota::check(&self.state, super::quota::put_cost(&req)).await?;
         check_put_fields(&req).map_err(|e| refused(&e))?;
-        match super::propose(&self.state, v3_request::Request::Put(req)).await? {
+        let req = v3_request::Request::Put(req);
+        match super::propose(&self.state, caller.as_ref(), req).await? {
             v3_response::Response::Put(mut resp) => {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))
@@ -117,13 +133,15 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        delete_range(&self.state, request.into_inner())
+        let caller = caller(&self.state, &request)?;
+        delete_range(&self.state, caller.as_ref(), request.into_inner())
             .await
             .map(Response::new)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        txn(&self.state, request.into_inner())
+        let caller = caller(&self.state, &request)?;
+        txn(&self.state, caller.as_ref(), request.into_inner())
             .await
             .map(Response::new)
     }
@@ -135,8 +153,9 @@ impl kv_server::Kv for Kv {
         // `physical` asks etcd to answer only once the compacted revisions are deleted;
         // here they are gone from the index when the entry applies, and from the disk in
         // the same write, so every compaction is physical.
+        let caller = caller(&self.state, &request)?;
         let req = v3_request::Request::Compaction(request.into_inner());
-        match super::propose(&self.state, req).await? {
+        match super::propose(&self.state, caller.as_ref(), req).await? {
             v3_response::Response::Compaction(mut resp) => {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))

@@ -78,7 +78,8 @@ impl Lease {
             request: Some(req),
             now_ns: self.state.consensus.now_ns(),
         };
-        match super::propose(&self.state, v3_request::Request::LeaseGrant(grant)).await? {
+        let grant = v3_request::Request::LeaseGrant(grant);
+        match super::propose(&self.state, None, grant).await? {
             v3_response::Response::LeaseGrant(mut resp) => {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(resp)
@@ -94,7 +95,7 @@ async fn renew(state: &AppState, id: i64) -> Result<LeaseKeepAliveResponse, Stat
         id,
         now_ns: state.consensus.now_ns(),
     };
-    match super::propose(state, v3_request::Request::LeaseRenew(renew)).await? {
+    match super::propose(state, None, v3_request::Request::LeaseRenew(renew)).await? {
         v3_response::Response::LeaseRenew(mut resp) => {
             resp.header = super::header_with(state, resp.header);
             Ok(resp)
@@ -111,6 +112,8 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        // No permission is checked (as etcd), but a bad token is refused.
+        super::auth::caller(&self.state, &request)?;
         self.grant(request.into_inner()).await.map(Response::new)
     }
 
@@ -118,8 +121,9 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let req = request.into_inner();
-        match super::propose(&self.state, v3_request::Request::LeaseRevoke(req)).await? {
+        let caller = super::auth::caller(&self.state, &request)?;
+        let req = v3_request::Request::LeaseRevoke(request.into_inner());
+        match super::propose(&self.state, caller.as_ref(), req).await? {
             v3_response::Response::LeaseRevoke(mut resp) => {
                 resp.header = super::header_with(&self.state, resp.header);
                 Ok(Response::new(resp))

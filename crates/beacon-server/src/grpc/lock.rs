@@ -31,8 +31,9 @@ impl Lock {
 #[tonic::async_trait]
 impl lock_server::Lock for Lock {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let LockRequest { name, lease } = request.into_inner();
         let state = &self.recipes.state;
+        let caller = super::auth::caller(state, &request)?;
+        let LockRequest { name, lease } = request.into_inner();
         let lease = self.recipes.session(lease).await?;
         let prefix = recipe::prefix_of(&name);
         let key = recipe::waiter_key(&prefix, lease);
@@ -49,7 +50,9 @@ impl lock_server::Lock for Lock {
                 recipe::range_op(holder),
             ],
         };
-        let taken = kv::txn(state, take).await.map_err(recipe::relayed)?;
+        let taken = kv::txn(state, caller.as_ref(), take)
+            .await
+            .map_err(recipe::relayed)?;
         let create_revision = if taken.succeeded {
             taken.header.as_ref().map_or(0, |h| h.revision)
         } else {
@@ -66,12 +69,16 @@ impl lock_server::Lock for Lock {
                 key,
             }));
         }
-        let cancelled = OnCancel::new(Arc::clone(state), Cleanup::Delete(key.clone()));
+        let cleanup = Cleanup::Delete(key.clone());
+        let cancelled = OnCancel::new(Arc::clone(state), caller.clone(), cleanup);
         let waiter = Waiter {
             key,
             create_revision,
         };
-        let waited = self.recipes.wait_deletes(&prefix, &waiter).await;
+        let waited = self
+            .recipes
+            .wait_deletes(caller.as_ref(), &prefix, &waiter)
+            .await;
         let cleanup = cancelled.disarm();
         match waited {
             Ok(header) => Ok(Response::new(LockResponse {
@@ -81,7 +88,7 @@ impl lock_server::Lock for Lock {
             Err(end) => {
                 // etcd gives the key back before it answers a failed wait.
                 if let Some(cleanup) = cleanup {
-                    let _ = cleanup.run(state).await;
+                    let _ = cleanup.run(state, caller.as_ref()).await;
                 }
                 Err(match end {
                     WaitEnd::Failed(status) => status,
@@ -97,8 +104,9 @@ impl lock_server::Lock for Lock {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        let caller = super::auth::caller(&self.recipes.state, &request)?;
         let UnlockRequest { key } = request.into_inner();
-        let deleted = kv::delete_range(&self.recipes.state, recipe::delete(&key))
+        let deleted = kv::delete_range(&self.recipes.state, caller.as_ref(), recipe::delete(&key))
             .await
             .map_err(recipe::relayed)?;
         Ok(Response::new(UnlockResponse {

@@ -31,8 +31,9 @@ impl maintenance_server::Maintenance for Maintenance {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        super::auth::check_maintenance_admin(&self.state, &request)?;
         super::snapshot::stream(Arc::clone(&self.state))
             .await
             .map(Response::new)
@@ -44,8 +45,10 @@ impl maintenance_server::Maintenance for Maintenance {
     ) -> Result<Response<AlarmResponse>, Status> {
         // Every action goes through the log, a listing too, as in etcd; its answer
         // carries no header.
+        super::auth::caller(&self.state, &request)?;
         match super::propose(
             &self.state,
+            None,
             v3_request::Request::Alarm(request.into_inner()),
         )
         .await?
@@ -79,7 +82,8 @@ impl maintenance_server::Maintenance for Maintenance {
         }
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        super::auth::check_maintenance_admin(&self.state, &request)?;
         let mvcc = super::read_mvcc(&self.state)?;
         let mut resp = mvcc.hash().map_err(|e| super::refused(&e))?;
         drop(mvcc);
@@ -91,6 +95,7 @@ impl maintenance_server::Maintenance for Maintenance {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        super::auth::check_maintenance_admin(&self.state, &request)?;
         let revision = request.into_inner().revision;
         let mvcc = super::read_mvcc(&self.state)?;
         let mut resp = mvcc.hash_kv(revision).map_err(|e| super::refused(&e))?;
@@ -101,8 +106,9 @@ impl maintenance_server::Maintenance for Maintenance {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        super::auth::check_maintenance_admin(&self.state, &request)?;
         // Nothing to do: Beacon's storage reclaims space online as it compacts, so there
         // is no pause to take (etcd's answer carries no header either).
         Ok(Response::new(DefragmentResponse::default()))

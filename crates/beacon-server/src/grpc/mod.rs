@@ -7,11 +7,13 @@
 //! (nothing to do), `Hash` and `HashKV` (etcd's own hash of the history) and
 //! `MoveLeader`, `Snapshot` (a backup in Beacon's own format, `snapshot.rs`), etcd's `Election` and `Lock` services (`election.rs`, `lock.rs`: etcd's
 //! client recipes run in the server over the KV and Lease services' own functions,
-//! `concurrency.rs`), and gRPC's standard health service (service `""` serving, as etcd
-//! registers it). Every other v3 call (Auth) is answered
-//! `UNIMPLEMENTED`, the gRPC answer to a method a server does not have. A learner serves
+//! `concurrency.rs`), `Auth` (`auth.rs`: users, roles and permissions, checked by the
+//! keyspace as it applies each request), and gRPC's standard health service (service
+//! `""` serving, as etcd registers it). Any other call is answered `UNIMPLEMENTED`, the
+//! gRPC answer to a method a server does not have. A learner serves
 //! only Status and serializable Range, as etcd's (`learner.rs`).
 
+pub(crate) mod auth;
 pub mod calls;
 pub(crate) mod cluster;
 mod concurrency;
@@ -29,6 +31,7 @@ pub(crate) mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use beacon_proto::etcdserverpb::auth_server::AuthServer;
 use beacon_proto::etcdserverpb::cluster_server::ClusterServer;
 use beacon_proto::etcdserverpb::kv_server::KvServer;
 use beacon_proto::etcdserverpb::lease_server::LeaseServer;
@@ -97,6 +100,7 @@ pub struct Services {
     pub maintenance: Arc<maintenance::Maintenance>,
     pub election: Arc<election::Election>,
     pub lock: Arc<lock::Lock>,
+    pub auth: Arc<auth::Auth>,
 }
 
 impl Services {
@@ -116,6 +120,7 @@ impl Services {
             watch: Arc::new(watch::Watch::new(Arc::clone(state))),
             cluster: Arc::new(cluster::Cluster::new(Arc::clone(state))),
             maintenance: Arc::new(maintenance::Maintenance::new(Arc::clone(state))),
+            auth: Arc::new(auth::Auth::new(Arc::clone(state))),
         }
     }
 }
@@ -141,7 +146,10 @@ pub async fn routes(state: Arc<AppState>, services: &Services) -> Routes {
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let maintenance = MaintenanceServer::from_arc(Arc::clone(&services.maintenance))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let auth = AuthServer::from_arc(Arc::clone(&services.auth))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let routes = tonic::service::Routes::new(health_service)
+        .add_service(auth)
         .add_service(cluster)
         .add_service(kv)
         .add_service(lease)
@@ -210,13 +218,19 @@ fn unexpected() -> Status {
     Status::internal("beacon: the v3 keyspace answered another request")
 }
 
-/// Puts a v3 request through the log and returns what the keyspace answered.
+/// Puts a v3 request through the log, as `caller` (who the keyspace checks it
+/// against while auth is on), and returns what the keyspace answered.
 async fn propose(
     state: &AppState,
+    caller: Option<&beacon_auth::Caller>,
     request: v3_request::Request,
 ) -> Result<v3_response::Response, Status> {
     let encoded = V3Request {
         request: Some(request),
+        caller: caller.map(|c| beacon_proto::beaconpb::Caller {
+            username: c.username.clone(),
+            auth_revision: c.revision,
+        }),
     }
     .encode_to_vec();
     if encoded.len() > V3_PROPOSAL_BYTES_MAX {

@@ -58,7 +58,7 @@ pub async fn check(state: &AppState, cost: u64) -> Result<(), Status> {
         alarm: AlarmType::Nospace as i32,
     };
     // As etcd, the refusal stands whether or not the alarm could be raised.
-    if let Err(e) = super::propose(state, v3_request::Request::Alarm(raise)).await {
+    if let Err(e) = super::propose(state, None, v3_request::Request::Alarm(raise)).await {
         tracing::warn!(error = %e.message(), "raising the NOSPACE alarm");
     }
     Err(super::refused(&MvccError::NoSpace))

@@ -55,7 +55,15 @@ impl watch_server::Watch for Watch {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(WATCH_RESPONSES_QUEUED_MAX);
+        // Only the credentials: each create is checked as the stream's user.
+        let mut credentials = tonic::metadata::MetadataMap::new();
+        for name in super::auth::TOKEN_KEYS {
+            if let Some(value) = request.metadata().get(name) {
+                credentials.insert(name, value.clone());
+            }
+        }
         let session = Session {
+            credentials: (!credentials.is_empty()).then(|| Box::new(credentials)),
             revisions: self.state.consensus.v3_revisions(),
             state: Arc::clone(&self.state),
             watchers: BTreeMap::new(),
@@ -111,6 +119,8 @@ struct Gone;
 
 struct Session {
     state: Arc<AppState>,
+    /// The stream's token, if it came with one.
+    credentials: Option<Box<tonic::metadata::MetadataMap>>,
     revisions: watch::Receiver<i64>,
     watchers: BTreeMap<i64, Watcher>,
     /// The next automatic watch id to try.
@@ -214,6 +224,18 @@ impl Session {
         .await
     }
 
+    /// etcd's `isWatchPermitted`: the stream's user may read what the watcher would
+    /// see. A refusal's reason is the gRPC error's text as grpc-go prints it.
+    fn permitted(&self, key: &[u8], range_end: &[u8]) -> Result<(), String> {
+        let empty = tonic::metadata::MetadataMap::new();
+        let metadata = self.credentials.as_deref().unwrap_or(&empty);
+        let caller = super::auth::caller_of_metadata(&self.state, metadata)
+            .map_err(|status| go_text(&status))?;
+        let mvcc = super::read_mvcc(&self.state).map_err(|status| go_text(&status))?;
+        mvcc.check_watch(caller.as_ref(), key, range_end)
+            .map_err(|e| go_text(&super::auth::refused(e)))
+    }
+
     async fn create(&mut self, create: WatchCreateRequest) -> Result<(), Gone> {
         let key = if create.key.is_empty() {
             vec![0]
@@ -221,6 +243,9 @@ impl Session {
             create.key
         };
         let range_end = create.range_end;
+        if let Err(reason) = self.permitted(&key, &range_end) {
+            return self.refuse(&reason).await;
+        }
         if !matches!(range_end.as_slice(), [] | [0]) && key >= range_end {
             return self.refuse("mvcc: watcher range is empty").await;
         }
@@ -457,6 +482,15 @@ fn answers(
     }
     pieces.push(piece(part, false));
     pieces
+}
+
+/// A gRPC error as grpc-go's `Error()` prints it, which etcd puts in a cancel reason.
+fn go_text(status: &Status) -> String {
+    format!(
+        "rpc error: code = {:?} desc = {}",
+        status.code(),
+        status.message()
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use beacon_auth::Caller;
 use beacon_mvcc::Revision;
 use beacon_proto::etcdserverpb::range_request::SortOrder;
 use beacon_proto::mvccpb::KeyValue;
@@ -27,10 +28,10 @@ struct Ended;
 
 /// Observes the election whose keys are under `prefix` until the client goes or the
 /// server stops.
-pub async fn run(state: Arc<AppState>, prefix: Vec<u8>, tx: Answers) {
+pub async fn run(state: Arc<AppState>, caller: Option<Caller>, prefix: Vec<u8>, tx: Answers) {
     let mut shutdown = state.shutdown.clone();
     tokio::select! {
-        _ = follow(&state, &prefix, &tx) => {}
+        _ = follow(&state, caller.as_ref(), &prefix, &tx) => {}
         () = tx.closed() => {}
         _ = shutdown.wait_for(|s| *s) => {
             let _ = tx.try_send(Err(crate::grpc::stopped()));
@@ -38,10 +39,17 @@ pub async fn run(state: Arc<AppState>, prefix: Vec<u8>, tx: Answers) {
     }
 }
 
-async fn follow(state: &AppState, prefix: &[u8], tx: &Answers) -> Result<(), Ended> {
+/// The leader is read as `caller` each time it changes, so a caller whose permission
+/// goes ends the observation.
+async fn follow(
+    state: &AppState,
+    caller: Option<&Caller>,
+    prefix: &[u8],
+    tx: &Answers,
+) -> Result<(), Ended> {
     loop {
         let first = recipe::top(prefix, SortOrder::Ascend);
-        let found = kv::range(state, first).await.map_err(|_| Ended)?;
+        let found = kv::range(state, caller, first).await.map_err(|_| Ended)?;
         let read_at = found.header.as_ref().map_or(0, |h| h.revision);
         let (revision, leader) = match found.kvs.into_iter().next() {
             Some(kv) => (read_at, kv),

@@ -1,0 +1,320 @@
+//! `etcdserverpb.Auth`, and who a call runs as.
+//!
+//! Every Auth call goes through the log (as etcd's), where the keyspace applies it and
+//! makes etcd's admin check (`beacon_mvcc`'s `auth.rs`). A login checks the password
+//! here first, against the member's store after a ReadIndex, off the async threads
+//! (bcrypt is slow on purpose), then proposes the token it chose so that every member
+//! knows it. Passwords are hashed here too: the log never holds one.
+//!
+//! A call names its user with a token in its metadata (`token`, or `authorization` as
+//! etcd's gateway sends it); an unknown or expired token is refused before anything
+//! else, as etcd's `AuthInfoFromCtx` refuses it.
+
+use std::sync::Arc;
+
+use beacon_auth::{password, tokens, AuthError, Caller};
+use beacon_proto::beaconpb::{self, v3_request, v3_response};
+use beacon_proto::etcdserverpb::{auth_server, *};
+use tonic::{Request, Response, Status};
+
+use super::propose;
+use crate::state::AppState;
+
+/// The Auth service.
+pub struct Auth {
+    state: Arc<AppState>,
+}
+
+impl Auth {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// etcd's answer to an auth refusal.
+pub(crate) fn refused(e: AuthError) -> Status {
+    Status::new(tonic::Code::from(e.grpc_code()), e.to_string())
+}
+
+/// Who `request` runs as: the user its token names, or nobody (no token). A token this
+/// member does not know (never given, expired, or its user changed) is refused.
+pub(crate) fn caller<T>(state: &AppState, request: &Request<T>) -> Result<Option<Caller>, Status> {
+    caller_of_metadata(state, request.metadata())
+}
+
+/// The metadata keys a token comes under: grpc-go clients', then the gateway's.
+pub(crate) const TOKEN_KEYS: [&str; 2] = ["token", "authorization"];
+
+pub(crate) fn caller_of_metadata(
+    state: &AppState,
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<Option<Caller>, Status> {
+    let token = TOKEN_KEYS
+        .iter()
+        .find_map(|key| metadata.get(*key))
+        .map(|t| t.to_str().unwrap_or_default());
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let ttl_ns = i64::try_from(state.auth_token_ttl.as_nanos()).unwrap_or(i64::MAX);
+    let mvcc = super::read_mvcc(state)?;
+    mvcc.auth()
+        .caller_of_token(token, state.now_ns(), ttl_ns)
+        .map(Some)
+        .ok_or_else(|| refused(AuthError::InvalidAuthToken))
+}
+
+/// etcd's admin check of member changes at the API layer: the caller must have the
+/// root role while auth is on.
+pub(crate) fn check_admin<T>(state: &AppState, request: &Request<T>) -> Result<(), Status> {
+    let caller = caller(state, request)?;
+    super::read_mvcc(state)?
+        .auth()
+        .check_admin(caller.as_ref())
+        .map_err(refused)
+}
+
+/// The same check of Defragment, Hash, HashKV and Snapshot, whose refusals etcd's
+/// maintenance server sends untranslated (code Unknown, the auth package's words), a
+/// bad token's too.
+pub(crate) fn check_maintenance_admin<T>(
+    state: &AppState,
+    request: &Request<T>,
+) -> Result<(), Status> {
+    let untranslated = |e: AuthError| Status::unknown(e.untranslated());
+    let token = TOKEN_KEYS
+        .iter()
+        .find_map(|key| request.metadata().get(*key));
+    let caller = caller(state, request).map_err(|_| untranslated(AuthError::InvalidAuthToken));
+    let caller = if token.is_some() { caller? } else { None };
+    super::read_mvcc(state)?
+        .auth()
+        .check_admin(caller.as_ref())
+        .map_err(untranslated)
+}
+
+/// Hashes `password` at the server's cost, off the async threads.
+async fn hash(state: &AppState, password: String) -> Result<String, Status> {
+    let cost = state.bcrypt_cost;
+    tokio::task::spawn_blocking(move || password::hash(&password, cost))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::internal)
+}
+
+/// Runs one Auth call: its caller, its entry, and the answer's header.
+macro_rules! through_log {
+    ($self:ident, $request:ident, $variant:ident, $entry:expr) => {{
+        let caller = caller(&$self.state, &$request)?;
+        #[allow(clippy::redundant_closure_call)]
+        let entry = $entry($request.into_inner());
+        match propose(&$self.state, caller.as_ref(), entry).await? {
+            v3_response::Response::$variant(mut resp) => {
+                resp.header = super::header_with(&$self.state, resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(super::unexpected()),
+        }
+    }};
+}
+
+#[tonic::async_trait]
+impl auth_server::Auth for Auth {
+    async fn auth_enable(
+        &self,
+        request: Request<AuthEnableRequest>,
+    ) -> Result<Response<AuthEnableResponse>, Status> {
+        through_log!(self, request, AuthEnable, v3_request::Request::AuthEnable)
+    }
+
+    async fn auth_disable(
+        &self,
+        request: Request<AuthDisableRequest>,
+    ) -> Result<Response<AuthDisableResponse>, Status> {
+        through_log!(self, request, AuthDisable, v3_request::Request::AuthDisable)
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<AuthenticateRequest>,
+    ) -> Result<Response<AuthenticateResponse>, Status> {
+        let state = &self.state;
+        let req = request.into_inner();
+        // etcd reads the user after a ReadIndex, so a login right after a change of
+        // password on another member sees it.
+        // Unconfirmed (no leader in time), the login's entry goes through the log, whose
+        // apply checks the user again.
+        let _confirmed = state.consensus.read_index(state.request_timeout).await;
+        crate::consensus::caught_up(state.consensus.as_ref(), state.request_timeout)
+            .await
+            .map_err(|f| super::failure(&f))?;
+        let (hash, _revision) = super::read_mvcc(state)?
+            .auth()
+            .password_of(&req.name)
+            .map_err(refused)?;
+        let password = req.password;
+        let matches = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if !matches {
+            tracing::info!(user = %req.name, "invalid password");
+            return Err(refused(AuthError::AuthFailed));
+        }
+        let token = tokens::new_token(state.consensus.status().applied_index);
+        let entry = v3_request::Request::Authenticate(beaconpb::Authenticate {
+            name: req.name,
+            token,
+            now_ns: state.now_ns(),
+        });
+        match propose(state, None, entry).await? {
+            v3_response::Response::Authenticate(mut resp) => {
+                resp.header = super::header_with(state, resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(super::unexpected()),
+        }
+    }
+
+    async fn user_add(
+        &self,
+        request: Request<AuthUserAddRequest>,
+    ) -> Result<Response<AuthUserAddResponse>, Status> {
+        let caller = caller(&self.state, &request)?;
+        let req = request.into_inner();
+        let no_password = req.options.is_some_and(|o| o.no_password);
+        let hashed_password = if no_password {
+            String::new()
+        } else {
+            hash(&self.state, req.password).await?
+        };
+        let entry = v3_request::Request::UserAdd(beaconpb::UserAdd {
+            name: req.name,
+            hashed_password,
+            options: req.options,
+        });
+        match propose(&self.state, caller.as_ref(), entry).await? {
+            v3_response::Response::UserAdd(mut resp) => {
+                resp.header = super::header_with(&self.state, resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(super::unexpected()),
+        }
+    }
+
+    async fn user_get(
+        &self,
+        request: Request<AuthUserGetRequest>,
+    ) -> Result<Response<AuthUserGetResponse>, Status> {
+        through_log!(self, request, UserGet, v3_request::Request::UserGet)
+    }
+
+    async fn user_list(
+        &self,
+        request: Request<AuthUserListRequest>,
+    ) -> Result<Response<AuthUserListResponse>, Status> {
+        through_log!(self, request, UserList, v3_request::Request::UserList)
+    }
+
+    async fn user_delete(
+        &self,
+        request: Request<AuthUserDeleteRequest>,
+    ) -> Result<Response<AuthUserDeleteResponse>, Status> {
+        through_log!(self, request, UserDelete, v3_request::Request::UserDelete)
+    }
+
+    async fn user_change_password(
+        &self,
+        request: Request<AuthUserChangePasswordRequest>,
+    ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
+        let caller = caller(&self.state, &request)?;
+        let req = request.into_inner();
+        let hashed_password = hash(&self.state, req.password).await?;
+        let entry = v3_request::Request::UserChangePassword(beaconpb::UserChangePassword {
+            name: req.name,
+            hashed_password,
+        });
+        match propose(&self.state, caller.as_ref(), entry).await? {
+            v3_response::Response::UserChangePassword(mut resp) => {
+                resp.header = super::header_with(&self.state, resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(super::unexpected()),
+        }
+    }
+
+    async fn user_grant_role(
+        &self,
+        request: Request<AuthUserGrantRoleRequest>,
+    ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
+        through_log!(
+            self,
+            request,
+            UserGrantRole,
+            v3_request::Request::UserGrantRole
+        )
+    }
+
+    async fn user_revoke_role(
+        &self,
+        request: Request<AuthUserRevokeRoleRequest>,
+    ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
+        through_log!(
+            self,
+            request,
+            UserRevokeRole,
+            v3_request::Request::UserRevokeRole
+        )
+    }
+
+    async fn role_add(
+        &self,
+        request: Request<AuthRoleAddRequest>,
+    ) -> Result<Response<AuthRoleAddResponse>, Status> {
+        through_log!(self, request, RoleAdd, v3_request::Request::RoleAdd)
+    }
+
+    async fn role_get(
+        &self,
+        request: Request<AuthRoleGetRequest>,
+    ) -> Result<Response<AuthRoleGetResponse>, Status> {
+        through_log!(self, request, RoleGet, v3_request::Request::RoleGet)
+    }
+
+    async fn role_list(
+        &self,
+        request: Request<AuthRoleListRequest>,
+    ) -> Result<Response<AuthRoleListResponse>, Status> {
+        through_log!(self, request, RoleList, v3_request::Request::RoleList)
+    }
+
+    async fn role_delete(
+        &self,
+        request: Request<AuthRoleDeleteRequest>,
+    ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
+        through_log!(self, request, RoleDelete, v3_request::Request::RoleDelete)
+    }
+
+    async fn role_grant_permission(
+        &self,
+        request: Request<AuthRoleGrantPermissionRequest>,
+    ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
+        through_log!(
+            self,
+            request,
+            RoleGrantPermission,
+            v3_request::Request::RoleGrantPermission
+        )
+    }
+
+    async fn role_revoke_permission(
+        &self,
+        request: Request<AuthRoleRevokePermissionRequest>,
+    ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
+        through_log!(
+            self,
+            request,
+            RoleRevokePermission,
+            v3_request::Request::RoleRevokePermission
+        )
+    }
+}
