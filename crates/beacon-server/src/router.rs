@@ -88,7 +88,8 @@ async fn route(client: &Client, req: Request) -> Response {
         return moved_permanently(&method, &location);
     }
     if let Some(rpc) = gateway::route(clean.as_bytes()) {
-        return gateway::serve(state, &client.services, &method, rpc, body).await;
+        let token = parts.headers.get(http::header::AUTHORIZATION);
+        return gateway::serve(state, &client.services, &method, rpc, token, body).await;
     }
     match clean.as_bytes() {
         b"/version" => api::version::serve(&method),

@@ -7,7 +7,9 @@
 //! time-to-live, revoke, list, an unknown lease), the cluster and maintenance calls,
 //! watch streams (a put seen, history, a compacted start), and grpc-gateway's own
 //! refusals (bad JSON, unknown paths and methods, `/v3beta`, `/v3alpha`), and the Lock
-//! and Election calls (`/v3/lock/*`, `/v3/election/*`, Observe as a stream).
+//! and Election calls (`/v3/lock/*`, `/v3/election/*`, Observe as a stream), and auth
+//! (`/v3/auth/*`, a token in `Authorization`, calls refused without one or with a bad
+//! one).
 
 use std::time::Duration;
 
@@ -33,6 +35,8 @@ const DIFFER_BY_NATURE: &[&str] = &[
     "raftTerm",
     "raftAppliedIndex",
     "hash",
+    // Auth tokens are random on both.
+    "token",
 ];
 
 /// `body` with the value of every field in [`DIFFER_BY_NATURE`] replaced by `"*"`,
@@ -115,8 +119,21 @@ impl Gateway {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> reqwest::Response {
-        self.http
-            .request(method, format!("{}{path}", self.url))
+        self.send_as(None, method, path, body).await
+    }
+
+    async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        request
             .body(body.to_string())
             .send()
             .await
@@ -143,6 +160,34 @@ impl Gateway {
             "{method} {path} {body} -> {head} {}",
             body_text(&text, keep_ids)
         )
+    }
+
+    /// A call with `token` in `Authorization`, as one line of the transcript.
+    async fn call_as(&self, token: &str, path: &str, body: &str) -> String {
+        let answer = self
+            .send_as(Some(token), reqwest::Method::POST, path, body)
+            .await;
+        let head = head_text(&answer);
+        let text = answer.text().await.expect("the body");
+        format!("as {path} {body} -> {head} {}", body_text(&text, true))
+    }
+
+    /// Logs in: the transcript's line, and the token.
+    async fn authenticate(&self, name: &str, password: &str) -> (String, String) {
+        let body = format!(r#"{{"name":"{name}","password":"{password}"}}"#);
+        let answer = self
+            .send(reqwest::Method::POST, "/v3/auth/authenticate", &body)
+            .await;
+        let head = head_text(&answer);
+        let text = answer.text().await.expect("the body");
+        let token = text
+            .split("\"token\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        let line = format!("login {name} -> {head} {}", body_text(&text, true));
+        (line, token)
     }
 
     /// Opens a watch stream with `body`; its answers are read with [`Watch::lines`].
@@ -556,6 +601,111 @@ async fn recipes(server: &ServerProcess) -> Vec<String> {
     out
 }
 
+/// Auth through the gateway: users, roles and a permission set up, auth enabled, then
+/// calls with a good token, none, a bad one and a user without the permission.
+async fn auth(server: &ServerProcess) -> Vec<String> {
+    let gw = Gateway::new(server);
+    let mut out = Vec::new();
+    let (a, b) = (b64("/a/1"), b64("/b"));
+    for (path, body) in [
+        ("/v3/auth/enable", "{}".to_string()),
+        (
+            "/v3/auth/user/add",
+            r#"{"name":"root","password":"rootpw"}"#.into(),
+        ),
+        (
+            "/v3/auth/user/grant",
+            r#"{"user":"root","role":"root"}"#.into(),
+        ),
+        (
+            "/v3/auth/user/add",
+            r#"{"name":"alice","password":"pw"}"#.into(),
+        ),
+        ("/v3/auth/role/add", r#"{"name":"r"}"#.into()),
+        (
+            "/v3/auth/role/grant",
+            format!(
+                r#"{{"name":"r","perm":{{"permType":"READWRITE","key":"{}","range_end":"{}"}}}}"#,
+                b64("/a/"),
+                b64("/a0")
+            ),
+        ),
+        (
+            "/v3/auth/user/grant",
+            r#"{"user":"alice","role":"r"}"#.into(),
+        ),
+        ("/v3/auth/role/get", r#"{"role":"r"}"#.into()),
+        ("/v3/auth/user/get", r#"{"name":"alice"}"#.into()),
+        ("/v3/auth/user/list", "{}".into()),
+        ("/v3/auth/role/list", "{}".into()),
+        ("/v3/auth/enable", "{}".into()),
+        ("/v3/kv/put", format!(r#"{{"key":"{a}","value":"{a}"}}"#)),
+    ] {
+        out.push(gw.call(path, &body).await);
+    }
+    let (line, _) = gw.authenticate("alice", "wrong").await;
+    out.push(line);
+    let (line, alice) = gw.authenticate("alice", "pw").await;
+    out.push(line);
+    let (line, root) = gw.authenticate("root", "rootpw").await;
+    out.push(line);
+    out.push(
+        gw.call_as(
+            &alice,
+            "/v3/kv/put",
+            &format!(r#"{{"key":"{a}","value":"{a}"}}"#),
+        )
+        .await,
+    );
+    out.push(
+        gw.call_as(&alice, "/v3/kv/range", &format!(r#"{{"key":"{a}"}}"#))
+            .await,
+    );
+    out.push(
+        gw.call_as(
+            &alice,
+            "/v3/kv/put",
+            &format!(r#"{{"key":"{b}","value":"{b}"}}"#),
+        )
+        .await,
+    );
+    out.push(gw.call_as(&alice, "/v3/auth/user/list", "{}").await);
+    out.push(
+        gw.call_as("nonsense.1", "/v3/kv/range", &format!(r#"{{"key":"{a}"}}"#))
+            .await,
+    );
+    out.push(
+        gw.call_as(
+            &root,
+            "/v3/kv/put",
+            &format!(r#"{{"key":"{b}","value":"{b}"}}"#),
+        )
+        .await,
+    );
+    out.push(
+        gw.call_as(
+            &root,
+            "/v3/auth/role/revoke",
+            &format!(
+                r#"{{"role":"r","key":"{}","range_end":"{}"}}"#,
+                b64("/a/"),
+                b64("/a0")
+            ),
+        )
+        .await,
+    );
+    out.push(
+        gw.call_as(&alice, "/v3/kv/range", &format!(r#"{{"key":"{a}"}}"#))
+            .await,
+    );
+    out.push(gw.call_as(&root, "/v3/auth/disable", "{}").await);
+    out.push(
+        gw.call("/v3/kv/range", &format!(r#"{{"key":"{b}"}}"#))
+            .await,
+    );
+    out
+}
+
 fn b64(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -584,6 +734,11 @@ where
     let want = runtime.block_on(script(ServerProcess::etcd().expect("etcd starts")));
     let got = runtime.block_on(script(ServerProcess::beacon().expect("beacon starts")));
     assert_same_answers(&want, &got);
+}
+
+#[test]
+fn auth_answers_as_etcds() {
+    same_answers(|server| async move { auth(&server).await });
 }
 
 #[test]

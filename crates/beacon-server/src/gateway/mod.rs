@@ -8,8 +8,8 @@
 //! path to the keyspace. Every call is a `POST`; another method on a known path is 405, an unknown path 404, both in
 //! grpc-gateway's plain words. Streaming calls are in `stream`.
 //!
-//! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
-//! gRPC).
+//! A request's `Authorization` header is the token of the call (etcd's gateway sends it
+//! as the `authorization` metadata, which etcd's auth reads).
 
 mod json;
 mod stream;
@@ -18,6 +18,7 @@ use std::future::Future;
 
 use axum::body::Body;
 use axum::response::Response;
+use beacon_proto::etcdserverpb::auth_server::Auth as _;
 use beacon_proto::etcdserverpb::cluster_server::Cluster as _;
 use beacon_proto::etcdserverpb::kv_server::Kv as _;
 use beacon_proto::etcdserverpb::lease_server::Lease as _;
@@ -77,7 +78,22 @@ enum Rpc {
     Leader,
     Observe,
     Resign,
-    Auth,
+    AuthEnable,
+    AuthDisable,
+    Authenticate,
+    UserAdd,
+    UserGet,
+    UserList,
+    UserDelete,
+    UserChangePassword,
+    UserGrantRole,
+    UserRevokeRole,
+    RoleAdd,
+    RoleGet,
+    RoleList,
+    RoleDelete,
+    RoleGrantPermission,
+    RoleRevokePermission,
 }
 
 impl Rpc {
@@ -113,22 +129,22 @@ impl Rpc {
             b"election/leader" => Rpc::Leader,
             b"election/observe" => Rpc::Observe,
             b"election/resign" => Rpc::Resign,
-            b"auth/enable"
-            | b"auth/disable"
-            | b"auth/authenticate"
-            | b"auth/user/add"
-            | b"auth/user/get"
-            | b"auth/user/list"
-            | b"auth/user/delete"
-            | b"auth/user/changepw"
-            | b"auth/user/grant"
-            | b"auth/user/revoke"
-            | b"auth/role/add"
-            | b"auth/role/get"
-            | b"auth/role/list"
-            | b"auth/role/delete"
-            | b"auth/role/grant"
-            | b"auth/role/revoke" => Rpc::Auth,
+            b"auth/enable" => Rpc::AuthEnable,
+            b"auth/disable" => Rpc::AuthDisable,
+            b"auth/authenticate" => Rpc::Authenticate,
+            b"auth/user/add" => Rpc::UserAdd,
+            b"auth/user/get" => Rpc::UserGet,
+            b"auth/user/list" => Rpc::UserList,
+            b"auth/user/delete" => Rpc::UserDelete,
+            b"auth/user/changepw" => Rpc::UserChangePassword,
+            b"auth/user/grant" => Rpc::UserGrantRole,
+            b"auth/user/revoke" => Rpc::UserRevokeRole,
+            b"auth/role/add" => Rpc::RoleAdd,
+            b"auth/role/get" => Rpc::RoleGet,
+            b"auth/role/list" => Rpc::RoleList,
+            b"auth/role/delete" => Rpc::RoleDelete,
+            b"auth/role/grant" => Rpc::RoleGrantPermission,
+            b"auth/role/revoke" => Rpc::RoleRevokePermission,
             _ => return None,
         })
     }
@@ -165,7 +181,22 @@ impl Rpc {
             Rpc::Leader => "/v3electionpb.Election/Leader",
             Rpc::Observe => "/v3electionpb.Election/Observe",
             Rpc::Resign => "/v3electionpb.Election/Resign",
-            Rpc::Auth => "/etcdserverpb.Auth/",
+            Rpc::AuthEnable => "/etcdserverpb.Auth/AuthEnable",
+            Rpc::AuthDisable => "/etcdserverpb.Auth/AuthDisable",
+            Rpc::Authenticate => "/etcdserverpb.Auth/Authenticate",
+            Rpc::UserAdd => "/etcdserverpb.Auth/UserAdd",
+            Rpc::UserGet => "/etcdserverpb.Auth/UserGet",
+            Rpc::UserList => "/etcdserverpb.Auth/UserList",
+            Rpc::UserDelete => "/etcdserverpb.Auth/UserDelete",
+            Rpc::UserChangePassword => "/etcdserverpb.Auth/UserChangePassword",
+            Rpc::UserGrantRole => "/etcdserverpb.Auth/UserGrantRole",
+            Rpc::UserRevokeRole => "/etcdserverpb.Auth/UserRevokeRole",
+            Rpc::RoleAdd => "/etcdserverpb.Auth/RoleAdd",
+            Rpc::RoleGet => "/etcdserverpb.Auth/RoleGet",
+            Rpc::RoleList => "/etcdserverpb.Auth/RoleList",
+            Rpc::RoleDelete => "/etcdserverpb.Auth/RoleDelete",
+            Rpc::RoleGrantPermission => "/etcdserverpb.Auth/RoleGrantPermission",
+            Rpc::RoleRevokePermission => "/etcdserverpb.Auth/RoleRevokePermission",
         }
     }
 }
@@ -176,6 +207,7 @@ pub async fn serve(
     services: &Services,
     method: &Method,
     path: &[u8],
+    token: Option<&http::HeaderValue>,
     body: Body,
 ) -> Response {
     let Some(rpc) = Rpc::from_path(path) else {
@@ -189,44 +221,92 @@ pub async fn serve(
     let (kv, lease) = (services.kv.as_ref(), services.lease.as_ref());
     let (cluster, maintenance) = (services.cluster.as_ref(), services.maintenance.as_ref());
     let election = services.election.as_ref();
+    let auth = services.auth.as_ref();
     match rpc {
-        Rpc::Range => unary(state, method, body, |r| kv.range(r)).await,
-        Rpc::Put => unary(state, method, body, |r| kv.put(r)).await,
-        Rpc::DeleteRange => unary(state, method, body, |r| kv.delete_range(r)).await,
-        Rpc::Txn => unary(state, method, body, |r| kv.txn(r)).await,
-        Rpc::Compact => unary(state, method, body, |r| kv.compact(r)).await,
-        Rpc::LeaseGrant => unary(state, method, body, |r| lease.lease_grant(r)).await,
-        Rpc::LeaseRevoke => unary(state, method, body, |r| lease.lease_revoke(r)).await,
-        Rpc::LeaseTimeToLive => unary(state, method, body, |r| lease.lease_time_to_live(r)).await,
-        Rpc::LeaseLeases => unary(state, method, body, |r| lease.lease_leases(r)).await,
+        Rpc::Range => unary(state, method, token, body, |r| kv.range(r)).await,
+        Rpc::Put => unary(state, method, token, body, |r| kv.put(r)).await,
+        Rpc::DeleteRange => unary(state, method, token, body, |r| kv.delete_range(r)).await,
+        Rpc::Txn => unary(state, method, token, body, |r| kv.txn(r)).await,
+        Rpc::Compact => unary(state, method, token, body, |r| kv.compact(r)).await,
+        Rpc::LeaseGrant => unary(state, method, token, body, |r| lease.lease_grant(r)).await,
+        Rpc::LeaseRevoke => unary(state, method, token, body, |r| lease.lease_revoke(r)).await,
+        Rpc::LeaseTimeToLive => {
+            unary(state, method, token, body, |r| lease.lease_time_to_live(r)).await
+        }
+        Rpc::LeaseLeases => unary(state, method, token, body, |r| lease.lease_leases(r)).await,
         Rpc::LeaseKeepAlive => {
-            stream::serve(state, method, body, |r| lease.lease_keep_alive(r)).await
+            stream::serve(state, method, token, body, |r| lease.lease_keep_alive(r)).await
         }
         Rpc::Watch => {
             let watch = services.watch.as_ref();
-            stream::serve(state, method, body, |r| watch.watch(r)).await
+            stream::serve(state, method, token, body, |r| watch.watch(r)).await
         }
-        Rpc::MemberAdd => unary(state, method, body, |r| cluster.member_add(r)).await,
-        Rpc::MemberRemove => unary(state, method, body, |r| cluster.member_remove(r)).await,
-        Rpc::MemberUpdate => unary(state, method, body, |r| cluster.member_update(r)).await,
-        Rpc::MemberList => unary(state, method, body, |r| cluster.member_list(r)).await,
-        Rpc::MemberPromote => unary(state, method, body, |r| cluster.member_promote(r)).await,
-        Rpc::Alarm => unary(state, method, body, |r| maintenance.alarm(r)).await,
-        Rpc::Status => unary(state, method, body, |r| maintenance.status(r)).await,
-        Rpc::Defragment => unary(state, method, body, |r| maintenance.defragment(r)).await,
-        Rpc::Hash => unary(state, method, body, |r| maintenance.hash(r)).await,
-        Rpc::MoveLeader => unary(state, method, body, |r| maintenance.move_leader(r)).await,
-        Rpc::Lock => unary(state, method, body, |r| services.lock.lock(r)).await,
-        Rpc::Unlock => unary(state, method, body, |r| services.lock.unlock(r)).await,
-        Rpc::Campaign => unary(state, method, body, |r| election.campaign(r)).await,
-        Rpc::Proclaim => unary(state, method, body, |r| election.proclaim(r)).await,
-        Rpc::Leader => unary(state, method, body, |r| election.leader(r)).await,
-        Rpc::Resign => unary(state, method, body, |r| election.resign(r)).await,
-        Rpc::Observe => stream::serve_one(state, method, body, |r| election.observe(r)).await,
-        Rpc::Snapshot => stream::serve_one(state, method, body, |r| maintenance.snapshot(r)).await,
-        // What Beacon's gRPC answers, as it has no Auth.
-        Rpc::Auth => json::refused(&Status::unimplemented("unknown service etcdserverpb.Auth")),
+        Rpc::MemberAdd => unary(state, method, token, body, |r| cluster.member_add(r)).await,
+        Rpc::MemberRemove => unary(state, method, token, body, |r| cluster.member_remove(r)).await,
+        Rpc::MemberUpdate => unary(state, method, token, body, |r| cluster.member_update(r)).await,
+        Rpc::MemberList => unary(state, method, token, body, |r| cluster.member_list(r)).await,
+        Rpc::MemberPromote => {
+            unary(state, method, token, body, |r| cluster.member_promote(r)).await
+        }
+        Rpc::Alarm => unary(state, method, token, body, |r| maintenance.alarm(r)).await,
+        Rpc::Status => unary(state, method, token, body, |r| maintenance.status(r)).await,
+        Rpc::Defragment => unary(state, method, token, body, |r| maintenance.defragment(r)).await,
+        Rpc::Hash => unary(state, method, token, body, |r| maintenance.hash(r)).await,
+        Rpc::MoveLeader => unary(state, method, token, body, |r| maintenance.move_leader(r)).await,
+        Rpc::Lock => unary(state, method, token, body, |r| services.lock.lock(r)).await,
+        Rpc::Unlock => unary(state, method, token, body, |r| services.lock.unlock(r)).await,
+        Rpc::Campaign => unary(state, method, token, body, |r| election.campaign(r)).await,
+        Rpc::Proclaim => unary(state, method, token, body, |r| election.proclaim(r)).await,
+        Rpc::Leader => unary(state, method, token, body, |r| election.leader(r)).await,
+        Rpc::Resign => unary(state, method, token, body, |r| election.resign(r)).await,
+        Rpc::Observe => {
+            stream::serve_one(state, method, token, body, |r| election.observe(r)).await
+        }
+        Rpc::Snapshot => {
+            stream::serve_one(state, method, token, body, |r| maintenance.snapshot(r)).await
+        }
+        Rpc::AuthEnable => unary(state, method, token, body, |r| auth.auth_enable(r)).await,
+        Rpc::AuthDisable => unary(state, method, token, body, |r| auth.auth_disable(r)).await,
+        Rpc::Authenticate => unary(state, method, token, body, |r| auth.authenticate(r)).await,
+        Rpc::UserAdd => unary(state, method, token, body, |r| auth.user_add(r)).await,
+        Rpc::UserGet => unary(state, method, token, body, |r| auth.user_get(r)).await,
+        Rpc::UserList => unary(state, method, token, body, |r| auth.user_list(r)).await,
+        Rpc::UserDelete => unary(state, method, token, body, |r| auth.user_delete(r)).await,
+        Rpc::UserChangePassword => {
+            unary(state, method, token, body, |r| auth.user_change_password(r)).await
+        }
+        Rpc::UserGrantRole => unary(state, method, token, body, |r| auth.user_grant_role(r)).await,
+        Rpc::UserRevokeRole => {
+            unary(state, method, token, body, |r| auth.user_revoke_role(r)).await
+        }
+        Rpc::RoleAdd => unary(state, method, token, body, |r| auth.role_add(r)).await,
+        Rpc::RoleGet => unary(state, method, token, body, |r| auth.role_get(r)).await,
+        Rpc::RoleList => unary(state, method, token, body, |r| auth.role_list(r)).await,
+        Rpc::RoleDelete => unary(state, method, token, body, |r| auth.role_delete(r)).await,
+        Rpc::RoleGrantPermission => {
+            unary(state, method, token, body, |r| {
+                auth.role_grant_permission(r)
+            })
+            .await
+        }
+        Rpc::RoleRevokePermission => {
+            unary(state, method, token, body, |r| {
+                auth.role_revoke_permission(r)
+            })
+            .await
+        }
     }
+}
+
+/// A call's request, with the HTTP request's `Authorization` as the `authorization`
+/// metadata (grpc-gateway's forwarding), which names the call's user.
+pub(super) fn with_token<T>(message: T, token: Option<&http::HeaderValue>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = token.and_then(|t| tonic::metadata::MetadataValue::try_from(t.as_bytes()).ok());
+    if let Some(value) = value {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 /// The one request of a unary or server-streaming call, read whole and decoded; or
@@ -257,7 +337,13 @@ where
 
 /// One unary call of the gRPC `method`: the body decoded, the call made (and counted,
 /// as a call of etcd's gateway counts on its server), its answer or refusal as JSON.
-async fn unary<Req, Resp, F, Fut>(state: &AppState, method: &str, body: Body, call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(
+    state: &AppState,
+    method: &str,
+    token: Option<&http::HeaderValue>,
+    body: Body,
+    call: F,
+) -> Response
 where
     Req: DeserializeOwned + Default + Message,
     Resp: Serialize + Message,
@@ -271,7 +357,7 @@ where
     let counted = Call::start(method);
     counted.message(Way::Received, request.encoded_len());
     let answer = match learner::refuse_unserved(state, method) {
-        Ok(()) => call(tonic::Request::new(request)).await,
+        Ok(()) => call(with_token(request, token)).await,
         Err(refused) => Err(refused),
     };
     match answer {
@@ -301,7 +387,7 @@ mod tests {
         assert_eq!(Rpc::from_path(b"maintenance/hashkv"), None);
         // Served, as Beacon's gRPC serves them: UNIMPLEMENTED (etcd without auth
         // enabled answers them itself, e.g. "user name not found").
-        assert_eq!(Rpc::from_path(b"auth/user/get"), Some(Rpc::Auth));
+        assert_eq!(Rpc::from_path(b"auth/user/get"), Some(Rpc::UserGet));
         assert_eq!(Rpc::from_path(b"auth/status"), None);
     }
 }

@@ -49,6 +49,7 @@ use crate::state::AppState;
 pub async fn serve<Req, Resp, S, F, Fut>(
     state: &AppState,
     method: &str,
+    token: Option<&http::HeaderValue>,
     body: Body,
     call: F,
 ) -> Response
@@ -112,7 +113,7 @@ where
         None,
         Some(GRPC_MESSAGE_BYTES_MAX),
     );
-    let answers = match call(tonic::Request::new(streaming)).await {
+    let answers = match call(super::with_token(streaming, token)).await {
         Ok(answers) => answers.into_inner(),
         Err(status) => {
             counted.end(status.code());
@@ -129,6 +130,7 @@ where
 pub async fn serve_one<Req, Resp, S, F, Fut>(
     state: &AppState,
     method: &str,
+    token: Option<&http::HeaderValue>,
     body: Body,
     call: F,
 ) -> Response
@@ -148,7 +150,7 @@ where
         counted.end(refused.code());
         return stream_refused(&refused);
     }
-    let answers = match call(tonic::Request::new(request)).await {
+    let answers = match call(super::with_token(request, token)).await {
         Ok(answers) => answers.into_inner(),
         Err(status) => {
             counted.end(status.code());
