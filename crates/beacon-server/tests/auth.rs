@@ -152,3 +152,171 @@ async fn etcdctl_auth_works_as_on_etcd() {
         beacon_testkit::assert_same_answers(&want, &got);
     }
 }
+
+/// A gRPC request carrying `token` as etcd's clients send it.
+fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("token", token.parse().expect("a token is ASCII"));
+    request
+}
+
+/// Sets up root and alice (who may read `/a/`), turns auth on, and returns root's and
+/// alice's tokens.
+async fn users(channel: &tonic::transport::Channel) -> (String, String) {
+    use beacon_proto::authpb::Permission;
+    use beacon_proto::etcdserverpb::auth_client::AuthClient;
+    use beacon_proto::etcdserverpb::*;
+    let mut auth = AuthClient::new(channel.clone());
+    for (name, password) in [("root", "rootpw"), ("alice", "pw")] {
+        auth.user_add(AuthUserAddRequest {
+            name: name.into(),
+            password: password.into(),
+            options: None,
+        })
+        .await
+        .expect("user added");
+    }
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .expect("root granted");
+    auth.role_add(AuthRoleAddRequest { name: "r".into() })
+        .await
+        .expect("role added");
+    auth.role_grant_permission(AuthRoleGrantPermissionRequest {
+        name: "r".into(),
+        perm: Some(Permission {
+            perm_type: 0,
+            key: b"/a/".to_vec(),
+            range_end: b"/a0".to_vec(),
+        }),
+    })
+    .await
+    .expect("permission granted");
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "alice".into(),
+        role: "r".into(),
+    })
+    .await
+    .expect("role granted");
+    auth.auth_enable(AuthEnableRequest {})
+        .await
+        .expect("auth enabled");
+    let login = |name: &'static str, password: &'static str| {
+        let mut auth = auth.clone();
+        async move {
+            auth.authenticate(AuthenticateRequest {
+                name: name.into(),
+                password: password.into(),
+            })
+            .await
+            .expect("logged in")
+            .into_inner()
+            .token
+        }
+    };
+    (login("root", "rootpw").await, login("alice", "pw").await)
+}
+
+/// What a watch stream says next (its created, events or cancel), within a deadline;
+/// `None` when it says nothing.
+async fn next_said(
+    answers: &mut tonic::Streaming<beacon_proto::etcdserverpb::WatchResponse>,
+) -> Option<String> {
+    let answer = tokio::time::timeout(Duration::from_secs(3), answers.message())
+        .await
+        .ok()?
+        .expect("the stream holds")?;
+    let events: Vec<String> = answer
+        .events
+        .iter()
+        .filter_map(|e| e.kv.as_ref())
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect();
+    Some(format!(
+        "created={} canceled={} reason={:?} events={events:?}",
+        answer.created, answer.canceled, answer.cancel_reason
+    ))
+}
+
+/// Watches as alice: one she may not create (refused as etcd words it), one she may;
+/// then her permission is revoked and a key she watched changes.
+async fn watch_story(server: &ServerProcess) -> Vec<String> {
+    use beacon_proto::etcdserverpb::watch_client::WatchClient;
+    use beacon_proto::etcdserverpb::watch_request::RequestUnion;
+    use beacon_proto::etcdserverpb::*;
+    let channel = beacon_testkit::grpc_channel(&server.client_url()).await;
+    let (root, alice) = users(&channel).await;
+    let create = |key: &[u8], end: &[u8]| WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_vec(),
+            range_end: end.to_vec(),
+            ..WatchCreateRequest::default()
+        })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // Sent before the call opens: grpc-go sends a stream's headers with its first
+    // answer, so etcd's stream opens only once it has something to say.
+    tx.send(create(b"/b", b"")).await.expect("sent");
+    let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut answers = WatchClient::new(channel.clone())
+        .watch(as_user(&alice, requests))
+        .await
+        .expect("a watch stream")
+        .into_inner();
+    let mut out = Vec::new();
+    out.push(next_said(&mut answers).await.unwrap_or_default());
+    tx.send(create(b"/a/", b"/a0")).await.expect("sent");
+    out.push(next_said(&mut answers).await.unwrap_or_default());
+    let mut kv = beacon_proto::etcdserverpb::kv_client::KvClient::new(channel.clone());
+    let mut auth = beacon_proto::etcdserverpb::auth_client::AuthClient::new(channel);
+    let put = |key: &str| PutRequest {
+        key: key.into(),
+        value: b"v".to_vec(),
+        ..PutRequest::default()
+    };
+    kv.put(as_user(&root, put("/a/1"))).await.expect("put");
+    out.push(next_said(&mut answers).await.unwrap_or_default());
+    auth.user_revoke_role(as_user(
+        &root,
+        AuthUserRevokeRoleRequest {
+            name: "alice".into(),
+            role: "r".into(),
+        },
+    ))
+    .await
+    .expect("revoked");
+    kv.put(as_user(&root, put("/a/2"))).await.expect("put");
+    out.push(
+        next_said(&mut answers)
+            .await
+            .unwrap_or_else(|| "nothing".into()),
+    );
+    out
+}
+
+#[tokio::test]
+async fn watches_are_checked_at_creation_as_etcd_and_after_a_revoke_unlike_etcd() {
+    let Some((etcd, beacon)) = support::told_by_both(watch_story).await else {
+        return;
+    };
+    let refused_create = r#"created=true canceled=true reason="rpc error: code = PermissionDenied desc = etcdserver: permission denied" events=[]"#;
+    let created = r#"created=true canceled=false reason="" events=[]"#;
+    let seen = r#"created=false canceled=false reason="" events=["/a/1"]"#;
+    assert_eq!(etcd[..3], [refused_create, created, seen]);
+    assert_eq!(beacon[..3], etcd[..3]);
+    // etcd goes on sending a watcher what its user may no longer read...
+    assert_eq!(
+        etcd[3],
+        r#"created=false canceled=false reason="" events=["/a/2"]"#
+    );
+    // ...Beacon cancels it first, with the reason a refused creation gets.
+    assert_eq!(
+        beacon[3],
+        r#"created=false canceled=true reason="rpc error: code = PermissionDenied desc = etcdserver: permission denied" events=[]"#
+    );
+}

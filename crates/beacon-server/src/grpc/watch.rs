@@ -62,7 +62,12 @@ impl watch_server::Watch for Watch {
                 credentials.insert(name, value.clone());
             }
         }
+        let auth_seen = super::read_mvcc(&self.state)
+            .map(|m| (m.auth().is_enabled(), m.auth().revision()))
+            .unwrap_or_default();
         let session = Session {
+            auth_seen,
+            user: None,
             credentials: (!credentials.is_empty()).then(|| Box::new(credentials)),
             revisions: self.state.consensus.v3_revisions(),
             state: Arc::clone(&self.state),
@@ -121,6 +126,11 @@ struct Session {
     state: Arc<AppState>,
     /// The stream's token, if it came with one.
     credentials: Option<Box<tonic::metadata::MetadataMap>>,
+    /// The user the token named when a watcher was last created, whose permissions
+    /// the watchers are checked against again when the auth store changes.
+    user: Option<String>,
+    /// Whether auth was on, and its revision, when the watchers were last checked.
+    auth_seen: (bool, u64),
     revisions: watch::Receiver<i64>,
     watchers: BTreeMap<i64, Watcher>,
     /// The next automatic watch id to try.
@@ -226,14 +236,57 @@ impl Session {
 
     /// etcd's `isWatchPermitted`: the stream's user may read what the watcher would
     /// see. A refusal's reason is the gRPC error's text as grpc-go prints it.
-    fn permitted(&self, key: &[u8], range_end: &[u8]) -> Result<(), String> {
+    fn permitted(&mut self, key: &[u8], range_end: &[u8]) -> Result<(), String> {
         let empty = tonic::metadata::MetadataMap::new();
         let metadata = self.credentials.as_deref().unwrap_or(&empty);
         let caller = super::auth::caller_of_metadata(&self.state, metadata)
             .map_err(|status| go_text(&status))?;
         let mvcc = super::read_mvcc(&self.state).map_err(|status| go_text(&status))?;
         mvcc.check_watch(caller.as_ref(), key, range_end)
-            .map_err(|e| go_text(&super::auth::refused(e)))
+            .map_err(|e| go_text(&super::auth::refused(e)))?;
+        self.user = caller.map(|c| c.username);
+        Ok(())
+    }
+
+    /// Cancels the watchers whose user may no longer read what they watch. etcd checks
+    /// a watcher once, when it is created, so a revoked permission, a deleted user or
+    /// auth turned on goes on sending it events; here, whenever the auth store changed,
+    /// every watcher is checked again (as the user, not the token: a token that only
+    /// aged does not end a watch) before anything more is sent.
+    async fn recheck(&mut self) -> Result<(), Gone> {
+        let denied: Vec<(i64, String)> = {
+            let Ok(mvcc) = super::read_mvcc(&self.state) else {
+                return Err(Gone);
+            };
+            let auth = mvcc.auth();
+            let now = (auth.is_enabled(), auth.revision());
+            if now == self.auth_seen {
+                return Ok(());
+            }
+            self.auth_seen = now;
+            let caller = self.user.as_deref().map(|u| auth.caller_named(u));
+            self.watchers
+                .iter()
+                .filter_map(|(id, w)| {
+                    let refused = mvcc
+                        .check_watch(caller.as_ref(), &w.key, &w.range_end)
+                        .err()?;
+                    Some((*id, go_text(&super::auth::refused(refused))))
+                })
+                .collect()
+        };
+        for (id, reason) in denied {
+            self.watchers.remove(&id);
+            self.send(WatchResponse {
+                header: self.header(None),
+                watch_id: id,
+                canceled: true,
+                cancel_reason: reason,
+                ..WatchResponse::default()
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn create(&mut self, create: WatchCreateRequest) -> Result<(), Gone> {
@@ -308,6 +361,7 @@ impl Session {
     /// Sends the watchers that are behind what they owe them, from the lowest revision
     /// any of them needs, at most [`WATCH_CATCH_UP_REVISIONS_MAX`] revisions at once.
     async fn dispatch(&mut self, current: i64) -> Result<(), Gone> {
+        self.recheck().await?;
         // Without the keyspace's revision: a second read lock on this thread, under the
         // one taken below, would wait behind a queued apply that waits for the first (a
         // deadlock the etcd3 client suites found). Each answer sets its own revision.
