@@ -366,3 +366,51 @@ fn a_member_joins_with_auto_tls() {
             == 2
     });
 }
+
+/// v3 auth over mutual TLS: a call without a token runs as the user its certificate's
+/// common name names (`root`, in the test PKI's client pair), one with a token as the
+/// token's user.
+fn common_name_script(kind: ServerKind, bin: PathBuf, pki: &Pki) -> Vec<(String, Outcome)> {
+    let flags = client_mtls_flags(pki);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let https = Https {
+        client: true,
+        peer: false,
+    };
+    let server = ServerProcess::start_https(kind, bin, https, &flags).expect("server starts");
+    let url = server.client_url();
+    let root = Creds {
+        ca: Some(&pki.ca),
+        pair: Some(&pki.client),
+        insecure: false,
+    };
+    let mut seen = Vec::new();
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "alice:pw"],
+        &["auth", "enable"],
+        &["put", "k", "v"],
+        &["get", "k"],
+        &["user", "list"],
+        &["--user", "alice:pw", "put", "k", "w"],
+        &["--user", "alice:pw", "get", "k"],
+        &["auth", "disable"],
+    ] {
+        seen.push((args.join(" "), run("3", &url, &root, args)));
+    }
+    seen
+}
+
+#[test]
+fn a_client_certificate_names_the_v3_user_as_etcd() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let pki = Pki::new().expect("test certificates");
+    let etcd = common_name_script(ServerKind::Etcd, beacon_testkit::etcd_bin(), &pki);
+    let beacon = common_name_script(ServerKind::Beacon, beacon_testkit::beacon_bin(), &pki);
+    assert_eq!(etcd, beacon);
+    assert_eq!(beacon[5].1.stdout, "k\nv\n", "{beacon:?}");
+    assert!(!beacon[7].1.ok, "{beacon:?}");
+}

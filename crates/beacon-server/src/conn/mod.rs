@@ -61,6 +61,13 @@ pub async fn serve_listener(
                     Some(tls) => {
                         Box::pin(async move {
                             if let Some(secured) = handshake(&tls, sock, remote).await {
+                                // A verified client certificate names the calls' user
+                                // when they carry no token (etcd's AuthInfoFromTLS).
+                                let certs = secured.get_ref().1.peer_certificates();
+                                let cn = certs
+                                    .and_then(|c| c.first())
+                                    .and_then(beacon_tls::common_name);
+                                let grpc = grpc.with_client_common_name(cn);
                                 serve_connection(secured, app, grpc, stop).await;
                             }
                         })

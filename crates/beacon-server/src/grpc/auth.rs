@@ -36,10 +36,33 @@ pub(crate) fn refused(e: AuthError) -> Status {
     Status::new(tonic::Code::from(e.grpc_code()), e.to_string())
 }
 
-/// Who `request` runs as: the user its token names, or nobody (no token). A token this
-/// member does not know (never given, expired, or its user changed) is refused.
+/// The common name of a connection's verified client certificate (a request extension
+/// the connection sets), which names the user of a call that carries no token.
+#[derive(Debug, Clone)]
+pub struct ClientCommonName(pub Arc<str>);
+
+/// Who `request` runs as: the user its token names, else the one its client
+/// certificate names, else nobody. A token this member does not know (never given,
+/// expired, or its user changed) is refused.
 pub(crate) fn caller<T>(state: &AppState, request: &Request<T>) -> Result<Option<Caller>, Status> {
-    caller_of_metadata(state, request.metadata())
+    let cn = request.extensions().get::<ClientCommonName>();
+    caller_of(state, request.metadata(), cn)
+}
+
+/// [`caller`] from a call's metadata and its connection's certificate name.
+pub(crate) fn caller_of(
+    state: &AppState,
+    metadata: &tonic::metadata::MetadataMap,
+    cn: Option<&ClientCommonName>,
+) -> Result<Option<Caller>, Status> {
+    let by_token = caller_of_metadata(state, metadata)?;
+    if by_token.is_some() {
+        return Ok(by_token);
+    }
+    let Some(cn) = cn else {
+        return Ok(None);
+    };
+    Ok(Some(super::read_mvcc(state)?.auth().caller_named(&cn.0)))
 }
 
 /// The metadata keys a token comes under: grpc-go clients', then the gateway's.

@@ -62,6 +62,16 @@ use crate::state::AppState;
 pub struct Routes {
     service: learner::LearnerGate<tonic::service::Routes>,
     http2: Http2Settings,
+    /// The common name of the connection's verified client certificate, if any.
+    client_common_name: Option<auth::ClientCommonName>,
+}
+
+impl Routes {
+    /// The routes of a connection whose client presented a certificate naming `cn`.
+    pub fn with_client_common_name(mut self, cn: Option<String>) -> Routes {
+        self.client_common_name = cn.map(|cn| auth::ClientCommonName(cn.into()));
+        self
+    }
 }
 
 /// How each gRPC connection is kept: etcd's `--max-concurrent-streams` and
@@ -161,6 +171,7 @@ pub async fn routes(state: Arc<AppState>, services: &Services) -> Routes {
     Routes {
         service: learner::LearnerGate::new(routes, state),
         http2,
+        client_common_name: None,
     }
 }
 
@@ -285,24 +296,32 @@ pub async fn serve_connection<I>(
 {
     use http_body_util::Either;
     use tower::ServiceExt as _;
-    let Routes { service, http2 } = routes;
+    let Routes {
+        service,
+        http2,
+        client_common_name,
+    } = routes;
     let grpc = calls::Counted::new(tower::util::MapResponse::new(service, etcd_refusals));
-    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let is_grpc = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let (grpc, app) = (grpc.clone(), app.clone());
-        async move {
-            if is_grpc {
-                let resp = grpc.oneshot(req).await?;
-                Ok::<_, std::convert::Infallible>(resp.map(Either::Left))
-            } else {
-                let resp = app.oneshot(req).await?;
-                Ok(resp.map(Either::Right))
+    let service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            if let Some(cn) = &client_common_name {
+                req.extensions_mut().insert(cn.clone());
             }
-        }
-    });
+            let is_grpc = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            let (grpc, app) = (grpc.clone(), app.clone());
+            async move {
+                if is_grpc {
+                    let resp = grpc.oneshot(req).await?;
+                    Ok::<_, std::convert::Infallible>(resp.map(Either::Left))
+                } else {
+                    let resp = app.oneshot(req).await?;
+                    Ok(resp.map(Either::Right))
+                }
+            }
+        });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(http2.max_concurrent_streams)

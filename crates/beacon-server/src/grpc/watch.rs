@@ -65,7 +65,12 @@ impl watch_server::Watch for Watch {
         let auth_seen = super::read_mvcc(&self.state)
             .map(|m| (m.auth().is_enabled(), m.auth().revision()))
             .unwrap_or_default();
+        let common_name = request
+            .extensions()
+            .get::<super::auth::ClientCommonName>()
+            .cloned();
         let session = Session {
+            common_name,
             auth_seen,
             user: None,
             credentials: (!credentials.is_empty()).then(|| Box::new(credentials)),
@@ -126,6 +131,8 @@ struct Session {
     state: Arc<AppState>,
     /// The stream's token, if it came with one.
     credentials: Option<Box<tonic::metadata::MetadataMap>>,
+    /// Its connection's client certificate name, the user when there is no token.
+    common_name: Option<super::auth::ClientCommonName>,
     /// The user the token named when a watcher was last created, whose permissions
     /// the watchers are checked against again when the auth store changes.
     user: Option<String>,
@@ -239,7 +246,7 @@ impl Session {
     fn permitted(&mut self, key: &[u8], range_end: &[u8]) -> Result<(), String> {
         let empty = tonic::metadata::MetadataMap::new();
         let metadata = self.credentials.as_deref().unwrap_or(&empty);
-        let caller = super::auth::caller_of_metadata(&self.state, metadata)
+        let caller = super::auth::caller_of(&self.state, metadata, self.common_name.as_ref())
             .map_err(|status| go_text(&status))?;
         let mvcc = super::read_mvcc(&self.state).map_err(|status| go_text(&status))?;
         mvcc.check_watch(caller.as_ref(), key, range_end)
