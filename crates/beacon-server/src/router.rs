@@ -14,7 +14,7 @@ use http::StatusCode;
 use http_body::Body as _;
 
 use crate::api;
-use crate::api_v2::{keys, members, stats};
+use crate::api_v2::{auth, keys, members, stats};
 use crate::gateway;
 use crate::grpc::Services;
 use crate::http::gopath::{clean_rooted, escape_path, mux_clean, unescape};
@@ -104,11 +104,22 @@ async fn route(client: &Client, req: Request) -> Response {
             let rest = String::from_utf8_lossy(&p[b"/v2/members/".len()..]);
             members::serve_members(state, &method, &parts.headers, &rest, body).await
         }
+        p if p.starts_with(b"/v2/auth/") => {
+            auth::serve(
+                state,
+                &method,
+                &parts.headers,
+                &p[b"/v2/auth".len()..],
+                body,
+            )
+            .await
+        }
         // etcd's `ServeMux` serves the gateway's subtree at `/v3/`.
         b"/v3" => moved_permanently(&method, "/v3/"),
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
-            let key = clean_rooted(&p[b"/v2/keys".len()..]);
-            keys::serve(state, method, &parts.headers, raw_query, key, body).await
+            let sent = &p[b"/v2/keys".len()..];
+            let key = clean_rooted(sent);
+            keys::serve(state, method, &parts.headers, raw_query, (key, sent), body).await
         }
         _ => not_found(),
     }

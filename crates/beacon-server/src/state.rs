@@ -33,6 +33,8 @@ pub struct AppState {
     pub http2: crate::grpc::Http2Settings,
     /// `--metrics extensive`: `/metrics` shows the gRPC handling times too.
     pub metrics_extensive: bool,
+    /// This member's own v2 auth bookkeeping (not replicated).
+    pub v2_auth: crate::api_v2::auth::AuthMember,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -76,6 +78,7 @@ impl AppState {
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             http2: crate::grpc::Http2Settings::default(),
             metrics_extensive: false,
+            v2_auth: Default::default(),
         }
     }
 

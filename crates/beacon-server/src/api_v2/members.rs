@@ -64,6 +64,10 @@ pub async fn serve_members(
     if !allowed.contains(method) {
         return method_not_allowed(Some("GET,POST,DELETE,PUT"));
     }
+    // With v2 auth on, changing members needs root; etcd's 401 has no cluster id.
+    if !super::auth::access::has_write_root_access(state, method, headers).await {
+        return super::auth::no_auth();
+    }
     let mut resp = match *method {
         http::Method::GET => list(state, rest),
         http::Method::POST => add(state, headers, body).await,

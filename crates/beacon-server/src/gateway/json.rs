@@ -173,7 +173,7 @@ fn go_data_error(e: &serde_json::Error) -> String {
 /// `>`, `&`, U+2028 and U+2029 in strings, and writes backspace and form feed as
 /// `\u0008` and `\u000c`, where serde_json writes them as they are or as `\b`, `\f`.
 /// Outside strings serde_json's output has none of these, so one pass over it does.
-fn go_json<M: Serialize + ?Sized>(message: &M) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn go_json<M: Serialize + ?Sized>(message: &M) -> Result<Vec<u8>, serde_json::Error> {
     let plain = serde_json::to_vec(message)?;
     let mut out = Vec::with_capacity(plain.len());
     let mut at = 0;

@@ -11,7 +11,7 @@
 //! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
 //! gRPC).
 
-mod json;
+pub(crate) mod json;
 mod stream;
 
 use std::future::Future;
