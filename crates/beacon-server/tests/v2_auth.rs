@@ -195,6 +195,13 @@ async fn manage(s: &mut Story) {
             "q",
         ),
         (r#"{"permissions":{}}"#, "q2"),
+        // Go's decoder: names in any case, null as absent.
+        (
+            r#"{"Role":"n","Permissions":{"KV":{"Read":["/n"]}},"grant":null}"#,
+            "n",
+        ),
+        (r#"{"role":"m","permissions":null}"#, "m"),
+        (r#"{"role":"m2","permissions":{"kv":{"read":"/x"}}}"#, "m2"),
         ("garbage", "g"),
     ] {
         s.call("PUT", &format!("/v2/auth/roles/{what}"), None, body)
@@ -210,6 +217,7 @@ async fn manage(s: &mut Story) {
         r#"{"user":"bob","grant":["b","b"]}"#,
         r#"{"user":"bob","revoke":["never"]}"#,
         r#"{"user":"other","password":"c"}"#,
+        r#"{"USER":"bob","Grant":["n"],"roles":null}"#,
     ] {
         s.call("PUT", "/v2/auth/users/bob", None, body).await;
     }
@@ -261,6 +269,9 @@ async fn enforce(s: &mut Story) {
         Some("nobody:c"),
     ] {
         s.call("GET", "/v2/keys/probe", who, "").await;
+        // A watch is a read: the history answers at once where it is allowed.
+        s.call("GET", "/v2/keys/probe?wait=true&waitIndex=1", who, "")
+            .await;
         s.call("GET", "/v2/keys/foo/a", who, "").await;
         s.call("GET", "/v2/keys/foo?recursive=true", who, "").await;
         s.call("GET", "/v2/keys/foo/?recursive=true", who, "").await;

@@ -168,16 +168,29 @@ async fn records(state: &AppState) -> Result<AuthState, Failure> {
 /// A request body, whole; etcd's decoder reads the first JSON document of it and
 /// ignores what follows. Anything unreadable is etcd's "Invalid JSON".
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Failure> {
-    let invalid = Failure::Message(StatusCode::BAD_REQUEST, "Invalid JSON in request body.");
-    let bytes = match read_capped(body, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { .. }) | Err(_) => return Err(invalid),
-    };
-    serde_json::Deserializer::from_slice(&bytes)
-        .into_iter::<T>()
+    let invalid = || Failure::Message(StatusCode::BAD_REQUEST, "Invalid JSON in request body.");
+    let bytes = read_capped(body, REQUEST_BODY_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT)
+        .await
+        .map_err(|_: BodyError| invalid())?;
+    let first = serde_json::Deserializer::from_slice(&bytes)
+        .into_iter::<serde_json::Value>()
         .next()
         .and_then(Result::ok)
-        .ok_or(invalid)
+        .ok_or_else(invalid)?;
+    serde_json::from_value(as_go_decodes(first)).map_err(|_| invalid())
+}
+
+/// The document as Go's decoder fills etcd's structs from it: field names match in
+/// any case (`"User"` is `user`), and a null leaves a field as if it were absent.
+fn as_go_decodes(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.to_lowercase(), as_go_decodes(v)))
+            .collect(),
+        other => other,
+    }
 }
 
 /// Proposes one auth write; the store's answer (etcd's error when the record to
