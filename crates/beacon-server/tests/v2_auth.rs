@@ -208,6 +208,8 @@ async fn manage(s: &mut Story) {
             .await;
     }
     s.call("GET", "/v2/auth/roles/e", None, "").await;
+    // Names with HTML characters, escaped in etcd's errors as in its documents.
+    s.call("GET", "/v2/auth/roles/a%3Cb%3E%26", None, "").await;
     for body in [
         r#"{"user":"bob","revoke":["x"]}"#,
         r#"{"user":"bob","grant":["x"]}"#,

@@ -11,7 +11,7 @@
 //! Not served: Auth (Beacon has none; its calls are answered UNIMPLEMENTED, as over
 //! gRPC).
 
-pub(crate) mod json;
+mod json;
 mod stream;
 
 use std::future::Future;
