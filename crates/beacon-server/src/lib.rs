@@ -171,6 +171,7 @@ pub async fn run(
             space_quota: config.space_quota,
             watch_progress_notify_interval: config.watch_progress_notify_interval,
             metrics_extensive: config.metrics_extensive,
+            client_cert_auth: config.tls.client.client_cert_auth,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -312,6 +313,8 @@ pub struct ClientSettings {
     pub http2: grpc::Http2Settings,
     /// `--metrics extensive`.
     pub metrics_extensive: bool,
+    /// `--client-cert-auth` on the client URLs.
+    pub client_cert_auth: bool,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -335,6 +338,7 @@ pub async fn serve(
     state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
     state.http2 = settings.http2;
     state.metrics_extensive = settings.metrics_extensive;
+    state.client_cert_auth = settings.client_cert_auth;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

@@ -35,6 +35,9 @@ pub struct AppState {
     pub metrics_extensive: bool,
     /// This member's own v2 auth bookkeeping (not replicated).
     pub v2_auth: crate::api_v2::auth::AuthMember,
+    /// `--client-cert-auth`: with v2 auth on, a request without credentials is the
+    /// user its TLS client certificate names, if any.
+    pub client_cert_auth: bool,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -79,6 +82,7 @@ impl AppState {
             http2: crate::grpc::Http2Settings::default(),
             metrics_extensive: false,
             v2_auth: Default::default(),
+            client_cert_auth: false,
         }
     }
 

@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{etcd_or_skip, Https, ServerKind, ServerProcess};
+use beacon_testkit::{etcd_or_skip, Https, PemPair, Pki, ServerKind, ServerProcess};
 
 /// Small, so that the story's writes cross several Raft snapshots before the restart.
 const SNAPSHOT_COUNT: &str = "5";
@@ -515,5 +515,138 @@ async fn v2_auth_in_a_cluster_answers_as_etcd_does() {
     }
     let want = cluster_story(ServerKind::Etcd).await;
     let got = cluster_story(ServerKind::Beacon).await;
+    beacon_testkit::assert_same_answers(&want, &got);
+}
+
+/// A request as method, path, `user:password` (or empty) and body.
+type Step<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// One request over TLS with curl (HTTP/1.1: etcd 3.4 answers a v2 request that came
+/// over HTTP/2 with 404), presenting `pair`, as `credentials` when given.
+fn curl(
+    server: &ServerProcess,
+    pki: &Pki,
+    pair: &PemPair,
+    (method, path, credentials, body): Step<'_>,
+) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--http1.1",
+        "--max-time",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+    ])
+    .arg("--cacert")
+    .arg(&pki.ca)
+    .arg("--cert")
+    .arg(&pair.cert)
+    .arg("--key")
+    .arg(&pair.key);
+    if !credentials.is_empty() {
+        cmd.args(["-u", credentials]);
+    }
+    if !body.is_empty() {
+        cmd.args(["-d", body]);
+    }
+    let out = cmd
+        .arg(format!("{}{path}", server.client_url()))
+        .output()
+        .expect("curl runs");
+    let who = if credentials.is_empty() {
+        ""
+    } else {
+        credentials.split(':').next().unwrap_or("")
+    };
+    format!(
+        "{method} {path} as {who:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+/// With `--client-cert-auth`, a request without an `Authorization` header is the user
+/// its TLS certificate names, no password asked; one naming no user is a guest, and
+/// Basic credentials, when sent, decide alone. The test PKI's client pair is named
+/// `root`, its server pair (a client too) `server`.
+fn certified_story(kind: ServerKind) -> Vec<String> {
+    let pki = Pki::new().expect("the test PKI");
+    let flags = [
+        "--cert-file",
+        pki.server.cert.to_str().expect("a UTF-8 path"),
+        "--key-file",
+        pki.server.key.to_str().expect("a UTF-8 path"),
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        pki.ca.to_str().expect("a UTF-8 path"),
+    ];
+    let https = Https {
+        client: true,
+        peer: false,
+    };
+    let server =
+        ServerProcess::start_https(kind, bin(kind), https, &flags).expect("the server starts");
+    let (root, other) = (&pki.client, &pki.server);
+    let steps: [(&PemPair, Step<'_>); 12] = [
+        (
+            root,
+            (
+                "PUT",
+                "/v2/auth/users/root",
+                "",
+                r#"{"user":"root","password":"pw"}"#,
+            ),
+        ),
+        (
+            root,
+            (
+                "PUT",
+                "/v2/auth/roles/s",
+                "",
+                r#"{"role":"s","permissions":{"kv":{"read":[],"write":["/s/*"]}}}"#,
+            ),
+        ),
+        (
+            root,
+            (
+                "PUT",
+                "/v2/auth/users/server",
+                "",
+                r#"{"user":"server","password":"x","roles":["s"]}"#,
+            ),
+        ),
+        (other, ("PUT", "/v2/auth/enable", "", "")),
+        (root, ("PUT", "/v2/auth/enable", "", "")),
+        (
+            root,
+            (
+                "PUT",
+                "/v2/auth/roles/guest",
+                "",
+                r#"{"role":"guest","revoke":{"kv":{"write":["/*"]}}}"#,
+            ),
+        ),
+        (other, ("GET", "/v2/auth/users", "", "")),
+        (other, ("GET", "/v2/auth/users", "root:pw", "")),
+        (root, ("GET", "/v2/auth/users", "root:bad", "")),
+        (other, ("PUT", "/v2/keys/s/a", "", "value=1")),
+        (other, ("PUT", "/v2/keys/t", "", "value=1")),
+        (root, ("DELETE", "/v2/auth/enable", "", "")),
+    ];
+    steps
+        .into_iter()
+        .map(|(pair, step)| curl(&server, &pki, pair, step))
+        .collect()
+}
+
+#[test]
+fn v2_auth_with_client_certificates_answers_as_etcd_does() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let want = certified_story(ServerKind::Etcd);
+    let got = certified_story(ServerKind::Beacon);
     beacon_testkit::assert_same_answers(&want, &got);
 }

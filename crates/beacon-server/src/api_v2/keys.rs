@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::response::Response;
 use beacon_api::{Action, ByteString, ErrorCode, EtcdError, Event};
 use beacon_store::{Applied, Command, Method as StoreMethod};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use super::auth;
 use super::error::{etcd_error, propose_failure};
@@ -29,7 +29,7 @@ const ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
 pub async fn serve(
     state: &AppState,
     method: http::Method,
-    headers: &HeaderMap,
+    head: &http::request::Parts,
     raw_query: &str,
     (key, sent): (ByteString, &[u8]),
     body: Body,
@@ -44,7 +44,7 @@ pub async fn serve(
     if !known.contains(&method) {
         return method_not_allowed(Some(ALLOW));
     }
-    let mut resp = match handle(state, &method, headers, raw_query, (key, sent), body).await {
+    let mut resp = match handle(state, &method, head, raw_query, (key, sent), body).await {
         Ok(resp) => resp,
         Err(e) => etcd_error(&e),
     };
@@ -56,12 +56,13 @@ pub async fn serve(
 async fn handle(
     state: &AppState,
     method: &http::Method,
-    headers: &HeaderMap,
+    head: &http::request::Parts,
     raw_query: &str,
     (key, sent): (ByteString, &[u8]),
     body: Body,
 ) -> Result<Response, EtcdError> {
-    let content_type = headers
+    let content_type = head
+        .headers
         .get(http::header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     // Go reads the body only for form posts; anything else is left unread.
@@ -86,7 +87,7 @@ async fn handle(
     .map_err(|cause| EtcdError::request(ErrorCode::InvalidForm, cause))?;
     let params = parse_key_params(method, key, &form)?;
     // etcd checks permissions once the request parsed, on the path as sent.
-    if !auth::access::has_key_access(state, method, headers, sent, params.recursive).await {
+    if !auth::access::has_key_access(state, method, head, sent, params.recursive).await {
         return Err(EtcdError::new(
             ErrorCode::Unauthorized,
             "Insufficient credentials",

@@ -6,15 +6,21 @@
 
 use base64::Engine as _;
 use beacon_store::auth::{Role, User, GUEST_ROLE, ROOT_ROLE};
-use http::HeaderMap;
+use http::request::Parts;
 
 use super::password::{self, Password};
 use crate::consensus::read_store;
 use crate::state::AppState;
 
+/// The common names of the certificates a TLS client presented, leaf first: a request
+/// extension the connection layer adds (etcd reads them from the verified chains).
+#[derive(Clone, Debug, Default)]
+pub struct ClientCertNames(pub Vec<String>);
+
 /// What a request's credentials name, when auth is enabled.
 enum Caller {
-    /// No `Authorization` header (or an empty one, which Go cannot tell apart).
+    /// No `Authorization` header (or an empty one, which Go cannot tell apart), and no
+    /// client certificate naming a user.
     Guest,
     /// A user whose password matched.
     User(User),
@@ -24,25 +30,21 @@ enum Caller {
 
 /// Whether the request may manage users, roles or members: always when auth is off,
 /// else only a user holding the root role (etcd's `hasRootAccess`).
-pub async fn has_root_access(state: &AppState, headers: &HeaderMap) -> bool {
+pub async fn has_root_access(state: &AppState, head: &Parts) -> bool {
     if !enabled(state) {
         return true;
     }
-    match caller(state, headers).await {
+    match caller(state, head).await {
         Caller::User(user) => user.roles.iter().flatten().any(|r| r == ROOT_ROLE),
         Caller::Guest | Caller::Refused => false,
     }
 }
 
 /// etcd's `hasWriteRootAccess`: reads are open to everyone, writes need root.
-pub async fn has_write_root_access(
-    state: &AppState,
-    method: &http::Method,
-    headers: &HeaderMap,
-) -> bool {
+pub async fn has_write_root_access(state: &AppState, method: &http::Method, head: &Parts) -> bool {
     *method == http::Method::GET
         || *method == http::Method::HEAD
-        || has_root_access(state, headers).await
+        || has_root_access(state, head).await
 }
 
 /// Whether the request may read (GET, HEAD) or else write `key`, the path after
@@ -51,7 +53,7 @@ pub async fn has_write_root_access(
 pub async fn has_key_access(
     state: &AppState,
     method: &http::Method,
-    headers: &HeaderMap,
+    head: &Parts,
     key: &[u8],
     recursive: bool,
 ) -> bool {
@@ -59,7 +61,7 @@ pub async fn has_key_access(
         return true;
     }
     let write = *method != http::Method::GET && *method != http::Method::HEAD;
-    let roles: Vec<Role> = match caller(state, headers).await {
+    let roles: Vec<Role> = match caller(state, head).await {
         Caller::Refused => return false,
         Caller::Guest => {
             return roles(state, [GUEST_ROLE.to_string()])
@@ -94,13 +96,17 @@ fn roles(state: &AppState, names: impl IntoIterator<Item = String>) -> Vec<Role>
         .collect()
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> Caller {
-    let header = headers
+async fn caller(state: &AppState, head: &Parts) -> Caller {
+    let header = head
+        .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if header.is_empty() {
-        return Caller::Guest;
+        return match head.extensions.get::<ClientCertNames>() {
+            Some(names) if state.client_cert_auth => certified(state, names),
+            _ => Caller::Guest,
+        };
     }
     let Some((name, password)) = basic_credentials(header) else {
         tracing::warn!("auth: malformed basic auth encoding");
@@ -119,6 +125,21 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Caller {
         tracing::warn!(user = %name, "auth: incorrect password");
         Caller::Refused
     }
+}
+
+/// The user a TLS client certificate names, with `--client-cert-auth` and no
+/// `Authorization` header (etcd's `userFromClientCertificate`): the first of the
+/// certificates' common names that is a user's, no password asked. None makes a
+/// guest.
+fn certified(state: &AppState, names: &ClientCertNames) -> Caller {
+    let Ok(store) = read_store(state.consensus.store()) else {
+        return Caller::Guest;
+    };
+    names
+        .0
+        .iter()
+        .find_map(|name| store.auth().user(name))
+        .map_or(Caller::Guest, Caller::User)
 }
 
 /// Go's `Request.BasicAuth`: `Basic ` in any case, standard padded base64, and the

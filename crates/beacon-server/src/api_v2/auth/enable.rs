@@ -4,15 +4,16 @@
 
 use axum::response::Response;
 use beacon_store::auth::{guest_role, AuthChange, AuthError, GUEST_ROLE, ROOT_USER};
-use http::{HeaderMap, StatusCode};
+use http::request::Parts;
+use http::StatusCode;
 use serde::Serialize;
 
 use super::{document, propose, records, refuse, respond, roles, Answer};
 use crate::state::AppState;
 
 /// Serves `/v2/auth/enable`.
-pub async fn serve(state: &AppState, method: &http::Method, headers: &HeaderMap) -> Response {
-    if let Some(refused) = refuse(state, method, headers, "GET,PUT,DELETE", false).await {
+pub async fn serve(state: &AppState, method: &http::Method, head: &Parts) -> Response {
+    if let Some(refused) = refuse(state, method, head, "GET,PUT,DELETE", false).await {
         return refused;
     }
     let answer = match *method {

@@ -19,7 +19,8 @@ use axum::response::Response;
 use beacon_api::{ErrorCode, EtcdError};
 use beacon_store::auth::{AuthChange, AuthError, AuthState, AuthWrite};
 use beacon_store::{Applied, Command};
-use http::{HeaderMap, StatusCode};
+use http::request::Parts;
+use http::StatusCode;
 use serde::Serialize;
 
 use super::error::{etcd_error, propose_failure};
@@ -43,14 +44,14 @@ pub struct AuthMember {
 pub async fn serve(
     state: &AppState,
     method: &http::Method,
-    headers: &HeaderMap,
+    head: &Parts,
     rest: &[u8],
     body: Body,
 ) -> Response {
     // etcd registers `/enable` alone, and `/users`, `/roles` with their subtrees, whose
     // handlers clean the path again (a trailing slash goes) and split it.
     if rest == b"/enable" {
-        return enable::serve(state, method, headers).await;
+        return enable::serve(state, method, head).await;
     }
     let trimmed = rest.strip_suffix(b"/").unwrap_or(rest);
     let mut pieces = trimmed.split(|&b| b == b'/').skip(1);
@@ -69,7 +70,7 @@ pub async fn serve(
     } else {
         "GET"
     };
-    if let Some(refused) = refuse(state, method, headers, allowed, true).await {
+    if let Some(refused) = refuse(state, method, head, allowed, true).await {
         return refused;
     }
     let answer = match (users, name, method.as_str()) {
@@ -90,7 +91,7 @@ pub async fn serve(
 async fn refuse(
     state: &AppState,
     method: &http::Method,
-    headers: &HeaderMap,
+    head: &Parts,
     allowed: &'static str,
     root_for_reads: bool,
 ) -> Option<Response> {
@@ -98,9 +99,9 @@ async fn refuse(
         return Some(method_not_allowed(Some(allowed)));
     }
     let allowed = if root_for_reads {
-        access::has_root_access(state, headers).await
+        access::has_root_access(state, head).await
     } else {
-        access::has_write_root_access(state, method, headers).await
+        access::has_write_root_access(state, method, head).await
     };
     (!allowed).then(no_auth)
 }
