@@ -1,7 +1,8 @@
 //! Who may do what once v2 auth is enabled (etcd's `client_auth.go` checks): a
 //! request's HTTP Basic credentials name a user whose password must match; a request
-//! without an `Authorization` header gets the `guest` role's permissions on keys and
-//! nothing else. Any credential that does not check out is refused outright, never
+//! without an `Authorization` header is, with `--client-cert-auth`, the user its TLS
+//! certificate names, and otherwise gets the `guest` role's permissions on keys and
+//! nothing else. Basic credentials that do not check out are refused outright, never
 //! treated as a guest. etcd answers every refusal with 401 and no `WWW-Authenticate`.
 
 use base64::Engine as _;
@@ -22,7 +23,7 @@ enum Caller {
     /// No `Authorization` header (or an empty one, which Go cannot tell apart), and no
     /// client certificate naming a user.
     Guest,
-    /// A user whose password matched.
+    /// A user whose password matched, or whom the client certificate names.
     User(User),
     /// Credentials that are malformed, or name no user, or a wrong password.
     Refused,

@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::StatusCode;
 use serde::Serialize;
 
-use super::{document, propose, records, refuse, respond, roles, Answer};
+use super::{document, propose, records, records_linearizable, refuse, respond, roles, Answer};
 use crate::state::AppState;
 
 /// Serves `/v2/auth/enable`.
@@ -34,7 +34,7 @@ async fn status(state: &AppState) -> Answer {
 }
 
 async fn enable(state: &AppState) -> Answer {
-    let auth = records(state).await?;
+    let auth = records_linearizable(state).await?;
     if auth.enabled() {
         return Err(AuthError::new(409, "already enabled").into());
     }

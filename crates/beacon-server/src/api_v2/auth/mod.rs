@@ -166,6 +166,16 @@ async fn records(state: &AppState) -> Result<AuthState, Failure> {
     Ok(store.auth().clone())
 }
 
+/// The auth records as of now, cluster-wide, where etcd reads them through Raft (its
+/// quorum GETs before an update): after a ReadIndex, or else as [`records`] reads them.
+async fn records_linearizable(state: &AppState) -> Result<AuthState, Failure> {
+    if !state.consensus.read_index(state.request_timeout).await {
+        return records(state).await;
+    }
+    let store = read_store(state.consensus.store())?;
+    Ok(store.auth().clone())
+}
+
 /// A request body, whole; etcd's decoder reads the first JSON document of it and
 /// ignores what follows. Anything unreadable is etcd's "Invalid JSON".
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Failure> {

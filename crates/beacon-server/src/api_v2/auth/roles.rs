@@ -8,7 +8,7 @@ use beacon_store::auth::{AuthChange, AuthError, Permissions, Role, ROOT_ROLE};
 use http::StatusCode;
 use serde::Serialize;
 
-use super::{document, json_body, propose, records, Answer, Failure};
+use super::{document, json_body, propose, records, records_linearizable, Answer, Failure};
 use crate::state::AppState;
 
 /// `GET /v2/auth/roles`: every role, `root` among them, by name.
@@ -69,7 +69,7 @@ pub(super) async fn put(state: &AppState, name: &str, body: Body) -> Answer {
         ));
     }
     is_root(name)?;
-    let old = records(state)
+    let old = records_linearizable(state)
         .await?
         .role(name)
         .ok_or_else(|| AuthError::new(404, format_args!("Role {name} does not exist.")))?;

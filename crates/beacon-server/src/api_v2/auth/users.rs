@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::password::Password;
-use super::{document, hash, json_body, propose, records, Answer, Failure};
+use super::{document, hash, json_body, propose, records, records_linearizable, Answer, Failure};
 use crate::state::AppState;
 
 /// etcd's `userWithRoles`: a user and its roles, roles left out when none.
@@ -114,7 +114,7 @@ pub(super) async fn put(state: &AppState, name: &str, body: Body) -> Answer {
                 StatusCode::OK,
                 create(state, name, password, req.roles).await?,
             )
-        } else if records(state).await?.user(name).is_some() {
+        } else if records_linearizable(state).await?.user(name).is_some() {
             (
                 StatusCode::OK,
                 update(state, name, password, &[], &[]).await?,
@@ -188,7 +188,7 @@ async fn update(
     grant: &[String],
     revoke: &[String],
 ) -> Result<User, Failure> {
-    let old = records(state)
+    let old = records_linearizable(state)
         .await?
         .user(name)
         .ok_or_else(|| AuthError::new(404, format_args!("User {name} does not exist.")))?;
