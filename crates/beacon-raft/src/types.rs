@@ -41,6 +41,7 @@ impl fmt::Display for Request {
             Command::Keys(k) => write!(f, "keys {:?} {}", k.method, k.path),
             Command::Sync { time_ns } => write!(f, "sync {time_ns}"),
             Command::V3(v3) => write!(f, "v3 ({} bytes)", v3.0.len()),
+            Command::Auth(a) => write!(f, "auth {}", a.describe()),
         }
     }
 }

@@ -173,6 +173,7 @@ pub async fn run(
             metrics_extensive: config.metrics_extensive,
             auth_token_ttl: config.auth_token_ttl,
             bcrypt_cost: config.bcrypt_cost,
+            client_cert_auth: config.tls.client.client_cert_auth,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -318,6 +319,8 @@ pub struct ClientSettings {
     pub auth_token_ttl: std::time::Duration,
     /// `--bcrypt-cost`.
     pub bcrypt_cost: u32,
+    /// `--client-cert-auth` on the client URLs.
+    pub client_cert_auth: bool,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -343,6 +346,7 @@ pub async fn serve(
     state.metrics_extensive = settings.metrics_extensive;
     state.auth_token_ttl = settings.auth_token_ttl;
     state.bcrypt_cost = settings.bcrypt_cost;
+    state.client_cert_auth = settings.client_cert_auth;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

@@ -14,7 +14,7 @@ use http::StatusCode;
 use http_body::Body as _;
 
 use crate::api;
-use crate::api_v2::{keys, members, stats};
+use crate::api_v2::{auth, keys, members, stats};
 use crate::gateway;
 use crate::grpc::Services;
 use crate::http::gopath::{clean_rooted, escape_path, mux_clean, unescape};
@@ -67,7 +67,7 @@ async fn dispatch(State(client): State<Client>, req: Request) -> Response {
 async fn route(client: &Client, req: Request) -> Response {
     let state = client.state.as_ref();
     let (parts, body) = req.into_parts();
-    let method = parts.method;
+    let method = parts.method.clone();
     if method == http::Method::OPTIONS {
         return full(StatusCode::OK, None, Body::empty());
     }
@@ -99,17 +99,21 @@ async fn route(client: &Client, req: Request) -> Response {
         b"/v2/stats/self" => stats::serve(state, &method, "self").await,
         b"/v2/stats/leader" => stats::serve(state, &method, "leader").await,
         b"/v2/machines" => members::serve_machines(state, &method),
-        b"/v2/members" => members::serve_members(state, &method, &parts.headers, "", body).await,
+        b"/v2/members" => members::serve_members(state, &method, &parts, "", body).await,
         p if p.starts_with(b"/v2/members/") => {
             // Member ids are hex: other bytes only make an id that is not found.
             let rest = String::from_utf8_lossy(&p[b"/v2/members/".len()..]);
-            members::serve_members(state, &method, &parts.headers, &rest, body).await
+            members::serve_members(state, &method, &parts, &rest, body).await
+        }
+        p if p.starts_with(b"/v2/auth/") => {
+            auth::serve(state, &method, &parts, &p[b"/v2/auth".len()..], body).await
         }
         // etcd's `ServeMux` serves the gateway's subtree at `/v3/`.
         b"/v3" => moved_permanently(&method, "/v3/"),
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
-            let key = clean_rooted(&p[b"/v2/keys".len()..]);
-            keys::serve(state, method, &parts.headers, raw_query, key, body).await
+            let sent = &p[b"/v2/keys".len()..];
+            let key = clean_rooted(sent);
+            keys::serve(state, method, &parts, raw_query, (key, sent), body).await
         }
         _ => not_found(),
     }

@@ -37,6 +37,11 @@ pub struct AppState {
     pub auth_token_ttl: Duration,
     /// The bcrypt cost of the password hashes the Auth service makes (`--bcrypt-cost`).
     pub bcrypt_cost: u32,
+    /// This member's own v2 auth bookkeeping (not replicated).
+    pub v2_auth: crate::api_v2::auth::AuthMember,
+    /// `--client-cert-auth`: with v2 auth on, a request without credentials is the
+    /// user its TLS client certificate names, if any.
+    pub client_cert_auth: bool,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -82,6 +87,8 @@ impl AppState {
             metrics_extensive: false,
             auth_token_ttl: crate::limits::AUTH_TOKEN_TTL_DEFAULT,
             bcrypt_cost: beacon_auth::password::DEFAULT_COST,
+            v2_auth: Default::default(),
+            client_cert_auth: false,
         }
     }
 

@@ -66,26 +66,32 @@ impl Store {
                 self.cluster_version_decided = true;
             }
             for (op, key) in write.operations() {
-                self.current_index += 1;
-                self.counters.record(op, true);
-                let index = self.current_index;
-                let node = NodeExtern {
-                    key: ByteString::from(key),
-                    modified_index: index,
-                    created_index: index,
-                    ..NodeExtern::default()
-                };
-                // Kept as a refresh event: history scans skip those, as etcd's watchers
-                // never see its `/0` keys from the client's `/1`.
-                self.history.add(Arc::new(Event {
-                    action: Action::Set,
-                    node: Some(node),
-                    prev_node: None,
-                    etcd_index: index,
-                    refresh: true,
-                }));
+                self.record_hidden_write(op, key);
             }
         }
+    }
+
+    /// Takes an index and a history slot for a write etcd makes outside the client's
+    /// keys (`/0` here, `/2` for auth), counted as `op` succeeding.
+    pub(crate) fn record_hidden_write(&mut self, op: Op, key: String) {
+        self.current_index += 1;
+        self.counters.record(op, true);
+        let index = self.current_index;
+        let node = NodeExtern {
+            key: ByteString::from(key),
+            modified_index: index,
+            created_index: index,
+            ..NodeExtern::default()
+        };
+        // Kept as a refresh event: history scans skip those, as etcd's watchers never
+        // see its `/0` and `/2` keys from the client's `/1`.
+        self.history.add(Arc::new(Event {
+            action: Action::Set,
+            node: Some(node),
+            prev_node: None,
+            etcd_index: index,
+            refresh: true,
+        }));
     }
 
     /// Whether the cluster version was decided (recorded) already.

@@ -1,5 +1,6 @@
-//! What travels through the Raft log: a v2 keys write, the leader's clock, or a v3
-//! request for the other store (the MVCC keyspace), which this one never applies.
+//! What travels through the Raft log: a v2 keys write, the leader's clock, a v2 auth
+//! write, or a v3 request for the other store (the MVCC keyspace), which this one never
+//! applies.
 
 use beacon_api::ByteString;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,9 @@ pub enum Command {
     /// A v3 request (`beacon-proto`'s `V3Request`, encoded): applied by the MVCC
     /// keyspace, not by this store (etcd 3.4 keeps the two keyspaces apart too).
     V3(Encoded),
+    /// A v2 auth write (etcd's writes under `/2`): users, roles, the switch. Passwords
+    /// in it are hashed already; the log never holds one in the clear.
+    Auth(crate::auth::AuthWrite),
 }
 
 /// A protobuf message carried as bytes, which the log's JSON holds as base64.

@@ -5,6 +5,7 @@
 //! [`Store::apply`], fed from the committed log; everything it needs, time included,
 //! arrives inside the [`Command`]. No clock, no I/O, no async runtime.
 
+pub mod auth;
 mod cluster;
 mod command;
 mod history;

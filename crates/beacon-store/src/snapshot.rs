@@ -1,4 +1,5 @@
-//! Saving the store to bytes and rebuilding it: the tree, the index and the history.
+//! Saving the store to bytes and rebuilding it: the tree, the index, the history and
+//! the v2 auth records.
 //! Watchers are not saved; recovering drops them, as etcd's recovery does.
 //!
 //! Saving happens in two steps, so that a Raft snapshot never holds up the writes: a
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use beacon_api::{ByteString, Event};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthState;
 use crate::history::History;
 use crate::name::Name;
 use crate::node::{Children, Kind, Node};
@@ -63,6 +65,9 @@ struct Saved {
     /// Absent before the store recorded etcd's cluster writes, and while undecided.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     cluster_version_decided: bool,
+    /// The v2 auth records; absent until the first auth write, and before them.
+    #[serde(default, skip_serializing_if = "AuthState::is_untouched")]
+    auth: AuthState,
 }
 
 /// The store's state at one moment, frozen: what [`Store::save`] would have written
@@ -78,6 +83,7 @@ pub struct StoreView {
     stats: StoreStats,
     removed_members: BTreeSet<u64>,
     cluster_version_decided: bool,
+    auth: Arc<AuthState>,
 }
 
 /// A view is encoded on another thread than the store's (the snapshot builder's).
@@ -105,6 +111,7 @@ impl StoreView {
             stats: self.stats.clone(),
             removed_members: self.removed_members.clone(),
             cluster_version_decided: self.cluster_version_decided,
+            auth: (*self.auth).clone(),
         };
         serde_json::to_vec(&saved).expect("store state always serializes")
     }
@@ -120,6 +127,7 @@ impl Store {
             stats: self.stats(),
             removed_members: self.removed_members.clone(),
             cluster_version_decided: self.cluster_version_decided,
+            auth: Arc::clone(&self.auth),
         }
     }
 
@@ -173,6 +181,7 @@ impl Store {
         self.counters.restore(&saved.stats);
         self.removed_members = saved.removed_members;
         self.cluster_version_decided = saved.cluster_version_decided;
+        self.auth = Arc::new(saved.auth);
         Ok(())
     }
 }

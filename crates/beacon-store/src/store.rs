@@ -29,6 +29,9 @@ pub enum Applied {
     Synced,
     /// What the MVCC keyspace answered a v3 request (`beacon-proto`'s `V3Response`).
     V3(crate::Encoded),
+    /// The outcome of an auth write: etcd's store error when the record it creates
+    /// exists, or the one it changes does not.
+    Auth(Result<(), EtcdError>),
 }
 
 /// etcd's v2 store. Deterministic: the same commands in the same order give the same
@@ -49,6 +52,8 @@ pub struct Store {
     pub(crate) removed_members: BTreeSet<u64>,
     /// Whether the cluster version was recorded (etcd's `/0/version`, written once).
     pub(crate) cluster_version_decided: bool,
+    /// The v2 auth records (etcd's `/2`), shared with snapshot views until changed.
+    pub(crate) auth: Arc<crate::auth::AuthState>,
 }
 
 impl Default for Store {
@@ -69,6 +74,7 @@ impl Store {
             counters: Counters::default(),
             removed_members: BTreeSet::new(),
             cluster_version_decided: false,
+            auth: Arc::default(),
         }
     }
 
@@ -83,6 +89,7 @@ impl Store {
             // The state machine hands these to the MVCC keyspace; this store has no v3
             // keys, so one that reaches it changes nothing here.
             Command::V3(_) => Applied::Synced,
+            Command::Auth(write) => Applied::Auth(self.apply_auth(write)),
         }
     }
 

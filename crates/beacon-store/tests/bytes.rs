@@ -13,7 +13,7 @@ const T0: i64 = 1_795_494_600_000_000_000; // 2026-11-24T04:30:00Z
 fn run(store: &mut Store, req: KeysRequest) -> Result<Event, beacon_api::EtcdError> {
     match store.apply(&Command::Keys(req)) {
         Applied::Keys(r) => r,
-        Applied::Synced | Applied::V3(_) => unreachable!(),
+        Applied::Synced | Applied::V3(_) | Applied::Auth(_) => unreachable!(),
     }
 }
 

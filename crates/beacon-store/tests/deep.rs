@@ -39,7 +39,7 @@ fn deep_key(root: &str, depth: usize) -> String {
 fn run(store: &mut Store, req: KeysRequest) -> Result<Event, beacon_api::EtcdError> {
     match store.apply(&Command::Keys(req)) {
         Applied::Keys(r) => r,
-        Applied::Synced | Applied::V3(_) => unreachable!(),
+        Applied::Synced | Applied::V3(_) | Applied::Auth(_) => unreachable!(),
     }
 }
 

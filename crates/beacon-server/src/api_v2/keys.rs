@@ -5,8 +5,9 @@ use axum::body::Body;
 use axum::response::Response;
 use beacon_api::{Action, ByteString, ErrorCode, EtcdError, Event};
 use beacon_store::{Applied, Command, Method as StoreMethod};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
+use super::auth;
 use super::error::{etcd_error, propose_failure};
 use super::params::{parse_key_params, KeyParams};
 use super::watch;
@@ -23,13 +24,14 @@ use crate::state::AppState;
 /// etcd's `Allow` list for the keys endpoint, in its order.
 const ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
 
-/// Serves one keys request; `key` is the cleaned path after `/v2/keys`, rooted.
+/// Serves one keys request; `key` is the cleaned path after `/v2/keys`, rooted, and
+/// the path after `/v2/keys` as sent, which etcd checks permissions on.
 pub async fn serve(
     state: &AppState,
     method: http::Method,
-    headers: &HeaderMap,
+    head: &http::request::Parts,
     raw_query: &str,
-    key: ByteString,
+    (key, sent): (ByteString, &[u8]),
     body: Body,
 ) -> Response {
     let known = [
@@ -42,7 +44,7 @@ pub async fn serve(
     if !known.contains(&method) {
         return method_not_allowed(Some(ALLOW));
     }
-    let mut resp = match handle(state, &method, headers, raw_query, key, body).await {
+    let mut resp = match handle(state, &method, head, raw_query, (key, sent), body).await {
         Ok(resp) => resp,
         Err(e) => etcd_error(&e),
     };
@@ -54,12 +56,13 @@ pub async fn serve(
 async fn handle(
     state: &AppState,
     method: &http::Method,
-    headers: &HeaderMap,
+    head: &http::request::Parts,
     raw_query: &str,
-    key: ByteString,
+    (key, sent): (ByteString, &[u8]),
     body: Body,
 ) -> Result<Response, EtcdError> {
-    let content_type = headers
+    let content_type = head
+        .headers
         .get(http::header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     // Go reads the body only for form posts; anything else is left unread.
@@ -83,6 +86,14 @@ async fn handle(
     )
     .map_err(|cause| EtcdError::request(ErrorCode::InvalidForm, cause))?;
     let params = parse_key_params(method, key, &form)?;
+    // etcd checks permissions once the request parsed, on the path as sent.
+    if !auth::access::has_key_access(state, method, head, sent, params.recursive).await {
+        return Err(EtcdError::new(
+            ErrorCode::Unauthorized,
+            "Insufficient credentials",
+            0,
+        ));
+    }
     let now = state.now_ns();
     match *method {
         // etcd checks quorum before wait: `wait=true&quorum=true` is a quorum read.
@@ -140,7 +151,7 @@ async fn propose(
             status.term = status.term.max(committed.raft_term);
             Ok(event_response(&event, &status, params.no_value_on_success))
         }
-        Applied::Synced | Applied::V3(_) => Err(EtcdError::request(
+        Applied::Synced | Applied::V3(_) | Applied::Auth(_) => Err(EtcdError::request(
             ErrorCode::RaftInternal,
             "received response with no Event/Watcher",
         )),

@@ -51,7 +51,7 @@ fn json_line(value: &impl Serialize) -> String {
 pub async fn serve_members(
     state: &AppState,
     method: &http::Method,
-    headers: &http::HeaderMap,
+    head: &http::request::Parts,
     rest: &str,
     body: Body,
 ) -> Response {
@@ -64,9 +64,13 @@ pub async fn serve_members(
     if !allowed.contains(method) {
         return method_not_allowed(Some("GET,POST,DELETE,PUT"));
     }
+    // With v2 auth on, changing members needs root; etcd's 401 has no cluster id.
+    if !super::auth::access::has_write_root_access(state, method, head).await {
+        return super::auth::no_auth();
+    }
     let mut resp = match *method {
         http::Method::GET => list(state, rest),
-        http::Method::POST => add(state, headers, body).await,
+        http::Method::POST => add(state, &head.headers, body).await,
         // etcd answers a PUT or DELETE without a member id with a bare 405.
         http::Method::PUT | http::Method::DELETE if rest.is_empty() => {
             go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
@@ -78,7 +82,7 @@ pub async fn serve_members(
         {
             None => no_such_member(rest),
             Some(id) if *method == http::Method::DELETE => remove(state, id).await,
-            Some(id) => update(state, id, headers, body).await,
+            Some(id) => update(state, id, &head.headers, body).await,
         },
     };
     resp.headers_mut()

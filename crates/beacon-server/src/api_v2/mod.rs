@@ -1,5 +1,6 @@
-//! etcd's v2 API: keys, watches, members, machines and stats.
+//! etcd's v2 API: keys, watches, members, machines, stats and auth.
 
+pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod members;

@@ -68,6 +68,7 @@ pub async fn serve_listener(
                                     .and_then(|c| c.first())
                                     .and_then(beacon_tls::common_name);
                                 let grpc = grpc.with_client_common_name(cn);
+                                let app = with_client_cert_names(app, &secured);
                                 serve_connection(secured, app, grpc, stop).await;
                             }
                         })
@@ -102,6 +103,26 @@ pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::R
         }
     };
     accept_loop(tcp, stop, serve).await;
+}
+
+/// `app` adding to each request the common names of the certificates the client
+/// presented, which v2 auth reads (`api_v2::auth::access::ClientCertNames`); `app`
+/// itself when it presented none.
+fn with_client_cert_names(app: Router, secured: &beacon_tls::ServerTlsStream<TcpStream>) -> Router {
+    let names: Vec<String> = secured
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(beacon_tls::common_name)
+        .collect();
+    if names.is_empty() {
+        return app;
+    }
+    app.layer(axum::Extension(
+        crate::api_v2::auth::access::ClientCertNames(names),
+    ))
 }
 
 /// The content type of a TLS record that carries a handshake (RFC 8446 5.1), which a

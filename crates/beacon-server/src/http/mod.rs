@@ -5,6 +5,7 @@
 pub mod body;
 pub mod goform;
 pub mod gohead;
+pub mod gojson;
 pub mod gopath;
 
 use axum::body::Body;
@@ -57,9 +58,10 @@ pub fn not_found() -> Response {
     go_error(StatusCode::NOT_FOUND, "404 page not found")
 }
 
-/// etcd's `httptypes.HTTPError`: JSON `{"message":...}` without a trailing newline.
+/// etcd's `httptypes.HTTPError`: JSON `{"message":...}` as Go marshals it (HTML
+/// characters escaped), without a trailing newline.
 pub fn json_message(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "message": message }).to_string();
+    let body = gojson::go_json(&serde_json::json!({ "message": message })).unwrap_or_default();
     full(status, Some(APPLICATION_JSON), body)
 }
 

@@ -1,6 +1,7 @@
 //! Handler tests against the in-memory consensus: requests go through the router
 //! with `tower::ServiceExt::oneshot`, watches through a real listener.
 
+mod auth;
 mod bodies;
 mod garbage;
 mod gateway;
