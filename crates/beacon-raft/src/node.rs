@@ -239,6 +239,7 @@ impl RaftNode {
             config.node_id,
             election_timeout,
             Duration::from_millis(config.heartbeat_interval_ms),
+            config.initial_election_tick_advance,
         );
         let probe_task = tokio::spawn(crate::peer::probe::run(
             raft.clone(),

@@ -85,6 +85,7 @@ pub async fn run(
         proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
         force_new_cluster: config.force_new_cluster,
         warning_apply_duration: config.warning_apply_duration,
+        initial_election_tick_advance: config.initial_election_tick_advance,
     };
     let node = beacon_raft::RaftNode::open_with(raft_config, seams).await;
     let node = match node {
@@ -171,6 +172,7 @@ pub async fn run(
             space_quota: config.space_quota,
             watch_progress_notify_interval: config.watch_progress_notify_interval,
             metrics_extensive: config.metrics_extensive,
+            grpc_gateway: config.enable_grpc_gateway,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -312,6 +314,8 @@ pub struct ClientSettings {
     pub http2: grpc::Http2Settings,
     /// `--metrics extensive`.
     pub metrics_extensive: bool,
+    /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
+    pub grpc_gateway: bool,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -341,7 +345,7 @@ pub async fn serve(
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
     for listener in listeners.client {
-        let app = router::router(Arc::clone(&state), services.clone());
+        let app = router::router(Arc::clone(&state), services.clone(), settings.grpc_gateway);
         servers.spawn(conn::serve_listener(
             listener,
             app,
