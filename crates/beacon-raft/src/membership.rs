@@ -205,9 +205,12 @@ pub(crate) fn members(raft: &Raft) -> Vec<MemberInfo> {
 /// Makes `change` on this member, which must lead (the caller has checked that the
 /// member it is about was not removed); a member that does not lead answers
 /// [`MembershipError::NotLeader`]. A removed member is told so over `http`.
+/// With `strict` (`--strict-reconfig-check`), etcd's checks of `reconfig` come first,
+/// on the connections the peer client's figures record.
 pub(crate) async fn change_on_leader(
     raft: &Raft,
     http: &crate::peer::PeerHttp,
+    strict: Option<&crate::peer::PeerStats>,
     change: &MemberChange,
     deadline: Instant,
 ) -> Result<(), MembershipError> {
@@ -234,6 +237,20 @@ pub(crate) async fn change_on_leader(
             };
             if let MemberChange::Promote { id } = change {
                 learner_ready(&m, *id)?;
+            }
+            if let Some(stats) = strict {
+                let since = |id| stats.active_since(id);
+                let checked = crate::reconfig::check(
+                    change,
+                    stored.membership(),
+                    m.id,
+                    since,
+                    Instant::now(),
+                );
+                if let Err(e) = checked {
+                    tracing::warn!(?change, error = %e, "rejecting member change");
+                    return Err(e);
+                }
             }
             (
                 *stored.log_id(),

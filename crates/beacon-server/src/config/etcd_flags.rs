@@ -105,8 +105,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     pending("discovery-proxy", EMPTY),
     pending("discovery-srv", EMPTY),
     pending("discovery-srv-name", EMPTY),
-    // etcd's check refuses some member changes; Beacon makes none of those checks.
-    pending_bool("strict-reconfig-check", FALSE),
     // openraft has no pre-vote phase.
     pending_bool("pre-vote", FALSE),
     pending("proxy", &["off"]),

@@ -148,6 +148,10 @@ struct Flags {
     #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     enable_grpc_gateway: bool,
+    /// Reject member changes that would cost the quorum (etcd's checks).
+    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value = "true", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    strict_reconfig_check: bool,
     /// Fast-forward the election timer at boot, for a sooner first election.
     #[arg(long, env = "ETCD_INITIAL_ELECTION_TICK_ADVANCE", default_value = "true",
           num_args = 0..=1, default_missing_value = "true", require_equals = true,
@@ -231,6 +235,8 @@ pub struct Config {
     pub enable_grpc_gateway: bool,
     /// `--initial-election-tick-advance`.
     pub initial_election_tick_advance: bool,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
@@ -502,6 +508,7 @@ impl Config {
             grpc_keepalive_timeout: keepalive.1,
             enable_grpc_gateway: f.enable_grpc_gateway,
             initial_election_tick_advance: f.initial_election_tick_advance,
+            strict_reconfig_check: f.strict_reconfig_check,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
             flag_warnings: Vec::new(),
