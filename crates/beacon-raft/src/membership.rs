@@ -239,7 +239,14 @@ pub(crate) async fn change_on_leader(
                 learner_ready(&m, *id)?;
             }
             if let Some(stats) = strict {
-                let since = |id| stats.active_since(id);
+                // A run of answers counts only if this leadership has heard from the
+                // peer: one begun while this member led before says nothing of a peer
+                // that died while it followed (a follower sends no appends).
+                let heard = |id| {
+                    let acks = m.heartbeat.as_ref().and_then(|h| h.get(&id));
+                    acks.is_some_and(|ack| ack.is_some())
+                };
+                let since = |id| stats.active_since(id).filter(|_| heard(id));
                 let checked = crate::reconfig::check(
                     change,
                     stored.membership(),

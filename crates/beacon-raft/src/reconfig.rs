@@ -9,8 +9,10 @@
 //! (a follower forwards it), so the leader's view stands for the cluster's: a peer is
 //! connected since the first of an unbroken run of appends (heartbeats included) it
 //! answered, as the leader's peer client records them (`peer::PeerStats`); a failed
-//! append ends the run. A leader that has just been elected has no such run yet and
-//! refuses for its first 5 s, as a freshly started etcd member does.
+//! append ends the run, and a run counts only once this leadership has heard from the
+//! peer (openraft's heartbeat metrics), since a follower sends no appends to notice a
+//! peer die. A newly started cluster's leader has no such run yet and refuses for its
+//! first 5 s, as a freshly started etcd member does.
 //!
 //! The checks are a pure function of the membership, this member's id, each peer's
 //! connection time and the clock, tested without a network.
