@@ -57,6 +57,14 @@ pub struct RaftConfig {
     /// An entry whose apply takes longer is logged ("apply request took too long"):
     /// etcd's `--experimental-warning-apply-duration`, 100 ms by default.
     pub warning_apply_duration: std::time::Duration,
+    /// etcd's `--initial-election-tick-advance` (on by default): a booting member's
+    /// election timer starts all but a heartbeat into its timeout (`election::start`).
+    pub initial_election_tick_advance: bool,
+    /// etcd's `--strict-reconfig-check`: refuse member changes that would cost the
+    /// quorum (`reconfig`). Off in [`RaftConfig::new`], where tests and the simulation
+    /// change members the moment a cluster forms; the `beacon` binary's flag, as etcd's,
+    /// is on unless turned off.
+    pub strict_reconfig_check: bool,
 }
 
 impl RaftConfig {
@@ -84,6 +92,8 @@ impl RaftConfig {
             proposal_bytes_max: PROPOSAL_BYTES_MAX_DEFAULT,
             force_new_cluster: false,
             warning_apply_duration: std::time::Duration::from_millis(100),
+            initial_election_tick_advance: true,
+            strict_reconfig_check: false,
         }
     }
 

@@ -257,22 +257,28 @@ fn view(raft: &Raft, id: NodeId, contact: &Contact) -> View {
     }
 }
 
-/// Starts the timer of member `id` over `raft`, with its `--election-timeout` and
-/// `--heartbeat-interval`: the contact the peer server records, and the task, which the
-/// node aborts at shutdown. Spawned through openraft's runtime so that a simulation's
-/// seed reaches its draws.
+/// Starts the timer of member `id` over `raft`, with its `--election-timeout`,
+/// `--heartbeat-interval` and `--initial-election-tick-advance`: the contact the peer
+/// server records, and the task, which the node aborts at shutdown. Spawned through
+/// openraft's runtime so that a simulation's seed reaches its draws.
 pub(crate) fn start(
     raft: Raft,
     id: NodeId,
     election_timeout: Duration,
     heartbeat: Duration,
+    tick_advance: bool,
 ) -> (Arc<Contact>, tokio::task::AbortHandle) {
     // etcd fast-forwards a booting member's election ticks to all but one
     // (`--initial-election-tick-advance`), so that its first campaign, if no leader
     // speaks first, comes within t of the start rather than t - h to 2t - h: counting
-    // from t - h before now does the same.
+    // from t - h before now does the same. With it off, the first timeout counts from
+    // the start, as any later one counts from the last contact.
     let booted = Instant::now();
-    let head_start = election_timeout.saturating_sub(heartbeat);
+    let head_start = if tick_advance {
+        election_timeout.saturating_sub(heartbeat)
+    } else {
+        Duration::ZERO
+    };
     let contact = Arc::new(Contact::starting_at(
         booted.checked_sub(head_start).unwrap_or(booted),
     ));

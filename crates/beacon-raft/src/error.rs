@@ -200,6 +200,14 @@ pub enum MembershipError {
     /// The learner to promote has not caught up with the leader's log.
     #[error("etcdserver: can only promote a learner member which is in sync with leader")]
     LearnerNotReady,
+    /// `--strict-reconfig-check`: fewer members published than the change needs
+    /// (`reconfig`).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// `--strict-reconfig-check`: members the change needs have not all been connected
+    /// for the last 5 s (`reconfig`).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     /// The member asked to make the change does not lead (any more), or the leader
     /// could not be reached before anything was sent: the sender looks for the leader
     /// and asks again.
@@ -237,6 +245,9 @@ enum MembershipErrorWire {
     TooManyLearners,
     NotLearner,
     LearnerNotReady,
+    // And the strict reconfiguration check later still.
+    NotEnoughStartedMembers,
+    Unhealthy,
 }
 
 impl From<MembershipError> for MembershipErrorWire {
@@ -250,6 +261,10 @@ impl From<MembershipError> for MembershipErrorWire {
             MembershipError::TooManyLearners => MembershipErrorWire::TooManyLearners,
             MembershipError::NotLearner => MembershipErrorWire::NotLearner,
             MembershipError::LearnerNotReady => MembershipErrorWire::LearnerNotReady,
+            MembershipError::NotEnoughStartedMembers => {
+                MembershipErrorWire::NotEnoughStartedMembers
+            }
+            MembershipError::Unhealthy => MembershipErrorWire::Unhealthy,
             MembershipError::NotLeader => MembershipErrorWire::Other(NOT_LEADER_WIRE.into()),
             MembershipError::Timeout => MembershipErrorWire::Timeout,
             MembershipError::Stopped => MembershipErrorWire::Stopped,
@@ -269,6 +284,10 @@ impl From<MembershipErrorWire> for MembershipError {
             MembershipErrorWire::TooManyLearners => MembershipError::TooManyLearners,
             MembershipErrorWire::NotLearner => MembershipError::NotLearner,
             MembershipErrorWire::LearnerNotReady => MembershipError::LearnerNotReady,
+            MembershipErrorWire::NotEnoughStartedMembers => {
+                MembershipError::NotEnoughStartedMembers
+            }
+            MembershipErrorWire::Unhealthy => MembershipError::Unhealthy,
             MembershipErrorWire::Other(why) if why == NOT_LEADER_WIRE => MembershipError::NotLeader,
             MembershipErrorWire::Timeout => MembershipError::Timeout,
             MembershipErrorWire::Stopped => MembershipError::Stopped,

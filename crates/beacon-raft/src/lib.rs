@@ -35,6 +35,7 @@ mod membership;
 mod node;
 mod observer;
 pub mod peer;
+mod reconfig;
 mod route;
 mod runtime;
 mod seams;

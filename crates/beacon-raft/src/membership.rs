@@ -205,9 +205,12 @@ pub(crate) fn members(raft: &Raft) -> Vec<MemberInfo> {
 /// Makes `change` on this member, which must lead (the caller has checked that the
 /// member it is about was not removed); a member that does not lead answers
 /// [`MembershipError::NotLeader`]. A removed member is told so over `http`.
+/// With `strict` (`--strict-reconfig-check`), etcd's checks of `reconfig` come first,
+/// on the connections the peer client's figures record.
 pub(crate) async fn change_on_leader(
     raft: &Raft,
     http: &crate::peer::PeerHttp,
+    strict: Option<&crate::peer::PeerStats>,
     change: &MemberChange,
     deadline: Instant,
 ) -> Result<(), MembershipError> {
@@ -234,6 +237,27 @@ pub(crate) async fn change_on_leader(
             };
             if let MemberChange::Promote { id } = change {
                 learner_ready(&m, *id)?;
+            }
+            if let Some(stats) = strict {
+                // A run of answers counts only if this leadership has heard from the
+                // peer: one begun while this member led before says nothing of a peer
+                // that died while it followed (a follower sends no appends).
+                let heard = |id| {
+                    let acks = m.heartbeat.as_ref().and_then(|h| h.get(&id));
+                    acks.is_some_and(|ack| ack.is_some())
+                };
+                let since = |id| stats.active_since(id).filter(|_| heard(id));
+                let checked = crate::reconfig::check(
+                    change,
+                    stored.membership(),
+                    m.id,
+                    since,
+                    Instant::now(),
+                );
+                if let Err(e) = checked {
+                    tracing::warn!(?change, error = %e, "rejecting member change");
+                    return Err(e);
+                }
             }
             (
                 *stored.log_id(),

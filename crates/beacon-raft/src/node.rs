@@ -84,6 +84,8 @@ struct Inner {
     election_timeout: Duration,
     /// What this member measured of its messages to the others (while leading).
     peer_stats: Arc<crate::peer::PeerStats>,
+    /// `--strict-reconfig-check`: member changes pass etcd's checks (`reconfig`) first.
+    strict_reconfig_check: bool,
     /// The cluster id, for the peer API's member list.
     cluster_id: u64,
     /// Flips to `true` once this member knows it was removed: it applied its removal,
@@ -239,6 +241,7 @@ impl RaftNode {
             config.node_id,
             election_timeout,
             Duration::from_millis(config.heartbeat_interval_ms),
+            config.initial_election_tick_advance,
         );
         let probe_task = tokio::spawn(crate::peer::probe::run(
             raft.clone(),
@@ -260,6 +263,7 @@ impl RaftNode {
                 http: peer_http,
                 election_timeout,
                 peer_stats,
+                strict_reconfig_check: config.strict_reconfig_check,
                 cluster_id: config.cluster_id,
                 removed: Arc::clone(&removed),
                 proposal_bytes_max: config.proposal_bytes_max,

@@ -85,6 +85,8 @@ pub async fn run(
         proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
         force_new_cluster: config.force_new_cluster,
         warning_apply_duration: config.warning_apply_duration,
+        initial_election_tick_advance: config.initial_election_tick_advance,
+        strict_reconfig_check: config.strict_reconfig_check,
     };
     let node = beacon_raft::RaftNode::open_with(raft_config, seams).await;
     let node = match node {
@@ -174,6 +176,7 @@ pub async fn run(
             auth_token_ttl: config.auth_token_ttl,
             bcrypt_cost: config.bcrypt_cost,
             client_cert_auth: config.tls.client.client_cert_auth,
+            grpc_gateway: config.enable_grpc_gateway,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -321,6 +324,8 @@ pub struct ClientSettings {
     pub bcrypt_cost: u32,
     /// `--client-cert-auth` on the client URLs.
     pub client_cert_auth: bool,
+    /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
+    pub grpc_gateway: bool,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -353,7 +358,7 @@ pub async fn serve(
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
     for listener in listeners.client {
-        let app = router::router(Arc::clone(&state), services.clone());
+        let app = router::router(Arc::clone(&state), services.clone(), settings.grpc_gateway);
         servers.spawn(conn::serve_listener(
             listener,
             app,

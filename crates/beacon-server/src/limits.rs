@@ -61,6 +61,11 @@ pub const REQUEST_HEAD_PEEK_BYTES_MAX: usize = 8 << 10;
 /// (Go has no count limit, only `MaxHeaderBytes`, 1 MiB.)
 pub const REQUEST_HEADERS_MAX: usize = 100;
 
+/// The largest HTTP/2 header block (its frames, as sent) whose `:authority` the
+/// connection layer mends (`conn::h2_authority`); a larger one reaches h2 unchanged.
+/// hyper's own limit on a decoded header list is 16 KiB, which HPACK only shrinks.
+pub const H2_HEADER_BLOCK_BYTES_MAX: usize = 64 << 10;
+
 /// How many bytes a client may pipeline behind a pending watch before it is closed.
 pub const PIPELINED_BYTES_MAX: usize = 64 << 10;
 

@@ -27,14 +27,19 @@ use crate::state::AppState;
 struct Client {
     state: Arc<AppState>,
     services: Services,
+    /// `--enable-grpc-gateway`: with it off, etcd registers no `/v3/` handler, so its
+    /// mux answers Go's 404 there (`/v3` included, which it otherwise redirects).
+    gateway: bool,
 }
 
-/// The router serving the client API over `state`, and the v3 JSON gateway over
-/// `services`.
-pub fn router(state: Arc<AppState>, services: Services) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(Client { state, services })
+/// The router serving the client API over `state`, and, when `gateway` is on, the v3
+/// JSON gateway over `services`.
+pub fn router(state: Arc<AppState>, services: Services, gateway: bool) -> Router {
+    Router::new().fallback(dispatch).with_state(Client {
+        state,
+        services,
+        gateway,
+    })
 }
 
 /// The router of `--listen-metrics-urls`: `/metrics` and `/health` only, as etcd's
@@ -87,7 +92,7 @@ async fn route(client: &Client, req: Request) -> Response {
         }
         return moved_permanently(&method, &location);
     }
-    if let Some(rpc) = gateway::route(clean.as_bytes()) {
+    if let Some(rpc) = gateway::route(clean.as_bytes()).filter(|_| client.gateway) {
         let token = parts.headers.get(http::header::AUTHORIZATION);
         return gateway::serve(state, &client.services, &method, rpc, token, body).await;
     }
@@ -109,7 +114,7 @@ async fn route(client: &Client, req: Request) -> Response {
             auth::serve(state, &method, &parts, &p[b"/v2/auth".len()..], body).await
         }
         // etcd's `ServeMux` serves the gateway's subtree at `/v3/`.
-        b"/v3" => moved_permanently(&method, "/v3/"),
+        b"/v3" if client.gateway => moved_permanently(&method, "/v3/"),
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let sent = &p[b"/v2/keys".len()..];
             let key = clean_rooted(sent);

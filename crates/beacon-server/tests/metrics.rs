@@ -252,7 +252,8 @@ fn grpc_calls_are_counted_by_method_and_code() {
 
 /// `etcd_network_peer_round_trip_time_seconds`: each member probes the others and
 /// records a round trip per peer, labelled `To` with the peer's id, within etcd's
-/// first 5 s; etcd's help text, type and buckets.
+/// first 5 s; etcd's help text, type and buckets. And the bytes of Raft messages
+/// exchanged with peers (`etcd_network_peer_{sent,received}_bytes_total`), by peer.
 #[test]
 fn peer_round_trips_are_recorded_per_peer() {
     if !etcd_or_skip() {
@@ -315,18 +316,51 @@ fn peer_round_trips_are_recorded_per_peer() {
             .map(|le| le.trim_end_matches("\"}").to_string())
             .collect();
         shapes.push((first.meta.get(family).cloned(), bounds));
+        // The bytes of Raft messages, by the peer they went to or came from: some with
+        // the leader at least (a follower talks to no other follower), none to itself.
+        for (bytes, label) in [
+            ("etcd_network_peer_sent_bytes_total", "To"),
+            ("etcd_network_peer_received_bytes_total", "From"),
+        ] {
+            let peers: Vec<(&str, f64)> = first
+                .samples
+                .iter()
+                .filter_map(|(k, v)| {
+                    let id = k.strip_prefix(&format!("{bytes}{{{label}=\""))?;
+                    Some((id.trim_end_matches("\"}"), *v))
+                })
+                // etcd's streams' link heartbeats name no sender: `From="0"`. Beacon
+                // has no such messages.
+                .filter(|(id, _)| *id != "0")
+                .collect();
+            assert!(!peers.is_empty(), "{kind:?}: no {bytes}");
+            for (id, n) in &peers {
+                assert!(ids[1..].iter().any(|p| p == id), "{kind:?}: {bytes} {id}");
+                assert!(*n > 0.0, "{kind:?}: {bytes} {id} {n}");
+            }
+            shapes.push((first.meta.get(bytes).cloned(), Vec::new()));
+        }
     }
     assert!(shapes[0].0.is_some());
-    assert_eq!(shapes[0], shapes[1], "etcd's help, type and buckets");
+    let half = shapes.len() / 2;
+    assert_eq!(
+        shapes[..half],
+        shapes[half..],
+        "etcd's help, type and buckets"
+    );
 }
 
 /// The queries of etcd's Grafana dashboard (`tests/data/grafana-metrics.txt`, the names
-/// they use) resolve on a Beacon under a little load: every name has a series, but the
-/// ones the list says are missing, which must indeed be absent.
+/// they use) resolve on a Beacon of two members (the peer traffic's series need a
+/// peer) under a little load: every name has a series, but the ones the list says are
+/// missing, which must indeed be absent.
 #[test]
 fn grafana_dashboard_queries_resolve() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let beacon = ServerProcess::beacon().expect("beacon starts");
+    let members = ServerProcess::cluster(ServerKind::Beacon, beacon_bin(), 2)
+        .or_else(|_| ServerProcess::cluster(ServerKind::Beacon, beacon_bin(), 2))
+        .expect("beacon starts");
+    let beacon = &members[0];
     let url = beacon.client_url();
     runtime.block_on(async {
         let http = reqwest::Client::new();
@@ -346,7 +380,7 @@ fn grafana_dashboard_queries_resolve() {
         };
         kv.put(put).await.expect("a put");
     });
-    let scraped = scrape(&runtime, &beacon);
+    let scraped = scrape(&runtime, beacon);
     let names: std::collections::BTreeSet<&str> = scraped
         .samples
         .keys()

@@ -247,7 +247,10 @@ impl RaftNode {
         if self.is_removed(change.member_id()) {
             return Err(MembershipError::IdRemoved);
         }
-        membership::change_on_leader(&self.inner.raft, &self.inner.http, change, deadline).await
+        let strict = self.inner.strict_reconfig_check;
+        let stats = strict.then_some(self.inner.peer_stats.as_ref());
+        membership::change_on_leader(&self.inner.raft, &self.inner.http, stats, change, deadline)
+            .await
     }
 
     /// The peer URL of member `id`, from the current membership.

@@ -25,6 +25,9 @@ use super::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
 pub struct PeerHttp {
     client: Client<Connector, Full<Bytes>>,
     headers: Arc<HeaderMap>,
+    /// The peer whose Raft messages this client carries, whose bytes it counts
+    /// (`traffic`); `None` for a client shared by other calls.
+    counted_to: Option<crate::types::NodeId>,
 }
 
 impl std::fmt::Debug for PeerHttp {
@@ -48,6 +51,16 @@ impl PeerHttp {
         PeerHttp {
             client,
             headers: Arc::new(headers),
+            counted_to: None,
+        }
+    }
+
+    /// This client (the same pool), counting what it exchanges as Raft messages with
+    /// `peer` (`traffic`).
+    pub(crate) fn counted_to(&self, peer: crate::types::NodeId) -> PeerHttp {
+        PeerHttp {
+            counted_to: Some(peer),
+            ..self.clone()
         }
     }
 
@@ -61,6 +74,10 @@ impl PeerHttp {
         for (name, value) in self.headers.iter() {
             request.headers_mut().insert(name, value.clone());
         }
+        if let Some(peer) = self.counted_to {
+            let bytes = hyper::body::Body::size_hint(request.body()).lower();
+            super::traffic::sent(peer, usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         let exchange = async {
             let response = self.client.request(request).await.map_err(classify)?;
             let (head, body) = response.into_parts();
@@ -69,6 +86,9 @@ impl PeerHttp {
                 .await
                 .map_err(|e| CallError::Network(chain(&e)))?
                 .to_bytes();
+            if let Some(peer) = self.counted_to {
+                super::traffic::received(peer, body.len());
+            }
             Ok(Answer {
                 status: head.status,
                 headers: head.headers,

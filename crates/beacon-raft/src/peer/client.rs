@@ -110,7 +110,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             base,
             direct: DirectSlot(direct),
-            http: self.http.clone(),
+            http: self.http.counted_to(target),
             stats: Arc::clone(&self.stats),
             removed: Arc::clone(&self.removed),
         }
@@ -213,9 +213,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             Some(direct) => {
                 let ttl = option.hard_ttl();
                 let sent = match serde_json::to_vec(&rpc) {
-                    Ok(body) => direct.post_json(APPEND_PATH, body, ttl).await,
+                    Ok(body) => {
+                        super::traffic::sent(self.target, body.len());
+                        direct.post_json(APPEND_PATH, body, ttl).await
+                    }
                     Err(e) => Err(CallError::Network(e.to_string())),
                 };
+                if let Ok(answer) = &sent {
+                    super::traffic::received(self.target, answer.body.len());
+                }
                 sent.and_then(read_answer)
                     .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
             }

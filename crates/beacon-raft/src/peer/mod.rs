@@ -41,6 +41,7 @@ mod reply;
 mod server;
 mod snapshot_receive;
 mod stats;
+mod traffic;
 
 pub use call::PeerHttp;
 pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
@@ -55,6 +56,7 @@ pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet, TlsNe
 pub use probe::{round_trips, ROUND_TRIP_BOUNDS_SECONDS};
 pub use server::{router, ListedMember};
 pub use stats::{FollowerStats, PeerStats};
+pub use traffic::{received_bytes, sent_bytes};
 
 use std::time::Duration;
 

@@ -15,3 +15,14 @@ pub(super) fn answer<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
+
+/// [`answer`] to a Raft message from `to`, its bytes counted as sent to it (`traffic`).
+pub(super) fn answer_to<T: Serialize, E: std::fmt::Display>(
+    to: crate::types::NodeId,
+    result: Result<T, E>,
+) -> Response {
+    let response = answer(result);
+    let bytes = hyper::body::Body::size_hint(response.body()).lower();
+    super::traffic::sent(to, usize::try_from(bytes).unwrap_or(usize::MAX));
+    response
+}

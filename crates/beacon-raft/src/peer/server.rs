@@ -19,7 +19,7 @@ use super::body::read_limited;
 use super::guard::{same_sender, sender, Refused};
 use super::listener::ConnectionEnd;
 use super::local::LocalMember;
-use super::reply::answer;
+use super::reply::{answer, answer_to};
 use super::{
     append_bytes_max, proposal_body_bytes_max, APPEND_PATH, MEMBERS_PATH, MEMBER_LIST_PATH,
     PRE_VOTE_PATH, PROPOSE_BATCH_PATH, PROPOSE_PATH, READ_INDEX_PATH, REMOVED_PATH,
@@ -64,9 +64,32 @@ async fn accept<T: DeserializeOwned>(
     body: Body,
     limit: usize,
 ) -> Result<(NodeId, T), Refused> {
-    let from = sender(node, headers)?;
-    let bytes = read_limited(headers, body, limit).await?;
+    let (from, bytes) = read_from_member(node, headers, body, limit).await?;
     Ok((from, decode(&bytes)?))
+}
+
+/// [`accept`] for a Raft message, whose bytes count as received from its sender
+/// (`traffic`).
+async fn accept_message<T: DeserializeOwned>(
+    node: &impl LocalMember,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(NodeId, T), Refused> {
+    let (from, bytes) = read_from_member(node, headers, body, limit).await?;
+    super::traffic::received(from, bytes.len());
+    Ok((from, decode(&bytes)?))
+}
+
+/// The sender, checked, and the body, read within `limit`.
+async fn read_from_member(
+    node: &impl LocalMember,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(NodeId, bytes::Bytes), Refused> {
+    let from = sender(node, headers)?;
+    Ok((from, read_limited(headers, body, limit).await?))
 }
 
 /// Unwraps a handler's early answer.
@@ -87,21 +110,21 @@ async fn append<L: LocalMember>(
 ) -> Response {
     let limit = append_bytes_max(node.proposal_bytes_max());
     let (from, rpc): (_, AppendEntriesRequest<TypeConfig>) =
-        or_answer!(accept(&node, &headers, body, limit).await);
+        or_answer!(accept_message(&node, &headers, body, limit).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
     let reply = node.append(rpc).await;
     // When the leader's connection closes, the leader may have died.
     if let (true, Some(Extension(end))) = (super::local::from_leader(&reply), end) {
         end.on_close_once(|| node.on_leader_connection_closed());
     }
-    answer(reply)
+    answer_to(from, reply)
 }
 
 async fn vote<L: LocalMember>(State(node): State<L>, headers: HeaderMap, body: Body) -> Response {
     let (from, rpc): (_, VoteRequest<TypeConfig>) =
-        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+        or_answer!(accept_message(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.vote(rpc).await)
+    answer_to(from, node.vote(rpc).await)
 }
 
 async fn pre_vote<L: LocalMember>(
@@ -110,9 +133,9 @@ async fn pre_vote<L: LocalMember>(
     body: Body,
 ) -> Response {
     let (from, rpc): (_, VoteRequest<TypeConfig>) =
-        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+        or_answer!(accept_message(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, &rpc.vote));
-    answer(node.pre_vote(rpc).await)
+    answer_to(from, node.pre_vote(rpc).await)
 }
 
 async fn transfer_leader<L: LocalMember>(
@@ -121,9 +144,9 @@ async fn transfer_leader<L: LocalMember>(
     body: Body,
 ) -> Response {
     let (from, req): (_, TransferLeaderRequest<TypeConfig>) =
-        or_answer!(accept(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+        or_answer!(accept_message(&node, &headers, body, SMALL_MESSAGE_BYTES_MAX).await);
     or_answer!(same_sender(&node, from, req.from_leader()));
-    answer(node.transfer_leader(req).await)
+    answer_to(from, node.transfer_leader(req).await)
 }
 
 /// Why a forwarded command is refused before it reaches Raft: a peer may forward what

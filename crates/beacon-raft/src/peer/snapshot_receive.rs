@@ -22,7 +22,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::body::{content_length, next_chunk, too_large};
 use super::guard::{same_sender, sender, Refused};
 use super::local::LocalMember;
-use super::reply::answer;
+use super::reply::answer_to;
 use super::{SNAPSHOT_BYTES_MAX, VOTE_HEADER};
 use crate::snapshot_file::{self, SnapshotDir, CHECKSUM_LEN, HEADER_LEN};
 use crate::types::{Snapshot, SnapshotMeta, Vote};
@@ -63,7 +63,7 @@ async fn receive(
     };
     let dir = node.snapshot_dir().clone();
     let path = dir.incoming_path();
-    let received = match write_verified(&dir, headers, body, &path).await {
+    let received = match write_verified(&dir, headers, body, &path, from).await {
         Ok(()) => load(&dir, &path).await,
         Err(refused) => Err(refused),
     };
@@ -77,7 +77,7 @@ async fn receive(
         meta,
         snapshot: data,
     };
-    Ok(answer(node.install_snapshot(vote, snapshot).await))
+    Ok(answer_to(from, node.install_snapshot(vote, snapshot).await))
 }
 
 fn refused(why: impl std::fmt::Display) -> Refused {
@@ -85,12 +85,14 @@ fn refused(why: impl std::fmt::Display) -> Refused {
 }
 
 /// Streams the body into `path`, refusing it as soon as its header or length is wrong,
-/// and checks the trailing checksum over everything before it.
+/// and checks the trailing checksum over everything before it; its bytes count as
+/// received from `from` (`traffic`).
 async fn write_verified(
     dir: &SnapshotDir,
     headers: &HeaderMap,
     body: Body,
     path: &std::path::Path,
+    from: crate::types::NodeId,
 ) -> Result<(), Refused> {
     let mut file = dir
         .disk()
@@ -121,6 +123,7 @@ async fn write_verified(
             }
         }
         received += chunk.len() as u64;
+        super::traffic::received(from, chunk.len());
         if received > expected.unwrap_or(HEADER_LEN as u64) {
             return Err(refused("more bytes than its header describes"));
         }

@@ -1,6 +1,8 @@
 //! What the leader measures of its messages to each follower, for etcd's
 //! `/v2/stats/leader`: successful and failed append-entries calls (heartbeats
-//! included) and the round-trip latency of the successful ones.
+//! included) and the round-trip latency of the successful ones; and since when each
+//! follower has answered every call (etcd's rafthttp `ActiveSince`, which the strict
+//! reconfiguration check reads: `reconfig`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -27,6 +29,8 @@ pub struct FollowerStats {
     pub maximum_ms: f64,
     sum_ms: f64,
     sum_squares_ms: f64,
+    /// When the current unbroken run of successful calls began; `None` after a failure.
+    active_since: Option<tokio::time::Instant>,
 }
 
 impl Default for FollowerStats {
@@ -41,6 +45,7 @@ impl Default for FollowerStats {
             maximum_ms: 0.0,
             sum_ms: 0.0,
             sum_squares_ms: 0.0,
+            active_since: None,
         }
     }
 }
@@ -70,11 +75,24 @@ pub struct PeerStats {
 
 impl PeerStats {
     pub(crate) fn succeeded(&self, follower: NodeId, round_trip: Duration) {
-        self.with(follower, |f| f.record_success(round_trip));
+        let now = tokio::time::Instant::now();
+        self.with(follower, |f| {
+            f.record_success(round_trip);
+            f.active_since.get_or_insert(now);
+        });
     }
 
     pub(crate) fn failed(&self, follower: NodeId) {
-        self.with(follower, |f| f.fail += 1);
+        self.with(follower, |f| {
+            f.fail += 1;
+            f.active_since = None;
+        });
+    }
+
+    /// Since when `follower` has answered every call; `None` while it does not.
+    pub(crate) fn active_since(&self, follower: NodeId) -> Option<tokio::time::Instant> {
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers.get(&follower).and_then(|f| f.active_since)
     }
 
     /// A copy of every follower's figures.

@@ -114,6 +114,35 @@ fn peer_round_trips() -> Family {
     }
 }
 
+/// The bytes of Raft messages exchanged with each peer (`beacon_raft::peer`'s
+/// traffic), labelled with its id (`To` or `From`) as etcd's rafthttp labels them; no
+/// series before a peer's first message, as etcd's.
+fn peer_bytes() -> [Family; 2] {
+    let samples = |counts: Vec<(u64, u64)>, label: &str| {
+        counts
+            .into_iter()
+            .map(|(id, n)| {
+                let id = crate::cluster::id_hex(id);
+                (format!("{{{label}=\"{id}\"}}"), n as f64)
+            })
+            .collect()
+    };
+    [
+        Family {
+            name: "etcd_network_peer_sent_bytes_total",
+            help: "The total number of bytes sent to peers.",
+            kind: "counter",
+            samples: samples(beacon_raft::peer::sent_bytes(), "To"),
+        },
+        Family {
+            name: "etcd_network_peer_received_bytes_total",
+            help: "The total number of bytes received from peers.",
+            kind: "counter",
+            samples: samples(beacon_raft::peer::received_bytes(), "From"),
+        },
+    ]
+}
+
 fn render(state: &AppState) -> String {
     let status = state.status_noting_leader();
     let leader_changes = state
@@ -216,6 +245,7 @@ fn render(state: &AppState) -> String {
         &disk_metrics::LOG_SYNC,
     ));
     families.push(peer_round_trips());
+    families.extend(peer_bytes());
     families.extend(grpc_families());
     if state.metrics_extensive {
         families.push(grpc_handling());

@@ -153,6 +153,19 @@ struct Flags {
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     debug: bool,
+    /// Serve the v3 JSON gateway under /v3/ (etcd's grpc-gateway).
+    #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value = "true", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    enable_grpc_gateway: bool,
+    /// Reject member changes that would cost the quorum (etcd's checks).
+    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value = "true", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    strict_reconfig_check: bool,
+    /// Fast-forward the election timer at boot, for a sooner first election.
+    #[arg(long, env = "ETCD_INITIAL_ELECTION_TICK_ADVANCE", default_value = "true",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true,
+          value_parser = parse_go_bool)]
+    initial_election_tick_advance: bool,
     #[command(flatten)]
     tls: tls::TlsFlags,
 }
@@ -231,6 +244,12 @@ pub struct Config {
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
     pub grpc_keepalive_timeout: std::time::Duration,
+    /// `--enable-grpc-gateway`.
+    pub enable_grpc_gateway: bool,
+    /// `--initial-election-tick-advance`.
+    pub initial_election_tick_advance: bool,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
@@ -503,6 +522,9 @@ impl Config {
             max_concurrent_streams: f.max_concurrent_streams,
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
+            enable_grpc_gateway: f.enable_grpc_gateway,
+            initial_election_tick_advance: f.initial_election_tick_advance,
+            strict_reconfig_check: f.strict_reconfig_check,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
             flag_warnings: Vec::new(),

@@ -9,11 +9,56 @@
 //! coding other than `chunked`: `http::gohead`) gets Go's own answer and is closed,
 //! and a write blocked for CLIENT_WRITE_TIMEOUT ends the connection.
 //!
+//! An HTTP/2 connection's requests reach h2 through [`h2_authority`], which mends the
+//! scheme-qualified `:authority` grpc-go sends for an `http://` endpoint.
+//!
 //! An `https` listener's connections make their TLS handshake first (within
 //! HEADER_READ_TIMEOUT, on their own task) and are then told apart the same way, inside
 //! TLS; a failed handshake is logged with the client's address, as etcd's "rejected
 //! connection", and closed.
 
+/// The `AsyncWrite` methods of a stream that changes only what is read: each writes
+/// straight to the stream in `$inner`.
+macro_rules! write_through {
+    ($inner:ident) => {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.$inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.$inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.$inner).poll_shutdown(cx)
+        }
+
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.$inner).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.$inner.is_write_vectored()
+        }
+    };
+}
+use write_through;
+
+mod h2_authority;
 mod lean_watch;
 mod prefixed;
 mod write_deadline;
@@ -36,6 +81,7 @@ use crate::limits::{
     CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, REQUEST_HEADERS_MAX, REQUEST_HEAD_PEEK_BYTES_MAX,
 };
 use crate::Listener;
+use h2_authority::H2Authority;
 use prefixed::Prefixed;
 use write_deadline::WriteDeadline;
 
@@ -214,7 +260,8 @@ async fn serve_connection<S: ClientIo>(
         }
         let Some(end) = head_end(&unread) else { break };
         if unread.starts_with(HTTP2_PREFACE_HEAD) {
-            let io = WriteDeadline::new(Prefixed::new(unread, sock), CLIENT_WRITE_TIMEOUT);
+            let io = H2Authority::new(Prefixed::new(unread, sock));
+            let io = WriteDeadline::new(io, CLIENT_WRITE_TIMEOUT);
             Box::pin(crate::grpc::serve_connection(io, grpc, app, stop)).await;
             return;
         }

@@ -86,7 +86,10 @@ fn membership_status(e: &MembershipError) -> Status {
         MembershipError::TooManyLearners | MembershipError::NotLearner => {
             Status::failed_precondition(e.to_string())
         }
-        MembershipError::LearnerNotReady => Status::failed_precondition(e.to_string()),
+        MembershipError::LearnerNotReady | MembershipError::NotEnoughStartedMembers => {
+            Status::failed_precondition(e.to_string())
+        }
+        MembershipError::Unhealthy => Status::unavailable(e.to_string()),
         MembershipError::Timeout => Status::unavailable("etcdserver: request timed out"),
         MembershipError::Stopped => Status::unavailable("etcdserver: server stopped"),
         // Errors etcd has no gRPC code for come back as Unknown with their text.

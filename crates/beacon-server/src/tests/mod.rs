@@ -47,7 +47,7 @@ pub fn harness() -> Harness {
         stop_rx,
     ));
     Harness {
-        router: crate::router::router(Arc::clone(&state), crate::grpc::Services::new(&state)),
+        router: crate::router::router(Arc::clone(&state), crate::grpc::Services::new(&state), true),
         consensus,
         stop,
     }
