@@ -40,6 +40,9 @@ pub enum AuthError {
     InvalidAuthMgmt,
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    /// A login to a `jwt` provider without a private key; untranslated by etcd too.
+    #[error("auth: token signing attempted with verify-only key")]
+    VerifyOnly,
 }
 
 impl AuthError {
@@ -67,6 +70,7 @@ impl AuthError {
             AuthError::InvalidAuthToken => "auth: invalid auth token",
             AuthError::InvalidAuthMgmt => "auth: invalid auth management",
             AuthError::AuthOldRevision => "auth: revision in header is old",
+            AuthError::VerifyOnly => "auth: token signing attempted with verify-only key",
         }
     }
 
@@ -85,7 +89,7 @@ impl AuthError {
             | AuthError::AuthOldRevision => INVALID_ARGUMENT,
             AuthError::PermissionDenied => PERMISSION_DENIED,
             AuthError::InvalidAuthToken => UNAUTHENTICATED,
-            AuthError::NoPasswordUser => UNKNOWN,
+            AuthError::NoPasswordUser | AuthError::VerifyOnly => UNKNOWN,
             AuthError::RootUserNotExist
             | AuthError::RootRoleNotExist
             | AuthError::UserAlreadyExist

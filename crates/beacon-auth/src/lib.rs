@@ -7,6 +7,7 @@
 //! into the log, so neither the log nor a snapshot ever holds one.
 
 mod error;
+pub mod jwt;
 pub mod password;
 pub mod perms;
 mod store;

@@ -28,7 +28,9 @@ const ALPHABET: &[u8] = &[0, b'a', b'b', 0xff];
 
 fn key(rng: &mut Rng) -> Vec<u8> {
     let len = rng.below(4);
-    (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+        .collect()
 }
 
 /// A range end: none (one key), `"\0"` (every key from the start on), or a key.
@@ -74,7 +76,9 @@ fn contains(key: &[u8], range_end: &[u8], k: &[u8]) -> bool {
 fn allows(kind: PermKind, access: Access) -> bool {
     matches!(
         (kind, access),
-        (PermKind::ReadWrite, _) | (PermKind::Read, Access::Read) | (PermKind::Write, Access::Write)
+        (PermKind::ReadWrite, _)
+            | (PermKind::Read, Access::Read)
+            | (PermKind::Write, Access::Write)
     )
 }
 
@@ -120,7 +124,11 @@ fn nothing_the_model_forbids_is_allowed() {
             let user = users[rng.below(users.len())];
             let caller = store.caller_named(user);
             let (k, end) = (key(&mut rng), range_end(&mut rng));
-            let access = if rng.below(2) == 0 { Access::Read } else { Access::Write };
+            let access = if rng.below(2) == 0 {
+                Access::Read
+            } else {
+                Access::Write
+            };
             cases += 1;
             if store.check(Some(&caller), &k, &end, access).is_err() {
                 continue;

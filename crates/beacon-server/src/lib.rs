@@ -175,6 +175,7 @@ pub async fn run(
             metrics_extensive: config.metrics_extensive,
             auth_token_ttl: config.auth_token_ttl,
             bcrypt_cost: config.bcrypt_cost,
+            jwt: config.jwt.clone(),
             client_cert_auth: config.tls.client.client_cert_auth,
             grpc_gateway: config.enable_grpc_gateway,
             http2: grpc::Http2Settings {
@@ -306,7 +307,7 @@ pub struct Listeners {
 }
 
 /// How the client API serves: etcd's flags for it, with their defaults in `limits`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientSettings {
     /// How long a request waits for consensus.
     pub request_timeout: std::time::Duration,
@@ -322,6 +323,8 @@ pub struct ClientSettings {
     pub auth_token_ttl: std::time::Duration,
     /// `--bcrypt-cost`.
     pub bcrypt_cost: u32,
+    /// `--auth-token jwt,...`'s provider; `None`: `simple` tokens.
+    pub jwt: Option<Arc<beacon_auth::jwt::JwtTokens>>,
     /// `--client-cert-auth` on the client URLs.
     pub client_cert_auth: bool,
     /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
@@ -351,6 +354,7 @@ pub async fn serve(
     state.metrics_extensive = settings.metrics_extensive;
     state.auth_token_ttl = settings.auth_token_ttl;
     state.bcrypt_cost = settings.bcrypt_cost;
+    state.jwt = settings.jwt.clone();
     state.client_cert_auth = settings.client_cert_auth;
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));

@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth_token_ttl: Duration,
     /// The bcrypt cost of the password hashes the Auth service makes (`--bcrypt-cost`).
     pub bcrypt_cost: u32,
+    /// `--auth-token jwt,...`: tokens are signed claims; `None`: `simple` tokens.
+    pub jwt: Option<Arc<beacon_auth::jwt::JwtTokens>>,
     /// This member's own v2 auth bookkeeping (not replicated).
     pub v2_auth: crate::api_v2::auth::AuthMember,
     /// `--client-cert-auth`: with v2 auth on, a request without credentials is the
@@ -87,6 +89,7 @@ impl AppState {
             metrics_extensive: false,
             auth_token_ttl: crate::limits::AUTH_TOKEN_TTL_DEFAULT,
             bcrypt_cost: beacon_auth::password::DEFAULT_COST,
+            jwt: None,
             v2_auth: Default::default(),
             client_cert_auth: false,
         }

@@ -320,3 +320,68 @@ async fn watches_are_checked_at_creation_as_etcd_and_after_a_revoke_unlike_etcd(
         r#"created=false canceled=true reason="rpc error: code = PermissionDenied desc = etcdserver: permission denied" events=[]"#
     );
 }
+
+/// `jwt` tokens: the same commands as users, on servers started with etcd's
+/// `--auth-token jwt,...` and an ES256 key pair.
+async fn jwt_story(server: &ServerProcess) -> Vec<String> {
+    let alice = ["--user", "alice:pw"];
+    let root = ["--user", "root:rootpw"];
+    let with = |who: &[&'static str; 2], args: &[&'static str]| -> Vec<&'static str> {
+        who.iter().chain(args).copied().collect()
+    };
+    let mut out = Vec::new();
+    for args in [
+        vec!["user", "add", "root:rootpw"],
+        vec!["user", "grant-role", "root", "root"],
+        vec!["user", "add", "alice:pw"],
+        vec!["role", "add", "r"],
+        vec![
+            "role",
+            "grant-permission",
+            "r",
+            "readwrite",
+            "/a/",
+            "--prefix",
+        ],
+        vec!["user", "grant-role", "alice", "r"],
+        vec!["auth", "enable"],
+        with(&alice, &["put", "/a/1", "x"]),
+        with(&alice, &["get", "/a/1"]),
+        with(&alice, &["put", "/b", "x"]),
+        with(&["--user", "alice:wrong"], &["get", "/a/1"]),
+        with(&root, &["user", "list"]),
+        with(&root, &["auth", "disable"]),
+    ] {
+        out.push(ctl(server, &args).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn jwt_tokens_work_as_on_etcd() {
+    if !beacon_testkit::etcd_or_skip() {
+        return;
+    }
+    let keys = beacon_testkit::TempDir::new("jwt-keys").expect("a temp dir");
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("a key");
+    let (private, public) = (keys.path().join("jwt.key"), keys.path().join("jwt.pub"));
+    std::fs::write(&private, pair.serialize_pem()).expect("written");
+    std::fs::write(&public, pair.public_key_pem()).expect("written");
+    let flag = format!(
+        "--auth-token=jwt,pub-key={},priv-key={},sign-method=ES256,ttl=10m",
+        public.display(),
+        private.display()
+    );
+    let start = |kind, bin| {
+        let https = beacon_testkit::Https::default();
+        ServerProcess::start_https(kind, bin, https, &[flag.as_str()]).expect("starts")
+    };
+    let etcd = start(beacon_testkit::ServerKind::Etcd, beacon_testkit::etcd_bin());
+    let beacon = start(
+        beacon_testkit::ServerKind::Beacon,
+        beacon_testkit::beacon_bin(),
+    );
+    let (want, got) = (jwt_story(&etcd).await, jwt_story(&beacon).await);
+    beacon_testkit::assert_same_answers(&want, &got);
+    assert!(got[8].contains("/a/1"), "{got:?}");
+}

@@ -117,7 +117,8 @@ struct Flags {
     /// What /metrics shows: basic, or extensive (gRPC handling-time histograms too).
     #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
     metrics: String,
-    /// The kind of v3 auth tokens: 'simple' (Beacon has no 'jwt' yet).
+    /// The kind of v3 auth tokens: 'simple', or
+    /// 'jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m'.
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     auth_token: String,
     /// The bcrypt cost of v3 auth password hashes (4 to 31).
@@ -236,6 +237,8 @@ pub struct Config {
     pub auth_token_ttl: std::time::Duration,
     /// `--bcrypt-cost`.
     pub bcrypt_cost: u32,
+    /// `--auth-token jwt,...`: the token provider, keys read; `None`: `simple`.
+    pub jwt: Option<std::sync::Arc<beacon_auth::jwt::JwtTokens>>,
     /// The client and peer TLS flags.
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
@@ -408,7 +411,7 @@ impl Config {
 
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
-        check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
+        let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
         if f.experimental_watch_progress_notify_interval.is_zero() {
             return Err(
                 "--experimental-watch-progress-notify-interval must be positive".to_string(),
@@ -500,6 +503,7 @@ impl Config {
             metrics_extensive: f.metrics == "extensive",
             auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
             bcrypt_cost: f.bcrypt_cost,
+            jwt,
             tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
             advertise_client_urls,
@@ -571,19 +575,24 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
 /// `--auth-token` and `--bcrypt-cost` as Beacon can honour them: `simple` tokens (etcd's
 /// default; its options after a comma, which only `jwt` reads, are ignored as etcd
 /// ignores them), and a cost bcrypt accepts.
-fn check_auth_flags(auth_token: &str, bcrypt_cost: u32) -> Result<(), String> {
-    let kind = auth_token.split(',').next().unwrap_or_default();
-    if kind != "simple" {
-        return Err(format!(
-            "--auth-token={auth_token}: beacon has only 'simple' tokens (no 'jwt' yet)"
-        ));
-    }
+fn check_auth_flags(
+    auth_token: &str,
+    bcrypt_cost: u32,
+) -> Result<Option<std::sync::Arc<beacon_auth::jwt::JwtTokens>>, String> {
+    let opts =
+        beacon_auth::jwt::parse_options(auth_token, |ttl| beacon_api::go_duration::parse(ttl).ok())
+            .map_err(|e| format!("--auth-token={auth_token}: {e}"))?;
+    // The key files are read now: a member that could not check a token does not start.
+    let jwt = opts
+        .map(|opts| beacon_auth::jwt::JwtTokens::new(&opts, |path| std::fs::read(path)))
+        .transpose()
+        .map_err(|e| format!("--auth-token={auth_token}: {e}"))?;
     if !beacon_auth::password::COSTS.contains(&bcrypt_cost) {
         return Err(format!(
             "--bcrypt-cost={bcrypt_cost}: bcrypt takes a cost from 4 to 31"
         ));
     }
-    Ok(())
+    Ok(jwt.map(std::sync::Arc::new))
 }
 
 #[cfg(test)]
