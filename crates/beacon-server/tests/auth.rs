@@ -153,6 +153,55 @@ async fn etcdctl_auth_works_as_on_etcd() {
     }
 }
 
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn no_password_reaches_the_log_the_data_or_a_backup() {
+    let mut beacon = ServerProcess::beacon().expect("beacon starts");
+    let _ = auth_story(&beacon).await;
+    // A backup too, which is a snapshot of the keyspace with its auth state.
+    let backup = beacon.data_dir().join("../backup.db");
+    let root = ["--user", "root:rootpw"];
+    let mut args: Vec<&str> = root.to_vec();
+    args.extend(["auth", "enable"]);
+    let _ = ctl(&beacon, &args).await;
+    let path = backup.display().to_string();
+    let _ = ctl(&beacon, &["--user", "root:rootpw", "snapshot", "save", &path]).await;
+    let saved = std::fs::metadata(&backup).map_or(0, |m| m.len());
+    assert!(saved > 0, "the backup was written");
+    assert!(beacon.terminate(Duration::from_secs(10)), "beacon stops");
+    let mut files = files_under(&beacon.data_dir());
+    files.push(beacon.log_path());
+    files.push(backup);
+    assert!(files.len() > 3, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for secret in [&b"rootpw"[..], b"alicepw"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{} holds {:?}",
+                file.display(),
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+}
+
 /// A gRPC request carrying `token` as etcd's clients send it.
 fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
