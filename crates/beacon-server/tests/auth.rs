@@ -181,7 +181,11 @@ async fn no_password_reaches_the_log_the_data_or_a_backup() {
     args.extend(["auth", "enable"]);
     let _ = ctl(&beacon, &args).await;
     let path = backup.display().to_string();
-    let _ = ctl(&beacon, &["--user", "root:rootpw", "snapshot", "save", &path]).await;
+    let _ = ctl(
+        &beacon,
+        &["--user", "root:rootpw", "snapshot", "save", &path],
+    )
+    .await;
     let saved = std::fs::metadata(&backup).map_or(0, |m| m.len());
     assert!(saved > 0, "the backup was written");
     assert!(beacon.terminate(Duration::from_secs(10)), "beacon stops");
