@@ -7,8 +7,10 @@
 //! knows it. Passwords are hashed here too: the log never holds one.
 //!
 //! A call names its user with a token in its metadata (`token`, or `authorization` as
-//! etcd's gateway sends it); an unknown or expired token is refused before anything
-//! else, as etcd's `AuthInfoFromCtx` refuses it.
+//! etcd's gateway sends it), or else with its connection's verified client certificate
+//! (`--client-cert-auth`); an unknown or expired token is refused before anything
+//! else, as etcd's `AuthInfoFromCtx` refuses it. With `--auth-token jwt,...` a token
+//! is signed claims (`beacon_auth::jwt`) and a login proposes nothing.
 
 use std::sync::Arc;
 
@@ -68,6 +70,8 @@ pub(crate) fn caller_of(
 /// The metadata keys a token comes under: grpc-go clients', then the gateway's.
 pub(crate) const TOKEN_KEYS: [&str; 2] = ["token", "authorization"];
 
+/// The caller a call's token names, if it carries one (`simple`: this member's table;
+/// `jwt`: the signature and expiry).
 pub(crate) fn caller_of_metadata(
     state: &AppState,
     metadata: &tonic::metadata::MetadataMap,
