@@ -97,7 +97,8 @@ fn blank(server: &ServerProcess, line: &str) -> String {
 }
 
 fn blank_word(word: &str) -> String {
-    let is_id = word.len() == 16 && word.chars().all(|c| c.is_ascii_hexdigit());
+    // Go prints an id with `%x`: without leading zeros, so 16 digits or a few fewer.
+    let is_id = (12..=16).contains(&word.len()) && word.chars().all(|c| c.is_ascii_hexdigit());
     let number = word.trim_end_matches(|c: char| c.is_alphabetic());
     let unit = &word[number.len()..];
     let is_number = !number.is_empty()
