@@ -1,0 +1,273 @@
+//! The flags' parsing and validation, without a process: etcd's spellings, defaults
+//! and refusals.
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+    let mut v = vec![OsString::from("beacon")];
+    v.extend(args.iter().map(OsString::from));
+    Config::from_args(v)
+}
+
+#[test]
+fn defaults() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.name, "default");
+    assert_eq!(c.data_dir, PathBuf::from("default.beacon"));
+    assert_eq!(
+        c.listen_client_urls[0].bind_addr().unwrap(),
+        "127.0.0.1:2379".parse().unwrap()
+    );
+    assert_eq!(c.tls, TlsSettings::default());
+    assert_eq!(
+        c.initial_cluster,
+        vec![("default".to_string(), "http://localhost:2380".to_string())]
+    );
+    assert_eq!(c.snapshot_count, 100_000);
+    assert!(c.enable_v2);
+}
+
+#[test]
+fn go_style_flags() {
+    let c = parse(&[
+        "-name",
+        "n1",
+        "-data-dir=/tmp/d",
+        "--enable-v2=false",
+        "-snapshot-count",
+        "5",
+    ])
+    .unwrap();
+    assert_eq!(c.name, "n1");
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
+    assert!(!c.enable_v2);
+    assert_eq!(c.snapshot_count, 5);
+    assert_eq!(c.initial_cluster[0].0, "n1");
+    assert!(parse(&["--enable-v2"]).unwrap().enable_v2);
+    assert!(!c.force_new_cluster);
+    assert!(parse(&["-force-new-cluster"]).unwrap().force_new_cluster);
+    assert!(
+        parse(&["--force-new-cluster=true"])
+            .unwrap()
+            .force_new_cluster
+    );
+    assert!(
+        !parse(&["--force-new-cluster=false"])
+            .unwrap()
+            .force_new_cluster
+    );
+}
+
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    let c = parse(&[
+        "--name",
+        "a",
+        "-name=b",
+        "--snapshot-count",
+        "1",
+        "--snapshot-count=2",
+    ])
+    .unwrap();
+    assert_eq!((c.name.as_str(), c.snapshot_count), ("b", 2));
+    let c = parse(&["--enable-v2=false", "--enable-v2"]).unwrap();
+    assert!(c.enable_v2);
+}
+
+#[test]
+fn grpc_connection_flags() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.max_concurrent_streams, None);
+    assert_eq!(
+        c.grpc_keepalive_interval,
+        std::time::Duration::from_secs(7200)
+    );
+    let c = parse(&[
+        "--max-concurrent-streams=10",
+        "--grpc-keepalive-interval=1m",
+        "--grpc-keepalive-timeout",
+        "5s",
+    ])
+    .unwrap();
+    assert_eq!(c.max_concurrent_streams, Some(10));
+    assert_eq!(
+        c.grpc_keepalive_interval,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(c.grpc_keepalive_timeout, std::time::Duration::from_secs(5));
+    let c = parse(&["--grpc-keepalive-interval=1m", "--grpc-keepalive-timeout=0"]).unwrap();
+    assert_eq!(
+        c.grpc_keepalive_interval,
+        std::time::Duration::from_secs(7200)
+    );
+    assert_eq!(c.grpc_keepalive_timeout, std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn a_config_file_replaces_the_command_line() {
+    let path = std::env::temp_dir().join(format!("beacon-cfg-{}.yml", std::process::id()));
+    std::fs::write(&path, "name: from-file\nsnapshot-count: 7\nmax-wals: 2\n").unwrap();
+    let file = path.display().to_string();
+    let c = parse(&["--name", "from-flag", "-config-file", &file]).unwrap();
+    assert_eq!((c.name.as_str(), c.snapshot_count), ("from-file", 7));
+    assert_eq!(c.flag_warnings.len(), 2, "{:?}", c.flag_warnings);
+    assert!(c.flag_warnings[0].contains(&file));
+    std::fs::write(&path, "proxy: on\n").unwrap();
+    assert!(parse(&["--config-file", &file]).is_err());
+    let _ = std::fs::remove_file(&path);
+    let c = parse(&["--config-file=", "--name", "n"]).unwrap();
+    assert_eq!(c.name, "n", "an empty --config-file is none");
+}
+
+#[test]
+fn log_levels_are_etcds() {
+    assert_eq!(parse(&[]).unwrap().log_level, "info");
+    assert_eq!(parse(&["--log-level", "warn"]).unwrap().log_level, "warn");
+    assert_eq!(parse(&["--log-level=fatal"]).unwrap().log_level, "error");
+    assert_eq!(parse(&["-debug"]).unwrap().log_level, "debug");
+    assert!(parse(&["--log-level", "loud"]).is_err());
+}
+
+#[test]
+fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
+    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--max-txn-ops=128"]).unwrap();
+    assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
+    let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
+    assert!(
+        msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn log_lines_are_json_under_zap_or_when_asked() {
+    assert_eq!(parse(&[]).unwrap().log_format, LogFormat::Text);
+    assert_eq!(
+        parse(&["--logger=zap"]).unwrap().log_format,
+        LogFormat::Json
+    );
+    assert_eq!(
+        parse(&["--logger", "capnslog"]).unwrap().log_format,
+        LogFormat::Text
+    );
+    assert_eq!(
+        parse(&["--log-format", "json"]).unwrap().log_format,
+        LogFormat::Json
+    );
+    let both = parse(&["--logger=zap", "--log-format=text"]).unwrap();
+    assert_eq!(both.log_format, LogFormat::Text, "the explicit format wins");
+    assert!(parse(&["--logger", "bogus"]).is_err());
+    assert!(parse(&["--log-format", "yaml"]).is_err());
+}
+
+#[test]
+fn metrics_are_extensive_only_when_so_spelt() {
+    assert!(!parse(&[]).unwrap().metrics_extensive);
+    assert!(
+        parse(&["--metrics", "extensive"])
+            .unwrap()
+            .metrics_extensive
+    );
+    assert!(!parse(&["--metrics=basic"]).unwrap().metrics_extensive);
+    assert!(!parse(&["--metrics=Extensive"]).unwrap().metrics_extensive);
+}
+
+#[test]
+fn metrics_urls() {
+    assert!(parse(&[]).unwrap().listen_metrics_urls.is_empty());
+    let c = parse(&["--listen-metrics-urls", "http://127.0.0.1:9"]).unwrap();
+    let addr = c.listen_metrics_urls[0].bind_addr().unwrap();
+    assert_eq!(addr, "127.0.0.1:9".parse().unwrap());
+    // Served with the client pair, as etcd.
+    assert!(parse(&["--listen-metrics-urls", "https://127.0.0.1:9"]).is_err());
+    assert!(parse(&["--listen-metrics-urls", "https://127.0.0.1:9", "--auto-tls"]).is_ok());
+}
+
+#[test]
+fn tls_flags() {
+    let c = parse(&[
+        "--cert-file=c.pem",
+        "-key-file",
+        "k.pem",
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        "ca.pem",
+        "--peer-auto-tls",
+        "--peer-cert-allowed-cn=member",
+        "--cipher-suites",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "--listen-client-urls",
+        "https://127.0.0.1:1",
+        "--listen-peer-urls",
+        "https://127.0.0.1:2",
+    ])
+    .unwrap();
+    assert_eq!(c.tls.client.cert_file, Some(PathBuf::from("c.pem")));
+    assert!(c.tls.client.client_cert_auth && c.tls.peer_auto_tls && !c.tls.auto_tls);
+    assert_eq!(c.tls.peer.allowed_cn.as_deref(), Some("member"));
+    assert_eq!(c.tls.peer.cipher_suites.len(), 2);
+    assert!(c.listen_client_urls[0].tls);
+    let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+    assert_eq!(
+        msg(&["--listen-client-urls", "https://127.0.0.1:1"]),
+        "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+         https://127.0.0.1:1 with HTTPS scheme"
+    );
+    assert!(msg(&["--listen-peer-urls", "https://127.0.0.1:2"]).contains("--peer-cert-file"));
+    assert_eq!(
+        msg(&["--cipher-suites", "FOO"]),
+        "unexpected TLS cipher suite \"FOO\""
+    );
+}
+
+#[test]
+fn several_listen_urls() {
+    let c = parse(&[
+        "--listen-client-urls",
+        "http://127.0.0.1:1,http://127.0.0.2:2",
+    ])
+    .unwrap();
+    assert_eq!(c.listen_client_urls.len(), 2);
+}
+
+#[test]
+fn quota_and_progress_interval_flags() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.space_quota, Some(2 << 30), "etcd's default");
+    assert_eq!(
+        c.watch_progress_notify_interval,
+        std::time::Duration::from_secs(600)
+    );
+    let c = parse(&[
+        "--quota-backend-bytes",
+        "-1",
+        "-experimental-watch-progress-notify-interval=1m30s",
+    ])
+    .unwrap();
+    assert_eq!(c.space_quota, None, "negative: no quota");
+    assert_eq!(
+        c.watch_progress_notify_interval,
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(
+        parse(&["--quota-backend-bytes", "4096"])
+            .unwrap()
+            .space_quota,
+        Some(4096)
+    );
+    let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+    assert!(msg(&["--experimental-watch-progress-notify-interval", "0"]).contains("positive"));
+    assert!(msg(&["--experimental-corrupt-check-time", "1m"]).contains("does not support"));
+    assert!(parse(&["--experimental-corrupt-check-time", "0s"]).is_ok());
+}
+
+#[test]
+fn refusals_are_clear() {
+    let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+    assert!(msg(&["--election-timeout", "100"]).contains("at least as 5 times"));
+    assert!(msg(&["--initial-cluster-state", "old"]).contains("clusterState"));
+    assert!(matches!(
+        parse(&["--no-such-flag"]),
+        Err(ConfigError::Clap(_))
+    ));
+}
