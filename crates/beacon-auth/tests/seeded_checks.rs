@@ -5,37 +5,21 @@
 //! universe is a sample, and a range over it proves nothing about keys between.)
 
 use beacon_auth::{Access, AuthStore, Perm, PermKind, ROOT};
-
-/// SplitMix64: a seeded generator with no dependency, so a failing seed reruns alike.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use beacon_testkit::SeededRng;
 
 /// Bytes that sit at the edges of etcd's comparisons: zero, a letter, its successor, 0xff.
 const ALPHABET: &[u8] = &[0, b'a', b'b', 0xff];
 
-fn key(rng: &mut Rng) -> Vec<u8> {
-    let len = rng.below(4);
+fn key(rng: &mut SeededRng) -> Vec<u8> {
+    let len = rng.below(4) as usize;
     (0..len)
-        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+        .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
         .collect()
 }
 
 /// A range end: none (one key), `"\0"` (every key from the start on), or a key.
-fn range_end(rng: &mut Rng) -> Vec<u8> {
-    match rng.below(4) {
+fn range_end(rng: &mut SeededRng) -> Vec<u8> {
+    match rng.below(4) as usize {
         0 => Vec::new(),
         1 => vec![0],
         _ => key(rng),
@@ -87,7 +71,7 @@ fn nothing_the_model_forbids_is_allowed() {
     let universe = universe();
     let (mut cases, mut allowed) = (0u64, 0u64);
     for seed in 0..1_000u64 {
-        let mut rng = Rng(seed);
+        let mut rng = SeededRng::new(seed);
         let mut store = AuthStore::default();
         store.user_add(ROOT, None, true).expect("root");
         store.user_grant_role(ROOT, ROOT).expect("root role");
@@ -98,8 +82,9 @@ fn nothing_the_model_forbids_is_allowed() {
         }
         for r in roles {
             store.role_add(r).expect("role");
-            for _ in 0..rng.below(4) {
-                let kind = [PermKind::Read, PermKind::Write, PermKind::ReadWrite][rng.below(3)];
+            for _ in 0..rng.below(4) as usize {
+                let kind =
+                    [PermKind::Read, PermKind::Write, PermKind::ReadWrite][rng.below(3) as usize];
                 let perm = Perm {
                     kind,
                     key: key(&mut rng),
@@ -109,22 +94,22 @@ fn nothing_the_model_forbids_is_allowed() {
             }
         }
         for u in users {
-            for _ in 0..rng.below(3) {
+            for _ in 0..rng.below(3) as usize {
                 store
-                    .user_grant_role(u, roles[rng.below(roles.len())])
+                    .user_grant_role(u, roles[rng.below(roles.len() as u64) as usize])
                     .expect("granted");
             }
         }
         // Some revokes and a deleted role, so the checks see changed state too.
-        if rng.below(2) == 0 {
-            let _ = store.role_delete(roles[rng.below(roles.len())]);
+        if rng.below(2) as usize == 0 {
+            let _ = store.role_delete(roles[rng.below(roles.len() as u64) as usize]);
         }
         store.enable().expect("enabled");
         for _ in 0..200 {
-            let user = users[rng.below(users.len())];
+            let user = users[rng.below(users.len() as u64) as usize];
             let caller = store.caller_named(user);
             let (k, end) = (key(&mut rng), range_end(&mut rng));
-            let access = if rng.below(2) == 0 {
+            let access = if rng.below(2) as usize == 0 {
                 Access::Read
             } else {
                 Access::Write

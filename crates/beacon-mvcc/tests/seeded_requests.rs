@@ -11,24 +11,8 @@ use beacon_proto::beaconpb::{self, v3_request, Caller, LeaseGrant, LeaseRenew, V
 use beacon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use beacon_proto::etcdserverpb::request_op::Request as Op;
 use beacon_proto::etcdserverpb::*;
+use beacon_testkit::SeededRng;
 use prost::Message;
-
-/// SplitMix64, so that a failing seed replays alike.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn entry(request: v3_request::Request, caller: Option<&str>) -> V3Request {
     V3Request {
@@ -186,25 +170,25 @@ fn corpus() -> Vec<V3Request> {
     ]
 }
 
-fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, others: &[Vec<u8>]) {
-    for _ in 0..1 + rng.below(2) {
+fn mutate(rng: &mut SeededRng, bytes: &mut Vec<u8>, others: &[Vec<u8>]) {
+    for _ in 0..1 + rng.below(2) as usize {
         let at = if bytes.is_empty() {
             0
         } else {
-            rng.below(bytes.len())
+            rng.below(bytes.len() as u64) as usize
         };
-        match rng.below(6) {
+        match rng.below(6) as usize {
             0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.below(8),
-            1 if !bytes.is_empty() => bytes[at] = rng.next() as u8,
-            2 => bytes.insert(at, rng.next() as u8),
+            1 if !bytes.is_empty() => bytes[at] = rng.next_u64() as u8,
+            2 => bytes.insert(at, rng.next_u64() as u8),
             3 if !bytes.is_empty() => {
                 bytes.remove(at);
             }
             4 => bytes.truncate(at),
             _ => {
                 // Another entry's bytes spliced in: fields of one kind inside another.
-                let other = &others[rng.below(others.len())];
-                let from = rng.below(other.len().max(1));
+                let other = &others[rng.below(others.len() as u64) as usize];
+                let from = rng.below(other.len().max(1) as u64) as usize;
                 bytes.splice(at..at, other[from..].iter().copied());
             }
         }
@@ -217,8 +201,8 @@ fn no_mutated_entry_panics_or_goes_unanswered() {
     let mut mvcc = Mvcc::default();
     let (mut tried, mut decoded, mut refused) = (0u64, 0u64, 0u64);
     for seed in 0..100_000u64 {
-        let mut rng = Rng(seed);
-        let mut bytes = corpus[rng.below(corpus.len())].clone();
+        let mut rng = SeededRng::new(seed);
+        let mut bytes = corpus[rng.below(corpus.len() as u64) as usize].clone();
         mutate(&mut rng, &mut bytes, &corpus);
         tried += 1;
         let Ok(request) = V3Request::decode(bytes.as_slice()) else {

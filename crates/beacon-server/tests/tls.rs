@@ -96,15 +96,20 @@ fn client_mtls_flags(pki: &Pki) -> Vec<String> {
     .collect()
 }
 
-/// The same script against a server of `kind`: what each client identity gets.
-fn client_script(kind: ServerKind, bin: PathBuf, pki: &Pki) -> Vec<(String, Outcome)> {
+/// A server of `kind` with https client URLs, mutual TLS and a revocation list.
+fn mtls_server(kind: ServerKind, bin: PathBuf, pki: &Pki) -> ServerProcess {
     let flags = client_mtls_flags(pki);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let https = Https {
         client: true,
         peer: false,
     };
-    let server = ServerProcess::start_https(kind, bin, https, &flags).expect("server starts");
+    ServerProcess::start_https(kind, bin, https, &flags).expect("server starts")
+}
+
+/// The same script against a server of `kind`: what each client identity gets.
+fn client_script(kind: ServerKind, bin: PathBuf, pki: &Pki) -> Vec<(String, Outcome)> {
+    let server = mtls_server(kind, bin, pki);
     let url = server.client_url();
     let good = Creds {
         ca: Some(&pki.ca),
@@ -371,13 +376,7 @@ fn a_member_joins_with_auto_tls() {
 /// common name names (`root`, in the test PKI's client pair), one with a token as the
 /// token's user.
 fn common_name_script(kind: ServerKind, bin: PathBuf, pki: &Pki) -> Vec<(String, Outcome)> {
-    let flags = client_mtls_flags(pki);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let https = Https {
-        client: true,
-        peer: false,
-    };
-    let server = ServerProcess::start_https(kind, bin, https, &flags).expect("server starts");
+    let server = mtls_server(kind, bin, pki);
     let url = server.client_url();
     let root = Creds {
         ca: Some(&pki.ca),
