@@ -394,9 +394,14 @@ fn common_name_script(kind: ServerKind, bin: PathBuf, pki: &Pki) -> Vec<(String,
         &["user", "list"],
         &["--user", "alice:pw", "put", "k", "w"],
         &["--user", "alice:pw", "get", "k"],
+        &["--user", "alice:pw", "defrag"],
+        &["defrag"],
         &["auth", "disable"],
     ] {
-        seen.push((args.join(" "), run("3", &url, &root, args)));
+        let mut outcome = run("3", &url, &root, args);
+        // defrag names the endpoint, whose port differs.
+        outcome.stdout = outcome.stdout.replace(&url, "URL");
+        seen.push((args.join(" "), outcome));
     }
     seen
 }

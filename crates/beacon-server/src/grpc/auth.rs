@@ -116,11 +116,8 @@ pub(crate) fn check_maintenance_admin<T>(
     request: &Request<T>,
 ) -> Result<(), Status> {
     let untranslated = |e: AuthError| Status::unknown(e.untranslated());
-    let token = TOKEN_KEYS
-        .iter()
-        .find_map(|key| request.metadata().get(*key));
-    let caller = caller(state, request).map_err(|_| untranslated(AuthError::InvalidAuthToken));
-    let caller = if token.is_some() { caller? } else { None };
+    // `caller` fails only on a bad token.
+    let caller = caller(state, request).map_err(|_| untranslated(AuthError::InvalidAuthToken))?;
     super::read_mvcc(state)?
         .auth()
         .check_admin(caller.as_ref())
