@@ -184,6 +184,7 @@ pub async fn run(
                     .unwrap_or(limits::GRPC_STREAMS_PER_CONNECTION_MAX),
                 keepalive_interval: config.grpc_keepalive_interval,
                 keepalive_timeout: config.grpc_keepalive_timeout,
+                ping_interval_min: Some(config.grpc_keepalive_min_time),
             },
         };
         let listeners = Listeners {

@@ -139,6 +139,23 @@ pub const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
 /// connection (`--grpc-keepalive-timeout`; grpc-go's and etcd's default).
 pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A gRPC client that pings sooner than this after its previous ping, three times in
+/// a row while it has a call open, is told GOAWAY `too_many_pings` and closed
+/// (`--grpc-keepalive-min-time`; etcd's default). See `conn::ping_policy`.
+pub const GRPC_PING_INTERVAL_MIN: Duration = Duration::from_secs(5);
+
+/// The minimum time between a client's pings while it has no call open (grpc-go's
+/// defaultPingTimeout, under etcd's "PermitWithoutStream: false").
+pub const GRPC_IDLE_PING_INTERVAL_MIN: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Pings in a row sooner than the minimum a client is forgiven; the next one closes
+/// its connection (grpc-go's maxPingStrikes).
+pub const GRPC_PING_STRIKES_MAX: u8 = 2;
+
+/// The minimum when `--grpc-keepalive-min-time` is 0: etcd then hands grpc-go none,
+/// and grpc-go's own default applies.
+pub const GRPC_PING_INTERVAL_MIN_UNSET: Duration = Duration::from_secs(5 * 60);
+
 /// The v3 keyspace's space quota when `--quota-backend-bytes` is 0 (etcd's default,
 /// 2 GiB); a negative flag turns the quota off, as in etcd.
 pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;

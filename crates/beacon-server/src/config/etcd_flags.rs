@@ -25,9 +25,6 @@ pub(super) struct EtcdFlag {
     pub(super) name: &'static str,
     /// Go's boolean flags take their value only after `=`; alone they mean true.
     pub(super) boolean: bool,
-    /// Its value must parse as a Go duration (`5s`), as etcd's flag parser checks even
-    /// where Beacon then ignores it.
-    pub(super) duration: bool,
     pub(super) kind: Kind,
 }
 
@@ -35,7 +32,6 @@ const fn pending(name: &'static str, accepted: &'static [&'static str]) -> EtcdF
     EtcdFlag {
         name,
         boolean: false,
-        duration: false,
         kind: Kind::Pending(accepted),
     }
 }
@@ -44,7 +40,6 @@ const fn pending_bool(name: &'static str, accepted: &'static [&'static str]) -> 
     EtcdFlag {
         name,
         boolean: true,
-        duration: false,
         kind: Kind::Pending(accepted),
     }
 }
@@ -53,15 +48,7 @@ const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> Etc
     EtcdFlag {
         name,
         boolean,
-        duration: false,
         kind: Kind::NoMeaning(why),
-    }
-}
-
-const fn no_meaning_duration(name: &'static str, why: &'static str) -> EtcdFlag {
-    EtcdFlag {
-        duration: true,
-        ..no_meaning(name, false, why)
     }
 }
 
@@ -92,14 +79,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     // `beacon_mvcc::TXN_OPS_MAX`).
     pending("max-txn-ops", &["128"]),
     pending("max-request-bytes", &["1572864"]),
-    // etcd answers a client that pings more often than this (with no call open) with
-    // GOAWAY ENHANCE_YOUR_CALM "too_many_pings". hyper's HTTP/2 server has no such
-    // policy: it answers every ping, whatever the rate, and h2 offers no hook to
-    // count them, so the value (a Go duration, checked) changes nothing.
-    no_meaning_duration(
-        "grpc-keepalive-min-time",
-        "beacon answers a client's HTTP/2 pings at any rate (hyper cannot police them)",
-    ),
     pending("discovery", EMPTY),
     pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),
@@ -224,13 +203,6 @@ pub(super) fn take(
     }
     let mut warnings = Vec::new();
     for (flag, value) in given {
-        if flag.duration && beacon_api::go_duration::parse(&value).is_err() {
-            // Go's flag package, word for word.
-            return Err(format!(
-                "invalid value {value:?} for flag -{}: parse error",
-                flag.name
-            ));
-        }
         match flag.kind {
             Kind::NoMeaning(why) => warnings.push(format!(
                 "flag --{}={value} is accepted for etcd compatibility and ignored: {why}",
@@ -303,17 +275,6 @@ mod tests {
         assert!(run(&["beacon", "--discovery", "http://d"]).is_err());
         assert!(run(&["beacon", "--pre-vote=0"]).is_ok(), "Go's false");
         assert!(run(&["beacon", "--pre-vote=nope"]).is_err());
-    }
-
-    #[test]
-    fn an_ignored_duration_must_still_be_one() {
-        let (_, warnings) = run(&["beacon", "--grpc-keepalive-min-time", "5s"]).unwrap();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        let refused = run(&["beacon", "--grpc-keepalive-min-time=soon"]).unwrap_err();
-        assert_eq!(
-            refused,
-            "invalid value \"soon\" for flag -grpc-keepalive-min-time: parse error"
-        );
     }
 
     #[test]

@@ -140,6 +140,11 @@ struct Flags {
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s",
           value_parser = beacon_api::go_duration::parse)]
     grpc_keepalive_timeout: std::time::Duration,
+    /// The least time between a gRPC client's pings: three sooner in a row, while a
+    /// call is open, get GOAWAY too_many_pings (Go duration syntax; 0: 5m, grpc-go's).
+    #[arg(long, env = "ETCD_GRPC_KEEPALIVE_MIN_TIME", default_value = "5s",
+          value_parser = beacon_api::go_duration::parse)]
+    grpc_keepalive_min_time: std::time::Duration,
     /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: &'static str,
@@ -247,6 +252,8 @@ pub struct Config {
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
     pub grpc_keepalive_timeout: std::time::Duration,
+    /// `--grpc-keepalive-min-time`, its 0 already grpc-go's default.
+    pub grpc_keepalive_min_time: std::time::Duration,
     /// `--enable-grpc-gateway`.
     pub enable_grpc_gateway: bool,
     /// `--initial-election-tick-advance`.
@@ -526,6 +533,11 @@ impl Config {
             max_concurrent_streams: f.max_concurrent_streams,
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
+            grpc_keepalive_min_time: if f.grpc_keepalive_min_time.is_zero() {
+                crate::limits::GRPC_PING_INTERVAL_MIN_UNSET
+            } else {
+                f.grpc_keepalive_min_time
+            },
             enable_grpc_gateway: f.enable_grpc_gateway,
             initial_election_tick_advance: f.initial_election_tick_advance,
             strict_reconfig_check: f.strict_reconfig_check,

@@ -104,6 +104,17 @@ fn grpc_connection_flags() {
 }
 
 #[test]
+fn grpc_keepalive_min_time_is_etcds_with_grpc_gos_default_at_zero() {
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(parse(&[]).unwrap().grpc_keepalive_min_time, secs(5));
+    let c = parse(&["--grpc-keepalive-min-time", "1m30s"]).unwrap();
+    assert_eq!(c.grpc_keepalive_min_time, secs(90));
+    let c = parse(&["--grpc-keepalive-min-time=0"]).unwrap();
+    assert_eq!(c.grpc_keepalive_min_time, secs(300));
+    assert!(parse(&["--grpc-keepalive-min-time=soon"]).is_err());
+}
+
+#[test]
 fn a_config_file_replaces_the_command_line() {
     let path = std::env::temp_dir().join(format!("beacon-cfg-{}.yml", std::process::id()));
     std::fs::write(&path, "name: from-file\nsnapshot-count: 7\nmax-wals: 2\n").unwrap();

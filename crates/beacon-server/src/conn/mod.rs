@@ -10,7 +10,9 @@
 //! and a write blocked for CLIENT_WRITE_TIMEOUT ends the connection.
 //!
 //! An HTTP/2 connection's requests reach h2 through [`h2_authority`], which mends the
-//! scheme-qualified `:authority` grpc-go sends for an `http://` endpoint.
+//! scheme-qualified `:authority` grpc-go sends for an `http://` endpoint, and
+//! [`ping_policy`], which holds a plain connection's client to etcd's minimum time
+//! between pings.
 //!
 //! An `https` listener's connections make their TLS handshake first (within
 //! HEADER_READ_TIMEOUT, on their own task) and are then told apart the same way, inside
@@ -60,6 +62,7 @@ use write_through;
 
 mod h2_authority;
 mod lean_watch;
+mod ping_policy;
 mod prefixed;
 mod write_deadline;
 
@@ -82,6 +85,7 @@ use crate::limits::{
 };
 use crate::Listener;
 use h2_authority::H2Authority;
+use ping_policy::PingPolicy;
 use prefixed::Prefixed;
 use write_deadline::WriteDeadline;
 
@@ -113,7 +117,7 @@ pub async fn serve_listener(
                                 let cn = certs
                                     .and_then(|c| c.first())
                                     .and_then(beacon_tls::common_name);
-                                let grpc = grpc.with_client_common_name(cn);
+                                let grpc = grpc.over_tls(cn);
                                 let app = with_client_cert_names(app, &secured);
                                 serve_connection(secured, app, grpc, stop).await;
                             }
@@ -261,6 +265,7 @@ async fn serve_connection<S: ClientIo>(
         let Some(end) = head_end(&unread) else { break };
         if unread.starts_with(HTTP2_PREFACE_HEAD) {
             let io = H2Authority::new(Prefixed::new(unread, sock));
+            let io = PingPolicy::new(io, grpc.ping_interval_min());
             let io = WriteDeadline::new(io, CLIENT_WRITE_TIMEOUT);
             Box::pin(crate::grpc::serve_connection(io, grpc, app, stop)).await;
             return;

@@ -52,7 +52,7 @@ use tonic::{Code, Status};
 use crate::consensus::{propose_with_timeout, ProposeFailure};
 use crate::limits::{
     GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT, GRPC_MESSAGE_BYTES_MAX,
-    GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
+    GRPC_PING_INTERVAL_MIN, GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
 };
 use crate::state::AppState;
 
@@ -67,15 +67,24 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The routes of a connection whose client presented a certificate naming `cn`.
-    pub fn with_client_common_name(mut self, cn: Option<String>) -> Routes {
+    /// The routes of a TLS connection whose client presented a certificate naming
+    /// `cn`, if any. etcd serves gRPC over TLS through Go's HTTP/2 server, which holds
+    /// no client to a ping policy: neither does Beacon.
+    pub fn over_tls(mut self, cn: Option<String>) -> Routes {
         self.client_common_name = cn.map(|cn| auth::ClientCommonName(cn.into()));
+        self.http2.ping_interval_min = None;
         self
+    }
+
+    /// The minimum time between a client's pings on a plain connection, if policed.
+    pub fn ping_interval_min(&self) -> Option<Duration> {
+        self.http2.ping_interval_min
     }
 }
 
-/// How each gRPC connection is kept: etcd's `--max-concurrent-streams` and
-/// `--grpc-keepalive-interval`/`--grpc-keepalive-timeout`.
+/// How each gRPC connection is kept: etcd's `--max-concurrent-streams`,
+/// `--grpc-keepalive-interval`/`--grpc-keepalive-timeout` and
+/// `--grpc-keepalive-min-time`.
 #[derive(Clone, Copy, Debug)]
 pub struct Http2Settings {
     /// Most calls open at once on one connection.
@@ -84,6 +93,9 @@ pub struct Http2Settings {
     pub keepalive_interval: Duration,
     /// ...and closes the connection when the ping is not answered within this.
     pub keepalive_timeout: Duration,
+    /// A client pinging more often than this is told GOAWAY `too_many_pings`
+    /// (`crate::conn`'s ping policy); `None`: never.
+    pub ping_interval_min: Option<Duration>,
 }
 
 impl Default for Http2Settings {
@@ -94,6 +106,7 @@ impl Default for Http2Settings {
             max_concurrent_streams: GRPC_STREAMS_PER_CONNECTION_MAX,
             keepalive_interval: GRPC_KEEPALIVE_INTERVAL,
             keepalive_timeout: GRPC_KEEPALIVE_TIMEOUT,
+            ping_interval_min: Some(GRPC_PING_INTERVAL_MIN),
         }
     }
 }
