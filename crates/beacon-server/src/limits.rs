@@ -127,6 +127,11 @@ pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 /// otherwise (etcd's default, 300 seconds).
 pub const AUTH_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(300);
 
+/// How many times a `jwt` login checks its password while the auth store keeps
+/// changing under it (etcd retries without bound); the last check's token may then be
+/// refused as stale, and the client logs in again.
+pub const LOGIN_CHECKS_MAX: u32 = 8;
+
 /// Most calls one HTTP/2 connection may have open at once, unless
 /// `--max-concurrent-streams` says otherwise (etcd's default has no bound).
 pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 1024;

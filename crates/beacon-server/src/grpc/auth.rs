@@ -20,6 +20,7 @@ use beacon_proto::etcdserverpb::{auth_server, *};
 use tonic::{Request, Response, Status};
 
 use super::propose;
+use crate::limits::LOGIN_CHECKS_MAX;
 use crate::state::AppState;
 
 /// The Auth service.
@@ -179,21 +180,33 @@ impl auth_server::Auth for Auth {
         crate::consensus::caught_up(state.consensus.as_ref(), state.request_timeout)
             .await
             .map_err(|f| super::failure(&f))?;
-        let (hash, revision) = super::read_mvcc(state)?
-            .auth()
-            .password_of(&req.name)
-            .map_err(refused)?;
-        let password = req.password;
-        let matches = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        if !matches {
-            tracing::info!(user = %req.name, "invalid password");
-            return Err(refused(AuthError::AuthFailed));
-        }
-        if let Some(jwt) = &state.jwt {
-            // Signed claims: nothing for the other members to learn, so no entry. The
-            // revision is the one the password was checked at, as etcd's.
+        // A jwt names the auth revision the password was checked at; one that changed
+        // while bcrypt ran would make the token stale at once, so etcd checks again.
+        let mut checks = 0;
+        loop {
+            let (hash, revision) = super::read_mvcc(state)?
+                .auth()
+                .password_of(&req.name)
+                .map_err(refused)?;
+            let password = req.password.clone();
+            let matches = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+            if !matches {
+                tracing::info!(user = %req.name, "invalid password");
+                return Err(refused(AuthError::AuthFailed));
+            }
+            let Some(jwt) = &state.jwt else {
+                // A simple token's entry goes through the log, whose apply checks the
+                // user again.
+                break;
+            };
+            checks += 1;
+            let current = super::read_mvcc(state)?.auth().revision();
+            if current != revision && checks < LOGIN_CHECKS_MAX {
+                continue;
+            }
+            // Signed claims: nothing for the other members to learn, so no entry.
             let now_s = state.now_ns().div_euclid(1_000_000_000);
             let token = jwt.sign(&req.name, revision, now_s).map_err(refused)?;
             return Ok(Response::new(AuthenticateResponse {
