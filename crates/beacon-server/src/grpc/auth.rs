@@ -140,7 +140,14 @@ macro_rules! through_log {
         let caller = caller(&$self.state, &$request)?;
         #[allow(clippy::redundant_closure_call)]
         let entry = $entry($request.into_inner());
-        match propose(&$self.state, caller.as_ref(), entry).await? {
+        answer!($self, caller, $variant, entry)
+    }};
+}
+
+/// Proposes `$entry` as `$caller` and answers with its `$variant` response.
+macro_rules! answer {
+    ($self:ident, $caller:ident, $variant:ident, $entry:expr) => {{
+        match propose(&$self.state, $caller.as_ref(), $entry).await? {
             v3_response::Response::$variant(mut resp) => {
                 resp.header = super::header_with(&$self.state, resp.header);
                 Ok(Response::new(resp))
@@ -246,13 +253,7 @@ impl auth_server::Auth for Auth {
             hashed_password,
             options: req.options,
         });
-        match propose(&self.state, caller.as_ref(), entry).await? {
-            v3_response::Response::UserAdd(mut resp) => {
-                resp.header = super::header_with(&self.state, resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        answer!(self, caller, UserAdd, entry)
     }
 
     async fn user_get(
@@ -287,13 +288,7 @@ impl auth_server::Auth for Auth {
             name: req.name,
             hashed_password,
         });
-        match propose(&self.state, caller.as_ref(), entry).await? {
-            v3_response::Response::UserChangePassword(mut resp) => {
-                resp.header = super::header_with(&self.state, resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        answer!(self, caller, UserChangePassword, entry)
     }
 
     async fn user_grant_role(
