@@ -39,6 +39,22 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+/// A duration flag of etcd's server. Go takes a negative duration too, and each of
+/// etcd's duration flags that Beacon has reads one as it reads 0 (its default, or no
+/// threshold at all), so a negative duration is 0 here.
+pub fn parse_flag(text: &str) -> Result<Duration, String> {
+    match text.strip_prefix('-') {
+        // Go takes one sign, not two.
+        Some(magnitude) if !magnitude.starts_with('+') => {
+            parse(magnitude)
+                .map_err(|e| e.replace(&format!("{magnitude:?}"), &format!("{text:?}")))?;
+            Ok(Duration::ZERO)
+        }
+        Some(_) => Err(format!("time: invalid duration {text:?}")),
+        None => parse(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +70,18 @@ mod tests {
         assert!(parse("5").is_err());
         assert!(parse("x").is_err());
         assert!(parse("-1s").is_err());
+    }
+
+    #[test]
+    fn a_negative_flag_reads_as_zero() {
+        assert_eq!(parse_flag("-1s"), Ok(Duration::ZERO));
+        assert_eq!(parse_flag("-0"), Ok(Duration::ZERO));
+        assert_eq!(parse_flag("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            parse_flag("-5"),
+            Err("time: missing unit in duration \"-5\"".to_string())
+        );
+        assert!(parse_flag("-+1s").is_err());
+        assert!(parse_flag("--1s").is_err());
     }
 }

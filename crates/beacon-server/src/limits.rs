@@ -123,6 +123,10 @@ pub const WATCHERS_PER_STREAM_MAX: usize = 100_000;
 /// says otherwise (etcd's default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
+/// The shortest progress notification interval: a shorter flag is raised to it, with a
+/// warning (etcd's minWatchProgressInterval).
+pub const WATCH_PROGRESS_NOTIFY_INTERVAL_MIN: Duration = Duration::from_millis(100);
+
 /// How long a `simple` auth token lives without use, unless `--auth-token-ttl` says
 /// otherwise (etcd's default, 300 seconds).
 pub const AUTH_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(300);

@@ -174,12 +174,21 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
         "--log-level",
         "debug",
         "--log-level=info",
+        // Go takes negative durations (etcd reads them as 0), in both forms.
+        "--grpc-keepalive-min-time",
+        "-1s",
+        "--grpc-keepalive-interval=-2h",
+        "--experimental-warning-apply-duration=-1ms",
+        // Under etcd's minimum: raised to it, with a warning.
+        "--experimental-watch-progress-notify-interval=1ms",
     ];
     for (kind, bin) in both() {
         let mut members = ServerProcess::cluster_with(kind, bin, 1, &args)
             .unwrap_or_else(|e| panic!("{kind:?} refused the command line: {e}"));
+        let log = members[0].log_tail(200);
+        let raised = "adjusting watch progress notify interval to minimum period 100ms";
+        assert!(log.contains(raised), "{kind:?}:\n{log}");
         if kind == ServerKind::Beacon {
-            let log = members[0].log_tail(200);
             let warned = log.matches("--max-wals=4 is accepted").count();
             assert_eq!(warned, 1, "one warning, for the last value:\n{log}");
             assert!(!log.contains("DEBUG"), "the last --log-level wins:\n{log}");

@@ -80,7 +80,8 @@ struct Flags {
         long,
         env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
         default_value = "10m",
-        value_parser = beacon_api::go_duration::parse
+        value_parser = beacon_api::go_duration::parse_flag,
+        allow_hyphen_values = true
     )]
     experimental_watch_progress_notify_interval: std::time::Duration,
     /// Raise alarms when the v3 keyspace exceeds this many bytes (0: the default 2 GiB,
@@ -109,7 +110,7 @@ struct Flags {
     force_new_cluster: bool,
     /// Log every applied entry that took longer than this (Go duration syntax).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION", default_value = "100ms",
-          value_parser = beacon_api::go_duration::parse)]
+          value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
     experimental_warning_apply_duration: std::time::Duration,
     /// More URLs to serve /metrics and /health on (and nothing else).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
@@ -133,17 +134,17 @@ struct Flags {
     /// After how long without hearing from a gRPC client the server pings it (Go
     /// duration syntax; 0: the default).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_INTERVAL", default_value = "2h",
-          value_parser = beacon_api::go_duration::parse)]
+          value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
     grpc_keepalive_interval: std::time::Duration,
     /// How long to wait for that ping's answer before closing the connection (0: the
     /// default).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s",
-          value_parser = beacon_api::go_duration::parse)]
+          value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
     grpc_keepalive_timeout: std::time::Duration,
     /// The least time between a gRPC client's pings: three sooner in a row, while a
     /// call is open, get GOAWAY too_many_pings (Go duration syntax; 0: 5m, grpc-go's).
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_MIN_TIME", default_value = "5s",
-          value_parser = beacon_api::go_duration::parse)]
+          value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
     grpc_keepalive_min_time: std::time::Duration,
     /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
@@ -265,7 +266,8 @@ pub struct Config {
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
     pub log_format: LogFormat,
     /// Warnings about the flags, logged at start: each etcd flag given that means
-    /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`).
+    /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`), a
+    /// value etcd too would adjust.
     pub flag_warnings: Vec<String>,
 }
 
@@ -412,18 +414,27 @@ impl Config {
             }
         };
         let mut config = Config::validate(flags).map_err(ConfigError::Invalid)?;
-        config.flag_warnings = flag_warnings;
+        config.flag_warnings.splice(0..0, flag_warnings);
         Ok(config)
     }
 
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
         let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
-        if f.experimental_watch_progress_notify_interval.is_zero() {
-            return Err(
-                "--experimental-watch-progress-notify-interval must be positive".to_string(),
-            );
-        }
+        // etcd's: none (or a negative one) is the default, and one too short is raised
+        // to the minimum, with a warning.
+        let mut warnings = Vec::new();
+        let watch_progress_notify_interval = match f.experimental_watch_progress_notify_interval {
+            d if d.is_zero() => crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
+            d if d < crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN => {
+                warnings.push(format!(
+                    "adjusting watch progress notify interval to minimum period {:?}",
+                    crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN
+                ));
+                crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN
+            }
+            d => d,
+        };
         let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
         let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {
             Vec::new()
@@ -520,7 +531,7 @@ impl Config {
             initial_cluster_state,
             initial_cluster_token: f.initial_cluster_token,
             snapshot_count: f.snapshot_count,
-            watch_progress_notify_interval: f.experimental_watch_progress_notify_interval,
+            watch_progress_notify_interval,
             space_quota: match u64::try_from(f.quota_backend_bytes) {
                 Err(_) => None,
                 Ok(0) => Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
@@ -543,7 +554,7 @@ impl Config {
             strict_reconfig_check: f.strict_reconfig_check,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
-            flag_warnings: Vec::new(),
+            flag_warnings: warnings,
         })
     }
 }

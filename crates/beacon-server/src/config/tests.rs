@@ -112,6 +112,16 @@ fn grpc_keepalive_min_time_is_etcds_with_grpc_gos_default_at_zero() {
     let c = parse(&["--grpc-keepalive-min-time=0"]).unwrap();
     assert_eq!(c.grpc_keepalive_min_time, secs(300));
     assert!(parse(&["--grpc-keepalive-min-time=soon"]).is_err());
+    // Go takes a negative duration, and etcd reads it as 0; so does Beacon, in both
+    // of Go's forms.
+    let c = parse(&["--grpc-keepalive-min-time", "-1s"]).unwrap();
+    assert_eq!(c.grpc_keepalive_min_time, secs(300));
+    let c = parse(&[
+        "--grpc-keepalive-interval=-1s",
+        "--grpc-keepalive-timeout=5s",
+    ])
+    .unwrap();
+    assert_eq!(c.grpc_keepalive_interval, secs(7200));
 }
 
 #[test]
@@ -267,7 +277,17 @@ fn quota_and_progress_interval_flags() {
         Some(4096)
     );
     let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
-    assert!(msg(&["--experimental-watch-progress-notify-interval", "0"]).contains("positive"));
+    // etcd's: 0 or less is the default, under 100ms is raised to it, with a warning.
+    let interval = |v: &str| {
+        let c = parse(&["--experimental-watch-progress-notify-interval", v]).unwrap();
+        (c.watch_progress_notify_interval, c.flag_warnings)
+    };
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(interval("0"), (ms(600_000), vec![]));
+    assert_eq!(interval("-1s"), (ms(600_000), vec![]));
+    let raised = "adjusting watch progress notify interval to minimum period 100ms";
+    assert_eq!(interval("1ms"), (ms(100), vec![raised.to_string()]));
+    assert_eq!(interval("100ms"), (ms(100), vec![]));
     assert!(msg(&["--experimental-corrupt-check-time", "1m"]).contains("does not support"));
     assert!(parse(&["--experimental-corrupt-check-time", "0s"]).is_ok());
 }
