@@ -15,7 +15,8 @@ use beacon_proto::etcdserverpb::{
     AuthRoleGetResponse, AuthRoleGrantPermissionResponse, AuthRoleListResponse,
     AuthRoleRevokePermissionResponse, AuthUserAddResponse, AuthUserChangePasswordResponse,
     AuthUserDeleteResponse, AuthUserGetResponse, AuthUserGrantRoleResponse, AuthUserListResponse,
-    AuthUserRevokeRoleResponse, AuthenticateResponse, RangeRequest, RequestOp, TxnRequest,
+    AuthUserRevokeRoleResponse, AuthenticateResponse, PutRequest, RangeRequest, RequestOp,
+    TxnRequest,
 };
 
 use crate::store::{header, Mvcc};
@@ -76,13 +77,7 @@ impl Mvcc {
             return Ok(());
         };
         match request {
-            R::Put(p) => {
-                auth.check(caller, &p.key, b"", Access::Write)?;
-                self.check_lease_keys(caller, p.lease)?;
-                if p.prev_kv {
-                    auth.check(caller, &p.key, b"", Access::Read)?;
-                }
-            }
+            R::Put(p) => self.check_put_auth(caller, p)?,
             R::Range(r) => self.check_range(caller, r)?,
             R::DeleteRange(d) => {
                 auth.check(caller, &d.key, &d.range_end, Access::Write)?;
@@ -128,6 +123,19 @@ impl Mvcc {
         Ok(())
     }
 
+    /// A Put, alone or in a transaction: its key written, its lease's keys (see
+    /// below), and its key read when it asks for the previous value. etcd checked only
+    /// the key of a Put in a transaction until 3.4.44 (etcd-io/etcd#21688), so
+    /// that its previous value could be read without a read permission.
+    fn check_put_auth(&self, caller: Option<&Caller>, p: &PutRequest) -> Result<(), MvccError> {
+        self.auth.check(caller, &p.key, b"", Access::Write)?;
+        self.check_lease_keys(caller, p.lease)?;
+        if p.prev_kv {
+            self.auth.check(caller, &p.key, b"", Access::Read)?;
+        }
+        Ok(())
+    }
+
     /// A lease's keys must all be writable by whoever revokes it or attaches a key to
     /// it (they could not revoke it otherwise).
     fn check_lease_keys(&self, caller: Option<&Caller>, lease: i64) -> Result<(), MvccError> {
@@ -152,7 +160,7 @@ impl Mvcc {
         let auth = &self.auth;
         match &op.request {
             Some(Op::RequestRange(r)) => auth.check(caller, &r.key, &r.range_end, Access::Read)?,
-            Some(Op::RequestPut(p)) => auth.check(caller, &p.key, b"", Access::Write)?,
+            Some(Op::RequestPut(p)) => self.check_put_auth(caller, p)?,
             Some(Op::RequestDeleteRange(d)) => {
                 if d.prev_kv {
                     auth.check(caller, &d.key, &d.range_end, Access::Read)?;

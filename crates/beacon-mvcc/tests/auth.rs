@@ -205,3 +205,51 @@ fn a_lease_whose_keys_a_user_cannot_write_cannot_be_revoked_by_them() {
         "refused 7: etcdserver: permission denied"
     );
 }
+
+/// Found by the gRPC fuzz campaign (`beacon-server/tests/grpc_fuzz`): a Put inside a
+/// transaction was checked for its key alone, so a user who may write a key but not
+/// read it got its previous value back (`prev_kv`), and one could attach a key to a
+/// lease holding keys they cannot write. etcd fixed the same in 3.4.44 (#21688).
+#[test]
+fn a_put_in_a_transaction_is_checked_as_a_put_alone_is() {
+    let mut m = keyspace();
+    let txn = |p: PutRequest| {
+        v3_request::Request::Txn(TxnRequest {
+            success: vec![RequestOp {
+                request: Some(Op::RequestPut(p)),
+            }],
+            ..TxnRequest::default()
+        })
+    };
+    let read_back = PutRequest {
+        key: b"/a/1".to_vec(),
+        prev_kv: true,
+        ..PutRequest::default()
+    };
+    assert_eq!(
+        apply(&mut m, Some("alice"), txn(read_back)),
+        "refused 7: etcdserver: permission denied"
+    );
+    m.lease_grant(&LeaseGrantRequest { ttl: 60, id: 5 }, 0)
+        .expect("granted");
+    let leased = PutRequest {
+        key: b"/b".to_vec(),
+        lease: 5,
+        ..PutRequest::default()
+    };
+    assert_eq!(apply(&mut m, Some("root"), txn(leased)), "ok");
+    let attach = PutRequest {
+        key: b"/a/1".to_vec(),
+        lease: 5,
+        ..PutRequest::default()
+    };
+    assert_eq!(
+        apply(&mut m, Some("alice"), txn(attach)),
+        "refused 7: etcdserver: permission denied"
+    );
+    let plain = PutRequest {
+        key: b"/a/1".to_vec(),
+        ..PutRequest::default()
+    };
+    assert_eq!(apply(&mut m, Some("alice"), txn(plain)), "ok");
+}
