@@ -178,6 +178,7 @@ pub async fn run(
             jwt: config.jwt.clone(),
             client_cert_auth: config.tls.client.client_cert_auth,
             grpc_gateway: config.enable_grpc_gateway,
+            access: config.access.clone(),
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -330,6 +331,8 @@ pub struct ClientSettings {
     pub client_cert_auth: bool,
     /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
     pub grpc_gateway: bool,
+    /// `--cors` and `--host-whitelist`.
+    pub access: http::access::AccessControl,
 }
 
 /// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
@@ -357,6 +360,7 @@ pub async fn serve(
     state.bcrypt_cost = settings.bcrypt_cost;
     state.jwt = settings.jwt.clone();
     state.client_cert_auth = settings.client_cert_auth;
+    state.access = settings.access.clone();
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     let mut servers = tokio::task::JoinSet::new();

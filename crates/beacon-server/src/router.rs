@@ -1,5 +1,6 @@
 //! The top-level dispatcher, behaving as etcd's Go stack does before any handler:
-//! CORS headers on every answer, `OPTIONS` answered at once, the path percent-decoded
+//! a plain-HTTP request naming a Host that `--host-whitelist` does not list refused
+//! (`http::access`), CORS headers on every answer, `OPTIONS` answered at once, the path percent-decoded
 //! (a bad escape is a bare 400), unclean paths redirected with 301 (`ServeMux`), then
 //! exact and subtree routes as etcd registers them; everything else is a 404.
 
@@ -14,11 +15,13 @@ use http::StatusCode;
 use http_body::Body as _;
 
 use crate::api;
+use crate::api_v2::auth::access::ClientCertNames;
 use crate::api_v2::{auth, keys, members, stats};
 use crate::gateway;
 use crate::grpc::Services;
+use crate::http::access::Secure;
 use crate::http::gopath::{clean_rooted, escape_path, mux_clean, unescape};
-use crate::http::{bad_request_close, full, moved_permanently, not_found};
+use crate::http::{bad_request_close, full, go_error, moved_permanently, not_found};
 use crate::state::AppState;
 
 /// What the client API's handlers are served with: the state, and the v3 services the
@@ -57,16 +60,57 @@ async fn dispatch_metrics(State(state): State<Arc<AppState>>, req: Request) -> R
 }
 
 async fn dispatch(State(client): State<Client>, req: Request) -> Response {
+    let access = &client.state.access;
+    let secure = req.extensions().get::<Secure>().is_some();
+    if secure && gateway_would_ignore_common_name(&client, &req) {
+        return go_error(
+            StatusCode::BAD_REQUEST,
+            "CommonName of client sending a request against gateway will be ignored and not \
+             used as expected",
+        );
+    }
+    if !secure {
+        // Go's `Request.Host`: the Host header, or an absolute URL's authority.
+        let host = match req.uri().authority() {
+            Some(authority) => authority.as_str(),
+            None => req
+                .headers()
+                .get(http::header::HOST)
+                .map_or("", |h| h.to_str().unwrap_or("")),
+        };
+        if let Some(refusal) = access.refusal(host) {
+            return refusal;
+        }
+    }
     let head = req.method() == http::Method::HEAD;
+    let origin = access.cors_origin(req.headers().get(http::header::ORIGIN));
     let mut resp = route(&client, req).await;
     // Go rejects a bad request line before etcd's CORS handler runs.
-    if resp.headers().get(http::header::CONNECTION).is_none() {
-        add_cors(&mut resp);
+    if let Some(origin) = origin.filter(|_| resp.headers().get(http::header::CONNECTION).is_none())
+    {
+        add_cors(&mut resp, origin);
     }
     if head {
         strip_body_for_head(&mut resp);
     }
     resp
+}
+
+/// etcd refuses a gateway request over TLS whose client certificate names a user when
+/// `--client-cert-auth` and auth are on: the gateway's own connection would not carry
+/// that name, so the request would not run as that user.
+fn gateway_would_ignore_common_name(client: &Client, req: &Request) -> bool {
+    let path = req.uri().path();
+    client.gateway
+        && client.state.client_cert_auth
+        && (path.starts_with("/v3/") || path.starts_with("/v3beta/"))
+        && req.extensions().get::<ClientCertNames>().is_some()
+        && client
+            .state
+            .consensus
+            .mvcc()
+            .read()
+            .is_ok_and(|mvcc| mvcc.auth().is_enabled())
 }
 
 async fn route(client: &Client, req: Request) -> Response {
@@ -124,14 +168,14 @@ async fn route(client: &Client, req: Request) -> Response {
     }
 }
 
-/// etcd's default `--cors='*'` headers, on every response.
-fn add_cors(resp: &mut Response) {
+/// etcd's CORS headers, naming `origin` (`*` by default, see `http::access`).
+fn add_cors(resp: &mut Response, origin: HeaderValue) {
     let h = resp.headers_mut();
     h.insert(
         "access-control-allow-methods",
         HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
     );
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-allow-origin", origin);
     h.insert(
         "access-control-allow-headers",
         HeaderValue::from_static("accept, content-type, authorization"),

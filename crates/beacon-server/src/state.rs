@@ -44,6 +44,8 @@ pub struct AppState {
     /// `--client-cert-auth`: with v2 auth on, a request without credentials is the
     /// user its TLS client certificate names, if any.
     pub client_cert_auth: bool,
+    /// `--cors` and `--host-whitelist`.
+    pub access: crate::http::access::AccessControl,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -92,6 +94,7 @@ impl AppState {
             jwt: None,
             v2_auth: Default::default(),
             client_cert_auth: false,
+            access: Default::default(),
         }
     }
 

@@ -92,9 +92,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("proxy-dial-timeout", false, PROXY),
     no_meaning("proxy-write-timeout", false, PROXY),
     no_meaning("proxy-read-timeout", false, PROXY),
-    // Every origin and every Host header, as Beacon serves them (etcd's defaults).
-    pending("cors", &["*", ""]),
-    pending("host-whitelist", &["*", ""]),
     pending("log-outputs", &["default", "stderr"]),
     no_meaning(
         "log-package-levels",

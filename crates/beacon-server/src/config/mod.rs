@@ -146,6 +146,12 @@ struct Flags {
     #[arg(long, env = "ETCD_GRPC_KEEPALIVE_MIN_TIME", default_value = "5s",
           value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
     grpc_keepalive_min_time: std::time::Duration,
+    /// Comma-separated origins for CORS, or `*` for any.
+    #[arg(long, env = "ETCD_CORS", default_value = "*")]
+    cors: String,
+    /// Comma-separated hostnames plain-HTTP requests may name in Host, or `*` for any.
+    #[arg(long, env = "ETCD_HOST_WHITELIST", default_value = "*")]
+    host_whitelist: String,
     /// How much to log: debug, info, warn, error, panic or fatal (the last two: error).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: &'static str,
@@ -253,6 +259,8 @@ pub struct Config {
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
     pub grpc_keepalive_timeout: std::time::Duration,
+    /// `--cors` and `--host-whitelist`.
+    pub access: crate::http::access::AccessControl,
     /// `--grpc-keepalive-min-time`, its 0 already grpc-go's default.
     pub grpc_keepalive_min_time: std::time::Duration,
     /// `--enable-grpc-gateway`.
@@ -544,6 +552,10 @@ impl Config {
             max_concurrent_streams: f.max_concurrent_streams,
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
+            access: crate::http::access::AccessControl {
+                origins: crate::http::access::AccessControl::parse_origins(&f.cors)?,
+                hosts: crate::http::access::AccessControl::parse_hosts(&f.host_whitelist),
+            },
             grpc_keepalive_min_time: if f.grpc_keepalive_min_time.is_zero() {
                 crate::limits::GRPC_PING_INTERVAL_MIN_UNSET
             } else {

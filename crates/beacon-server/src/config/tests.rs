@@ -104,6 +104,20 @@ fn grpc_connection_flags() {
 }
 
 #[test]
+fn cors_and_host_whitelist_are_etcds() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.access, crate::http::access::AccessControl::default());
+    let c = parse(&["--cors", "http://a.com:1", "--host-whitelist=a.com,b"]).unwrap();
+    assert_eq!(c.access.origins, Some(vec!["http://a.com:1".to_string()]));
+    assert_eq!(
+        c.access.hosts,
+        Some(vec!["a.com".to_string(), "b".to_string()])
+    );
+    let refused = parse(&["--cors", "http://a.com"]).unwrap_err().to_string();
+    assert!(refused.contains("host:port"), "{refused}");
+}
+
+#[test]
 fn grpc_keepalive_min_time_is_etcds_with_grpc_gos_default_at_zero() {
     let secs = std::time::Duration::from_secs;
     assert_eq!(parse(&[]).unwrap().grpc_keepalive_min_time, secs(5));

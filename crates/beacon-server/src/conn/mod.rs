@@ -98,6 +98,11 @@ pub async fn serve_listener(
     stop: watch::Receiver<bool>,
 ) {
     let Listener { tcp, tls } = listener;
+    // etcd checks the Host of plain-HTTP requests only (`http::access`).
+    let app = match tls {
+        Some(_) => app.layer(axum::Extension(crate::http::access::Secure)),
+        None => app,
+    };
     let serve = {
         let stop = stop.clone();
         move |sock: TcpStream, remote| {
@@ -155,17 +160,19 @@ pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::R
     accept_loop(tcp, stop, serve).await;
 }
 
-/// `app` adding to each request the common names of the certificates the client
-/// presented, which v2 auth reads (`api_v2::auth::access::ClientCertNames`); `app`
-/// itself when it presented none.
+/// `app` adding to each request the common name of the certificate the client
+/// presented, which v2 auth and the gateway's check read
+/// (`api_v2::auth::access::ClientCertNames`); `app` itself when it has none.
 fn with_client_cert_names(app: Router, secured: &beacon_tls::ServerTlsStream<TcpStream>) -> Router {
+    // The leaf's name: what etcd reads from each verified chain's first certificate.
     let names: Vec<String> = secured
         .get_ref()
         .1
         .peer_certificates()
         .unwrap_or_default()
-        .iter()
-        .filter_map(beacon_tls::common_name)
+        .first()
+        .and_then(beacon_tls::common_name)
+        .into_iter()
         .collect();
     if names.is_empty() {
         return app;

@@ -2,6 +2,7 @@
 //! bounded body reading, and the plain-text and JSON error responses of `http.Error`
 //! and etcd's `HTTPError`.
 
+pub mod access;
 pub mod body;
 pub mod goform;
 pub mod gohead;
