@@ -253,3 +253,34 @@ fn a_put_in_a_transaction_is_checked_as_a_put_alone_is() {
     };
     assert_eq!(apply(&mut m, Some("alice"), txn(plain)), "ok");
 }
+
+/// etcd 3.4 and 3.5 drop their auth check while an alarm is raised
+/// (etcd-io/etcd#22386): a user who may write one prefix fills the quota, then deletes
+/// others' keys or turns auth off. Here the alarm and auth checks both stand.
+#[test]
+fn a_raised_alarm_leaves_auth_on() {
+    let mut m = keyspace();
+    assert_eq!(apply(&mut m, Some("root"), put("/secret")), "ok");
+    let nospace = v3_request::Request::Alarm(AlarmRequest {
+        action: alarm_request::AlarmAction::Activate as i32,
+        member_id: 1,
+        alarm: AlarmType::Nospace as i32,
+    });
+    assert_eq!(apply(&mut m, Some("root"), nospace), "ok");
+    let delete = || {
+        v3_request::Request::DeleteRange(DeleteRangeRequest {
+            key: b"/secret".to_vec(),
+            ..DeleteRangeRequest::default()
+        })
+    };
+    let denied = "refused 7: etcdserver: permission denied";
+    assert_eq!(apply(&mut m, Some("alice"), delete()), denied);
+    let disable = || v3_request::Request::AuthDisable(AuthDisableRequest {});
+    assert_eq!(apply(&mut m, Some("alice"), disable()), denied);
+    assert_eq!(
+        apply(&mut m, Some("alice"), put("/a/2")),
+        "refused 8: etcdserver: mvcc: database space exceeded"
+    );
+    // Root may still free space.
+    assert_eq!(apply(&mut m, Some("root"), delete()), "ok");
+}
