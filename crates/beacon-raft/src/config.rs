@@ -60,6 +60,10 @@ pub struct RaftConfig {
     /// etcd's `--initial-election-tick-advance` (on by default): a booting member's
     /// election timer starts all but a heartbeat into its timeout (`election::start`).
     pub initial_election_tick_advance: bool,
+    /// etcd's `--pre-vote`: a voter whose election timeout passed asks whether it could
+    /// win before it raises the term (`election`). On unless turned off: etcd 3.5's
+    /// default (3.4's is off), so a member cut off and back does not depose a leader.
+    pub pre_vote: bool,
     /// etcd's `--strict-reconfig-check`: refuse member changes that would cost the
     /// quorum (`reconfig`). Off in [`RaftConfig::new`], where tests and the simulation
     /// change members the moment a cluster forms; the `beacon` binary's flag, as etcd's,
@@ -93,6 +97,7 @@ impl RaftConfig {
             force_new_cluster: false,
             warning_apply_duration: std::time::Duration::from_millis(100),
             initial_election_tick_advance: true,
+            pre_vote: true,
             strict_reconfig_check: false,
         }
     }
@@ -116,9 +121,9 @@ impl RaftConfig {
                 .election_timeout_ms
                 .saturating_sub(2 * self.heartbeat_interval_ms)
                 .max(self.heartbeat_interval_ms + 2),
-            // etcd 3.4 enables pre-vote by default: a member cut off and back does not
-            // bump the term and depose a healthy leader.
-            enable_pre_vote: Some(true),
+            // Only openraft's own timer reads this, and it is off; `election` asks for
+            // a pre-vote round or not itself. Kept in step all the same.
+            enable_pre_vote: Some(self.pre_vote),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_count),
             max_in_snapshot_log_to_keep: CATCH_UP_ENTRIES.min(snapshot_count),
             // Bounds an append message (see peer::append_bytes_max): entries hold at most

@@ -153,16 +153,19 @@ pub(crate) struct Timer {
     timeout: Duration,
     /// The draw for a leader whose connection closed, while it has not spoken since.
     quick: Option<Duration>,
+    /// `--pre-vote`: a voter's campaign asks first whether it could win.
+    pre_vote: bool,
 }
 
 impl Timer {
-    fn new(base: Duration, heartbeat: Duration) -> Timer {
+    fn new(base: Duration, heartbeat: Duration, pre_vote: bool) -> Timer {
         Timer {
             base,
             heartbeat,
             term: None,
             timeout: base,
             quick: None,
+            pre_vote,
         }
     }
 
@@ -229,7 +232,9 @@ impl Timer {
                 // becomePreCandidate resets the count and redraws).
                 self.timeout = self.timeout_for(draw());
                 self.quick = None;
-                Step::Campaign { pre_vote: true }
+                Step::Campaign {
+                    pre_vote: self.pre_vote,
+                }
             }
         }
     }
@@ -258,7 +263,7 @@ fn view(raft: &Raft, id: NodeId, contact: &Contact) -> View {
 }
 
 /// Starts the timer of member `id` over `raft`, with its `--election-timeout`,
-/// `--heartbeat-interval` and `--initial-election-tick-advance`: the contact the peer
+/// `--heartbeat-interval`, `--initial-election-tick-advance` and `--pre-vote`: the contact the peer
 /// server records, and the task, which the node aborts at shutdown. Spawned through
 /// openraft's runtime so that a simulation's seed reaches its draws.
 pub(crate) fn start(
@@ -267,6 +272,7 @@ pub(crate) fn start(
     election_timeout: Duration,
     heartbeat: Duration,
     tick_advance: bool,
+    pre_vote: bool,
 ) -> (Arc<Contact>, tokio::task::AbortHandle) {
     // etcd fast-forwards a booting member's election ticks to all but one
     // (`--initial-election-tick-advance`), so that its first campaign, if no leader
@@ -282,7 +288,7 @@ pub(crate) fn start(
     let contact = Arc::new(Contact::starting_at(
         booted.checked_sub(head_start).unwrap_or(booted),
     ));
-    let timer = Timer::new(election_timeout, heartbeat);
+    let timer = Timer::new(election_timeout, heartbeat, pre_vote);
     let task = BeaconRuntime::spawn(run(raft, id, Arc::clone(&contact), timer));
     (contact, task.abort_handle())
 }
@@ -342,8 +348,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn without_pre_vote_a_voter_campaigns_at_once() {
+        let mut timer = Timer::new(T, H, false);
+        let contact = Instant::now();
+        let mut draw = draws(&[0.0, 0.0]);
+        let deadline = contact + (T - H);
+        assert_eq!(
+            timer.step(voter(1), contact, contact, &mut draw),
+            Step::Wait { until: deadline }
+        );
+        assert_eq!(
+            timer.step(voter(1), contact, deadline, &mut draw),
+            Step::Campaign { pre_vote: false }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_voter_campaigns_once_its_draw_has_passed_since_the_last_contact() {
-        let mut timer = Timer::new(T, H);
+        let mut timer = Timer::new(T, H, true);
         let contact = Instant::now();
         let mut draw = draws(&[0.25, 0.5]);
         let deadline = contact + Duration::from_millis(1150);
@@ -373,7 +395,7 @@ mod tests {
     async fn every_new_term_draws_afresh() {
         // The defect this timer exists for: a member that lost an election kept its
         // late draw into the next terms.
-        let mut timer = Timer::new(T, H);
+        let mut timer = Timer::new(T, H, true);
         let contact = Instant::now();
         let mut draw = draws(&[0.9, 0.1, 0.5]);
         // (term seen, wait in ms after the contact): another member won term 4, so the
@@ -391,7 +413,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn draws_fall_a_heartbeat_short_of_t_to_2t() {
-        let timer = Timer::new(T, H);
+        let timer = Timer::new(T, H, true);
         assert_eq!(timer.timeout_for(0.0), T - H);
         assert!(timer.timeout_for(0.999_999) < 2 * T - H);
         assert_eq!(
@@ -403,7 +425,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn leaders_and_non_voters_never_campaign_and_a_sole_voter_waits_out_its_last_campaign() {
-        let mut timer = Timer::new(T, H);
+        let mut timer = Timer::new(T, H, true);
         let long_ago = Instant::now();
         tokio::time::advance(10 * T).await;
         let now = Instant::now();
@@ -445,7 +467,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_leader_connection_brings_the_campaign_to_the_quick_window() {
-        let mut timer = Timer::new(T, H);
+        let mut timer = Timer::new(T, H, true);
         let contact = Instant::now();
         let mut draw = draws(&[0.8, 0.5, 0.3]);
         let gone = View {

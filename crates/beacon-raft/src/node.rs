@@ -242,6 +242,7 @@ impl RaftNode {
             election_timeout,
             Duration::from_millis(config.heartbeat_interval_ms),
             config.initial_election_tick_advance,
+            config.pre_vote,
         );
         let probe_task = tokio::spawn(crate::peer::probe::run(
             raft.clone(),

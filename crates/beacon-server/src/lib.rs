@@ -86,6 +86,7 @@ pub async fn run(
         force_new_cluster: config.force_new_cluster,
         warning_apply_duration: config.warning_apply_duration,
         initial_election_tick_advance: config.initial_election_tick_advance,
+        pre_vote: config.pre_vote,
         strict_reconfig_check: config.strict_reconfig_check,
     };
     let node = beacon_raft::RaftNode::open_with(raft_config, seams).await;

@@ -5,7 +5,7 @@
 //! A flag here is one of two kinds:
 //! - [`Kind::Pending`]: it means something Beacon has not built yet (TLS, auth,
 //!   metrics, ...). The values at which etcd behaves as Beacon always does are
-//!   accepted, typically etcd's default (`--pre-vote=false`, `--proxy off`);
+//!   accepted, typically etcd's default (`--proxy off`);
 //!   any other value is refused by name, never silently ignored.
 //! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
 //!   WAL file retention, Go's profiler); any value is accepted with one warning.
@@ -84,8 +84,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     pending("discovery-proxy", EMPTY),
     pending("discovery-srv", EMPTY),
     pending("discovery-srv-name", EMPTY),
-    // openraft has no pre-vote phase.
-    pending_bool("pre-vote", FALSE),
     pending("proxy", &["off"]),
     no_meaning("proxy-failure-wait", false, PROXY),
     no_meaning("proxy-refresh-interval", false, PROXY),
@@ -256,7 +254,7 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--pre-vote=false",
+            "--experimental-initial-corrupt-check=false",
             "--proxy",
             "off",
             "--discovery=",
@@ -266,12 +264,16 @@ mod tests {
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
         assert!(warnings.is_empty());
-        let refused = run(&["beacon", "--pre-vote"]).unwrap_err();
-        assert!(refused.contains("--pre-vote=true"), "{refused}");
+        let refused = run(&["beacon", "--experimental-initial-corrupt-check"]).unwrap_err();
+        assert!(
+            refused.contains("--experimental-initial-corrupt-check=true"),
+            "{refused}"
+        );
         assert!(refused.contains("does not support yet"), "{refused}");
         assert!(run(&["beacon", "--discovery", "http://d"]).is_err());
-        assert!(run(&["beacon", "--pre-vote=0"]).is_ok(), "Go's false");
-        assert!(run(&["beacon", "--pre-vote=nope"]).is_err());
+        let flag = |v: &str| format!("--experimental-initial-corrupt-check={v}");
+        assert!(run(&["beacon", &flag("0")]).is_ok(), "Go's false");
+        assert!(run(&["beacon", &flag("nope")]).is_err());
     }
 
     #[test]

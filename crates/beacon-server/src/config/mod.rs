@@ -179,6 +179,11 @@ struct Flags {
           num_args = 0..=1, default_missing_value = "true", require_equals = true,
           value_parser = parse_go_bool)]
     initial_election_tick_advance: bool,
+    /// Ask whether a campaign could win before raising the term [default: true, as
+    /// etcd 3.5; etcd 3.4's: false].
+    #[arg(long, env = "ETCD_PRE_VOTE", default_value = "true", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    pre_vote: bool,
     #[command(flatten)]
     tls: tls::TlsFlags,
 }
@@ -267,6 +272,8 @@ pub struct Config {
     pub enable_grpc_gateway: bool,
     /// `--initial-election-tick-advance`.
     pub initial_election_tick_advance: bool,
+    /// `--pre-vote`.
+    pub pre_vote: bool,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
@@ -563,6 +570,7 @@ impl Config {
             },
             enable_grpc_gateway: f.enable_grpc_gateway,
             initial_election_tick_advance: f.initial_election_tick_advance,
+            pre_vote: f.pre_vote,
             strict_reconfig_check: f.strict_reconfig_check,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
