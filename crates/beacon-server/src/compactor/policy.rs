@@ -61,8 +61,10 @@ enum State {
     Newest {
         last: Option<i64>,
     },
-    /// etcd's `prev`: the revision last compacted to, 0 before the first.
+    /// How many revisions to keep, and etcd's `prev`: the revision last compacted to,
+    /// 0 before the first.
     Revisions {
+        keep: i64,
         last: i64,
     },
 }
@@ -101,7 +103,7 @@ impl Policy {
                 })
             }
             Retention::PeriodicNegative(_) => State::Newest { last: None },
-            Retention::Revisions(_) => State::Revisions { last: 0 },
+            Retention::Revisions(keep) => State::Revisions { keep, last: 0 },
         };
         Policy { retention, state }
     }
@@ -136,8 +138,8 @@ impl Policy {
     /// After a wait, on the leader only: the revision to compact to now, if any;
     /// `revision` is the keyspace's current one.
     pub fn due(&mut self, now: Duration, revision: i64) -> Option<i64> {
-        match (&mut self.state, self.retention) {
-            (State::Periodic(p), _) => {
+        match &mut self.state {
+            State::Periodic(p) => {
                 if now.saturating_sub(p.last_compacted_at) < p.wait {
                     return None;
                 }
@@ -146,13 +148,12 @@ impl Policy {
                 p.wait = p.interval;
                 p.samples.front().copied()
             }
-            (State::Newest { last }, _) => (*last != Some(revision)).then_some(revision),
-            (State::Revisions { last }, Retention::Revisions(keep)) => {
+            State::Newest { last } => (*last != Some(revision)).then_some(revision),
+            State::Revisions { keep, last } => {
                 // Go's int64 arithmetic wraps; a wrapped target is negative and skipped.
-                let target = revision.wrapping_sub(keep);
+                let target = revision.wrapping_sub(*keep);
                 (target > 0 && target != *last).then_some(target)
             }
-            (State::Revisions { .. }, _) => None,
         }
     }
 
@@ -163,7 +164,7 @@ impl Policy {
         match &mut self.state {
             State::Periodic(p) => p.last_compacted_at = now,
             State::Newest { last } => *last = Some(revision),
-            State::Revisions { last } => *last = revision,
+            State::Revisions { last, .. } => *last = revision,
         }
     }
 }
