@@ -7,6 +7,7 @@
 pub mod api;
 pub mod api_v2;
 pub mod cluster;
+pub mod compactor;
 pub mod config;
 pub mod conn;
 pub mod consensus;
@@ -180,6 +181,7 @@ pub async fn run(
             client_cert_auth: config.tls.client.client_cert_auth,
             grpc_gateway: config.enable_grpc_gateway,
             access: config.access.clone(),
+            auto_compaction: config.auto_compaction,
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -334,11 +336,14 @@ pub struct ClientSettings {
     pub grpc_gateway: bool,
     /// `--cors` and `--host-whitelist`.
     pub access: http::access::AccessControl,
+    /// `--auto-compaction-*`: what the compactor keeps; `None`: it does not run.
+    pub auto_compaction: Option<compactor::Retention>,
 }
 
-/// Serves the client API on `listeners` over `consensus` until `shutdown` resolves;
-/// then open watches end, new connections are refused and open ones get
-/// [`limits::SHUTDOWN_GRACE`] to finish.
+/// Serves the client API on `listeners` over `consensus` (and runs the automatic
+/// compactor, when `settings` ask for one) until `shutdown` resolves; then open watches
+/// end, new connections are refused and open ones get [`limits::SHUTDOWN_GRACE`] to
+/// finish.
 pub async fn serve(
     consensus: Arc<dyn Consensus>,
     cluster: Cluster,
@@ -364,6 +369,14 @@ pub async fn serve(
     state.access = settings.access.clone();
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
+    // On every member; it compacts only while this member leads. etcd starts its
+    // compactor with the server, before the member publishes itself; this one starts
+    // with the client API, once published, which delays a first periodic compaction
+    // by the time a start takes.
+    let compactor = settings.auto_compaction.map(|retention| {
+        let keyspace = compactor::ServerKeyspace(Arc::clone(&state));
+        tokio::spawn(compactor::run(keyspace, retention, stop_rx.clone()))
+    });
     let mut servers = tokio::task::JoinSet::new();
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
@@ -389,6 +402,10 @@ pub async fn serve(
     .await;
     servers.abort_all();
     let _ = ticker.await;
+    if let Some(compactor) = compactor {
+        // A compaction under way is an entry in the log: each member applies it or not.
+        compactor.abort();
+    }
     if drained.is_err() {
         tracing::warn!("connections still open after the shutdown grace period; closed them");
     }

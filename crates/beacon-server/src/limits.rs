@@ -185,3 +185,24 @@ pub const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 4;
 /// linear in the data (seconds for millions of keys), so this is generous; etcd has no
 /// such wait, as it streams its database file as it is.
 pub const SNAPSHOT_BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A periodic `--auto-compaction-retention` longer than this compacts once per this
+/// interval rather than once per retention (etcd's compactor caps its interval at an
+/// hour), to the revision sampled a retention ago.
+pub const AUTO_COMPACTION_INTERVAL_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// How many revision samples a periodic compaction interval holds: etcd's compactor
+/// samples the revision every tenth of it (`retryDivisor`), and retries a failed
+/// compaction at that pace too.
+pub const AUTO_COMPACTION_SAMPLES_PER_INTERVAL: u32 = 10;
+
+/// The shortest wait between two checks of the periodic compactor. etcd has none: a
+/// retention under a second, or a negative one (which etcd accepts and reads as "keep
+/// nothing old"), spins its loop and proposes a compaction on every turn. Beacon checks
+/// at most ten times a second, which bounds the entries the compactor adds to the log.
+pub const AUTO_COMPACTION_CHECK_INTERVAL_MIN: Duration = Duration::from_millis(100);
+
+/// How often the revision compactor (`--auto-compaction-mode=revision`) compacts to
+/// the current revision less the retention: every 5 minutes, etcd's `revInterval`, and
+/// as long again after a compaction that failed.
+pub const AUTO_COMPACTION_REVISION_INTERVAL: Duration = Duration::from_secs(5 * 60);

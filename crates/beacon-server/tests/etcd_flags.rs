@@ -99,6 +99,8 @@ fn every_flag_of_etcd_help_is_known_at_its_default() {
         "grpc-keepalive-min-time",
         "grpc-keepalive-interval",
         "grpc-keepalive-timeout",
+        "auto-compaction-mode",
+        "auto-compaction-retention",
     ] {
         assert!(accepted.contains(&flag), "--{flag} at its default");
     }

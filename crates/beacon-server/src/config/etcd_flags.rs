@@ -96,9 +96,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         false,
         "it sets capnslog's per-package levels; use --log-level",
     ),
-    // Without a retention nothing is compacted automatically, in either mode.
-    pending("auto-compaction-retention", &["0"]),
-    pending("auto-compaction-mode", &["periodic", "revision"]),
     no_meaning(
         "enable-pprof",
         true,
@@ -258,7 +255,7 @@ mod tests {
             "--proxy",
             "off",
             "--discovery=",
-            "--auto-compaction-retention",
+            "--experimental-corrupt-check-time",
             "0",
         ])
         .unwrap();

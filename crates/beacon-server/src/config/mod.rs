@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+mod compaction;
 mod etcd_flags;
 mod file;
 mod tls;
@@ -184,6 +185,20 @@ struct Flags {
     #[arg(long, env = "ETCD_PRE_VOTE", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pre_vote: bool,
+    /// How much of the v3 keyspace's history auto compaction keeps: a duration, or in
+    /// periodic mode a number of hours, or in revision mode a number of revisions (0:
+    /// no auto compaction).
+    #[arg(
+        long,
+        env = "ETCD_AUTO_COMPACTION_RETENTION",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    auto_compaction_retention: String,
+    /// How --auto-compaction-retention reads: 'periodic' (a duration, or hours) or
+    /// 'revision' (a count of revisions).
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    auto_compaction_mode: String,
     #[command(flatten)]
     tls: tls::TlsFlags,
 }
@@ -276,6 +291,9 @@ pub struct Config {
     pub pre_vote: bool,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`: what the leader's
+    /// compactor keeps of the v3 history; `None`: nothing is compacted automatically.
+    pub auto_compaction: Option<crate::compactor::Retention>,
     /// `--log-level` (or `--debug`) as a `tracing` level: debug, info, warn or error.
     pub log_level: &'static str,
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
@@ -436,6 +454,8 @@ impl Config {
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
         let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
+        let auto_compaction =
+            compaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)?;
         // etcd's: none (or a negative one) is the default, and one too short is raised
         // to the minimum, with a warning.
         let mut warnings = Vec::new();
@@ -572,6 +592,7 @@ impl Config {
             initial_election_tick_advance: f.initial_election_tick_advance,
             pre_vote: f.pre_vote,
             strict_reconfig_check: f.strict_reconfig_check,
+            auto_compaction,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
             flag_warnings: warnings,

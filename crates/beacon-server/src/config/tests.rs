@@ -316,3 +316,117 @@ fn refusals_are_clear() {
         Err(ConfigError::Clap(_))
     ));
 }
+
+#[test]
+fn auto_compaction_reads_its_retention_as_etcd_does() {
+    use crate::compactor::Retention;
+    let read = |args: &[&str]| parse(args).unwrap().auto_compaction;
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(read(&[]), None, "etcd's default: periodic, 0, off");
+    assert_eq!(read(&["--auto-compaction-retention=0"]), None);
+    assert_eq!(read(&["--auto-compaction-retention=0s"]), None);
+    assert_eq!(read(&["--auto-compaction-retention="]), None, "empty is 0");
+    assert_eq!(
+        read(&["--auto-compaction-retention", "2s"]),
+        Some(Retention::Periodic(secs(2)))
+    );
+    // A bare number is hours in periodic mode, with Go's Atoi's optional sign.
+    assert_eq!(
+        read(&["-auto-compaction-retention=5"]),
+        Some(Retention::Periodic(secs(5 * 3600)))
+    );
+    assert_eq!(
+        read(&["--auto-compaction-retention=+1"]),
+        Some(Retention::Periodic(secs(3600)))
+    );
+    assert_eq!(
+        read(&["--auto-compaction-retention=1.5h"]),
+        Some(Retention::Periodic(secs(5400)))
+    );
+    // ...and revisions in revision mode, where a duration counts its nanoseconds.
+    let revision = |r: &str| {
+        read(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            r,
+        ])
+    };
+    assert_eq!(revision("1000"), Some(Retention::Revisions(1000)));
+    assert_eq!(revision("0"), None);
+    assert_eq!(revision("1us"), Some(Retention::Revisions(1000)));
+    assert_eq!(revision("-1us"), Some(Retention::Revisions(-1000)));
+    // Go takes a negative duration, and etcd's compactor then keeps nothing old.
+    assert_eq!(
+        read(&["--auto-compaction-retention", "-1s"]),
+        Some(Retention::PeriodicNegative(secs(1)))
+    );
+    // An empty mode passes etcd's checks: a bare number then means no retention.
+    assert_eq!(
+        read(&["--auto-compaction-mode=", "--auto-compaction-retention=5"]),
+        None
+    );
+}
+
+#[test]
+fn auto_compaction_flags_come_from_the_environment_and_config_file_too() {
+    let path = std::env::temp_dir().join(format!("beacon-ac-{}.yml", std::process::id()));
+    std::fs::write(
+        &path,
+        "auto-compaction-mode: revision\nauto-compaction-retention: 10\n",
+    )
+    .unwrap();
+    let c = parse(&["--config-file", &path.display().to_string()]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        c.auto_compaction,
+        Some(crate::compactor::Retention::Revisions(10))
+    );
+    // The environment variables, as clap reads the other flags' (named, not set: the
+    // tests share this process's environment).
+    let command = <Flags as clap::CommandFactory>::command();
+    let env_of = |id: &str| {
+        command
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+    };
+    assert_eq!(
+        env_of("auto_compaction_mode").as_deref(),
+        Some("ETCD_AUTO_COMPACTION_MODE")
+    );
+    assert_eq!(
+        env_of("auto_compaction_retention").as_deref(),
+        Some("ETCD_AUTO_COMPACTION_RETENTION")
+    );
+}
+
+#[test]
+fn auto_compaction_refusals_are_etcds() {
+    let msg = |args: &[&str]| parse(args).unwrap_err().to_string();
+    assert_eq!(
+        msg(&["--auto-compaction-mode", "weird"]),
+        "unknown auto-compaction-mode \"weird\""
+    );
+    assert_eq!(
+        msg(&["--auto-compaction-retention", "abc"]),
+        "error parsing CompactionRetention: time: invalid duration \"abc\""
+    );
+    assert_eq!(
+        msg(&["--auto-compaction-retention=-5"]),
+        "error parsing CompactionRetention: time: missing unit in duration \"-5\""
+    );
+    assert_eq!(
+        msg(&["--auto-compaction-retention=5x"]),
+        "error parsing CompactionRetention: time: unknown unit \"x\" in duration \"5x\""
+    );
+    // etcd accepts these flags and then fails as it starts its compactor.
+    assert_eq!(
+        msg(&["--auto-compaction-mode=", "--auto-compaction-retention=5m"]),
+        "unsupported compaction mode "
+    );
+    let tiny = msg(&["--auto-compaction-retention=9ns"]);
+    assert!(tiny.contains("--auto-compaction-retention=9ns"), "{tiny}");
+    assert!(parse(&["--auto-compaction-retention=10ns"]).is_ok());
+}

@@ -1,4 +1,5 @@
-//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn and Compact over the v3 keyspace.
+//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn and Compact over the v3 keyspace
+//! (Compact also for the automatic compactor).
 //!
 //! Every write is a `Command::V3` in the Raft log, applied by each member's keyspace
 //! alike; the answer is the leader's. A linearizable Range on the leader confirms
@@ -102,6 +103,25 @@ pub(super) async fn txn(
     }
 }
 
+/// `KV.Compact` as a client's call runs it, and as the automatic compactor
+/// (`crate::compactor`) runs it for the server itself.
+pub(crate) async fn compact(
+    state: &AppState,
+    caller: Option<&Caller>,
+    req: CompactionRequest,
+) -> Result<CompactionResponse, Status> {
+    // `physical` asks etcd to answer only once the compacted revisions are deleted;
+    // here they are gone from the index when the entry applies, and from the disk in
+    // the same write, so every compaction is physical.
+    match super::propose(state, caller, v3_request::Request::Compaction(req)).await? {
+        v3_response::Response::Compaction(mut resp) => {
+            resp.header = super::header_with(state, resp.header);
+            Ok(resp)
+        }
+        _ => Err(super::unexpected()),
+    }
+}
+
 #[tonic::async_trait]
 impl kv_server::Kv for Kv {
     async fn range(
@@ -150,17 +170,9 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        // `physical` asks etcd to answer only once the compacted revisions are deleted;
-        // here they are gone from the index when the entry applies, and from the disk in
-        // the same write, so every compaction is physical.
         let caller = caller(&self.state, &request)?;
-        let req = v3_request::Request::Compaction(request.into_inner());
-        match super::propose(&self.state, caller.as_ref(), req).await? {
-            v3_response::Response::Compaction(mut resp) => {
-                resp.header = super::header_with(&self.state, resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(super::unexpected()),
-        }
+        compact(&self.state, caller.as_ref(), request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
