@@ -128,6 +128,10 @@ struct Flags {
     /// How long (in seconds) a 'simple' auth token lives unused.
     #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
     auth_token_ttl: u64,
+    /// Largest client request, in bytes: a v3 write encoded for the log (gRPC messages
+    /// may be 512 KiB larger).
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = crate::limits::V3_PROPOSAL_BYTES_MAX as u64)]
+    max_request_bytes: u64,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -249,6 +253,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
     pub max_concurrent_streams: Option<u32>,
+    /// `--max-request-bytes`, and the limits that follow from it.
+    pub request_bytes_max: crate::limits::RequestBytesMax,
     /// `--grpc-keepalive-interval`.
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
@@ -435,6 +441,14 @@ impl Config {
             }
             d => d,
         };
+        // etcd's words (its zap logger's); it takes the value all the same.
+        if f.max_request_bytes > crate::limits::REQUEST_BYTES_RECOMMENDED_MAX {
+            warnings.push(format!(
+                "exceeded recommended request limit: --max-request-bytes={} is more than {}",
+                f.max_request_bytes,
+                crate::limits::REQUEST_BYTES_RECOMMENDED_MAX
+            ));
+        }
         let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
         let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {
             Vec::new()
@@ -542,6 +556,7 @@ impl Config {
             enable_v2: f.enable_v2,
             force_new_cluster: f.force_new_cluster,
             max_concurrent_streams: f.max_concurrent_streams,
+            request_bytes_max: crate::limits::RequestBytesMax::new(f.max_request_bytes),
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
             grpc_keepalive_min_time: if f.grpc_keepalive_min_time.is_zero() {

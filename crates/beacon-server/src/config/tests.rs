@@ -302,3 +302,32 @@ fn refusals_are_clear() {
         Err(ConfigError::Clap(_))
     ));
 }
+
+#[test]
+fn max_request_bytes_sets_the_proposal_and_grpc_limits_as_etcd() {
+    use crate::limits::{RequestBytesMax, GRPC_MESSAGE_BYTES_MAX, V3_PROPOSAL_BYTES_MAX};
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.request_bytes_max, RequestBytesMax::default());
+    assert_eq!(c.request_bytes_max.proposal(), 1_572_864);
+    assert_eq!(c.request_bytes_max.grpc_message(), GRPC_MESSAGE_BYTES_MAX);
+    let c = parse(&["--max-request-bytes", "2048"]).unwrap();
+    assert_eq!(c.request_bytes_max.proposal(), 2048);
+    assert_eq!(c.request_bytes_max.grpc_message(), 2048 + (512 << 10));
+    assert!(c.flag_warnings.is_empty(), "{:?}", c.flag_warnings);
+    // 0 is a value too: every write is too large, and only the gRPC allowance is left.
+    let c = parse(&["-max-request-bytes=0"]).unwrap();
+    assert_eq!(c.request_bytes_max.grpc_message(), 512 << 10);
+    // etcd takes any uint, warning above 10 MiB; gRPC cannot announce a message over
+    // 4 GiB, so the message limit stops there.
+    let c = parse(&["--max-request-bytes=18446744073709551615"]).unwrap();
+    assert_eq!(c.request_bytes_max.grpc_message(), u32::MAX as usize);
+    assert!(c.request_bytes_max.gateway_request() >= c.request_bytes_max.grpc_message());
+    assert!(
+        c.flag_warnings[0].contains("exceeded recommended request limit"),
+        "{:?}",
+        c.flag_warnings
+    );
+    assert!(parse(&["--max-request-bytes=-1"]).is_err());
+    assert!(parse(&["--max-request-bytes=lots"]).is_err());
+    assert_eq!(V3_PROPOSAL_BYTES_MAX, 1_572_864, "etcd's default");
+}
