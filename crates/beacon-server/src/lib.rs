@@ -188,6 +188,7 @@ pub async fn run(
                 ping_interval_min: Some(config.grpc_keepalive_min_time),
             },
             request_bytes_max: config.request_bytes_max,
+            txn_ops_max: config.txn_ops_max,
         };
         let listeners = Listeners {
             client: listeners,
@@ -322,6 +323,8 @@ pub struct ClientSettings {
     pub http2: grpc::Http2Settings,
     /// `--max-request-bytes`, and the limits that follow from it.
     pub request_bytes_max: limits::RequestBytesMax,
+    /// `--max-txn-ops`.
+    pub txn_ops_max: usize,
     /// `--metrics extensive`.
     pub metrics_extensive: bool,
     /// `--auth-token-ttl`: how long a `simple` token lives unused.
@@ -357,6 +360,7 @@ pub async fn serve(
     state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
     state.http2 = settings.http2;
     state.request_bytes_max = settings.request_bytes_max;
+    state.txn_ops_max = settings.txn_ops_max;
     state.metrics_extensive = settings.metrics_extensive;
     state.auth_token_ttl = settings.auth_token_ttl;
     state.bcrypt_cost = settings.bcrypt_cost;

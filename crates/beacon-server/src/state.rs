@@ -34,6 +34,9 @@ pub struct AppState {
     /// How large a request may be (`--max-request-bytes`): a proposal, a gRPC message,
     /// a gateway request.
     pub request_bytes_max: crate::limits::RequestBytesMax,
+    /// Most compares, or operations in a branch, of a transaction this member proposes
+    /// (`--max-txn-ops`).
+    pub txn_ops_max: usize,
     /// `--metrics extensive`: `/metrics` shows the gRPC handling times too.
     pub metrics_extensive: bool,
     /// How long a `simple` auth token lives unused (`--auth-token-ttl`).
@@ -90,6 +93,7 @@ impl AppState {
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             http2: crate::grpc::Http2Settings::default(),
             request_bytes_max: crate::limits::RequestBytesMax::default(),
+            txn_ops_max: beacon_mvcc::TXN_OPS_MAX,
             metrics_extensive: false,
             auth_token_ttl: crate::limits::AUTH_TOKEN_TTL_DEFAULT,
             bcrypt_cost: beacon_auth::password::DEFAULT_COST,

@@ -5,13 +5,18 @@
 //! - `--max-request-bytes`: a write whose request, encoded, is larger is refused
 //!   "etcdserver: request is too large" (InvalidArgument); a gRPC message larger than
 //!   the flag plus 512 KiB is refused by the gRPC server itself (ResourceExhausted).
+//! - `--max-txn-ops`: a transaction with more compares, or more operations in a branch,
+//!   is refused "etcdserver: too many operations in txn request" (InvalidArgument); a
+//!   nested transaction gets what its parent's largest count left. Above the default
+//!   (128) it is the member's flag that counts, not a limit of the keyspace.
 
 use std::io::{Read as _, Write as _};
 use std::process::Command;
 use std::time::Duration;
 
 use beacon_proto::etcdserverpb::kv_client::KvClient;
-use beacon_proto::etcdserverpb::PutRequest;
+use beacon_proto::etcdserverpb::request_op::Request as Op;
+use beacon_proto::etcdserverpb::{Compare, PutRequest, RequestOp, TxnRequest};
 use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, ServerKind, ServerProcess};
 
 /// etcd, then Beacon: each test runs the same steps against both.
@@ -76,6 +81,54 @@ fn gateway_post(server: &ServerProcess, path: &str, body: &str) -> String {
     format!("{status} {body}")
 }
 
+/// etcdctl's `txn` reading its three blocks (compares, successes, failures) from stdin.
+fn etcdctl_txn(server: &ServerProcess, script: &str) -> (Option<i32>, String) {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", server.client_url()))
+        .args(["--command-timeout=10s", "txn"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    let mut stdin = child.stdin.take().expect("a stdin");
+    stdin.write_all(script.as_bytes()).expect("the script");
+    drop(stdin);
+    let out = child.wait_with_output().expect("etcdctl ends");
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said = said.lines().last().unwrap_or("").to_string();
+    (out.status.code(), said)
+}
+
+fn put_op(i: usize) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestPut(put(&format!("k{i}"), 1))),
+    }
+}
+
+/// A transaction of `n` puts (of keys from `k{first}` on) in its success branch.
+fn puts_from(first: usize, n: usize) -> TxnRequest {
+    TxnRequest {
+        success: (first..first + n).map(put_op).collect(),
+        ..TxnRequest::default()
+    }
+}
+
+fn puts(n: usize) -> TxnRequest {
+    puts_from(0, n)
+}
+
+/// A transaction whose success branch is `outer` puts and a nested transaction of
+/// `inner` puts of other keys (a key written twice is refused for that alone).
+fn nested(outer: usize, inner: usize) -> TxnRequest {
+    let mut txn = puts(outer);
+    txn.success.push(RequestOp {
+        request: Some(Op::RequestTxn(puts_from(100, inner))),
+    });
+    txn
+}
+
 fn put(key: &str, value_bytes: usize) -> PutRequest {
     PutRequest {
         key: key.as_bytes().to_vec(),
@@ -128,5 +181,73 @@ fn max_request_bytes_refuses_larger_writes_alike() {
         r#"(Some(1), "Error: etcdserver: request is too large")"#
     );
     assert!(etcd[6].starts_with("429 "), "{}", etcd[6]);
+    assert_eq!(beacon, etcd, "Beacon's answers, then etcd's");
+}
+
+/// `--max-txn-ops=4`: four operations in a branch are taken, five are refused, through
+/// tonic, etcdctl and the gateway alike; so are five compares; a nested transaction
+/// beside one put (a branch of two) may hold two operations, not three.
+/// `--max-txn-ops=200`: a transaction of 150 operations is taken by both.
+#[test]
+fn max_txn_ops_refuses_larger_transactions_alike() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let five_compares = TxnRequest {
+        compare: (0..5)
+            .map(|i| Compare {
+                key: format!("k{i}").into_bytes(),
+                ..Compare::default()
+            })
+            .collect(),
+        ..TxnRequest::default()
+    };
+    let mut seen = Vec::new();
+    for (kind, bin) in both() {
+        let members = ServerProcess::cluster_with(kind, bin.clone(), 1, &["--max-txn-ops=4"])
+            .expect("a member");
+        let server = &members[0];
+        let mut answers = runtime.block_on(async {
+            let mut kv = KvClient::new(beacon_testkit::grpc_channel(&server.client_url()).await);
+            let mut answers = Vec::new();
+            for txn in [
+                puts(4),
+                puts(5),
+                five_compares.clone(),
+                nested(1, 2),
+                nested(1, 3),
+            ] {
+                answers.push(outcome(kv.txn(txn).await));
+            }
+            answers
+        });
+        let five = "put a 1\nput b 1\nput c 1\nput d 1\nput e 1\n";
+        answers.push(format!(
+            "{:?}",
+            etcdctl_txn(server, &format!("\n{five}\n\n"))
+        ));
+        let ops = r#"{"requestPut":{"key":"aw==","value":"dg=="}}"#;
+        let body = format!(r#"{{"success":[{}]}}"#, [ops; 5].join(","));
+        answers.push(gateway_post(server, "/v3/kv/txn", &body));
+        drop(members);
+        let members =
+            ServerProcess::cluster_with(kind, bin, 1, &["--max-txn-ops=200"]).expect("a member");
+        answers.push(runtime.block_on(async {
+            let mut kv =
+                KvClient::new(beacon_testkit::grpc_channel(&members[0].client_url()).await);
+            outcome(kv.txn(puts(150)).await)
+        }));
+        seen.push(answers);
+    }
+    let (etcd, beacon) = (&seen[0], &seen[1]);
+    let too_many = "InvalidArgument: etcdserver: too many operations in txn request";
+    assert_eq!(etcd[..5], ["ok", too_many, too_many, "ok", too_many]);
+    assert_eq!(
+        etcd[5],
+        r#"(Some(1), "Error: etcdserver: too many operations in txn request")"#
+    );
+    assert!(etcd[6].starts_with("400 "), "{}", etcd[6]);
+    assert_eq!(etcd[7], "ok");
     assert_eq!(beacon, etcd, "Beacon's answers, then etcd's");
 }

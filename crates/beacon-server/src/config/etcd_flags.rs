@@ -75,8 +75,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("backend-batch-limit", false, BBOLT),
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
-    // Beacon's limit is etcd's default (`beacon_mvcc::TXN_OPS_MAX`).
-    pending("max-txn-ops", &["128"]),
     pending("discovery", EMPTY),
     pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),

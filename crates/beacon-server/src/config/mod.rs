@@ -132,6 +132,9 @@ struct Flags {
     /// may be 512 KiB larger).
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = crate::limits::V3_PROPOSAL_BYTES_MAX as u64)]
     max_request_bytes: u64,
+    /// Most compares, or operations in a branch, of one transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = beacon_mvcc::TXN_OPS_MAX as u64)]
+    max_txn_ops: u64,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -255,6 +258,8 @@ pub struct Config {
     pub max_concurrent_streams: Option<u32>,
     /// `--max-request-bytes`, and the limits that follow from it.
     pub request_bytes_max: crate::limits::RequestBytesMax,
+    /// `--max-txn-ops`.
+    pub txn_ops_max: usize,
     /// `--grpc-keepalive-interval`.
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
@@ -557,6 +562,7 @@ impl Config {
             force_new_cluster: f.force_new_cluster,
             max_concurrent_streams: f.max_concurrent_streams,
             request_bytes_max: crate::limits::RequestBytesMax::new(f.max_request_bytes),
+            txn_ops_max: usize::try_from(f.max_txn_ops).unwrap_or(usize::MAX),
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
             grpc_keepalive_min_time: if f.grpc_keepalive_min_time.is_zero() {

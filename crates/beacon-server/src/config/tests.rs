@@ -151,11 +151,11 @@ fn log_levels_are_etcds() {
 
 #[test]
 fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
-    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--max-txn-ops=128"]).unwrap();
+    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--proxy=off"]).unwrap();
     assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
-    let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
+    let msg = parse(&["--proxy", "on"]).unwrap_err().to_string();
     assert!(
-        msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
+        msg.contains("--proxy=on") && msg.contains("\"off\""),
         "{msg}"
     );
 }
@@ -330,4 +330,16 @@ fn max_request_bytes_sets_the_proposal_and_grpc_limits_as_etcd() {
     assert!(parse(&["--max-request-bytes=-1"]).is_err());
     assert!(parse(&["--max-request-bytes=lots"]).is_err());
     assert_eq!(V3_PROPOSAL_BYTES_MAX, 1_572_864, "etcd's default");
+}
+
+#[test]
+fn max_txn_ops_is_the_members_own_limit() {
+    assert_eq!(parse(&[]).unwrap().txn_ops_max, 128, "etcd's default");
+    assert_eq!(parse(&["--max-txn-ops", "4"]).unwrap().txn_ops_max, 4);
+    assert_eq!(parse(&["-max-txn-ops=0"]).unwrap().txn_ops_max, 0);
+    assert_eq!(
+        parse(&["--max-txn-ops=100000"]).unwrap().txn_ops_max,
+        100_000
+    );
+    assert!(parse(&["--max-txn-ops=-1"]).is_err(), "a uint, as Go's");
 }
