@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod leader_seen;
 pub mod limits;
+pub mod log_sinks;
 pub mod restore;
 pub mod router;
 pub mod state;

@@ -91,7 +91,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     // Every origin and every Host header, as Beacon serves them (etcd's defaults).
     pending("cors", &["*", ""]),
     pending("host-whitelist", &["*", ""]),
-    pending("log-outputs", &["default", "stderr"]),
     no_meaning(
         "log-package-levels",
         false,

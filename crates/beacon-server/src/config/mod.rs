@@ -8,8 +8,10 @@ use clap::Parser;
 
 mod etcd_flags;
 mod file;
+mod log_outputs;
 mod tls;
 
+pub use log_outputs::LogOutput;
 pub use tls::TlsSettings;
 
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
@@ -163,6 +165,10 @@ struct Flags {
     /// etcd's logger: capnslog (text lines) or zap (JSON lines).
     #[arg(long, env = "ETCD_LOGGER", default_value = "capnslog", value_parser = parse_logger)]
     logger: LogFormat,
+    /// Where log lines go, comma-separated: default, stderr or stdout (one, under
+    /// capnslog), or any of stderr, stdout and file paths (under zap).
+    #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
+    log_outputs: String,
     /// Log at debug level (etcd's older spelling of --log-level debug).
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
@@ -276,6 +282,9 @@ pub struct Config {
     pub log_level: &'static str,
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
     pub log_format: LogFormat,
+    /// `--log-outputs`, as `--logger` takes it: where each log line is written (at
+    /// least one place).
+    pub log_outputs: Vec<LogOutput>,
     /// Warnings about the flags, logged at start: each etcd flag given that means
     /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`), a
     /// value etcd too would adjust.
@@ -432,6 +441,7 @@ impl Config {
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
         let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
+        let log_outputs = log_outputs::parse(&f.log_outputs, f.logger)?;
         // etcd's: none (or a negative one) is the default, and one too short is raised
         // to the minimum, with a warning.
         let mut warnings = Vec::new();
@@ -575,6 +585,7 @@ impl Config {
             strict_reconfig_check: f.strict_reconfig_check,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
+            log_outputs,
             flag_warnings: warnings,
         })
     }

@@ -343,3 +343,27 @@ fn max_txn_ops_is_the_members_own_limit() {
     );
     assert!(parse(&["--max-txn-ops=-1"]).is_err(), "a uint, as Go's");
 }
+
+#[test]
+fn log_outputs_follow_the_logger_as_etcds() {
+    assert_eq!(parse(&[]).unwrap().log_outputs, [LogOutput::Stderr]);
+    let c = parse(&["--log-outputs", "stdout"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stdout]);
+    // capnslog (the default logger) writes to one standard stream; files need zap.
+    let refused = parse(&["--log-outputs=/tmp/beacon.log"]).unwrap_err();
+    assert!(
+        refused.to_string().contains("unknown log-output"),
+        "{refused}"
+    );
+    let c = parse(&["--logger=zap", "--log-outputs=/tmp/beacon.log,stderr"]).unwrap();
+    assert_eq!(
+        c.log_outputs,
+        [
+            LogOutput::File(PathBuf::from("/tmp/beacon.log")),
+            LogOutput::Stderr
+        ]
+    );
+    // Beacon's own --log-format does not change which logger's rules apply.
+    assert!(parse(&["--log-format=json", "--log-outputs=/tmp/beacon.log"]).is_err());
+    assert!(parse(&["--logger=zap", "--log-outputs=default,stdout"]).is_err());
+}
