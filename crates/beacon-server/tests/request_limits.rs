@@ -129,6 +129,26 @@ fn nested(outer: usize, inner: usize) -> TxnRequest {
     txn
 }
 
+/// The length of a protobuf varint.
+fn varint_bytes(mut n: u64) -> usize {
+    let mut bytes = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        bytes += 1;
+    }
+    bytes
+}
+
+/// The bytes of the entry etcd proposes for a put of a one-byte key and `value_bytes`
+/// without auth: an `InternalRaftRequest` of a header (field 100: a request id of the
+/// member id's low 16 bits over 48 bits of time and count) and the put (field 4).
+fn etcd_put_entry_bytes(member_id: u64, value_bytes: usize) -> usize {
+    let id = ((member_id & 0xffff) << 48) | (1 << 47);
+    let header = 1 + varint_bytes(id);
+    let put = 1 + 1 + 1 + 1 + varint_bytes(value_bytes as u64) + value_bytes;
+    2 + 1 + header + 1 + varint_bytes(put as u64) + put
+}
+
 fn put(key: &str, value_bytes: usize) -> PutRequest {
     PutRequest {
         key: key.as_bytes().to_vec(),
@@ -138,8 +158,9 @@ fn put(key: &str, value_bytes: usize) -> PutRequest {
 }
 
 /// `--max-request-bytes=2048`: a 1 KiB put is taken; a 3 KiB one is refused by the
-/// server's own check, through tonic, etcdctl and the gateway alike; a put larger than
-/// 2048 + 512 KiB is refused by the gRPC server before any of etcd's code runs.
+/// server's own check, through tonic, etcdctl and the gateway alike, at the very byte
+/// where etcd's entry (with its member-dependent request id) passes 2048; a put larger
+/// than 2048 + 512 KiB is refused by the gRPC server before any of etcd's code runs.
 #[test]
 fn max_request_bytes_refuses_larger_writes_alike() {
     if !etcd_or_skip() {
@@ -157,6 +178,15 @@ fn max_request_bytes_refuses_larger_writes_alike() {
             for bytes in [1024, 3 * 1024, 600 * 1024] {
                 answers.push(outcome(kv.put(put("k", bytes)).await));
             }
+            // The largest put taken is the one whose entry, as etcd encodes it, fits.
+            let member_id = kv.put(put("k", 1)).await.expect("a put").into_inner();
+            let member_id = member_id.header.expect("a header").member_id;
+            let mut taken = 2000;
+            while kv.put(put("k", taken + 1)).await.is_ok() {
+                taken += 1;
+            }
+            let fits = (2000..).take_while(|&n| etcd_put_entry_bytes(member_id, n) <= 2048);
+            assert_eq!(Some(taken), fits.last(), "{kind:?}: member {member_id:x}");
             answers
         });
         let value = "v".repeat(3 * 1024);
