@@ -182,6 +182,8 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
         "--experimental-warning-apply-duration=-1ms",
         // Under etcd's minimum: raised to it, with a warning.
         "--experimental-watch-progress-notify-interval=1ms",
+        // etcd 3.4's deprecated flag, alone: a warning, and the log stays on stderr.
+        "--log-output=stdout",
     ];
     for (kind, bin) in both() {
         let mut members = ServerProcess::cluster_with(kind, bin, 1, &args)
@@ -193,6 +195,7 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
             let warned = log.matches("--max-wals=4 is accepted").count();
             assert_eq!(warned, 1, "one warning, for the last value:\n{log}");
             assert!(!log.contains("DEBUG"), "the last --log-level wins:\n{log}");
+            assert!(log.contains("Deprecated '--log-output' flag is set to [\"stdout\"]"));
         }
         members[0].terminate(std::time::Duration::from_secs(10));
     }
@@ -533,8 +536,9 @@ fn refused_start(bin: &std::path::Path, args: &[&str]) -> (bool, String) {
 /// `--log-outputs`: under `--logger zap` a file (here a relative path, from the
 /// working directory) takes the whole log and the standard streams nothing; the values
 /// etcd refuses (a file under capnslog, two streams under capnslog, `default` beside
-/// another under zap, a file that cannot be created, a URL scheme zap has no sink for)
-/// are refused by both, in etcd's words.
+/// another under zap, a file that cannot be created, a URL scheme zap has no sink for,
+/// the deprecated `--log-output` at the same value, or with more values that then
+/// win) are refused by both, in etcd's words.
 #[test]
 fn log_outputs_sends_the_log_where_etcd_sends_it() {
     if !etcd_or_skip() {
@@ -580,6 +584,14 @@ fn log_outputs_sends_the_log_where_etcd_sends_it() {
             (
                 &["--logger=zap", "--log-outputs=/nonexistent/dir/x.log"][..],
                 "open sink \"/nonexistent/dir/x.log\": open /nonexistent/dir/x.log: no such file or directory",
+            ),
+            (
+                &["--log-output=stdout", "--log-outputs=stdout"][..],
+                "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; only set --log-outputs",
+            ),
+            (
+                &["--log-output=stdout,stderr"][..],
+                "--logger=capnslog supports only 1 value in '--log-outputs', got [\"stderr\" \"stdout\"]",
             ),
             (
                 &["--logger=zap", "--log-outputs=http://x/y"][..],

@@ -2,7 +2,8 @@
 //! set of places, whose rules depend on the logger. Under `capnslog` (etcd's default)
 //! it is exactly one of `default`, `stderr` or `stdout`; under `zap` any number of
 //! `stderr`, `stdout` and files (zap's sink URLs: a path, or `file://`), `default`
-//! alone standing for stderr.
+//! alone standing for stderr. The deprecated `--log-output` (3.4 parses it, its help
+//! leaves it out) is reconciled with it first, as etcd does.
 
 use std::path::PathBuf;
 
@@ -19,18 +20,65 @@ pub enum LogOutput {
     File(PathBuf),
 }
 
-/// The places `value` names under `logger` (`Text` is capnslog, `Json` zap), in etcd's
-/// order; `Err` has etcd's words for a value it refuses.
-pub(super) fn parse(value: &str, logger: LogFormat) -> Result<Vec<LogOutput>, String> {
-    // etcd's UniqueStringsValue: split at commas (nothing trimmed), each value once,
-    // sorted.
+/// The places `--log-outputs` (`value`, and `deprecated`, `--log-output`) name under
+/// `logger` (`Text` is capnslog, `Json` zap), in etcd's order, and etcd's warning
+/// about `--log-output` if any; `Err` has etcd's words for a value it refuses.
+pub(super) fn parse(
+    deprecated: &str,
+    value: &str,
+    logger: LogFormat,
+) -> Result<(Vec<LogOutput>, Option<String>), String> {
+    let (values, warning) = reconcile(unique(deprecated), unique(value))?;
+    let outputs = match logger {
+        LogFormat::Text => capnslog(&values)?,
+        LogFormat::Json => zap(&values)?,
+    };
+    Ok((outputs, warning))
+}
+
+/// etcd's UniqueStringsValue: split at commas (nothing trimmed), each value once,
+/// sorted.
+fn unique(value: &str) -> Vec<&str> {
     let mut values: Vec<&str> = value.split(',').collect();
     values.sort_unstable();
     values.dedup();
-    match logger {
-        LogFormat::Text => capnslog(&values),
-        LogFormat::Json => zap(&values),
+    values
+}
+
+/// etcd 3.4's choice between `--log-output` and `--log-outputs`, both `default` unless
+/// given: the one with more values wins; with as many, `--log-outputs` does, unless
+/// both have several, or the same one that is not `default`. A lone `--log-output`
+/// thus changes nothing but a warning, as in etcd.
+fn reconcile<'a>(
+    old: Vec<&'a str>,
+    new: Vec<&'a str>,
+) -> Result<(Vec<&'a str>, Option<String>), String> {
+    if old.len() > new.len() {
+        let warning = "'--log-output' flag has been deprecated! Please use '--log-outputs'!";
+        return Ok((old, Some(warning.to_string())));
     }
+    if old.len() < new.len() {
+        return Ok((new, None));
+    }
+    if old.len() > 1 {
+        return Err(
+            "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'".into(),
+        );
+    }
+    if old == new && old != ["default"] {
+        return Err(format!(
+            "'--log-output={}' and '--log-outputs={}' are incompatible; only set --log-outputs",
+            go_quoted(&old),
+            go_quoted(&new)
+        ));
+    }
+    let warning = (old != ["default"]).then(|| {
+        format!(
+            "Deprecated '--log-output' flag is set to {}; please use '--log-outputs' flag",
+            go_quoted(&old)
+        )
+    });
+    Ok((new, warning))
 }
 
 fn capnslog(values: &[&str]) -> Result<Vec<LogOutput>, String> {
@@ -131,6 +179,31 @@ mod tests {
 
     fn file(path: &str) -> LogOutput {
         LogOutput::File(PathBuf::from(path))
+    }
+
+    fn parse(value: &str, logger: LogFormat) -> Result<Vec<LogOutput>, String> {
+        super::parse("default", value, logger).map(|(outputs, _)| outputs)
+    }
+
+    #[test]
+    fn the_deprecated_flag_counts_as_etcd_counts_it() {
+        let both = |old, new| super::parse(old, new, LogFormat::Text);
+        let (outputs, warning) = both("stdout", "default").unwrap();
+        assert_eq!(outputs, [LogOutput::Stderr], "alone, it changes nothing");
+        assert!(warning.unwrap().contains("[\"stdout\"]"));
+        let refused = both("stdout,stderr", "default").unwrap_err();
+        assert!(refused.contains("supports only 1 value"), "more values win");
+        assert_eq!(
+            both("stdout", "stdout").unwrap_err(),
+            "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; \
+             only set --log-outputs"
+        );
+        assert!(both("a,b", "c,d")
+            .unwrap_err()
+            .starts_with("both '--log-output'"));
+        let zap = super::parse("stderr", "stdout,stderr", LogFormat::Json).unwrap();
+        assert_eq!(zap, (vec![LogOutput::Stderr, LogOutput::Stdout], None));
+        assert_eq!(both("default", "stdout").unwrap().1, None);
     }
 
     #[test]

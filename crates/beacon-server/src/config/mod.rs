@@ -169,6 +169,9 @@ struct Flags {
     /// capnslog), or any of stderr, stdout and file paths (under zap).
     #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
     log_outputs: String,
+    /// etcd 3.4's deprecated spelling of --log-outputs (left out of its help too).
+    #[arg(long, env = "ETCD_LOG_OUTPUT", default_value = "default", hide = true)]
+    log_output: String,
     /// Log at debug level (etcd's older spelling of --log-level debug).
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
@@ -441,10 +444,11 @@ impl Config {
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
         let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
-        let log_outputs = log_outputs::parse(&f.log_outputs, f.logger)?;
+        let (log_outputs, deprecated) =
+            log_outputs::parse(&f.log_output, &f.log_outputs, f.logger)?;
         // etcd's: none (or a negative one) is the default, and one too short is raised
         // to the minimum, with a warning.
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = deprecated.into_iter().collect();
         let watch_progress_notify_interval = match f.experimental_watch_progress_notify_interval {
             d if d.is_zero() => crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             d if d < crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN => {

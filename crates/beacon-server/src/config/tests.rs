@@ -366,4 +366,11 @@ fn log_outputs_follow_the_logger_as_etcds() {
     // Beacon's own --log-format does not change which logger's rules apply.
     assert!(parse(&["--log-format=json", "--log-outputs=/tmp/beacon.log"]).is_err());
     assert!(parse(&["--logger=zap", "--log-outputs=default,stdout"]).is_err());
+    // etcd 3.4's deprecated --log-output: alone it only warns...
+    let c = parse(&["--log-output=stdout"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stderr]);
+    assert!(c.flag_warnings[0].contains("Deprecated '--log-output'"));
+    // ...and with more values than --log-outputs it wins.
+    let c = parse(&["--logger=zap", "-log-output", "stdout,stderr"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stderr, LogOutput::Stdout]);
 }
