@@ -169,7 +169,8 @@ fn max_request_bytes_refuses_larger_writes_alike() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let mut seen = Vec::new();
     for (kind, bin) in both() {
-        let members = ServerProcess::cluster_with(kind, bin, 1, &["--max-request-bytes=2048"])
+        // 2048, in Go's syntax for unsigned flags, which both take.
+        let members = ServerProcess::cluster_with(kind, bin, 1, &["--max-request-bytes=0x800"])
             .expect("a member");
         let server = &members[0];
         let mut answers = runtime.block_on(async {

@@ -8,6 +8,7 @@ use clap::Parser;
 
 mod etcd_flags;
 mod file;
+mod go_uint;
 mod log_outputs;
 mod tls;
 
@@ -132,10 +133,11 @@ struct Flags {
     auth_token_ttl: u64,
     /// Largest client request, in bytes: a v3 write encoded for the log (gRPC messages
     /// may be 512 KiB larger).
-    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = crate::limits::V3_PROPOSAL_BYTES_MAX as u64)]
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value = "1572864",
+          value_parser = go_uint::parse)]
     max_request_bytes: u64,
     /// Most compares, or operations in a branch, of one transaction.
-    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = beacon_mvcc::TXN_OPS_MAX as u64)]
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value = "128", value_parser = go_uint::parse)]
     max_txn_ops: u64,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]

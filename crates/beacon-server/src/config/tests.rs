@@ -342,6 +342,10 @@ fn max_txn_ops_is_the_members_own_limit() {
         100_000
     );
     assert!(parse(&["--max-txn-ops=-1"]).is_err(), "a uint, as Go's");
+    // Go's syntax for unsigned flags: a leading 0 is octal.
+    assert_eq!(parse(&["--max-txn-ops=010"]).unwrap().txn_ops_max, 8);
+    let c = parse(&["--max-request-bytes=0x800"]).unwrap();
+    assert_eq!(c.request_bytes_max.proposal(), 2048);
 }
 
 #[test]
