@@ -462,13 +462,21 @@ impl Config {
             }
             d => d,
         };
-        // etcd's words (its zap logger's); it takes the value all the same.
-        if f.max_request_bytes > crate::limits::REQUEST_BYTES_RECOMMENDED_MAX {
-            warnings.push(format!(
-                "exceeded recommended request limit: --max-request-bytes={} is more than {}",
-                f.max_request_bytes,
-                crate::limits::REQUEST_BYTES_RECOMMENDED_MAX
-            ));
+        // etcd's words, its zap logger's or capnslog's; it takes the value all the same.
+        let (bytes, recommended) = (
+            f.max_request_bytes,
+            crate::limits::REQUEST_BYTES_RECOMMENDED_MAX,
+        );
+        if bytes > recommended {
+            warnings.push(match f.logger {
+                LogFormat::Json => format!(
+                    "exceeded recommended request limit: max-request-bytes {bytes}, \
+                     recommended-request-bytes {recommended}"
+                ),
+                LogFormat::Text => format!(
+                    "MaxRequestBytes {bytes} exceeds maximum recommended size {recommended}"
+                ),
+            });
         }
         let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
         let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {

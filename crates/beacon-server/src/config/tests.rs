@@ -322,8 +322,13 @@ fn max_request_bytes_sets_the_proposal_and_grpc_limits_as_etcd() {
     let c = parse(&["--max-request-bytes=18446744073709551615"]).unwrap();
     assert_eq!(c.request_bytes_max.grpc_message(), u32::MAX as usize);
     assert!(c.request_bytes_max.gateway_request() >= c.request_bytes_max.grpc_message());
+    assert_eq!(
+        c.flag_warnings,
+        ["MaxRequestBytes 18446744073709551615 exceeds maximum recommended size 10485760"]
+    );
+    let c = parse(&["--logger=zap", "--max-request-bytes=10485761"]).unwrap();
     assert!(
-        c.flag_warnings[0].contains("exceeded recommended request limit"),
+        c.flag_warnings[0].starts_with("exceeded recommended request limit"),
         "{:?}",
         c.flag_warnings
     );
