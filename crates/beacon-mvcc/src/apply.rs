@@ -6,7 +6,7 @@ use beacon_proto::beaconpb::{v3_request, v3_response, Refusal, V3Request, V3Resp
 use crate::alarm::Write;
 use crate::error::Code;
 use crate::store::Mvcc;
-use crate::txn::{check_put_fields, check_txn, TXN_OPS_MAX};
+use crate::txn::{check_put_fields, check_txn};
 use crate::{MvccError, StorageError};
 
 impl Mvcc {
@@ -55,8 +55,11 @@ impl Mvcc {
                 self.delete_range(d).map(v3_response::Response::DeleteRange)
             }
             // The server checked it before proposing; checked again, because the log is
-            // what every replica trusts, whoever wrote the entry.
-            Some(v3_request::Request::Txn(t)) => check_txn(t, TXN_OPS_MAX)
+            // what every replica trusts, whoever wrote the entry. All but the count of
+            // operations: that limit is each member's own `--max-txn-ops`, which etcd
+            // checks only where the request arrives. A replica deciding by its own flag
+            // would answer otherwise than the others.
+            Some(v3_request::Request::Txn(t)) => check_txn(t, usize::MAX)
                 .and_then(|()| self.txn(t))
                 .map(v3_response::Response::Txn),
             Some(v3_request::Request::Compaction(c)) => self
@@ -91,5 +94,44 @@ pub fn grpc_code(code: Code) -> i32 {
         Code::Unknown => 2,
         Code::PermissionDenied => 7,
         Code::Unauthenticated => 16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use beacon_proto::etcdserverpb::request_op::Request;
+    use beacon_proto::etcdserverpb::{PutRequest, RequestOp, TxnRequest};
+
+    use super::*;
+    use crate::TXN_OPS_MAX;
+
+    /// The member that proposed a transaction held it to its own `--max-txn-ops`;
+    /// every replica applies it whatever its own flag says.
+    #[test]
+    fn a_transaction_over_the_default_count_applies() {
+        let ops = (0..=TXN_OPS_MAX)
+            .map(|i| RequestOp {
+                request: Some(Request::RequestPut(PutRequest {
+                    key: format!("k{i}").into_bytes(),
+                    ..PutRequest::default()
+                })),
+            })
+            .collect();
+        let txn = TxnRequest {
+            success: ops,
+            ..TxnRequest::default()
+        };
+        let mut m = Mvcc::default();
+        let answer = m
+            .apply(&V3Request {
+                caller: None,
+                request: Some(v3_request::Request::Txn(txn)),
+            })
+            .expect("no disk here");
+        assert!(
+            matches!(answer.response, Some(v3_response::Response::Txn(_))),
+            "{answer:?}"
+        );
+        assert_eq!(m.current_revision(), 2);
     }
 }

@@ -17,8 +17,10 @@ use crate::index::KeyRange;
 use crate::store::{header, Mvcc};
 use crate::{MvccError, Revision};
 
-/// Most compares, or operations in a branch, in one transaction (etcd's
-/// `--max-txn-ops` default); a nested transaction shares its parent's budget.
+/// Most compares, or operations in a branch, in one transaction: etcd's default of
+/// `--max-txn-ops`, which the server checks before proposing (etcd's API layer,
+/// `checkTxnRequest`). A nested transaction gets what its parent left: the limit less
+/// the parent's largest count of compares, successes or failures.
 pub const TXN_OPS_MAX: usize = 128;
 
 /// etcd's checks of a transaction before it is proposed: operation count, empty keys,

@@ -17,6 +17,7 @@ pub mod http;
 pub mod identity;
 pub mod leader_seen;
 pub mod limits;
+pub mod log_sinks;
 pub mod restore;
 pub mod router;
 pub mod state;
@@ -82,8 +83,9 @@ pub async fn run(
         snapshot_count: config.snapshot_count,
         heartbeat_interval_ms: config.heartbeat_interval_ms,
         election_timeout_ms: config.election_timeout_ms,
-        // A peer may forward only what this port would take from a client.
-        proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX,
+        // A peer may forward only what this member's client port would take: a v2
+        // body, or a v3 request under `--max-request-bytes`.
+        proposal_bytes_max: limits::REQUEST_BODY_BYTES_MAX.max(config.request_bytes_max.proposal()),
         force_new_cluster: config.force_new_cluster,
         warning_apply_duration: config.warning_apply_duration,
         initial_election_tick_advance: config.initial_election_tick_advance,
@@ -190,6 +192,8 @@ pub async fn run(
                 keepalive_timeout: config.grpc_keepalive_timeout,
                 ping_interval_min: Some(config.grpc_keepalive_min_time),
             },
+            request_bytes_max: config.request_bytes_max,
+            txn_ops_max: config.txn_ops_max,
         };
         let listeners = Listeners {
             client: listeners,
@@ -322,6 +326,10 @@ pub struct ClientSettings {
     pub watch_progress_notify_interval: std::time::Duration,
     /// How gRPC connections are kept.
     pub http2: grpc::Http2Settings,
+    /// `--max-request-bytes`, and the limits that follow from it.
+    pub request_bytes_max: limits::RequestBytesMax,
+    /// `--max-txn-ops`.
+    pub txn_ops_max: usize,
     /// `--metrics extensive`.
     pub metrics_extensive: bool,
     /// `--auth-token-ttl`: how long a `simple` token lives unused.
@@ -361,6 +369,8 @@ pub async fn serve(
     state.space_quota = settings.space_quota;
     state.watch_progress_notify_interval = settings.watch_progress_notify_interval;
     state.http2 = settings.http2;
+    state.request_bytes_max = settings.request_bytes_max;
+    state.txn_ops_max = settings.txn_ops_max;
     state.metrics_extensive = settings.metrics_extensive;
     state.auth_token_ttl = settings.auth_token_ttl;
     state.bcrypt_cost = settings.bcrypt_cost;

@@ -78,21 +78,77 @@ pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pending connections the kernel may queue per listener (it caps this at somaxconn).
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// Largest v3 write proposed through the log, encoded: etcd's default
-/// `--max-request-bytes` (1.5 MiB); a larger one is refused with etcd's "request is too
-/// large".
+/// Largest v3 write proposed through the log, encoded, unless `--max-request-bytes`
+/// says otherwise (etcd's default, 1.5 MiB); a larger one is refused with etcd's
+/// "request is too large". See [`RequestBytesMax`].
 pub const V3_PROPOSAL_BYTES_MAX: usize = 3 << 19;
 
-/// Largest gRPC message a v3 call may send: [`V3_PROPOSAL_BYTES_MAX`] plus etcd's
-/// 512 KiB allowance for gRPC's own framing.
-pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + (512 << 10);
+/// What etcd adds to `--max-request-bytes` for gRPC's own framing to make its gRPC
+/// server's message limit (`grpcOverheadBytes`, 512 KiB).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 << 10;
 
-/// Largest JSON request the gateway reads (`/v3/...`): a body, or one request of a
-/// stream. etcd's gateway reads any body and its gRPC server then refuses a message
-/// over [`GRPC_MESSAGE_BYTES_MAX`]; base64 makes the largest such message's JSON a third
-/// larger, and field names add more, so four times that bounds every JSON request etcd
-/// would take.
-pub const GATEWAY_REQUEST_BYTES_MAX: usize = 4 * GRPC_MESSAGE_BYTES_MAX;
+/// Largest gRPC message a v3 call may send by default: [`V3_PROPOSAL_BYTES_MAX`] plus
+/// [`GRPC_OVERHEAD_BYTES`].
+pub const GRPC_MESSAGE_BYTES_MAX: usize = V3_PROPOSAL_BYTES_MAX + GRPC_OVERHEAD_BYTES;
+
+/// The largest message gRPC's framing can announce (its length prefix is 4 bytes): a
+/// limit above it refuses nothing more.
+const GRPC_FRAME_BYTES_MAX: usize = u32::MAX as usize;
+
+/// Above this `--max-request-bytes`, etcd warns at start "exceeded recommended request
+/// limit" (10 MiB), and so does Beacon.
+pub const REQUEST_BYTES_RECOMMENDED_MAX: u64 = 10 << 20;
+
+/// `--max-request-bytes`, and the limits that follow from it as they follow in etcd.
+///
+/// etcd takes any unsigned value and so does Beacon. What one request may make the
+/// server hold stays bounded by the value the operator chose: tonic (as grpc-go)
+/// allocates a message's announced length once it is under the limit, and gRPC cannot
+/// announce more than 4 GiB, so [`Self::grpc_message`] never exceeds that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestBytesMax {
+    proposal: usize,
+}
+
+impl RequestBytesMax {
+    /// The limits for `--max-request-bytes=max_request_bytes`.
+    pub fn new(max_request_bytes: u64) -> Self {
+        RequestBytesMax {
+            proposal: usize::try_from(max_request_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Largest v3 request proposed through the log, encoded (etcd's check in
+    /// `processInternalRaftRequestOnce`).
+    pub fn proposal(self) -> usize {
+        self.proposal
+    }
+
+    /// Largest gRPC message a call may send: the proposal limit plus
+    /// [`GRPC_OVERHEAD_BYTES`] (etcd's `grpc.MaxRecvMsgSize`). A watch answer past it
+    /// is cut in fragments when its watcher asked for them, as etcd cuts at the same
+    /// size.
+    pub fn grpc_message(self) -> usize {
+        self.proposal
+            .saturating_add(GRPC_OVERHEAD_BYTES)
+            .min(GRPC_FRAME_BYTES_MAX)
+    }
+
+    /// Largest JSON request the gateway reads (`/v3/...`): a body, or one request of a
+    /// stream. etcd's gateway reads any body and its gRPC server then refuses a message
+    /// over [`Self::grpc_message`]; base64 makes the largest such message's JSON a third
+    /// larger, and field names add more, so four times that bounds every JSON request
+    /// etcd would take.
+    pub fn gateway_request(self) -> usize {
+        self.grpc_message().saturating_mul(4)
+    }
+}
+
+impl Default for RequestBytesMax {
+    fn default() -> Self {
+        RequestBytesMax::new(V3_PROPOSAL_BYTES_MAX as u64)
+    }
+}
 
 /// Requests of a gateway stream (watch, keep-alive) read ahead of the service taking
 /// them; past it, the gateway reads no more of the body until the service catches up.

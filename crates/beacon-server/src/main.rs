@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use beacon_server::config::{Config, ConfigError, LogFormat};
+use beacon_server::log_sinks::LogSinks;
 
 // Every request allocates (headers, JSON, log entries); with glibc's malloc, allocation
 // and its consolidation were a fifth of the CPU on the write path under load.
@@ -20,16 +21,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // As etcd, a file --log-outputs names that cannot be opened stops the start.
+    let sinks = match LogSinks::open(&config.log_outputs) {
+        Ok(sinks) => sinks,
+        Err(e) => {
+            eprintln!("beacon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ansi = sinks.is_terminal();
     let lines = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log_level)),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(sinks);
     match config.log_format {
-        LogFormat::Text => lines
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        LogFormat::Text => lines.with_ansi(ansi).init(),
         // One object a line, the event's fields beside `message` rather than nested, as
         // a log shipper reads etcd's zap lines.
         LogFormat::Json => lines.json().flatten_event(true).init(),
@@ -46,7 +54,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(beacon_server::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
-        // Logged once, on stderr like every other line: the reason is the last line a
+        // Logged once, where every other line goes: the reason is the last line a
         // refused start prints.
         Err(e) => {
             tracing::error!("{e:#}");

@@ -31,6 +31,12 @@ pub struct AppState {
     pub watch_progress_notify_interval: Duration,
     /// How gRPC connections are kept (streams at once, keep-alive pings).
     pub http2: crate::grpc::Http2Settings,
+    /// How large a request may be (`--max-request-bytes`): a proposal, a gRPC message,
+    /// a gateway request.
+    pub request_bytes_max: crate::limits::RequestBytesMax,
+    /// Most compares, or operations in a branch, of a transaction this member proposes
+    /// (`--max-txn-ops`).
+    pub txn_ops_max: usize,
     /// `--metrics extensive`: `/metrics` shows the gRPC handling times too.
     pub metrics_extensive: bool,
     /// How long a `simple` auth token lives unused (`--auth-token-ttl`).
@@ -88,6 +94,8 @@ impl AppState {
             space_quota: Some(crate::limits::QUOTA_BACKEND_BYTES_DEFAULT),
             watch_progress_notify_interval: crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             http2: crate::grpc::Http2Settings::default(),
+            request_bytes_max: crate::limits::RequestBytesMax::default(),
+            txn_ops_max: beacon_mvcc::TXN_OPS_MAX,
             metrics_extensive: false,
             auth_token_ttl: crate::limits::AUTH_TOKEN_TTL_DEFAULT,
             bcrypt_cost: beacon_auth::password::DEFAULT_COST,

@@ -4,7 +4,8 @@
 //! defaults of flags Beacon has not built yet and flags that mean nothing here starts
 //! both etcd and Beacon; both say when they are ready to serve, and serve only then;
 //! the gRPC connection flags (keep-alive pings, streams per connection) and
-//! `--enable-grpc-gateway=false` act alike; and
+//! `--enable-grpc-gateway=false` act alike; `--log-outputs` sends the log where etcd
+//! sends it and refuses what etcd refuses; and
 //! a config file in etcd's YAML starts either.
 
 use std::ffi::OsString;
@@ -183,6 +184,8 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
         "--experimental-warning-apply-duration=-1ms",
         // Under etcd's minimum: raised to it, with a warning.
         "--experimental-watch-progress-notify-interval=1ms",
+        // etcd 3.4's deprecated flag, alone: a warning, and the log stays on stderr.
+        "--log-output=stdout",
     ];
     for (kind, bin) in both() {
         let mut members = ServerProcess::cluster_with(kind, bin, 1, &args)
@@ -194,6 +197,7 @@ fn an_etcd_command_line_with_repeats_and_foreign_flags_starts_both() {
             let warned = log.matches("--max-wals=4 is accepted").count();
             assert_eq!(warned, 1, "one warning, for the last value:\n{log}");
             assert!(!log.contains("DEBUG"), "the last --log-level wins:\n{log}");
+            assert!(log.contains("Deprecated '--log-output' flag is set to [\"stdout\"]"));
         }
         members[0].terminate(std::time::Duration::from_secs(10));
     }
@@ -496,4 +500,109 @@ fn zap_logs_json_lines() {
     let first = log.lines().next().expect("a line");
     let object: serde_json::Value = serde_json::from_str(first).expect("a JSON line");
     assert!(object.get("message").is_some(), "{first}");
+}
+
+/// How a start that should be refused went: whether it failed, and its stderr. Run in
+/// a directory of its own on free ports, so that a start that is not refused harms
+/// nothing, and stopped after a while if so.
+fn refused_start(bin: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let dir = TempDir::new("refused-start").expect("a directory");
+    let ports = free_ports(2);
+    let mut child = Command::new(bin)
+        .current_dir(dir.path())
+        .args([
+            format!("--listen-client-urls=http://127.0.0.1:{}", ports[0]),
+            format!("--advertise-client-urls=http://127.0.0.1:{}", ports[0]),
+            format!("--listen-peer-urls=http://127.0.0.1:{}", ports[1]),
+            format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{}",
+                ports[1]
+            ),
+            format!("--initial-cluster=default=http://127.0.0.1:{}", ports[1]),
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("waits").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("ends");
+    let failed = out.status.code().is_some_and(|c| c != 0);
+    (failed, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `--log-outputs`: under `--logger zap` a file (here a relative path, from the
+/// working directory) takes the whole log and the standard streams nothing; the values
+/// etcd refuses (a file under capnslog, two streams under capnslog, `default` beside
+/// another under zap, a file that cannot be created, a URL scheme zap has no sink for,
+/// the deprecated `--log-output` at the same value, or with more values that then
+/// win) are refused by both, in etcd's words.
+#[test]
+fn log_outputs_sends_the_log_where_etcd_sends_it() {
+    if !etcd_or_skip() {
+        return;
+    }
+    for (kind, bin) in both() {
+        let args = ["--logger=zap", "--log-outputs=member.log"];
+        let members = ServerProcess::cluster_with(kind, bin.clone(), 1, &args).expect("a member");
+        let file = members[0].log_path().with_file_name("member.log");
+        // etcd 3.4's zap logger has no "ready to serve client requests" line.
+        let serving = match kind {
+            ServerKind::Etcd => "serving client traffic insecurely",
+            ServerKind::Beacon => "ready to serve client requests",
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            let log = std::fs::read_to_string(&file).unwrap_or_default();
+            if log.contains(serving) || Instant::now() > deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(log.contains(serving), "{kind:?}: {log}");
+        for line in log.lines() {
+            let object: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(object.is_ok(), "{kind:?}: not a JSON line: {line}");
+        }
+        let streams = std::fs::read_to_string(members[0].log_path()).unwrap_or_default();
+        assert_eq!(streams, "", "{kind:?}: stdout and stderr");
+        for (args, said) in [
+            (
+                &["--log-outputs=/tmp/beacon-capnslog.log"][..],
+                "unknown log-output \"/tmp/beacon-capnslog.log\" (only supports \"default\", \"stderr\", \"stdout\")",
+            ),
+            (
+                &["--log-outputs=stdout,stderr"][..],
+                "--logger=capnslog supports only 1 value in '--log-outputs', got [\"stderr\" \"stdout\"]",
+            ),
+            (
+                &["--logger=zap", "--log-outputs=default,member.log"][..],
+                "multi logoutput for \"default\" is not supported yet",
+            ),
+            (
+                &["--logger=zap", "--log-outputs=/nonexistent/dir/x.log"][..],
+                "open sink \"/nonexistent/dir/x.log\": open /nonexistent/dir/x.log: no such file or directory",
+            ),
+            (
+                &["--log-output=stdout", "--log-outputs=stdout"][..],
+                "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; only set --log-outputs",
+            ),
+            (
+                &["--log-output=stdout,stderr"][..],
+                "--logger=capnslog supports only 1 value in '--log-outputs', got [\"stderr\" \"stdout\"]",
+            ),
+            (
+                &["--logger=zap", "--log-outputs=http://x/y"][..],
+                "open sink \"http://x/y\": no sink found for scheme \"http\"",
+            ),
+        ] {
+            let (failed, stderr) = refused_start(&bin, args);
+            assert!(failed, "{kind:?} {args:?}: not refused");
+            assert!(stderr.contains(said), "{kind:?} {args:?}: {stderr}");
+        }
+    }
 }

@@ -75,10 +75,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("backend-batch-limit", false, BBOLT),
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
-    // Beacon's limits are etcd's defaults (`limits::V3_PROPOSAL_BYTES_MAX`,
-    // `beacon_mvcc::TXN_OPS_MAX`).
-    pending("max-txn-ops", &["128"]),
-    pending("max-request-bytes", &["1572864"]),
     pending("discovery", EMPTY),
     pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),
@@ -90,7 +86,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("proxy-dial-timeout", false, PROXY),
     no_meaning("proxy-write-timeout", false, PROXY),
     no_meaning("proxy-read-timeout", false, PROXY),
-    pending("log-outputs", &["default", "stderr"]),
     no_meaning(
         "log-package-levels",
         false,

@@ -9,8 +9,11 @@ use clap::Parser;
 mod compaction;
 mod etcd_flags;
 mod file;
+mod go_uint;
+mod log_outputs;
 mod tls;
 
+pub use log_outputs::LogOutput;
 pub use tls::TlsSettings;
 
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
@@ -129,6 +132,14 @@ struct Flags {
     /// How long (in seconds) a 'simple' auth token lives unused.
     #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
     auth_token_ttl: u64,
+    /// Largest client request, in bytes: a v3 write encoded for the log (gRPC messages
+    /// may be 512 KiB larger).
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value = "1572864",
+          value_parser = go_uint::parse)]
+    max_request_bytes: u64,
+    /// Most compares, or operations in a branch, of one transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value = "128", value_parser = go_uint::parse)]
+    max_txn_ops: u64,
     /// Most calls open at once on one gRPC connection [default: 1024; etcd's: no bound].
     #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS")]
     max_concurrent_streams: Option<u32>,
@@ -163,6 +174,13 @@ struct Flags {
     /// etcd's logger: capnslog (text lines) or zap (JSON lines).
     #[arg(long, env = "ETCD_LOGGER", default_value = "capnslog", value_parser = parse_logger)]
     logger: LogFormat,
+    /// Where log lines go, comma-separated: default, stderr or stdout (one, under
+    /// capnslog), or any of stderr, stdout and file paths (under zap).
+    #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
+    log_outputs: String,
+    /// etcd 3.4's deprecated spelling of --log-outputs (left out of its help too).
+    #[arg(long, env = "ETCD_LOG_OUTPUT", default_value = "default", hide = true)]
+    log_output: String,
     /// Log at debug level (etcd's older spelling of --log-level debug).
     #[arg(long, env = "ETCD_DEBUG", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
@@ -275,6 +293,10 @@ pub struct Config {
     pub tls: TlsSettings,
     /// `--max-concurrent-streams`, when given.
     pub max_concurrent_streams: Option<u32>,
+    /// `--max-request-bytes`, and the limits that follow from it.
+    pub request_bytes_max: crate::limits::RequestBytesMax,
+    /// `--max-txn-ops`.
+    pub txn_ops_max: usize,
     /// `--grpc-keepalive-interval`.
     pub grpc_keepalive_interval: std::time::Duration,
     /// `--grpc-keepalive-timeout`.
@@ -298,6 +320,9 @@ pub struct Config {
     pub log_level: &'static str,
     /// `--log-format`, or what `--logger` writes: etcd 3.4's zap logger writes JSON lines.
     pub log_format: LogFormat,
+    /// `--log-outputs`, as `--logger` takes it: where each log line is written (at
+    /// least one place).
+    pub log_outputs: Vec<LogOutput>,
     /// Warnings about the flags, logged at start: each etcd flag given that means
     /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`), a
     /// value etcd too would adjust.
@@ -456,9 +481,11 @@ impl Config {
         let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
         let auto_compaction =
             compaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)?;
+        let (log_outputs, deprecated) =
+            log_outputs::parse(&f.log_output, &f.log_outputs, f.logger)?;
         // etcd's: none (or a negative one) is the default, and one too short is raised
         // to the minimum, with a warning.
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = deprecated.into_iter().collect();
         let watch_progress_notify_interval = match f.experimental_watch_progress_notify_interval {
             d if d.is_zero() => crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             d if d < crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN => {
@@ -470,6 +497,22 @@ impl Config {
             }
             d => d,
         };
+        // etcd's words, its zap logger's or capnslog's; it takes the value all the same.
+        let (bytes, recommended) = (
+            f.max_request_bytes,
+            crate::limits::REQUEST_BYTES_RECOMMENDED_MAX,
+        );
+        if bytes > recommended {
+            warnings.push(match f.logger {
+                LogFormat::Json => format!(
+                    "exceeded recommended request limit: max-request-bytes {bytes}, \
+                     recommended-request-bytes {recommended}"
+                ),
+                LogFormat::Text => format!(
+                    "MaxRequestBytes {bytes} exceeds maximum recommended size {recommended}"
+                ),
+            });
+        }
         let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
         let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {
             Vec::new()
@@ -577,6 +620,8 @@ impl Config {
             enable_v2: f.enable_v2,
             force_new_cluster: f.force_new_cluster,
             max_concurrent_streams: f.max_concurrent_streams,
+            request_bytes_max: crate::limits::RequestBytesMax::new(f.max_request_bytes),
+            txn_ops_max: usize::try_from(f.max_txn_ops).unwrap_or(usize::MAX),
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
             access: crate::http::access::AccessControl {
@@ -595,6 +640,7 @@ impl Config {
             auto_compaction,
             log_level: if f.debug { "debug" } else { f.log_level },
             log_format: f.log_format.unwrap_or(f.logger),
+            log_outputs,
             flag_warnings: warnings,
         })
     }

@@ -165,11 +165,11 @@ fn log_levels_are_etcds() {
 
 #[test]
 fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
-    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--max-txn-ops=128"]).unwrap();
+    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--proxy=off"]).unwrap();
     assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
-    let msg = parse(&["--max-txn-ops", "64"]).unwrap_err().to_string();
+    let msg = parse(&["--proxy", "on"]).unwrap_err().to_string();
     assert!(
-        msg.contains("--max-txn-ops=64") && msg.contains("\"128\""),
+        msg.contains("--proxy=on") && msg.contains("\"off\""),
         "{msg}"
     );
 }
@@ -429,4 +429,85 @@ fn auto_compaction_refusals_are_etcds() {
     let tiny = msg(&["--auto-compaction-retention=9ns"]);
     assert!(tiny.contains("--auto-compaction-retention=9ns"), "{tiny}");
     assert!(parse(&["--auto-compaction-retention=10ns"]).is_ok());
+}
+
+#[test]
+fn max_request_bytes_sets_the_proposal_and_grpc_limits_as_etcd() {
+    use crate::limits::{RequestBytesMax, GRPC_MESSAGE_BYTES_MAX, V3_PROPOSAL_BYTES_MAX};
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.request_bytes_max, RequestBytesMax::default());
+    assert_eq!(c.request_bytes_max.proposal(), 1_572_864);
+    assert_eq!(c.request_bytes_max.grpc_message(), GRPC_MESSAGE_BYTES_MAX);
+    let c = parse(&["--max-request-bytes", "2048"]).unwrap();
+    assert_eq!(c.request_bytes_max.proposal(), 2048);
+    assert_eq!(c.request_bytes_max.grpc_message(), 2048 + (512 << 10));
+    assert!(c.flag_warnings.is_empty(), "{:?}", c.flag_warnings);
+    // 0 is a value too: every write is too large, and only the gRPC allowance is left.
+    let c = parse(&["-max-request-bytes=0"]).unwrap();
+    assert_eq!(c.request_bytes_max.grpc_message(), 512 << 10);
+    // etcd takes any uint, warning above 10 MiB; gRPC cannot announce a message over
+    // 4 GiB, so the message limit stops there.
+    let c = parse(&["--max-request-bytes=18446744073709551615"]).unwrap();
+    assert_eq!(c.request_bytes_max.grpc_message(), u32::MAX as usize);
+    assert!(c.request_bytes_max.gateway_request() >= c.request_bytes_max.grpc_message());
+    assert_eq!(
+        c.flag_warnings,
+        ["MaxRequestBytes 18446744073709551615 exceeds maximum recommended size 10485760"]
+    );
+    let c = parse(&["--logger=zap", "--max-request-bytes=10485761"]).unwrap();
+    assert!(
+        c.flag_warnings[0].starts_with("exceeded recommended request limit"),
+        "{:?}",
+        c.flag_warnings
+    );
+    assert!(parse(&["--max-request-bytes=-1"]).is_err());
+    assert!(parse(&["--max-request-bytes=lots"]).is_err());
+    assert_eq!(V3_PROPOSAL_BYTES_MAX, 1_572_864, "etcd's default");
+}
+
+#[test]
+fn max_txn_ops_is_the_members_own_limit() {
+    assert_eq!(parse(&[]).unwrap().txn_ops_max, 128, "etcd's default");
+    assert_eq!(parse(&["--max-txn-ops", "4"]).unwrap().txn_ops_max, 4);
+    assert_eq!(parse(&["-max-txn-ops=0"]).unwrap().txn_ops_max, 0);
+    assert_eq!(
+        parse(&["--max-txn-ops=100000"]).unwrap().txn_ops_max,
+        100_000
+    );
+    assert!(parse(&["--max-txn-ops=-1"]).is_err(), "a uint, as Go's");
+    // Go's syntax for unsigned flags: a leading 0 is octal.
+    assert_eq!(parse(&["--max-txn-ops=010"]).unwrap().txn_ops_max, 8);
+    let c = parse(&["--max-request-bytes=0x800"]).unwrap();
+    assert_eq!(c.request_bytes_max.proposal(), 2048);
+}
+
+#[test]
+fn log_outputs_follow_the_logger_as_etcds() {
+    assert_eq!(parse(&[]).unwrap().log_outputs, [LogOutput::Stderr]);
+    let c = parse(&["--log-outputs", "stdout"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stdout]);
+    // capnslog (the default logger) writes to one standard stream; files need zap.
+    let refused = parse(&["--log-outputs=/tmp/beacon.log"]).unwrap_err();
+    assert!(
+        refused.to_string().contains("unknown log-output"),
+        "{refused}"
+    );
+    let c = parse(&["--logger=zap", "--log-outputs=/tmp/beacon.log,stderr"]).unwrap();
+    assert_eq!(
+        c.log_outputs,
+        [
+            LogOutput::File(PathBuf::from("/tmp/beacon.log")),
+            LogOutput::Stderr
+        ]
+    );
+    // Beacon's own --log-format does not change which logger's rules apply.
+    assert!(parse(&["--log-format=json", "--log-outputs=/tmp/beacon.log"]).is_err());
+    assert!(parse(&["--logger=zap", "--log-outputs=default,stdout"]).is_err());
+    // etcd 3.4's deprecated --log-output: alone it only warns...
+    let c = parse(&["--log-output=stdout"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stderr]);
+    assert!(c.flag_warnings[0].contains("Deprecated '--log-output'"));
+    // ...and with more values than --log-outputs it wins.
+    let c = parse(&["--logger=zap", "-log-output", "stdout,stderr"]).unwrap();
+    assert_eq!(c.log_outputs, [LogOutput::Stderr, LogOutput::Stdout]);
 }

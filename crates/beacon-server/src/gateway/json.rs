@@ -19,7 +19,6 @@ use tonic::{Code, Status};
 
 use crate::http::gojson::go_json;
 use crate::http::{full, APPLICATION_JSON};
-use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 
 /// The header grpc-gateway forwards from the gRPC answer's own headers.
 const GRPC_METADATA_CONTENT_TYPE: HeaderName =
@@ -214,17 +213,17 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// grpc-go's refusal of a request over its server's message limit, if it is: etcd's
-/// gateway hands the request to its gRPC server, whose limit refuses it.
-pub fn oversized<M: prost::Message>(request: &M) -> Option<Status> {
+/// grpc-go's refusal of a request over its server's message limit, `limit` bytes, if
+/// it is: etcd's gateway hands the request to its gRPC server, whose limit refuses it.
+pub fn oversized<M: prost::Message>(request: &M, limit: usize) -> Option<Status> {
     let encoded_bytes = request.encoded_len();
-    (encoded_bytes > GRPC_MESSAGE_BYTES_MAX).then(|| too_large(encoded_bytes.to_string()))
+    (encoded_bytes > limit).then(|| too_large(encoded_bytes.to_string(), limit))
 }
 
-/// grpc-go's refusal of a message over the server's limit, `found` bytes long.
-pub fn too_large(found: String) -> Status {
+/// grpc-go's refusal of a message `found` bytes long over the server's `limit`.
+pub fn too_large(found: String, limit: usize) -> Status {
     Status::resource_exhausted(format!(
-        "grpc: received message larger than max ({found} vs. {GRPC_MESSAGE_BYTES_MAX})"
+        "grpc: received message larger than max ({found} vs. {limit})"
     ))
 }
 

@@ -37,7 +37,7 @@ use crate::grpc::messages::Way;
 use crate::grpc::{learner, Services};
 use crate::http::body::{read_capped, BodyError};
 use crate::http::go_error;
-use crate::limits::{GATEWAY_REQUEST_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT};
+use crate::limits::{RequestBytesMax, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
 
 /// Where the gateway's paths start: `/v3/`, and `/v3beta/`, which etcd rewrites to it.
@@ -311,17 +311,18 @@ pub(super) fn with_token<T>(message: T, token: Option<&http::HeaderValue>) -> to
 
 /// The one request of a unary or server-streaming call, read whole and decoded; or
 /// the answer to a body that is too large or does not decode, as etcd's gateway gives.
-async fn one_request<Req>(body: Body) -> Result<Req, Response>
+async fn one_request<Req>(body: Body, limits: RequestBytesMax) -> Result<Req, Response>
 where
     Req: DeserializeOwned + Default + Message,
 {
-    let bytes = match read_capped(body, GATEWAY_REQUEST_BYTES_MAX, REQUEST_BODY_READ_TIMEOUT).await
-    {
+    let read = read_capped(body, limits.gateway_request(), REQUEST_BODY_READ_TIMEOUT).await;
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { limit_bytes }) => {
-            return Err(json::refused(&json::too_large(format!(
-                "more than {limit_bytes}"
-            ))))
+            return Err(json::refused(&json::too_large(
+                format!("more than {limit_bytes}"),
+                limits.grpc_message(),
+            )))
         }
         Err(e) => return Err(json::not_called(&Status::invalid_argument(e.to_string()))),
     };
@@ -329,7 +330,7 @@ where
         Ok(request) => request,
         Err(e) => return Err(json::not_called(&Status::invalid_argument(e.0))),
     };
-    match json::oversized(&request) {
+    match json::oversized(&request, limits.grpc_message()) {
         Some(refused) => Err(json::refused(&refused)),
         None => Ok(request),
     }
@@ -350,7 +351,7 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let request: Req = match one_request(body).await {
+    let request: Req = match one_request(body, state.request_bytes_max).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };

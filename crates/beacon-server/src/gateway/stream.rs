@@ -38,10 +38,7 @@ use crate::grpc::learner;
 use crate::grpc::messages::{self, Way};
 use crate::http::body::BodyError;
 use crate::http::{full, APPLICATION_JSON};
-use crate::limits::{
-    GATEWAY_REQUEST_BYTES_MAX, GATEWAY_STREAM_REQUESTS_QUEUED_MAX, GRPC_MESSAGE_BYTES_MAX,
-    REQUEST_BODY_READ_TIMEOUT,
-};
+use crate::limits::{GATEWAY_STREAM_REQUESTS_QUEUED_MAX, REQUEST_BODY_READ_TIMEOUT};
 use crate::state::AppState;
 
 /// Serves one streaming call of the gRPC `method`: reads the requests from `body`, calls
@@ -60,7 +57,8 @@ where
     F: FnOnce(tonic::Request<tonic::Streaming<Req>>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
-    let mut requests = Requests::new(body);
+    let limits = state.request_bytes_max;
+    let mut requests = Requests::new(body, limits.gateway_request());
     let first = tokio::time::timeout(REQUEST_BODY_READ_TIMEOUT, requests.next::<Req>()).await;
     let first = match first {
         Ok(Ok(first)) => first,
@@ -78,7 +76,7 @@ where
     // server's message limit on the first request) comes as the stream's first answer.
     let refusal = match (learner::refuse_unserved(state, method), &first) {
         (Err(refused), _) => Some(refused),
-        (Ok(()), Some(first)) => json::oversized(first),
+        (Ok(()), Some(first)) => json::oversized(first, limits.grpc_message()),
         (Ok(()), None) => None,
     };
     if let Some(refused) = refusal {
@@ -96,6 +94,7 @@ where
                 shutdown: shutdown.clone(),
                 failed: Arc::clone(&failed),
                 method: counted.method(),
+                message_max: limits.grpc_message(),
             };
             let forwarding = forward::<Req>(requests, to);
             tokio::spawn(forwarding);
@@ -111,7 +110,7 @@ where
         tonic_prost::ProstDecoder::<Req>::new(BufferSettings::default()),
         http_body_util::StreamBody::new(frames),
         None,
-        Some(GRPC_MESSAGE_BYTES_MAX),
+        Some(limits.grpc_message()),
     );
     let answers = match call(super::with_token(streaming, token)).await {
         Ok(answers) => answers.into_inner(),
@@ -141,7 +140,7 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
-    let request: Req = match super::one_request(body).await {
+    let request: Req = match super::one_request(body, state.request_bytes_max).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
@@ -282,6 +281,7 @@ where
         mut shutdown,
         failed,
         method,
+        message_max,
     } = to;
     loop {
         let next = tokio::select! {
@@ -290,7 +290,7 @@ where
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let Ok(Some(request)) = next else { return };
-        if let Some(refused) = json::oversized(&request) {
+        if let Some(refused) = json::oversized(&request, message_max) {
             let _ = failed.set(refused.clone());
             let _ = tx.send(Err(refused)).await;
             return;
@@ -308,6 +308,8 @@ struct Forward {
     shutdown: watch::Receiver<bool>,
     failed: Arc<OnceLock<Status>>,
     method: Option<usize>,
+    /// The server's gRPC message limit, which each request is held to.
+    message_max: usize,
 }
 
 /// A message in gRPC's framing: uncompressed, its length, its bytes.
@@ -323,6 +325,8 @@ fn grpc_frame<M: Message>(message: &M) -> Bytes {
 /// The JSON requests of a body that may still be arriving.
 struct Requests {
     body: Body,
+    /// The most bytes one request may take (`RequestBytesMax::gateway_request`).
+    request_max: usize,
     buf: Vec<u8>,
     ended: bool,
     /// Whether `buf` may hold a whole value not looked at yet.
@@ -330,9 +334,10 @@ struct Requests {
 }
 
 impl Requests {
-    fn new(body: Body) -> Self {
+    fn new(body: Body, request_max: usize) -> Self {
         Requests {
             body,
+            request_max,
             buf: Vec::new(),
             ended: false,
             fresh: false,
@@ -357,9 +362,10 @@ impl Requests {
                     Next::End | Next::Incomplete => {}
                 }
             }
-            if self.buf.len() > GATEWAY_REQUEST_BYTES_MAX {
+            if self.buf.len() > self.request_max {
                 return Err(DecodeError(format!(
-                    "beacon: a request of more than {GATEWAY_REQUEST_BYTES_MAX} bytes"
+                    "beacon: a request of more than {} bytes",
+                    self.request_max
                 )));
             }
             match self.body.frame().await {

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use beacon_auth::Caller;
-use beacon_mvcc::{check_put_fields, check_txn, MvccError, TXN_OPS_MAX};
+use beacon_mvcc::{check_put_fields, check_txn, MvccError};
 use beacon_proto::beaconpb::{v3_request, v3_response};
 use beacon_proto::etcdserverpb::{
     kv_server, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -93,7 +93,9 @@ pub(super) async fn txn(
 ) -> Result<TxnResponse, Status> {
     // etcd's quota server wraps the KV server: the quota is checked first.
     super::quota::check(state, super::quota::txn_cost(&req)).await?;
-    check_txn(&req, TXN_OPS_MAX).map_err(|e| refused(&e))?;
+    // etcd's API layer counts operations against this member's own --max-txn-ops; the
+    // keyspace applying the entry does not count them again.
+    check_txn(&req, state.txn_ops_max).map_err(|e| refused(&e))?;
     match super::propose(state, caller, v3_request::Request::Txn(req)).await? {
         v3_response::Response::Txn(mut resp) => {
             resp.header = super::header_with(state, resp.header);

@@ -51,8 +51,8 @@ use tonic::{Code, Status};
 
 use crate::consensus::{propose_with_timeout, ProposeFailure};
 use crate::limits::{
-    GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT, GRPC_MESSAGE_BYTES_MAX,
-    GRPC_PING_INTERVAL_MIN, GRPC_STREAMS_PER_CONNECTION_MAX, V3_PROPOSAL_BYTES_MAX,
+    GRPC_KEEPALIVE_INTERVAL, GRPC_KEEPALIVE_TIMEOUT, GRPC_PING_INTERVAL_MIN,
+    GRPC_STREAMS_PER_CONNECTION_MAX,
 };
 use crate::state::AppState;
 
@@ -154,23 +154,24 @@ pub async fn routes(state: Arc<AppState>, services: &Services) -> Routes {
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    // etcd's limit on what a call may send; what it is sent has none.
+    // etcd's limit on what a call may send (`--max-request-bytes` and gRPC's
+    // allowance); what it is sent has none.
+    let message_max = state.request_bytes_max.grpc_message();
     let cluster = ClusterServer::from_arc(Arc::clone(&services.cluster))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let kv = KvServer::from_arc(Arc::clone(&services.kv))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let lease = LeaseServer::from_arc(Arc::clone(&services.lease))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        .max_decoding_message_size(message_max);
+    let kv = KvServer::from_arc(Arc::clone(&services.kv)).max_decoding_message_size(message_max);
+    let lease =
+        LeaseServer::from_arc(Arc::clone(&services.lease)).max_decoding_message_size(message_max);
     let election = ElectionServer::from_arc(Arc::clone(&services.election))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let lock = LockServer::from_arc(Arc::clone(&services.lock))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let watch = WatchServer::from_arc(Arc::clone(&services.watch))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        .max_decoding_message_size(message_max);
+    let lock =
+        LockServer::from_arc(Arc::clone(&services.lock)).max_decoding_message_size(message_max);
+    let watch =
+        WatchServer::from_arc(Arc::clone(&services.watch)).max_decoding_message_size(message_max);
     let maintenance = MaintenanceServer::from_arc(Arc::clone(&services.maintenance))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let auth = AuthServer::from_arc(Arc::clone(&services.auth))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        .max_decoding_message_size(message_max);
+    let auth =
+        AuthServer::from_arc(Arc::clone(&services.auth)).max_decoding_message_size(message_max);
     let routes = tonic::service::Routes::new(health_service)
         .add_service(auth)
         .add_service(cluster)
@@ -257,7 +258,9 @@ async fn propose(
         }),
     }
     .encode_to_vec();
-    if encoded.len() > V3_PROPOSAL_BYTES_MAX {
+    let etcd_bytes =
+        encoded.len() + etcd_header_extra_bytes(state.cluster.local_id, caller.is_some());
+    if etcd_bytes > state.request_bytes_max.proposal() {
         return Err(Status::invalid_argument("etcdserver: request is too large"));
     }
     let cmd = Command::V3(Encoded(encoded));
@@ -273,6 +276,23 @@ async fn propose(
         Some(v3_response::Response::Refusal(r)) => Err(Status::new(Code::from(r.code), r.message)),
         Some(response) => Ok(response),
         None => Err(Status::internal("beacon: an empty v3 answer")),
+    }
+}
+
+/// What etcd's log entry for a request spends beyond Beacon's: etcd marshals it in an
+/// `InternalRaftRequest` whose header (field 100) carries a request id, which Beacon's
+/// entry has not, beside the caller, which Beacon's carries in field 30 (as many tag
+/// bytes). etcd's ids (`idutil`) are the member id's low 16 bits over 48 bits of time
+/// and count, so their length depends on the member alone. Counted in, a KV write is
+/// held to `--max-request-bytes` at the byte where etcd holds it (their fields are the
+/// same in both entries).
+fn etcd_header_extra_bytes(member_id: u64, with_caller: bool) -> usize {
+    let request_id = ((member_id & 0xffff) << 48) | (1 << 47);
+    let id_bytes = 1 + prost::encoding::encoded_len_varint(request_id);
+    match with_caller {
+        true => id_bytes,
+        // The header's own tag (two bytes) and length, which the caller costs Beacon.
+        false => 2 + 1 + id_bytes,
     }
 }
 

@@ -29,8 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::limits::{
-    GRPC_MESSAGE_BYTES_MAX, WATCHERS_PER_STREAM_MAX, WATCH_CATCH_UP_REVISIONS_MAX,
-    WATCH_RESPONSES_QUEUED_MAX,
+    WATCHERS_PER_STREAM_MAX, WATCH_CATCH_UP_REVISIONS_MAX, WATCH_RESPONSES_QUEUED_MAX,
 };
 use crate::state::AppState;
 
@@ -448,6 +447,7 @@ impl Session {
     ) -> Result<Vec<(i64, Vec<WatchResponse>)>, MvccError> {
         let changes = mvcc.changes(from, to)?;
         let current = mvcc.current_revision();
+        let message_max = self.state.request_bytes_max.grpc_message();
         let mut out = Vec::new();
         for (&id, w) in self.watchers.iter().filter(|(_, w)| w.next <= to) {
             let mut events: Vec<(i64, Event)> = Vec::new();
@@ -468,11 +468,11 @@ impl Session {
                     while let Some((_, e)) = events.next_if(|(r, _)| *r == rev) {
                         of_rev.push(e);
                     }
-                    responses.extend(answers(base, id, w, rev, of_rev));
+                    responses.extend(answers(base, id, w, rev, of_rev, message_max));
                 }
             } else {
                 let events = events.into_iter().map(|(_, e)| e).collect();
-                responses.extend(answers(base, id, w, current, events));
+                responses.extend(answers(base, id, w, current, events, message_max));
             }
             out.push((id, responses));
         }
@@ -505,14 +505,15 @@ impl Session {
 }
 
 /// One answer to watcher `id` with `events`, headed by `revision`, or several if the
-/// watcher asked for fragments and it would be over the message limit (a single event
-/// is never split).
+/// watcher asked for fragments and it would be over `message_max`, the server's gRPC
+/// message limit, at which etcd cuts too (a single event is never split).
 fn answers(
     base: ResponseHeader,
     id: i64,
     w: &Watcher,
     revision: i64,
     events: Vec<Event>,
+    message_max: usize,
 ) -> Vec<WatchResponse> {
     let whole = WatchResponse {
         header: Some(ResponseHeader { revision, ..base }),
@@ -520,7 +521,7 @@ fn answers(
         events,
         ..WatchResponse::default()
     };
-    if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < GRPC_MESSAGE_BYTES_MAX {
+    if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < message_max {
         return vec![whole];
     }
     let WatchResponse { header, events, .. } = whole;
@@ -534,7 +535,7 @@ fn answers(
     let (mut pieces, mut part, mut size) = (Vec::new(), Vec::new(), 0);
     for event in events {
         let len = event.encoded_len();
-        if !part.is_empty() && size + len >= GRPC_MESSAGE_BYTES_MAX {
+        if !part.is_empty() && size + len >= message_max {
             pieces.push(piece(std::mem::take(&mut part), true));
             size = 0;
         }
@@ -557,6 +558,7 @@ fn go_text(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 
     fn watcher(key: &[u8], range_end: &[u8]) -> Watcher {
         Watcher {
@@ -597,9 +599,13 @@ mod tests {
         let mut w = watcher(&[0], &[0]);
         let events = || (1..=3).map(event).collect::<Vec<_>>();
         let base = ResponseHeader::default();
-        assert_eq!(answers(base, 4, &w, 5, events()).len(), 1, "not asked");
+        assert_eq!(
+            answers(base, 4, &w, 5, events(), GRPC_MESSAGE_BYTES_MAX).len(),
+            1,
+            "not asked"
+        );
         w.fragment = true;
-        let pieces = answers(base, 4, &w, 5, events());
+        let pieces = answers(base, 4, &w, 5, events(), GRPC_MESSAGE_BYTES_MAX);
         let shape: Vec<(usize, bool)> = pieces
             .iter()
             .map(|p| (p.events.len(), p.fragment))
@@ -609,6 +615,9 @@ mod tests {
             .iter()
             .all(|p| p.watch_id == 4 && p.header.is_some_and(|h| h.revision == 5)));
         // A single event is never split, however large.
-        assert_eq!(answers(base, 4, &w, 5, vec![event(9)]).len(), 1);
+        assert_eq!(
+            answers(base, 4, &w, 5, vec![event(9)], GRPC_MESSAGE_BYTES_MAX).len(),
+            1
+        );
     }
 }

@@ -10,14 +10,14 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 use super::harness;
-use crate::limits::GATEWAY_REQUEST_BYTES_MAX;
+use crate::limits::RequestBytesMax;
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_unread() {
     let h = harness();
     let body = format!(
         r#"{{"key":"YQ==","value":"{}"}}"#,
-        "A".repeat(GATEWAY_REQUEST_BYTES_MAX)
+        "A".repeat(RequestBytesMax::default().gateway_request())
     );
     let r = h.call("POST", "/v3/kv/put", &body).await;
     assert_eq!(r.status, 429, "{}", r.body);
