@@ -11,6 +11,7 @@ pub mod compactor;
 pub mod config;
 pub mod conn;
 pub mod consensus;
+pub mod corrupt;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -67,6 +68,9 @@ pub async fn run(
         .first()
         .cloned()
         .unwrap_or_default();
+    // etcd checks a member against its peers only when it restarts on its own data.
+    let restarted = identity::load(&config.data_dir)?.is_some();
+    let peer_net = Arc::clone(&seams.net);
     let identity = identity::resolve(&config, &bootstrap, Arc::clone(&seams.net)).await?;
     let cluster = Cluster {
         id: identity.cluster_id,
@@ -116,6 +120,23 @@ pub async fn run(
         data_dir = %config.data_dir.display(),
         "beacon started"
     );
+    let consensus = Arc::new(RaftConsensus::new(
+        node.clone(),
+        config.data_dir.clone(),
+        config.heartbeat_interval_ms,
+        config.election_timeout_ms,
+    ));
+    let peer_http = beacon_raft::peer::discovery_client_over(peer_net);
+    if config.initial_corrupt_check && restarted {
+        let timeout = limits::request_timeout(config.election_timeout_ms);
+        let checked = corrupt::check_initial(consensus.as_ref(), &cluster, timeout, &peer_http);
+        if let Err(why) = checked.await {
+            // As etcd: the member stops before it serves, its data untouched.
+            let _ = node.shutdown().await;
+            peer_server.abort();
+            anyhow::bail!(why);
+        }
+    }
     // etcd's `publish`: the name and client URLs go into the membership once a leader
     // takes them, so that `/v2/members` and `/v2/machines` show them on every member.
     let publisher = tokio::spawn({
@@ -123,12 +144,6 @@ pub async fn run(
         let (name, client_urls) = (config.name.clone(), config.advertise_client_urls.clone());
         async move { node.publish(name, client_urls).await }
     });
-    let consensus = Arc::new(RaftConsensus::new(
-        node.clone(),
-        config.data_dir.clone(),
-        config.heartbeat_interval_ms,
-        config.election_timeout_ms,
-    ));
     let (removed_tx, mut removed_rx) = watch::channel(false);
     let (failed_tx, mut failed_rx) = watch::channel(None);
     let stop = {
@@ -184,6 +199,9 @@ pub async fn run(
             grpc_gateway: config.enable_grpc_gateway,
             access: config.access.clone(),
             auto_compaction: config.auto_compaction,
+            corrupt_check: config
+                .corrupt_check_interval
+                .map(|interval| (interval, peer_http.clone())),
             http2: grpc::Http2Settings {
                 max_concurrent_streams: config
                     .max_concurrent_streams
@@ -346,6 +364,9 @@ pub struct ClientSettings {
     pub access: http::access::AccessControl,
     /// `--auto-compaction-*`: what the compactor keeps; `None`: it does not run.
     pub auto_compaction: Option<compactor::Retention>,
+    /// `--experimental-corrupt-check-time`, and the client the leader asks its peers'
+    /// hashes with; `None`: no periodic corruption check.
+    pub corrupt_check: Option<(std::time::Duration, beacon_raft::peer::PeerHttp)>,
 }
 
 /// Serves the client API on `listeners` over `consensus` (and runs the automatic
@@ -387,6 +408,14 @@ pub async fn serve(
         let keyspace = compactor::ServerKeyspace(Arc::clone(&state));
         tokio::spawn(compactor::run(keyspace, retention, stop_rx.clone()))
     });
+    let corrupt_checker = settings.corrupt_check.clone().map(|(interval, http)| {
+        tokio::spawn(corrupt::run_periodic(
+            Arc::clone(&state),
+            http,
+            interval,
+            stop_rx.clone(),
+        ))
+    });
     let mut servers = tokio::task::JoinSet::new();
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
@@ -412,6 +441,9 @@ pub async fn serve(
     .await;
     servers.abort_all();
     let _ = ticker.await;
+    if let Some(checker) = corrupt_checker {
+        checker.abort();
+    }
     if let Some(compactor) = compactor {
         // A compaction under way is an entry in the log: each member applies it or not.
         compactor.abort();

@@ -58,6 +58,19 @@ impl LocalMember for RaftNode {
         RaftNode::members(self)
     }
 
+    fn hash_kv(&self, revision: i64) -> Result<crate::peer::PeerHashKv, String> {
+        let mvcc = self
+            .mvcc()
+            .read()
+            .map_err(|_| "beacon: the v3 keyspace failed".to_string())?;
+        let answer = mvcc.hash_kv(revision).map_err(|e| e.to_string())?;
+        Ok(crate::peer::PeerHashKv {
+            revision: answer.header.map_or(0, |h| h.revision),
+            compact_revision: answer.compact_revision,
+            hash: answer.hash,
+        })
+    }
+
     fn applied_and_vote(&self) -> (Option<LogId>, Vote) {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();

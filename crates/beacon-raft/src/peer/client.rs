@@ -387,6 +387,34 @@ pub async fn fetch_members(
     Ok((cluster_id, members))
 }
 
+/// Member `peer_url`'s hash of its keyspace at `revision`; an error is its refusal
+/// (a 400 in the keyspace's words, such as a compacted revision) or the network's.
+pub async fn fetch_hash_kv(
+    http: &PeerHttp,
+    peer_url: &str,
+    cluster_id: u64,
+    revision: i64,
+    timeout: Duration,
+) -> Result<super::PeerHashKv, String> {
+    let url = format!("{}{}", peer_url.trim_end_matches('/'), super::HASH_KV_PATH);
+    let body = serde_json::json!({ "revision": revision }).to_string();
+    let headers = [(CLUSTER_ID_HEADER, format!("{cluster_id:x}"))];
+    let answer = http
+        .post(
+            &url,
+            "application/json",
+            &headers,
+            body.into_bytes(),
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !answer.status.is_success() {
+        return Err(String::from_utf8_lossy(&answer.body).trim().to_string());
+    }
+    serde_json::from_slice(&answer.body).map_err(|e| e.to_string())
+}
+
 /// A client for one-off calls to peers outside a running node (start-up discovery),
 /// over TCP.
 pub fn discovery_client() -> PeerHttp {

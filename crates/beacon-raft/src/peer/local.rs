@@ -124,6 +124,10 @@ pub trait LocalMember: Clone + Send + Sync + 'static {
     /// the member's shutdown.
     fn on_leader_connection_closed(&self) -> Box<dyn FnOnce() + Send>;
 
+    /// The keyspace's hash at `revision` (0: the current one), or the keyspace's
+    /// refusal in its words (a compacted or future revision).
+    fn hash_kv(&self, revision: i64) -> Result<super::PeerHashKv, String>;
+
     /// The snapshot directory, where a snapshot from the leader is received.
     fn snapshot_dir(&self) -> &SnapshotDir;
 

@@ -44,7 +44,9 @@ mod stats;
 mod traffic;
 
 pub use call::PeerHttp;
-pub use client::{discovery_client, discovery_client_over, fetch_members, NetworkFactory};
+pub use client::{
+    discovery_client, discovery_client_over, fetch_hash_kv, fetch_members, NetworkFactory,
+};
 pub(crate) use client::{fetch_read_index, forward_member_change, notify_removed};
 pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};
 #[cfg(test)]
@@ -54,7 +56,7 @@ pub(crate) use local::from_leader;
 pub use local::LocalMember;
 pub use net::{Connecting, PeerAccept, PeerIo, PeerNet, PeerStream, TcpNet, TlsNet};
 pub use probe::{round_trips, ROUND_TRIP_BOUNDS_SECONDS};
-pub use server::{router, ListedMember};
+pub use server::{router, ListedMember, PeerHashKv};
 pub use stats::{FollowerStats, PeerStats};
 pub use traffic::{received_bytes, sent_bytes};
 
@@ -83,6 +85,8 @@ pub(crate) const REMOVED_PATH: &str = "/raft/removed";
 pub(crate) const READ_INDEX_PATH: &str = "/raft/read-index";
 /// etcd's peer handler path for the member list, which a joining member reads.
 pub const MEMBER_LIST_PATH: &str = "/members";
+/// etcd's peer handler path for a member's HashKV, which the corruption checks read.
+pub const HASH_KV_PATH: &str = "/members/hashkv";
 
 /// Header of a snapshot request: the sender's vote, as JSON.
 pub(crate) const VOTE_HEADER: &str = "x-beacon-vote";

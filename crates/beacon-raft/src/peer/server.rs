@@ -43,6 +43,7 @@ pub fn router<L: LocalMember>(local: L) -> Router {
         .route(REMOVED_PATH, post(removed::<L>))
         .route(SNAPSHOT_PATH, post(super::snapshot_receive::snapshot::<L>))
         .route(MEMBER_LIST_PATH, get(member_list::<L>))
+        .route(super::HASH_KV_PATH, post(hash_kv::<L>))
         .route(super::probe::PROBING_PATH, get(probing))
         .with_state(local)
 }
@@ -248,6 +249,52 @@ async fn read_index<L: LocalMember>(
     answer(Ok::<_, std::convert::Infallible>(
         node.read_index_here().await,
     ))
+}
+
+/// A member's hash of its keyspace at a revision, as etcd's peer `/members/hashkv`
+/// answers it (its `HashKVResponse`: the revision in the header).
+#[derive(Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerHashKv {
+    /// The member's current revision (the answer's header's, as etcd's).
+    pub revision: i64,
+    /// The revision the keyspace was compacted at.
+    pub compact_revision: i64,
+    /// etcd's HashKV: CRC-32C of the history up to `revision`.
+    pub hash: u32,
+}
+
+/// The keyspace's hash at the revision asked for (0: the current one). As etcd's,
+/// guarded by the cluster id alone: a member starting up asks before it is running,
+/// and the answer changes nothing. A revision the keyspace cannot hash (compacted,
+/// future) is a 400 with the keyspace's words, which the asker reads.
+async fn hash_kv<L: LocalMember>(
+    State(node): State<L>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ours = format!("{:x}", node.cluster_id());
+    let theirs = headers
+        .get(super::CLUSTER_ID_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if theirs != Some(ours.as_str()) {
+        return (StatusCode::PRECONDITION_FAILED, "clusterID mismatch\n").into_response();
+    }
+    let bytes = or_answer!(read_limited(&headers, body, SMALL_MESSAGE_BYTES_MAX).await);
+    let asked: HashKvAsked = or_answer!(decode(&bytes));
+    match node.hash_kv(asked.revision) {
+        Ok(hash) => match serde_json::to_vec(&hash) {
+            Ok(json) => ([("content-type", "application/json")], json).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        Err(refused) => (StatusCode::BAD_REQUEST, refused).into_response(),
+    }
+}
+
+/// etcd's `HashKVRequest` as its peer handler reads it.
+#[derive(serde::Deserialize)]
+struct HashKvAsked {
+    #[serde(default)]
+    revision: i64,
 }
 
 /// One member as etcd's peer `/members` lists it.

@@ -53,7 +53,6 @@ const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> Etc
 }
 
 const EMPTY: &[&str] = &[""];
-const FALSE: &[&str] = &["false"];
 /// No value is accepted yet: Beacon behaves as etcd does at none of them.
 const NONE: &[&str] = &[];
 
@@ -96,8 +95,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "it serves Go's profiler; beacon is not a Go program",
     ),
-    pending("experimental-corrupt-check-time", &["0s", "0"]),
-    pending_bool("experimental-initial-corrupt-check", FALSE),
     no_meaning(
         "experimental-enable-lease-checkpoint",
         true,
@@ -246,26 +243,19 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--experimental-initial-corrupt-check=false",
+            "--wal-dir=",
             "--proxy",
             "off",
             "--discovery=",
-            "--experimental-corrupt-check-time",
-            "0",
         ])
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
         assert!(warnings.is_empty());
-        let refused = run(&["beacon", "--experimental-initial-corrupt-check"]).unwrap_err();
-        assert!(
-            refused.contains("--experimental-initial-corrupt-check=true"),
-            "{refused}"
-        );
+        let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
+        assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
         assert!(run(&["beacon", "--discovery", "http://d"]).is_err());
-        let flag = |v: &str| format!("--experimental-initial-corrupt-check={v}");
-        assert!(run(&["beacon", &flag("0")]).is_ok(), "Go's false");
-        assert!(run(&["beacon", &flag("nope")]).is_err());
+        assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
     }
 
     #[test]

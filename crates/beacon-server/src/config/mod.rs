@@ -203,6 +203,17 @@ struct Flags {
     #[arg(long, env = "ETCD_PRE_VOTE", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pre_vote: bool,
+    /// Compare this member's keyspace with its peers' before serving, when it restarts
+    /// on its own data, and stop if one differs.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true,
+          value_parser = parse_go_bool)]
+    experimental_initial_corrupt_check: bool,
+    /// How often the leader compares the members' keyspaces and raises the CORRUPT
+    /// alarm for one that differs (Go duration syntax; 0: never).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s",
+          value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
+    experimental_corrupt_check_time: std::time::Duration,
     /// How much of the v3 keyspace's history auto compaction keeps: a duration, or in
     /// periodic mode a number of hours, or in revision mode a number of revisions (0:
     /// no auto compaction).
@@ -311,6 +322,10 @@ pub struct Config {
     pub initial_election_tick_advance: bool,
     /// `--pre-vote`.
     pub pre_vote: bool,
+    /// `--experimental-initial-corrupt-check`.
+    pub initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time`; `None`: no periodic check.
+    pub corrupt_check_interval: Option<std::time::Duration>,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`: what the leader's
@@ -636,6 +651,9 @@ impl Config {
             enable_grpc_gateway: f.enable_grpc_gateway,
             initial_election_tick_advance: f.initial_election_tick_advance,
             pre_vote: f.pre_vote,
+            initial_corrupt_check: f.experimental_initial_corrupt_check,
+            corrupt_check_interval: Some(f.experimental_corrupt_check_time)
+                .filter(|t| !t.is_zero()),
             strict_reconfig_check: f.strict_reconfig_check,
             auto_compaction,
             log_level: if f.debug { "debug" } else { f.log_level },

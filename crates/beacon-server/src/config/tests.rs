@@ -302,8 +302,18 @@ fn quota_and_progress_interval_flags() {
     let raised = "adjusting watch progress notify interval to minimum period 100ms";
     assert_eq!(interval("1ms"), (ms(100), vec![raised.to_string()]));
     assert_eq!(interval("100ms"), (ms(100), vec![]));
-    assert!(msg(&["--experimental-corrupt-check-time", "1m"]).contains("does not support"));
-    assert!(parse(&["--experimental-corrupt-check-time", "0s"]).is_ok());
+    let every = |v: &str| {
+        parse(&["--experimental-corrupt-check-time", v])
+            .unwrap()
+            .corrupt_check_interval
+    };
+    assert_eq!(every("1m"), Some(std::time::Duration::from_secs(60)));
+    assert_eq!(every("0s"), None, "etcd's default: no periodic check");
+    assert_eq!(every("-1s"), None);
+    assert!(!parse(&[]).unwrap().initial_corrupt_check);
+    let c = parse(&["--experimental-initial-corrupt-check"]).unwrap();
+    assert!(c.initial_corrupt_check);
+    assert!(msg(&["--experimental-initial-corrupt-check=maybe"]).contains("maybe"));
 }
 
 #[test]

@@ -15,6 +15,20 @@ use tonic::{Request, Response, Status};
 use crate::api::version::ETCD_SERVER_VERSION;
 use crate::state::AppState;
 
+/// Raises the CORRUPT alarm for `member` through the log, as the server itself (etcd's
+/// periodic corruption check does: `crate::corrupt`).
+pub(crate) async fn raise_corrupt(state: &AppState, member: u64) -> Result<(), Status> {
+    use beacon_proto::etcdserverpb::alarm_request::AlarmAction;
+    let raise = AlarmRequest {
+        action: AlarmAction::Activate as i32,
+        member_id: member,
+        alarm: AlarmType::Corrupt as i32,
+    };
+    super::propose(state, None, v3_request::Request::Alarm(raise))
+        .await
+        .map(|_| ())
+}
+
 pub struct Maintenance {
     state: Arc<AppState>,
 }
