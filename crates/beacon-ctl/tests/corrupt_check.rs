@@ -10,18 +10,9 @@ use beacon_testkit::{ServerKind, ServerProcess, TempDir};
 
 mod support;
 
-use support::{etcdctl, finish, Output};
+use support::etcdctl_v3 as v3;
 
 const CHECK: &str = "--experimental-initial-corrupt-check=true";
-
-/// `etcdctl` (API 3) against `server`.
-fn v3(server: &ServerProcess, args: &[&str]) -> Output {
-    let mut cmd = support::command(&etcdctl(), &server.client_url(), args);
-    cmd.env("ETCDCTL_API", "3")
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg(format!("--endpoints={}", server.client_url()));
-    finish(cmd, args)
-}
 
 /// A backup of a one-member server of `kind` holding k1..k5 with values other than
 /// the cluster's, saved into `dir`.

@@ -13,19 +13,10 @@ use serde_json::Value;
 
 mod support;
 
-use support::{etcdctl, finish, Output};
+use support::{etcdctl_v3 as v3, Output};
 
 /// How long the restored cluster may take to elect and serve.
 const SERVE_DEADLINE: Duration = Duration::from_secs(30);
-
-/// `etcdctl` (API 3) against `server`.
-fn v3(server: &ServerProcess, args: &[&str]) -> Output {
-    let mut cmd = support::command(&etcdctl(), &server.client_url(), args);
-    cmd.env("ETCDCTL_API", "3")
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg(format!("--endpoints={}", server.client_url()));
-    finish(cmd, args)
-}
 
 /// `beaconctl snapshot ...` (no endpoint: an offline command).
 fn snapshot(args: &[&str]) -> Output {

@@ -95,6 +95,15 @@ pub fn run(bin: &Path, endpoint: &str, args: &[&str]) -> Output {
     finish(command(bin, endpoint, args), args)
 }
 
+/// `etcdctl` (API 3) against `server`, whatever the environment says.
+pub fn etcdctl_v3(server: &ServerProcess, args: &[&str]) -> Output {
+    let mut cmd = command(&etcdctl(), &server.client_url(), args);
+    cmd.env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={}", server.client_url()));
+    finish(cmd, args)
+}
+
 /// Runs `beaconctl args...` against `endpoint`.
 pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
     run(&beaconctl(), endpoint, args)
