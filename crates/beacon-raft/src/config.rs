@@ -28,6 +28,10 @@ pub const PROPOSAL_BYTES_MAX_DEFAULT: usize = 10 << 20;
 pub struct RaftConfig {
     /// The data directory (`--data-dir`); the node uses `<data_dir>/member/{raft,snap}`.
     pub data_dir: PathBuf,
+    /// etcd's `--wal-dir`: where the log database lives instead of
+    /// `<data_dir>/member/raft` ([`RaftConfig::log_dir`]). The log database is
+    /// Beacon's write-ahead log, and it holds the v3 keyspace's tables too.
+    pub wal_dir: Option<PathBuf>,
     /// This member's id.
     pub node_id: u64,
     /// This member's peer URL, recorded in the membership.
@@ -82,6 +86,7 @@ impl RaftConfig {
         let peer_url = peer_url.into();
         RaftConfig {
             data_dir: data_dir.into(),
+            wal_dir: None,
             node_id,
             initial_members: BTreeMap::from([(
                 node_id,
@@ -100,6 +105,13 @@ impl RaftConfig {
             pre_vote: true,
             strict_reconfig_check: false,
         }
+    }
+
+    /// The log database's directory: `--wal-dir`, or `<data_dir>/member/raft`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.wal_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("member").join("raft"))
     }
 
     /// The openraft settings these give (the simulation in beacon-sim runs with them too).

@@ -1,6 +1,7 @@
 //! beacon-raft: every write goes through openraft before it reaches the store.
 //!
-//! The Raft log, vote and log markers live in fjall (`<data-dir>/member/raft`), the
+//! The Raft log, vote and log markers live in fjall (`<data-dir>/member/raft`, or
+//! `--wal-dir`), the
 //! store is snapshotted to checksummed files (`<data-dir>/member/snap`), and
 //! [`RaftNode`] ties them to an openraft instance. Members talk over HTTP on their peer
 //! URLs ([`peer`]): openraft's messages, and proposals a follower forwards to the leader.

@@ -148,7 +148,7 @@ impl RaftNode {
     async fn open_seamed(config: RaftConfig, seams: Seams) -> Result<RaftNode, OpenError> {
         let disk = Arc::clone(&seams.disk);
         let member = config.data_dir.join("member");
-        let raft_dir = member.join("raft");
+        let raft_dir = config.log_dir();
         let snap_dir = member.join("snap");
         // Written once the first start succeeded: from then on, a directory without Raft
         // state has lost files, and must not be mistaken for a fresh one.

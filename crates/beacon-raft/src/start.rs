@@ -67,7 +67,7 @@ pub(crate) async fn start(
             tracing::warn!("--force-new-cluster: no Raft state left; starting a new cluster");
         } else if was_initialized {
             return Err(OpenError::LogCorrupt {
-                path: config.data_dir.join("member").join("raft"),
+                path: config.log_dir(),
                 detail: format!(
                     "this data directory was initialized (member/{INITIALIZED_MARKER} exists) \
                      but holds no Raft state: its log files are missing"

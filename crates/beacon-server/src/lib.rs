@@ -79,6 +79,7 @@ pub async fn run(
     };
     let raft_config = beacon_raft::RaftConfig {
         data_dir: config.data_dir.clone(),
+        wal_dir: config.wal_dir.clone(),
         node_id: cluster.local_id,
         initial_members: identity::initial_members(&bootstrap),
         join_existing: config.initial_cluster_state == config::ClusterState::Existing,
@@ -120,12 +121,15 @@ pub async fn run(
         data_dir = %config.data_dir.display(),
         "beacon started"
     );
-    let consensus = Arc::new(RaftConsensus::new(
-        node.clone(),
-        config.data_dir.clone(),
-        config.heartbeat_interval_ms,
-        config.election_timeout_ms,
-    ));
+    let consensus = Arc::new(
+        RaftConsensus::new(
+            node.clone(),
+            config.data_dir.clone(),
+            config.heartbeat_interval_ms,
+            config.election_timeout_ms,
+        )
+        .with_wal_dir(config.wal_dir.clone()),
+    );
     let peer_http = beacon_raft::peer::discovery_client_over(peer_net);
     if config.initial_corrupt_check && restarted {
         let timeout = limits::request_timeout(config.election_timeout_ms);

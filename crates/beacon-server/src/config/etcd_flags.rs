@@ -63,7 +63,6 @@ const PROXY: &str = "it tunes etcd's v2 proxy mode, which is off (--proxy off)";
 /// `--config-file`, which `super::take_config_file` reads first), and
 /// `--unsafe-no-fsync` (3.5), refused here by name as etcd 3.4 refuses it as unknown.
 pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
-    pending("wal-dir", EMPTY),
     no_meaning(
         "max-snapshots",
         false,
@@ -243,7 +242,7 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--wal-dir=",
+            "--experimental-enable-v2v3=",
             "--proxy",
             "off",
             "--discovery=",
@@ -292,7 +291,7 @@ mod tests {
     fn a_value_after_the_separator_is_left_alone() {
         let (rest, _) = run(&["beacon", "--", "--proxy=on"]).unwrap();
         assert_eq!(rest, ["beacon", "--", "--proxy=on"]);
-        assert!(run(&["beacon", "--wal-dir"])
+        assert!(run(&["beacon", "--discovery"])
             .unwrap_err()
             .contains("needs an argument"));
     }

@@ -203,6 +203,10 @@ struct Flags {
     #[arg(long, env = "ETCD_PRE_VOTE", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pre_vote: bool,
+    /// Where the log database lives instead of <data-dir>/member/raft (etcd's WAL
+    /// directory; Beacon's log database holds the v3 keyspace's tables too).
+    #[arg(long, env = "ETCD_WAL_DIR", default_value = "")]
+    wal_dir: String,
     /// Compare this member's keyspace with its peers' before serving, when it restarts
     /// on its own data, and stop if one differs.
     #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", default_value = "false",
@@ -322,6 +326,8 @@ pub struct Config {
     pub initial_election_tick_advance: bool,
     /// `--pre-vote`.
     pub pre_vote: bool,
+    /// `--wal-dir`; `None`: the log database is in the data directory.
+    pub wal_dir: Option<PathBuf>,
     /// `--experimental-initial-corrupt-check`.
     pub initial_corrupt_check: bool,
     /// `--experimental-corrupt-check-time`; `None`: no periodic check.
@@ -651,6 +657,9 @@ impl Config {
             enable_grpc_gateway: f.enable_grpc_gateway,
             initial_election_tick_advance: f.initial_election_tick_advance,
             pre_vote: f.pre_vote,
+            wal_dir: Some(&f.wal_dir)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             initial_corrupt_check: f.experimental_initial_corrupt_check,
             corrupt_check_interval: Some(f.experimental_corrupt_check_time)
                 .filter(|t| !t.is_zero()),

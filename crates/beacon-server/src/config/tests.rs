@@ -104,6 +104,14 @@ fn grpc_connection_flags() {
 }
 
 #[test]
+fn wal_dir_is_the_log_databases_directory() {
+    assert_eq!(parse(&[]).unwrap().wal_dir, None);
+    assert_eq!(parse(&["--wal-dir="]).unwrap().wal_dir, None);
+    let c = parse(&["--wal-dir", "/fast/wal"]).unwrap();
+    assert_eq!(c.wal_dir, Some(std::path::PathBuf::from("/fast/wal")));
+}
+
+#[test]
 fn cors_and_host_whitelist_are_etcds() {
     let c = parse(&[]).unwrap();
     assert_eq!(c.access, crate::http::access::AccessControl::default());

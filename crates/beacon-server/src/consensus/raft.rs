@@ -13,8 +13,10 @@ use super::{
 /// Adapts a Raft node to the HTTP layer.
 pub struct RaftConsensus {
     node: RaftNode,
-    /// The node's data directory, whose size Status reports.
+    /// The node's data directory, whose size Status reports...
     data_dir: PathBuf,
+    /// ...with its `--wal-dir`'s, when the log database lives there.
+    wal_dir: Option<PathBuf>,
     /// The shortest lease TTL, in seconds.
     min_lease_ttl: i64,
 }
@@ -31,8 +33,15 @@ impl RaftConsensus {
         RaftConsensus {
             node,
             data_dir,
+            wal_dir: None,
             min_lease_ttl: super::min_lease_ttl(heartbeat_interval_ms, election_timeout_ms),
         }
+    }
+
+    /// The same, with its log database in `wal_dir` (`--wal-dir`).
+    pub fn with_wal_dir(mut self, wal_dir: Option<PathBuf>) -> Self {
+        self.wal_dir = wal_dir;
+        self
     }
 }
 
@@ -152,7 +161,7 @@ impl Consensus for RaftConsensus {
     }
 
     fn disk_bytes(&self) -> u64 {
-        dir_bytes(&self.data_dir)
+        dir_bytes(&self.data_dir) + self.wal_dir.as_deref().map_or(0, dir_bytes)
     }
 
     fn follower_stats(&self) -> std::collections::BTreeMap<u64, beacon_raft::FollowerStats> {
