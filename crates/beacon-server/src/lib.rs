@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod consensus;
 pub mod corrupt;
+pub mod discovery;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -45,8 +46,18 @@ pub async fn run(
     for warning in &config.flag_warnings {
         tracing::warn!("{warning}");
     }
+    let initial_cluster = match &config.discovery {
+        // A member that has data knows its cluster; discovery is for a new one.
+        Some(url)
+            if config.initial_cluster_state == config::ClusterState::New
+                && identity::load(&config.data_dir)?.is_none() =>
+        {
+            discover(&config, url).await?
+        }
+        _ => config.initial_cluster.clone(),
+    };
     let bootstrap = Cluster::bootstrap(
-        &config.initial_cluster,
+        &initial_cluster,
         &config.initial_cluster_token,
         &config.name,
         &config.advertise_client_urls,
@@ -240,6 +251,42 @@ pub async fn run(
         return Err(anyhow::anyhow!("raft stopped after a storage error: {why}"));
     }
     served.and(stopped)
+}
+
+/// The cluster `--discovery`'s service gathers: this member registers itself (its
+/// name and advertised peer URLs, under the id they give with the URL as token) and
+/// waits for the rest.
+async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let own = Cluster::bootstrap(
+        &config.initial_cluster,
+        url,
+        &config.name,
+        &config.advertise_client_urls,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let own_value = config
+        .initial_cluster
+        .iter()
+        .map(|(name, peer_url)| format!("{name}={peer_url}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let http = beacon_raft::peer::discovery_client();
+    let own_id = format!("{:x}", own.local_id);
+    match discovery::join(&http, url, &own_id, &own_value).await {
+        Ok(cluster) => config::parse_initial_cluster(&cluster).map_err(anyhow::Error::msg),
+        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => {
+            anyhow::bail!(
+                "discovery cluster full, falling back to proxy: beacon has no v2 proxy mode \
+                 (failed to join discovery cluster ({}))",
+                discovery::DiscoveryError::FullCluster
+            )
+        }
+        Err(e) => {
+            tracing::info!("discovery token {url} was used, but failed to bootstrap the cluster.");
+            tracing::info!("please generate a new discovery token and try to bootstrap again.");
+            anyhow::bail!("failed to join discovery cluster ({e})")
+        }
+    }
 }
 
 /// What a removed member says before it exits 0, as etcd's does.

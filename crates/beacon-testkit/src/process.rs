@@ -57,6 +57,18 @@ pub(crate) struct MemberPorts {
     pub advertise_peer: u16,
 }
 
+/// `n` members' ports, free now, each advertising its own peer port.
+fn fresh_layout(n: usize) -> Vec<MemberPorts> {
+    let ports = free_ports(2 * n);
+    (0..n)
+        .map(|i| MemberPorts {
+            client: ports[2 * i],
+            peer: ports[2 * i + 1],
+            advertise_peer: ports[2 * i + 1],
+        })
+        .collect()
+}
+
 /// A running server process, killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -70,6 +82,8 @@ pub struct ServerProcess {
     name: String,
     /// `--initial-cluster`; `None` for a single member.
     initial_cluster: Option<String>,
+    /// `--discovery`, given instead of `--initial-cluster`.
+    discovery: Option<String>,
     /// Flags added after the ones every member gets.
     extra_args: Vec<String>,
     /// Which URLs are `https`.
@@ -130,6 +144,7 @@ impl ServerProcess {
             advertise_peer_port: ports[1],
             name: "default".to_string(),
             initial_cluster: None,
+            discovery: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             https,
             ready_lines: 0,
@@ -168,15 +183,22 @@ impl ServerProcess {
         https: Https,
         extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
-        let ports = free_ports(2 * n);
-        let layout: Vec<MemberPorts> = (0..n)
-            .map(|i| MemberPorts {
-                client: ports[2 * i],
-                peer: ports[2 * i + 1],
-                advertise_peer: ports[2 * i + 1],
-            })
-            .collect();
-        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args)
+        let layout = fresh_layout(n);
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, None)
+    }
+
+    /// `n` members of a new cluster that find each other through etcd's discovery
+    /// service at `url` (`--discovery`, no `--initial-cluster`); waits until each is
+    /// ready, which it is once all `n` registered.
+    pub fn cluster_discovered(
+        kind: ServerKind,
+        bin: PathBuf,
+        n: usize,
+        url: &str,
+        extra_args: &[&str],
+    ) -> std::io::Result<Vec<ServerProcess>> {
+        let layout = fresh_layout(n);
+        ServerProcess::cluster_on(kind, bin, &layout, Https::default(), extra_args, Some(url))
     }
 
     /// Starts one member per entry of `layout` (member `i` named `m{i}`), each listening
@@ -187,6 +209,7 @@ impl ServerProcess {
         layout: &[MemberPorts],
         https: Https,
         extra_args: &[&str],
+        discovery: Option<&str>,
     ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
@@ -213,6 +236,7 @@ impl ServerProcess {
                 advertise_peer_port: ports.advertise_peer,
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
+                discovery: discovery.map(str::to_string),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 https,
                 ready_lines: 0,
@@ -261,6 +285,7 @@ impl ServerProcess {
             advertise_peer_port: peer_port,
             name: name.to_string(),
             initial_cluster: Some(initial_cluster.join(",")),
+            discovery: None,
             extra_args: args,
             https,
             ready_lines: 0,
@@ -395,6 +420,13 @@ impl ServerProcess {
             args.push("--enable-v2=true".to_string());
         }
         let peer_of_one = format!("{}={advertised_peer}", self.name);
+        let bootstrap = match &self.discovery {
+            Some(url) => ("--discovery", url.clone()),
+            None => (
+                "--initial-cluster",
+                self.initial_cluster.clone().unwrap_or(peer_of_one),
+            ),
+        };
         for (flag, value) in [
             ("--name", self.name.clone()),
             ("--data-dir", self.data_dir().display().to_string()),
@@ -402,10 +434,7 @@ impl ServerProcess {
             ("--advertise-client-urls", client),
             ("--listen-peer-urls", peer),
             ("--initial-advertise-peer-urls", advertised_peer),
-            (
-                "--initial-cluster",
-                self.initial_cluster.clone().unwrap_or(peer_of_one),
-            ),
+            bootstrap,
         ] {
             args.push(flag.to_string());
             args.push(value);

@@ -415,6 +415,38 @@ pub async fn fetch_hash_kv(
     serde_json::from_slice(&answer.body).map_err(|e| e.to_string())
 }
 
+/// One v2 HTTP request outside a running node (etcd's discovery service, which is an
+/// etcd's v2 keys API): `form`, if any, is sent as an urlencoded body. The answer's
+/// status, its `X-Etcd-Index` (0 without one) and its body.
+pub async fn v2_request(
+    http: &PeerHttp,
+    method: http::Method,
+    url: &str,
+    form: Option<String>,
+    timeout: Duration,
+) -> Result<(http::StatusCode, u64, bytes::Bytes), String> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    if form.is_some() {
+        builder = builder.header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+    }
+    let body = bytes::Bytes::from(form.unwrap_or_default());
+    let request = super::call::finish(builder, url, body).map_err(|e| e.to_string())?;
+    let answer = http
+        .call(request, timeout)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let index = answer
+        .headers
+        .get("x-etcd-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((answer.status, index, answer.body))
+}
+
 /// A client for one-off calls to peers outside a running node (start-up discovery),
 /// over TCP.
 pub fn discovery_client() -> PeerHttp {

@@ -45,7 +45,8 @@ mod traffic;
 
 pub use call::PeerHttp;
 pub use client::{
-    discovery_client, discovery_client_over, fetch_hash_kv, fetch_members, NetworkFactory,
+    discovery_client, discovery_client_over, fetch_hash_kv, fetch_members, v2_request,
+    NetworkFactory,
 };
 pub(crate) use client::{fetch_read_index, forward_member_change, notify_removed};
 pub(crate) use forward::{Forwarder, FORWARD_BATCH_COMMANDS_MAX};

@@ -73,8 +73,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("backend-batch-limit", false, BBOLT),
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
-    pending("discovery", EMPTY),
-    pending("discovery-fallback", &["proxy"]),
     pending("discovery-proxy", EMPTY),
     pending("discovery-srv", EMPTY),
     pending("discovery-srv-name", EMPTY),
@@ -245,7 +243,7 @@ mod tests {
             "--experimental-enable-v2v3=",
             "--proxy",
             "off",
-            "--discovery=",
+            "--discovery-srv=",
         ])
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
@@ -253,7 +251,7 @@ mod tests {
         let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
         assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--discovery", "http://d"]).is_err());
+        assert!(run(&["beacon", "--discovery-srv", "example.com"]).is_err());
         assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
     }
 
@@ -291,7 +289,7 @@ mod tests {
     fn a_value_after_the_separator_is_left_alone() {
         let (rest, _) = run(&["beacon", "--", "--proxy=on"]).unwrap();
         assert_eq!(rest, ["beacon", "--", "--proxy=on"]);
-        assert!(run(&["beacon", "--discovery"])
+        assert!(run(&["beacon", "--discovery-srv"])
             .unwrap_err()
             .contains("needs an argument"));
     }

@@ -66,6 +66,14 @@ struct Flags {
     /// Initial cluster configuration: name=peerURL,... [default: <name>=<initial-advertise-peer-urls>].
     #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
+    /// A discovery URL (a directory of an etcd v2 keys API) through which a new
+    /// cluster's members find each other, instead of --initial-cluster.
+    #[arg(long, env = "ETCD_DISCOVERY", default_value = "")]
+    discovery: String,
+    /// What a member does when the discovery service's cluster is full: 'exit' or
+    /// 'proxy' (etcd becomes a v2 proxy; Beacon has no proxy mode and exits).
+    #[arg(long, env = "ETCD_DISCOVERY_FALLBACK", default_value = "proxy")]
+    discovery_fallback: String,
     /// Initial cluster state ('new' or 'existing').
     #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
     initial_cluster_state: String,
@@ -275,6 +283,11 @@ pub struct Config {
     pub initial_cluster_state: ClusterState,
     /// `--initial-cluster-token`.
     pub initial_cluster_token: String,
+    /// `--discovery`: the URL a new cluster's members register at; the cluster's token.
+    pub discovery: Option<String>,
+    /// `--discovery-fallback=proxy` (etcd's default): what a member too late for a full
+    /// cluster would become.
+    pub discovery_fallback_proxy: bool,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
     /// `--experimental-watch-progress-notify-interval`: how often a caught-up watcher
@@ -558,6 +571,20 @@ impl Config {
         .into_iter()
         .map(|u| u.text)
         .collect();
+        let discovery = Some(f.discovery.clone()).filter(|d| !d.is_empty());
+        if discovery.is_some() && f.initial_cluster.is_some() {
+            return Err(
+                "multiple discovery or bootstrap flags are set. Choose one of \
+                        \"initial-cluster\", \"discovery\" or \"discovery-srv\""
+                    .to_string(),
+            );
+        }
+        if !matches!(f.discovery_fallback.as_str(), "exit" | "proxy") {
+            return Err(format!(
+                "invalid value {:?} for flag -discovery-fallback: invalid value {:?}",
+                f.discovery_fallback, f.discovery_fallback
+            ));
+        }
         let initial_cluster_text = f.initial_cluster.clone().unwrap_or_else(|| {
             // etcd: with only --name given, the cluster is this member alone.
             initial_advertise_peer_urls
@@ -628,7 +655,10 @@ impl Config {
             initial_advertise_peer_urls,
             initial_cluster,
             initial_cluster_state,
-            initial_cluster_token: f.initial_cluster_token,
+            // etcd: a discovered cluster's token is its discovery URL.
+            initial_cluster_token: discovery.clone().unwrap_or(f.initial_cluster_token),
+            discovery,
+            discovery_fallback_proxy: f.discovery_fallback == "proxy",
             snapshot_count: f.snapshot_count,
             watch_progress_notify_interval,
             space_quota: match u64::try_from(f.quota_backend_bytes) {

@@ -104,6 +104,26 @@ fn grpc_connection_flags() {
 }
 
 #[test]
+fn discovery_is_etcds_bootstrap_flag() {
+    let c = parse(&["--discovery", "http://d:2379/v2/keys/t"]).unwrap();
+    assert_eq!(c.discovery.as_deref(), Some("http://d:2379/v2/keys/t"));
+    assert_eq!(
+        c.initial_cluster_token, "http://d:2379/v2/keys/t",
+        "its token"
+    );
+    assert!(c.discovery_fallback_proxy, "etcd's default fallback");
+    let both = parse(&["--discovery=http://d:1/t", "--initial-cluster=a=http://a:1"]);
+    assert!(both
+        .unwrap_err()
+        .to_string()
+        .contains("multiple discovery or bootstrap flags"));
+    let exit = parse(&["--discovery=http://d:1/t", "--discovery-fallback=exit"]).unwrap();
+    assert!(!exit.discovery_fallback_proxy);
+    assert!(parse(&["--discovery-fallback=maybe"]).is_err());
+    assert_eq!(parse(&[]).unwrap().discovery, None);
+}
+
+#[test]
 fn wal_dir_is_the_log_databases_directory() {
     assert_eq!(parse(&[]).unwrap().wal_dir, None);
     assert_eq!(parse(&["--wal-dir="]).unwrap().wal_dir, None);
