@@ -270,7 +270,16 @@ async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, Str
         .map(|(name, peer_url)| format!("{name}={peer_url}"))
         .collect::<Vec<_>>()
         .join(",");
-    let http = beacon_raft::peer::discovery_client();
+    // An https service is checked against the system's roots, as etcd's client does
+    // (`SSL_CERT_FILE` and `SSL_CERT_DIR` name others).
+    let tls = beacon_tls::TlsInfo::default()
+        .client_config(&[b"http/1.1"])
+        .context("the discovery client's TLS")?;
+    let net = beacon_raft::peer::TlsNet::new(
+        Arc::new(beacon_raft::peer::TcpNet),
+        beacon_tls::Connector::new(tls),
+    );
+    let http = beacon_raft::peer::discovery_client_over(Arc::new(net));
     let own_id = format!("{:x}", own.local_id);
     match discovery::join(&http, url, &own_id, &own_value).await {
         Ok(cluster) => config::parse_initial_cluster(&cluster).map_err(anyhow::Error::msg),
