@@ -70,6 +70,8 @@ struct Node {
     value: Option<String>,
     #[serde(default, rename = "createdIndex")]
     created_index: u64,
+    #[serde(default, rename = "modifiedIndex")]
+    modified_index: u64,
     #[serde(default)]
     nodes: Vec<Node>,
 }
@@ -269,8 +271,9 @@ pub async fn join(
         }
         let event: Event =
             serde_json::from_slice(&body).map_err(|_| DiscoveryError::BadEndpoint)?;
+        // The next wait starts after this event, whatever it did to the directory.
+        index = index.max(event.node.modified_index);
         let found = registration(event.node);
-        index = index.max(found.created_index);
         if found.id != "_config" && !registrations.iter().any(|r| r.id == found.id) {
             tracing::info!("found peer {} in the cluster", found.id);
             registrations.push(found);
