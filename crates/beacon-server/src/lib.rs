@@ -430,9 +430,9 @@ pub struct ClientSettings {
 }
 
 /// Serves the client API on `listeners` over `consensus` (and runs the automatic
-/// compactor, when `settings` ask for one) until `shutdown` resolves; then open watches
-/// end, new connections are refused and open ones get [`limits::SHUTDOWN_GRACE`] to
-/// finish.
+/// compactor and the periodic corruption check, when `settings` ask for them) until
+/// `shutdown` resolves; then open watches end, new connections are refused and open
+/// ones get [`limits::SHUTDOWN_GRACE`] to finish.
 pub async fn serve(
     consensus: Arc<dyn Consensus>,
     cluster: Cluster,
