@@ -206,15 +206,6 @@ async fn no_password_reaches_the_log_the_data_or_a_backup() {
     }
 }
 
-/// A gRPC request carrying `token` as etcd's clients send it.
-fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("token", token.parse().expect("a token is ASCII"));
-    request
-}
-
 /// Sets up root and alice (who may read `/a/`), turns auth on, and returns root's and
 /// alice's tokens.
 async fn users(channel: &tonic::transport::Channel) -> (String, String) {
@@ -317,7 +308,7 @@ async fn watch_story(server: &ServerProcess) -> Vec<String> {
     tx.send(create(b"/b", b"")).await.expect("sent");
     let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut answers = WatchClient::new(channel.clone())
-        .watch(as_user(&alice, requests))
+        .watch(beacon_testkit::with_token(&alice, requests))
         .await
         .expect("a watch stream")
         .into_inner();
@@ -332,9 +323,11 @@ async fn watch_story(server: &ServerProcess) -> Vec<String> {
         value: b"v".to_vec(),
         ..PutRequest::default()
     };
-    kv.put(as_user(&root, put("/a/1"))).await.expect("put");
+    kv.put(beacon_testkit::with_token(&root, put("/a/1")))
+        .await
+        .expect("put");
     out.push(next_said(&mut answers).await.unwrap_or_default());
-    auth.user_revoke_role(as_user(
+    auth.user_revoke_role(beacon_testkit::with_token(
         &root,
         AuthUserRevokeRoleRequest {
             name: "alice".into(),
@@ -343,7 +336,9 @@ async fn watch_story(server: &ServerProcess) -> Vec<String> {
     ))
     .await
     .expect("revoked");
-    kv.put(as_user(&root, put("/a/2"))).await.expect("put");
+    kv.put(beacon_testkit::with_token(&root, put("/a/2")))
+        .await
+        .expect("put");
     out.push(
         next_said(&mut answers)
             .await

@@ -18,7 +18,7 @@ pub use binaries::{
     assert_same_answers, beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin,
 };
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
-pub use grpc::grpc_channel;
+pub use grpc::{grpc_channel, with_token};
 pub use http_probe::{http_get, ProbeResponse};
 pub use pki::{PemPair, Pki};
 pub use ports::{free_port, free_ports};

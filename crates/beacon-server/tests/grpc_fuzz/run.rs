@@ -163,7 +163,7 @@ impl Run {
             );
         }
         let status = MaintenanceClient::new(channel.clone())
-            .status(as_user(&root_token, StatusRequest {}))
+            .status(beacon_testkit::with_token(&root_token, StatusRequest {}))
             .await
             .expect("status");
         let mut run = Run {
@@ -188,7 +188,9 @@ impl Run {
         ] {
             let mut lease = LeaseClient::new(run.channel.clone());
             let grant = LeaseGrantRequest { ttl: 600, id };
-            let granted = lease.lease_grant(as_user(&run.root_token, grant)).await;
+            let granted = lease
+                .lease_grant(beacon_testkit::with_token(&run.root_token, grant))
+                .await;
             granted.expect("lease granted");
             let put = PutRequest {
                 key: key.to_vec(),
@@ -479,14 +481,6 @@ impl Run {
             }
         }
     }
-}
-
-fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("token", token.parse().expect("a token is ASCII"));
-    request
 }
 
 fn bstr(bytes: &[u8]) -> String {
