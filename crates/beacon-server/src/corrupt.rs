@@ -134,12 +134,7 @@ fn local_hash(consensus: &dyn Consensus) -> Result<PeerHashKv, String> {
         .mvcc()
         .read()
         .map_err(|_| "the v3 keyspace failed".to_string())?;
-    let answer = mvcc.hash_kv(0).map_err(|e| e.to_string())?;
-    Ok(PeerHashKv {
-        revision: answer.header.map_or(0, |h| h.revision),
-        compact_revision: answer.compact_revision,
-        hash: answer.hash,
-    })
+    PeerHashKv::of(&mvcc, 0)
 }
 
 /// The initial check, on a member that restarted on its own data: `Err` (etcd's

@@ -63,12 +63,7 @@ impl LocalMember for RaftNode {
             .mvcc()
             .read()
             .map_err(|_| "beacon: the v3 keyspace failed".to_string())?;
-        let answer = mvcc.hash_kv(revision).map_err(|e| e.to_string())?;
-        Ok(crate::peer::PeerHashKv {
-            revision: answer.header.map_or(0, |h| h.revision),
-            compact_revision: answer.compact_revision,
-            hash: answer.hash,
-        })
+        crate::peer::PeerHashKv::of(&mvcc, revision)
     }
 
     fn applied_and_vote(&self) -> (Option<LogId>, Vote) {

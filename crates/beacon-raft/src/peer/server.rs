@@ -263,6 +263,19 @@ pub struct PeerHashKv {
     pub hash: u32,
 }
 
+impl PeerHashKv {
+    /// `mvcc`'s hash at `revision` (0: the current one), or the keyspace's refusal in
+    /// its words (a compacted or future revision).
+    pub fn of(mvcc: &beacon_mvcc::Mvcc, revision: i64) -> Result<PeerHashKv, String> {
+        let answer = mvcc.hash_kv(revision).map_err(|e| e.to_string())?;
+        Ok(PeerHashKv {
+            revision: answer.header.map_or(0, |h| h.revision),
+            compact_revision: answer.compact_revision,
+            hash: answer.hash,
+        })
+    }
+}
+
 /// The keyspace's hash at the revision asked for (0: the current one). As etcd's,
 /// guarded by the cluster id alone: a member starting up asks before it is running,
 /// and the answer changes nothing. A revision the keyspace cannot hash (compacted,
