@@ -46,12 +46,11 @@ pub async fn run(
     for warning in &config.flag_warnings {
         tracing::warn!("{warning}");
     }
+    // A member that restarts on its own data knows its cluster (discovery is for a new
+    // one), and etcd checks it against its peers then (the initial corruption check).
+    let restarted = identity::load(&config.data_dir)?.is_some();
     let initial_cluster = match &config.discovery {
-        // A member that has data knows its cluster; discovery is for a new one.
-        Some(url)
-            if config.initial_cluster_state == config::ClusterState::New
-                && identity::load(&config.data_dir)?.is_none() =>
-        {
+        Some(url) if config.initial_cluster_state == config::ClusterState::New && !restarted => {
             discover(&config, url).await?
         }
         _ => config.initial_cluster.clone(),
@@ -79,8 +78,6 @@ pub async fn run(
         .first()
         .cloned()
         .unwrap_or_default();
-    // etcd checks a member against its peers only when it restarts on its own data.
-    let restarted = identity::load(&config.data_dir)?.is_some();
     let peer_net = Arc::clone(&seams.net);
     let identity = identity::resolve(&config, &bootstrap, Arc::clone(&seams.net)).await?;
     let cluster = Cluster {
