@@ -8,7 +8,7 @@
 //! it is too late: the cluster is full.
 //!
 //! What the answers mean is the pure functions ([`parse_listing`], [`the_cluster`]);
-//! asking is [`join`].
+//! asking is [`join`], and for a proxy [`registered_cluster`].
 
 use std::time::Duration;
 
@@ -281,6 +281,38 @@ pub async fn join(
     }
     tracing::info!("found {} needed peer(s)", registrations.len());
     the_cluster(&registrations, size, Some(own_id))
+}
+
+/// The cluster registered at the discovery URL, as a proxy reads it: the first `size`
+/// registrations of a full cluster. etcd's proxy would wait for a cluster not yet full;
+/// Beacon's refuses to start (a proxy starts on a full cluster, after its fallback).
+pub async fn registered_cluster(http: &PeerHttp, url: &str) -> Result<String, DiscoveryError> {
+    let (base, path) = split(url)?;
+    let (size, registrations, _) = check(http, &format!("{base}{path}")).await?;
+    if registrations.len() < size {
+        return Err(DiscoveryError::Service(format!(
+            "discovery: the cluster has {} of its {size} members; a proxy starts on a full one",
+            registrations.len()
+        )));
+    }
+    the_cluster(&registrations, size, None)
+}
+
+/// The client that asks a discovery service: an https one is checked against the
+/// system's roots, as etcd's client does (`SSL_CERT_FILE` and `SSL_CERT_DIR` name
+/// others).
+pub fn client() -> anyhow::Result<PeerHttp> {
+    use anyhow::Context as _;
+    let tls = beacon_tls::TlsInfo::default()
+        .client_config(&[b"http/1.1"])
+        .context("the discovery client's TLS")?;
+    let net = beacon_raft::peer::TlsNet::new(
+        std::sync::Arc::new(beacon_raft::peer::TcpNet),
+        beacon_tls::Connector::new(tls),
+    );
+    Ok(beacon_raft::peer::discovery_client_over(
+        std::sync::Arc::new(net),
+    ))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod leader_seen;
 pub mod limits;
 pub mod log_sinks;
+pub mod proxy;
 pub mod restore;
 pub mod router;
 pub mod state;
@@ -46,12 +47,37 @@ pub async fn run(
     for warning in &config.flag_warnings {
         tracing::warn!("{warning}");
     }
+    // As etcd: a data directory that holds a proxy restarts as one, whatever --proxy
+    // says; an empty one becomes what --proxy says.
+    match proxy::identify_data_dir(&config.data_dir)? {
+        kind @ proxy::DataDirKind::Proxy => {
+            tracing::info!(
+                "the server is already initialized as {0} before, starting as etcd {0}...",
+                kind.word()
+            );
+            return proxy::run(&config, shutdown).await;
+        }
+        kind @ proxy::DataDirKind::Member => tracing::info!(
+            "the server is already initialized as {0} before, starting as etcd {0}...",
+            kind.word()
+        ),
+        proxy::DataDirKind::Empty if config.proxy.mode != config::ProxyMode::Off => {
+            return proxy::run(&config, shutdown).await;
+        }
+        proxy::DataDirKind::Empty => {}
+    }
     // A member that restarts on its own data knows its cluster (discovery is for a new
     // one), and etcd checks it against its peers then (the initial corruption check).
     let restarted = identity::load(&config.data_dir)?.is_some();
     let initial_cluster = match &config.discovery {
         Some(url) if config.initial_cluster_state == config::ClusterState::New && !restarted => {
-            discover(&config, url).await?
+            match discover(&config, url).await? {
+                Some(cluster) => cluster,
+                None => {
+                    tracing::info!("discovery cluster full, falling back to proxy");
+                    return proxy::run(&config, shutdown).await;
+                }
+            }
         }
         _ => config.initial_cluster.clone(),
     };
@@ -252,8 +278,9 @@ pub async fn run(
 
 /// The cluster `--discovery`'s service gathers: this member registers itself (its
 /// name and advertised peer URLs, under the id they give with the URL as token) and
-/// waits for the rest.
-async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, String)>> {
+/// waits for the rest. `None`: the cluster is full and `--discovery-fallback=proxy`
+/// says to become its proxy.
+async fn discover(config: &Config, url: &str) -> anyhow::Result<Option<Vec<(String, String)>>> {
     let own = Cluster::bootstrap(
         &config.initial_cluster,
         url,
@@ -267,26 +294,13 @@ async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, Str
         .map(|(name, peer_url)| format!("{name}={peer_url}"))
         .collect::<Vec<_>>()
         .join(",");
-    // An https service is checked against the system's roots, as etcd's client does
-    // (`SSL_CERT_FILE` and `SSL_CERT_DIR` name others).
-    let tls = beacon_tls::TlsInfo::default()
-        .client_config(&[b"http/1.1"])
-        .context("the discovery client's TLS")?;
-    let net = beacon_raft::peer::TlsNet::new(
-        Arc::new(beacon_raft::peer::TcpNet),
-        beacon_tls::Connector::new(tls),
-    );
-    let http = beacon_raft::peer::discovery_client_over(Arc::new(net));
+    let http = discovery::client()?;
     let own_id = format!("{:x}", own.local_id);
     match discovery::join(&http, url, &own_id, &own_value).await {
-        Ok(cluster) => config::parse_initial_cluster(&cluster).map_err(anyhow::Error::msg),
-        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => {
-            anyhow::bail!(
-                "discovery cluster full, falling back to proxy: beacon has no v2 proxy mode \
-                 (failed to join discovery cluster ({}))",
-                discovery::DiscoveryError::FullCluster
-            )
-        }
+        Ok(cluster) => config::parse_initial_cluster(&cluster)
+            .map(Some)
+            .map_err(anyhow::Error::msg),
+        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => Ok(None),
         Err(e) => {
             tracing::info!("discovery token {url} was used, but failed to bootstrap the cluster.");
             tracing::info!("please generate a new discovery token and try to bootstrap again.");

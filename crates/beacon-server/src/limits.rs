@@ -262,3 +262,24 @@ pub const AUTO_COMPACTION_CHECK_INTERVAL_MIN: Duration = Duration::from_millis(1
 /// the current revision less the retention: every 5 minutes, etcd's `revInterval`, and
 /// as long again after a compaction that failed.
 pub const AUTO_COMPACTION_REVISION_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Idle connections the v2 proxy keeps to each member (etcd's proxy keeps 128).
+pub const PROXY_IDLE_CONNECTIONS_PER_HOST_MAX: usize = 128;
+
+/// How long an idle pooled connection from the v2 proxy to a member is kept (etcd's
+/// keeps them until the member closes them; a bound keeps dead ones from piling up).
+pub const PROXY_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Requests the v2 proxy forwards at once, streamed watches included; past it a
+/// request is answered 503 at once (etcd's proxy has no bound).
+pub const PROXY_REQUESTS_IN_FLIGHT_MAX: usize = 10_000;
+
+/// How long one ask for a member's list (peer `GET /members`) may take (etcd's).
+pub const PROXY_MEMBERS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// etcd's proxy asks for the members this often while it knows no endpoint, when its
+/// refresh interval is at least [`PROXY_REFRESH_INTERVAL_SLOW`].
+pub const PROXY_REFRESH_INTERVAL_WITHOUT_ENDPOINTS: Duration = Duration::from_secs(1);
+
+/// etcd's default refresh interval, from which an empty endpoint list is asked sooner.
+pub const PROXY_REFRESH_INTERVAL_SLOW: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@
 //! A flag here is one of two kinds:
 //! - [`Kind::Pending`]: it means something Beacon has not built yet (TLS, auth,
 //!   metrics, ...). The values at which etcd behaves as Beacon always does are
-//!   accepted, typically etcd's default (`--proxy off`);
+//!   accepted, typically etcd's default (`--discovery-srv ''`);
 //!   any other value is refused by name, never silently ignored.
 //! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
 //!   WAL file retention, Go's profiler); any value is accepted with one warning.
@@ -57,7 +57,6 @@ const EMPTY: &[&str] = &[""];
 const NONE: &[&str] = &[];
 
 const BBOLT: &str = "it tunes etcd's bbolt backend; beacon's keyspace is in fjall";
-const PROXY: &str = "it tunes etcd's v2 proxy mode, which is off (--proxy off)";
 
 /// Every flag of `etcd --help` (3.4.23) that [`super::Flags`] does not declare (but
 /// `--config-file`, which `super::take_config_file` reads first), and
@@ -76,12 +75,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     pending("discovery-proxy", EMPTY),
     pending("discovery-srv", EMPTY),
     pending("discovery-srv-name", EMPTY),
-    pending("proxy", &["off"]),
-    no_meaning("proxy-failure-wait", false, PROXY),
-    no_meaning("proxy-refresh-interval", false, PROXY),
-    no_meaning("proxy-dial-timeout", false, PROXY),
-    no_meaning("proxy-write-timeout", false, PROXY),
-    no_meaning("proxy-read-timeout", false, PROXY),
     no_meaning(
         "log-package-levels",
         false,
@@ -241,9 +234,9 @@ mod tests {
             "--name",
             "a",
             "--experimental-enable-v2v3=",
-            "--proxy",
-            "off",
-            "--discovery-srv=",
+            "--discovery-srv",
+            "",
+            "--discovery-proxy=",
         ])
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
@@ -257,8 +250,9 @@ mod tests {
 
     #[test]
     fn the_last_value_given_wins() {
-        assert!(run(&["beacon", "--proxy", "on", "--proxy=off"]).is_ok());
-        assert!(run(&["beacon", "--proxy", "off", "--proxy=on"]).is_err());
+        let a = "--discovery-srv";
+        assert!(run(&["beacon", a, "example.com", "--discovery-srv="]).is_ok());
+        assert!(run(&["beacon", a, "", "--discovery-srv=example.com"]).is_err());
     }
 
     #[test]
@@ -278,17 +272,17 @@ mod tests {
 
     #[test]
     fn the_environment_fills_in_and_the_command_line_wins() {
-        let env = |v: &str| (v == "ETCD_PROXY").then(|| "on".to_string());
+        let env = |v: &str| (v == "ETCD_DISCOVERY_SRV").then(|| "example.com".to_string());
         let args = vec![OsString::from("beacon")];
         assert!(take(args, env).is_err());
-        let args = ["beacon", "--proxy=off"].map(OsString::from).to_vec();
+        let args = ["beacon", "--discovery-srv="].map(OsString::from).to_vec();
         assert!(take(args, env).is_ok());
     }
 
     #[test]
     fn a_value_after_the_separator_is_left_alone() {
-        let (rest, _) = run(&["beacon", "--", "--proxy=on"]).unwrap();
-        assert_eq!(rest, ["beacon", "--", "--proxy=on"]);
+        let (rest, _) = run(&["beacon", "--", "--discovery-srv=a"]).unwrap();
+        assert_eq!(rest, ["beacon", "--", "--discovery-srv=a"]);
         assert!(run(&["beacon", "--discovery-srv"])
             .unwrap_err()
             .contains("needs an argument"));

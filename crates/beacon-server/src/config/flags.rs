@@ -60,10 +60,34 @@ pub(super) struct Flags {
     /// cluster's members find each other, instead of --initial-cluster.
     #[arg(long, env = "ETCD_DISCOVERY", default_value = "")]
     pub(super) discovery: String,
-    /// What a member does when the discovery service's cluster is full: 'exit' or
-    /// 'proxy' (etcd becomes a v2 proxy; Beacon has no proxy mode and exits).
+    /// What a member does when the discovery service's cluster is full: 'exit', or
+    /// 'proxy' (become a v2 proxy to that cluster, as `--proxy on`).
     #[arg(long, env = "ETCD_DISCOVERY_FALLBACK", default_value = "proxy")]
     pub(super) discovery_fallback: String,
+    /// Run as a v2 HTTP proxy to the cluster instead of a member: 'off', 'on', or
+    /// 'readonly' (GET requests alone).
+    #[arg(long, env = "ETCD_PROXY", default_value = "off")]
+    pub(super) proxy: String,
+    /// Time (in milliseconds) an endpoint will be held in a failed state.
+    #[arg(long, env = "ETCD_PROXY_FAILURE_WAIT", default_value = "5000",
+          value_parser = go_uint::parse)]
+    pub(super) proxy_failure_wait: u64,
+    /// Time (in milliseconds) of the endpoints refresh interval.
+    #[arg(long, env = "ETCD_PROXY_REFRESH_INTERVAL", default_value = "30000",
+          value_parser = go_uint::parse)]
+    pub(super) proxy_refresh_interval: u64,
+    /// Time (in milliseconds) for a dial to timeout (0: none).
+    #[arg(long, env = "ETCD_PROXY_DIAL_TIMEOUT", default_value = "1000",
+          value_parser = go_uint::parse)]
+    pub(super) proxy_dial_timeout: u64,
+    /// Time (in milliseconds) for a write to timeout (0: none).
+    #[arg(long, env = "ETCD_PROXY_WRITE_TIMEOUT", default_value = "5000",
+          value_parser = go_uint::parse)]
+    pub(super) proxy_write_timeout: u64,
+    /// Time (in milliseconds) for a read to timeout (0: none).
+    #[arg(long, env = "ETCD_PROXY_READ_TIMEOUT", default_value = "0",
+          value_parser = go_uint::parse)]
+    pub(super) proxy_read_timeout: u64,
     /// Initial cluster state ('new' or 'existing').
     #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
     pub(super) initial_cluster_state: String,

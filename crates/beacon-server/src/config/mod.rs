@@ -12,10 +12,12 @@ mod file;
 mod flags;
 mod go_uint;
 mod log_outputs;
+mod proxy;
 mod tls;
 
 use flags::Flags;
 pub use log_outputs::LogOutput;
+pub use proxy::{ProxyMode, ProxySettings};
 pub use tls::TlsSettings;
 
 use crate::limits::ELECTION_TIMEOUT_MS_MAX;
@@ -65,6 +67,8 @@ pub struct Config {
     /// `--discovery-fallback=proxy` (etcd's default): what a member too late for a full
     /// cluster would become.
     pub discovery_fallback_proxy: bool,
+    /// `--proxy` and the `--proxy-*` timings: whether this process is a v2 proxy.
+    pub proxy: ProxySettings,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
     /// `--experimental-watch-progress-notify-interval`: how often a caught-up watcher
@@ -358,10 +362,18 @@ impl Config {
         }
         if !matches!(f.discovery_fallback.as_str(), "exit" | "proxy") {
             return Err(format!(
-                "invalid value {:?} for flag -discovery-fallback: invalid value {:?}",
-                f.discovery_fallback, f.discovery_fallback
+                "invalid value {:?} for flag -discovery-fallback: invalid value",
+                f.discovery_fallback
             ));
         }
+        let proxy = ProxySettings {
+            mode: proxy::parse_mode(&f.proxy)?,
+            failure_wait: std::time::Duration::from_millis(f.proxy_failure_wait),
+            refresh_interval: std::time::Duration::from_millis(f.proxy_refresh_interval),
+            dial_timeout: proxy::timeout_ms(f.proxy_dial_timeout),
+            write_timeout: proxy::timeout_ms(f.proxy_write_timeout),
+            read_timeout: proxy::timeout_ms(f.proxy_read_timeout),
+        };
         let initial_cluster_text = f.initial_cluster.clone().unwrap_or_else(|| {
             // etcd: with only --name given, the cluster is this member alone.
             initial_advertise_peer_urls
@@ -436,6 +448,7 @@ impl Config {
             initial_cluster_token: discovery.clone().unwrap_or(f.initial_cluster_token),
             discovery,
             discovery_fallback_proxy: f.discovery_fallback == "proxy",
+            proxy,
             snapshot_count: f.snapshot_count,
             watch_progress_notify_interval,
             space_quota: match u64::try_from(f.quota_backend_bytes) {

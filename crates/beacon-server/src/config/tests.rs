@@ -175,7 +175,11 @@ fn a_config_file_replaces_the_command_line() {
     assert_eq!((c.name.as_str(), c.snapshot_count), ("from-file", 7));
     assert_eq!(c.flag_warnings.len(), 2, "{:?}", c.flag_warnings);
     assert!(c.flag_warnings[0].contains(&file));
-    std::fs::write(&path, "proxy: on\n").unwrap();
+    std::fs::write(&path, "proxy: readonly\nproxy-failure-wait: 7\n").unwrap();
+    let c = parse(&["--config-file", &file]).unwrap();
+    assert_eq!(c.proxy.mode, ProxyMode::Readonly);
+    assert_eq!(c.proxy.failure_wait, std::time::Duration::from_millis(7));
+    std::fs::write(&path, "proxy: maybe\n").unwrap();
     assert!(parse(&["--config-file", &file]).is_err());
     let _ = std::fs::remove_file(&path);
     let c = parse(&["--config-file=", "--name", "n"]).unwrap();
@@ -193,11 +197,13 @@ fn log_levels_are_etcds() {
 
 #[test]
 fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
-    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--proxy=off"]).unwrap();
+    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--discovery-srv="]).unwrap();
     assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
-    let msg = parse(&["--proxy", "on"]).unwrap_err().to_string();
+    let msg = parse(&["--discovery-srv", "a.example"])
+        .unwrap_err()
+        .to_string();
     assert!(
-        msg.contains("--proxy=on") && msg.contains("\"off\""),
+        msg.contains("--discovery-srv=a.example") && msg.contains("\"\""),
         "{msg}"
     );
 }
@@ -548,4 +554,36 @@ fn log_outputs_follow_the_logger_as_etcds() {
     // ...and with more values than --log-outputs it wins.
     let c = parse(&["--logger=zap", "-log-output", "stdout,stderr"]).unwrap();
     assert_eq!(c.log_outputs, [LogOutput::Stderr, LogOutput::Stdout]);
+}
+
+#[test]
+fn proxy_flags_take_etcds_defaults_and_values() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.proxy, ProxySettings::default());
+    assert_eq!(c.proxy.mode, ProxyMode::Off);
+    let c = parse(&[
+        "--proxy",
+        "on",
+        "-proxy-refresh-interval=0x10",
+        "--proxy-dial-timeout=0",
+        "--proxy-read-timeout",
+        "250",
+    ])
+    .unwrap();
+    assert_eq!(c.proxy.mode, ProxyMode::On);
+    assert_eq!(
+        c.proxy.refresh_interval,
+        std::time::Duration::from_millis(16)
+    );
+    assert_eq!(c.proxy.dial_timeout, None);
+    assert_eq!(
+        c.proxy.read_timeout,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let refused = parse(&["--proxy=bogus"]).unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        "invalid value \"bogus\" for flag -proxy: invalid value"
+    );
+    assert!(parse(&["--proxy-failure-wait=-1"]).is_err());
 }

@@ -64,7 +64,7 @@ mod h2_authority;
 mod lean_watch;
 mod ping_policy;
 mod prefixed;
-mod write_deadline;
+pub(crate) mod write_deadline;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -138,12 +138,14 @@ pub async fn serve_listener(
 
 /// [`serve_listener`] for a port that serves plain HTTP/1.1 alone (the metrics URLs):
 /// no gRPC and no lean watch path, with the client port's timeouts and limits.
+/// Each request carries its connection's [`RemoteAddr`].
 pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::Receiver<bool>) {
     let Listener { tcp, tls } = listener;
     let serve = {
         let stop = stop.clone();
         move |sock: TcpStream, remote| {
-            let (app, stop, tls) = (app.clone(), stop.clone(), tls.clone());
+            let app = app.clone().layer(axum::Extension(RemoteAddr(remote)));
+            let (stop, tls) = (stop.clone(), tls.clone());
             async move {
                 let _ = sock.set_nodelay(true);
                 match tls {
@@ -159,6 +161,11 @@ pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::R
     };
     accept_loop(tcp, stop, serve).await;
 }
+
+/// The address of the client a request came from (on the listeners of
+/// [`serve_http_listener`]), which the v2 proxy names in `X-Forwarded-For`.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
 
 /// `app` adding to each request the common name of the certificate the client
 /// presented, which v2 auth and the gateway's check read

@@ -1,7 +1,8 @@
 //! A stream whose writes fail once they have made no progress for a while, so that
 //! hyper gives up on a client that stopped reading (a stream watcher that never reads
 //! would otherwise hold its connection, its watcher and its buffers forever). The lean
-//! path bounds its own writes the same way, with the same limit.
+//! path bounds its own writes the same way, with the same limit. The clock itself,
+//! [`Stall`], also bounds the v2 proxy's reads and writes to the members.
 
 use std::future::Future as _;
 use std::io;
@@ -12,31 +13,67 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// The clock of one direction of a stream: armed when an operation first waits,
+/// disarmed as soon as one completes, and failing the operation with `TimedOut` once
+/// it has waited `timeout`. The client port bounds its writes with it; the v2 proxy
+/// bounds each read and write to a member (`proxy::transport`).
+pub(crate) struct Stall {
+    timeout: Duration,
+    what: &'static str,
+    armed: Option<Pin<Box<Sleep>>>,
+}
+
+impl Stall {
+    /// A clock whose expiry says `what` happened.
+    pub(crate) fn new(timeout: Duration, what: &'static str) -> Stall {
+        Stall {
+            timeout,
+            what,
+            armed: None,
+        }
+    }
+
+    /// `polled`, or its failure once it has been pending for the whole timeout (the
+    /// sleep wakes the task when it passes).
+    pub(crate) fn settle<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .armed
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.armed = None;
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, self.what)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.armed = None;
+                ready
+            }
+        }
+    }
+}
+
 /// Wraps `inner`; a write that stays blocked for `timeout` fails with `TimedOut`.
 pub struct WriteDeadline<S> {
     inner: S,
-    timeout: Duration,
-    /// Armed when a write first blocks, disarmed as soon as one goes through.
-    blocked_since: Option<Pin<Box<Sleep>>>,
+    write: Stall,
 }
 
 impl<S> WriteDeadline<S> {
     pub fn new(inner: S, timeout: Duration) -> Self {
         WriteDeadline {
             inner,
-            timeout,
-            blocked_since: None,
+            write: Stall::new(timeout, "client stopped reading"),
         }
-    }
-
-    /// Called when the inner write is pending: arms the deadline if needed and
-    /// reports whether it has passed (the sleep wakes the task when it does).
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let timeout = self.timeout;
-        let sleep = self
-            .blocked_since
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        sleep.as_mut().poll(cx).is_ready()
     }
 
     fn settle<T>(
@@ -44,17 +81,7 @@ impl<S> WriteDeadline<S> {
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        match polled {
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client stopped reading",
-            ))),
-            Poll::Pending => Poll::Pending,
-            ready => {
-                self.blocked_since = None;
-                ready
-            }
-        }
+        self.write.settle(cx, polled)
     }
 }
 

@@ -1,0 +1,223 @@
+//! etcd 3.4's v2 proxy mode (`--proxy on|readonly`): instead of a member, the process
+//! serves its client URLs as an HTTP reverse proxy to the cluster's members. It starts
+//! from peer URLs (`<data-dir>/proxy/cluster` when a former run wrote it, else
+//! `--initial-cluster` or the discovery service's cluster), asks them for the members'
+//! client URLs (`refresh`), and forwards each request to the first available one
+//! (`director`, `forward`, `transport`). The data directory then holds `proxy/` and no
+//! `member/`, so a restart without `--proxy` comes back as a proxy, as etcd's does.
+
+pub mod cluster_file;
+pub mod director;
+pub mod forward;
+pub mod metrics;
+pub mod refresh;
+pub mod transport;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::{Config, ProxyMode};
+use crate::limits::{PROXY_REQUESTS_IN_FLIGHT_MAX, SHUTDOWN_GRACE};
+
+/// What a data directory holds, as etcd tells it apart at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDirKind {
+    /// Neither a member nor a proxy yet (or no directory at all).
+    Empty,
+    /// `member/`: a member's data.
+    Member,
+    /// `proxy/`: a proxy's cluster file.
+    Proxy,
+}
+
+impl DataDirKind {
+    /// The word etcd logs for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            DataDirKind::Empty => "empty",
+            DataDirKind::Member => "member",
+            DataDirKind::Proxy => "proxy",
+        }
+    }
+}
+
+/// What `dir` holds; a directory with both a member and a proxy is refused in etcd's
+/// words, and other entries are logged as etcd logs them.
+pub fn identify_data_dir(dir: &Path) -> anyhow::Result<DataDirKind> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DataDirKind::Empty),
+        Err(e) => {
+            return Err(e).with_context(|| format!("error listing data dir: {}", dir.display()))
+        }
+    };
+    let (mut member, mut proxy) = (false, false);
+    for entry in entries {
+        let entry = entry.with_context(|| format!("error listing data dir: {}", dir.display()))?;
+        match entry.file_name().to_str() {
+            Some("member") => member = true,
+            Some("proxy") => proxy = true,
+            _ => tracing::warn!(
+                "found invalid file/dir {} under data dir {} (Ignore this if you are upgrading etcd)",
+                entry.file_name().to_string_lossy(),
+                dir.display()
+            ),
+        }
+    }
+    match (member, proxy) {
+        (true, true) => anyhow::bail!("invalid datadir. Both member and proxy directories exist."),
+        (true, false) => Ok(DataDirKind::Member),
+        (false, true) => Ok(DataDirKind::Proxy),
+        (false, false) => Ok(DataDirKind::Empty),
+    }
+}
+
+/// Serves `config`'s client URLs as a v2 proxy until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!("proxy: this proxy supports v2 API only!");
+    let dir = config.data_dir.join("proxy");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = cluster_file::path(&dir);
+    let peer_urls = start_peer_urls(config, &file).await?;
+    let member_tls = crate::tls::prepare(config)?;
+    // etcd's proxy dials the members' client URLs with the client TLS, or the peer
+    // TLS when the client side has none (its older behaviour).
+    let info = if config.tls.client.is_empty() {
+        &config.tls.peer
+    } else {
+        &config.tls.client
+    };
+    let upstream_tls = if info.is_empty() {
+        None
+    } else {
+        let tls = info
+            .client_config(&[b"http/1.1"])
+            .context("the proxy's TLS for the members")?;
+        Some(beacon_tls::Connector::new(tls))
+    };
+    let settings = config.proxy;
+    let timeouts = transport::Timeouts {
+        dial: settings.dial_timeout,
+        read: settings.read_timeout,
+        write: settings.write_timeout,
+    };
+    let mut net: Arc<dyn beacon_raft::peer::PeerNet> = Arc::new(beacon_raft::peer::TcpNet);
+    if let Some(dialing) = member_tls.peer_client.clone() {
+        net = Arc::new(beacon_raft::peer::TlsNet::new(net, dialing));
+    }
+    let refresher = Arc::new(refresh::Refresher::new(
+        beacon_raft::peer::discovery_client_over(net),
+        peer_urls,
+        file,
+    ));
+    let director = Arc::new(director::Director::new(settings.failure_wait));
+    // As etcd's, the first refresh is made before the proxy listens.
+    refresh::refresh(&director, &refresher).await;
+    let listeners = crate::bind_all(&config.listen_client_urls, &member_tls.client)
+        .context("binding --listen-client-urls")?;
+    let proxy = Arc::new(forward::Proxy {
+        director: Arc::clone(&director),
+        upstream: transport::client(timeouts, upstream_tls),
+        readonly: settings.mode == ProxyMode::Readonly,
+        access: config.access.clone(),
+        metrics: metrics::Metrics::default(),
+        in_flight: Arc::new(Semaphore::new(PROXY_REQUESTS_IN_FLIGHT_MAX)),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let refresher_task = tokio::spawn(refresh::run(
+        director,
+        refresher,
+        settings.refresh_interval,
+        stop_rx.clone(),
+    ));
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, url) in listeners.into_iter().zip(&config.listen_client_urls) {
+        tracing::info!(
+            "v2 proxy started listening on client requests on {:?}",
+            url.text
+        );
+        servers.spawn(crate::conn::serve_http_listener(
+            listener,
+            forward::router(Arc::clone(&proxy)),
+            stop_rx.clone(),
+        ));
+    }
+    shutdown.await;
+    tracing::info!("shutting down the proxy: no new connections");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    servers.abort_all();
+    refresher_task.abort();
+    if drained.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; closed them");
+    }
+    Ok(())
+}
+
+/// The peer URLs a proxy starts from: its cluster file's, else the discovery service's
+/// cluster, else `--initial-cluster`'s, sorted as etcd's map of them lists them.
+async fn start_peer_urls(config: &Config, file: &Path) -> anyhow::Result<Vec<String>> {
+    if let Some(urls) = cluster_file::read(file).map_err(anyhow::Error::msg)? {
+        if config.discovery.is_some() {
+            tracing::warn!(
+                "discovery token ignored since the proxy has already been initialized. Valid \
+                 cluster file found at {:?}",
+                file.display().to_string()
+            );
+        }
+        tracing::info!(
+            "proxy: using peer urls {urls:?} from cluster file {:?}",
+            file.display().to_string()
+        );
+        return Ok(urls);
+    }
+    let cluster = match &config.discovery {
+        Some(url) => {
+            let http = crate::discovery::client()?;
+            let text = crate::discovery::registered_cluster(&http, url)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::config::parse_initial_cluster(&text).map_err(anyhow::Error::msg)?
+        }
+        None => config.initial_cluster.clone(),
+    };
+    let mut urls: Vec<String> = cluster.into_iter().map(|(_, url)| url).collect();
+    urls.sort();
+    tracing::info!("proxy: using peer urls {urls:?} ");
+    Ok(urls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_is_a_member_a_proxy_or_empty_never_both() {
+        let dir = std::env::temp_dir().join(format!("beacon-proxy-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(identify_data_dir(&dir).unwrap(), DataDirKind::Empty);
+        std::fs::create_dir_all(dir.join("fixtures")).unwrap();
+        assert_eq!(identify_data_dir(&dir).unwrap(), DataDirKind::Empty);
+        std::fs::create_dir_all(dir.join("proxy")).unwrap();
+        assert_eq!(identify_data_dir(&dir).unwrap(), DataDirKind::Proxy);
+        std::fs::create_dir_all(dir.join("member")).unwrap();
+        let refused = identify_data_dir(&dir).unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            "invalid datadir. Both member and proxy directories exist."
+        );
+        std::fs::remove_dir_all(dir.join("proxy")).unwrap();
+        assert_eq!(identify_data_dir(&dir).unwrap(), DataDirKind::Member);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
