@@ -8,118 +8,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerProcess, TempDir};
+use beacon_testkit::{
+    beacon_bin, etcd_bin, etcd_or_skip, free_port, ServerProcess, TempDir, V2ProxyProcess,
+};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A proxy process on its own client port and data dir, killed when dropped.
-struct Proxy {
-    bin: PathBuf,
-    port: u16,
-    data_dir: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Proxy {
-    /// Starts `bin` with `args` on a fresh port over `data_dir`; waits until it listens.
-    fn start(bin: &Path, data_dir: &Path, args: &[&str]) -> Proxy {
-        Proxy::start_with(bin, data_dir, args, &[])
-    }
-
-    /// [`Proxy::start`] with `env` set for the process.
-    fn start_with(bin: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proxy {
-        let mut proxy = Proxy {
-            bin: bin.to_path_buf(),
-            port: free_port(),
-            data_dir: data_dir.to_path_buf(),
-            log: data_dir.with_extension("log"),
-            child: None,
-        };
-        proxy.spawn_with(args, env);
-        proxy
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the process on the same port and data dir with `args`.
-    fn spawn(&mut self, args: &[&str]) {
-        self.spawn_with(args, &[]);
-    }
-
-    fn spawn_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
-        self.kill();
-        let url = self.url();
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(&self.bin)
-            .args(["--data-dir", &self.data_dir.display().to_string()])
-            // etcd asks for advertised URLs whenever it may run as a member.
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("the proxy starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + DEADLINE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none(),
-                "{} exited: {}",
-                self.bin.display(),
-                self.log_text()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{} never listened",
-                self.bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- {} ---\n{}", self.bin.display(), self.log_text());
-        }
-    }
-}
 
 /// A request's status and body, with the member's and the proxy's addresses masked.
 async fn call(
@@ -182,11 +80,8 @@ async fn scenario(bin: PathBuf) -> Seen {
     let temp = TempDir::new("v2-proxy").expect("temp dir");
     let data_dir = temp.path().join("proxy-data");
     let cluster = format!("default={}", member.peer_url());
-    let mut proxy = Proxy::start(
-        &bin,
-        &data_dir,
-        &["--proxy", "on", "--initial-cluster", &cluster],
-    );
+    let on = ["--proxy", "on", "--initial-cluster", &cluster];
+    let mut proxy = V2ProxyProcess::start(&bin, &data_dir, &on, &[]).expect("the proxy starts");
     let (base, http) = (proxy.url(), support::http());
     let masks = [
         (member.client_url(), "MEMBER".to_string()),
@@ -295,14 +190,18 @@ async fn scenario(bin: PathBuf) -> Seen {
     ));
     // Restarted without --proxy on its data dir, it is a proxy again; with
     // --proxy readonly, it refuses what is not a GET.
-    proxy.spawn(&["--initial-cluster", &cluster]);
+    let restarted = proxy.respawn(&["--initial-cluster", &cluster], &[]);
+    restarted.expect("the proxy starts again");
     let (status, body) = call(&http, Method::GET, &format!("{keys}/w"), None, &masks).await;
     steps.push(("restarted".into(), status, body));
     let restarted_as_proxy = proxy
         .log_text()
         .contains("already initialized as proxy before");
     steps.push(("restart log".into(), 0, restarted_as_proxy.to_string()));
-    proxy.spawn(&["--proxy", "readonly", "--initial-cluster", &cluster]);
+    let readonly = ["--proxy", "readonly", "--initial-cluster", &cluster];
+    proxy
+        .respawn(&readonly, &[])
+        .expect("the readonly proxy starts");
     let put = Some(&[("value", "1")][..]);
     for (name, method) in [("readonly put", Method::PUT), ("readonly get", Method::GET)] {
         let (status, body) = call(&http, method, &format!("{keys}/w"), put, &masks).await;
@@ -452,7 +351,7 @@ async fn a_member_too_late_for_a_full_discovery_cluster_becomes_its_proxy() {
         let data_dir = temp.path().join("late");
         let peer = format!("http://127.0.0.1:{}", free_port());
         let url = format!("{service}/v2/keys/{dir}");
-        let late = Proxy::start(
+        let late = V2ProxyProcess::start(
             &bin,
             &data_dir,
             &[
@@ -465,7 +364,9 @@ async fn a_member_too_late_for_a_full_discovery_cluster_becomes_its_proxy() {
                 "--initial-advertise-peer-urls",
                 &peer,
             ],
-        );
+            &[],
+        )
+        .expect("the late member starts as a proxy");
         let got = support::get_json(&http, &format!("{}/v2/keys/k", late.url())).await;
         seen.push((
             got["node"]["value"].clone(),
@@ -492,7 +393,8 @@ async fn the_environment_and_a_config_file_set_the_proxy_too() {
             ("ETCD_PROXY", "readonly"),
             ("ETCD_INITIAL_CLUSTER", cluster.as_str()),
         ];
-        let by_env = Proxy::start_with(&bin, &temp.path().join("env"), &[], &env);
+        let by_env = V2ProxyProcess::start(&bin, &temp.path().join("env"), &[], &env)
+            .expect("the proxy starts");
         // A config file replaces the command line: it names the same port and dir.
         let data_dir = temp.path().join("file");
         let port = free_port();
@@ -504,14 +406,9 @@ async fn the_environment_and_a_config_file_set_the_proxy_too() {
         );
         let file = temp.path().join("proxy.yml");
         std::fs::write(&file, yaml).expect("config file");
-        let mut by_file = Proxy {
-            bin: bin.clone(),
-            port,
-            data_dir: data_dir.clone(),
-            log: temp.path().join("file.log"),
-            child: None,
-        };
-        by_file.spawn(&["--config-file", &file.display().to_string()]);
+        let mut by_file = V2ProxyProcess::on_port(&bin, port, &data_dir);
+        let args = ["--config-file", &file.display().to_string()];
+        by_file.respawn(&args, &[]).expect("the proxy starts");
         for proxy in [&by_env, &by_file] {
             let put = http
                 .put(format!("{}/v2/keys/k", proxy.url()))
@@ -524,7 +421,7 @@ async fn the_environment_and_a_config_file_set_the_proxy_too() {
                 .send()
                 .await
                 .expect("an answer");
-            let file = proxy.data_dir.join("proxy/cluster").is_file();
+            let file = proxy.data_dir().join("proxy/cluster").is_file();
             seen.push((put.status().as_u16(), get.status().as_u16(), file));
         }
     }

@@ -1,6 +1,6 @@
 //! Test support for Beacon: free loopback ports, temporary directories, handles on
-//! `beacon` and reference `etcd` processes that wait until ready and die on drop, and a
-//! fault-injecting proxy for the peer traffic of a test cluster.
+//! `beacon` and reference `etcd` processes that wait until ready and die on drop (v2
+//! proxies too), and a fault-injecting proxy for the peer traffic of a test cluster.
 
 mod binaries;
 mod fault_proxy;
@@ -13,6 +13,7 @@ mod process;
 mod proxied_cluster;
 mod rng;
 mod temp_dir;
+mod v2_proxy;
 
 pub use binaries::{
     assert_same_answers, beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin,
@@ -26,6 +27,7 @@ pub use proc_status::{is_running, proc_status_field, rss_bytes};
 pub use process::{Https, ServerKind, ServerProcess, READY_TIMEOUT};
 pub use rng::SeededRng;
 pub use temp_dir::TempDir;
+pub use v2_proxy::V2ProxyProcess;
 
 /// A running `beacon` process; see [`ServerProcess::beacon`].
 pub type BeaconProcess = ServerProcess;

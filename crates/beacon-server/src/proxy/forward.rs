@@ -206,10 +206,9 @@ async fn forward(proxy: &Proxy, req: Request) -> Response {
                 proxy
                     .metrics
                     .dropped(&method, Dropped::FailedSendingRequest);
-                tracing::info!(
-                    "failed to direct request to {endpoint}: {}",
-                    error_chain(&e)
-                );
+                // Its causes on one line: hyper-util's own words say little.
+                let e = anyhow::Error::new(e);
+                tracing::info!("failed to direct request to {endpoint}: {e:#}");
                 proxy.director.failed(endpoint, Instant::now());
             }
         }
@@ -266,18 +265,6 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// An error and its causes, on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +295,77 @@ mod tests {
         let out = forwarded_headers(&HeaderMap::new(), ip, 0);
         assert_eq!(out["x-forwarded-for"], "127.0.0.9");
         assert!(!out.contains_key("content-length"));
+    }
+
+    /// A proxy over `urls` in that order, every endpoint skipped for a minute after a
+    /// failure.
+    fn proxy_over(urls: &[String]) -> Arc<Proxy> {
+        let director = Arc::new(Director::new(std::time::Duration::from_secs(60)));
+        // The order is the shuffle's: find a seed that keeps the given one.
+        let seed = (0..1000)
+            .find(|&seed| {
+                director.set(urls, seed);
+                director.available(Instant::now()) == urls
+            })
+            .expect("a seed keeping the order");
+        director.set(urls, seed);
+        Arc::new(Proxy {
+            director,
+            upstream: super::super::transport::client(Default::default(), None),
+            readonly: false,
+            access: AccessControl::default(),
+            metrics: Metrics::default(),
+            in_flight: Arc::new(Semaphore::new(4)),
+        })
+    }
+
+    async fn send(proxy: &Arc<Proxy>, method: Method) -> (StatusCode, String) {
+        use tower::ServiceExt as _;
+        let req = http::Request::builder()
+            .method(method)
+            .uri("/v2/keys/a")
+            .body(Body::from("value=1"))
+            .unwrap();
+        let resp = router(Arc::clone(proxy)).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_request_goes_on_to_the_next_endpoint_and_the_failed_one_is_skipped() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_url = format!("http://{}", live.local_addr().unwrap());
+        let app = axum::Router::new().fallback(|body: Bytes| async move {
+            format!("member got {}", String::from_utf8_lossy(&body))
+        });
+        tokio::spawn(async move { axum::serve(live, app).await });
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_url = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        let proxy = proxy_over(&[dead_url.clone(), live_url.clone()]);
+        let answered = send(&proxy, Method::PUT).await;
+        assert_eq!(answered, (StatusCode::OK, "member got value=1".to_string()));
+        assert_eq!(proxy.director.available(Instant::now()), [live_url]);
+        let text = proxy.metrics.render();
+        assert!(
+            text.contains("proxying_error=\"failed_sending_request\"} 1"),
+            "{text}"
+        );
+        // With no endpoint left that answers: etcd's 502, then its 503.
+        let proxy = proxy_over(&[dead_url]);
+        let (status, body) = send(&proxy, Method::GET).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            body,
+            r#"{"message":"httpproxy: unable to get response from 1 endpoint(s)"}"#
+        );
+        let (status, body) = send(&proxy, Method::GET).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            r#"{"message":"httpproxy: zero endpoints currently available"}"#
+        );
     }
 
     #[test]
