@@ -428,3 +428,69 @@ async fn the_environment_and_a_config_file_set_the_proxy_too() {
     assert_eq!(seen[..2], [(501, 200, true), (501, 200, true)], "etcd");
     assert_eq!(seen[2..], seen[..2], "beacon");
 }
+
+/// A member whose client URL is `https` (with client certificates) is reached with the
+/// proxy's client TLS flags; without them, it answers etcd's 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_members_are_dialed_with_the_client_tls() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let pki = beacon_testkit::Pki::new().expect("test certificates");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let member_flags = [
+        "--cert-file".to_string(),
+        path(&pki.server.cert),
+        "--key-file".to_string(),
+        path(&pki.server.key),
+        "--client-cert-auth".to_string(),
+        "--trusted-ca-file".to_string(),
+        path(&pki.ca),
+    ];
+    let member_flags: Vec<&str> = member_flags.iter().map(String::as_str).collect();
+    let https = beacon_testkit::Https {
+        client: true,
+        peer: false,
+    };
+    let member = ServerProcess::start_https(
+        beacon_testkit::ServerKind::Beacon,
+        beacon_bin(),
+        https,
+        &member_flags,
+    )
+    .expect("the member starts");
+    let cluster = format!("default={}", member.peer_url());
+    let (cert, key, ca) = (path(&pki.client.cert), path(&pki.client.key), path(&pki.ca));
+    let http = support::http();
+    let mut seen = Vec::new();
+    for bin in [etcd_bin(), beacon_bin()] {
+        let temp = TempDir::new("v2-proxy-tls").expect("temp dir");
+        for (dir, tls) in [
+            (
+                "with",
+                vec![
+                    "--cert-file",
+                    &cert,
+                    "--key-file",
+                    &key,
+                    "--trusted-ca-file",
+                    &ca,
+                ],
+            ),
+            ("without", vec![]),
+        ] {
+            let mut args = vec!["--proxy", "on", "--initial-cluster", &cluster];
+            args.extend(tls);
+            let proxy = V2ProxyProcess::start(&bin, &temp.path().join(dir), &args, &[])
+                .expect("the proxy starts");
+            let resp = http.get(format!("{}/v2/keys/", proxy.url())).send().await;
+            let resp = resp.expect("an answer");
+            let status = resp.status().as_u16();
+            seen.push((status, resp.text().await.unwrap_or_default()));
+        }
+    }
+    assert_eq!(seen[0].0, 200, "etcd: {seen:?}");
+    let refused = r#"{"message":"httpproxy: unable to get response from 1 endpoint(s)"}"#;
+    assert_eq!(seen[1], (502, refused.to_string()), "etcd");
+    assert_eq!(seen[2..], seen[..2], "beacon");
+}
