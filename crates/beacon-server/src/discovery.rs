@@ -241,10 +241,25 @@ pub async fn join(
             )))
         }
     }
-    let (size, mut registrations, mut index) = check(http, &dir).await?;
+    let (size, registrations) = gather(http, &dir, Some(own_id)).await?;
+    the_cluster(&registrations, size, Some(own_id))
+}
+
+/// The cluster's size and its first `size` registrations, waiting for the directory
+/// `dir` to hold that many; `own_id` is told apart from its peers in the log.
+async fn gather(
+    http: &PeerHttp,
+    dir: &str,
+    own_id: Option<&str>,
+) -> Result<(usize, Vec<Registration>), DiscoveryError> {
+    let (size, mut registrations, mut index) = check(http, dir).await?;
     registrations.truncate(size);
     for r in &registrations {
-        let whose = if r.id == own_id { "self" } else { "peer" };
+        let whose = if Some(r.id.as_str()) == own_id {
+            "self"
+        } else {
+            "peer"
+        };
         tracing::info!("found {whose} {} in the cluster", r.id);
     }
     let mut waits = 0;
@@ -264,7 +279,7 @@ pub async fn join(
         };
         if !status.is_success() {
             // The history moved past the index (a 400 "event index cleared"): start over.
-            let (_, again, now) = check(http, &dir).await?;
+            let (_, again, now) = check(http, dir).await?;
             registrations = again.into_iter().take(size).collect();
             index = now;
             continue;
@@ -280,21 +295,14 @@ pub async fn join(
         }
     }
     tracing::info!("found {} needed peer(s)", registrations.len());
-    the_cluster(&registrations, size, Some(own_id))
+    Ok((size, registrations))
 }
 
-/// The cluster registered at the discovery URL, as a proxy reads it: the first `size`
-/// registrations of a full cluster. etcd's proxy would wait for a cluster not yet full;
-/// Beacon's refuses to start (a proxy starts on a full cluster, after its fallback).
+/// The cluster registered at the discovery URL, as a proxy reads it (etcd's
+/// `GetCluster`): the first `size` registrations, once that many registered.
 pub async fn registered_cluster(http: &PeerHttp, url: &str) -> Result<String, DiscoveryError> {
     let (base, path) = split(url)?;
-    let (size, registrations, _) = check(http, &format!("{base}{path}")).await?;
-    if registrations.len() < size {
-        return Err(DiscoveryError::Service(format!(
-            "discovery: the cluster has {} of its {size} members; a proxy starts on a full one",
-            registrations.len()
-        )));
-    }
+    let (size, registrations) = gather(http, &format!("{base}{path}"), None).await?;
     the_cluster(&registrations, size, None)
 }
 

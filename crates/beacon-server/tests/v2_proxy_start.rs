@@ -1,6 +1,7 @@
 //! How a v2 proxy comes to be, against etcd 3.4.23, each case run with etcd and with
 //! Beacon and compared: refusals (a bad `--proxy`, a data dir with both a member and a
-//! proxy), a member too late for a full discovery cluster, `ETCD_PROXY` and a config
+//! proxy), a member too late for a full discovery cluster, a proxy waiting for one to
+//! fill, `ETCD_PROXY` and a config
 //! file, a proxy started before its member, and `https` members reached with the
 //! client TLS flags. What a client sees through a running proxy is `v2_proxy.rs`.
 
@@ -112,6 +113,69 @@ async fn a_member_too_late_for_a_full_discovery_cluster_becomes_its_proxy() {
     }
     assert_eq!(seen[0], (Value::from("v"), true), "etcd");
     assert_eq!(seen[1], seen[0], "beacon");
+}
+
+/// `--proxy on` with `--discovery` waits until the discovery cluster is full, then
+/// proxies to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_with_a_discovery_url_waits_for_the_cluster() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let member = ServerProcess::beacon().expect("the member starts");
+    let http = support::http();
+    let service = member.client_url();
+    support::put(&http, &service, "k", "v")
+        .await
+        .expect("a write");
+    let mut seen = Vec::new();
+    for (i, bin) in [etcd_bin(), beacon_bin()].into_iter().enumerate() {
+        let dir = format!("_etcd/registry/filling{i}");
+        let size = format!("{dir}/_config/size");
+        support::put(&http, &service, &size, "2")
+            .await
+            .expect("size");
+        let first = format!("default={}", member.peer_url());
+        let key = format!("{dir}/1");
+        support::put(&http, &service, &key, &first)
+            .await
+            .expect("registered");
+        let temp = TempDir::new("v2-proxy-filling").expect("temp dir");
+        let data_dir = temp.path().join("proxy");
+        let url = format!("{service}/v2/keys/{dir}");
+        let starting = tokio::task::spawn_blocking(move || {
+            let args = ["--proxy", "on", "--discovery", &url];
+            V2ProxyProcess::start(&bin, &data_dir, &args, &[]).map(|p| (p, temp))
+        });
+        // The second registration is a peer URL nobody serves: the proxy asks the first.
+        wait_for_a_discovery_watch(&http, &member).await;
+        let ghost = format!("ghost=http://127.0.0.1:{}", free_port());
+        let key = format!("{dir}/2");
+        support::put(&http, &service, &key, &ghost)
+            .await
+            .expect("registered");
+        let (proxy, _temp) = starting.await.unwrap().expect("the proxy starts");
+        let got = support::get_json(&http, &format!("{}/v2/keys/k", proxy.url())).await;
+        seen.push(got["node"]["value"].clone());
+    }
+    assert_eq!(
+        seen,
+        [Value::from("v"), Value::from("v")],
+        "etcd, then beacon"
+    );
+}
+
+/// Waits until the discovery service (the member) has a watcher: the proxy waiting.
+async fn wait_for_a_discovery_watch(http: &reqwest::Client, member: &ServerProcess) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let url = format!("{}/v2/stats/store", member.client_url());
+        if support::get_json(http, &url).await["watchers"].as_u64() > Some(0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the proxy never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `ETCD_PROXY` and a config file's `proxy:` key make a readonly proxy as the flag does.
