@@ -87,21 +87,18 @@ pub async fn run(
     let file = cluster_file::path(&dir);
     let peer_urls = start_peer_urls(config, &file).await?;
     let member_tls = crate::tls::prepare(config)?;
-    // etcd's proxy dials the members' client URLs with the client TLS, or the peer
-    // TLS when the client side has none (its older behaviour).
-    let info = if config.tls.client.is_empty() {
-        &config.tls.peer
+    // etcd's proxy dials `https` members with the client TLS, or the peer TLS when the
+    // client side has none (its older behaviour), or neither: the system's roots then.
+    // Under --auto-tls it checks no member's certificate.
+    let mut info = if config.tls.client.is_empty() {
+        config.tls.peer.clone()
     } else {
-        &config.tls.client
+        config.tls.client.clone()
     };
-    let upstream_tls = if info.is_empty() {
-        None
-    } else {
-        let tls = info
-            .client_config(&[b"http/1.1"])
-            .context("the proxy's TLS for the members")?;
-        Some(beacon_tls::Connector::new(tls))
-    };
+    info.self_signed = config.tls.auto_tls;
+    let upstream_tls = info
+        .client_config(&[b"http/1.1"])
+        .context("the proxy's TLS for the members")?;
     let settings = config.proxy;
     let timeouts = transport::Timeouts {
         dial: settings.dial_timeout,
@@ -124,7 +121,7 @@ pub async fn run(
         .context("binding --listen-client-urls")?;
     let proxy = Arc::new(forward::Proxy {
         director: Arc::clone(&director),
-        upstream: transport::client(timeouts, upstream_tls),
+        upstream: transport::client(timeouts, Some(beacon_tls::Connector::new(upstream_tls))),
         readonly: settings.mode == ProxyMode::Readonly,
         access: config.access.clone(),
         metrics: metrics::Metrics::default(),
