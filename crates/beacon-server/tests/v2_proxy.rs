@@ -3,7 +3,7 @@
 //! Beacon cluster (the member is not what is tested), and what a client sees through
 //! each proxy is compared: v2 writes, reads and watches, `/v2/members`, the proxy's
 //! own `/v2/config/local/proxy`, the cluster file it writes, a restart without
-//! `--proxy`, the readonly refusal, and the answers once the member is gone. How a
+//! `--proxy`, the readonly refusal, `--cors`, and the answers once the member is gone. How a
 //! proxy comes to be is `v2_proxy_start.rs`.
 
 mod support;
@@ -17,7 +17,11 @@ use beacon_testkit::{
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A request's status and body, with the member's and the proxy's addresses masked.
+/// The origin every request names, which `--cors` may list.
+const ORIGIN: &str = "http://o.example:8080";
+
+/// A request's status, and its body after the CORS origins and content type it was
+/// answered with, the member's and the proxy's addresses masked.
 async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -25,13 +29,21 @@ async fn call(
     form: Option<&[(&str, &str)]>,
     masks: &[(&str, &str)],
 ) -> (u16, String) {
-    let mut req = http.request(method, url);
+    let mut req = http.request(method, url).header("origin", ORIGIN);
     if let Some(form) = form {
         req = req.form(form);
     }
     let resp = req.send().await.expect("the proxy answers");
     let status = resp.status().as_u16();
-    let mut body = resp.text().await.expect("a body");
+    let headers = resp.headers();
+    let origins: Vec<&str> = headers
+        .get_all("access-control-allow-origin")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let kind = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let head = format!("origins {origins:?}, type {kind:?}: ");
+    let mut body = head + &resp.text().await.expect("a body");
     for (from, to) in masks {
         body = body.replace(from, to);
     }
@@ -199,7 +211,14 @@ async fn scenario(bin: PathBuf) -> Seen {
         .log_text()
         .contains("already initialized as proxy before");
     steps.push(("restart log".into(), 0, restarted_as_proxy.to_string()));
-    let readonly = ["--proxy", "readonly", "--initial-cluster", &cluster];
+    let readonly = [
+        "--proxy",
+        "readonly",
+        "--cors",
+        ORIGIN,
+        "--initial-cluster",
+        &cluster,
+    ];
     proxy
         .respawn(&readonly, &[])
         .expect("the readonly proxy starts");
@@ -246,26 +265,21 @@ async fn a_proxy_answers_as_etcds_proxy() {
     }
     assert_eq!(beacon.steps.len(), etcd.steps.len());
     let step = |name: &str| etcd.steps.iter().find(|s| s.0 == name).cloned().unwrap();
-    // What etcd answers, pinned: the readonly refusal is a bare 501, and once the
-    // member is gone a 502 then a 503 in its httpproxy words.
+    // What etcd answers, pinned: the readonly refusal is a bare 501 (no CORS: it is
+    // outside etcd's CORS handler), and once the member is gone a 502 then a 503 in its
+    // httpproxy words; each forwarded answer names the origin twice, the proxy's CORS
+    // before the member's.
     assert_eq!(step("readonly put").1, 501);
-    assert_eq!(step("readonly put").2, "");
+    assert_eq!(step("readonly put").2, "origins [], type None: ");
+    let listed = format!("origins [{ORIGIN:?}, \"*\"]");
+    assert!(step("readonly get").2.starts_with(&listed), "{listed}");
+    let json = format!("origins [{ORIGIN:?}], type Some(\"application/json\"): ");
     let gone = step("member gone");
-    assert_eq!(
-        (gone.1, gone.2.as_str()),
-        (
-            502,
-            r#"{"message":"httpproxy: unable to get response from 1 endpoint(s)"}"#
-        )
-    );
+    let unable = r#"{"message":"httpproxy: unable to get response from 1 endpoint(s)"}"#;
+    assert_eq!((gone.1, gone.2), (502, format!("{json}{unable}")));
     let still = step("member still gone");
-    assert_eq!(
-        (still.1, still.2.as_str()),
-        (
-            503,
-            r#"{"message":"httpproxy: zero endpoints currently available"}"#
-        )
-    );
+    let zero = r#"{"message":"httpproxy: zero endpoints currently available"}"#;
+    assert_eq!((still.1, still.2), (503, format!("{json}{zero}")));
     assert_eq!(step("cluster file").2, r#"{"PeerURLs":["PEER"]}"#);
     assert_eq!(step("restart log").2, "true");
     // etcd's proxy copies a stream without flushing it: the first event waits in its
