@@ -3,8 +3,8 @@
 //! Beacon cluster (the member is not what is tested), and what a client sees through
 //! each proxy is compared: v2 writes, reads and watches, `/v2/members`, the proxy's
 //! own `/v2/config/local/proxy`, the cluster file it writes, a restart without
-//! `--proxy`, the readonly refusal, `--cors`, and the answers once the member is gone. How a
-//! proxy comes to be is `v2_proxy_start.rs`.
+//! `--proxy`, the readonly refusal, `--cors`, and the answers once the member is gone.
+//! How a proxy comes to be is `v2_proxy_start.rs`.
 
 mod support;
 

@@ -1,9 +1,9 @@
-//! How a v2 proxy comes to be, against etcd 3.4.23, each case run with etcd and with
-//! Beacon and compared: refusals (a bad `--proxy`, a data dir with both a member and a
-//! proxy), a member too late for a full discovery cluster, a proxy waiting for one to
-//! fill, `ETCD_PROXY` and a config
-//! file, a proxy started before its member, and `https` members reached with the
-//! client TLS flags. What a client sees through a running proxy is `v2_proxy.rs`.
+//! How a v2 proxy comes to be and what its flags do, against etcd 3.4.23, each case
+//! run with etcd and with Beacon and compared: refusals (a bad `--proxy`, a data dir
+//! with both a member and a proxy), a member too late for a full discovery cluster, a
+//! proxy waiting for one to fill, `ETCD_PROXY` and a config file, a proxy started
+//! before its member, `https` members reached with the client TLS flags, and
+//! `--proxy-read-timeout`. What a client sees through a running proxy is `v2_proxy.rs`.
 
 mod support;
 
@@ -343,4 +343,42 @@ async fn a_proxy_started_before_its_member_finds_it() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// `--proxy-read-timeout` bounds each read from a member: a long poll that hears
+/// nothing for that long ends as an empty 200 (etcd's copy stops and its handler
+/// returns), and the member stays an endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_timeout_ends_a_quiet_watch_as_etcds() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let member = ServerProcess::beacon().expect("the member starts");
+    let cluster = format!("default={}", member.peer_url());
+    let http = support::http();
+    let mut seen = Vec::new();
+    for bin in [etcd_bin(), beacon_bin()] {
+        let temp = TempDir::new("v2-proxy-read-timeout").expect("temp dir");
+        let args = [
+            "--proxy",
+            "on",
+            "--proxy-read-timeout",
+            "300",
+            "--initial-cluster",
+            &cluster,
+        ];
+        let proxy = V2ProxyProcess::start(&bin, &temp.path().join("p"), &args, &[])
+            .expect("the proxy starts");
+        let started = Instant::now();
+        let url = format!("{}/v2/keys/quiet?wait=true", proxy.url());
+        let resp = http.get(url).send().await.expect("an answer");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.expect("a whole body");
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        let after = http.get(format!("{}/v2/keys/", proxy.url())).send().await;
+        seen.push((status, body, after.expect("an answer").status().as_u16()));
+    }
+    assert_eq!(seen[0], (200, String::new(), 200), "etcd");
+    assert_eq!(seen[1], seen[0], "beacon");
 }

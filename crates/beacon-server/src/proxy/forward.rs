@@ -16,12 +16,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::director::Director;
 use super::metrics::{Dropped, Metrics};
+use super::relay::Relayed;
 use super::transport::Upstream;
 use crate::conn::RemoteAddr;
 use crate::http::access::AccessControl;
@@ -195,11 +195,7 @@ async fn forward(proxy: &Proxy, req: Request) -> Response {
                 proxy.metrics.handled(&method, resp.status());
                 let (mut parts, incoming) = resp.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
-                // The permit is held until the answer's body is done or dropped.
-                let body = incoming.map_frame(move |frame| {
-                    let _held = &permit;
-                    frame
-                });
+                let body = Relayed::new(incoming, permit);
                 return Response::from_parts(parts, Body::new(body));
             }
             Err(e) => {
@@ -328,7 +324,10 @@ mod tests {
             .unwrap();
         let resp = router(Arc::clone(proxy)).oneshot(req).await.unwrap();
         let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 

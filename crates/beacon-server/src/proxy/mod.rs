@@ -11,6 +11,7 @@ pub mod director;
 pub mod forward;
 pub mod metrics;
 pub mod refresh;
+pub mod relay;
 pub mod transport;
 
 use std::future::Future;

@@ -1,0 +1,59 @@
+//! A member's answer on its way to the client (`forward`): streamed, and ended as
+//! etcd's proxy ends it when the member's side fails midway.
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A member's answer as the client gets it: frame by frame as they arrive, ended
+/// cleanly when reading it fails (a read timeout, the member gone), as etcd's copy
+/// ends and its handler returns; the request's permit is held until then.
+pub struct Relayed {
+    incoming: Incoming,
+    ended: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Relayed {
+    /// Relays `incoming`, holding `permit` until it ends or is dropped.
+    pub fn new(incoming: Incoming, permit: OwnedSemaphorePermit) -> Relayed {
+        Relayed {
+            incoming,
+            ended: false,
+            _permit: permit,
+        }
+    }
+}
+
+impl http_body::Body for Relayed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::info!("proxy: reading a member's answer: {e}");
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.incoming.size_hint()
+    }
+}
