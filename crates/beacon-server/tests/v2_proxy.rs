@@ -191,10 +191,17 @@ async fn scenario(bin: PathBuf) -> Seen {
         .await
         .expect("metrics");
     let text = metrics.text().await.expect("metrics text");
-    let counted = text
+    // The proxy's own samples: the counters with their values, the handling-time
+    // histogram's by their names and labels alone (its values are timings).
+    let samples: Vec<&str> = text
         .lines()
-        .any(|l| l.starts_with("etcd_proxy_requests_total{method=\"PUT\"}"));
-    steps.push(("metrics".into(), 200, format!("counts PUT: {counted}")));
+        .filter(|l| l.starts_with("etcd_proxy_"))
+        .map(|l| match l.split_once(' ') {
+            Some((sample, _)) if l.starts_with("etcd_proxy_handling") => sample,
+            _ => l,
+        })
+        .collect();
+    steps.push(("metrics".into(), 200, samples.join("\n")));
     let file = std::fs::read_to_string(data_dir.join("proxy/cluster")).unwrap_or_default();
     steps.push((
         "cluster file".into(),

@@ -141,6 +141,7 @@ fn local_config(proxy: &Proxy, method: &Method) -> Response {
 /// etcd's reverse proxy, for one request.
 async fn forward(proxy: &Proxy, req: Request) -> Response {
     let method = req.method().clone();
+    let started = Instant::now();
     proxy.metrics.incoming(&method);
     let Ok(permit) = Arc::clone(&proxy.in_flight).try_acquire_owned() else {
         return json_message(
@@ -192,7 +193,9 @@ async fn forward(proxy: &Proxy, req: Request) -> Response {
         *upstream_req.headers_mut() = headers.clone();
         match proxy.upstream.request(upstream_req).await {
             Ok(resp) => {
-                proxy.metrics.handled(&method, resp.status());
+                proxy
+                    .metrics
+                    .handled(&method, resp.status(), started.elapsed());
                 let (mut parts, incoming) = resp.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
                 let body = Relayed::new(incoming, permit);
