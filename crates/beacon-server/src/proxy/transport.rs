@@ -248,6 +248,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_write_the_member_does_not_take_in_time_fails() {
+        let (near, _far) = tokio::io::duplex(16);
+        let timeouts = Timeouts {
+            write: Some(Duration::from_millis(5000)),
+            ..Timeouts::default()
+        };
+        let mut near = Deadlines::new(near, timeouts);
+        let started = tokio::time::Instant::now();
+        let err = near.write_all(&[0u8; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_millis(5000));
+    }
+
+    #[tokio::test]
+    async fn a_dial_that_is_not_answered_in_time_fails() {
+        // A listener that never accepts, its queue filled: the next SYN goes unanswered.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            let connecting = TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(100), connecting).await {
+                Ok(Ok(stream)) => queued.push(stream),
+                _ => break,
+            }
+        }
+        let timeouts = Timeouts {
+            dial: Some(Duration::from_millis(200)),
+            ..Timeouts::default()
+        };
+        let mut dialer = Dialer {
+            timeouts,
+            tls: None,
+        };
+        let uri: Uri = format!("http://{addr}/").parse().unwrap();
+        let started = std::time::Instant::now();
+        let failed = tower::Service::call(&mut dialer, uri).await.err().unwrap();
+        assert_eq!(failed.kind(), io::ErrorKind::TimedOut, "{failed}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn without_a_limit_a_read_waits() {
         let (near, _far) = tokio::io::duplex(64);
         let mut near = Deadlines::new(near, Timeouts::default());
