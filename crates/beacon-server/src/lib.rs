@@ -210,6 +210,7 @@ pub async fn run(
             client_cert_auth: config.tls.client.client_cert_auth,
             grpc_gateway: config.enable_grpc_gateway,
             access: config.access.clone(),
+            v2v3_prefix: config.v2v3_prefix.clone(),
             auto_compaction: config.auto_compaction,
             corrupt_check: config
                 .corrupt_check_interval
@@ -419,6 +420,8 @@ pub struct ClientSettings {
     pub grpc_gateway: bool,
     /// `--cors` and `--host-whitelist`.
     pub access: http::access::AccessControl,
+    /// `--experimental-enable-v2v3`: the v3 prefix the v2 keys API is served from.
+    pub v2v3_prefix: Option<Vec<u8>>,
     /// `--auto-compaction-*`: what the compactor keeps; `None`: it does not run.
     pub auto_compaction: Option<compactor::Retention>,
     /// `--experimental-corrupt-check-time`, and the client the leader asks its peers'
@@ -455,6 +458,10 @@ pub async fn serve(
     state.jwt = settings.jwt.clone();
     state.client_cert_auth = settings.client_cert_auth;
     state.access = settings.access.clone();
+    state.v2v3 = settings
+        .v2v3_prefix
+        .as_deref()
+        .map(|prefix| Arc::new(api_v2::v2v3::V2v3::new(prefix)));
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     // On every member; it compacts only while this member leads. etcd starts its

@@ -162,7 +162,7 @@ async fn route(client: &Client, req: Request) -> Response {
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let sent = &p[b"/v2/keys".len()..];
             let key = clean_rooted(sent);
-            keys::serve(state, method, &parts, raw_query, (key, sent), body).await
+            keys::serve(&client.state, method, &parts, raw_query, (key, sent), body).await
         }
         _ => not_found(),
     }

@@ -97,7 +97,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "beacon always keeps leases' remaining TTLs in its log",
     ),
-    pending("experimental-enable-v2v3", EMPTY),
     pending_bool("unsafe-no-fsync", NONE),
 ];
 
@@ -240,7 +239,6 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--experimental-enable-v2v3=",
             "--proxy",
             "off",
             "--discovery-srv=",

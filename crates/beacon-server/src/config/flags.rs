@@ -159,6 +159,10 @@ pub(super) struct Flags {
     /// Comma-separated origins for CORS, or `*` for any.
     #[arg(long, env = "ETCD_CORS", default_value = "*")]
     pub(super) cors: String,
+    /// The v3 prefix to serve the v2 keys API from, emulated on the v3 keyspace; empty:
+    /// the v2 store.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_V2V3", default_value = "")]
+    pub(super) experimental_enable_v2v3: String,
     /// Comma-separated hostnames plain-HTTP requests may name in Host, or `*` for any.
     #[arg(long, env = "ETCD_HOST_WHITELIST", default_value = "*")]
     pub(super) host_whitelist: String,

@@ -36,7 +36,7 @@ impl Kv {
 
 /// `KV.Range` as a client's call runs it; also the reads of the Election and Lock
 /// recipes, which etcd runs through its own KV server too.
-pub(super) async fn range(
+pub(crate) async fn range(
     state: &AppState,
     caller: Option<&Caller>,
     req: RangeRequest,
@@ -86,7 +86,7 @@ pub(super) async fn delete_range(
 }
 
 /// `KV.Txn` as a client's call runs it (and the recipes' transactions).
-pub(super) async fn txn(
+pub(crate) async fn txn(
     state: &AppState,
     caller: Option<&Caller>,
     req: TxnRequest,
