@@ -208,7 +208,10 @@ pub async fn run(
             bcrypt_cost: config.bcrypt_cost,
             jwt: config.jwt.clone(),
             client_cert_auth: config.tls.client.client_cert_auth,
-            grpc_gateway: config.enable_grpc_gateway,
+            apis: router::Apis {
+                v2: config.enable_v2,
+                gateway: config.enable_grpc_gateway,
+            },
             access: config.access.clone(),
             v2v3_prefix: config.v2v3_prefix.clone(),
             auto_compaction: config.auto_compaction,
@@ -416,8 +419,8 @@ pub struct ClientSettings {
     pub jwt: Option<Arc<beacon_auth::jwt::JwtTokens>>,
     /// `--client-cert-auth` on the client URLs.
     pub client_cert_auth: bool,
-    /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
-    pub grpc_gateway: bool,
+    /// `--enable-v2` and `--enable-grpc-gateway`: whether `/v2/` and `/v3/` are served.
+    pub apis: router::Apis,
     /// `--cors` and `--host-whitelist`.
     pub access: http::access::AccessControl,
     /// `--experimental-enable-v2v3`: the v3 prefix the v2 keys API is served from.
@@ -484,7 +487,7 @@ pub async fn serve(
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
     for listener in listeners.client {
-        let app = router::router(Arc::clone(&state), services.clone(), settings.grpc_gateway);
+        let app = router::router(Arc::clone(&state), services.clone(), settings.apis);
         servers.spawn(conn::serve_listener(
             listener,
             app,

@@ -2,7 +2,8 @@
 //! v3 keyspace under a prefix. The same requests get the same answers (bodies, status
 //! codes, `X-Etcd-Index`) and leave the same v3 keys and values; watches send the same
 //! events. Where etcd's emulation loses data, hides what it wrote or crashes, the last
-//! test pins what each server does.
+//! test pins what each server does. And `--enable-v2=false`, which leaves no `/v2/`
+//! API at all, the emulation included.
 
 use std::time::{Duration, Instant};
 
@@ -256,4 +257,62 @@ async fn where_etcds_emulation_loses_or_hides_keys_beacon_does_not() {
     assert!(beacon[4].contains(r#""value":"2""#), "{}", beacon[4]);
     assert_eq!(&etcd[5..], ["true", "false", "exited true"]);
     assert_eq!(&beacon[5..], ["false", "true", "exited false", "4 events"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_v2_every_v2_path_is_not_found_as_in_etcd() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let http = http();
+    let mut told = Vec::new();
+    for kind in [ServerKind::Etcd, ServerKind::Beacon] {
+        let bin = match kind {
+            ServerKind::Etcd => etcd_bin(),
+            ServerKind::Beacon => beacon_bin(),
+        };
+        // The last of a repeated flag wins: the testkit's own `--enable-v2` is undone.
+        let s = ServerProcess::start_https(
+            kind,
+            bin,
+            Default::default(),
+            &["--enable-v2=false", PREFIX],
+        )
+        .unwrap_or_else(|e| panic!("{kind:?} starts: {e}"));
+        let mut answers = Vec::new();
+        for (method, path, body) in [
+            ("PUT", "/v2/keys/a", "value=1"),
+            ("GET", "/v2/keys/a", ""),
+            ("GET", "/v2/keys", ""),
+            ("GET", "/v2/members", ""),
+            ("GET", "/v2/machines", ""),
+            ("GET", "/v2/stats/self", ""),
+            ("GET", "/v2/auth/enable", ""),
+            ("GET", "/health", ""),
+            ("POST", "/v3/kv/put", r#"{"key":"YQ==","value":"MQ=="}"#),
+        ] {
+            let resp = http
+                .request(method.parse().unwrap(), format!("{}{path}", s.client_url()))
+                .body(body)
+                .send()
+                .await
+                .expect("an answer");
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            // The v3 answer's header names each server's own ids.
+            let text = if path.starts_with("/v3") {
+                String::new()
+            } else {
+                text
+            };
+            answers.push(format!("{method} {path} -> {status} {}", text.trim_end()));
+        }
+        told.push(answers);
+    }
+    assert_eq!(told[0], told[1], "etcd, then beacon");
+    assert!(
+        told[1][0].contains("404 404 page not found"),
+        "{:?}",
+        told[1]
+    );
 }

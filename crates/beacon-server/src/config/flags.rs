@@ -101,7 +101,7 @@ pub(super) struct Flags {
     /// Time (in milliseconds) for an election to time out.
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub(super) election_timeout: u64,
-    /// Accept etcd v2 client requests (always on in Beacon; accepted for compatibility).
+    /// Serve etcd's v2 API (`/v2/`) [default: on, where etcd 3.4's is off].
     #[arg(long, env = "ETCD_ENABLE_V2", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pub(super) enable_v2: bool,
