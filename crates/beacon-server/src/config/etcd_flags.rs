@@ -90,7 +90,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "beacon always keeps leases' remaining TTLs in its log",
     ),
-    pending("experimental-enable-v2v3", EMPTY),
     pending_bool("unsafe-no-fsync", NONE),
 ];
 
@@ -233,7 +232,6 @@ mod tests {
             "beacon",
             "--name",
             "a",
-            "--experimental-enable-v2v3=",
             "--discovery-srv",
             "",
             "--discovery-proxy=",
