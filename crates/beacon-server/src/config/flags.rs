@@ -260,4 +260,8 @@ pub(super) struct Flags {
     pub(super) auto_compaction_mode: String,
     #[command(flatten)]
     pub(super) tls: tls::TlsFlags,
+    /// The ids of the flags above whose value came from their `ETCD_*` variable, among
+    /// those whose refusal names its source.
+    #[arg(skip)]
+    pub(super) from_environment: Vec<&'static str>,
 }

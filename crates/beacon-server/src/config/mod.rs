@@ -4,8 +4,6 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Parser;
-
 mod compaction;
 mod etcd_flags;
 mod file;
@@ -215,6 +213,21 @@ fn take_config_file(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<OsStri
 }
 
 /// [`Flags`] from `args` alone: clap's `ETCD_*` fallbacks switched off.
+/// [`Flags`] from `args` and the `ETCD_*` environment, noting which of the flags whose
+/// refusal names its source (etcd words a bad `ETCD_PROXY` as the variable's) came
+/// from the environment.
+fn parse_with_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Flags::command().try_get_matches_from(args)?;
+    let mut flags = Flags::from_arg_matches(&matches)?;
+    for id in ["proxy", "discovery_fallback"] {
+        if matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable) {
+            flags.from_environment.push(id);
+        }
+    }
+    Ok(flags)
+}
+
 fn parse_without_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
     use clap::{CommandFactory as _, FromArgMatches as _};
     let command = Flags::command().mut_args(|a| a.env(None::<&'static str>));
@@ -267,7 +280,7 @@ impl Config {
             None => {
                 let (args, warnings) = etcd_flags::take(args, |var| std::env::var(var).ok())
                     .map_err(ConfigError::Invalid)?;
-                (Flags::try_parse_from(args)?, warnings)
+                (parse_with_environment(args)?, warnings)
             }
             // As etcd: the file alone, neither the command line nor the environment.
             Some(path) => {
@@ -362,14 +375,26 @@ impl Config {
                     .to_string(),
             );
         }
+        let source = |id: &str, flag: &str, var: &str| {
+            if f.from_environment.contains(&id) {
+                var.to_string()
+            } else {
+                format!("flag -{flag}")
+            }
+        };
         if !matches!(f.discovery_fallback.as_str(), "exit" | "proxy") {
             return Err(format!(
-                "invalid value {:?} for flag -discovery-fallback: invalid value",
-                f.discovery_fallback
+                "invalid value {:?} for {}: invalid value",
+                f.discovery_fallback,
+                source(
+                    "discovery_fallback",
+                    "discovery-fallback",
+                    "ETCD_DISCOVERY_FALLBACK"
+                )
             ));
         }
         let proxy = ProxySettings {
-            mode: proxy::parse_mode(&f.proxy)?,
+            mode: proxy::parse_mode(&f.proxy, &source("proxy", "proxy", "ETCD_PROXY"))?,
             failure_wait: std::time::Duration::from_millis(f.proxy_failure_wait),
             refresh_interval: std::time::Duration::from_millis(f.proxy_refresh_interval),
             dial_timeout: proxy::timeout_ms(f.proxy_dial_timeout),

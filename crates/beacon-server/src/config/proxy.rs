@@ -45,14 +45,15 @@ impl Default for ProxySettings {
     }
 }
 
-/// `--proxy`'s value as etcd's selective flag takes it; its refusal in etcd's words.
-pub(super) fn parse_mode(value: &str) -> Result<ProxyMode, String> {
+/// `--proxy`'s value as etcd's selective flag takes it; its refusal in etcd's words,
+/// which name where it came from (`flag -proxy`, or `ETCD_PROXY`).
+pub(super) fn parse_mode(value: &str, source: &str) -> Result<ProxyMode, String> {
     match value {
         "off" => Ok(ProxyMode::Off),
         "on" => Ok(ProxyMode::On),
         "readonly" => Ok(ProxyMode::Readonly),
         other => Err(format!(
-            "invalid value {other:?} for flag -proxy: invalid value"
+            "invalid value {other:?} for {source}: invalid value"
         )),
     }
 }
@@ -68,12 +69,17 @@ mod tests {
 
     #[test]
     fn modes_are_etcds_three() {
-        assert_eq!(parse_mode("off"), Ok(ProxyMode::Off));
-        assert_eq!(parse_mode("on"), Ok(ProxyMode::On));
-        assert_eq!(parse_mode("readonly"), Ok(ProxyMode::Readonly));
+        let flag = "flag -proxy";
+        assert_eq!(parse_mode("off", flag), Ok(ProxyMode::Off));
+        assert_eq!(parse_mode("on", flag), Ok(ProxyMode::On));
+        assert_eq!(parse_mode("readonly", flag), Ok(ProxyMode::Readonly));
         assert_eq!(
-            parse_mode("On").unwrap_err(),
+            parse_mode("On", flag).unwrap_err(),
             "invalid value \"On\" for flag -proxy: invalid value"
+        );
+        assert_eq!(
+            parse_mode("x", "ETCD_PROXY").unwrap_err(),
+            "invalid value \"x\" for ETCD_PROXY: invalid value"
         );
     }
 
