@@ -274,9 +274,10 @@ pub const PROXY_IDLE_CONNECTIONS_PER_HOST_MAX: usize = 128;
 /// keeps them until the member closes them; a bound keeps dead ones from piling up).
 pub const PROXY_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Requests the v2 proxy forwards at once, streamed watches included; past it a
-/// request is answered 503 at once (etcd's proxy has no bound).
-pub const PROXY_REQUESTS_IN_FLIGHT_MAX: usize = 10_000;
+/// Client connections the v2 proxy holds open at once, and so requests it forwards at
+/// once (HTTP/1.1: one a connection), streamed watches included; the next ones wait in
+/// the listen queue until one closes (etcd's proxy has no bound).
+pub const PROXY_CONNECTIONS_MAX: usize = 10_000;
 
 /// How long one ask for a member's list (peer `GET /members`) may take (etcd's).
 pub const PROXY_MEMBERS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);

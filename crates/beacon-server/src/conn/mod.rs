@@ -133,13 +133,24 @@ pub async fn serve_listener(
             }
         }
     };
-    accept_loop(tcp, stop, serve).await;
+    accept_loop(tcp, stop, serve, usize::MAX).await;
 }
 
 /// [`serve_listener`] for a port that serves plain HTTP/1.1 alone (the metrics URLs):
 /// no gRPC and no lean watch path, with the client port's timeouts and limits.
 /// Each request carries its connection's [`RemoteAddr`].
 pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::Receiver<bool>) {
+    serve_http_listener_capped(listener, app, stop, usize::MAX).await;
+}
+
+/// [`serve_http_listener`] holding at most `connections_max` connections open: while
+/// that many are, the next ones wait in the listen queue (the v2 proxy's bound).
+pub async fn serve_http_listener_capped(
+    listener: Listener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    connections_max: usize,
+) {
     let Listener { tcp, tls } = listener;
     let serve = {
         let stop = stop.clone();
@@ -159,7 +170,7 @@ pub async fn serve_http_listener(listener: Listener, app: Router, stop: watch::R
             }
         }
     };
-    accept_loop(tcp, stop, serve).await;
+    accept_loop(tcp, stop, serve, connections_max).await;
 }
 
 /// The address of the client a request came from (on the listeners of
@@ -224,10 +235,15 @@ async fn handshake(
     }
 }
 
-/// Accepts connections and hands each to `serve` on a task of its own, until `stop`
-/// turns true; then waits for the open ones to finish.
-async fn accept_loop<F, Fut>(listener: TcpListener, stop: watch::Receiver<bool>, mut serve: F)
-where
+/// Accepts connections and hands each to `serve` on a task of its own, at most
+/// `connections_max` at once (the next wait in the listen queue), until `stop` turns
+/// true; then waits for the open ones to finish.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+    mut serve: F,
+    connections_max: usize,
+) where
     F: FnMut(TcpStream, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -235,7 +251,7 @@ where
     let mut stopped = std::pin::pin!(stopped(stop));
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if conns.len() < connections_max => match accepted {
                 Ok((sock, remote)) => {
                     conns.spawn(serve(sock, remote));
                 }

@@ -16,7 +16,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
 use http::{HeaderMap, Method, StatusCode};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::director::Director;
@@ -54,8 +53,6 @@ pub struct Proxy {
     pub access: AccessControl,
     /// The counters `/metrics` shows.
     pub metrics: Metrics,
-    /// A permit per request being forwarded, streams included.
-    pub in_flight: Arc<Semaphore>,
 }
 
 /// The router of the proxy's client URLs.
@@ -143,12 +140,6 @@ async fn forward(proxy: &Proxy, req: Request) -> Response {
     let method = req.method().clone();
     let started = Instant::now();
     proxy.metrics.incoming(&method);
-    let Ok(permit) = Arc::clone(&proxy.in_flight).try_acquire_owned() else {
-        return json_message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "httpproxy: too many requests in flight",
-        );
-    };
     let remote = req.extensions().get::<RemoteAddr>().map(|r| r.0.ip());
     let (parts, body) = req.into_parts();
     let body = match crate::http::body::read_capped(
@@ -198,7 +189,7 @@ async fn forward(proxy: &Proxy, req: Request) -> Response {
                     .handled(&method, resp.status(), started.elapsed());
                 let (mut parts, incoming) = resp.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
-                let body = Relayed::new(incoming, permit);
+                let body = Relayed::new(incoming);
                 return Response::from_parts(parts, Body::new(body));
             }
             Err(e) => {
@@ -314,7 +305,6 @@ mod tests {
             readonly: false,
             access: AccessControl::default(),
             metrics: Metrics::default(),
-            in_flight: Arc::new(Semaphore::new(4)),
         })
     }
 

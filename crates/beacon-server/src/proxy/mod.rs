@@ -19,10 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::config::{Config, ProxyMode};
-use crate::limits::{PROXY_REQUESTS_IN_FLIGHT_MAX, SHUTDOWN_GRACE};
+use crate::limits::{PROXY_CONNECTIONS_MAX, SHUTDOWN_GRACE};
 
 /// What a data directory holds, as etcd tells it apart at start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +126,6 @@ pub async fn run(
         readonly: settings.mode == ProxyMode::Readonly,
         access: config.access.clone(),
         metrics: metrics::Metrics::default(),
-        in_flight: Arc::new(Semaphore::new(PROXY_REQUESTS_IN_FLIGHT_MAX)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let refresher_task = tokio::spawn(refresh::run(
@@ -141,10 +140,11 @@ pub async fn run(
             "v2 proxy started listening on client requests on {:?}",
             url.text
         );
-        servers.spawn(crate::conn::serve_http_listener(
+        servers.spawn(crate::conn::serve_http_listener_capped(
             listener,
             forward::router(Arc::clone(&proxy)),
             stop_rx.clone(),
+            PROXY_CONNECTIONS_MAX,
         ));
     }
     shutdown.await;
@@ -198,6 +198,48 @@ async fn start_peer_urls(config: &Config, file: &Path) -> anyhow::Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    /// Sends a GET on `stream` and reads what comes back within `within`.
+    async fn ask(stream: &mut TcpStream, within: std::time::Duration) -> Option<String> {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: p\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(within, stream.read(&mut buf)).await;
+        let n = read.ok()?.ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_cap_wait_for_one_to_close() {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async { "ok" });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let serving = crate::conn::serve_http_listener_capped(tcp.into(), app, stop_rx, 1);
+        let server = tokio::spawn(serving);
+        let second_long = std::time::Duration::from_secs(5);
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let answer = ask(&mut first, second_long).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // The second waits in the listen queue while the first stays open.
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let short = std::time::Duration::from_millis(300);
+        assert_eq!(ask(&mut second, short).await, None);
+        drop(first);
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(second_long, second.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let _ = stop_tx.send(true);
+        drop(second);
+        server.await.unwrap();
+    }
 
     #[test]
     fn a_data_dir_is_a_member_a_proxy_or_empty_never_both() {

@@ -3,24 +3,21 @@
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// A member's answer as the client gets it: frame by frame as they arrive, ended
 /// cleanly when reading it fails (a read timeout, the member gone), as etcd's copy
-/// ends and its handler returns; the request's permit is held until then.
+/// ends and its handler returns.
 pub struct Relayed {
     incoming: Incoming,
     ended: bool,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl Relayed {
-    /// Relays `incoming`, holding `permit` until it ends or is dropped.
-    pub fn new(incoming: Incoming, permit: OwnedSemaphorePermit) -> Relayed {
+    /// Relays `incoming`.
+    pub fn new(incoming: Incoming) -> Relayed {
         Relayed {
             incoming,
             ended: false,
-            _permit: permit,
         }
     }
 }
