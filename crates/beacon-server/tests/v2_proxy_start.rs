@@ -17,6 +17,14 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A one-member Beacon cluster (the member is not what is tested) and the
+/// `--initial-cluster` that names it.
+fn one_member() -> (ServerProcess, String) {
+    let member = ServerProcess::beacon().expect("the member starts");
+    let cluster = format!("default={}", member.peer_url());
+    (member, cluster)
+}
+
 /// An invalid `--proxy` (or `ETCD_PROXY`), and a data dir holding both a member and a
 /// proxy: the same exit codes and words.
 #[test]
@@ -198,8 +206,7 @@ async fn the_environment_and_a_config_file_set_the_proxy_too() {
     if !etcd_or_skip() {
         return;
     }
-    let member = ServerProcess::beacon().expect("the member starts");
-    let cluster = format!("default={}", member.peer_url());
+    let (_member, cluster) = one_member();
     let http = support::http();
     let mut seen = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
@@ -317,8 +324,7 @@ async fn a_proxy_started_before_its_member_finds_it() {
     if !etcd_or_skip() {
         return;
     }
-    let mut member = ServerProcess::beacon().expect("the member starts");
-    let cluster = format!("default={}", member.peer_url());
+    let (mut member, cluster) = one_member();
     member.kill9();
     let http = support::http();
     let temp = TempDir::new("v2-proxy-early").expect("temp dir");
@@ -367,8 +373,7 @@ async fn a_read_timeout_ends_a_quiet_watch_as_etcds() {
     if !etcd_or_skip() {
         return;
     }
-    let member = ServerProcess::beacon().expect("the member starts");
-    let cluster = format!("default={}", member.peer_url());
+    let (_member, cluster) = one_member();
     let http = support::http();
     let mut seen = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
