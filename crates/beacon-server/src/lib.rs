@@ -13,6 +13,7 @@ pub mod conn;
 pub mod consensus;
 pub mod corrupt;
 pub mod discovery;
+pub mod discovery_srv;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -49,10 +50,16 @@ pub async fn run(
     // A member that restarts on its own data knows its cluster (discovery is for a new
     // one), and etcd checks it against its peers then (the initial corruption check).
     let restarted = identity::load(&config.data_dir)?.is_some();
-    let initial_cluster = match &config.discovery {
-        Some(url) if config.initial_cluster_state == config::ClusterState::New && !restarted => {
+    let initial_cluster = match (&config.discovery, &config.discovery_srv) {
+        (Some(url), _)
+            if config.initial_cluster_state == config::ClusterState::New && !restarted =>
+        {
             discover(&config, url).await?
         }
+        // etcd asks DNS whenever the member has no data yet, whatever the cluster state.
+        (_, Some(srv)) if !restarted => discovery_srv::initial_cluster_of(&config, srv)
+            .await
+            .map_err(anyhow::Error::msg)?,
         _ => config.initial_cluster.clone(),
     };
     let bootstrap = Cluster::bootstrap(

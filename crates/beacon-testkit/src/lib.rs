@@ -3,6 +3,7 @@
 //! fault-injecting proxy for the peer traffic of a test cluster.
 
 mod binaries;
+mod dns_server;
 mod fault_proxy;
 mod grpc;
 mod http_probe;
@@ -17,6 +18,7 @@ mod temp_dir;
 pub use binaries::{
     assert_same_answers, beacon_bin, etcd_available, etcd_bin, etcd_or_skip, workspace_bin,
 };
+pub use dns_server::{DnsServer, SrvAnswer};
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
 pub use grpc::{grpc_channel, with_token};
 pub use http_probe::{http_get, ProbeResponse};

@@ -74,8 +74,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
     pending("discovery-proxy", EMPTY),
-    pending("discovery-srv", EMPTY),
-    pending("discovery-srv-name", EMPTY),
     pending("proxy", &["off"]),
     no_meaning("proxy-failure-wait", false, PROXY),
     no_meaning("proxy-refresh-interval", false, PROXY),
@@ -243,7 +241,6 @@ mod tests {
             "--experimental-enable-v2v3=",
             "--proxy",
             "off",
-            "--discovery-srv=",
         ])
         .unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
@@ -251,7 +248,7 @@ mod tests {
         let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
         assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--discovery-srv", "example.com"]).is_err());
+        assert!(run(&["beacon", "--experimental-enable-v2v3", "v3"]).is_err());
         assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
     }
 
@@ -289,7 +286,7 @@ mod tests {
     fn a_value_after_the_separator_is_left_alone() {
         let (rest, _) = run(&["beacon", "--", "--proxy=on"]).unwrap();
         assert_eq!(rest, ["beacon", "--", "--proxy=on"]);
-        assert!(run(&["beacon", "--discovery-srv"])
+        assert!(run(&["beacon", "--proxy"])
             .unwrap_err()
             .contains("needs an argument"));
     }

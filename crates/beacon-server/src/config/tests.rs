@@ -9,6 +9,14 @@ fn parse(args: &[&str]) -> Result<Config, ConfigError> {
     Config::from_args(v)
 }
 
+/// The environment variable clap reads flag `id` from (named, not set: the tests share
+/// this process's environment).
+fn env_of(id: &str) -> Option<String> {
+    let command = <Flags as clap::CommandFactory>::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
+
 #[test]
 fn defaults() {
     let c = parse(&[]).unwrap();
@@ -121,6 +129,56 @@ fn discovery_is_etcds_bootstrap_flag() {
     assert!(!exit.discovery_fallback_proxy);
     assert!(parse(&["--discovery-fallback=maybe"]).is_err());
     assert_eq!(parse(&[]).unwrap().discovery, None);
+}
+
+#[test]
+fn discovery_srv_is_etcds_third_bootstrap_flag() {
+    let c = parse(&[
+        "--discovery-srv",
+        "example.com",
+        "--discovery-srv-name=prod",
+    ])
+    .unwrap();
+    let srv = c.discovery_srv.expect("given");
+    assert_eq!(
+        (srv.domain.as_str(), srv.service_name.as_str()),
+        ("example.com", "prod")
+    );
+    assert_eq!(c.initial_cluster_token, "etcd-cluster", "the token stays");
+    assert_eq!(
+        parse(&["--discovery-srv-name=prod"]).unwrap().discovery_srv,
+        None
+    );
+    for other in ["--initial-cluster=a=http://a:1", "--discovery=http://d:1/t"] {
+        let both = parse(&["--discovery-srv=example.com", other]).unwrap_err();
+        assert!(both
+            .to_string()
+            .contains("multiple discovery or bootstrap flags"));
+    }
+    // From a config file, by etcd's YAML keys; from the environment, by etcd's names.
+    let path = std::env::temp_dir().join(format!("beacon-srv-{}.yml", std::process::id()));
+    std::fs::write(
+        &path,
+        "discovery-srv: example.org
+discovery-srv-name: b
+",
+    )
+    .unwrap();
+    let c = parse(&["--config-file", &path.display().to_string()]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let srv = c.discovery_srv.expect("from the file");
+    assert_eq!(
+        (srv.domain.as_str(), srv.service_name.as_str()),
+        ("example.org", "b")
+    );
+    assert_eq!(
+        env_of("discovery_srv").as_deref(),
+        Some("ETCD_DISCOVERY_SRV")
+    );
+    assert_eq!(
+        env_of("discovery_srv_name").as_deref(),
+        Some("ETCD_DISCOVERY_SRV_NAME")
+    );
 }
 
 #[test]
@@ -420,16 +478,7 @@ fn auto_compaction_flags_come_from_the_environment_and_config_file_too() {
         c.auto_compaction,
         Some(crate::compactor::Retention::Revisions(10))
     );
-    // The environment variables, as clap reads the other flags' (named, not set: the
-    // tests share this process's environment).
-    let command = <Flags as clap::CommandFactory>::command();
-    let env_of = |id: &str| {
-        command
-            .get_arguments()
-            .find(|a| a.get_id() == id)
-            .and_then(|a| a.get_env())
-            .map(|e| e.to_string_lossy().into_owned())
-    };
+    // The environment variables, as clap reads the other flags'.
     assert_eq!(
         env_of("auto_compaction_mode").as_deref(),
         Some("ETCD_AUTO_COMPACTION_MODE")
