@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod api_v2;
+pub mod bootstrap;
 pub mod cluster;
 pub mod compactor;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod conn;
 pub mod consensus;
 pub mod corrupt;
 pub mod discovery;
+pub mod discovery_proxy;
 pub mod discovery_srv;
 pub mod gateway;
 pub mod grpc;
@@ -50,18 +52,7 @@ pub async fn run(
     // A member that restarts on its own data knows its cluster (discovery is for a new
     // one), and etcd checks it against its peers then (the initial corruption check).
     let restarted = identity::load(&config.data_dir)?.is_some();
-    let initial_cluster = match (&config.discovery, &config.discovery_srv) {
-        (Some(url), _)
-            if config.initial_cluster_state == config::ClusterState::New && !restarted =>
-        {
-            discover(&config, url).await?
-        }
-        // etcd asks DNS whenever the member has no data yet, whatever the cluster state.
-        (_, Some(srv)) if !restarted => discovery_srv::initial_cluster_of(&config, srv)
-            .await
-            .map_err(anyhow::Error::msg)?,
-        _ => config.initial_cluster.clone(),
-    };
+    let initial_cluster = bootstrap::initial_cluster(&config, restarted).await?;
     let bootstrap = Cluster::bootstrap(
         &initial_cluster,
         &config.initial_cluster_token,
@@ -255,51 +246,6 @@ pub async fn run(
         return Err(anyhow::anyhow!("raft stopped after a storage error: {why}"));
     }
     served.and(stopped)
-}
-
-/// The cluster `--discovery`'s service gathers: this member registers itself (its
-/// name and advertised peer URLs, under the id they give with the URL as token) and
-/// waits for the rest.
-async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let own = Cluster::bootstrap(
-        &config.initial_cluster,
-        url,
-        &config.name,
-        &config.advertise_client_urls,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let own_value = config
-        .initial_cluster
-        .iter()
-        .map(|(name, peer_url)| format!("{name}={peer_url}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    // An https service is checked against the system's roots, as etcd's client does
-    // (`SSL_CERT_FILE` and `SSL_CERT_DIR` name others).
-    let tls = beacon_tls::TlsInfo::default()
-        .client_config(&[b"http/1.1"])
-        .context("the discovery client's TLS")?;
-    let net = beacon_raft::peer::TlsNet::new(
-        Arc::new(beacon_raft::peer::TcpNet),
-        beacon_tls::Connector::new(tls),
-    );
-    let http = beacon_raft::peer::discovery_client_over(Arc::new(net));
-    let own_id = format!("{:x}", own.local_id);
-    match discovery::join(&http, url, &own_id, &own_value).await {
-        Ok(cluster) => config::parse_initial_cluster(&cluster).map_err(anyhow::Error::msg),
-        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => {
-            anyhow::bail!(
-                "discovery cluster full, falling back to proxy: beacon has no v2 proxy mode \
-                 (failed to join discovery cluster ({}))",
-                discovery::DiscoveryError::FullCluster
-            )
-        }
-        Err(e) => {
-            tracing::info!("discovery token {url} was used, but failed to bootstrap the cluster.");
-            tracing::info!("please generate a new discovery token and try to bootstrap again.");
-            anyhow::bail!("failed to join discovery cluster ({e})")
-        }
-    }
 }
 
 /// What a removed member says before it exits 0, as etcd's does.

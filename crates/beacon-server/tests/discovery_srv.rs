@@ -15,7 +15,7 @@ use std::path::Path;
 
 use beacon_testkit::{
     beacon_bin, etcd_bin, etcd_or_skip, free_ports, DnsServer, Https, ServerKind, ServerProcess,
-    SrvAnswer, TempDir,
+    SrvAnswer,
 };
 use serde_json::Value;
 
@@ -119,43 +119,12 @@ async fn three_members_bootstrap_from_srv_records_as_etcds() {
     assert_eq!(seen[1], seen[0], "beacon");
 }
 
-/// One member started by hand under `dns`, alone, with `args` after its URLs: its exit
-/// code and log (it is stopped after 20 s if still running).
-fn run_once(dns: &DnsServer, bin: &Path, name: &str, ports: (u16, u16), args: &[&str]) -> Run {
-    let dir = TempDir::new("discovery-srv").expect("temp dir");
-    let client = format!("http://127.0.0.1:{}", ports.0);
-    let peer = format!("https://127.0.0.1:{}", ports.1);
-    let out = std::process::Command::new("timeout")
-        .arg("20")
-        .args(dns.wrapper())
-        .arg(bin)
-        .args(["--name", name, "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &client])
-        .args(["--advertise-client-urls", &client])
-        .args(["--listen-peer-urls", &peer])
-        .args(["--initial-advertise-peer-urls", &peer, "--peer-auto-tls"])
-        .args(args)
-        .output()
-        .expect("runs");
-    Run {
-        code: out.status.code(),
-        log: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-struct Run {
-    code: Option<i32>,
-    log: String,
-}
-
-impl Run {
-    /// The log from `words` to the end of their line.
-    fn said(&self, words: &str) -> Option<String> {
-        self.log
-            .lines()
-            .find_map(|l| l.find(words).map(|at| l[at..].to_string()))
-    }
+/// Member `name` started alone under `dns` with `--discovery-srv`: its exit code and
+/// what it said from `words` on.
+fn refused(dns: &DnsServer, bin: &Path, name: &str, words: &str) -> (Option<i32>, Option<String>) {
+    let args = ["--name", name, "--peer-auto-tls", "--discovery-srv", DOMAIN];
+    let (code, log) = support::start_alone(&dns.wrapper(), bin, "https", &args);
+    (code, support::said(&log, words))
 }
 
 /// No record, or records that leave this member out: both exit 1 with etcd's words
@@ -166,31 +135,19 @@ fn a_start_without_its_srv_record_fails_as_etcds() {
         return;
     }
     let Some(dns) = dns_or_skip() else { return };
-    let ports = free_ports(3);
+    // Another member's records, on an address no member here listens on (and http
+    // records, which etcd 3.4 ignores).
+    dns.set_a(&format!("other.{DOMAIN}"), Ipv4Addr::new(127, 0, 0, 2));
+    let other = vec![SrvAnswer::new(&format!("other.{DOMAIN}"), 2380)];
+    let words = "error setting up initial cluster";
     let mut said = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
-        let mut words = Vec::new();
         dns.set_srv(&format!("_etcd-server-ssl._tcp.{DOMAIN}"), Vec::new());
-        let none = run_once(
-            &dns,
-            &bin,
-            "m0",
-            (ports[0], ports[1]),
-            &["--discovery-srv", DOMAIN],
-        );
-        words.push((none.code, none.said("error setting up initial cluster")));
-        // Only another member's record (and only http records, which etcd 3.4 ignores).
-        publish(&dns, "etcd-server-ssl", &[ports[2]]);
-        publish(&dns, "etcd-server", &[ports[1]]);
-        let other = run_once(
-            &dns,
-            &bin,
-            "m1",
-            (ports[0], ports[1]),
-            &["--discovery-srv", DOMAIN],
-        );
-        words.push((other.code, other.said("error setting up initial cluster")));
-        said.push(words);
+        let none = refused(&dns, &bin, "m0", words);
+        dns.set_srv(&format!("_etcd-server-ssl._tcp.{DOMAIN}"), other.clone());
+        dns.set_srv(&format!("_etcd-server._tcp.{DOMAIN}"), other.clone());
+        let left_out = refused(&dns, &bin, "m1", words);
+        said.push([none, left_out]);
     }
     let server = dns.ip();
     let want = [

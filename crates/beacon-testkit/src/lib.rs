@@ -5,6 +5,7 @@
 mod binaries;
 mod dns_server;
 mod fault_proxy;
+mod forward_proxy;
 mod grpc;
 mod http_probe;
 mod pki;
@@ -20,6 +21,7 @@ pub use binaries::{
 };
 pub use dns_server::{DnsServer, SrvAnswer};
 pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADER};
+pub use forward_proxy::ForwardProxy;
 pub use grpc::{grpc_channel, with_token};
 pub use http_probe::{http_get, ProbeResponse};
 pub use pki::{PemPair, Pki};

@@ -73,7 +73,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("backend-batch-limit", false, BBOLT),
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
-    pending("discovery-proxy", EMPTY),
     pending("proxy", &["off"]),
     no_meaning("proxy-failure-wait", false, PROXY),
     no_meaning("proxy-refresh-interval", false, PROXY),

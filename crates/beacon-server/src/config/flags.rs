@@ -68,6 +68,9 @@ pub(super) struct Flags {
     /// (`_etcd-server-ssl-SUFFIX._tcp.DOMAIN`).
     #[arg(long, env = "ETCD_DISCOVERY_SRV_NAME", default_value = "")]
     pub(super) discovery_srv_name: String,
+    /// An HTTP proxy through which the --discovery service is asked.
+    #[arg(long, env = "ETCD_DISCOVERY_PROXY", default_value = "")]
+    pub(super) discovery_proxy: String,
     /// What a member does when the discovery service's cluster is full: 'exit' or
     /// 'proxy' (etcd becomes a v2 proxy; Beacon has no proxy mode and exits).
     #[arg(long, env = "ETCD_DISCOVERY_FALLBACK", default_value = "proxy")]

@@ -65,6 +65,8 @@ pub struct Config {
     /// `--discovery-srv` and `--discovery-srv-name`: the domain whose SRV records make
     /// a new member's initial cluster, and the service's suffix.
     pub discovery_srv: Option<DiscoverySrv>,
+    /// `--discovery-proxy`, as given (read when discovery starts, as etcd reads it).
+    pub discovery_proxy: String,
     /// `--discovery-fallback=proxy` (etcd's default): what a member too late for a full
     /// cluster would become.
     pub discovery_fallback_proxy: bool,
@@ -459,6 +461,7 @@ impl Config {
             initial_cluster_token: discovery.clone().unwrap_or(f.initial_cluster_token),
             discovery,
             discovery_srv,
+            discovery_proxy: f.discovery_proxy,
             discovery_fallback_proxy: f.discovery_fallback == "proxy",
             snapshot_count: f.snapshot_count,
             watch_progress_notify_interval,

@@ -132,6 +132,28 @@ fn discovery_is_etcds_bootstrap_flag() {
 }
 
 #[test]
+fn discovery_proxy_is_kept_as_given_for_discovery_to_read() {
+    let c = parse(&[
+        "--discovery=http://d:1/t",
+        "--discovery-proxy",
+        "127.0.0.1:3128",
+    ])
+    .unwrap();
+    assert_eq!(c.discovery_proxy, "127.0.0.1:3128");
+    // etcd reads it only when discovery starts: a bad one does not stop the flags.
+    assert!(parse(&["--discovery-proxy", "http://p:port"]).is_ok());
+    let path = std::env::temp_dir().join(format!("beacon-dp-{}.yml", std::process::id()));
+    std::fs::write(&path, "discovery-proxy: http://p:3128\n").unwrap();
+    let c = parse(&["--config-file", &path.display().to_string()]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(c.discovery_proxy, "http://p:3128");
+    assert_eq!(
+        env_of("discovery_proxy").as_deref(),
+        Some("ETCD_DISCOVERY_PROXY")
+    );
+}
+
+#[test]
 fn discovery_srv_is_etcds_third_bootstrap_flag() {
     let c = parse(&[
         "--discovery-srv",

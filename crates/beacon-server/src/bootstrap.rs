@@ -1,0 +1,88 @@
+//! How a new member learns its first cluster: `--initial-cluster` as given, from etcd's
+//! discovery service (`--discovery`, asked through `--discovery-proxy` if given), or
+//! from DNS SRV records (`--discovery-srv`). A member that restarts on its own data
+//! knows its cluster already.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::cluster::Cluster;
+use crate::config::{self, Config};
+use crate::{discovery, discovery_proxy, discovery_srv};
+
+/// The `--initial-cluster` this member bootstraps with.
+pub async fn initial_cluster(
+    config: &Config,
+    restarted: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
+    match (&config.discovery, &config.discovery_srv) {
+        (Some(url), _)
+            if config.initial_cluster_state == config::ClusterState::New && !restarted =>
+        {
+            discover(config, url).await
+        }
+        // etcd asks DNS whenever the member has no data yet, whatever the cluster state.
+        (_, Some(srv)) if !restarted => discovery_srv::initial_cluster_of(config, srv)
+            .await
+            .map_err(anyhow::Error::msg),
+        _ => Ok(config.initial_cluster.clone()),
+    }
+}
+
+/// The cluster `--discovery`'s service gathers: this member registers itself (its
+/// name and advertised peer URLs, under the id they give with the URL as token) and
+/// waits for the rest.
+async fn discover(config: &Config, url: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let own = Cluster::bootstrap(
+        &config.initial_cluster,
+        url,
+        &config.name,
+        &config.advertise_client_urls,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let own_value = config
+        .initial_cluster
+        .iter()
+        .map(|(name, peer_url)| format!("{name}={peer_url}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // An https service is checked against the system's roots, as etcd's client does
+    // (`SSL_CERT_FILE` and `SSL_CERT_DIR` name others).
+    let tls = beacon_tls::TlsInfo::default()
+        .client_config(&[b"http/1.1"])
+        .context("the discovery client's TLS")?;
+    let mut net: Arc<dyn beacon_raft::peer::PeerNet> = Arc::new(beacon_raft::peer::TlsNet::new(
+        Arc::new(beacon_raft::peer::TcpNet),
+        beacon_tls::Connector::new(tls),
+    ));
+    let proxied =
+        discovery_proxy::parse(&config.discovery_proxy).map_err(discovery::DiscoveryError::Service);
+    let joined = match proxied {
+        Ok(proxy) => {
+            if let Some(proxy) = proxy {
+                tracing::info!("using proxy {:?}", proxy.shown);
+                net = Arc::new(beacon_raft::peer::ProxyNet::new(net, proxy.proxy));
+            }
+            let http = beacon_raft::peer::discovery_client_over(net);
+            let own_id = format!("{:x}", own.local_id);
+            discovery::join(&http, url, &own_id, &own_value).await
+        }
+        Err(e) => Err(e),
+    };
+    match joined {
+        Ok(cluster) => config::parse_initial_cluster(&cluster).map_err(anyhow::Error::msg),
+        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => {
+            anyhow::bail!(
+                "discovery cluster full, falling back to proxy: beacon has no v2 proxy mode \
+                 (failed to join discovery cluster ({}))",
+                discovery::DiscoveryError::FullCluster
+            )
+        }
+        Err(e) => {
+            tracing::info!("discovery token {url} was used, but failed to bootstrap the cluster.");
+            tracing::info!("please generate a new discovery token and try to bootstrap again.");
+            anyhow::bail!("failed to join discovery cluster ({e})")
+        }
+    }
+}
