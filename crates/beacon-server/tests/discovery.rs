@@ -43,7 +43,7 @@ async fn three_members_find_each_other_through_the_discovery_service_as_etcds() 
         let dir = support::discovery_dir(&http, &service, kind, 3).await;
         let url = format!("{}/v2/keys/{dir}", service.client_url());
         let cluster = tokio::task::spawn_blocking(move || {
-            ServerProcess::cluster_discovered(kind, bin, 3, &url, &[])
+            ServerProcess::cluster_discovered(kind, bin, 3, &url, &[], &[])
         })
         .await
         .unwrap()

@@ -7,7 +7,9 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, ForwardProxy, ServerKind, ServerProcess};
+use beacon_testkit::{
+    beacon_bin, etcd_bin, etcd_or_skip, ForwardProxy, Https, Pki, ServerKind, ServerProcess,
+};
 
 /// A name no resolver of the members knows: only the proxy reaches it.
 const SERVICE_HOST: &str = "discovery.invalid";
@@ -33,7 +35,7 @@ async fn members_reach_the_discovery_service_through_the_proxy_as_etcds() {
         let proxy_url = proxy.url();
         let cluster = tokio::task::spawn_blocking(move || {
             let args = ["--discovery-proxy", proxy_url.as_str()];
-            ServerProcess::cluster_discovered(kind, bin, 3, &url, &args)
+            ServerProcess::cluster_discovered(kind, bin, 3, &url, &args, &[])
         })
         .await
         .unwrap()
@@ -65,6 +67,65 @@ async fn members_reach_the_discovery_service_through_the_proxy_as_etcds() {
         [3, 3],
         "registrations through the proxy, etcd's then beacon's"
     );
+}
+
+/// An https discovery service (its pair from the test's CA, which the members trust
+/// through `SSL_CERT_FILE`, as Go reads it) is reached through a `CONNECT` tunnel, by
+/// etcd's members and Beacon's alike; the proxy sees no plain request.
+#[test]
+fn an_https_service_is_reached_through_a_connect_tunnel_as_etcds() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let pki = Pki::new().expect("test certificates");
+    let (cert, key) = (pki.server.cert.display(), pki.server.key.display());
+    let tls = [format!("--cert-file={cert}"), format!("--key-file={key}")];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let https = Https {
+        client: true,
+        peer: false,
+    };
+    let service = ServerProcess::start_https(ServerKind::Beacon, beacon_bin(), https, &tls)
+        .expect("the https discovery service starts");
+    // The pair names localhost; a proxy does not care that the members could reach it.
+    let base = format!("https://localhost:{}", service.client_port());
+    let proxy = ForwardProxy::start(&[("localhost", IpAddr::V4(Ipv4Addr::LOCALHOST))])
+        .expect("the proxy starts");
+    let trust = vec![
+        "env".to_string(),
+        format!("SSL_CERT_FILE={}", pki.ca.display()),
+    ];
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let dir = format!("_etcd/registry/tls-{kind:?}");
+        let size = std::process::Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(&pki.ca)
+            .args(["-X", "PUT", "-d", "value=3"])
+            .arg(format!("{base}/v2/keys/{dir}/_config/size"))
+            .output()
+            .expect("curl runs");
+        assert!(size.status.success(), "size set: {size:?}");
+        let before = proxy.requests().len();
+        let args = ["--discovery-proxy", &proxy.url()].map(str::to_string);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let url = format!("{base}/v2/keys/{dir}");
+        let cluster = ServerProcess::cluster_discovered(kind, bin, 3, &url, &args, &trust)
+            .unwrap_or_else(|e| panic!("{kind:?}: the cluster starts through a tunnel: {e}"));
+        assert_eq!(cluster.len(), 3);
+        let asked: Vec<String> = proxy.requests()[before..].to_vec();
+        let tunnel = format!("CONNECT localhost:{} HTTP/1.1", service.client_port());
+        assert!(
+            asked.iter().filter(|l| **l == tunnel).count() >= 3,
+            "{kind:?}: a tunnel for each member at least: {asked:#?}"
+        );
+        assert!(
+            asked.iter().all(|l| l.starts_with("CONNECT ")),
+            "{kind:?}: nothing in the clear: {asked:#?}"
+        );
+    }
 }
 
 /// A proxy address Go's URL parser refuses: both stop with exit 1 and etcd's words.

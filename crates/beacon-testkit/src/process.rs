@@ -76,11 +76,8 @@ pub(crate) enum Bootstrap {
     InitialCluster,
     /// `--discovery URL`.
     Discovery(String),
-    /// `--discovery-srv DOMAIN`, the process started under `wrapper`.
-    Srv {
-        domain: String,
-        wrapper: Vec<String>,
-    },
+    /// `--discovery-srv DOMAIN`.
+    Srv(String),
 }
 
 /// A running server process, killed (SIGKILL) when dropped.
@@ -98,7 +95,7 @@ pub struct ServerProcess {
     initial_cluster: Option<String>,
     /// `--discovery` or `--discovery-srv`, given instead of `--initial-cluster`.
     bootstrap: Bootstrap,
-    /// A command the server runs under (e.g. [`crate::DnsServer::wrapper`]).
+    /// A command the server runs under (e.g. [`crate::DnsServer::wrapper`]); empty: none.
     wrapper: Vec<String>,
     /// Flags added after the ones every member gets.
     extra_args: Vec<String>,
@@ -202,22 +199,25 @@ impl ServerProcess {
     ) -> std::io::Result<Vec<ServerProcess>> {
         let layout = fresh_layout(n);
         let bootstrap = Bootstrap::InitialCluster;
-        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap)
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, &[])
     }
 
     /// `n` members of a new cluster that find each other through etcd's discovery
-    /// service at `url` (`--discovery`, no `--initial-cluster`); waits until each is
-    /// ready, which it is once all `n` registered.
+    /// service at `url` (`--discovery`, no `--initial-cluster`), each started under
+    /// `wrapper` (e.g. `env SSL_CERT_FILE=...`; empty: none); waits until each is ready,
+    /// which it is once all `n` registered.
     pub fn cluster_discovered(
         kind: ServerKind,
         bin: PathBuf,
         n: usize,
         url: &str,
         extra_args: &[&str],
+        wrapper: &[String],
     ) -> std::io::Result<Vec<ServerProcess>> {
         let layout = fresh_layout(n);
         let bootstrap = Bootstrap::Discovery(url.to_string());
-        ServerProcess::cluster_on(kind, bin, &layout, Https::default(), extra_args, bootstrap)
+        let https = Https::default();
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, wrapper)
     }
 
     /// Members `m0`, `m1`, ... of a new cluster, one per `(client port, peer port)`,
@@ -241,15 +241,13 @@ impl ServerProcess {
                 advertise_peer: peer,
             })
             .collect();
-        let bootstrap = Bootstrap::Srv {
-            domain: domain.to_string(),
-            wrapper: wrapper.to_vec(),
-        };
-        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap)
+        let bootstrap = Bootstrap::Srv(domain.to_string());
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, wrapper)
     }
 
     /// Starts one member per entry of `layout` (member `i` named `m{i}`), each listening
-    /// on its own ports and known to the others by its `advertise_peer` port.
+    /// on its own ports and known to the others by its `advertise_peer` port, under
+    /// `wrapper` (empty: none).
     pub(crate) fn cluster_on(
         kind: ServerKind,
         bin: PathBuf,
@@ -257,6 +255,7 @@ impl ServerProcess {
         https: Https,
         extra_args: &[&str],
         bootstrap: Bootstrap,
+        wrapper: &[String],
     ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
@@ -284,10 +283,7 @@ impl ServerProcess {
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
                 bootstrap: bootstrap.clone(),
-                wrapper: match &bootstrap {
-                    Bootstrap::Srv { wrapper, .. } => wrapper.clone(),
-                    _ => Vec::new(),
-                },
+                wrapper: wrapper.to_vec(),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 https,
                 ready_lines: 0,
@@ -474,7 +470,7 @@ impl ServerProcess {
         let peer_of_one = format!("{}={advertised_peer}", self.name);
         let bootstrap = match &self.bootstrap {
             Bootstrap::Discovery(url) => ("--discovery", url.clone()),
-            Bootstrap::Srv { domain, .. } => ("--discovery-srv", domain.clone()),
+            Bootstrap::Srv(domain) => ("--discovery-srv", domain.clone()),
             Bootstrap::InitialCluster => (
                 "--initial-cluster",
                 self.initial_cluster.clone().unwrap_or(peer_of_one),

@@ -38,6 +38,7 @@ impl ServerProcess {
             crate::process::Https::default(),
             extra_args,
             crate::process::Bootstrap::InitialCluster,
+            &[],
         )?;
         for (i, member) in members.iter().enumerate() {
             proxy.learn_member_id(i, member_id(member)?);
