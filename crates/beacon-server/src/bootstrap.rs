@@ -11,22 +11,44 @@ use crate::cluster::Cluster;
 use crate::config::{self, Config};
 use crate::{discovery, discovery_proxy, discovery_srv};
 
-/// The `--initial-cluster` this member bootstraps with.
-pub async fn initial_cluster(
-    config: &Config,
-    restarted: bool,
-) -> anyhow::Result<Vec<(String, String)>> {
+/// What a member bootstraps with.
+#[derive(Debug)]
+pub struct Initial {
+    /// Its `--initial-cluster`.
+    pub cluster: Vec<(String, String)>,
+    /// The name its peers' certificates are checked against instead of the hosts it
+    /// dials: with SRV records of https peers and no `--peer-trusted-ca-file`, etcd
+    /// checks them against the `--discovery-srv` domain (a certificate for the domain,
+    /// from a public CA, serves every member). Only when DNS was asked: a restarted
+    /// member checks the hosts, as etcd's does.
+    pub peer_server_name: Option<String>,
+}
+
+/// What this member bootstraps with.
+pub async fn initial_cluster(config: &Config, restarted: bool) -> anyhow::Result<Initial> {
+    let given = |cluster| Initial {
+        cluster,
+        peer_server_name: None,
+    };
     match (&config.discovery, &config.discovery_srv) {
         (Some(url), _)
             if config.initial_cluster_state == config::ClusterState::New && !restarted =>
         {
-            discover(config, url).await
+            discover(config, url).await.map(given)
         }
         // etcd asks DNS whenever the member has no data yet, whatever the cluster state.
-        (_, Some(srv)) if !restarted => discovery_srv::initial_cluster_of(config, srv)
-            .await
-            .map_err(anyhow::Error::msg),
-        _ => Ok(config.initial_cluster.clone()),
+        (_, Some(srv)) if !restarted => {
+            let cluster = discovery_srv::initial_cluster_of(config, srv)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let https = cluster.iter().any(|(_, url)| url.starts_with("https://"));
+            let no_ca = config.tls.peer.trusted_ca_file.is_none();
+            Ok(Initial {
+                cluster,
+                peer_server_name: (https && no_ca).then(|| srv.domain.clone()),
+            })
+        }
+        _ => Ok(given(config.initial_cluster.clone())),
     }
 }
 

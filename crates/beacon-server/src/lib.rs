@@ -52,7 +52,8 @@ pub async fn run(
     // A member that restarts on its own data knows its cluster (discovery is for a new
     // one), and etcd checks it against its peers then (the initial corruption check).
     let restarted = identity::load(&config.data_dir)?.is_some();
-    let initial_cluster = bootstrap::initial_cluster(&config, restarted).await?;
+    let initial = bootstrap::initial_cluster(&config, restarted).await?;
+    let initial_cluster = initial.cluster;
     let bootstrap = Cluster::bootstrap(
         &initial_cluster,
         &config.initial_cluster_token,
@@ -60,7 +61,10 @@ pub async fn run(
         &config.advertise_client_urls,
     )
     .map_err(anyhow::Error::msg)?;
-    let member_tls = tls::prepare(&config)?;
+    let mut member_tls = tls::prepare(&config)?;
+    if let Some(name) = initial.peer_server_name {
+        member_tls.peer_client = member_tls.peer_client.map(|c| c.with_server_name(name));
+    }
     let listeners = bind_all(&config.listen_client_urls, &member_tls.client)
         .context("binding --listen-client-urls")?;
     let metrics_listeners = bind_all(&config.listen_metrics_urls, &member_tls.client)

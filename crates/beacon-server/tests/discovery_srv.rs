@@ -119,6 +119,39 @@ async fn three_members_bootstrap_from_srv_records_as_etcds() {
     assert_eq!(seen[1], seen[0], "beacon");
 }
 
+/// With peer certificates for the domain alone (from a CA the members trust through
+/// `SSL_CERT_FILE`) and no `--peer-trusted-ca-file`, etcd checks its peers'
+/// certificates against the `--discovery-srv` domain, not the hosts it dials
+/// (`m0.test.domain`, which the certificates do not name): both clusters form.
+#[test]
+fn peers_are_checked_against_the_domain_without_a_trusted_ca_as_etcds() {
+    if !etcd_or_skip() {
+        return;
+    }
+    let Some(dns) = dns_or_skip() else { return };
+    let (ca, pair, _pki) = beacon_testkit::ca_and_pair(&[DOMAIN]).expect("certificates");
+    let mut wrapper = dns.wrapper();
+    wrapper.extend(["env".to_string(), format!("SSL_CERT_FILE={}", ca.display())]);
+    let tls = [
+        format!("--peer-cert-file={}", pair.cert.display()),
+        format!("--peer-key-file={}", pair.key.display()),
+    ];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    for (kind, bin) in [
+        (ServerKind::Etcd, etcd_bin()),
+        (ServerKind::Beacon, beacon_bin()),
+    ] {
+        let free = free_ports(6);
+        let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
+        let peer_ports: Vec<u16> = ports.iter().map(|p| p.1).collect();
+        publish(&dns, "etcd-server-ssl", &peer_ports);
+        let cluster =
+            ServerProcess::cluster_by_srv(kind, bin, &ports, PEER_HTTPS, DOMAIN, &tls, &wrapper)
+                .unwrap_or_else(|e| panic!("{kind:?}: peers checked against the domain: {e}"));
+        assert_eq!(cluster.len(), 3, "{kind:?}");
+    }
+}
+
 /// Member `name` started alone under `dns` with `--discovery-srv`: its exit code and
 /// what it said from `words` on.
 fn refused(dns: &DnsServer, bin: &Path, name: &str, words: &str) -> (Option<i32>, Option<String>) {

@@ -24,7 +24,7 @@ pub use fault_proxy::{FaultProxy, ProxyCounts, BLACK_HOLE_MAX, SERVER_FROM_HEADE
 pub use forward_proxy::ForwardProxy;
 pub use grpc::{grpc_channel, with_token};
 pub use http_probe::{http_get, ProbeResponse};
-pub use pki::{PemPair, Pki};
+pub use pki::{ca_and_pair, PemPair, Pki};
 pub use ports::{free_port, free_ports};
 pub use proc_status::{is_running, proc_status_field, rss_bytes};
 pub use process::{Https, ServerKind, ServerProcess, READY_TIMEOUT};
