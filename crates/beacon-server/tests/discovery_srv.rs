@@ -58,6 +58,25 @@ fn publish(dns: &DnsServer, service: &str, peer_ports: &[u16]) {
     dns.set_srv(&format!("_{service}._tcp.{DOMAIN}"), answers);
 }
 
+/// Three members of `kind` started from `_etcd-server-ssl` records naming them, with
+/// `args`, under `wrapper`: them and their peer ports.
+fn srv_cluster(
+    dns: &DnsServer,
+    kind: ServerKind,
+    bin: std::path::PathBuf,
+    args: &[&str],
+    wrapper: &[String],
+) -> (Vec<ServerProcess>, Vec<u16>) {
+    let free = free_ports(6);
+    let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
+    let peer_ports: Vec<u16> = ports.iter().map(|p| p.1).collect();
+    publish(dns, "etcd-server-ssl", &peer_ports);
+    let cluster =
+        ServerProcess::cluster_by_srv(kind, bin, &ports, PEER_HTTPS, DOMAIN, args, wrapper)
+            .unwrap_or_else(|e| panic!("{kind:?}: the cluster from SRV records starts: {e}"));
+    (cluster, peer_ports)
+}
+
 /// The members a member lists: names and peer URLs, each port replaced by the index of
 /// the member it belongs to (each cluster has ports of its own), sorted.
 async fn members(http: &reqwest::Client, member: &ServerProcess, ports: &[u16]) -> Vec<String> {
@@ -84,24 +103,19 @@ async fn three_members_bootstrap_from_srv_records_as_etcds() {
         return;
     }
     let Some(dns) = dns_or_skip() else { return };
+    let dns = std::sync::Arc::new(dns);
     let http = support::http();
     let mut seen = Vec::new();
     for (kind, bin) in [
         (ServerKind::Etcd, etcd_bin()),
         (ServerKind::Beacon, beacon_bin()),
     ] {
-        let free = free_ports(6);
-        let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
-        let peer_ports: Vec<u16> = ports.iter().map(|p| p.1).collect();
-        publish(&dns, "etcd-server-ssl", &peer_ports);
-        let wrapper = dns.wrapper();
-        let cluster = tokio::task::spawn_blocking(move || {
-            let tls = ["--peer-auto-tls"];
-            ServerProcess::cluster_by_srv(kind, bin, &ports, PEER_HTTPS, DOMAIN, &tls, &wrapper)
+        let dns = std::sync::Arc::clone(&dns);
+        let (cluster, peer_ports) = tokio::task::spawn_blocking(move || {
+            srv_cluster(&dns, kind, bin, &["--peer-auto-tls"], &dns.wrapper())
         })
         .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{kind:?}: the cluster from SRV records starts: {e}"));
+        .unwrap();
         let listed = members(&http, &cluster[0], &peer_ports).await;
         for m in &cluster[1..] {
             assert_eq!(members(&http, m, &peer_ports).await, listed, "{kind:?}");
@@ -141,13 +155,7 @@ fn peers_are_checked_against_the_domain_without_a_trusted_ca_as_etcds() {
         (ServerKind::Etcd, etcd_bin()),
         (ServerKind::Beacon, beacon_bin()),
     ] {
-        let free = free_ports(6);
-        let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
-        let peer_ports: Vec<u16> = ports.iter().map(|p| p.1).collect();
-        publish(&dns, "etcd-server-ssl", &peer_ports);
-        let cluster =
-            ServerProcess::cluster_by_srv(kind, bin, &ports, PEER_HTTPS, DOMAIN, &tls, &wrapper)
-                .unwrap_or_else(|e| panic!("{kind:?}: peers checked against the domain: {e}"));
+        let (cluster, _) = srv_cluster(&dns, kind, bin, &tls, &wrapper);
         assert_eq!(cluster.len(), 3, "{kind:?}");
     }
 }
