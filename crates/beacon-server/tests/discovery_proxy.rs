@@ -128,7 +128,8 @@ fn an_https_service_is_reached_through_a_connect_tunnel_as_etcds() {
     }
 }
 
-/// A proxy address Go's URL parser refuses: both stop with exit 1 and etcd's words.
+/// A proxy address Go's URL parser refuses, from `ETCD_DISCOVERY_PROXY`: both stop
+/// with exit 1 and etcd's words.
 #[test]
 fn a_proxy_address_go_cannot_parse_ends_the_start_as_etcds() {
     if !etcd_or_skip() {
@@ -136,15 +137,10 @@ fn a_proxy_address_go_cannot_parse_ends_the_start_as_etcds() {
     }
     let mut said = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
-        let args = [
-            "--name",
-            "a",
-            "--discovery",
-            "http://127.0.0.1:1/v2/keys/t",
-            "--discovery-proxy",
-            "http://p\x7f:3128",
-        ];
-        let (code, log) = support::start_alone(&[], &bin, "http", &args);
+        // From the environment, as etcd reads ETCD_DISCOVERY_PROXY.
+        let env = ["env", "ETCD_DISCOVERY_PROXY=http://p\x7f:3128"].map(str::to_string);
+        let args = ["--name", "a", "--discovery", "http://127.0.0.1:1/v2/keys/t"];
+        let (code, log) = support::start_alone(&env, &bin, "http", &args);
         said.push((code, support::said(&log, "failed to join")));
     }
     let want = "failed to join discovery cluster (invalid proxy address \"http://p\\x7f:3128\": \

@@ -162,14 +162,28 @@ fn peers_are_checked_against_the_domain_without_a_trusted_ca_as_etcds() {
 
 /// Member `name` started alone under `dns` with `--discovery-srv`: its exit code and
 /// what it said from `words` on.
-fn refused(dns: &DnsServer, bin: &Path, name: &str, words: &str) -> (Option<i32>, Option<String>) {
-    let args = ["--name", name, "--peer-auto-tls", "--discovery-srv", DOMAIN];
-    let (code, log) = support::start_alone(&dns.wrapper(), bin, "https", &args);
+/// The domain comes from `ETCD_DISCOVERY_SRV` when `from_env`.
+fn refused(
+    dns: &DnsServer,
+    bin: &Path,
+    name: &str,
+    from_env: bool,
+    words: &str,
+) -> (Option<i32>, Option<String>) {
+    let mut wrapper = dns.wrapper();
+    let mut args = vec!["--name", name, "--peer-auto-tls"];
+    if from_env {
+        wrapper.extend(["env".to_string(), format!("ETCD_DISCOVERY_SRV={DOMAIN}")]);
+    } else {
+        args.extend(["--discovery-srv", DOMAIN]);
+    }
+    let (code, log) = support::start_alone(&wrapper, bin, "https", &args);
     (code, support::said(&log, words))
 }
 
-/// No record, or records that leave this member out: both exit 1 with etcd's words
-/// (the DNS server's address in them is the same for both).
+/// No record, or records that leave this member out (the domain then from
+/// `ETCD_DISCOVERY_SRV`): both exit 1 with etcd's words (the DNS server's address in
+/// them is the same for both).
 #[test]
 fn a_start_without_its_srv_record_fails_as_etcds() {
     if !etcd_or_skip() {
@@ -184,10 +198,10 @@ fn a_start_without_its_srv_record_fails_as_etcds() {
     let mut said = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
         dns.set_srv(&format!("_etcd-server-ssl._tcp.{DOMAIN}"), Vec::new());
-        let none = refused(&dns, &bin, "m0", words);
+        let none = refused(&dns, &bin, "m0", false, words);
         dns.set_srv(&format!("_etcd-server-ssl._tcp.{DOMAIN}"), other.clone());
         dns.set_srv(&format!("_etcd-server._tcp.{DOMAIN}"), other.clone());
-        let left_out = refused(&dns, &bin, "m1", words);
+        let left_out = refused(&dns, &bin, "m1", true, words);
         said.push([none, left_out]);
     }
     let server = dns.ip();
