@@ -52,6 +52,32 @@ impl Mvcc {
             .check(caller, &req.key, &req.range_end, Access::Read)?)
     }
 
+    /// etcd 3.4.45's check of a lease read or renewal at the API layer (LeaseTimeToLive
+    /// with keys, LeaseLeases: `Read`; a keep-alive: `Write`): a caller is needed while
+    /// auth is on; root may; anyone else must have `access` to every key of the leases.
+    pub fn check_lease_access(
+        &self,
+        caller: Option<&Caller>,
+        ids: impl IntoIterator<Item = i64>,
+        access: Access,
+    ) -> Result<(), MvccError> {
+        if !self.auth.is_enabled() {
+            return Ok(());
+        }
+        if caller.is_none() {
+            return Err(AuthError::UserEmpty.into());
+        }
+        if self.auth.check_admin(caller).is_ok() {
+            return Ok(());
+        }
+        for id in ids {
+            for key in self.leases.keys_of(id) {
+                self.auth.check(caller, key, b"", access)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A read-only Txn served without the log.
     pub fn check_txn(&self, caller: Option<&Caller>, txn: &TxnRequest) -> Result<(), MvccError> {
         self.check_txn_ops(caller, txn)

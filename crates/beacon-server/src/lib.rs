@@ -210,8 +210,12 @@ pub async fn run(
             bcrypt_cost: config.bcrypt_cost,
             jwt: config.jwt.clone(),
             client_cert_auth: config.tls.client.client_cert_auth,
-            grpc_gateway: config.enable_grpc_gateway,
+            apis: router::Apis {
+                v2: config.enable_v2,
+                gateway: config.enable_grpc_gateway,
+            },
             access: config.access.clone(),
+            v2v3_prefix: config.v2v3_prefix.clone(),
             auto_compaction: config.auto_compaction,
             corrupt_check: config
                 .corrupt_check_interval
@@ -372,10 +376,12 @@ pub struct ClientSettings {
     pub jwt: Option<Arc<beacon_auth::jwt::JwtTokens>>,
     /// `--client-cert-auth` on the client URLs.
     pub client_cert_auth: bool,
-    /// `--enable-grpc-gateway`: whether `/v3/` serves the JSON gateway.
-    pub grpc_gateway: bool,
+    /// `--enable-v2` and `--enable-grpc-gateway`: whether `/v2/` and `/v3/` are served.
+    pub apis: router::Apis,
     /// `--cors` and `--host-whitelist`.
     pub access: http::access::AccessControl,
+    /// `--experimental-enable-v2v3`: the v3 prefix the v2 keys API is served from.
+    pub v2v3_prefix: Option<Vec<u8>>,
     /// `--auto-compaction-*`: what the compactor keeps; `None`: it does not run.
     pub auto_compaction: Option<compactor::Retention>,
     /// `--experimental-corrupt-check-time`, and the client the leader asks its peers'
@@ -412,6 +418,10 @@ pub async fn serve(
     state.jwt = settings.jwt.clone();
     state.client_cert_auth = settings.client_cert_auth;
     state.access = settings.access.clone();
+    state.v2v3 = settings
+        .v2v3_prefix
+        .as_deref()
+        .map(|prefix| Arc::new(api_v2::v2v3::V2v3::new(prefix)));
     let state = Arc::new(state);
     let ticker = tokio::spawn(leader_seen::run(Arc::clone(&state), stop_rx.clone()));
     // On every member; it compacts only while this member leads. etcd starts its
@@ -434,7 +444,7 @@ pub async fn serve(
     let services = grpc::Services::new(&state);
     let grpc = grpc::routes(Arc::clone(&state), &services).await;
     for listener in listeners.client {
-        let app = router::router(Arc::clone(&state), services.clone(), settings.grpc_gateway);
+        let app = router::router(Arc::clone(&state), services.clone(), settings.apis);
         servers.spawn(conn::serve_listener(
             listener,
             app,

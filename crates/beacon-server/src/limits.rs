@@ -163,6 +163,10 @@ pub const LEASE_KEEP_ALIVES_QUEUED_MAX: usize = 16;
 /// reads what changed meanwhile from storage.
 pub const OBSERVE_RESPONSES_QUEUED_MAX: usize = 16;
 
+/// Most times a v2v3 write (`--experimental-enable-v2v3`) reads its keys and tries to
+/// commit, when other writes keep changing them in between (etcd's tries forever).
+pub const V2V3_WRITE_ATTEMPTS_MAX: usize = 16;
+
 /// Watch answers a stream may have waiting for its client to read them (etcd's
 /// `chanBufLen`); past it, the stream's watchers wait, and catch up from storage.
 pub const WATCH_RESPONSES_QUEUED_MAX: usize = 128;

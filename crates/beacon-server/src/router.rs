@@ -30,18 +30,35 @@ use crate::state::AppState;
 struct Client {
     state: Arc<AppState>,
     services: Services,
-    /// `--enable-grpc-gateway`: with it off, etcd registers no `/v3/` handler, so its
-    /// mux answers Go's 404 there (`/v3` included, which it otherwise redirects).
-    gateway: bool,
+    apis: Apis,
 }
 
-/// The router serving the client API over `state`, and, when `gateway` is on, the v3
-/// JSON gateway over `services`.
-pub fn router(state: Arc<AppState>, services: Services, gateway: bool) -> Router {
+/// Which of the client port's HTTP APIs are served.
+#[derive(Clone, Copy, Debug)]
+pub struct Apis {
+    /// `--enable-v2`: with it off, etcd registers none of the `/v2/` handlers, so its
+    /// mux answers Go's 404 there.
+    pub v2: bool,
+    /// `--enable-grpc-gateway`: with it off, etcd registers no `/v3/` handler, so its
+    /// mux answers Go's 404 there (`/v3` included, which it otherwise redirects).
+    pub gateway: bool,
+}
+
+impl Apis {
+    /// Every API, as the tests of the handlers serve them.
+    pub const ALL: Apis = Apis {
+        v2: true,
+        gateway: true,
+    };
+}
+
+/// The router serving the client API over `state`: the `apis` asked for, the v3 JSON
+/// gateway over `services`.
+pub fn router(state: Arc<AppState>, services: Services, apis: Apis) -> Router {
     Router::new().fallback(dispatch).with_state(Client {
         state,
         services,
-        gateway,
+        apis,
     })
 }
 
@@ -101,7 +118,7 @@ async fn dispatch(State(client): State<Client>, req: Request) -> Response {
 /// that name, so the request would not run as that user.
 fn gateway_would_ignore_common_name(client: &Client, req: &Request) -> bool {
     let path = req.uri().path();
-    client.gateway
+    client.apis.gateway
         && client.state.client_cert_auth
         && (path.starts_with("/v3/") || path.starts_with("/v3beta/"))
         && req.extensions().get::<ClientCertNames>().is_some()
@@ -136,9 +153,12 @@ async fn route(client: &Client, req: Request) -> Response {
         }
         return moved_permanently(&method, &location);
     }
-    if let Some(rpc) = gateway::route(clean.as_bytes()).filter(|_| client.gateway) {
+    if let Some(rpc) = gateway::route(clean.as_bytes()).filter(|_| client.apis.gateway) {
         let token = parts.headers.get(http::header::AUTHORIZATION);
         return gateway::serve(state, &client.services, &method, rpc, token, body).await;
+    }
+    if !client.apis.v2 && clean.as_bytes().starts_with(b"/v2/") {
+        return not_found();
     }
     match clean.as_bytes() {
         b"/version" => api::version::serve(&method),
@@ -158,11 +178,11 @@ async fn route(client: &Client, req: Request) -> Response {
             auth::serve(state, &method, &parts, &p[b"/v2/auth".len()..], body).await
         }
         // etcd's `ServeMux` serves the gateway's subtree at `/v3/`.
-        b"/v3" if client.gateway => moved_permanently(&method, "/v3/"),
+        b"/v3" if client.apis.gateway => moved_permanently(&method, "/v3/"),
         p if p == b"/v2/keys" || p.starts_with(b"/v2/keys/") => {
             let sent = &p[b"/v2/keys".len()..];
             let key = clean_rooted(sent);
-            keys::serve(state, method, &parts, raw_query, (key, sent), body).await
+            keys::serve(&client.state, method, &parts, raw_query, (key, sent), body).await
         }
         _ => not_found(),
     }

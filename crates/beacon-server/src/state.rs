@@ -52,6 +52,8 @@ pub struct AppState {
     pub client_cert_auth: bool,
     /// `--cors` and `--host-whitelist`.
     pub access: crate::http::access::AccessControl,
+    /// `--experimental-enable-v2v3`: the v2 keys API is served from the v3 keyspace.
+    pub v2v3: Option<Arc<crate::api_v2::v2v3::V2v3>>,
     /// `X-Etcd-Cluster-Id`, formatted once: every keys response carries it.
     cluster_id_header: HeaderValue,
 }
@@ -103,6 +105,7 @@ impl AppState {
             v2_auth: Default::default(),
             client_cert_auth: false,
             access: Default::default(),
+            v2v3: None,
         }
     }
 

@@ -4,57 +4,11 @@
 
 use std::time::Duration;
 
+use support::etcdctl_v3 as ctl;
+
 use beacon_testkit::ServerProcess;
 
 mod support;
-
-/// How long one etcdctl command may take.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Runs `etcdctl` with `args` against `server`: its exit code and its output, with the
-/// server's URL blanked.
-async fn ctl(server: &ServerProcess, args: &[&str]) -> String {
-    // Without the scheme: etcdctl dials such an endpoint as its other commands do.
-    let url = server.client_url().replace("http://", "");
-    let run = tokio::process::Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={url}"))
-        .arg("--dial-timeout=5s")
-        .arg("--command-timeout=10s")
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(COMMAND_DEADLINE, run)
-        .await
-        .expect("etcdctl ends in time")
-        .expect("etcdctl runs");
-    // clientv3's retry warnings are JSON log lines with times and ids: left out.
-    let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|line| !line.starts_with("{\"level\""))
-        .map(str::to_string)
-        .collect();
-    let text = format!(
-        "{} -> {} | {} | {}",
-        args.join(" "),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        stderr.join(" / ")
-    );
-    // Lease ids are each server's own.
-    let text: Vec<&str> = text
-        .split(' ')
-        .map(|word| {
-            let hex = word.len() >= 12 && word.chars().all(|c| c.is_ascii_hexdigit());
-            if hex {
-                "ID"
-            } else {
-                word
-            }
-        })
-        .collect();
-    text.join(" ").replace(&url, "URL")
-}
 
 /// Sets up users and roles, turns auth on, and tries what each user may and may not do.
 async fn auth_story(server: &ServerProcess) -> Vec<String> {

@@ -101,6 +101,8 @@ pub struct ServerProcess {
     extra_args: Vec<String>,
     /// Which URLs are `https`.
     https: Https,
+    /// Ready once the log says so, whatever the URLs' scheme.
+    ready_by_log: bool,
     /// How many "ready" lines the log held when the process was last spawned.
     ready_lines: usize,
     child: Option<Child>,
@@ -138,6 +140,27 @@ impl ServerProcess {
         https: Https,
         extra_args: &[&str],
     ) -> std::io::Result<ServerProcess> {
+        ServerProcess::start_one(kind, bin, https, extra_args, false)
+    }
+
+    /// [`ServerProcess::start`] with `extra_args`, ready once the log says so: for a
+    /// server whose `/health` does not answer (etcd's `--experimental-enable-v2v3`
+    /// drops every `/health` and `/version` request).
+    pub fn start_ready_by_log(
+        kind: ServerKind,
+        bin: PathBuf,
+        extra_args: &[&str],
+    ) -> std::io::Result<ServerProcess> {
+        ServerProcess::start_one(kind, bin, Https::default(), extra_args, true)
+    }
+
+    fn start_one(
+        kind: ServerKind,
+        bin: PathBuf,
+        https: Https,
+        extra_args: &[&str],
+        ready_by_log: bool,
+    ) -> std::io::Result<ServerProcess> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -161,6 +184,7 @@ impl ServerProcess {
             wrapper: Vec::new(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             https,
+            ready_by_log,
             ready_lines: 0,
             child: None,
             temp: TempDir::new(prefix)?,
@@ -286,6 +310,7 @@ impl ServerProcess {
                 wrapper: wrapper.to_vec(),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 https,
+                ready_by_log: false,
                 ready_lines: 0,
                 child: None,
                 temp: TempDir::new(&format!("cluster-m{i}"))?,
@@ -336,6 +361,7 @@ impl ServerProcess {
             wrapper: Vec::new(),
             extra_args: args,
             https,
+            ready_by_log: false,
             ready_lines: 0,
             child: None,
             temp: TempDir::new(&format!("cluster-{name}"))?,
@@ -543,7 +569,7 @@ impl ServerProcess {
     }
 
     fn is_ready(&self) -> bool {
-        if self.https.client {
+        if self.https.client || self.ready_by_log {
             return self.logged_ready_lines() > self.ready_lines;
         }
         let healthy = http_get(self.client_port, "/health")

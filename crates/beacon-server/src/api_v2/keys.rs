@@ -1,6 +1,8 @@
 //! `/v2/keys`: etcd's `keysHandler`. Reads are local, writes and quorum reads go
 //! through consensus, `wait=true` becomes a watch.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use beacon_api::{Action, ByteString, ErrorCode, EtcdError, Event};
@@ -27,7 +29,7 @@ const ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
 /// Serves one keys request; `key` is the cleaned path after `/v2/keys`, rooted, and
 /// the path after `/v2/keys` as sent, which etcd checks permissions on.
 pub async fn serve(
-    state: &AppState,
+    state: &Arc<AppState>,
     method: http::Method,
     head: &http::request::Parts,
     raw_query: &str,
@@ -54,7 +56,7 @@ pub async fn serve(
 }
 
 async fn handle(
-    state: &AppState,
+    state: &Arc<AppState>,
     method: &http::Method,
     head: &http::request::Parts,
     raw_query: &str,
@@ -93,6 +95,9 @@ async fn handle(
             "Insufficient credentials",
             0,
         ));
+    }
+    if let Some(v2v3) = &state.v2v3 {
+        return super::v2v3::handle(state, v2v3, method, &params).await;
     }
     let now = state.now_ns();
     match *method {

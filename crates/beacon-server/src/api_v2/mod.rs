@@ -6,4 +6,5 @@ pub mod keys;
 pub mod members;
 pub mod params;
 pub mod stats;
+pub mod v2v3;
 pub mod watch;

@@ -52,7 +52,6 @@ const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> Etc
     }
 }
 
-const EMPTY: &[&str] = &[""];
 /// No value is accepted yet: Beacon behaves as etcd does at none of them.
 const NONE: &[&str] = &[];
 
@@ -94,7 +93,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "beacon always keeps leases' remaining TTLs in its log",
     ),
-    pending("experimental-enable-v2v3", EMPTY),
     pending_bool("unsafe-no-fsync", NONE),
 ];
 
@@ -233,21 +231,13 @@ mod tests {
 
     #[test]
     fn accepted_values_are_taken_out_and_others_refused() {
-        let (rest, warnings) = run(&[
-            "beacon",
-            "--name",
-            "a",
-            "--experimental-enable-v2v3=",
-            "--proxy",
-            "off",
-        ])
-        .unwrap();
+        let (rest, warnings) = run(&["beacon", "--name", "a", "--proxy", "off"]).unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
         assert!(warnings.is_empty());
         let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
         assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--experimental-enable-v2v3", "v3"]).is_err());
+        assert!(run(&["beacon", "--proxy", "on"]).is_err());
         assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
     }
 

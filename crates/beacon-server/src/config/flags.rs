@@ -112,7 +112,7 @@ pub(super) struct Flags {
     /// Time (in milliseconds) for an election to time out.
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub(super) election_timeout: u64,
-    /// Accept etcd v2 client requests (always on in Beacon; accepted for compatibility).
+    /// Serve etcd's v2 API (`/v2/`) [default: on, where etcd 3.4's is off].
     #[arg(long, env = "ETCD_ENABLE_V2", default_value = "true", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pub(super) enable_v2: bool,
@@ -170,6 +170,10 @@ pub(super) struct Flags {
     /// Comma-separated origins for CORS, or `*` for any.
     #[arg(long, env = "ETCD_CORS", default_value = "*")]
     pub(super) cors: String,
+    /// The v3 prefix to serve the v2 keys API from, emulated on the v3 keyspace; empty:
+    /// the v2 store.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_V2V3", default_value = "")]
+    pub(super) experimental_enable_v2v3: String,
     /// Comma-separated hostnames plain-HTTP requests may name in Host, or `*` for any.
     #[arg(long, env = "ETCD_HOST_WHITELIST", default_value = "*")]
     pub(super) host_whitelist: String,

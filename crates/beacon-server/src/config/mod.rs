@@ -113,6 +113,8 @@ pub struct Config {
     pub grpc_keepalive_timeout: std::time::Duration,
     /// `--cors` and `--host-whitelist`.
     pub access: crate::http::access::AccessControl,
+    /// `--experimental-enable-v2v3`: the v3 prefix of the emulated v2 keys, if any.
+    pub v2v3_prefix: Option<Vec<u8>>,
     /// `--grpc-keepalive-min-time`, its 0 already grpc-go's default.
     pub grpc_keepalive_min_time: std::time::Duration,
     /// `--enable-grpc-gateway`.
@@ -479,6 +481,8 @@ impl Config {
             txn_ops_max: usize::try_from(f.max_txn_ops).unwrap_or(usize::MAX),
             grpc_keepalive_interval: keepalive.0,
             grpc_keepalive_timeout: keepalive.1,
+            v2v3_prefix: (!f.experimental_enable_v2v3.is_empty())
+                .then(|| f.experimental_enable_v2v3.as_bytes().to_vec()),
             access: crate::http::access::AccessControl {
                 origins: crate::http::access::AccessControl::parse_origins(&f.cors)?,
                 hosts: crate::http::access::AccessControl::parse_hosts(&f.host_whitelist),

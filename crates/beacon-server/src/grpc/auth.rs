@@ -99,8 +99,22 @@ pub(crate) fn caller_of_metadata(
         .ok_or_else(|| refused(AuthError::InvalidAuthToken))
 }
 
-/// etcd's admin check of member changes at the API layer: the caller must have the
-/// root role while auth is on.
+/// etcd's `requireAuthInfo` (3.4.45, which guards calls 3.4.23 served to anyone):
+/// while auth is on, a call must name a user, by a token or its certificate.
+pub(crate) fn require_caller<T>(
+    state: &AppState,
+    request: &Request<T>,
+) -> Result<Option<Caller>, Status> {
+    let caller = caller(state, request)?;
+    if caller.is_none() && super::read_mvcc(state)?.auth().is_enabled() {
+        return Err(refused(AuthError::UserEmpty));
+    }
+    Ok(caller)
+}
+
+/// etcd's admin check at the API layer: the caller must have the root role while auth
+/// is on. Member changes, and since etcd 3.4.45 Compact, Status, MoveLeader and the
+/// alarm changes too.
 pub(crate) fn check_admin<T>(state: &AppState, request: &Request<T>) -> Result<(), Status> {
     let caller = caller(state, request)?;
     super::read_mvcc(state)?

@@ -158,8 +158,11 @@ impl cluster_server::Cluster for Cluster {
 
     async fn member_list(
         &self,
-        _: Request<MemberListRequest>,
+        request: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
+        // Any user's since etcd 3.4.45, which first made it root's and then gave it
+        // back, so that clients can find moved members.
+        super::auth::require_caller(&self.state, &request)?;
         // etcd answers from its local view of the membership, as `/v2/members` does.
         Ok(Response::new(MemberListResponse {
             header: self.header(),

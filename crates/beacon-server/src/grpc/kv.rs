@@ -36,7 +36,7 @@ impl Kv {
 
 /// `KV.Range` as a client's call runs it; also the reads of the Election and Lock
 /// recipes, which etcd runs through its own KV server too.
-pub(super) async fn range(
+pub(crate) async fn range(
     state: &AppState,
     caller: Option<&Caller>,
     req: RangeRequest,
@@ -86,7 +86,7 @@ pub(super) async fn delete_range(
 }
 
 /// `KV.Txn` as a client's call runs it (and the recipes' transactions).
-pub(super) async fn txn(
+pub(crate) async fn txn(
     state: &AppState,
     caller: Option<&Caller>,
     req: TxnRequest,
@@ -172,6 +172,8 @@ impl kv_server::Kv for Kv {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        // Root's alone since etcd 3.4.45 (3.4.23 let anyone compact).
+        super::auth::check_admin(&self.state, &request)?;
         let caller = caller(&self.state, &request)?;
         compact(&self.state, caller.as_ref(), request.into_inner())
             .await

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use beacon_auth::{Access, Caller};
 use beacon_proto::beaconpb::{v3_request, v3_response, LeaseGrant, LeaseRenew};
 use beacon_proto::etcdserverpb::{
     lease_server, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
@@ -104,6 +105,20 @@ async fn renew(state: &AppState, id: i64) -> Result<LeaseKeepAliveResponse, Stat
     }
 }
 
+/// etcd 3.4.45's check of a call that reads or renews leases: while auth is on, root
+/// may; anyone else must be able to read (or, to renew, write) every key attached to
+/// them. etcd 3.4.23 checked none of these.
+fn check_leases(
+    state: &AppState,
+    caller: Option<&Caller>,
+    ids: impl IntoIterator<Item = i64>,
+    access: Access,
+) -> Result<(), Status> {
+    super::read_mvcc(state)?
+        .check_lease_access(caller, ids, access)
+        .map_err(|e| super::refused(&e))
+}
+
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -112,8 +127,8 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        // No permission is checked (as etcd), but a bad token is refused.
-        super::auth::caller(&self.state, &request)?;
+        // No permission is checked, but since etcd 3.4.45 a user must be named.
+        super::auth::require_caller(&self.state, &request)?;
         self.grant(request.into_inner()).await.map(Response::new)
     }
 
@@ -121,7 +136,7 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let caller = super::auth::caller(&self.state, &request)?;
+        let caller = super::auth::require_caller(&self.state, &request)?;
         let req = v3_request::Request::LeaseRevoke(request.into_inner());
         match super::propose(&self.state, caller.as_ref(), req).await? {
             v3_response::Response::LeaseRevoke(mut resp) => {
@@ -138,6 +153,8 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        // The stream runs as the user its opening names (etcd reads the stream's context).
+        let caller = super::auth::caller(&self.state, &request)?;
         let mut requests = request.into_inner();
         let (tx, rx) = mpsc::channel(LEASE_KEEP_ALIVES_QUEUED_MAX);
         let state = Arc::clone(&self.state);
@@ -151,7 +168,12 @@ impl lease_server::Lease for Lease {
                     _ = shutdown.wait_for(|s| *s) => return,
                 };
                 let answer = match next {
-                    Some(Ok(req)) => renew(&state, req.id).await,
+                    Some(Ok(req)) => {
+                        match check_leases(&state, caller.as_ref(), [req.id], Access::Write) {
+                            Ok(()) => renew(&state, req.id).await,
+                            Err(refused) => Err(refused),
+                        }
+                    }
                     // The client closed its side, or the stream broke.
                     Some(Err(_)) | None => return,
                 };
@@ -168,10 +190,14 @@ impl lease_server::Lease for Lease {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let caller = super::auth::require_caller(&self.state, &request)?;
         let req = request.into_inner();
         caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
             .await
             .map_err(|f| failure(&f))?;
+        if req.keys {
+            check_leases(&self.state, caller.as_ref(), [req.id], Access::Read)?;
+        }
         let now_ns = self.state.consensus.now_ns();
         let mut resp = super::read_mvcc(&self.state)?.lease_time_to_live(req.id, req.keys, now_ns);
         resp.header = super::header_with(&self.state, resp.header);
@@ -180,12 +206,15 @@ impl lease_server::Lease for Lease {
 
     async fn lease_leases(
         &self,
-        _: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let caller = super::auth::caller(&self.state, &request)?;
         caught_up(self.state.consensus.as_ref(), self.state.request_timeout)
             .await
             .map_err(|f| failure(&f))?;
         let mut resp = super::read_mvcc(&self.state)?.lease_leases();
+        let ids = resp.leases.iter().map(|l| l.id);
+        check_leases(&self.state, caller.as_ref(), ids, Access::Read)?;
         resp.header = super::header_with(&self.state, resp.header);
         Ok(Response::new(resp))
     }

@@ -47,7 +47,11 @@ pub fn harness() -> Harness {
         stop_rx,
     ));
     Harness {
-        router: crate::router::router(Arc::clone(&state), crate::grpc::Services::new(&state), true),
+        router: crate::router::router(
+            Arc::clone(&state),
+            crate::grpc::Services::new(&state),
+            crate::router::Apis::ALL,
+        ),
         consensus,
         stop,
     }
