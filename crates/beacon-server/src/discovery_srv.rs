@@ -140,12 +140,10 @@ impl Dns {
 
     /// Go's `*net.DNSError` text for a failed lookup of `name`.
     fn error(&self, name: &str, e: &NetError) -> String {
-        let why = if e.is_no_records_found() {
-            "no such host"
-        } else if e.to_string().contains("timed out") || e.to_string().contains("timeout") {
-            "i/o timeout"
-        } else {
-            "server misbehaving"
+        let why = match e {
+            _ if e.is_no_records_found() => "no such host",
+            NetError::Timeout => "i/o timeout",
+            _ => "server misbehaving",
         };
         format!("lookup {name} on {}: {why}", self.server)
     }
