@@ -306,23 +306,6 @@ pub async fn registered_cluster(http: &PeerHttp, url: &str) -> Result<String, Di
     the_cluster(&registrations, size, None)
 }
 
-/// The client that asks a discovery service: an https one is checked against the
-/// system's roots, as etcd's client does (`SSL_CERT_FILE` and `SSL_CERT_DIR` name
-/// others).
-pub fn client() -> anyhow::Result<PeerHttp> {
-    use anyhow::Context as _;
-    let tls = beacon_tls::TlsInfo::default()
-        .client_config(&[b"http/1.1"])
-        .context("the discovery client's TLS")?;
-    let net = beacon_raft::peer::TlsNet::new(
-        std::sync::Arc::new(beacon_raft::peer::TcpNet),
-        beacon_tls::Connector::new(tls),
-    );
-    Ok(beacon_raft::peer::discovery_client_over(
-        std::sync::Arc::new(net),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

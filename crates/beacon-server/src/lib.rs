@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod api_v2;
+pub mod bootstrap;
 pub mod cluster;
 pub mod compactor;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod conn;
 pub mod consensus;
 pub mod corrupt;
 pub mod discovery;
+pub mod discovery_proxy;
+pub mod discovery_srv;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -69,18 +72,11 @@ pub async fn run(
     // A member that restarts on its own data knows its cluster (discovery is for a new
     // one), and etcd checks it against its peers then (the initial corruption check).
     let restarted = identity::load(&config.data_dir)?.is_some();
-    let initial_cluster = match &config.discovery {
-        Some(url) if config.initial_cluster_state == config::ClusterState::New && !restarted => {
-            match discover(&config, url).await? {
-                Some(cluster) => cluster,
-                None => {
-                    tracing::info!("discovery cluster full, falling back to proxy");
-                    return proxy::run(&config, shutdown).await;
-                }
-            }
-        }
-        _ => config.initial_cluster.clone(),
+    let Some(initial) = bootstrap::initial_cluster(&config, restarted).await? else {
+        tracing::info!("discovery cluster full, falling back to proxy");
+        return proxy::run(&config, shutdown).await;
     };
+    let initial_cluster = initial.cluster;
     let bootstrap = Cluster::bootstrap(
         &initial_cluster,
         &config.initial_cluster_token,
@@ -88,7 +84,10 @@ pub async fn run(
         &config.advertise_client_urls,
     )
     .map_err(anyhow::Error::msg)?;
-    let member_tls = tls::prepare(&config)?;
+    let mut member_tls = tls::prepare(&config)?;
+    if let Some(name) = initial.peer_server_name {
+        member_tls.peer_client = member_tls.peer_client.map(|c| c.with_server_name(name));
+    }
     let listeners = bind_all(&config.listen_client_urls, &member_tls.client)
         .context("binding --listen-client-urls")?;
     let metrics_listeners = bind_all(&config.listen_metrics_urls, &member_tls.client)
@@ -278,39 +277,6 @@ pub async fn run(
         return Err(anyhow::anyhow!("raft stopped after a storage error: {why}"));
     }
     served.and(stopped)
-}
-
-/// The cluster `--discovery`'s service gathers: this member registers itself (its
-/// name and advertised peer URLs, under the id they give with the URL as token) and
-/// waits for the rest. `None`: the cluster is full and `--discovery-fallback=proxy`
-/// says to become its proxy.
-async fn discover(config: &Config, url: &str) -> anyhow::Result<Option<Vec<(String, String)>>> {
-    let own = Cluster::bootstrap(
-        &config.initial_cluster,
-        url,
-        &config.name,
-        &config.advertise_client_urls,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let own_value = config
-        .initial_cluster
-        .iter()
-        .map(|(name, peer_url)| format!("{name}={peer_url}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let http = discovery::client()?;
-    let own_id = format!("{:x}", own.local_id);
-    match discovery::join(&http, url, &own_id, &own_value).await {
-        Ok(cluster) => config::parse_initial_cluster(&cluster)
-            .map(Some)
-            .map_err(anyhow::Error::msg),
-        Err(discovery::DiscoveryError::FullCluster) if config.discovery_fallback_proxy => Ok(None),
-        Err(e) => {
-            tracing::info!("discovery token {url} was used, but failed to bootstrap the cluster.");
-            tracing::info!("please generate a new discovery token and try to bootstrap again.");
-            anyhow::bail!("failed to join discovery cluster ({e})")
-        }
-    }
 }
 
 /// What a removed member says before it exits 0, as etcd's does.

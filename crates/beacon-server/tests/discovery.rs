@@ -40,19 +40,10 @@ async fn three_members_find_each_other_through_the_discovery_service_as_etcds() 
         (ServerKind::Etcd, etcd_bin()),
         (ServerKind::Beacon, beacon_bin()),
     ] {
-        let dir = format!("_etcd/registry/{kind:?}");
-        let size = support::put(
-            &http,
-            &service.client_url(),
-            &format!("{dir}/_config/size"),
-            "3",
-        )
-        .await
-        .expect("size set");
-        assert_eq!(size["action"], "set", "{size}");
+        let dir = support::discovery_dir(&http, &service, kind, 3).await;
         let url = format!("{}/v2/keys/{dir}", service.client_url());
         let cluster = tokio::task::spawn_blocking(move || {
-            ServerProcess::cluster_discovered(kind, bin, 3, &url, &[])
+            ServerProcess::cluster_discovered(kind, bin, 3, &url, &[], &[])
         })
         .await
         .unwrap()
@@ -93,39 +84,15 @@ fn a_discovery_url_without_a_size_ends_the_start_as_etcds() {
     let url = format!("{}/v2/keys/nosize", service.client_url());
     let mut said = Vec::new();
     for bin in [etcd_bin(), beacon_bin()] {
-        let dir = beacon_testkit::TempDir::new("discovery-nosize").expect("temp dir");
-        let ports = beacon_testkit::free_ports(2);
-        let client = format!("http://127.0.0.1:{}", ports[0]);
-        let peer = format!("http://127.0.0.1:{}", ports[1]);
-        let out = std::process::Command::new("timeout")
-            .arg("20")
-            .arg(&bin)
-            .args(["--name", "a", "--discovery", &url, "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .output()
-            .expect("runs");
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        let line = log
-            .lines()
-            .find_map(|l| l.find("failed to join").map(|at| l[at..].to_string()))
+        let args = ["--name", "a", "--discovery", &url];
+        let (code, log) = support::start_alone(&[], &bin, "http", &args);
+        let line = support::said(&log, "failed to join")
             .unwrap_or_else(|| panic!("{}: {log}", bin.display()));
         // The service's index at the time differs from run to run.
         let line = line
             .rsplit_once(" [")
             .map_or(line.clone(), |(head, _)| head.to_string());
-        said.push((out.status.code(), line));
+        said.push((code, line));
     }
     let want = "failed to join discovery cluster (100: Key not found (/nosize)";
     assert_eq!(said[0], (Some(1), want.to_string()), "etcd");

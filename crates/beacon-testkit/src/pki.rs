@@ -98,6 +98,20 @@ impl Pki {
     }
 }
 
+/// A CA of its own and one pair it signs for `hosts` alone, in a fresh directory
+/// (removed when the returned guard drops): for a test whose certificates must name
+/// something other than loopback (a DNS domain).
+pub fn ca_and_pair(hosts: &[&str]) -> std::io::Result<(PathBuf, PemPair, TempDir)> {
+    let failed = |e: rcgen::Error| std::io::Error::other(e.to_string());
+    let temp = TempDir::new("pki-names")?;
+    let key = KeyPair::generate().map_err(failed)?;
+    let ca = CertifiedIssuer::self_signed(ca_params("beacon names CA"), key).map_err(failed)?;
+    let ca_path = temp.path().join("ca.pem");
+    write(&ca_path, &ca.as_ref().pem())?;
+    let pair = leaf(&ca, "server", hosts, 1, &temp.path().join("named"))?;
+    Ok((ca_path, pair, temp))
+}
+
 fn ca_params(name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut subject = DistinguishedName::new();

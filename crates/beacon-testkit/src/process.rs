@@ -69,6 +69,17 @@ fn fresh_layout(n: usize) -> Vec<MemberPorts> {
         .collect()
 }
 
+/// How a member finds its first cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bootstrap {
+    /// `--initial-cluster` (the member alone when none is known).
+    InitialCluster,
+    /// `--discovery URL`.
+    Discovery(String),
+    /// `--discovery-srv DOMAIN`.
+    Srv(String),
+}
+
 /// A running server process, killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -82,8 +93,10 @@ pub struct ServerProcess {
     name: String,
     /// `--initial-cluster`; `None` for a single member.
     initial_cluster: Option<String>,
-    /// `--discovery`, given instead of `--initial-cluster`.
-    discovery: Option<String>,
+    /// `--discovery` or `--discovery-srv`, given instead of `--initial-cluster`.
+    bootstrap: Bootstrap,
+    /// A command the server runs under (e.g. [`crate::DnsServer::wrapper`]); empty: none.
+    wrapper: Vec<String>,
     /// Flags added after the ones every member gets.
     extra_args: Vec<String>,
     /// Which URLs are `https`.
@@ -167,7 +180,8 @@ impl ServerProcess {
             advertise_peer_port: ports[1],
             name: "default".to_string(),
             initial_cluster: None,
-            discovery: None,
+            bootstrap: Bootstrap::InitialCluster,
+            wrapper: Vec::new(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             https,
             ready_by_log,
@@ -208,32 +222,64 @@ impl ServerProcess {
         extra_args: &[&str],
     ) -> std::io::Result<Vec<ServerProcess>> {
         let layout = fresh_layout(n);
-        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, None)
+        let bootstrap = Bootstrap::InitialCluster;
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, &[])
     }
 
     /// `n` members of a new cluster that find each other through etcd's discovery
-    /// service at `url` (`--discovery`, no `--initial-cluster`); waits until each is
-    /// ready, which it is once all `n` registered.
+    /// service at `url` (`--discovery`, no `--initial-cluster`), each started under
+    /// `wrapper` (e.g. `env SSL_CERT_FILE=...`; empty: none); waits until each is ready,
+    /// which it is once all `n` registered.
     pub fn cluster_discovered(
         kind: ServerKind,
         bin: PathBuf,
         n: usize,
         url: &str,
         extra_args: &[&str],
+        wrapper: &[String],
     ) -> std::io::Result<Vec<ServerProcess>> {
         let layout = fresh_layout(n);
-        ServerProcess::cluster_on(kind, bin, &layout, Https::default(), extra_args, Some(url))
+        let bootstrap = Bootstrap::Discovery(url.to_string());
+        let https = Https::default();
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, wrapper)
+    }
+
+    /// Members `m0`, `m1`, ... of a new cluster, one per `(client port, peer port)`,
+    /// that find each other in the DNS SRV records of `domain` (`--discovery-srv`, no
+    /// `--initial-cluster`), each started under `wrapper`; waits until each is ready.
+    /// etcd 3.4 bootstraps from `_etcd-server-ssl` records alone: its peers are `https`.
+    pub fn cluster_by_srv(
+        kind: ServerKind,
+        bin: PathBuf,
+        ports: &[(u16, u16)],
+        https: Https,
+        domain: &str,
+        extra_args: &[&str],
+        wrapper: &[String],
+    ) -> std::io::Result<Vec<ServerProcess>> {
+        let layout: Vec<MemberPorts> = ports
+            .iter()
+            .map(|&(client, peer)| MemberPorts {
+                client,
+                peer,
+                advertise_peer: peer,
+            })
+            .collect();
+        let bootstrap = Bootstrap::Srv(domain.to_string());
+        ServerProcess::cluster_on(kind, bin, &layout, https, extra_args, bootstrap, wrapper)
     }
 
     /// Starts one member per entry of `layout` (member `i` named `m{i}`), each listening
-    /// on its own ports and known to the others by its `advertise_peer` port.
+    /// on its own ports and known to the others by its `advertise_peer` port, under
+    /// `wrapper` (empty: none).
     pub(crate) fn cluster_on(
         kind: ServerKind,
         bin: PathBuf,
         layout: &[MemberPorts],
         https: Https,
         extra_args: &[&str],
-        discovery: Option<&str>,
+        bootstrap: Bootstrap,
+        wrapper: &[String],
     ) -> std::io::Result<Vec<ServerProcess>> {
         if !bin.is_file() {
             return Err(std::io::Error::new(
@@ -260,7 +306,8 @@ impl ServerProcess {
                 advertise_peer_port: ports.advertise_peer,
                 name: format!("m{i}"),
                 initial_cluster: Some(initial_cluster.clone()),
-                discovery: discovery.map(str::to_string),
+                bootstrap: bootstrap.clone(),
+                wrapper: wrapper.to_vec(),
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 https,
                 ready_by_log: false,
@@ -310,7 +357,8 @@ impl ServerProcess {
             advertise_peer_port: peer_port,
             name: name.to_string(),
             initial_cluster: Some(initial_cluster.join(",")),
-            discovery: None,
+            bootstrap: Bootstrap::InitialCluster,
+            wrapper: Vec::new(),
             extra_args: args,
             https,
             ready_by_log: false,
@@ -446,9 +494,10 @@ impl ServerProcess {
             args.push("--enable-v2=true".to_string());
         }
         let peer_of_one = format!("{}={advertised_peer}", self.name);
-        let bootstrap = match &self.discovery {
-            Some(url) => ("--discovery", url.clone()),
-            None => (
+        let bootstrap = match &self.bootstrap {
+            Bootstrap::Discovery(url) => ("--discovery", url.clone()),
+            Bootstrap::Srv(domain) => ("--discovery-srv", domain.clone()),
+            Bootstrap::InitialCluster => (
                 "--initial-cluster",
                 self.initial_cluster.clone().unwrap_or(peer_of_one),
             ),
@@ -480,7 +529,15 @@ impl ServerProcess {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let child = Command::new(&self.bin)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = command
             .args(self.args())
             .current_dir(self.temp.path())
             .stdin(Stdio::null())

@@ -37,7 +37,8 @@ impl ServerProcess {
             &layout,
             crate::process::Https::default(),
             extra_args,
-            None,
+            crate::process::Bootstrap::InitialCluster,
+            &[],
         )?;
         for (i, member) in members.iter().enumerate() {
             proxy.learn_member_id(i, member_id(member)?);

@@ -84,6 +84,9 @@ async fn names_address(ips: &[IpAddr], names: &[String], ip: IpAddr) -> bool {
 #[derive(Clone)]
 pub struct Connector {
     inner: tokio_rustls::TlsConnector,
+    /// The name every server's certificate is checked against, instead of the host
+    /// dialed (etcd's `TLSInfo.ServerName`).
+    server_name: Option<String>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -97,11 +100,22 @@ impl Connector {
     pub fn new(config: Arc<ClientConfig>) -> Connector {
         Connector {
             inner: tokio_rustls::TlsConnector::from(config),
+            server_name: None,
+        }
+    }
+
+    /// This connector, checking every server's certificate against `name` whatever host
+    /// it dials (and sending it as SNI).
+    pub fn with_server_name(self, name: String) -> Connector {
+        Connector {
+            server_name: Some(name),
+            ..self
         }
     }
 
     /// The handshake on `io` with the server at `host` (a name or an IP, which its
-    /// certificate must name); the caller bounds its time.
+    /// certificate must name, unless a server name was given); the caller bounds its
+    /// time.
     pub async fn connect<IO>(
         &self,
         host: &str,
@@ -110,6 +124,7 @@ impl Connector {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        let host = self.server_name.as_deref().unwrap_or(host);
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.inner.connect(name, io).await

@@ -28,6 +28,8 @@ pub struct PeerHttp {
     /// The peer whose Raft messages this client carries, whose bytes it counts
     /// (`traffic`); `None` for a client shared by other calls.
     counted_to: Option<crate::types::NodeId>,
+    /// The proxy's credentials, which a plain request through it carries.
+    proxy_authorization: Option<http::HeaderValue>,
 }
 
 impl std::fmt::Debug for PeerHttp {
@@ -44,6 +46,7 @@ impl PeerHttp {
     /// `CONNECT_TIMEOUT` (an unreachable peer must fail fast so that openraft backs
     /// off). The pool's clock is tokio's, which a simulation drives.
     pub fn new(net: Arc<dyn PeerNet>, headers: HeaderMap) -> PeerHttp {
+        let proxy_authorization = net.proxy().and_then(|p| p.authorization().cloned());
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -52,6 +55,7 @@ impl PeerHttp {
             client,
             headers: Arc::new(headers),
             counted_to: None,
+            proxy_authorization,
         }
     }
 
@@ -73,6 +77,13 @@ impl PeerHttp {
     ) -> Result<Answer, CallError> {
         for (name, value) in self.headers.iter() {
             request.headers_mut().insert(name, value.clone());
+        }
+        // Inside an https tunnel the target would read them: only the CONNECT has them.
+        if let Some(auth) = &self.proxy_authorization {
+            if request.uri().scheme_str() == Some("http") {
+                let name = http::header::PROXY_AUTHORIZATION;
+                request.headers_mut().insert(name, auth.clone());
+            }
         }
         if let Some(peer) = self.counted_to {
             let bytes = hyper::body::Body::size_hint(request.body()).lower();
@@ -269,10 +280,13 @@ impl tower::Service<Uri> for Connector {
             return Box::pin(async move { Err(e) });
         };
         let connecting: Connecting = super::net::dial(&self.net, secure, host, port);
+        // hyper then writes an http request's target in absolute form, for the proxy.
+        let proxied = !secure && self.net.proxy().is_some();
         Box::pin(async move {
             match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                 Ok(Ok(stream)) => Ok(PeerConnection {
                     io: TokioIo::new(stream),
+                    proxied,
                 }),
                 Ok(Err(e)) => Err(refused(e.to_string(), false)),
                 Err(_) => Err(refused(
@@ -299,11 +313,13 @@ pub(crate) fn peer_host_port(uri: &Uri) -> Option<(bool, &str, u16)> {
 /// A connection the client holds, in hyper's I/O traits.
 struct PeerConnection {
     io: TokioIo<PeerStream>,
+    /// A plain connection to an HTTP proxy, on which requests name their target.
+    proxied: bool,
 }
 
 impl Connection for PeerConnection {
     fn connected(&self) -> Connected {
-        Connected::new()
+        Connected::new().proxy(self.proxied)
     }
 }
 

@@ -43,6 +43,11 @@ pub trait PeerNet: Send + Sync + 'static {
     fn tls(&self) -> Option<&beacon_tls::Connector> {
         None
     }
+
+    /// The HTTP proxy every connection goes through (`super::proxy`); `None`: direct.
+    fn proxy(&self) -> Option<&super::proxy::HttpProxy> {
+        None
+    }
 }
 
 /// A network whose `https` peer URLs are dialed with TLS (`--peer-cert-file`,
@@ -72,6 +77,9 @@ impl PeerNet for TlsNet {
 /// Opens a connection to a peer URL's `host:port` over `net`: as it comes for `http`,
 /// with a TLS handshake on it for `https` (`secure`).
 pub(crate) fn dial(net: &Arc<dyn PeerNet>, secure: bool, host: &str, port: u16) -> Connecting {
+    if let Some(proxy) = net.proxy() {
+        return super::proxy::dial(net, proxy, secure, host, port);
+    }
     let plain = net.connect(host, port);
     if !secure {
         return plain;

@@ -3,10 +3,10 @@
 //! runs unchanged wherever Beacon would behave as etcd does.
 //!
 //! A flag here is one of two kinds:
-//! - [`Kind::Pending`]: it means something Beacon has not built yet (TLS, auth,
-//!   metrics, ...). The values at which etcd behaves as Beacon always does are
-//!   accepted, typically etcd's default (`--discovery-srv ''`);
-//!   any other value is refused by name, never silently ignored.
+//! - [`Kind::Pending`]: it means something Beacon has not built (today only etcd
+//!   3.5's `--unsafe-no-fsync`, which etcd 3.4 does not know). The values at which etcd
+//!   behaves as Beacon always does are accepted (none for that one); any other value
+//!   is refused by name, never silently ignored.
 //! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
 //!   WAL file retention, Go's profiler); any value is accepted with one warning.
 
@@ -28,14 +28,6 @@ pub(super) struct EtcdFlag {
     pub(super) kind: Kind,
 }
 
-const fn pending(name: &'static str, accepted: &'static [&'static str]) -> EtcdFlag {
-    EtcdFlag {
-        name,
-        boolean: false,
-        kind: Kind::Pending(accepted),
-    }
-}
-
 const fn pending_bool(name: &'static str, accepted: &'static [&'static str]) -> EtcdFlag {
     EtcdFlag {
         name,
@@ -52,7 +44,6 @@ const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> Etc
     }
 }
 
-const EMPTY: &[&str] = &[""];
 /// No value is accepted yet: Beacon behaves as etcd does at none of them.
 const NONE: &[&str] = &[];
 
@@ -72,9 +63,6 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning("backend-batch-limit", false, BBOLT),
     no_meaning("experimental-backend-bbolt-freelist-type", false, BBOLT),
     no_meaning("experimental-compaction-batch-limit", false, BBOLT),
-    pending("discovery-proxy", EMPTY),
-    pending("discovery-srv", EMPTY),
-    pending("discovery-srv-name", EMPTY),
     no_meaning(
         "log-package-levels",
         false,
@@ -228,29 +216,21 @@ mod tests {
 
     #[test]
     fn accepted_values_are_taken_out_and_others_refused() {
-        let (rest, warnings) = run(&[
-            "beacon",
-            "--name",
-            "a",
-            "--discovery-srv",
-            "",
-            "--discovery-proxy=",
-        ])
-        .unwrap();
+        let (rest, warnings) = run(&["beacon", "--name", "a", "--max-wals=1"]).unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
-        assert!(warnings.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
         let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
         assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
         assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--discovery-srv", "example.com"]).is_err());
+        assert!(run(&["beacon", "--unsafe-no-fsync=false"]).is_err());
         assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
     }
 
     #[test]
     fn the_last_value_given_wins() {
-        let a = "--discovery-srv";
-        assert!(run(&["beacon", a, "example.com", "--discovery-srv="]).is_ok());
-        assert!(run(&["beacon", a, "", "--discovery-srv=example.com"]).is_err());
+        let a = "--unsafe-no-fsync=false";
+        let refused = run(&["beacon", a, "--unsafe-no-fsync"]).unwrap_err();
+        assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
     }
 
     #[test]
@@ -270,18 +250,25 @@ mod tests {
 
     #[test]
     fn the_environment_fills_in_and_the_command_line_wins() {
-        let env = |v: &str| (v == "ETCD_DISCOVERY_SRV").then(|| "example.com".to_string());
+        let env = |v: &str| match v {
+            "ETCD_UNSAFE_NO_FSYNC" => Some("true".to_string()),
+            "ETCD_MAX_WALS" => Some("9".to_string()),
+            _ => None,
+        };
         let args = vec![OsString::from("beacon")];
         assert!(take(args, env).is_err());
-        let args = ["beacon", "--discovery-srv="].map(OsString::from).to_vec();
-        assert!(take(args, env).is_ok());
+        let only_wals = |v: &str| env(v).filter(|_| v == "ETCD_MAX_WALS");
+        let args = ["beacon", "--max-wals=2"].map(OsString::from).to_vec();
+        let (_, warnings) = take(args, only_wals).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("--max-wals=2"), "{warnings:?}");
     }
 
     #[test]
     fn a_value_after_the_separator_is_left_alone() {
-        let (rest, _) = run(&["beacon", "--", "--discovery-srv=a"]).unwrap();
-        assert_eq!(rest, ["beacon", "--", "--discovery-srv=a"]);
-        assert!(run(&["beacon", "--discovery-srv"])
+        let (rest, _) = run(&["beacon", "--", "--unsafe-no-fsync"]).unwrap();
+        assert_eq!(rest, ["beacon", "--", "--unsafe-no-fsync"]);
+        assert!(run(&["beacon", "--max-wals"])
             .unwrap_err()
             .contains("needs an argument"));
     }

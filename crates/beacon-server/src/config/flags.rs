@@ -60,6 +60,17 @@ pub(super) struct Flags {
     /// cluster's members find each other, instead of --initial-cluster.
     #[arg(long, env = "ETCD_DISCOVERY", default_value = "")]
     pub(super) discovery: String,
+    /// A DNS domain whose SRV records (`_etcd-server-ssl._tcp.DOMAIN`) list a new
+    /// cluster's members, instead of --initial-cluster.
+    #[arg(long, env = "ETCD_DISCOVERY_SRV", default_value = "")]
+    pub(super) discovery_srv: String,
+    /// A suffix of the SRV service --discovery-srv asks for
+    /// (`_etcd-server-ssl-SUFFIX._tcp.DOMAIN`).
+    #[arg(long, env = "ETCD_DISCOVERY_SRV_NAME", default_value = "")]
+    pub(super) discovery_srv_name: String,
+    /// An HTTP proxy through which the --discovery service is asked.
+    #[arg(long, env = "ETCD_DISCOVERY_PROXY", default_value = "")]
+    pub(super) discovery_proxy: String,
     /// What a member does when the discovery service's cluster is full: 'exit', or
     /// 'proxy' (become a v2 proxy to that cluster, as `--proxy on`).
     #[arg(long, env = "ETCD_DISCOVERY_FALLBACK", default_value = "proxy")]

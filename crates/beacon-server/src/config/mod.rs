@@ -62,6 +62,11 @@ pub struct Config {
     pub initial_cluster_token: String,
     /// `--discovery`: the URL a new cluster's members register at; the cluster's token.
     pub discovery: Option<String>,
+    /// `--discovery-srv` and `--discovery-srv-name`: the domain whose SRV records make
+    /// a new member's initial cluster, and the service's suffix.
+    pub discovery_srv: Option<DiscoverySrv>,
+    /// `--discovery-proxy`, as given (read when discovery starts, as etcd reads it).
+    pub discovery_proxy: String,
     /// `--discovery-fallback=proxy` (etcd's default): what a member too late for a full
     /// cluster would become.
     pub discovery_fallback_proxy: bool,
@@ -142,6 +147,15 @@ pub struct Config {
     /// nothing for Beacon (`etcd_flags`), a config file's unread keys (`file`), a
     /// value etcd too would adjust.
     pub flag_warnings: Vec<String>,
+}
+
+/// `--discovery-srv` and `--discovery-srv-name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoverySrv {
+    /// The domain.
+    pub domain: String,
+    /// The service's suffix; empty when none is given.
+    pub service_name: String,
 }
 
 /// Why the flags were refused.
@@ -368,7 +382,18 @@ impl Config {
         .map(|u| u.text)
         .collect();
         let discovery = Some(f.discovery.clone()).filter(|d| !d.is_empty());
-        if discovery.is_some() && f.initial_cluster.is_some() {
+        let discovery_srv = Some(&f.discovery_srv)
+            .filter(|d| !d.is_empty())
+            .map(|domain| DiscoverySrv {
+                domain: domain.clone(),
+                service_name: f.discovery_srv_name.clone(),
+            });
+        let bootstraps = [
+            discovery.is_some(),
+            f.initial_cluster.is_some(),
+            discovery_srv.is_some(),
+        ];
+        if bootstraps.iter().filter(|given| **given).count() > 1 {
             return Err(
                 "multiple discovery or bootstrap flags are set. Choose one of \
                         \"initial-cluster\", \"discovery\" or \"discovery-srv\""
@@ -474,6 +499,8 @@ impl Config {
             // etcd: a discovered cluster's token is its discovery URL.
             initial_cluster_token: discovery.clone().unwrap_or(f.initial_cluster_token),
             discovery,
+            discovery_srv,
+            discovery_proxy: f.discovery_proxy,
             discovery_fallback_proxy: f.discovery_fallback == "proxy",
             proxy,
             snapshot_count: f.snapshot_count,

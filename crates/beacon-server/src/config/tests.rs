@@ -9,6 +9,14 @@ fn parse(args: &[&str]) -> Result<Config, ConfigError> {
     Config::from_args(v)
 }
 
+/// The environment variable clap reads flag `id` from (named, not set: the tests share
+/// this process's environment).
+fn env_of(id: &str) -> Option<String> {
+    let command = <Flags as clap::CommandFactory>::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
+
 #[test]
 fn defaults() {
     let c = parse(&[]).unwrap();
@@ -124,6 +132,78 @@ fn discovery_is_etcds_bootstrap_flag() {
 }
 
 #[test]
+fn discovery_proxy_is_kept_as_given_for_discovery_to_read() {
+    let c = parse(&[
+        "--discovery=http://d:1/t",
+        "--discovery-proxy",
+        "127.0.0.1:3128",
+    ])
+    .unwrap();
+    assert_eq!(c.discovery_proxy, "127.0.0.1:3128");
+    // etcd reads it only when discovery starts: a bad one does not stop the flags.
+    assert!(parse(&["--discovery-proxy", "http://p:port"]).is_ok());
+    let path = std::env::temp_dir().join(format!("beacon-dp-{}.yml", std::process::id()));
+    std::fs::write(&path, "discovery-proxy: http://p:3128\n").unwrap();
+    let c = parse(&["--config-file", &path.display().to_string()]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(c.discovery_proxy, "http://p:3128");
+    assert_eq!(
+        env_of("discovery_proxy").as_deref(),
+        Some("ETCD_DISCOVERY_PROXY")
+    );
+}
+
+#[test]
+fn discovery_srv_is_etcds_third_bootstrap_flag() {
+    let c = parse(&[
+        "--discovery-srv",
+        "example.com",
+        "--discovery-srv-name=prod",
+    ])
+    .unwrap();
+    let srv = c.discovery_srv.expect("given");
+    assert_eq!(
+        (srv.domain.as_str(), srv.service_name.as_str()),
+        ("example.com", "prod")
+    );
+    assert_eq!(c.initial_cluster_token, "etcd-cluster", "the token stays");
+    assert_eq!(
+        parse(&["--discovery-srv-name=prod"]).unwrap().discovery_srv,
+        None
+    );
+    for other in ["--initial-cluster=a=http://a:1", "--discovery=http://d:1/t"] {
+        let both = parse(&["--discovery-srv=example.com", other]).unwrap_err();
+        assert!(both
+            .to_string()
+            .contains("multiple discovery or bootstrap flags"));
+    }
+    // From a config file, by etcd's YAML keys; from the environment, by etcd's names.
+    let path = std::env::temp_dir().join(format!("beacon-srv-{}.yml", std::process::id()));
+    std::fs::write(
+        &path,
+        "discovery-srv: example.org
+discovery-srv-name: b
+",
+    )
+    .unwrap();
+    let c = parse(&["--config-file", &path.display().to_string()]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let srv = c.discovery_srv.expect("from the file");
+    assert_eq!(
+        (srv.domain.as_str(), srv.service_name.as_str()),
+        ("example.org", "b")
+    );
+    assert_eq!(
+        env_of("discovery_srv").as_deref(),
+        Some("ETCD_DISCOVERY_SRV")
+    );
+    assert_eq!(
+        env_of("discovery_srv_name").as_deref(),
+        Some("ETCD_DISCOVERY_SRV_NAME")
+    );
+}
+
+#[test]
 fn wal_dir_is_the_log_databases_directory() {
     assert_eq!(parse(&[]).unwrap().wal_dir, None);
     assert_eq!(parse(&["--wal-dir="]).unwrap().wal_dir, None);
@@ -197,13 +277,11 @@ fn log_levels_are_etcds() {
 
 #[test]
 fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
-    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--discovery-srv="]).unwrap();
+    let c = parse(&["--max-wals", "2", "--pre-vote=false", "--proxy=off"]).unwrap();
     assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
-    let msg = parse(&["--discovery-srv", "a.example"])
-        .unwrap_err()
-        .to_string();
+    let msg = parse(&["--unsafe-no-fsync"]).unwrap_err().to_string();
     assert!(
-        msg.contains("--discovery-srv=a.example") && msg.contains("\"\""),
+        msg.contains("--unsafe-no-fsync=true") && msg.contains("does not support yet"),
         "{msg}"
     );
 }
@@ -426,16 +504,7 @@ fn auto_compaction_flags_come_from_the_environment_and_config_file_too() {
         c.auto_compaction,
         Some(crate::compactor::Retention::Revisions(10))
     );
-    // The environment variables, as clap reads the other flags' (named, not set: the
-    // tests share this process's environment).
-    let command = <Flags as clap::CommandFactory>::command();
-    let env_of = |id: &str| {
-        command
-            .get_arguments()
-            .find(|a| a.get_id() == id)
-            .and_then(|a| a.get_env())
-            .map(|e| e.to_string_lossy().into_owned())
-    };
+    // The environment variables, as clap reads the other flags'.
     assert_eq!(
         env_of("auto_compaction_mode").as_deref(),
         Some("ETCD_AUTO_COMPACTION_MODE")

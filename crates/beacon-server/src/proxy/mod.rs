@@ -181,7 +181,8 @@ async fn start_peer_urls(config: &Config, file: &Path) -> anyhow::Result<Vec<Str
     }
     let cluster = match &config.discovery {
         Some(url) => {
-            let http = crate::discovery::client()?;
+            let http =
+                crate::bootstrap::discovery_client(config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let text = crate::discovery::registered_cluster(&http, url)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

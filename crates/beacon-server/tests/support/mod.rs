@@ -268,6 +268,59 @@ pub async fn wait_converged(
     }
 }
 
+/// One member started alone on fresh loopback ports, under `wrapper` (empty: none), with
+/// `args` after its URLs (peer URLs `peer_scheme`), as a refused start is tried: its
+/// exit code and stderr (it is stopped after 20 s if still running).
+pub fn start_alone(
+    wrapper: &[String],
+    bin: &std::path::Path,
+    peer_scheme: &str,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let dir = beacon_testkit::TempDir::new("alone").expect("temp dir");
+    let ports = beacon_testkit::free_ports(2);
+    let client = format!("http://127.0.0.1:{}", ports[0]);
+    let peer = format!("{peer_scheme}://127.0.0.1:{}", ports[1]);
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .args(wrapper)
+        .arg(bin)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The first line of `log` that has `words`, from them on.
+pub fn said(log: &str, words: &str) -> Option<String> {
+    log.lines()
+        .find_map(|l| l.find(words).map(|at| l[at..].to_string()))
+}
+
+/// A discovery directory on `service` for `kind`'s members, its `_config/size` set to
+/// `size`: the directory's key path (`_etcd/registry/<kind>`).
+pub async fn discovery_dir(
+    http: &reqwest::Client,
+    service: &ServerProcess,
+    kind: ServerKind,
+    size: usize,
+) -> String {
+    let dir = format!("_etcd/registry/{kind:?}");
+    let key = format!("{dir}/_config/size");
+    let set = put(http, &service.client_url(), &key, &size.to_string()).await;
+    assert_eq!(set.expect("size set")["action"], "set");
+    dir
+}
+
 /// How long one etcdctl command may take.
 const ETCDCTL_DEADLINE: Duration = Duration::from_secs(20);
 
