@@ -92,14 +92,16 @@ impl Attempt {
     }
 }
 
-/// The keys `path`'s missing parent directories need, and the puts that create them,
-/// given the values of [`parent_keys`]; a parent that is a file refuses.
+/// The keys of the directories above `path`, each as a file and as a directory,
+/// nearest first: what a write that creates the missing ones reads.
 fn parent_keys(v: &V2v3, path: &[u8]) -> Vec<Vec<u8>> {
     parents(path)
         .flat_map(|p| [v.layout.file(p), v.layout.dir(p)])
         .collect()
 }
 
+/// The puts that create the directories above `path` that are missing, given the
+/// values of [`parent_keys`]; one that is a file refuses the write.
 fn missing_dirs(
     v: &V2v3,
     path: &[u8],
@@ -205,28 +207,46 @@ pub async fn create(
 ) -> Result<Event, EtcdError> {
     refuse_root(path)?;
     refuse_ttl(params)?;
+    if !unique {
+        return create_at(state, v, path, path, params).await;
+    }
+    // A name taken meanwhile (two POSTs in one nanosecond) moves on to the next.
+    let first = u64::try_from(state.now_ns()).unwrap_or(0);
+    let mut tries = 0..V2V3_WRITE_ATTEMPTS_MAX as u64;
+    loop {
+        let mut target = path.to_vec();
+        let n = tries.next().map_or(first, |i| first.saturating_add(i));
+        target.extend_from_slice(format!("/{n:020}").as_bytes());
+        match create_at(state, v, path, &target, params).await {
+            Err(e) if e.code == ErrorCode::NodeExist && !tries.is_empty() => continue,
+            done => return done,
+        }
+    }
+}
+
+/// [`create`] of the node at `target` (`path` itself, or a new key in it).
+async fn create_at(
+    state: &AppState,
+    v: &V2v3,
+    path: &[u8],
+    target: &[u8],
+    params: &KeyParams,
+) -> Result<Event, EtcdError> {
     let l = &v.layout;
-    let target = if unique {
-        let mut key = path.to_vec();
-        key.extend_from_slice(format!("/{:020}", state.now_ns()).as_bytes());
-        key
-    } else {
-        path.to_vec()
-    };
-    let mut keys = parent_keys(v, &target);
+    let mut keys = parent_keys(v, target);
     let own = keys.len();
-    keys.extend([l.file(&target), l.dir(&target)]);
+    keys.extend([l.file(target), l.dir(target)]);
     let attempt = Attempt { keys };
     let resp = attempt
         .run(state, |seen, revision| {
             if seen[own].is_some() || seen[own + 1].is_some() {
                 return Err(failed(ErrorCode::NodeExist, path, revision));
             }
-            let mut ops = missing_dirs(v, &target, seen, revision)?;
+            let mut ops = missing_dirs(v, target, seen, revision)?;
             let key = if params.dir {
-                l.dir(&target)
+                l.dir(target)
             } else {
-                l.file(&target)
+                l.file(target)
             };
             ops.push(put(&key, &params.value, false));
             ops.push(put(&l.action_key(), b"create", false));
@@ -235,7 +255,7 @@ pub async fn create(
         .await?;
     let revision = revision_of(&resp);
     let node = NodeExtern {
-        key: key_of(&target),
+        key: key_of(target),
         value: (!params.dir).then(|| params.value.clone()),
         dir: params.dir,
         modified_index: v2_index(revision),
