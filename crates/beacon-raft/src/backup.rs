@@ -192,7 +192,7 @@ impl Backup {
             source,
         };
         std::fs::create_dir_all(&snap).map_err(io_err)?;
-        let dir = SnapshotDir::new(std::sync::Arc::new(crate::disk::StdDisk), &snap);
+        let dir = SnapshotDir::new(std::sync::Arc::new(crate::disk::StdDisk::default()), &snap);
         dir.write(&meta, &data).map_err(io_err)
     }
 }

@@ -165,7 +165,7 @@ mod tests {
     fn read_tells_missing_from_damaged() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join(COMMITTED_MARKER);
-        let disk = crate::disk::StdDisk;
+        let disk = crate::disk::StdDisk::default();
         assert!(read(&disk, &path).expect("missing is fine").is_none());
         write(&disk, &path, 42).expect("write");
         assert_eq!(read(&disk, &path).expect("read"), Some(42));

@@ -43,7 +43,7 @@ impl Seams {
     pub fn production() -> Seams {
         Seams {
             net: Arc::new(TcpNet),
-            disk: Arc::new(StdDisk),
+            disk: Arc::new(StdDisk::default()),
             rng_seed: None,
             clock: Arc::new(SystemClock),
             observer: None,

@@ -95,6 +95,9 @@ pub async fn run(
     let peer_listeners = bind_all(&config.listen_peer_urls, &member_tls.peer_server)
         .context("binding --listen-peer-urls")?;
     let mut seams = beacon_raft::Seams::production();
+    if config.unsafe_no_fsync {
+        seams.disk = Arc::new(beacon_raft::disk::StdDisk::unsafe_no_fsync());
+    }
     if let Some(dialing) = member_tls.peer_client.clone() {
         seams.net = Arc::new(beacon_raft::peer::TlsNet::new(seams.net, dialing));
     }

@@ -14,11 +14,15 @@ fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let config = match Config::from_args(std::env::args_os()) {
         Ok(c) => c,
-        // clap prints --help and --version itself and exits 0; usage errors exit 2.
+        // clap prints --help itself and exits 0; usage errors exit 2.
         Err(ConfigError::Clap(e)) => e.exit(),
+        Err(ConfigError::Version(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("beacon: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(e.exit_code());
         }
     };
     // As etcd, a file --log-outputs names that cannot be opened stops the start.

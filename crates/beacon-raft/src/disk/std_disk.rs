@@ -22,10 +22,27 @@ const LEASE_KEYSPACE: &str = "lease";
 
 /// fjall and the file system under the data directory.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StdDisk;
+pub struct StdDisk {
+    /// etcd's `--unsafe-no-fsync`: a log sync hands fjall's journal to the operating
+    /// system and stops there, as etcd's WAL then flushes and skips its fdatasync. What
+    /// the log acknowledged survives the process's death, not the machine's.
+    no_fsync: bool,
+}
+
+impl StdDisk {
+    /// The disk every member has unless told otherwise: each log sync is one.
+    pub const SYNCED: StdDisk = StdDisk { no_fsync: false };
+
+    /// The disk of a member started with `--unsafe-no-fsync`.
+    pub fn unsafe_no_fsync() -> StdDisk {
+        StdDisk { no_fsync: true }
+    }
+}
 
 /// One opening of the fjall database.
 struct Fjall {
+    /// See [`StdDisk`]'s field.
+    no_fsync: bool,
     db: Database,
     log: Keyspace,
     meta: Keyspace,
@@ -117,6 +134,10 @@ impl LogTables for Fjall {
     }
 
     fn persist(&self, durability: Durability) -> Result<(), DbError> {
+        if self.no_fsync {
+            // As etcd's WAL: written out, not synced, and no fsync to count.
+            return self.db.persist(PersistMode::Buffer).map_err(db_error);
+        }
         let mode = match durability {
             Durability::Data => PersistMode::SyncData,
             Durability::All => PersistMode::SyncAll,
@@ -188,6 +209,7 @@ impl Disk for StdDisk {
             .keyspace(LEASE_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(db_error)?;
         Ok(Arc::new(Fjall {
+            no_fsync: self.no_fsync,
             db,
             log,
             meta,

@@ -10,6 +10,9 @@ use crate::disk::{DbError, Disk, DiskFuture, LogTables, StdDisk, StreamedFile};
 /// Wraps one opening of the log's tables.
 pub(crate) type WrapTables = dyn Fn(Arc<dyn LogTables>) -> Arc<dyn LogTables> + Send + Sync;
 
+/// The disk the wrapper delegates to.
+static STD: StdDisk = StdDisk::SYNCED;
+
 /// `StdDisk`, changed where a test says.
 #[derive(Default)]
 pub(crate) struct StdDiskWith {
@@ -24,51 +27,51 @@ pub(crate) struct StdDiskWith {
 
 impl Disk for StdDiskWith {
     fn open_log(&self, path: &Path) -> Result<Arc<dyn LogTables>, DbError> {
-        let tables = StdDisk.open_log(path)?;
+        let tables = STD.open_log(path)?;
         Ok(match &self.tables {
             Some(wrap) => wrap(tables),
             None => tables,
         })
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdDisk.create_dir_all(path)
+        STD.create_dir_all(path)
     }
     fn exists(&self, path: &Path) -> bool {
-        StdDisk.exists(path)
+        STD.exists(path)
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        StdDisk.read(path)
+        STD.read(path)
     }
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        StdDisk.write_synced(path, bytes)
+        STD.write_synced(path, bytes)
     }
     fn create_streamed<'a>(
         &'a self,
         path: &'a Path,
     ) -> DiskFuture<'a, io::Result<Box<dyn StreamedFile>>> {
-        StdDisk.create_streamed(path)
+        STD.create_streamed(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdDisk.rename(from, to)
+        STD.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdDisk.remove_file(path)
+        STD.remove_file(path)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        StdDisk.list_dir(path)
+        STD.list_dir(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdDisk.sync_dir(path)
+        STD.sync_dir(path)
     }
     fn run_blocking(&self, work: Box<dyn FnOnce() + Send>) -> DiskFuture<'static, ()> {
-        StdDisk.run_blocking(work)
+        STD.run_blocking(work)
     }
     fn spawn_worker(&self, name: &str, work: DiskFuture<'static, ()>) -> io::Result<()> {
         if self.workers_as_tasks {
             tokio::spawn(work);
             Ok(())
         } else {
-            StdDisk.spawn_worker(name, work)
+            STD.spawn_worker(name, work)
         }
     }
 }

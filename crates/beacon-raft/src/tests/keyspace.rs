@@ -27,9 +27,9 @@ fn put(key: &str, value: &str) -> V3Request {
 }
 
 fn open(dir: &Path) -> (LogStore, StateMachine) {
-    let log = LogStore::open(Arc::new(StdDisk), &dir.join("raft")).expect("log");
+    let log = LogStore::open(Arc::new(StdDisk::default()), &dir.join("raft")).expect("log");
     let store = Arc::new(RwLock::new(beacon_store::Store::new()));
-    let snapshots = SnapshotDir::new(Arc::new(StdDisk), dir.join("snap"));
+    let snapshots = SnapshotDir::new(Arc::new(StdDisk::default()), dir.join("snap"));
     std::fs::create_dir_all(dir.join("snap")).expect("snap dir");
     let sm = StateMachine::open(store, &log, snapshots).expect("state machine");
     (log, sm)

@@ -33,7 +33,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_across_the_cache_and_fjall_are_exact() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut log = LogStore::open(Arc::new(StdDisk), tmp.path()).expect("open log");
+    let mut log = LogStore::open(Arc::new(StdDisk::default()), tmp.path()).expect("open log");
     // More than the cache holds, so the oldest are only in fjall once written.
     let last = CACHED_ENTRIES_MAX as u64 + 1000;
     let entries: Vec<Entry> = (1..=last).map(|i| Entry::new_blank(log_id(i))).collect();

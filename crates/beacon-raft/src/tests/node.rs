@@ -173,7 +173,7 @@ async fn snapshot_purges_log_and_recovers() {
 
     // The purged entries are gone from fjall; only the snapshot can restore them.
     let log = crate::log_store::LogStore::open(
-        std::sync::Arc::new(crate::disk::StdDisk),
+        std::sync::Arc::new(crate::disk::StdDisk::default()),
         &tmp.path().join("member/raft"),
     )
     .expect("log");
@@ -364,7 +364,7 @@ async fn other_node_id_is_refused() {
     // its own log recorded (its removal appended but not applied) waits for the
     // leader and asks the others; another member's directory never listed it.
     let log = crate::log_store::LogStore::open(
-        std::sync::Arc::new(crate::disk::StdDisk),
+        std::sync::Arc::new(crate::disk::StdDisk::default()),
         &tmp.path().join("member/raft"),
     )
     .expect("log");

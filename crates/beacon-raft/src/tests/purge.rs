@@ -191,7 +191,7 @@ fn log_id(index: u64) -> crate::types::LogId {
 
 /// A log of blank entries 1..=`last`, synced and closed.
 async fn log_with_entries(path: &Path, last: u64) {
-    let mut log = LogStore::open(Arc::new(StdDisk), path).expect("open log");
+    let mut log = LogStore::open(Arc::new(StdDisk::default()), path).expect("open log");
     let entries: Vec<Entry> = (1..=last).map(|i| Entry::new_blank(log_id(i))).collect();
     for chunk in entries.chunks(500) {
         log.append(chunk.to_vec(), IOFlushed::noop())
@@ -203,7 +203,7 @@ async fn log_with_entries(path: &Path, last: u64) {
 
 /// What a crash leaves after a purge to `upto` wrote its marker and deleted `deleted`.
 fn interrupted_purge(path: &Path, upto: u64, deleted: std::ops::Range<u64>) {
-    let tables = StdDisk.open_log(path).expect("open tables");
+    let tables = StdDisk::default().open_log(path).expect("open tables");
     let marker = serde_json::to_vec(&log_id(upto)).expect("encode");
     tables
         .commit(&[Change::Insert(Table::Meta, b"last_purged", &marker)])
@@ -215,7 +215,7 @@ fn interrupted_purge(path: &Path, upto: u64, deleted: std::ops::Range<u64>) {
 }
 
 fn first_stored(path: &Path) -> Option<u64> {
-    let tables = StdDisk.open_log(path).expect("open tables");
+    let tables = StdDisk::default().open_log(path).expect("open tables");
     let (key, _) = tables.first().expect("first")?;
     Some(u64::from_be_bytes(key.try_into().expect("8 bytes")))
 }
@@ -229,7 +229,8 @@ async fn a_log_reopened_mid_purge_hides_and_deletes_the_rest() {
         log_with_entries(&path, 3000).await;
         interrupted_purge(&path, upto, deleted.clone());
 
-        let mut log = LogStore::open(Arc::new(StdDisk), &path).expect("reopen mid-purge");
+        let mut log =
+            LogStore::open(Arc::new(StdDisk::default()), &path).expect("reopen mid-purge");
         let state = log.get_log_state().await.expect("state");
         assert_eq!(state.last_purged_log_id, Some(log_id(upto)));
         assert_eq!(state.last_log_id, Some(log_id(3000)), "{upto} {deleted:?}");

@@ -19,8 +19,8 @@ use crate::state_machine::StateMachine;
 async fn a_snapshot_holds_the_state_at_its_creation_while_writes_go_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(RwLock::new(Store::new()));
-    let snapshots = SnapshotDir::new(Arc::new(StdDisk), tmp.path());
-    let log = LogStore::open(Arc::new(StdDisk), &tmp.path().join("raft")).expect("log");
+    let snapshots = SnapshotDir::new(Arc::new(StdDisk::default()), tmp.path());
+    let log = LogStore::open(Arc::new(StdDisk::default()), &tmp.path().join("raft")).expect("log");
     let mut sm = StateMachine::open(Arc::clone(&store), &log, snapshots.clone()).expect("open");
     for i in 0..200 {
         store

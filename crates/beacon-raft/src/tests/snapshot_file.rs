@@ -71,7 +71,10 @@ fn truncated_and_padded_are_length_errors() {
 #[test]
 fn dir_lists_newest_last_and_prunes() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = SnapshotDir::new(std::sync::Arc::new(crate::disk::StdDisk), tmp.path());
+    let dir = SnapshotDir::new(
+        std::sync::Arc::new(crate::disk::StdDisk::default()),
+        tmp.path(),
+    );
     for (term, index) in [(1, 5), (2, 30), (2, 12)] {
         dir.write(&meta(term, index), b"x").expect("write");
     }

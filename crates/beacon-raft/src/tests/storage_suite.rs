@@ -8,7 +8,11 @@ use crate::disk::StdDisk;
 async fn openraft_storage_suite() {
     crate::storage_suite::run(|| {
         let dir = tempfile::tempdir()?;
-        Ok((Arc::new(StdDisk) as _, dir.path().to_owned(), dir))
+        Ok((
+            Arc::new(StdDisk::default()) as _,
+            dir.path().to_owned(),
+            dir,
+        ))
     })
     .await
     .expect("openraft storage suite");

@@ -1,57 +1,28 @@
-//! etcd 3.4 flags that Beacon does not parse with clap: taken out of the command line
-//! (and the `ETCD_*` environment) before clap sees it, so that an etcd command line
-//! runs unchanged wherever Beacon would behave as etcd does.
-//!
-//! A flag here is one of two kinds:
-//! - [`Kind::Pending`]: it means something Beacon has not built (today only etcd
-//!   3.5's `--unsafe-no-fsync`, which etcd 3.4 does not know). The values at which etcd
-//!   behaves as Beacon always does are accepted (none for that one); any other value
-//!   is refused by name, never silently ignored.
-//! - [`Kind::NoMeaning`]: it tunes something Beacon does not have (bbolt's batching,
-//!   WAL file retention, Go's profiler); any value is accepted with one warning.
+//! etcd 3.4 flags that tune something Beacon does not have (bbolt's batching, WAL file
+//! retention, Go's profiler): taken out of the command line (and the `ETCD_*`
+//! environment) before clap sees it and accepted at any value, each with one warning,
+//! so that an etcd command line runs unchanged. Every other etcd flag is one of
+//! [`super::Flags`] and does what etcd's does.
 
 use std::ffi::OsString;
-
-/// What Beacon does with one etcd flag.
-pub(super) enum Kind {
-    /// Accepted only at these values (compared as Go parses the flag's type).
-    Pending(&'static [&'static str]),
-    /// Accepted at any value, with a warning saying why it changes nothing.
-    NoMeaning(&'static str),
-}
 
 /// One etcd flag Beacon's clap parser does not know.
 pub(super) struct EtcdFlag {
     pub(super) name: &'static str,
     /// Go's boolean flags take their value only after `=`; alone they mean true.
     pub(super) boolean: bool,
-    pub(super) kind: Kind,
-}
-
-const fn pending_bool(name: &'static str, accepted: &'static [&'static str]) -> EtcdFlag {
-    EtcdFlag {
-        name,
-        boolean: true,
-        kind: Kind::Pending(accepted),
-    }
+    /// Why any value changes nothing, said in the warning.
+    pub(super) why: &'static str,
 }
 
 const fn no_meaning(name: &'static str, boolean: bool, why: &'static str) -> EtcdFlag {
-    EtcdFlag {
-        name,
-        boolean,
-        kind: Kind::NoMeaning(why),
-    }
+    EtcdFlag { name, boolean, why }
 }
-
-/// No value is accepted yet: Beacon behaves as etcd does at none of them.
-const NONE: &[&str] = &[];
 
 const BBOLT: &str = "it tunes etcd's bbolt backend; beacon's keyspace is in fjall";
 
-/// Every flag of `etcd --help` (3.4.23) that [`super::Flags`] does not declare (but
-/// `--config-file`, which `super::take_config_file` reads first), and
-/// `--unsafe-no-fsync` (3.5), refused here by name as etcd 3.4 refuses it as unknown.
+/// Every flag of etcd 3.4.23 that [`super::Flags`] does not declare (but
+/// `--config-file`, which `super::take_config_file` reads first).
 pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
     no_meaning(
         "max-snapshots",
@@ -78,7 +49,11 @@ pub(super) const ETCD_FLAGS: &[EtcdFlag] = &[
         true,
         "beacon always keeps leases' remaining TTLs in its log",
     ),
-    pending_bool("unsafe-no-fsync", NONE),
+    no_meaning(
+        "experimental-enable-lease-checkpoint-persist",
+        true,
+        "beacon always keeps leases' remaining TTLs in its log",
+    ),
 ];
 
 fn lookup(name: &str) -> Option<&'static EtcdFlag> {
@@ -138,13 +113,14 @@ pub(super) enum Boolean {
 /// checks their values, the last one given winning as with Go's flag package; a flag
 /// absent from the command line is read from its `ETCD_*` variable through `env`.
 /// Returns the arguments left for clap and one warning per flag accepted without
-/// meaning; `Err` names the first flag whose value Beacon cannot honour.
+/// meaning; `Err` when such a flag's value is missing, or etcd refuses the values.
 pub(super) fn take(
     args: Vec<OsString>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(Vec<OsString>, Vec<String>), String> {
+) -> Result<(Vec<OsString>, Vec<String>), super::ConfigError> {
     let boolean = |f: &EtcdFlag| if f.boolean { Boolean::Yes } else { Boolean::No };
-    let (rest, picked) = split_out(args, |name| lookup(name).map(boolean))?;
+    let (rest, picked) =
+        split_out(args, |name| lookup(name).map(boolean)).map_err(super::ConfigError::Invalid)?;
     let mut given: Vec<(&'static EtcdFlag, String)> = Vec::new();
     for (flag, value) in picked
         .into_iter()
@@ -162,45 +138,31 @@ pub(super) fn take(
             given.push((flag, value));
         }
     }
-    let mut warnings = Vec::new();
-    for (flag, value) in given {
-        match flag.kind {
-            Kind::NoMeaning(why) => warnings.push(format!(
-                "flag --{}={value} is accepted for etcd compatibility and ignored: {why}",
-                flag.name
-            )),
-            Kind::Pending(accepted) => {
-                if !accepted.iter().any(|a| same_value(flag, a, &value)) {
-                    let only = match accepted {
-                        [] => String::new(),
-                        values => format!(" (only {})", quoted(values)),
-                    };
-                    return Err(format!(
-                        "flag --{}={value} is an etcd flag that beacon does not support yet{only}",
-                        flag.name
-                    ));
-                }
-            }
-        }
+    // etcd's check of the two lease checkpoint flags, both Go booleans.
+    let on = |name: &str| {
+        given
+            .iter()
+            .any(|(f, v)| f.name == name && crate::http::goform::parse_bool(v) == Some(true))
+    };
+    if on("experimental-enable-lease-checkpoint-persist")
+        && !on("experimental-enable-lease-checkpoint")
+    {
+        return Err(super::ConfigError::Refused(
+            "setting experimental-enable-lease-checkpoint-persist requires \
+             experimental-enable-lease-checkpoint"
+                .to_string(),
+        ));
     }
+    let warnings = given
+        .into_iter()
+        .map(|(flag, value)| {
+            format!(
+                "flag --{}={value} is accepted for etcd compatibility and ignored: {}",
+                flag.name, flag.why
+            )
+        })
+        .collect();
     Ok((rest, warnings))
-}
-
-/// Whether `value` says what `accepted` says, as Go would parse the flag.
-fn same_value(flag: &EtcdFlag, accepted: &str, value: &str) -> bool {
-    if flag.boolean {
-        let go = crate::http::goform::parse_bool;
-        return go(value).is_some() && go(value) == go(accepted);
-    }
-    value == accepted
-}
-
-fn quoted(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:?}"))
-        .collect::<Vec<_>>()
-        .join(" or ")
 }
 
 #[cfg(test)]
@@ -209,28 +171,20 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<(Vec<String>, Vec<String>), String> {
         let args = args.iter().map(OsString::from).collect();
-        let (rest, warnings) = take(args, |_| None)?;
+        let (rest, warnings) = take(args, |_| None).map_err(|e| e.to_string())?;
         let rest = rest.iter().map(|a| a.to_string_lossy().into_owned());
         Ok((rest.collect(), warnings))
     }
 
     #[test]
-    fn accepted_values_are_taken_out_and_others_refused() {
+    fn flags_without_meaning_are_taken_out_and_the_rest_left() {
         let (rest, warnings) = run(&["beacon", "--name", "a", "--max-wals=1"]).unwrap();
         assert_eq!(rest, ["beacon", "--name", "a"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        let refused = run(&["beacon", "--unsafe-no-fsync"]).unwrap_err();
-        assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
-        assert!(refused.contains("does not support yet"), "{refused}");
-        assert!(run(&["beacon", "--unsafe-no-fsync=false"]).is_err());
-        assert!(run(&["beacon", "--unsafe-no-fsync=nope"]).is_err());
-    }
-
-    #[test]
-    fn the_last_value_given_wins() {
-        let a = "--unsafe-no-fsync=false";
-        let refused = run(&["beacon", a, "--unsafe-no-fsync"]).unwrap_err();
-        assert!(refused.contains("--unsafe-no-fsync=true"), "{refused}");
+        // A boolean alone means true, and takes no value after it.
+        let (rest, warnings) = run(&["beacon", "--enable-pprof", "--name", "a"]).unwrap();
+        assert_eq!(rest, ["beacon", "--name", "a"]);
+        assert!(warnings[0].contains("--enable-pprof=true"), "{warnings:?}");
     }
 
     #[test]
@@ -251,23 +205,26 @@ mod tests {
     #[test]
     fn the_environment_fills_in_and_the_command_line_wins() {
         let env = |v: &str| match v {
-            "ETCD_UNSAFE_NO_FSYNC" => Some("true".to_string()),
+            "ETCD_ENABLE_PPROF" => Some("true".to_string()),
             "ETCD_MAX_WALS" => Some("9".to_string()),
             _ => None,
         };
         let args = vec![OsString::from("beacon")];
-        assert!(take(args, env).is_err());
-        let only_wals = |v: &str| env(v).filter(|_| v == "ETCD_MAX_WALS");
+        let (_, warnings) = take(args, env).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
         let args = ["beacon", "--max-wals=2"].map(OsString::from).to_vec();
-        let (_, warnings) = take(args, only_wals).unwrap();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("--max-wals=2"), "{warnings:?}");
+        let (_, warnings) = take(args, env).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings.iter().any(|w| w.contains("--max-wals=2")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
     fn a_value_after_the_separator_is_left_alone() {
-        let (rest, _) = run(&["beacon", "--", "--unsafe-no-fsync"]).unwrap();
-        assert_eq!(rest, ["beacon", "--", "--unsafe-no-fsync"]);
+        let (rest, _) = run(&["beacon", "--", "--max-wals=1"]).unwrap();
+        assert_eq!(rest, ["beacon", "--", "--max-wals=1"]);
         assert!(run(&["beacon", "--max-wals"])
             .unwrap_err()
             .contains("needs an argument"));

@@ -13,12 +13,17 @@ use super::{
 #[derive(Parser, Debug)]
 #[command(
     name = "beacon",
-    version,
+    // `--version` is etcd's: its lines, which scripts read (see `super::version_text`).
+    disable_version_flag = true,
     about = "A key-value store speaking etcd 3.4's v2 HTTP and v3 gRPC APIs.",
     // Go's flag package: a repeated flag takes its last value (tools append flags).
     args_override_self = true
 )]
 pub(super) struct Flags {
+    /// Print the version (as etcd prints its own) and exit.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true, value_parser = parse_go_bool)]
+    pub(super) version: bool,
     /// Human-readable name for this member.
     #[arg(long, env = "ETCD_NAME", default_value = "default")]
     pub(super) name: String,
@@ -145,6 +150,11 @@ pub(super) struct Flags {
     #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
     pub(super) force_new_cluster: bool,
+    /// Never fsync the log (etcd's unsafe flag): acknowledged writes survive the
+    /// process's death, not the machine's.
+    #[arg(long, env = "ETCD_UNSAFE_NO_FSYNC", default_value = "false", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true, value_parser = parse_go_bool)]
+    pub(super) unsafe_no_fsync: bool,
     /// Log every applied entry that took longer than this (Go duration syntax).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION", default_value = "100ms",
           value_parser = beacon_api::go_duration::parse_flag, allow_hyphen_values = true)]
@@ -159,9 +169,10 @@ pub(super) struct Flags {
     /// 'jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m'.
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     pub(super) auth_token: String,
-    /// The bcrypt cost of v3 auth password hashes (4 to 31).
-    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = beacon_auth::password::DEFAULT_COST)]
-    pub(super) bcrypt_cost: u32,
+    /// The bcrypt cost of v3 auth password hashes (4 to 31; another is taken as 10, with
+    /// a warning, as etcd does).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = u64::from(beacon_auth::password::DEFAULT_COST))]
+    pub(super) bcrypt_cost: u64,
     /// How long (in seconds) a 'simple' auth token lives unused.
     #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
     pub(super) auth_token_ttl: u64,

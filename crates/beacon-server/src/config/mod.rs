@@ -86,6 +86,8 @@ pub struct Config {
     pub election_timeout_ms: u64,
     /// `--enable-v2` (informational).
     pub enable_v2: bool,
+    /// `--unsafe-no-fsync`: the log is written out but never synced.
+    pub unsafe_no_fsync: bool,
     /// `--force-new-cluster`: accept a data directory that misses committed entries.
     pub force_new_cluster: bool,
     /// `--experimental-warning-apply-duration`.
@@ -164,9 +166,40 @@ pub enum ConfigError {
     /// clap's own errors, and `--help`/`--version` (which are not failures).
     #[error(transparent)]
     Clap(#[from] clap::Error),
-    /// A flag value etcd would also refuse, or one Beacon does not support.
+    /// A flag value that etcd's flag package would refuse while parsing (etcd exits 2),
+    /// or a flag Beacon does not support.
     #[error("{0}")]
     Invalid(String),
+    /// `--version` was asked for: what to print (to stdout, then exit 0). Not a failure.
+    #[error("{0}")]
+    Version(String),
+    /// Flags that parse but that etcd's checks refuse ("error verifying flags"; etcd
+    /// exits 1), a configuration file's errors too.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ConfigError {
+    /// The exit code etcd ends with for the same refusal.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Clap(_) | ConfigError::Invalid(_) => 2,
+            ConfigError::Refused(_) => 1,
+            ConfigError::Version(_) => 0,
+        }
+    }
+
+    /// An error of [`Config::validate`]: Go's flag package words a value it could not
+    /// parse as "invalid value ... for flag -NAME: ..." (etcd exits 2 there); every
+    /// other refusal comes from etcd's checks, the same words for a value from an
+    /// `ETCD_*` variable included.
+    fn of_validation(why: String) -> ConfigError {
+        if why.starts_with("invalid value ") && why.contains(" for flag -") {
+            ConfigError::Invalid(why)
+        } else {
+            ConfigError::Refused(why)
+        }
+    }
 }
 
 /// Go's flag package accepts `-name value` and `-name=value`; clap wants `--name`.
@@ -226,7 +259,6 @@ fn take_config_file(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<OsStri
     Ok((rest, file.filter(|v| !v.is_empty())))
 }
 
-/// [`Flags`] from `args` alone: clap's `ETCD_*` fallbacks switched off.
 /// [`Flags`] from `args` and the `ETCD_*` environment, noting which of the flags whose
 /// refusal names its source (etcd words a bad `ETCD_PROXY` as the variable's) came
 /// from the environment.
@@ -234,7 +266,15 @@ fn parse_with_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
     use clap::{CommandFactory as _, FromArgMatches as _};
     let matches = Flags::command().try_get_matches_from(args)?;
     let mut flags = Flags::from_arg_matches(&matches)?;
-    for id in ["proxy", "discovery_fallback"] {
+    for id in [
+        "proxy",
+        "discovery_fallback",
+        "listen_client_urls",
+        "listen_metrics_urls",
+        "advertise_client_urls",
+        "listen_peer_urls",
+        "initial_advertise_peer_urls",
+    ] {
         if matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable) {
             flags.from_environment.push(id);
         }
@@ -242,6 +282,7 @@ fn parse_with_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
     Ok(flags)
 }
 
+/// [`Flags`] from `args` alone: clap's `ETCD_*` fallbacks switched off.
 fn parse_without_environment(args: Vec<OsString>) -> Result<Flags, clap::Error> {
     use clap::{CommandFactory as _, FromArgMatches as _};
     let command = Flags::command().mut_args(|a| a.env(None::<&'static str>));
@@ -292,17 +333,15 @@ impl Config {
             config_file.or_else(|| std::env::var_os("ETCD_CONFIG_FILE").filter(|f| !f.is_empty()));
         let (flags, flag_warnings) = match config_file {
             None => {
-                let (args, warnings) = etcd_flags::take(args, |var| std::env::var(var).ok())
-                    .map_err(ConfigError::Invalid)?;
+                let (args, warnings) = etcd_flags::take(args, |var| std::env::var(var).ok())?;
                 (parse_with_environment(args)?, warnings)
             }
             // As etcd: the file alone, neither the command line nor the environment.
             Some(path) => {
                 let (from_file, mut warnings) =
-                    file::arguments(path.as_ref()).map_err(ConfigError::Invalid)?;
+                    file::arguments(path.as_ref()).map_err(ConfigError::Refused)?;
                 let program = args.into_iter().take(1);
-                let (args, more) = etcd_flags::take(program.chain(from_file).collect(), |_| None)
-                    .map_err(ConfigError::Invalid)?;
+                let (args, more) = etcd_flags::take(program.chain(from_file).collect(), |_| None)?;
                 warnings.extend(more);
                 warnings.insert(
                     0,
@@ -315,14 +354,18 @@ impl Config {
                 (parse_without_environment(args)?, warnings)
             }
         };
-        let mut config = Config::validate(flags).map_err(ConfigError::Invalid)?;
+        // As etcd: once the flags parse, `--version` answers before any check.
+        if flags.version {
+            return Err(ConfigError::Version(version_text()));
+        }
+        let mut config = Config::validate(flags).map_err(ConfigError::of_validation)?;
         config.flag_warnings.splice(0..0, flag_warnings);
         Ok(config)
     }
 
     fn validate(f: Flags) -> Result<Config, String> {
         let keepalive = keepalive(f.grpc_keepalive_interval, f.grpc_keepalive_timeout);
-        let jwt = check_auth_flags(&f.auth_token, f.bcrypt_cost)?;
+        let jwt = check_auth_token(&f.auth_token)?;
         let auto_compaction =
             compaction::parse(&f.auto_compaction_mode, &f.auto_compaction_retention)?;
         let (log_outputs, deprecated) =
@@ -330,6 +373,7 @@ impl Config {
         // etcd's: none (or a negative one) is the default, and one too short is raised
         // to the minimum, with a warning.
         let mut warnings: Vec<String> = deprecated.into_iter().collect();
+        let bcrypt_cost = bcrypt_cost(f.bcrypt_cost, f.logger, &mut warnings);
         let watch_progress_notify_interval = match f.experimental_watch_progress_notify_interval {
             d if d.is_zero() => crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL,
             d if d < crate::limits::WATCH_PROGRESS_NOTIFY_INTERVAL_MIN => {
@@ -357,25 +401,47 @@ impl Config {
                 ),
             });
         }
-        let listen_client_urls = parse_list("listen-client-urls", &f.listen_client_urls)?;
+        let source = |id: &str, flag: &str, var: &str| {
+            if f.from_environment.contains(&id) {
+                var.to_string()
+            } else {
+                format!("flag -{flag}")
+            }
+        };
+        // A URL list etcd could not parse is refused as Go's flag package words it.
+        let urls = |id: &str, text: &str| {
+            let flag = id.replace('_', "-");
+            let var = format!("ETCD_{}", id.to_uppercase());
+            parse_list(&flag, text).map_err(|e| {
+                let why = e
+                    .strip_prefix(&format!("--{flag}: "))
+                    .unwrap_or(&e)
+                    .to_string();
+                format!(
+                    "invalid value {text:?} for {}: {why}",
+                    source(id, &flag, &var)
+                )
+            })
+        };
+        let listen_client_urls = urls("listen_client_urls", &f.listen_client_urls)?;
         let listen_metrics_urls = if f.listen_metrics_urls.trim().is_empty() {
             Vec::new()
         } else {
-            parse_list("listen-metrics-urls", &f.listen_metrics_urls)?
+            urls("listen_metrics_urls", &f.listen_metrics_urls)?
         };
         for u in listen_client_urls.iter().chain(&listen_metrics_urls) {
             u.bind_addr()?;
         }
-        let advertise_client_urls = parse_list("advertise-client-urls", &f.advertise_client_urls)?
+        let advertise_client_urls = urls("advertise_client_urls", &f.advertise_client_urls)?
             .into_iter()
             .map(|u| u.text)
             .collect();
-        let listen_peer_urls = parse_list("listen-peer-urls", &f.listen_peer_urls)?;
+        let listen_peer_urls = urls("listen_peer_urls", &f.listen_peer_urls)?;
         for u in &listen_peer_urls {
             u.bind_addr()?;
         }
-        let initial_advertise_peer_urls: Vec<String> = parse_list(
-            "initial-advertise-peer-urls",
+        let initial_advertise_peer_urls: Vec<String> = urls(
+            "initial_advertise_peer_urls",
             &f.initial_advertise_peer_urls,
         )?
         .into_iter()
@@ -400,13 +466,6 @@ impl Config {
                     .to_string(),
             );
         }
-        let source = |id: &str, flag: &str, var: &str| {
-            if f.from_environment.contains(&id) {
-                var.to_string()
-            } else {
-                format!("flag -{flag}")
-            }
-        };
         if !matches!(f.discovery_fallback.as_str(), "exit" | "proxy") {
             return Err(format!(
                 "invalid value {:?} for {}: invalid value",
@@ -487,7 +546,7 @@ impl Config {
             listen_metrics_urls,
             metrics_extensive: f.metrics == "extensive",
             auth_token_ttl: std::time::Duration::from_secs(f.auth_token_ttl),
-            bcrypt_cost: f.bcrypt_cost,
+            bcrypt_cost,
             jwt,
             tls,
             warning_apply_duration: f.experimental_warning_apply_duration,
@@ -513,6 +572,7 @@ impl Config {
             heartbeat_interval_ms: f.heartbeat_interval,
             election_timeout_ms: f.election_timeout,
             enable_v2: f.enable_v2,
+            unsafe_no_fsync: f.unsafe_no_fsync,
             force_new_cluster: f.force_new_cluster,
             max_concurrent_streams: f.max_concurrent_streams,
             request_bytes_max: crate::limits::RequestBytesMax::new(f.max_request_bytes),
@@ -588,9 +648,8 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, String> {
 /// `--auth-token` and `--bcrypt-cost` as Beacon can honour them: `simple` tokens (etcd's
 /// default; its options after a comma, which only `jwt` reads, are ignored as etcd
 /// ignores them), and a cost bcrypt accepts.
-fn check_auth_flags(
+fn check_auth_token(
     auth_token: &str,
-    bcrypt_cost: u32,
 ) -> Result<Option<std::sync::Arc<beacon_auth::jwt::JwtTokens>>, String> {
     let opts =
         beacon_auth::jwt::parse_options(auth_token, |ttl| beacon_api::go_duration::parse(ttl).ok())
@@ -600,12 +659,48 @@ fn check_auth_flags(
         .map(|opts| beacon_auth::jwt::JwtTokens::new(&opts, |path| std::fs::read(path)))
         .transpose()
         .map_err(|e| format!("--auth-token={auth_token}: {e}"))?;
-    if !beacon_auth::password::COSTS.contains(&bcrypt_cost) {
-        return Err(format!(
-            "--bcrypt-cost={bcrypt_cost}: bcrypt takes a cost from 4 to 31"
-        ));
-    }
     Ok(jwt.map(std::sync::Arc::new))
+}
+
+/// What `--version` prints: etcd's lines, so that a script reading "etcd Version:"
+/// finds the etcd version Beacon answers as (`/version` says the same), and Beacon's
+/// own in the place of the Git SHA.
+fn version_text() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "etcd Version: {}\nGit SHA: Not provided (beacon {})\nGo Version: none (beacon is \
+         written in Rust)\nGo OS/Arch: {}/{arch}\n",
+        crate::api::version::ETCD_SERVER_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+    )
+}
+
+/// `--bcrypt-cost`: a cost bcrypt does not take is replaced by its default, with
+/// etcd's warning (its zap logger's words or capnslog's), as etcd's auth store does.
+fn bcrypt_cost(given: u64, logger: LogFormat, warnings: &mut Vec<String>) -> u32 {
+    use beacon_auth::password::{COSTS, DEFAULT_COST};
+    match u32::try_from(given) {
+        Ok(cost) if COSTS.contains(&cost) => cost,
+        _ => {
+            warnings.push(match logger {
+                LogFormat::Json => format!(
+                    "use default bcrypt cost instead of the invalid given cost: min-cost {}, \
+                     max-cost {}, default-cost {DEFAULT_COST}, given-cost {given}",
+                    COSTS.start(),
+                    COSTS.end()
+                ),
+                LogFormat::Text => format!(
+                    "Use default bcrypt-cost {DEFAULT_COST} instead of the invalid value {given}"
+                ),
+            });
+            DEFAULT_COST
+        }
+    }
 }
 
 #[cfg(test)]

@@ -276,14 +276,53 @@ fn log_levels_are_etcds() {
 }
 
 #[test]
-fn etcd_flags_beacon_cannot_honour_are_refused_and_meaningless_ones_noted() {
+fn etcd_flags_without_meaning_are_noted_and_hidden_ones_taken() {
     let c = parse(&["--max-wals", "2", "--pre-vote=false", "--proxy=off"]).unwrap();
     assert_eq!(c.flag_warnings.len(), 1, "{:?}", c.flag_warnings);
-    let msg = parse(&["--unsafe-no-fsync"]).unwrap_err().to_string();
-    assert!(
-        msg.contains("--unsafe-no-fsync=true") && msg.contains("does not support yet"),
-        "{msg}"
-    );
+    // Two flags etcd 3.4.23 takes but leaves out of its --help; the second needs the
+    // checkpoints it persists.
+    let persist = "--experimental-enable-lease-checkpoint-persist";
+    let c = parse(&[
+        "--unsafe-no-fsync",
+        "--experimental-enable-lease-checkpoint",
+        persist,
+    ]);
+    let c = c.unwrap();
+    assert!(c.unsafe_no_fsync);
+    assert_eq!(c.flag_warnings.len(), 2, "{:?}", c.flag_warnings);
+    assert_eq!(parse(&[persist]).unwrap_err().exit_code(), 1);
+    assert!(!parse(&[]).unwrap().unsafe_no_fsync);
+}
+
+#[test]
+fn a_bcrypt_cost_out_of_range_is_etcds_default_with_a_warning() {
+    for (given, want) in [
+        ("4", 4),
+        ("31", 31),
+        ("3", 10),
+        ("100", 10),
+        ("99999999999", 10),
+    ] {
+        let c = parse(&[&format!("--bcrypt-cost={given}")]).unwrap();
+        assert_eq!(c.bcrypt_cost, want, "{given}");
+        assert_eq!(
+            c.flag_warnings.is_empty(),
+            want != 10 || given == "10",
+            "{given}"
+        );
+    }
+}
+
+#[test]
+fn refusals_exit_as_etcds() {
+    let code = |args: &[&str]| parse(args).unwrap_err().exit_code();
+    // Go's flag package could not parse the value: 2.
+    assert_eq!(code(&["--listen-client-urls=notaurl"]), 2);
+    assert_eq!(code(&["--proxy=weird"]), 2);
+    // etcd's checks refused what parsed: 1.
+    assert_eq!(code(&["--heartbeat-interval=0"]), 1);
+    assert_eq!(code(&["--auto-compaction-mode=weird"]), 1);
+    assert_eq!(code(&["--initial-cluster=bad"]), 1);
 }
 
 #[test]
