@@ -163,7 +163,7 @@ pub struct DiscoverySrv {
 /// Why the flags were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// clap's own errors, and `--help`/`--version` (which are not failures).
+    /// clap's own errors, and `--help` (which is not a failure).
     #[error(transparent)]
     Clap(#[from] clap::Error),
     /// A flag value that etcd's flag package would refuse while parsing (etcd exits 2),
