@@ -272,10 +272,7 @@ fn pings_sooner_than_the_minimum_time_are_refused_as_etcd_refuses_them() {
         return;
     }
     let heard = |kind: ServerKind| {
-        let bin = match kind {
-            ServerKind::Etcd => etcd_bin(),
-            ServerKind::Beacon => beacon_bin(),
-        };
+        let bin = kind.bin();
         std::thread::spawn(move || {
             let member = ServerProcess::cluster_with(kind, bin, 1, &[MIN_TIME])
                 .expect("a member")

@@ -16,9 +16,7 @@ use beacon_proto::etcdserverpb::{
     DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, StatusRequest,
     TxnRequest,
 };
-use beacon_testkit::{
-    assert_same_answers, beacon_bin, etcd_bin, etcd_or_skip, ServerKind, ServerProcess,
-};
+use beacon_testkit::{assert_same_answers, etcd_or_skip, ServerKind, ServerProcess};
 
 /// 1 MiB: reached after a few dozen 16 KiB puts.
 const QUOTA: &str = "1048576";
@@ -47,10 +45,7 @@ fn txn(op: Op) -> TxnRequest {
 }
 
 async fn quota_answers(kind: ServerKind) -> Vec<String> {
-    let bin = match kind {
-        ServerKind::Beacon => beacon_bin(),
-        ServerKind::Etcd => etcd_bin(),
-    };
+    let bin = kind.bin();
     let server = ServerProcess::cluster_with(kind, bin, 1, &["--quota-backend-bytes", QUOTA])
         .expect("server starts")
         .remove(0);

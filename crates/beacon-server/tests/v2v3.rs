@@ -7,25 +7,17 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_testkit::{beacon_bin, etcd_bin, etcd_or_skip, ServerKind, ServerProcess};
+use beacon_testkit::{etcd_or_skip, ServerKind, ServerProcess};
+
+mod support;
 
 const PREFIX: &str = "--experimental-enable-v2v3=/pfx";
 
 fn start(kind: ServerKind) -> ServerProcess {
-    let bin = match kind {
-        ServerKind::Etcd => etcd_bin(),
-        ServerKind::Beacon => beacon_bin(),
-    };
+    let bin = kind.bin();
     // etcd's emulation drops `/health`, which readiness otherwise asks.
     ServerProcess::start_ready_by_log(kind, bin, &[PREFIX, "--enable-v2"])
         .unwrap_or_else(|e| panic!("{kind:?} starts: {e}"))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 /// `METHOD path?query` with a form body, answered as `status index body`.
@@ -122,7 +114,7 @@ async fn keys_answer_as_etcds_and_leave_the_same_v3_keys() {
     if !etcd_or_skip() {
         return;
     }
-    let http = http();
+    let http = support::http();
     let mut told = Vec::new();
     for kind in [ServerKind::Etcd, ServerKind::Beacon] {
         let s = start(kind);
@@ -172,7 +164,7 @@ async fn watches_send_etcds_events() {
     if !etcd_or_skip() {
         return;
     }
-    let http = http();
+    let http = support::http();
     let mut told = Vec::new();
     for kind in [ServerKind::Etcd, ServerKind::Beacon] {
         let s = start(kind);
@@ -211,7 +203,7 @@ async fn where_etcds_emulation_loses_or_hides_keys_beacon_does_not() {
     if !etcd_or_skip() {
         return;
     }
-    let http = http();
+    let http = support::http();
     let mut told = Vec::new();
     for kind in [ServerKind::Etcd, ServerKind::Beacon] {
         let mut s = start(kind);
@@ -264,13 +256,10 @@ async fn without_v2_every_v2_path_is_not_found_as_in_etcd() {
     if !etcd_or_skip() {
         return;
     }
-    let http = http();
+    let http = support::http();
     let mut told = Vec::new();
     for kind in [ServerKind::Etcd, ServerKind::Beacon] {
-        let bin = match kind {
-            ServerKind::Etcd => etcd_bin(),
-            ServerKind::Beacon => beacon_bin(),
-        };
+        let bin = kind.bin();
         // The last of a repeated flag wins: the testkit's own `--enable-v2` is undone.
         let s = ServerProcess::start_https(
             kind,

@@ -28,6 +28,16 @@ pub enum ServerKind {
     Etcd,
 }
 
+impl ServerKind {
+    /// The binary that runs a server of this kind ([`beacon_bin`], [`etcd_bin`]).
+    pub fn bin(self) -> PathBuf {
+        match self {
+            ServerKind::Beacon => beacon_bin(),
+            ServerKind::Etcd => etcd_bin(),
+        }
+    }
+}
+
 /// Which of a member's URLs are `https` (the TLS files come in the extra flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Https {

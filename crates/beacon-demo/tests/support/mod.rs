@@ -76,10 +76,7 @@ pub async fn is_registered(registry: &Registry, key: &str) -> bool {
 
 /// A single-member registry of `kind`.
 pub fn registry(kind: ServerKind) -> ServerProcess {
-    let bin = match kind {
-        ServerKind::Beacon => beacon_bin(),
-        ServerKind::Etcd => etcd_bin(),
-    };
+    let bin = kind.bin();
     ServerProcess::start(kind, bin).expect("registry starts")
 }
 
